@@ -1,0 +1,131 @@
+"""What the engine reports: plain, torch-free records (one per epoch) and the run's fixed facts.
+
+The engine emits these through its ``on_epoch`` callback; the worker writes them to the database;
+``rnnlab train --json`` writes them to a file. ``docs/metrics.md`` defines every number.
+Non-finite values (NaN, ±inf) are kept as Python floats, never dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# Gradient histograms use the same fixed bins for every run, so they can be overlaid across runs.
+# Bins are on log10|g|: [-10, -9.75), ..., [1.75, 2.0); counts[0] is 0 < |g| < 1e-10 (underflow)
+# and counts[-1] is |g| >= 1e2 (overflow). Exact zeros and non-finite values are counted apart.
+HIST_LOG10_MIN = -10.0
+HIST_LOG10_MAX = 2.0
+HIST_BIN_WIDTH = 0.25
+HIST_NBINS = int(round((HIST_LOG10_MAX - HIST_LOG10_MIN) / HIST_BIN_WIDTH))  # 48 inner bins
+HIST_EDGES = [HIST_LOG10_MIN + i * HIST_BIN_WIDTH for i in range(HIST_NBINS + 1)]
+HIST_LEN = HIST_NBINS + 2  # with the underflow and overflow bins
+
+OUTCOMES = ("succeeded", "diverged", "cancelled")
+
+
+@dataclass
+class RunInfo:
+    """Facts about a run that do not change from epoch to epoch."""
+
+    task: str                 # task name, e.g. "adding"
+    variant: str              # e.g. "a16", "p13", "permuted", "sine"
+    seq_len: int              # T of the probe batch (the length of every grad profile)
+    metric_name: str          # "mse", "accuracy", "solve_rate", "bpc", ...
+    higher_is_better: bool    # for the metric
+    baseline_loss: float      # the trivial predictor's loss (e.g. 1/6 for adding a16)
+    baseline_metric: float    # the trivial predictor's metric
+    loss_name: str            # "mse" or "cross_entropy" (mean reduction)
+    num_params: int
+    device: str               # "cpu", "cuda:0", ...
+    gamma: float | None       # sup φ' of a vanilla cell's activation; None for gated cells
+    param_names: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ParamStat:
+    """Per named parameter (``weight_hh_l0``, ``bias_ih_l0``, ``head.weight``, ...), over an epoch."""
+
+    name: str
+    grad_norm_mean: float     # mean over the epoch's steps of ‖∂L/∂θ‖₂ (before clipping)
+    grad_norm_max: float
+    update_ratio: float       # ‖θ_end − θ_start‖ / ‖θ_start‖ over the epoch (nan if ‖θ_start‖ = 0)
+    weight_norm: float        # ‖θ‖₂ at the end of the epoch
+    hist: list[int]           # HIST_LEN counts of log10|g| of the probe-batch gradient
+    hist_zeros: int
+    hist_nonfinite: int
+
+
+@dataclass
+class LayerStat:
+    """Per recurrent layer k (0-based)."""
+
+    layer: int
+    # spectra of W_hh (for gated cells, of the candidate block: LSTM 'g', GRU 'n')
+    rho: float
+    sigma_max: float
+    gamma_sigma_max: float | None          # γ·σ_max, vanilla cells only
+    gate_spectra: dict[str, dict[str, float]]  # gated cells: {"i": {"rho":…, "sigma_max":…}, …}
+    # activation health on the probe batch
+    saturated_frac: float | None           # tanh |h|>0.99, sigmoid h<0.01 or >0.99; None for relu
+    dead_frac: float | None                # relu-family: units with z ≤ 0 at every step & example
+    gate_mean: dict[str, float]            # gated cells: mean gate value per gate
+    gate_saturated: dict[str, float]       # gated cells: fraction of gate values <0.1 or >0.9
+    # the exact per-timestep profile, t = 1..T, on the probe batch
+    grad_h: list[float]                    # ‖∂L/∂h_t‖ (total derivative)
+    grad_c: list[float] | None             # ‖∂L/∂c_t‖ for LSTM
+    # derived from grad_h (docs/metrics.md)
+    log_ratio: float                       # log10(‖g_1‖ / ‖g_T‖)
+    decay_per_step: float                  # fitted slope of log10‖g_t‖ per step back from T
+    horizon: float                         # effective horizon in steps
+    steps_in_past: float                   # P13: mean over t of 1[‖g_t‖² ≥ 1e-20]
+
+
+@dataclass
+class EpochRecord:
+    """Everything recorded for one epoch. Epoch 0 is at initialization, before any update: its
+    train_* fields and step-based fields come from the probe batch (steps = 0)."""
+
+    epoch: int
+    steps: int                       # optimizer steps taken in this epoch
+    train_loss: float | None         # mean over the epoch's steps (None at epoch 0)
+    val_loss: float                  # held-out loss
+    val_metric: float                # held-out task metric (RunInfo.metric_name)
+    grad_norm_mean: float | None     # global pre-clip gradient norm, mean over steps
+    grad_norm_max: float | None
+    clip_fraction: float | None      # fraction of steps where clipping changed the gradient
+    nonfinite_steps: int             # steps whose gradient had NaN/inf
+    train_seconds: float
+    diag_seconds: float              # time spent on diagnostics in this epoch
+    probed: bool                     # whether the per-timestep probe ran this epoch
+    params: list[ParamStat] = field(default_factory=list)
+    layers: list[LayerStat] = field(default_factory=list)   # empty when probed is False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RunResult:
+    outcome: str                     # one of OUTCOMES
+    message: str                     # human-readable; for 'diverged' says where and what
+    epochs_done: int                 # last completed epoch
+
+
+def finite_or_none(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+def encode_float(x: float | None) -> float | str | None:
+    """JSON-safe float: NaN/±inf become the strings 'NaN', 'Infinity', '-Infinity'."""
+    if x is None or math.isfinite(x):
+        return x
+    if math.isnan(x):
+        return "NaN"
+    return "Infinity" if x > 0 else "-Infinity"
+
+
+def decode_float(x: float | str | None) -> float | None:
+    if isinstance(x, str):
+        return float({"NaN": "nan", "Infinity": "inf", "-Infinity": "-inf"}.get(x, x))
+    return x

@@ -1,0 +1,68 @@
+"""Deployment settings (URLs, secrets, limits), read from RNNLAB_* environment variables or .env.
+
+Embedded defaults need no server: SQLite in ``$RNNLAB_HOME/rnnlab.db`` and kombu's filesystem
+broker under ``$RNNLAB_HOME/broker``. Teams set RNNLAB_DATABASE_URL (postgresql+psycopg://…) and
+RNNLAB_BROKER_URL (redis://…).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rnnlab.spec import Limits
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RNNLAB_", env_file=".env", extra="ignore")
+
+    home: Path = Field(Path.home() / ".rnnlab", description="data folder for the embedded defaults")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite under home")
+    readonly_database_url: str | None = Field(
+        None, description="URL of a read-only role for the SQL console (Postgres); default: database_url"
+    )
+    broker_url: str | None = Field(None, description="Celery broker URL; default filesystem under home")
+    max_attempts: int = Field(3, ge=1, description="attempts before a repeatedly lost run is failed")
+    heartbeat_seconds: float = Field(5.0, gt=0, description="worker heartbeat period")
+    lost_after_seconds: float = Field(60.0, gt=0, description="a running run with no heartbeat this long is lost")
+    visibility_timeout: int = Field(7 * 24 * 3600, description="Redis: seconds before an unacked job is redelivered")
+    sql_timeout_seconds: float = Field(10.0, gt=0, description="statement timeout of the SQL console")
+    sql_row_limit: int = Field(10_000, ge=1, description="row limit of the SQL console")
+    # limits on one job (see rnnlab.spec.Limits)
+    max_hidden_size: int = 4096
+    max_seq_len: int = 10_000
+    max_batch_size: int = 4096
+    max_epochs: int = 10_000
+    max_steps_per_epoch: int = 100_000
+    max_work: int = 2_000_000_000
+    max_sweep_runs: int = 1_000
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        self.home.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.home / 'rnnlab.db').resolve()}"
+
+    @property
+    def broker(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def broker_folder(self) -> Path:
+        """Folder of the filesystem broker (used only when broker_url is unset)."""
+        p = (self.home / "broker").resolve()
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(**{k: getattr(self, k) for k in Limits.model_fields})
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,478 @@
+"""The job spec: one validated, torch-free definition of a training job (and of a sweep of jobs).
+
+Every part of rnnlab uses these classes: the CLI and the dashboard build them, the database stores
+them as JSON (with ``SPEC_VERSION``), the worker re-reads them, the engine trains from them.
+``docs/spec.md`` documents every field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SPEC_VERSION = 1
+
+Cell = Literal["rnn", "lstm", "gru"]
+Activation = Literal["tanh", "sigmoid", "relu", "leaky_relu", "prelu"]
+InitName = Literal[
+    "default", "zeros", "normal", "uniform", "xavier_uniform", "xavier_normal",
+    "kaiming", "orthogonal", "identity",
+]
+Device = Literal["auto", "cpu", "cuda"]
+
+
+class _Strict(BaseModel):
+    """Base: unknown keys are errors, NaN/inf are rejected, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=True, frozen=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tasks
+# ---------------------------------------------------------------------------------------------
+
+class AddingTask(_Strict):
+    """Adding problem. ``a16``: two marked U[0,1] values, one per half, target their sum (baseline
+    MSE 1/6). ``p13``: length T..1.1T, markers in the first 10% and in [10%, 50%), target the mean
+    (baseline MSE 1/24, an answer is wrong if its squared error > 0.04)."""
+
+    name: Literal["adding"] = "adding"
+    variant: Literal["a16", "p13"] = "a16"
+    seq_len: int = Field(100, ge=2, description="sequence length T")
+
+
+class CopyTask(_Strict):
+    """Copy memory [A16]: remember ``n_copy`` symbols over ``seq_len`` blanks (length T + 2·n_copy).
+    Memoryless baseline cross-entropy n_copy·ln(n_symbols)/(T + 2·n_copy)."""
+
+    name: Literal["copy"] = "copy"
+    seq_len: int = Field(50, ge=1, description="delay T between the symbols and the delimiter")
+    n_symbols: int = Field(8, ge=2, le=64)
+    n_copy: int = Field(10, ge=1, le=100)
+
+
+class TemporalOrderTask(_Strict):
+    """Temporal order [P13 code]: classify the order of two symbols (A/B) placed in [0.1L, 0.2L) and
+    [0.5L, 0.6L) among distractors; 4 classes, chance 25%."""
+
+    name: Literal["temporal_order"] = "temporal_order"
+    variant: Literal["p13"] = "p13"
+    seq_len: int = Field(50, ge=10)
+
+
+class DigitsTask(_Strict):
+    """Sequential digits: scikit-learn's bundled 8×8 digits, one pixel per step (T = 64), with an
+    optional fixed permutation of the pixels."""
+
+    name: Literal["digits"] = "digits"
+    permuted: bool = False
+    perm_seed: int = Field(0, ge=0)
+    seq_len: Literal[64] = 64
+
+
+class CharLMTask(_Strict):
+    """Character-level language model on a plain-text file (``path``; None = the bundled text)."""
+
+    name: Literal["charlm"] = "charlm"
+    path: str | None = None
+    seq_len: int = Field(100, ge=2)
+
+
+class ForecastTask(_Strict):
+    """One-step-ahead forecasting of a generated series (sine mixture, Mackey-Glass τ = 17) or of a
+    user's CSV file of series (``path``, one series per numeric column)."""
+
+    name: Literal["forecast"] = "forecast"
+    series: Literal["sine", "mackey_glass", "csv"] = "sine"
+    path: str | None = None
+    seq_len: int = Field(100, ge=2)
+
+    @model_validator(mode="after")
+    def _csv_needs_path(self) -> "ForecastTask":
+        if self.series == "csv" and not self.path:
+            raise ValueError("task.path is required when task.series is 'csv'")
+        if self.series != "csv" and self.path:
+            raise ValueError(f"task.path applies only to task.series 'csv', not '{self.series}'")
+        return self
+
+
+TaskSpec = Annotated[
+    Union[AddingTask, CopyTask, TemporalOrderTask, DigitsTask, CharLMTask, ForecastTask],
+    Field(discriminator="name"),
+]
+TASK_NAMES = ("adding", "copy", "temporal_order", "digits", "charlm", "forecast")
+
+
+# ---------------------------------------------------------------------------------------------
+# Model, initialization, training
+# ---------------------------------------------------------------------------------------------
+
+class InitSpec(_Strict):
+    """Weight initialization. ``recurrent`` is for W_hh, ``input`` for W_ih; gated cells are
+    initialized per gate block. A bare string (``init: orthogonal``) sets both."""
+
+    recurrent: InitName = "default"
+    input: InitName = "default"
+    std: float = Field(0.01, gt=0, description="std for 'normal'")
+    bound: float = Field(0.1, gt=0, description="bound for 'uniform': U(-bound, bound)")
+    scale: float = Field(1.0, gt=0, description="scale for 'identity' (IRNN): W_hh = scale·I")
+    spectral_radius: float | None = Field(
+        None, gt=0, description="rescale each W_hh block exactly to this spectral radius"
+    )
+    forget_bias: float | None = Field(
+        None, description="LSTM forget-gate bias (total of b_ih + b_hh); None leaves it as initialized"
+    )
+    bias: Literal["default", "zeros"] | None = Field(
+        None, description="None: PyTorch's default when both inits are 'default', otherwise zeros"
+    )
+
+    @model_validator(mode="after")
+    def _radius_needs_nonzero(self) -> "InitSpec":
+        if self.spectral_radius is not None and self.recurrent == "zeros":
+            raise ValueError(
+                "init.spectral_radius cannot rescale init.recurrent 'zeros' (its spectral radius is 0)"
+            )
+        return self
+
+
+class ClipSpec(_Strict):
+    """Gradient clipping: ``norm`` rescales the global gradient to ``max_norm`` when it is larger
+    [P13 Alg. 1]; ``value`` clamps each element to ±``clip_value``."""
+
+    mode: Literal["none", "norm", "value"] = "none"
+    max_norm: float | None = Field(None, gt=0)
+    clip_value: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _params_match_mode(self) -> "ClipSpec":
+        if self.mode == "norm" and self.max_norm is None:
+            raise ValueError("clip.max_norm is required when clip.mode is 'norm'")
+        if self.mode == "value" and self.clip_value is None:
+            raise ValueError("clip.clip_value is required when clip.mode is 'value'")
+        if self.mode != "norm" and self.max_norm is not None:
+            raise ValueError(f"clip.max_norm applies only to clip.mode 'norm', not '{self.mode}'")
+        if self.mode != "value" and self.clip_value is not None:
+            raise ValueError(f"clip.clip_value applies only to clip.mode 'value', not '{self.mode}'")
+        return self
+
+
+class OptimizerSpec(_Strict):
+    name: Literal["sgd", "adam", "rmsprop"] = "adam"
+    lr: float = Field(1e-3, gt=0, le=10)
+    momentum: float = Field(0.0, ge=0, lt=1, description="sgd and rmsprop only")
+    weight_decay: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _momentum_applies(self) -> "OptimizerSpec":
+        if self.name == "adam" and self.momentum != 0.0:
+            raise ValueError("optimizer.momentum applies only to optimizer.name 'sgd' or 'rmsprop', not 'adam'")
+        return self
+
+
+class ProbeSpec(_Strict):
+    """The exact per-timestep diagnostics run on a fixed probe batch every ``every`` epochs
+    (and always at epoch 0 and at the last epoch)."""
+
+    every: int = Field(1, ge=1)
+    batch_size: int = Field(32, ge=1)
+
+
+class JobSpec(_Strict):
+    """One training job."""
+
+    name: str | None = Field(None, max_length=200)
+    task: TaskSpec = Field(default_factory=AddingTask)
+    cell: Cell = "rnn"
+    activation: Activation | None = Field(None, description="rnn cell only; None means tanh")
+    leaky_slope: float | None = Field(None, gt=0, lt=1, description="leaky_relu only (default 0.01)")
+    hidden_size: int = Field(128, ge=1)
+    num_layers: int = Field(1, ge=1, le=8)
+    init: InitSpec = Field(default_factory=InitSpec)
+    clip: ClipSpec = Field(default_factory=ClipSpec)
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    batch_size: int = Field(64, ge=1)
+    epochs: int = Field(10, ge=1)
+    steps_per_epoch: int = Field(50, ge=1)
+    seed: int = Field(0, ge=0, lt=2**31)
+    device: Device = "auto"
+    probe: ProbeSpec = Field(default_factory=ProbeSpec)
+
+    @field_validator("init", mode="before")
+    @classmethod
+    def _init_shorthand(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return {"recurrent": v, "input": v}
+        return v
+
+    @field_validator("clip", mode="before")
+    @classmethod
+    def _clip_shorthand(cls, v: Any) -> Any:
+        if v is None or v == "none":
+            return {"mode": "none"}
+        return v
+
+    @model_validator(mode="after")
+    def _combinations(self) -> "JobSpec":
+        if self.cell != "rnn" and self.activation is not None:
+            raise ValueError(
+                f"activation applies only to cell 'rnn' (LSTM and GRU have fixed gate activations); "
+                f"remove it or set cell: rnn (got cell '{self.cell}', activation '{self.activation}')"
+            )
+        if self.leaky_slope is not None and self.activation != "leaky_relu":
+            raise ValueError("leaky_slope applies only to activation 'leaky_relu'")
+        if self.init.forget_bias is not None and self.cell != "lstm":
+            raise ValueError(f"init.forget_bias applies only to cell 'lstm', not '{self.cell}'")
+        if self.probe.batch_size > 4096:
+            raise ValueError("probe.batch_size must be at most 4096")
+        return self
+
+    # -- derived, read-only conveniences ---------------------------------------------------
+    @property
+    def act(self) -> str:
+        """The effective activation of a vanilla cell ('tanh' when unset); None for gated cells."""
+        return (self.activation or "tanh") if self.cell == "rnn" else "gated"
+
+    @property
+    def slope(self) -> float:
+        return self.leaky_slope if self.leaky_slope is not None else 0.01
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def spec_hash(self) -> str:
+        """Identity of what is trained: the canonical JSON of the spec without its ``name``."""
+        d = self.to_dict()
+        d.pop("name", None)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
+    def label(self) -> str:
+        """A short human label: 'lstm adding T=100 h128 s0'."""
+        act = f"/{self.act}" if self.cell == "rnn" else ""
+        return (
+            f"{self.cell}{act} {self.task.name} T={self.task.seq_len} "
+            f"h{self.hidden_size}x{self.num_layers} s{self.seed}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Operator limits (from settings), applied after schema validation
+# ---------------------------------------------------------------------------------------------
+
+class Limits(BaseModel):
+    """Sizes an operator allows for one job, so that one job cannot take a machine down."""
+
+    max_hidden_size: int = 4096
+    max_seq_len: int = 10_000
+    max_batch_size: int = 4096
+    max_epochs: int = 10_000
+    max_steps_per_epoch: int = 100_000
+    # hidden_size · seq_len · batch_size · num_layers: a rough memory bound for the unrolled graph
+    max_work: int = 2_000_000_000
+    max_sweep_runs: int = 1_000
+
+
+class SpecError(ValueError):
+    """A spec was rejected. ``errors`` holds one message per problem, each naming the field,
+    the value given and what is allowed."""
+
+    def __init__(self, errors: list[str]):
+        self.errors = errors
+        super().__init__("invalid spec:\n" + "\n".join(f"  - {e}" for e in errors))
+
+
+def _fmt_loc(loc: tuple[Any, ...]) -> str:
+    # drop the discriminator tag pydantic inserts for tagged unions ("task.adding.seq_len")
+    parts = [str(p) for p in loc]
+    if len(parts) >= 2 and parts[0] == "task" and parts[1] in TASK_NAMES:
+        parts.pop(1)
+    return ".".join(parts) or "spec"
+
+
+def _format_errors(err: ValidationError) -> list[str]:
+    out = []
+    for e in err.errors(include_url=False):
+        loc = _fmt_loc(e["loc"])
+        msg = e["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+            out.append(msg if loc == "spec" or msg.startswith(loc) else f"{loc}: {msg}")
+            continue
+        if e["type"] == "extra_forbidden":
+            out.append(f"{loc}: unknown field (check the spelling; see `rnnlab spec --example`)")
+            continue
+        if e["type"] == "union_tag_invalid":
+            out.append(f"{loc}.name: got {e['input'].get('name')!r}; allowed: {', '.join(TASK_NAMES)}"
+                       if isinstance(e.get("input"), dict) else f"{loc}: {msg}")
+            continue
+        val = e.get("input")
+        shown = repr(val) if not isinstance(val, dict) else "{…}"
+        if isinstance(val, float) and not math.isfinite(val):
+            msg = "must be a finite number"
+        out.append(f"{loc}: got {shown}; {msg[0].lower() + msg[1:]}")
+    return out
+
+
+def check_limits(spec: JobSpec, limits: Limits) -> list[str]:
+    errs = []
+    checks = [
+        ("hidden_size", spec.hidden_size, limits.max_hidden_size),
+        ("task.seq_len", spec.task.seq_len, limits.max_seq_len),
+        ("batch_size", spec.batch_size, limits.max_batch_size),
+        ("probe.batch_size", spec.probe.batch_size, limits.max_batch_size),
+        ("epochs", spec.epochs, limits.max_epochs),
+        ("steps_per_epoch", spec.steps_per_epoch, limits.max_steps_per_epoch),
+    ]
+    for field, value, cap in checks:
+        if value > cap:
+            errs.append(f"{field}: got {value}; the operator's limit is {cap}")
+    work = spec.hidden_size * spec.task.seq_len * spec.batch_size * spec.num_layers
+    if work > limits.max_work:
+        errs.append(
+            f"hidden_size·task.seq_len·batch_size·num_layers: got {work:,}; the operator's limit is "
+            f"{limits.max_work:,} (make one of them smaller)"
+        )
+    return errs
+
+
+def parse_spec(data: Any, limits: Limits | None = None) -> JobSpec:
+    """Validate a mapping (from YAML/JSON/a form) into a JobSpec, or raise SpecError listing
+    every problem."""
+    if not isinstance(data, dict):
+        raise SpecError([f"spec: expected a mapping of fields, got {type(data).__name__}"])
+    data = dict(data)
+    data.pop("spec_version", None)
+    try:
+        spec = JobSpec.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(_format_errors(e)) from None
+    errs = check_limits(spec, limits or Limits())
+    if errs:
+        raise SpecError(errs)
+    return spec
+
+
+# ---------------------------------------------------------------------------------------------
+# Sweeps
+# ---------------------------------------------------------------------------------------------
+
+class SweepSpec(_Strict):
+    """A grid of jobs: ``base`` is a job spec, ``vary`` maps dotted field paths to lists of
+    values (``cell: [rnn, lstm]``, ``task.seq_len: [50, 100]``), ``seeds`` lists the seeds.
+    The grid is the cartesian product of every list."""
+
+    name: str | None = Field(None, max_length=200)
+    base: dict[str, Any] = Field(default_factory=dict)
+    vary: dict[str, list[Any]] = Field(default_factory=dict)
+    seeds: list[int] = Field(default_factory=lambda: [0])
+
+    @field_validator("vary")
+    @classmethod
+    def _nonempty_lists(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for k, vals in v.items():
+            if not vals:
+                raise ValueError(f"vary.{k}: the list of values is empty")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_ok(cls, v: list[int]) -> list[int]:
+        if not v:
+            raise ValueError("seeds: give at least one seed")
+        if any(s < 0 for s in v):
+            raise ValueError(f"seeds: got {v}; seeds must be ≥ 0")
+        return v
+
+
+def _set_path(d: dict[str, Any], path: str, value: Any) -> None:
+    keys = path.split(".")
+    cur = d
+    for k in keys[:-1]:
+        nxt = cur.get(k)
+        if isinstance(nxt, str) and k == "init":  # expand the init shorthand before nesting into it
+            nxt = {"recurrent": nxt, "input": nxt}
+        if not isinstance(nxt, dict):
+            nxt = {} if nxt is None else nxt
+        nxt = dict(nxt)
+        cur[k] = nxt
+        cur = nxt
+    cur[keys[-1]] = value
+
+
+def expand_sweep(sweep: SweepSpec, limits: Limits | None = None) -> list[JobSpec]:
+    """Expand a sweep into validated job specs (errors for every bad grid point are collected)."""
+    limits = limits or Limits()
+    keys = list(sweep.vary)
+    grid = list(itertools.product(*(sweep.vary[k] for k in keys), sweep.seeds))
+    if len(grid) > limits.max_sweep_runs:
+        raise SpecError([f"sweep: {len(grid)} runs; the operator's limit is {limits.max_sweep_runs}"])
+    specs, errors = [], []
+    for point in grid:
+        d = json.loads(json.dumps(sweep.base))
+        for k, v in zip(keys, point[:-1]):
+            _set_path(d, k, v)
+        d["seed"] = point[-1]
+        if sweep.name and not d.get("name"):
+            d["name"] = sweep.name
+        try:
+            specs.append(parse_spec(d, limits))
+        except SpecError as e:
+            where = ", ".join(f"{k}={v!r}" for k, v in zip(keys, point[:-1]))
+            errors += [f"[{where}] {m}" for m in e.errors]
+    if errors:
+        raise SpecError(sorted(set(errors), key=errors.index))
+    return specs
+
+
+def find_duplicates(specs: list[JobSpec]) -> list[tuple[int, int]]:
+    """Pairs (i, j), i < j, of specs in the list that train the same thing."""
+    seen: dict[str, int] = {}
+    dups = []
+    for j, s in enumerate(specs):
+        h = s.spec_hash()
+        if h in seen:
+            dups.append((seen[h], j))
+        else:
+            seen[h] = j
+    return dups
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------------
+
+def load_document(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or JSON file into a mapping, with a clear error."""
+    p = Path(path)
+    if not p.exists():
+        raise SpecError([f"{p}: file not found"])
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise SpecError([f"{p}: not valid YAML/JSON: {e}"]) from None
+    if not isinstance(data, dict):
+        raise SpecError([f"{p}: expected a mapping of fields at the top level"])
+    return data
+
+
+def is_sweep(doc: dict[str, Any]) -> bool:
+    return "vary" in doc or "seeds" in doc or "base" in doc
+
+
+def load(path: str | Path, limits: Limits | None = None) -> JobSpec | SweepSpec:
+    """Load a job spec or a sweep spec from a YAML/JSON file."""
+    doc = load_document(path)
+    if is_sweep(doc):
+        try:
+            sweep = SweepSpec.model_validate(doc)
+        except ValidationError as e:
+            raise SpecError(_format_errors(e)) from None
+        expand_sweep(sweep, limits)  # validate every grid point now
+        return sweep
+    return parse_spec(doc, limits)

@@ -1,0 +1,120 @@
+"""The job spec: valid specs round-trip, every bad value is rejected with a message naming the field."""
+
+import math
+
+import pytest
+
+from rnnlab.spec import (
+    JobSpec, Limits, SpecError, SweepSpec, expand_sweep, find_duplicates, load, parse_spec,
+)
+
+
+def test_defaults_are_valid_and_round_trip():
+    spec = parse_spec({})
+    again = parse_spec(spec.to_dict())
+    assert again == spec
+    assert again.spec_hash() == spec.spec_hash()
+
+
+def test_init_shorthand_sets_both_inits():
+    spec = parse_spec({"init": "orthogonal"})
+    assert spec.init.recurrent == "orthogonal" and spec.init.input == "orthogonal"
+
+
+def test_name_does_not_change_hash():
+    assert parse_spec({"name": "a"}).spec_hash() == parse_spec({"name": "b"}).spec_hash()
+    assert parse_spec({"seed": 1}).spec_hash() != parse_spec({"seed": 2}).spec_hash()
+
+
+@pytest.mark.parametrize(
+    "data, field, hint",
+    [
+        ({"cell": "lstmx"}, "cell", "'rnn', 'lstm' or 'gru'"),
+        ({"activation": "swish"}, "activation", "'tanh'"),
+        ({"cell": "gru", "activation": "relu"}, "activation", "only to cell 'rnn'"),
+        ({"hidden_size": -3}, "hidden_size", "greater than or equal to 1"),
+        ({"hidden_size": "big"}, "hidden_size", "integer"),
+        ({"num_layers": 9}, "num_layers", "less than or equal to 8"),
+        ({"optimizer": {"lr": math.nan}}, "optimizer.lr", "finite"),
+        ({"optimizer": {"lr": math.inf}}, "optimizer.lr", "finite"),
+        ({"optimizer": {"name": "adam", "momentum": 0.9}}, "optimizer.momentum", "sgd"),
+        ({"task": {"name": "addng"}}, "task.name", "adding, copy"),
+        ({"task": {"name": "adding", "seq_len": 1}}, "task.seq_len", "greater than or equal to 2"),
+        ({"task": {"name": "adding", "variant": "h97"}}, "task.variant", "'a16' or 'p13'"),
+        ({"task": {"name": "digits", "seq_len": 100}}, "task.seq_len", "64"),
+        ({"task": {"name": "forecast", "series": "csv"}}, "task.path", "required"),
+        ({"clip": {"mode": "norm"}}, "clip.max_norm", "required"),
+        ({"clip": {"mode": "value", "clip_value": -1}}, "clip.clip_value", "greater than 0"),
+        ({"clip": {"mode": "none", "max_norm": 1.0}}, "clip.max_norm", "applies only"),
+        ({"init": {"recurrent": "zeros", "spectral_radius": 0.9}}, "init.spectral_radius", "zeros"),
+        ({"init": {"recurrent": "glorot"}}, "init.recurrent", "'xavier_uniform'"),
+        ({"init": {"forget_bias": 1.0}}, "init.forget_bias", "only to cell 'lstm'"),
+        ({"leaky_slope": 0.1}, "leaky_slope", "leaky_relu"),
+        ({"device": "tpu"}, "device", "'auto', 'cpu' or 'cuda'"),
+        ({"epochs": 0}, "epochs", "greater than or equal to 1"),
+        ({"seed": -1}, "seed", "greater than or equal to 0"),
+        ({"hiden_size": 8}, "hiden_size", "unknown field"),
+    ],
+)
+def test_bad_values_name_the_field(data, field, hint):
+    with pytest.raises(SpecError) as ei:
+        parse_spec(data)
+    text = "\n".join(ei.value.errors)
+    assert field in text, text
+    assert hint in text, text
+
+
+def test_all_errors_reported_at_once():
+    with pytest.raises(SpecError) as ei:
+        parse_spec({"cell": "x", "hidden_size": 0, "epochs": -1})
+    assert len(ei.value.errors) == 3
+
+
+def test_operator_limits():
+    limits = Limits(max_hidden_size=64, max_work=10**6)
+    with pytest.raises(SpecError) as ei:
+        parse_spec({"hidden_size": 128}, limits)
+    assert "hidden_size: got 128; the operator's limit is 64" in ei.value.errors
+    with pytest.raises(SpecError) as ei:
+        parse_spec({"hidden_size": 64, "batch_size": 64, "task": {"name": "adding", "seq_len": 1000}}, limits)
+    assert "limit" in ei.value.errors[0] and "seq_len" in ei.value.errors[0]
+
+
+def test_sweep_expands_to_grid_with_seeds():
+    sweep = SweepSpec(
+        base={"task": {"name": "adding"}, "epochs": 2},
+        vary={"cell": ["rnn", "lstm", "gru"], "task.seq_len": [50, 100]},
+        seeds=[0, 1, 2],
+    )
+    specs = expand_sweep(sweep)
+    assert len(specs) == 3 * 2 * 3
+    assert {(s.cell, s.task.seq_len, s.seed) for s in specs} == {
+        (c, t, s) for c in ("rnn", "lstm", "gru") for t in (50, 100) for s in (0, 1, 2)
+    }
+    assert find_duplicates(specs) == []
+
+
+def test_sweep_reports_duplicates_and_bad_points():
+    specs = expand_sweep(SweepSpec(vary={"hidden_size": [8, 8]}, seeds=[0]))
+    assert find_duplicates(specs) == [(0, 1)]
+    with pytest.raises(SpecError) as ei:
+        expand_sweep(SweepSpec(vary={"cell": ["rnn", "lstm"]}, base={"activation": "relu"}))
+    assert any("cell='lstm'" in e and "activation" in e for e in ei.value.errors)
+
+
+def test_sweep_init_path_on_top_of_shorthand():
+    specs = expand_sweep(SweepSpec(base={"init": "xavier_normal"}, vary={"init.recurrent": ["orthogonal"]}))
+    assert specs[0].init.recurrent == "orthogonal" and specs[0].init.input == "xavier_normal"
+
+
+def test_load_yaml_file(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text("cell: lstm\ntask: {name: copy, seq_len: 30}\ninit: {forget_bias: 1.0}\n")
+    spec = load(p)
+    assert isinstance(spec, JobSpec) and spec.task.seq_len == 30
+    bad = tmp_path / "b.yaml"
+    bad.write_text("cell: [unclosed\n")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load(bad)
+    with pytest.raises(SpecError, match="file not found"):
+        load(tmp_path / "missing.yaml")

@@ -1,0 +1,1 @@
+"""Celery worker: joins the engine (models/) and the results database (db/)."""

@@ -13,6 +13,7 @@ from sqlalchemy import (
     JSON, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, LargeBinary,
     MetaData, String, Text, UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "diverged", "cancelled")
@@ -32,6 +33,10 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+# JSON on SQLite (query with json_each / ->>), JSONB on Postgres (query with jsonb_array_elements,
+# ->, ->>, @>): plain JSON on Postgres cannot be compared or indexed.
+JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
 _fk_run = lambda: ForeignKey("runs.id", ondelete="CASCADE")  # noqa: E731
 
 
@@ -39,7 +44,7 @@ class Sweep(Base):
     __tablename__ = "sweeps"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str | None] = mapped_column(String(200))
-    spec: Mapped[dict] = mapped_column(JSON, nullable=False)           # the SweepSpec as submitted
+    spec: Mapped[dict] = mapped_column(JSONType, nullable=False)           # the SweepSpec as submitted
     owner: Mapped[str | None] = mapped_column(String(100))
     n_runs: Mapped[int] = mapped_column(Integer, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
@@ -59,7 +64,7 @@ class Run(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sweep_id: Mapped[int | None] = mapped_column(ForeignKey("sweeps.id", ondelete="SET NULL"))
     name: Mapped[str | None] = mapped_column(String(200))
-    spec: Mapped[dict] = mapped_column(JSON, nullable=False)            # JobSpec.to_dict()
+    spec: Mapped[dict] = mapped_column(JSONType, nullable=False)            # JobSpec.to_dict()
     spec_version: Mapped[int] = mapped_column(Integer, nullable=False)
     spec_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     # denormalized from spec, for fast filtering and plain SQL
@@ -88,7 +93,7 @@ class Run(Base):
     max_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=3)
     code_version: Mapped[str | None] = mapped_column(String(80))
     # facts from the engine (RunInfo) and a summary of the latest epoch
-    info: Mapped[dict | None] = mapped_column(JSON)                       # RunInfo as a dict
+    info: Mapped[dict | None] = mapped_column(JSONType)                       # RunInfo as a dict
     metric_name: Mapped[str | None] = mapped_column(String(40))
     baseline_loss: Mapped[float | None] = mapped_column(Float)
     baseline_metric: Mapped[float | None] = mapped_column(Float)
@@ -141,7 +146,7 @@ class Epoch(Base):
     train_seconds: Mapped[float] = mapped_column(Float, nullable=False)
     diag_seconds: Mapped[float] = mapped_column(Float, nullable=False)
     probed: Mapped[bool] = mapped_column(Boolean, nullable=False)
-    nan_fields: Mapped[list | None] = mapped_column(JSON)   # names of columns whose value is NaN
+    nan_fields: Mapped[list | None] = mapped_column(JSONType)   # names of columns whose value is NaN
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
@@ -154,7 +159,7 @@ class ParamStatRow(Base):
     grad_norm_max: Mapped[float | None] = mapped_column(Float)
     update_ratio: Mapped[float | None] = mapped_column(Float)
     weight_norm: Mapped[float | None] = mapped_column(Float)
-    nan_fields: Mapped[list | None] = mapped_column(JSON)
+    nan_fields: Mapped[list | None] = mapped_column(JSONType)
 
 
 class LayerStatRow(Base):
@@ -165,16 +170,16 @@ class LayerStatRow(Base):
     rho: Mapped[float | None] = mapped_column(Float)
     sigma_max: Mapped[float | None] = mapped_column(Float)
     gamma_sigma_max: Mapped[float | None] = mapped_column(Float)
-    gate_spectra: Mapped[dict | None] = mapped_column(JSON)
+    gate_spectra: Mapped[dict | None] = mapped_column(JSONType)
     saturated_frac: Mapped[float | None] = mapped_column(Float)
     dead_frac: Mapped[float | None] = mapped_column(Float)
-    gate_mean: Mapped[dict | None] = mapped_column(JSON)
-    gate_saturated: Mapped[dict | None] = mapped_column(JSON)
+    gate_mean: Mapped[dict | None] = mapped_column(JSONType)
+    gate_saturated: Mapped[dict | None] = mapped_column(JSONType)
     log_ratio: Mapped[float | None] = mapped_column(Float)
     decay_per_step: Mapped[float | None] = mapped_column(Float)
     horizon: Mapped[float | None] = mapped_column(Float)
     steps_in_past: Mapped[float | None] = mapped_column(Float)
-    nan_fields: Mapped[list | None] = mapped_column(JSON)
+    nan_fields: Mapped[list | None] = mapped_column(JSONType)
 
 
 class GradProfile(Base):
@@ -189,7 +194,7 @@ class GradProfile(Base):
     layer: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(1), primary_key=True)
     seq_len: Mapped[int] = mapped_column(Integer, nullable=False)
-    norms: Mapped[list] = mapped_column(JSON, nullable=False)
+    norms: Mapped[list] = mapped_column(JSONType, nullable=False)
 
 
 class Histogram(Base):
@@ -199,7 +204,7 @@ class Histogram(Base):
     run_id: Mapped[int] = mapped_column(_fk_run(), primary_key=True)
     epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
     param: Mapped[str] = mapped_column(String(100), primary_key=True)
-    counts: Mapped[list] = mapped_column(JSON, nullable=False)   # HIST_LEN ints
+    counts: Mapped[list] = mapped_column(JSONType, nullable=False)   # HIST_LEN ints
     zeros: Mapped[int] = mapped_column(Integer, nullable=False)
     nonfinite: Mapped[int] = mapped_column(Integer, nullable=False)
 

@@ -1,0 +1,110 @@
+"""The task interface: seeded batches, a fixed held-out set and probe batch, loss, metric, baseline."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# Independent random streams: a batch is a pure function of (seed, stream, epoch, step).
+TRAIN, HELDOUT, PROBE = 0, 1, 2
+
+
+def rng_for(seed: int, stream: int, epoch: int = 0, step: int = 0) -> np.random.Generator:
+    """A numpy generator that depends only on (seed, stream, epoch, step)."""
+    return np.random.default_rng([seed, stream, epoch, step])
+
+
+@dataclass
+class Batch:
+    """Time-major inputs ``x`` (T, B, input_size) and targets ``y`` ((B,)/(B,1) or (T, B)/(T, B, 1))."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def to(self, device: torch.device | str) -> "Batch":
+        return Batch(self.x.to(device, non_blocking=True), self.y.to(device, non_blocking=True))
+
+    @property
+    def size(self) -> int:
+        return self.x.shape[1]
+
+
+class Task:
+    """A sequence task. Subclasses set the class attributes and implement ``make_batch``."""
+
+    name: str
+    variant: str
+    input_size: int
+    output_size: int
+    output_mode: str          # "last": one output at the final step; "every": an output at every step
+    loss_name: str            # "mse" or "cross_entropy" (both with mean reduction)
+    metric_name: str
+    higher_is_better: bool
+    baseline_loss: float
+    baseline_metric: float
+    heldout_size: int = 256
+    eval_batch: int = 128
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self._heldout: list[Batch] | None = None
+        self._probe: dict[int, Batch] = {}
+
+    # -- data ------------------------------------------------------------------------------
+    def make_batch(self, rng: np.random.Generator, batch_size: int, split: str) -> Batch:
+        raise NotImplementedError
+
+    def batch(self, epoch: int, step: int, batch_size: int) -> Batch:
+        """The training batch of (epoch, step): a pure function of (seed, epoch, step)."""
+        return self.make_batch(rng_for(self.seed, TRAIN, epoch, step), batch_size, "train")
+
+    def heldout(self) -> list[Batch]:
+        """The fixed held-out set (drawn once from the seed), in evaluation-sized batches."""
+        if self._heldout is None:
+            sizes = [self.eval_batch] * (self.heldout_size // self.eval_batch)
+            if self.heldout_size % self.eval_batch:
+                sizes.append(self.heldout_size % self.eval_batch)
+            self._heldout = [
+                self.make_batch(rng_for(self.seed, HELDOUT, 0, i), n, "heldout") for i, n in enumerate(sizes)
+            ]
+        return self._heldout
+
+    def probe(self, batch_size: int) -> Batch:
+        """The fixed probe batch (the same every epoch)."""
+        if batch_size not in self._probe:
+            self._probe[batch_size] = self.make_batch(rng_for(self.seed, PROBE), batch_size, "heldout")
+        return self._probe[batch_size]
+
+    # -- loss and metric -------------------------------------------------------------------
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean loss over every output (examples × steps for 'every' tasks)."""
+        if self.loss_name == "mse":
+            return F.mse_loss(out.reshape(y.shape), y)
+        return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
+
+    def last_step_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The loss of the final step only (equal to ``loss`` for 'last' tasks)."""
+        if self.output_mode == "last":
+            return self.loss(out, y)
+        return self.loss(out[-1:], y[-1:])
+
+    def metric(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The task metric of one batch, as a 0-d tensor (averaged over examples)."""
+        raise NotImplementedError
+
+
+def accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return (logits.argmax(-1) == y).double().mean()
+
+
+def entropy_nats(counts: np.ndarray) -> float:
+    """Entropy (nats) of a distribution given by counts."""
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+LN2 = math.log(2.0)

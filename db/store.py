@@ -129,6 +129,13 @@ def create_runs(
     return ids
 
 
+def fail_unsent(run_id: int, message: str, *, url: str | None = None) -> None:
+    """Fail a queued run whose task message could not be sent."""
+    with session(url, write=True) as s:
+        s.execute(update(Run).where(Run.id == run_id, Run.status == "queued")
+                  .values(status="failed", message=message, finished_at=now()))
+
+
 def find_existing(spec_hashes: Iterable[str], *, url: str | None = None) -> dict[str, list[int]]:
     """Runs already in the database with these spec hashes: {hash: [run ids]} (only hashes found)."""
     hashes = list(set(spec_hashes))

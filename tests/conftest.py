@@ -1,0 +1,276 @@
+"""Shared fixtures: real databases (SQLite file, a throwaway Postgres database), real brokers
+(filesystem, Redis with queue names unique to this test run) and real Celery worker processes.
+
+Nothing here skips: if Redis or Postgres is down, the tests that need them fail, saying so.
+
+- ``sqlite_url``: a fresh, migrated SQLite file per test.
+- ``pg_url``: the session's Postgres database (created and migrated once per test session from
+  RNNLAB_TEST_POSTGRES_URL, dropped at the end), emptied before each test.
+- ``db_url``: parametrized over both.
+- ``redis_url``: RNNLAB_TEST_REDIS_URL, checked to answer.
+- ``broker``: parametrized over filesystem and Redis; a ``Broker`` with its env and a Celery app.
+- ``start_worker``: starts a real ``celery -A worker.app worker`` subprocess, waits until it has
+  registered in the workers table, and stops it (and any left running) at the end of the test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PG_BASE_URL = os.environ.get("RNNLAB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS_BASE_URL = os.environ.get("RNNLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+TEST_RUN = uuid.uuid4().hex[:8]   # names of this test run's Postgres database and Redis queues
+
+
+# ------------------------------------------------------------------------------------------
+# Databases
+# ------------------------------------------------------------------------------------------
+
+def _pg_admin_connect():
+    import psycopg
+
+    url = PG_BASE_URL.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as e:
+        pytest.fail(f"PostgreSQL is needed at {PG_BASE_URL} (RNNLAB_TEST_POSTGRES_URL) and is not reachable: {e}")
+
+
+def _pg_db_url(dbname: str) -> str:
+    from sqlalchemy import make_url
+
+    return make_url(PG_BASE_URL).set(database=dbname).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url():
+    """A migrated Postgres database for this test session (dropped afterwards)."""
+    from db.engine import dispose_all
+    from db.migrate import upgrade
+
+    name = f"rnnlab_test_{TEST_RUN}"
+    with _pg_admin_connect() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = _pg_db_url(name)
+    upgrade(url)
+    yield url
+    dispose_all()
+    with _pg_admin_connect() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _truncate_all(url: str) -> None:
+    from sqlalchemy import text
+
+    from db.engine import get_engine
+    from db.models import Base
+
+    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with get_engine(url).begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def pg_url(pg_server_url):
+    """The session's Postgres database, emptied for this test."""
+    _truncate_all(pg_server_url)
+    return pg_server_url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    """A fresh, migrated SQLite database file."""
+    from db.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'rnnlab.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request):
+    """A fresh migrated database on each backend."""
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+# ------------------------------------------------------------------------------------------
+# Brokers
+# ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """The test Redis (RNNLAB_TEST_REDIS_URL); this run's queues are deleted at the end."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_BASE_URL, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as e:
+        pytest.fail(f"Redis is needed at {REDIS_BASE_URL} (RNNLAB_TEST_REDIS_URL) and is not reachable: {e}")
+    yield REDIS_BASE_URL
+    keys = list(client.scan_iter(match=f"*rnnlab-test-{TEST_RUN}-*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+@dataclass
+class Broker:
+    """A broker for one test: its URL (None = filesystem), the home folder and queue prefix."""
+
+    kind: str
+    url: str | None
+    home: Path
+    prefix: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    def app(self):
+        from rnnlab.queue import make_app
+
+        return make_app(self.url or "filesystem://", home=self.home, prefix=self.prefix)
+
+
+def make_broker(kind: str, home: Path, redis: str | None) -> Broker:
+    prefix = f"rnnlab-test-{TEST_RUN}-{uuid.uuid4().hex[:6]}-"
+    env = {"RNNLAB_HOME": str(home), "RNNLAB_QUEUE_PREFIX": prefix}
+    url = None
+    if kind == "redis":
+        url = redis
+        env["RNNLAB_BROKER_URL"] = redis
+    return Broker(kind, url, home, prefix, env)
+
+
+@pytest.fixture(params=["filesystem", "redis"])
+def broker(request, tmp_path):
+    """A broker of each kind, private to this test."""
+    home = tmp_path / "home"
+    home.mkdir()
+    redis = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    return make_broker(request.param, home, redis)
+
+
+@pytest.fixture
+def fs_broker(tmp_path):
+    """A filesystem broker private to this test."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return make_broker("filesystem", home, None)
+
+
+# ------------------------------------------------------------------------------------------
+# Worker processes
+# ------------------------------------------------------------------------------------------
+
+@dataclass
+class WorkerProcess:
+    """A real Celery worker subprocess (its own process group, so kill() takes its children too)."""
+
+    name: str
+    proc: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool children, as a crash or an OOM kill would."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 20) -> None:
+        """Warm shutdown (SIGTERM); SIGKILL if it does not exit in time."""
+        if self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+def worker_env(db_url: str, broker: Broker, **extra: str) -> dict[str, str]:
+    """Environment of a worker process: this test's database and broker, fast heartbeats."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RNNLAB_")}
+    env.update(broker.env)
+    env.update({
+        "RNNLAB_DATABASE_URL": db_url, "RNNLAB_HEARTBEAT_SECONDS": "0.5", "RNNLAB_LOST_AFTER_SECONDS": "5",
+        "RNNLAB_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+    })
+    env.update(extra)
+    return env
+
+
+def wait_for_worker(db_url: str, name: str, proc: WorkerProcess, timeout: float = 60) -> None:
+    from sqlalchemy import select
+
+    from db.engine import session
+    from db.models import Worker
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.proc.poll() is not None:
+            raise RuntimeError(f"worker {name} exited with {proc.proc.returncode}:\n{proc.log()[-4000:]}")
+        with session(db_url) as s:
+            if s.execute(select(Worker.name).where(Worker.name == name, Worker.stopped_at.is_(None))).first():
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"worker {name} did not register within {timeout} s:\n{proc.log()[-4000:]}")
+
+
+@pytest.fixture
+def start_worker(tmp_path):
+    """Factory: start_worker(db_url, broker, queues="cpu", concurrency=1, **env) -> WorkerProcess."""
+    started: list[WorkerProcess] = []
+
+    def start(db_url: str, broker: Broker, *, queues: str = "cpu", concurrency: int = 1,
+              wait: bool = True, **extra_env: str) -> WorkerProcess:
+        name = f"w{len(started) + 1}-{uuid.uuid4().hex[:6]}@test"
+        log_path = tmp_path / f"worker-{len(started) + 1}.log"
+        prefixed = ",".join(broker.prefix + q for q in queues.split(","))
+        cmd = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-n", name, "-Q", prefixed,
+               "-c", str(concurrency), "--pool", "prefork", "-l", "INFO", "--without-mingle",
+               "--without-gossip"]
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(cmd, cwd=REPO, env=worker_env(db_url, broker, **extra_env),
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wp = WorkerProcess(name, proc, log_path)
+        started.append(wp)
+        if wait:
+            wait_for_worker(db_url, name, wp)
+        return wp
+
+    yield start
+    for wp in started:
+        wp.stop()
+
+
+def wait_for_status(db_url: str, run_id: int, statuses, timeout: float = 120, workers=()) -> dict:
+    """Poll a run until its status is one of ``statuses``; the workers' logs are shown on timeout."""
+    from db.store import get_run
+
+    statuses = {statuses} if isinstance(statuses, str) else set(statuses)
+    deadline = time.monotonic() + timeout
+    run = None
+    while time.monotonic() < deadline:
+        run = get_run(run_id, url=db_url)
+        if run and run["status"] in statuses:
+            return run
+        time.sleep(0.2)
+    logs = "\n".join(f"--- {w.name}\n{w.log()[-3000:]}" for w in workers)
+    raise TimeoutError(f"run {run_id} stayed {run and run['status']!r} (wanted {statuses}):\n{logs}")
+
+
+@pytest.fixture
+def wait_status():
+    """The wait_for_status helper, as a fixture: wait_status(db_url, run_id, statuses, timeout, workers)."""
+    return wait_for_status

@@ -1,0 +1,84 @@
+"""The worker's Celery app (``celery -A worker.app worker`` or ``rnnlab worker``) and its lifecycle hooks.
+
+On start: migrate the database if needed, record the worker, and start its heartbeat/reaper thread.
+In each pool child: limit torch's threads so N children share the cores. On shutdown: mark the
+worker stopped. CUDA is never touched here: a GPU worker's device name comes from nvidia-smi.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+
+from celery import signals
+
+from rnnlab.queue import get_app, queue_name
+from rnnlab.settings import get_settings
+
+log = logging.getLogger(__name__)
+app = get_app()
+_state: dict = {}
+
+
+def worker_settings():
+    return get_settings()
+
+
+def gpu_name() -> str | None:
+    """The name of the (first visible) GPU via nvidia-smi, without initializing CUDA; None if none."""
+    cmd = ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"]
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible:
+        cmd += ["-i", visible.split(",")[0]]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    names = [line.strip() for line in out.stdout.splitlines() if line.strip()]
+    return names[0] if out.returncode == 0 and names else None
+
+
+def _logical_queues(consumer_queues: list[str]) -> str:
+    prefix = app.conf.rnnlab_queue_prefix
+    return ",".join(sorted(q[len(prefix):] if q.startswith(prefix) else q for q in consumer_queues))
+
+
+@signals.worker_ready.connect
+def _on_ready(sender=None, **_):
+    from db.migrate import ensure_schema
+    from worker.heartbeat import WorkerHeartbeat
+
+    s = worker_settings()
+    ensure_schema()
+    queues = _logical_queues([q.name for q in sender.app.amqp.queues.consume_from.values()])
+    device = (gpu_name() or "gpu (unknown)") if "gpu" in queues.split(",") else "cpu"
+    hb = WorkerHeartbeat(
+        sender.hostname, host=socket.gethostname(), pid=os.getpid(), queues=queues, device=device,
+        period_s=s.heartbeat_seconds, lost_after_s=s.lost_after_seconds,
+        send_run=lambda run_id, q: app.send_task("rnnlab.run", args=[run_id], queue=queue_name(q)),
+    )
+    hb.beat()  # registered (and stale runs reaped) before the first task arrives
+    hb.start()
+    _state["heartbeat"] = hb
+    log.info("rnnlab worker %s ready: queues %s, device %s", sender.hostname, queues, device)
+
+
+@signals.worker_process_init.connect
+def _on_child(**_):
+    threads = os.environ.get("RNNLAB_TORCH_THREADS")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
+@signals.worker_shutdown.connect
+def _on_shutdown(**_):
+    hb = _state.pop("heartbeat", None)
+    if hb is not None:
+        hb.stop()
+
+
+import worker.tasks  # noqa: E402,F401 - registers the task on the app

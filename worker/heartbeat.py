@@ -1,0 +1,94 @@
+"""Background threads: the worker's heartbeat and reaper, and the per-run monitor (heartbeat + cancel flag).
+
+WorkerHeartbeat runs in each Celery worker's main process: every ``heartbeat_seconds`` it refreshes
+the workers row and reaps runs whose heartbeat is older than ``lost_after_seconds`` (requeueing them
+by sending their task again, or failing them when their attempts are used up). Every worker reaps,
+so there is no single point of failure and nothing extra to deploy; the reap is a conditional
+UPDATE, so concurrent reapers cannot requeue a run twice.
+
+RunMonitor runs beside each training run: it refreshes the run's heartbeat, and polls the cancel
+flag about once a second so that ``should_stop`` is a cheap in-memory check the engine can call
+every step.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from db import store
+
+log = logging.getLogger(__name__)
+
+
+class WorkerHeartbeat(threading.Thread):
+    """Keeps the workers row fresh and reaps lost runs, until stop()."""
+
+    def __init__(self, name: str, *, host: str, pid: int, queues: str, device: str | None,
+                 period_s: float, lost_after_s: float, send_run, url: str | None = None):
+        super().__init__(name=f"rnnlab-heartbeat-{name}", daemon=True)
+        self.worker, self.host, self.pid, self.queues, self.device = name, host, pid, queues, device
+        self.period_s, self.lost_after_s, self.send_run, self.url = period_s, lost_after_s, send_run, url
+        self._stop_event = threading.Event()
+
+    def beat(self) -> None:
+        store.heartbeat(self.worker, host=self.host, pid=self.pid, queues=self.queues, device=self.device,
+                        url=self.url)
+        reaped = store.reap_lost(self.lost_after_s, url=self.url)
+        for run in reaped.requeued:
+            log.warning("run %s lost its worker; requeued", run["id"])
+            self.send_run(run["id"], run["queue"])
+        for run_id in reaped.failed:
+            log.warning("run %s lost its worker too often; failed", run_id)
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                self.beat()
+            except Exception:  # noqa: BLE001 - a database hiccup must not kill the heartbeat
+                log.exception("heartbeat failed; retrying in %.1f s", self.period_s)
+            self._stop_event.wait(self.period_s)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=10)
+        try:
+            store.worker_stopped(self.worker, url=self.url)
+        except Exception:  # noqa: BLE001
+            log.exception("could not mark worker %s stopped", self.worker)
+
+
+class RunMonitor(threading.Thread):
+    """Heartbeats one run and watches its cancel flag; ``should_stop()`` is what the engine polls."""
+
+    def __init__(self, run_id: int, attempt: int, *, heartbeat_s: float, poll_s: float = 1.0,
+                 url: str | None = None):
+        super().__init__(name=f"rnnlab-run-{run_id}", daemon=True)
+        self.run_id, self.attempt, self.url = run_id, attempt, url
+        self.heartbeat_s, self.poll_s = heartbeat_s, min(poll_s, heartbeat_s)
+        self.cancelled = threading.Event()
+        self.lost = threading.Event()
+        self._done = threading.Event()
+
+    def should_stop(self) -> bool:
+        return self.cancelled.is_set() or self.lost.is_set()
+
+    def run(self) -> None:
+        last_beat = time.monotonic()
+        while not self._done.wait(self.poll_s):
+            try:
+                if store.cancel_requested(self.run_id, url=self.url):
+                    self.cancelled.set()
+                if time.monotonic() - last_beat >= self.heartbeat_s:
+                    last_beat = time.monotonic()
+                    if not store.run_heartbeat(self.run_id, self.attempt, url=self.url):
+                        log.warning("run %s: attempt %s no longer owns the run; stopping", self.run_id,
+                                    self.attempt)
+                        self.lost.set()
+            except Exception:  # noqa: BLE001 - keep beating through transient database errors
+                log.exception("run %s: monitor check failed", self.run_id)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(timeout=10)

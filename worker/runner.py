@@ -1,0 +1,87 @@
+"""The real work behind the task: claim a run, train it with recording callbacks, record the outcome.
+
+Everything is read from the database (the message holds only the run id). Every write is fenced by
+the attempt number, so a worker that lost its run (it was reaped and claimed elsewhere) stops
+writing. The engine's own outcomes (succeeded, diverged, cancelled) are recorded as they are;
+any exception becomes 'failed' with its message, so a run never hangs in 'running'.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+from db import store
+from rnnlab.spec import SPEC_VERSION, SpecError, parse_spec
+from worker.heartbeat import RunMonitor
+
+log = logging.getLogger(__name__)
+
+
+def _failure_message(exc: BaseException) -> str:
+    from models import EngineError
+
+    if isinstance(exc, (EngineError, SpecError)):
+        return str(exc)
+    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    at = f" (at {where.filename.rsplit('/', 1)[-1]}:{where.lineno})" if where else ""
+    return f"{type(exc).__name__}: {exc}{at}"
+
+
+def execute(run_id: int, worker: str, *, heartbeat_s: float, lost_after_s: float,
+            url: str | None = None) -> str | None:
+    """Run one run to its end; returns its final status, or None if it was not ours to run."""
+    run = store.claim_run(run_id, worker, stale_after_s=lost_after_s, url=url)
+    if run is None:
+        log.info("run %s: not claimable (already taken, finished, cancelled or deleted); skipping", run_id)
+        return None
+    attempt = run["attempt"]
+    log.info("run %s: attempt %s on %s", run_id, attempt, worker)
+    monitor = RunMonitor(run_id, attempt, heartbeat_s=heartbeat_s, url=url)
+    monitor.start()
+    try:
+        status, message = _train(run, attempt, monitor, url)
+    except store.LostOwnership as e:
+        log.warning("run %s: %s; leaving it to its new owner", run_id, e)
+        return None
+    except Exception as e:  # noqa: BLE001 - every failure is recorded on the run
+        log.exception("run %s failed", run_id)
+        status, message = "failed", _failure_message(e)
+    finally:
+        monitor.stop()
+    if monitor.lost.is_set():
+        return None
+    if status == "cancelled" and monitor.cancelled.is_set():
+        message = message or "cancelled by request"
+    store.finish_run(run_id, status, message, attempt=attempt, url=url)
+    return status
+
+
+def _train(run: dict, attempt: int, monitor: RunMonitor, url: str | None) -> tuple[str, str]:
+    import models  # torch is imported here, in the process that trains, never at module import
+
+    run_id = run["id"]
+    if run["spec_version"] != SPEC_VERSION:
+        return "failed", (f"spec_version {run['spec_version']} is not supported by this worker "
+                          f"(it reads version {SPEC_VERSION}); upgrade the worker")
+    spec = parse_spec(run["spec"])
+    ckpt = store.load_checkpoint(run_id, url=url)
+    facts: dict = {}
+
+    def on_info(info) -> None:
+        facts["info"] = info
+        store.record_info(run_id, info, attempt=attempt, url=url)
+
+    def on_epoch(rec) -> None:
+        store.record_epoch(run_id, rec, attempt=attempt, url=url)
+        if rec.probed and rec.layers and "info" in facts:
+            store.record_diagnosis(run_id, models.diagnose(rec, facts["info"]), url=url)
+
+    def on_checkpoint(epoch: int, state: bytes) -> None:
+        store.save_checkpoint(run_id, epoch, state, attempt=attempt, url=url)
+
+    result = models.train(spec, on_info=on_info, on_epoch=on_epoch, on_checkpoint=on_checkpoint,
+                          resume=ckpt[1] if ckpt else None, should_stop=monitor.should_stop)
+    if monitor.lost.is_set():
+        raise store.LostOwnership(f"run {run_id}: attempt {attempt} lost the run while training")
+    return result.outcome, result.message

@@ -1,15 +1,29 @@
 """Who is using the dashboard and what they may do (viewer < member < admin).
 
-Without login configured, everyone is the local user with the admin role (the laptop setup).
-The team deployment extends this module with OIDC (st.login) and built-in users.
+Login mode (RNNLAB_AUTH, see rnnlab.users.AuthSettings):
+  none   everyone is the local user with the admin role (the laptop setup);
+  users  built-in users from the users file, signed in with a form (bcrypt-hashed passwords);
+  oidc   Streamlit's st.login against the [auth] section of .streamlit/secrets.toml; the role
+         comes from the users file (an entry without password) or RNNLAB_OIDC_DEFAULT_ROLE;
+  auto   (default) oidc if secrets have [auth], else users if the users file lists anyone, else none.
+Until someone signs in, current_user() shows only the sign-in page and stops the script.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 
-ROLES = ("viewer", "member", "admin")
+import streamlit as st
+
+from rnnlab import users
+from rnnlab.users import ROLES
+
 ACTIONS = ("view", "submit", "cancel", "edit", "delete", "sql")
+SESSION_KEY = "rnnlab_user"
+MAX_FAILURES = 5             # failed sign-ins for one name ...
+LOCKOUT_SECONDS = 60.0       # ... lock that name for this long
 
 
 @dataclass(frozen=True)
@@ -20,10 +34,19 @@ class User:
 
 LOCAL_USER = User(name="local", role="admin")
 
+_failures: dict[str, list[float]] = {}      # name -> times of recent failed sign-ins (this process)
+_failures_lock = threading.Lock()
+
 
 def current_user() -> User:
     """The signed-in user; call at the top of every page (it may stop the page to show a login)."""
-    return LOCAL_USER
+    settings = users.AuthSettings()
+    mode = auth_mode(settings)
+    if mode == "none":
+        return LOCAL_USER
+    if mode == "oidc":
+        return _oidc_user(settings)
+    return _builtin_user(settings)
 
 
 def can(user: User, action: str, run_owner: str | None = None) -> bool:
@@ -37,3 +60,138 @@ def can(user: User, action: str, run_owner: str | None = None) -> bool:
     if user.role == "member":
         return action == "submit" or run_owner is None or run_owner == user.name
     return False
+
+
+def auth_mode(settings: users.AuthSettings | None = None) -> str:
+    """The login mode in force: 'none', 'users' or 'oidc' (resolving 'auto')."""
+    settings = settings or users.AuthSettings()
+    if settings.auth != "auto":
+        return settings.auth
+    if _oidc_configured():
+        return "oidc"
+    try:
+        return "users" if users.load_users(settings.users_path) else "none"
+    except ValueError:
+        return "users"          # a broken users file must not open the dashboard to everyone
+
+
+def _oidc_configured() -> bool:
+    try:
+        return "auth" in st.secrets
+    except Exception:  # noqa: BLE001 - no or unreadable secrets file: no OIDC
+        return False
+
+
+# ---- built-in users ---------------------------------------------------------------------------
+
+def _builtin_user(settings: users.AuthSettings) -> User:
+    """The user signed in through the form, or show the form and stop."""
+    try:
+        known = users.load_users(settings.users_path)
+    except ValueError as e:
+        st.error(f"The users file is broken, so nobody can sign in: {e}")
+        st.stop()
+    name = st.session_state.get(SESSION_KEY)
+    record = known.get(name) if name else None
+    if record is not None and record.password_hash:
+        user = User(record.name, record.role)     # re-read every run: role changes and removals apply
+        _account_box(user, sign_out=_sign_out_builtin)
+        return user
+    st.session_state.pop(SESSION_KEY, None)
+    if not any(u.password_hash for u in known.values()):
+        st.title("rnnlab")
+        st.error("Sign-in is required, but no users are set up yet. An administrator adds one with "
+                 "`rnnlab user add NAME --role admin`.")
+        st.stop()
+    _login_form(settings)
+    st.stop()
+
+
+def _login_form(settings: users.AuthSettings) -> None:
+    """The sign-in form; on success remember the user in the session and rerun."""
+    st.title("rnnlab")
+    st.subheader("Sign in")
+    with st.form("rnnlab_login"):
+        name = st.text_input("User name", key="rnnlab_login_name")
+        password = st.text_input("Password", type="password", key="rnnlab_login_password")
+        submitted = st.form_submit_button("Sign in")
+    if not submitted:
+        return
+    wait = _locked_for(name)
+    if wait > 0:
+        st.error(f"Too many failed sign-ins for this name; try again in {wait:.0f} s.")
+        return
+    record = users.verify_password(name, password, settings.users_path)
+    if record is None:
+        _record_failure(name)
+        st.error("Wrong user name or password.")
+        return
+    _clear_failures(name)
+    st.session_state[SESSION_KEY] = record.name
+    st.rerun()
+
+
+def _sign_out_builtin() -> None:
+    st.session_state.pop(SESSION_KEY, None)
+
+
+def _locked_for(name: str) -> float:
+    """Seconds until name may try again (0 if it may now)."""
+    now = time.monotonic()
+    with _failures_lock:
+        recent = [t for t in _failures.get(name, []) if now - t < LOCKOUT_SECONDS]
+        _failures[name] = recent
+        return LOCKOUT_SECONDS - (now - recent[-MAX_FAILURES]) if len(recent) >= MAX_FAILURES else 0.0
+
+
+def _record_failure(name: str) -> None:
+    with _failures_lock:
+        _failures.setdefault(name, []).append(time.monotonic())
+
+
+def _clear_failures(name: str) -> None:
+    with _failures_lock:
+        _failures.pop(name, None)
+
+
+# ---- OIDC (st.login) --------------------------------------------------------------------------
+
+def _oidc_user(settings: users.AuthSettings) -> User:
+    """The user signed in with the identity provider, or show a sign-in button and stop."""
+    if not st.user.is_logged_in:
+        st.title("rnnlab")
+        st.subheader("Sign in")
+        st.button("Sign in with your organization's account", on_click=_oidc_login, args=(settings,))
+        st.stop()
+    email = st.user.get("email")
+    verified = st.user.get("email_verified") is not False
+    name = str((email if email and verified else None) or st.user.get("preferred_username") or st.user.get("sub"))
+    try:
+        record = users.get_user(name, settings.users_path)
+    except ValueError:
+        record = None
+    user = User(name, record.role if record else settings.oidc_default_role)
+    _account_box(user, sign_out=st.logout)
+    return user
+
+
+def _oidc_login(settings: users.AuthSettings) -> None:
+    if settings.oidc_provider:
+        st.login(settings.oidc_provider)
+    else:
+        st.login()
+
+
+# ---- shared -----------------------------------------------------------------------------------
+
+def _account_box(user: User, sign_out) -> None:
+    """Who is signed in, and a sign-out button, in the sidebar (once per script run)."""
+    label, button = st.sidebar.container(), st.sidebar.container()
+    try:
+        button.button("Sign out", key="rnnlab_sign_out", on_click=sign_out)
+    except st.errors.StreamlitAPIException:
+        return   # current_user() was called a second time in this run: the box is already there
+    label.text(f"Signed in as {user.name} ({user.role})")   # plain text: names are never markup
+
+
+__all__ = ["ACTIONS", "LOCAL_USER", "ROLES", "User", "auth_mode", "can", "current_user"]

@@ -1,0 +1,59 @@
+"""A rough run-time estimate for specs before they are submitted.
+
+Model (docs/dashboard.md): one optimizer step of an unrolled cell costs about
+``T·L·(a + b·G·H·(H + 1)·B)`` seconds, G = 1 (rnn), 3 (gru), 4 (lstm): a per-time-step overhead ``a``
+(Python and kernel launches) plus the matrix work. The default a, b were measured on a 2-core CPU;
+when the database has finished runs, the estimate is rescaled by the median ratio of their measured
+seconds per step (training + diagnostics) to this model.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from rnnlab.spec import JobSpec
+
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+A_STEP = 6e-5      # seconds per time step per layer (overhead)
+B_FLOP = 2.5e-10   # seconds per multiply-add of the recurrent matrices (forward + backward)
+PROBE_FACTOR = 1.15  # the per-epoch probe and diagnostics
+
+
+def _model(cell: str, hidden: int, seq_len: int, layers: int, batch: int) -> float:
+    return seq_len * layers * (A_STEP + B_FLOP * GATES.get(cell, 1) * hidden * (hidden + 1) * batch)
+
+
+def calibration(samples: pd.DataFrame) -> tuple[float, int]:
+    """(scale, n): the median measured/model ratio of past runs' seconds per step, and how many."""
+    if samples is None or samples.empty:
+        return 1.0, 0
+    ratios = []
+    for r in samples.itertuples():
+        if r.steps and r.seconds and r.steps > 0:
+            m = _model(r.cell, r.hidden_size, r.seq_len, r.num_layers, r.batch_size)
+            if m > 0:
+                ratios.append((r.seconds / r.steps) / m)
+    if not ratios:
+        return 1.0, 0
+    return float(pd.Series(ratios).median()), len(ratios)
+
+
+def seconds(spec: JobSpec, scale: float = 1.0) -> float:
+    per_step = _model(spec.cell, spec.hidden_size, spec.task.seq_len, spec.num_layers, spec.batch_size)
+    return per_step * scale * spec.steps_per_epoch * spec.epochs * PROBE_FACTOR
+
+
+def describe(total_s: float, n_workers: int) -> str:
+    """'about 12 min of compute (≈ 6 min on 2 workers)'."""
+    def fmt(s: float) -> str:
+        if s < 90:
+            return f"{max(1, round(s))} s"
+        if s < 5400:
+            return f"{s / 60:.0f} min"
+        return f"{s / 3600:.1f} h"
+    text = f"about {fmt(total_s)} of compute"
+    if n_workers > 1:
+        text += f" (≈ {fmt(total_s / n_workers)} on {n_workers} workers)"
+    return text if math.isfinite(total_s) else "unknown"

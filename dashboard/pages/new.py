@@ -1,0 +1,117 @@
+"""New experiment: one job or a sweep from a form (or a preset, or a clone of a run), checked for
+errors and duplicates, with a time estimate, then submitted to the queue."""
+
+import pandas as pd
+import streamlit as st
+import yaml
+
+from dashboard import estimate, forms, reads, sweeps
+from dashboard.auth import can, current_user
+from dashboard.components import plain, show_errors, spec_diff, table
+from dashboard.presets import PRESETS
+from rnnlab.settings import get_settings
+
+user = current_user()
+ss = st.session_state
+limits = get_settings().limits
+forms.ensure_defaults(ss)
+st.title("New experiment")
+
+clone = st.query_params.get("clone")
+if clone and clone.isdigit() and ss.get("_cloned") != clone:
+    source = reads.run(int(clone))
+    if source is None:
+        st.warning(f"Run {int(clone)} was not found; starting from the defaults.")
+    else:
+        forms.load_spec(ss, source["spec"])
+        ss["_clone_spec"], ss["mode"] = source["spec"], "Single run"
+    ss["_cloned"] = clone
+
+
+def _load_preset() -> None:
+    _, sweep = PRESETS[ss["preset"]]
+    forms.load_spec(ss, sweep.base)
+    sweeps.load_sweep(ss, sweep)
+    ss["mode"] = "Sweep"
+
+
+with st.expander("Presets", icon=":material/science:"):
+    st.selectbox("Preset", list(PRESETS), key="preset")
+    st.caption(plain(PRESETS[ss["preset"]][0]))
+    st.button("Load this preset into the form", on_click=_load_preset, key="load_preset")
+
+ss.setdefault("mode", "Single run")
+mode = st.segmented_control("What to run", ["Single run", "Sweep"], key="mode") or "Single run"
+plan = None
+if mode == "Sweep":
+    st.subheader("Sweep: fields to vary")
+    vary, seeds, name, builder_errors = sweeps.render_builder()
+    show_errors(builder_errors)
+    plan = sweeps.build(forms.collect(ss), vary, seeds, name, limits)
+    st.subheader("Base spec")
+    forms.render(plan.errors)
+    errors, specs = builder_errors + plan.errors, plan.specs
+else:
+    spec, errors = forms.validate(forms.collect(ss), limits)
+    forms.render(errors)
+    specs = [spec] if spec else []
+
+st.divider()
+st.subheader("Check and submit")
+if errors:
+    st.error(f"{len(errors)} problem(s) above; nothing can be submitted until they are fixed.", icon=":material/block:")
+elif specs:
+    existing = reads.find_existing([s.spec_hash() for s in specs])
+    in_db = {i: existing[s.spec_hash()] for i, s in enumerate(specs) if s.spec_hash() in existing}
+    dups = plan.duplicates if plan else []
+    scale, n_samples = estimate.calibration(reads.timing_samples())
+    alive = int(reads.workers()["alive"].sum())
+    total = sum(estimate.seconds(s, scale) for s in specs)
+    a, b, c = st.columns(3)
+    a.metric("Runs", len(specs))
+    b.metric("Duplicates", f"{len(dups)} in sweep · {len(in_db)} in DB")
+    c.metric("Time estimate", estimate.describe(total, alive).replace("about ", "≈ ").split(" (")[0])
+    st.caption(f"{estimate.describe(total, max(alive, 1))}; "
+               + (f"calibrated on {n_samples} finished run(s)." if n_samples else "default model (no finished runs yet).")
+               + ("" if alive else " No worker is alive right now: runs will wait in the queue."))
+    if dups or in_db:
+        rows = [{"#": j + 1, "same as": f"#{i + 1} in this sweep", "label": specs[j].label()} for i, j in dups]
+        rows += [{"#": i + 1, "same as": "runs " + ", ".join(map(str, ids)), "label": specs[i].label()} for i, ids in in_db.items()]
+        with st.expander(f"{len(rows)} duplicate(s)", expanded=True):
+            table(pd.DataFrame(rows), "duplicates", key="dups_table")
+        skip = st.checkbox("Skip the duplicates (submit each distinct spec once, and nothing already in the DB)", value=True, key="skip_dups")
+        if skip:
+            drop = {j for _, j in dups} | set(in_db)
+            specs = [s for k, s in enumerate(specs) if k not in drop]
+    if ss.get("_clone_spec") and mode == "Single run" and specs:
+        st.markdown(f"**Changes from run {plain(ss['_cloned'])}**")
+        diff = spec_diff({"original": ss["_clone_spec"], "this run": specs[0].to_dict()})
+        st.dataframe(diff, hide_index=True) if len(diff) else st.caption("No change: this re-runs the same spec.")
+    with st.expander("Preview the spec(s)"):
+        if len(specs) == 1:
+            st.code(yaml.safe_dump(specs[0].to_dict(), sort_keys=False), language="yaml")
+        else:
+            st.dataframe([{"#": k + 1, "label": s.label(), "hash": s.spec_hash()[:12]} for k, s in enumerate(specs)], hide_index=True)
+
+tags = st.text_input("Tags (comma-separated)", key="submit_tags", help="Added to every run submitted now.")
+allowed = can(user, "submit")
+if not allowed:
+    st.info("Your role cannot submit runs.")
+if st.button(f"Submit {len(specs)} run(s)", type="primary", disabled=bool(errors) or not specs or not allowed, key="submit"):
+    from rnnlab.submit import submit
+
+    try:
+        ids = submit(specs, owner=user.name, tags=[t.strip() for t in tags.split(",") if t.strip()],
+                     sweep=plan.sweep if plan else None)
+    except Exception as e:  # noqa: BLE001 - a broker/database failure is shown, not raised
+        st.error(f"Submitting failed: {plain(type(e).__name__)}: {plain(e)}")
+    else:
+        reads.clear()
+        ss["last_submitted"] = ids
+if ss.get("last_submitted"):
+    ids = ss["last_submitted"]
+    st.success(f"Submitted {len(ids)} run(s): {', '.join(map(str, ids[:20]))}{'…' if len(ids) > 20 else ''}")
+    a, b = st.columns(2)
+    a.page_link("pages/runs.py", label="Watch them on the Runs page", icon=":material/list:")
+    b.page_link("pages/compare.py", label="Compare them", icon=":material/compare:",
+                query_params={"runs": ",".join(map(str, ids[:12]))})

@@ -1,0 +1,140 @@
+"""The sweep builder: pick spec fields to vary, their values and the seeds; build a SweepSpec from
+the form's base spec, and plan it (runs, duplicates within it and in the database, time)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, MutableMapping
+
+import streamlit as st
+import yaml
+
+from rnnlab.spec import JobSpec, Limits, SpecError, SweepSpec, expand_sweep, find_duplicates
+
+S = "sw."
+VARY_FIELDS: dict[str, tuple[str, str]] = {  # path: (suggested values, help)
+    "cell": ("rnn, lstm, gru", "rnn, lstm or gru"),
+    "activation": ("sigmoid, tanh, relu", "vanilla cell only (the base cell must be rnn)"),
+    "init": ("zeros, xavier_uniform, kaiming, orthogonal, identity", "sets both W_hh and W_ih"),
+    "init.recurrent": ("default, orthogonal, identity", "W_hh only"),
+    "init.spectral_radius": ("0.9, 1.0, 1.1", "rescale W_hh to this spectral radius"),
+    "init.forget_bias": ("0, 1, 2", "LSTM only"),
+    "clip": ("none, {mode: norm, max_norm: 1.0}", "none, or {mode: norm, max_norm: θ} / {mode: value, clip_value: c}"),
+    "clip.max_norm": ("0.5, 1, 5", "the base clipping mode must be norm"),
+    "num_layers": ("1, 2, 3, 4", "depth"),
+    "task.seq_len": ("25, 50, 100, 200, 400", "sequence length T"),
+    "hidden_size": ("32, 64, 128", "units per layer"),
+    "optimizer.lr": ("0.0001, 0.001, 0.01", "learning rate"),
+    "optimizer.name": ("sgd, adam, rmsprop", "momentum must be 0 for adam"),
+    "batch_size": ("32, 64, 128", ""),
+    "epochs": ("10, 20", ""),
+}
+
+
+def parse_values(text: str) -> list[Any]:
+    """'rnn, lstm' or '[1, 2]' or 'none, {mode: norm, max_norm: 1}' → a list (YAML flow syntax)."""
+    t = (text or "").strip()
+    if not t:
+        return []
+    if not t.startswith("["):
+        t = f"[{t}]"
+    try:
+        vals = yaml.safe_load(t)
+    except yaml.YAMLError as e:
+        raise ValueError(f"could not read the values {text!r}: {str(e).splitlines()[0]}") from None
+    vals = vals if isinstance(vals, list) else [vals]
+    return [_number(v) for v in vals]
+
+
+def _number(v: Any) -> Any:
+    """PyYAML reads 1e-3 (no dot) as a string: make such strings numbers."""
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return v
+    return v
+
+
+def load_sweep(state: MutableMapping[str, Any], sweep: SweepSpec) -> None:
+    """Put a sweep's vary lists and seeds into the builder's widgets."""
+    state[S + "fields"] = [k for k in sweep.vary]
+    for k, vals in sweep.vary.items():
+        state[S + "vals." + k] = ", ".join(yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("\n...").strip()
+                                          for v in vals)
+    state[S + "seeds"] = ", ".join(str(s) for s in sweep.seeds)
+    state[S + "name"] = sweep.name or ""
+
+
+def render_builder() -> tuple[dict[str, list[Any]], list[int], str | None, list[str]]:
+    """Widgets of the builder; returns (vary, seeds, name, errors)."""
+    ss = st.session_state
+    ss.setdefault(S + "fields", ["cell"])
+    ss.setdefault(S + "seeds", "0, 1, 2")
+    ss.setdefault(S + "name", "")
+    errors: list[str] = []
+    options = list(dict.fromkeys([*VARY_FIELDS, *ss[S + "fields"]]))
+    st.multiselect("Fields to vary", options, key=S + "fields", accept_new_options=True,
+                   help="Any dotted spec path works (type it), e.g. optimizer.momentum or task.variant.")
+    vary: dict[str, list[Any]] = {}
+    for path in ss[S + "fields"]:
+        suggested, hint = VARY_FIELDS.get(path, ("", "any spec field"))
+        ss.setdefault(S + "vals." + path, suggested)
+        txt = st.text_input(f"Values of {path}", key=S + "vals." + path, help=f"Comma-separated; {hint}.")
+        try:
+            vals = parse_values(txt)
+            if not vals:
+                errors.append(f"vary.{path}: give at least one value")
+            vary[path] = vals
+        except ValueError as e:
+            errors.append(f"vary.{path}: {e}")
+    a, b = st.columns(2)
+    seeds_txt = a.text_input("Seeds", key=S + "seeds", help="Comma-separated seeds, or a range such as 0-4.")
+    name = b.text_input("Sweep name (optional)", key=S + "name", max_chars=200)
+    try:
+        seeds = parse_seeds(seeds_txt)
+    except ValueError as e:
+        errors.append(f"seeds: {e}")
+        seeds = [0]
+    return vary, seeds, name or None, errors
+
+
+def parse_seeds(text: str) -> list[int]:
+    out: list[int] = []
+    for part in [p.strip() for p in (text or "").replace(";", ",").split(",") if p.strip()]:
+        if "-" in part[1:]:
+            lo, hi = part.split("-", 1)
+            if not (lo.strip().isdigit() and hi.strip().isdigit()) or int(hi) < int(lo):
+                raise ValueError(f"could not read {part!r} (write e.g. 0-4)")
+            out += list(range(int(lo), int(hi) + 1))
+        elif part.isdigit():
+            out.append(int(part))
+        else:
+            raise ValueError(f"{part!r} is not a non-negative whole number")
+    if not out:
+        raise ValueError("give at least one seed")
+    return list(dict.fromkeys(out))
+
+
+@dataclass
+class SweepPlan:
+    sweep: SweepSpec | None = None
+    specs: list[JobSpec] = field(default_factory=list)
+    duplicates: list[tuple[int, int]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def build(base: dict[str, Any], vary: dict[str, list[Any]], seeds: list[int], name: str | None,
+          limits: Limits | None = None) -> SweepPlan:
+    """Expand the sweep (base without its seed) into validated specs, collecting every error."""
+    base = {k: v for k, v in base.items() if k != "seed"}
+    try:
+        sweep = SweepSpec(name=name, base=base, vary=vary, seeds=seeds)
+    except Exception as e:  # pydantic ValidationError: show its messages plainly
+        msgs = [m.get("msg", str(m)) for m in getattr(e, "errors", lambda: [])()] or [str(e)]
+        return SweepPlan(errors=[f"sweep: {m}" for m in msgs])
+    try:
+        specs = expand_sweep(sweep, limits)
+    except SpecError as e:
+        return SweepPlan(sweep=sweep, errors=list(e.errors))
+    return SweepPlan(sweep=sweep, specs=specs, duplicates=find_duplicates(specs))

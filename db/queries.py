@@ -1,0 +1,590 @@
+"""Read-only queries of the results database for the dashboard: pandas DataFrames and dicts out,
+filtered, paginated and downsampled on the server, plus a read-only SQL console (``run_sql``).
+
+Every function takes an optional SQLAlchemy ``engine`` (default: the settings' database). Nothing
+here writes; ``run_sql`` runs user SQL over a connection that the database itself keeps read-only.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sqlite3
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import and_, create_engine, func, or_, select, text
+from sqlalchemy.engine import Engine, make_url
+
+from db.models import (
+    Epoch, GradProfile, Histogram, LayerStatRow, ParamStatRow, Run, RunAttempt, RunTag, Sweep, Worker,
+)
+from rnnlab.records import decode_float
+from rnnlab.settings import get_settings
+
+# Columns of ``runs`` that can be filtered by equality without touching the JSON spec.
+RUN_COLUMNS = (
+    "task", "cell", "activation", "init", "clip", "seq_len", "hidden_size", "num_layers", "seed",
+    "queue", "owner", "sweep_id", "worker", "metric_name",
+)
+SORTS = {"newest": Run.id.desc(), "oldest": Run.id.asc(), "val_loss": Run.last_val_loss.asc(),
+         "horizon": Run.last_horizon.desc()}
+
+
+def engine_for(url: str | None = None) -> Engine:
+    """The shared engine of the results database (``db.engine.get_engine`` when present)."""
+    try:
+        from db.engine import get_engine
+    except ImportError:  # the store is not installed yet: a plain engine on the same URL
+        return create_engine(url or get_settings().db_url)
+    return get_engine(url)
+
+
+def _eng(engine: Engine | None) -> Engine:
+    return engine if engine is not None else engine_for()
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt
+
+
+def _restore_nan(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows keep the names of their NaN columns in ``nan_fields`` (SQLite stores NaN as NULL)."""
+    if "nan_fields" not in df:
+        return df
+    for i, names in df["nan_fields"].items():
+        if names:
+            for n in names:
+                if n in df.columns:
+                    df.at[i, n] = np.nan
+    return df.drop(columns="nan_fields")
+
+
+# ------------------------------------------------------------------------------------------------
+# Runs
+# ------------------------------------------------------------------------------------------------
+
+def _coerce(value: Any) -> Any:
+    if isinstance(value, str):
+        v = value.strip()
+        if v.lower() in ("true", "false"):
+            return v.lower() == "true"
+        if v.lower() in ("none", "null"):
+            return None
+        try:
+            return int(v)
+        except ValueError:
+            try:
+                return float(v)
+            except ValueError:
+                return v
+    return value
+
+
+def _spec_condition(path: str, value: Any):
+    """Equality on any spec field by its dotted path (``optimizer.lr``, ``task.variant``)."""
+    node = Run.spec[tuple(path.split("."))]
+    value = _coerce(value)
+    if value is None:
+        return or_(node.as_string().is_(None), node.as_string() == "null")
+    if isinstance(value, bool):
+        return node.as_boolean() == value
+    if isinstance(value, (int, float)):
+        return func.abs(node.as_float() - float(value)) <= 1e-12 * max(1.0, abs(float(value)))
+    return node.as_string() == value
+
+
+def _run_filters(filters: dict[str, Any] | None) -> list:
+    """Filters: ``status`` (list), ``tags`` (list, any of), ``search`` (name/label substring),
+    ``ids`` (list), ``sweep_id``, any of RUN_COLUMNS (value or list), ``spec`` ({dotted path: value})."""
+    f = filters or {}
+    conds = []
+    if f.get("status"):
+        conds.append(Run.status.in_(list(f["status"])))
+    if f.get("ids"):
+        conds.append(Run.id.in_([int(i) for i in f["ids"]]))
+    if f.get("tags"):
+        conds.append(Run.id.in_(select(RunTag.run_id).where(RunTag.tag.in_(list(f["tags"])))))
+    if f.get("search"):
+        like = f"%{f['search']}%"
+        conds.append(or_(Run.name.ilike(like), Run.diagnosis.ilike(like), Run.message.ilike(like)))
+    for col in RUN_COLUMNS:
+        v = f.get(col)
+        if v is None or v == [] or v == "":
+            continue
+        c = getattr(Run, col)
+        conds.append(c.in_(list(v)) if isinstance(v, (list, tuple, set)) else c == v)
+    for path, v in (f.get("spec") or {}).items():
+        if path:
+            conds.append(_spec_condition(path, v))
+    return conds
+
+
+_RUN_LIST_COLS = [
+    Run.id, Run.name, Run.status, Run.epochs_done, Run.epochs_total, Run.task, Run.cell, Run.activation,
+    Run.init, Run.clip, Run.seq_len, Run.hidden_size, Run.num_layers, Run.seed, Run.metric_name,
+    Run.last_val_loss, Run.baseline_loss, Run.last_val_metric, Run.baseline_metric, Run.last_horizon,
+    Run.diagnosis, Run.message, Run.worker, Run.owner, Run.sweep_id, Run.created_at, Run.started_at,
+    Run.finished_at, Run.cancel_requested, Run.attempts,
+]
+
+
+def _tags_of(conn, ids: list[int]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    if ids:
+        rows = conn.execute(select(RunTag.run_id, RunTag.tag).where(RunTag.run_id.in_(ids)).order_by(RunTag.tag))
+        for rid, tag in rows:
+            out.setdefault(rid, []).append(tag)
+    return out
+
+
+def _decorate_runs(df: pd.DataFrame, tags: dict[int, list[str]]) -> pd.DataFrame:
+    now = datetime.now(timezone.utc)
+    df["tags"] = [", ".join(tags.get(i, [])) for i in df["id"]]
+    df["progress"] = [
+        (min(d, t) / t if t else 0.0) for d, t in zip(df["epochs_done"], df["epochs_total"])
+    ]
+    durations = []
+    for s, e in zip(df["started_at"], df["finished_at"]):
+        s, e = _utc(None if pd.isna(s) else s), _utc(None if pd.isna(e) else e)
+        durations.append((((e or now) - s).total_seconds()) if s else None)
+    df["duration_s"] = durations
+    df["activation"] = [a if isinstance(a, str) and a else ("tanh" if c == "rnn" else "—")
+                        for a, c in zip(df["activation"], df["cell"])]
+    return df
+
+
+def list_runs(filters: dict[str, Any] | None = None, page: int = 0, page_size: int = 50,
+              sort: str = "newest", engine: Engine | None = None) -> tuple[pd.DataFrame, int]:
+    """One page of runs (newest first by default) and the total number matching the filters."""
+    conds = _run_filters(filters)
+    where = and_(*conds) if conds else None
+    page_size = max(1, min(int(page_size), 1000))
+    with _eng(engine).connect() as conn:
+        count_q = select(func.count(Run.id))
+        total = conn.execute(count_q.where(where) if where is not None else count_q).scalar_one()
+        q = select(*_RUN_LIST_COLS).order_by(SORTS.get(sort, Run.id.desc()), Run.id.desc())
+        if where is not None:
+            q = q.where(where)
+        q = q.offset(max(0, int(page)) * page_size).limit(page_size)
+        df = pd.DataFrame(conn.execute(q).mappings().all(), columns=[c.key for c in _RUN_LIST_COLS])
+        tags = _tags_of(conn, df["id"].tolist())
+    return _decorate_runs(df, tags), int(total)
+
+
+def runs_by_ids(ids: list[int], engine: Engine | None = None) -> pd.DataFrame:
+    """Summary rows (as in list_runs) plus the full ``spec`` and ``info`` of the given runs, in order."""
+    ids = [int(i) for i in ids]
+    if not ids:
+        return pd.DataFrame(columns=[c.key for c in _RUN_LIST_COLS] + ["spec", "info", "tags"])
+    with _eng(engine).connect() as conn:
+        rows = conn.execute(select(*_RUN_LIST_COLS, Run.spec, Run.info, Run.spec_hash).where(Run.id.in_(ids)))
+        df = pd.DataFrame(rows.mappings().all(), columns=[c.key for c in _RUN_LIST_COLS] + ["spec", "info", "spec_hash"])
+        tags = _tags_of(conn, ids)
+    df = _decorate_runs(df, tags)
+    order = {i: k for k, i in enumerate(ids)}
+    return df.sort_values("id", key=lambda s: s.map(order)).reset_index(drop=True)
+
+
+def run(run_id: int, engine: Engine | None = None) -> dict[str, Any] | None:
+    """Everything about one run as a dict (spec, info, tags, notes, attempts), or None."""
+    with _eng(engine).connect() as conn:
+        r = conn.execute(select(*Run.__table__.c).where(Run.id == int(run_id))).mappings().first()
+        if r is None:
+            return None
+        out = dict(r)
+        out["tags"] = _tags_of(conn, [int(run_id)]).get(int(run_id), [])
+        att = conn.execute(select(*RunAttempt.__table__.c).where(RunAttempt.run_id == int(run_id))
+                           .order_by(RunAttempt.attempt)).mappings().all()
+    out["attempts"] = pd.DataFrame(att, columns=[c.key for c in RunAttempt.__table__.c]).drop(columns=["id", "run_id"])
+    return out
+
+
+def status_counts(engine: Engine | None = None) -> dict[str, int]:
+    with _eng(engine).connect() as conn:
+        return dict(conn.execute(select(Run.status, func.count()).group_by(Run.status)).all())
+
+
+def filter_options(engine: Engine | None = None) -> dict[str, list[Any]]:
+    """Distinct values for the filter widgets (tags and the denormalized spec columns)."""
+    out: dict[str, list[Any]] = {}
+    with _eng(engine).connect() as conn:
+        out["tags"] = [t for (t,) in conn.execute(select(RunTag.tag).distinct().order_by(RunTag.tag))]
+        for col in ("task", "cell", "activation", "init", "clip", "seq_len", "hidden_size", "num_layers", "owner"):
+            c = getattr(Run, col)
+            out[col] = [v for (v,) in conn.execute(select(c).distinct().where(c.is_not(None)).order_by(c))]
+        out["sweeps"] = [dict(r) for r in conn.execute(
+            select(Sweep.id, Sweep.name, Sweep.n_runs).order_by(Sweep.id.desc()).limit(500)).mappings()]
+    return out
+
+
+def find_existing(spec_hashes: list[str], engine: Engine | None = None) -> dict[str, list[int]]:
+    """Runs already in the database with these spec hashes."""
+    out: dict[str, list[int]] = {}
+    hashes = list(dict.fromkeys(spec_hashes))
+    with _eng(engine).connect() as conn:
+        for k in range(0, len(hashes), 500):
+            rows = conn.execute(select(Run.spec_hash, Run.id).where(Run.spec_hash.in_(hashes[k:k + 500])))
+            for h, rid in rows:
+                out.setdefault(h, []).append(rid)
+    return out
+
+
+def timing_samples(limit: int = 500, engine: Engine | None = None) -> pd.DataFrame:
+    """Seconds per optimizer step of recent finished runs, with their size, for time estimates."""
+    with _eng(engine).connect() as conn:
+        q = (select(Run.id, Run.cell, Run.hidden_size, Run.seq_len, Run.num_layers, Run.spec,
+                    func.sum(Epoch.train_seconds + Epoch.diag_seconds).label("seconds"),
+                    func.sum(Epoch.steps).label("steps"))
+             .join(Epoch, Epoch.run_id == Run.id)
+             .where(Run.status == "succeeded").group_by(Run.id).order_by(Run.id.desc()).limit(limit))
+        df = pd.DataFrame(conn.execute(q).mappings().all(),
+                          columns=["id", "cell", "hidden_size", "seq_len", "num_layers", "spec", "seconds", "steps"])
+    if df.empty:
+        return df
+    df["batch_size"] = [s.get("batch_size", 64) for s in df["spec"]]
+    return df.drop(columns="spec")
+
+
+# ------------------------------------------------------------------------------------------------
+# Per-epoch series
+# ------------------------------------------------------------------------------------------------
+
+def epochs(run_ids: list[int], engine: Engine | None = None) -> pd.DataFrame:
+    """Per-epoch scalars of the runs (NaN restored)."""
+    cols = [c for c in Epoch.__table__.c if c.key not in ("recorded_at",)]
+    with _eng(engine).connect() as conn:
+        rows = conn.execute(select(*cols).where(Epoch.run_id.in_([int(i) for i in run_ids]))
+                            .order_by(Epoch.run_id, Epoch.epoch)).mappings().all()
+    return _restore_nan(pd.DataFrame(rows, columns=[c.key for c in cols]))
+
+
+def layer_stats(run_ids: list[int], engine: Engine | None = None) -> pd.DataFrame:
+    """Per-epoch, per-layer spectra, activation health and profile summaries (NaN restored)."""
+    cols = [c for c in LayerStatRow.__table__.c if c.key not in ("gate_spectra", "gate_mean", "gate_saturated")]
+    with _eng(engine).connect() as conn:
+        rows = conn.execute(select(*cols).where(LayerStatRow.run_id.in_([int(i) for i in run_ids]))
+                            .order_by(LayerStatRow.run_id, LayerStatRow.epoch, LayerStatRow.layer)).mappings().all()
+    return _restore_nan(pd.DataFrame(rows, columns=[c.key for c in cols]))
+
+
+def param_stats(run_ids: list[int], engine: Engine | None = None) -> pd.DataFrame:
+    """Per-epoch, per-parameter gradient norms, update ratios and weight norms (NaN restored)."""
+    cols = list(ParamStatRow.__table__.c)
+    with _eng(engine).connect() as conn:
+        rows = conn.execute(select(*cols).where(ParamStatRow.run_id.in_([int(i) for i in run_ids]))
+                            .order_by(ParamStatRow.run_id, ParamStatRow.epoch, ParamStatRow.param)).mappings().all()
+    return _restore_nan(pd.DataFrame(rows, columns=[c.key for c in cols]))
+
+
+def probed_epochs(run_ids: list[int], engine: Engine | None = None) -> list[int]:
+    """Epochs that have a per-timestep profile in at least one of the runs (sorted)."""
+    with _eng(engine).connect() as conn:
+        rows = conn.execute(select(GradProfile.epoch).distinct()
+                            .where(GradProfile.run_id.in_([int(i) for i in run_ids])).order_by(GradProfile.epoch))
+        return [e for (e,) in rows]
+
+
+def _decode_array(values: list) -> np.ndarray:
+    return np.array([np.nan if v is None else decode_float(v) for v in values], dtype=float)
+
+
+def _pick_indices(n: int, max_points: int) -> np.ndarray:
+    if n <= max_points:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, max_points).round().astype(int))
+
+
+def profiles(run_ids: list[int], epoch: int | None = None, layer: int = 0, kind: str = "h",
+             max_points: int = 400, engine: Engine | None = None) -> pd.DataFrame:
+    """Per-timestep gradient norms ‖∂L/∂h_t‖ (kind 'h') or ‖∂L/∂c_t‖ ('c') of each run at ``epoch``
+    (the latest probed epoch ≤ ``epoch`` per run; None: the last one), long format
+    (run_id, epoch, t, norm, k = T − t), at most ``max_points`` points per run (evenly spaced)."""
+    ids = [int(i) for i in run_ids]
+    frames = []
+    with _eng(engine).connect() as conn:
+        for rid in ids:
+            q = select(GradProfile.epoch, GradProfile.norms).where(
+                GradProfile.run_id == rid, GradProfile.layer == layer, GradProfile.kind == kind)
+            if epoch is not None:
+                q = q.where(GradProfile.epoch <= int(epoch))
+            row = conn.execute(q.order_by(GradProfile.epoch.desc()).limit(1)).first()
+            if row is None:
+                continue
+            arr = _decode_array(row.norms)
+            idx = _pick_indices(len(arr), max_points)
+            frames.append(pd.DataFrame({"run_id": rid, "epoch": row.epoch, "t": idx + 1,
+                                        "k": len(arr) - 1 - idx, "norm": arr[idx]}))
+    if not frames:
+        return pd.DataFrame(columns=["run_id", "epoch", "t", "k", "norm"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _block_mean(mat: np.ndarray, max_cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Average adjacent columns into at most max_cols blocks (NaN-aware); returns (matrix, centres)."""
+    n = mat.shape[1]
+    if n <= max_cols:
+        return mat, np.arange(1, n + 1, dtype=float)
+    edges = np.linspace(0, n, max_cols + 1).round().astype(int)
+    out = np.full((mat.shape[0], max_cols), np.nan)
+    for j in range(max_cols):
+        block = mat[:, edges[j]:edges[j + 1]]
+        with np.errstate(all="ignore"):
+            ok = np.isfinite(block)
+            cnt = ok.sum(axis=1)
+            out[:, j] = np.where(cnt > 0, np.where(ok, block, 0).sum(axis=1) / np.maximum(cnt, 1), np.nan)
+    centres = (edges[:-1] + edges[1:] - 1) / 2 + 1
+    return out, centres
+
+
+def profile_matrix(run_id: int, layer: int = 0, kind: str = "h", max_t: int = 200, max_epochs: int = 100,
+                   engine: Engine | None = None) -> dict[str, Any]:
+    """The t × epoch matrix of log10‖∂L/∂h_t‖ of one run, downsampled on the server: time steps are
+    averaged in log space into at most ``max_t`` blocks, epochs are subsampled to ``max_epochs``.
+    Returns {"epochs": [...], "t": [...], "z": 2-D array (epochs × t), "seq_len": T}."""
+    with _eng(engine).connect() as conn:
+        es = [e for (e,) in conn.execute(select(GradProfile.epoch).where(
+            GradProfile.run_id == int(run_id), GradProfile.layer == layer, GradProfile.kind == kind)
+            .order_by(GradProfile.epoch))]
+        keep = [es[i] for i in _pick_indices(len(es), max_epochs)]
+        rows = conn.execute(select(GradProfile.epoch, GradProfile.norms).where(
+            GradProfile.run_id == int(run_id), GradProfile.layer == layer, GradProfile.kind == kind,
+            GradProfile.epoch.in_(keep)).order_by(GradProfile.epoch)).all()
+    if not rows:
+        return {"epochs": [], "t": [], "z": np.zeros((0, 0)), "seq_len": 0}
+    T = max(len(r.norms) for r in rows)
+    mat = np.full((len(rows), T), np.nan)
+    for i, r in enumerate(rows):
+        a = _decode_array(r.norms)
+        mat[i, :len(a)] = a
+    with np.errstate(all="ignore"):
+        logm = np.where(mat > 0, np.log10(np.where(mat > 0, mat, 1.0)), np.nan)
+    logm[~np.isfinite(logm)] = np.nan
+    z, centres = _block_mean(logm, max_t)
+    return {"epochs": [r.epoch for r in rows], "t": centres.tolist(), "z": z, "seq_len": T}
+
+
+def param_names(run_ids: list[int], engine: Engine | None = None) -> list[str]:
+    with _eng(engine).connect() as conn:
+        rows = conn.execute(select(Histogram.param).distinct()
+                            .where(Histogram.run_id.in_([int(i) for i in run_ids])).order_by(Histogram.param))
+        return [p for (p,) in rows]
+
+
+def histograms(run_ids: list[int], epoch: int | None = None, param: str | None = None,
+               engine: Engine | None = None) -> pd.DataFrame:
+    """Gradient histograms (fixed log10|g| bins of rnnlab.records) of each run at ``epoch`` (the latest
+    epoch ≤ it that has one; None: the last), one row per run × param, ``counts`` a list of ints."""
+    frames = []
+    with _eng(engine).connect() as conn:
+        for rid in [int(i) for i in run_ids]:
+            q = select(func.max(Histogram.epoch)).where(Histogram.run_id == rid)
+            if epoch is not None:
+                q = q.where(Histogram.epoch <= int(epoch))
+            e = conn.execute(q).scalar()
+            if e is None:
+                continue
+            hq = select(Histogram.run_id, Histogram.epoch, Histogram.param, Histogram.counts, Histogram.zeros,
+                        Histogram.nonfinite).where(Histogram.run_id == rid, Histogram.epoch == e)
+            if param:
+                hq = hq.where(Histogram.param == param)
+            frames.append(pd.DataFrame(conn.execute(hq).mappings().all(),
+                                       columns=["run_id", "epoch", "param", "counts", "zeros", "nonfinite"]))
+    if not frames:
+        return pd.DataFrame(columns=["run_id", "epoch", "param", "counts", "zeros", "nonfinite"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def final_summary(run_ids: list[int], engine: Engine | None = None) -> pd.DataFrame:
+    """Per run: the last epoch's loss/metric and the last probe's layer-0 horizon and decay per step."""
+    ids = [int(i) for i in run_ids]
+    if not ids:
+        return pd.DataFrame(columns=["run_id", "val_loss", "val_metric", "horizon", "decay_per_step", "log_ratio"])
+    with _eng(engine).connect() as conn:
+        last_e = select(Epoch.run_id, func.max(Epoch.epoch).label("e")).where(Epoch.run_id.in_(ids)).group_by(Epoch.run_id).subquery()
+        ep = conn.execute(select(Epoch.run_id, Epoch.val_loss, Epoch.val_metric, Epoch.nan_fields).join(
+            last_e, and_(Epoch.run_id == last_e.c.run_id, Epoch.epoch == last_e.c.e))).mappings().all()
+        last_l = (select(LayerStatRow.run_id, func.max(LayerStatRow.epoch).label("e"))
+                  .where(LayerStatRow.run_id.in_(ids), LayerStatRow.layer == 0).group_by(LayerStatRow.run_id).subquery())
+        ly = conn.execute(select(LayerStatRow.run_id, LayerStatRow.horizon, LayerStatRow.decay_per_step,
+                                 LayerStatRow.log_ratio, LayerStatRow.nan_fields).join(
+            last_l, and_(LayerStatRow.run_id == last_l.c.run_id, LayerStatRow.epoch == last_l.c.e))
+            .where(LayerStatRow.layer == 0)).mappings().all()
+    a = _restore_nan(pd.DataFrame(ep, columns=["run_id", "val_loss", "val_metric", "nan_fields"]))
+    b = _restore_nan(pd.DataFrame(ly, columns=["run_id", "horizon", "decay_per_step", "log_ratio", "nan_fields"]))
+    return pd.DataFrame({"run_id": ids}).merge(a, how="left").merge(b, how="left")
+
+
+# ------------------------------------------------------------------------------------------------
+# Workers
+# ------------------------------------------------------------------------------------------------
+
+def workers(engine: Engine | None = None, lost_after_s: float | None = None) -> pd.DataFrame:
+    """Workers with ``alive`` (heartbeat within settings.lost_after_seconds and not stopped)."""
+    lost = lost_after_s if lost_after_s is not None else get_settings().lost_after_seconds
+    cols = [c.key for c in Worker.__table__.c]
+    with _eng(engine).connect() as conn:
+        rows = conn.execute(select(*Worker.__table__.c).order_by(Worker.heartbeat_at.desc())).mappings().all()
+    df = pd.DataFrame(rows, columns=cols)
+    now = datetime.now(timezone.utc)
+    ages = [(now - _utc(h)).total_seconds() if h is not None and not pd.isna(h) else None for h in df["heartbeat_at"]]
+    df["heartbeat_age_s"] = ages
+    df["alive"] = [a is not None and a <= lost and (s is None or pd.isna(s)) for a, s in zip(ages, df["stopped_at"])]
+    return df
+
+
+# ------------------------------------------------------------------------------------------------
+# The SQL console
+# ------------------------------------------------------------------------------------------------
+
+class QueryError(Exception):
+    """A console query failed (syntax, a write refused by the database, a timeout)."""
+
+
+def _sqlite_path(url: str) -> str | None:
+    u = make_url(url)
+    if not u.drivername.startswith("sqlite"):
+        return None
+    if not u.database or u.database == ":memory:":
+        raise QueryError("the SQL console needs a file database, not an in-memory one")
+    return str(Path(u.database).resolve())
+
+
+def _rows_to_df(cols: list[str], rows: list[tuple], row_limit: int) -> tuple[pd.DataFrame, bool]:
+    truncated = len(rows) > row_limit
+    return pd.DataFrame(rows[:row_limit], columns=cols), truncated
+
+
+def _run_sqlite(path: str, sql: str, timeout_s: float, row_limit: int) -> tuple[pd.DataFrame, bool]:
+    if not Path(path).exists():
+        raise QueryError(f"database file not found: {path}")
+    conn = sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True, timeout=5, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA query_only = ON")
+        deadline = time.monotonic() + timeout_s
+        conn.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 10_000)
+        try:
+            cur = conn.execute(sql)
+            cols = [d[0] for d in cur.description] if cur.description else []
+            rows = cur.fetchmany(row_limit + 1) if cols else []
+        except sqlite3.OperationalError as e:
+            if "interrupted" in str(e):
+                raise QueryError(f"the query ran longer than the {timeout_s:g} s statement timeout") from None
+            raise QueryError(str(e)) from None
+        except (sqlite3.Error, sqlite3.Warning) as e:
+            raise QueryError(str(e)) from None
+        return _rows_to_df(cols, rows, row_limit)
+    finally:
+        conn.close()
+
+
+def _run_server(url: str, sql: str, timeout_s: float, row_limit: int) -> tuple[pd.DataFrame, bool]:
+    eng = _readonly_engine(url)
+    from sqlalchemy.exc import DBAPIError
+    try:
+        with eng.connect() as conn:
+            if eng.dialect.name == "postgresql":
+                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_s * 1000)}")
+            result = conn.exec_driver_sql(sql)
+            cols = list(result.keys()) if result.returns_rows else []
+            rows = [tuple(r) for r in result.fetchmany(row_limit + 1)] if cols else []
+            conn.rollback()
+    except DBAPIError as e:
+        msg = str(e.orig).strip() if e.orig is not None else str(e)
+        if "statement timeout" in msg:
+            msg = f"the query ran longer than the {timeout_s:g} s statement timeout"
+        raise QueryError(msg.splitlines()[0] if msg else "query failed") from None
+    return _rows_to_df(cols, rows, row_limit)
+
+
+_RO_ENGINES: dict[str, Engine] = {}
+
+
+def _readonly_engine(url: str) -> Engine:
+    """An engine whose every connection is read-only by default (Postgres), cached per URL."""
+    if url not in _RO_ENGINES:
+        args = {}
+        if make_url(url).get_backend_name() == "postgresql":
+            args["connect_args"] = {"options": "-c default_transaction_read_only=on"}
+        _RO_ENGINES[url] = create_engine(url, pool_pre_ping=True, **args)
+    return _RO_ENGINES[url]
+
+
+def run_sql(sql: str, timeout_s: float | None = None, row_limit: int | None = None,
+            url: str | None = None) -> tuple[pd.DataFrame, bool]:
+    """Run one user statement on a READ-ONLY connection: SQLite is opened with ``mode=ro`` and
+    ``PRAGMA query_only``; Postgres uses ``settings.readonly_database_url`` when set and in any case
+    ``default_transaction_read_only`` + ``SET TRANSACTION READ ONLY`` + ``statement_timeout``.
+    Returns (at most ``row_limit`` rows, whether more rows were left out). Raises QueryError."""
+    s = get_settings()
+    timeout_s = float(timeout_s if timeout_s is not None else s.sql_timeout_seconds)
+    row_limit = int(row_limit if row_limit is not None else s.sql_row_limit)
+    if not sql or not sql.strip():
+        raise QueryError("the query is empty")
+    target = url or s.readonly_database_url or s.db_url
+    path = _sqlite_path(target)
+    if path is not None:
+        return _run_sqlite(path, sql, timeout_s, row_limit)
+    return _run_server(target, sql, timeout_s, row_limit)
+
+
+def example_queries() -> list[tuple[str, str]]:
+    """(title, sql) examples for the console: from db.schema_examples when the store provides it,
+    otherwise parsed from docs/schema.md (a heading or bold line followed by a ```sql block)."""
+    for mod, fn in (("db.schema", "example_queries"), ("db.examples", "example_queries"),
+                    ("db.store", "example_queries")):
+        try:
+            module = __import__(mod, fromlist=[fn])
+            got = getattr(module, fn)()
+            if got:
+                return [(str(t), str(q)) for t, q in (got.items() if isinstance(got, dict) else got)]
+        except (ImportError, AttributeError):
+            continue
+    return parse_examples(Path(__file__).resolve().parent.parent / "docs" / "schema.md")
+
+
+def parse_examples(path: Path) -> list[tuple[str, str]]:
+    if not path.exists():
+        return []
+    out, title = [], None
+    lines = path.read_text().splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i].strip()
+        if line.startswith("```sql"):
+            j = i + 1
+            while j < len(lines) and not lines[j].strip().startswith("```"):
+                j += 1
+            body = "\n".join(lines[i + 1:j]).strip()
+            if body:
+                out.append((title or f"example {len(out) + 1}", body))
+            title, i = None, j + 1
+            continue
+        m = re.match(r"^(?:#+\s*|\*\*|[-*]\s+\*\*)(.+?)(?:\*\*)?:?$", line)
+        if m:
+            title = m.group(1).strip("*: ")
+        elif line and not line.startswith("|"):
+            title = title or line.rstrip(":")
+        i += 1
+    return out
+
+
+def db_label(url: str | None = None) -> str:
+    """The database's URL with any password hidden, for display."""
+    u = make_url(url or get_settings().db_url)
+    return u.render_as_string(hide_password=True)
+
+
+def finite(x: Any) -> float | None:
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None

@@ -158,7 +158,12 @@ def _clear_failures(name: str) -> None:
 
 def _oidc_user(settings: users.AuthSettings) -> User:
     """The user signed in with the identity provider, or show a sign-in button and stop."""
-    if not st.user.is_logged_in:
+    if not _oidc_configured():
+        st.title("rnnlab")
+        st.error("RNNLAB_AUTH is oidc, but the Streamlit secrets have no [auth] section, so nobody can "
+                 "sign in. See docs/deploy.md.")
+        st.stop()
+    if not st.user.get("is_logged_in", False):
         st.title("rnnlab")
         st.subheader("Sign in")
         st.button("Sign in with your organization's account", on_click=_oidc_login, args=(settings,))

@@ -1,0 +1,214 @@
+"""Dashboard login and roles (dashboard.auth), driven through Streamlit's AppTest."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard import auth
+from dashboard.auth import ACTIONS, ROLES, User, can
+from rnnlab import users
+
+
+def page():
+    """A page as the dashboard writes it: current_user() first, then data."""
+    import streamlit as st
+
+    from dashboard.auth import current_user
+
+    user = current_user()
+    current_user()                          # a second call in the same run must be harmless
+    st.write(f"SECRET DATA for {user.name} ({user.role})")
+
+
+@pytest.fixture
+def users_file(tmp_path, monkeypatch):
+    path = tmp_path / "users.yaml"
+    monkeypatch.setenv("RNNLAB_USERS_FILE", str(path))
+    monkeypatch.setenv("RNNLAB_AUTH", "users")
+    monkeypatch.setattr(auth, "_failures", {})
+    return path
+
+
+def texts(at: AppTest) -> str:
+    return " ".join([m.value for m in at.markdown] + [t.value for t in at.title] + [e.value for e in at.error])
+
+
+def sign_in(at: AppTest, name: str, password: str) -> AppTest:
+    at.text_input(key="rnnlab_login_name").input(name)
+    at.text_input(key="rnnlab_login_password").input(password)
+    return at.button[0].click().run(timeout=30)
+
+
+# ---- roles --------------------------------------------------------------------------------------
+
+def test_contract_is_stable():
+    assert ROLES == ("viewer", "member", "admin")
+    assert ACTIONS == ("view", "submit", "cancel", "edit", "delete", "sql")
+    assert User("a", "viewer") == User(name="a", role="viewer")
+
+
+# (role, action, owner) -> allowed; owner "me" is the user's own run, "other" someone else's
+MATRIX = {
+    "viewer": {"view": (1, 1, 1), "sql": (1, 1, 1), "submit": (0, 0, 0), "cancel": (0, 0, 0),
+               "edit": (0, 0, 0), "delete": (0, 0, 0)},
+    "member": {"view": (1, 1, 1), "sql": (1, 1, 1), "submit": (1, 1, 1), "cancel": (1, 0, 1),
+               "edit": (1, 0, 1), "delete": (1, 0, 1)},
+    "admin": {a: (1, 1, 1) for a in ACTIONS},
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("action", ACTIONS)
+def test_can(role, action):
+    user = User("me", role)
+    own, other, unowned = MATRIX[role][action]
+    assert can(user, action, "me") is bool(own)
+    assert can(user, action, "other") is bool(other)
+    assert can(user, action, None) is bool(unowned)
+
+
+def test_can_rejects_unknown_actions():
+    with pytest.raises(ValueError, match="unknown action 'launch'; allowed: view, submit, cancel"):
+        can(User("me", "admin"), "launch")
+
+
+# ---- mode -----------------------------------------------------------------------------------------
+
+def test_auto_mode_without_users_is_the_local_admin(tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNLAB_USERS_FILE", str(tmp_path / "users.yaml"))
+    monkeypatch.setenv("RNNLAB_AUTH", "auto")
+    assert auth.auth_mode() == "none"
+    at = AppTest.from_function(page).run(timeout=30)
+    assert "SECRET DATA for local (admin)" in texts(at)
+
+
+def test_auto_mode_with_users_requires_sign_in(tmp_path, monkeypatch):
+    path = tmp_path / "users.yaml"
+    monkeypatch.setenv("RNNLAB_USERS_FILE", str(path))
+    monkeypatch.setenv("RNNLAB_AUTH", "auto")
+    users.add_user("alice", "member", "secret-pass", path=path)
+    assert auth.auth_mode() == "users"
+    at = AppTest.from_function(page).run(timeout=30)
+    assert "SECRET DATA" not in texts(at) and "Sign in" in [b.label for b in at.button]
+
+
+def test_explicit_none_mode_ignores_users(users_file, monkeypatch):
+    users.add_user("alice", "member", "secret-pass", path=users_file)
+    monkeypatch.setenv("RNNLAB_AUTH", "none")
+    assert auth.auth_mode() == "none"
+
+
+def test_unknown_mode_is_an_error(monkeypatch):
+    monkeypatch.setenv("RNNLAB_AUTH", "ldap")
+    with pytest.raises(ValueError, match="auth"):
+        auth.auth_mode()
+
+
+# ---- built-in users -------------------------------------------------------------------------------
+
+def test_page_shows_only_the_login_form_until_signed_in(users_file):
+    users.add_user("alice", "member", "secret-pass", path=users_file)
+    at = AppTest.from_function(page).run(timeout=30)
+    assert not at.exception
+    assert "SECRET DATA" not in texts(at)
+    assert [t.label for t in at.text_input] == ["User name", "Password"]
+    at = sign_in(at, "alice", "wrong-pass")
+    assert "Wrong user name or password." in texts(at) and "SECRET DATA" not in texts(at)
+    at = sign_in(at, "alice", "secret-pass")
+    assert "SECRET DATA for alice (member)" in texts(at)
+    assert [t.value for t in at.sidebar.text] == ["Signed in as alice (member)"]
+    at.sidebar.button[0].click().run(timeout=30)          # sign out
+    assert "SECRET DATA" not in texts(at) and len(at.text_input) == 2
+
+
+def test_unknown_user_gets_the_same_message(users_file):
+    users.add_user("alice", "member", "secret-pass", path=users_file)
+    at = sign_in(AppTest.from_function(page).run(timeout=30), "mallory", "secret-pass")
+    assert "Wrong user name or password." in texts(at) and "SECRET DATA" not in texts(at)
+
+
+def test_role_changes_and_removal_apply_to_a_signed_in_session(users_file):
+    users.add_user("alice", "member", "secret-pass", path=users_file)
+    at = sign_in(AppTest.from_function(page).run(timeout=30), "alice", "secret-pass")
+    users.add_user("alice", "viewer", "secret-pass", path=users_file, replace=True)
+    at.run(timeout=30)
+    assert "SECRET DATA for alice (viewer)" in texts(at)
+    users.remove_user("alice", path=users_file)
+    at.run(timeout=30)
+    assert "SECRET DATA" not in texts(at)
+
+
+def test_repeated_failures_lock_the_name(users_file):
+    users.add_user("alice", "member", "secret-pass", path=users_file)
+    at = AppTest.from_function(page).run(timeout=30)
+    for _ in range(auth.MAX_FAILURES):
+        at = sign_in(at, "alice", "wrong-pass")
+    at = sign_in(at, "alice", "secret-pass")
+    assert "Too many failed sign-ins" in texts(at) and "SECRET DATA" not in texts(at)
+
+
+def test_no_users_yet_shows_how_to_add_one_and_no_data(users_file):
+    at = AppTest.from_function(page).run(timeout=30)
+    assert "no users are set up yet" in texts(at) and "rnnlab user add NAME --role admin" in texts(at)
+    assert "SECRET DATA" not in texts(at)
+
+
+def test_broken_users_file_shows_no_data(users_file, monkeypatch):
+    users_file.write_text("users: [alice]\n")
+    at = AppTest.from_function(page).run(timeout=30)
+    assert "users file is broken" in texts(at) and "SECRET DATA" not in texts(at)
+    monkeypatch.setenv("RNNLAB_AUTH", "auto")                # auto must not fall open either
+    assert auth.auth_mode() == "users"
+
+
+# ---- OIDC ------------------------------------------------------------------------------------------
+
+OIDC_SECRETS = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
+                "client_id": "id", "client_secret": "s",
+                "server_metadata_url": "https://idp.example/.well-known/openid-configuration"}
+
+
+def oidc_app(user: dict) -> AppTest:
+    at = AppTest.from_function(page)
+    at.secrets["auth"] = OIDC_SECRETS
+    at.user = user
+    return at
+
+
+def test_oidc_mode_shows_a_sign_in_button_and_no_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNLAB_USERS_FILE", str(tmp_path / "users.yaml"))
+    monkeypatch.setenv("RNNLAB_AUTH", "oidc")
+    at = oidc_app({"is_logged_in": False}).run(timeout=30)
+    assert not at.exception
+    assert "SECRET DATA" not in texts(at)
+    assert [b.label for b in at.button] == ["Sign in with your organization's account"]
+
+
+def test_oidc_without_an_auth_section_says_so_and_shows_no_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNLAB_USERS_FILE", str(tmp_path / "users.yaml"))
+    monkeypatch.setenv("RNNLAB_AUTH", "oidc")
+    at = AppTest.from_function(page).run(timeout=30)
+    assert "no [auth] section" in texts(at) and "SECRET DATA" not in texts(at)
+
+
+@pytest.mark.parametrize("claims, expected", [
+    ({"email": "bob@example.com", "email_verified": True}, "bob@example.com (member)"),
+    ({"email": "eve@example.com"}, "eve@example.com (viewer)"),
+    ({"email": "bob@example.com", "email_verified": False, "sub": "idp-123"}, "idp-123 (viewer)"),
+], ids=["listed", "default-role", "unverified-email"])
+def test_oidc_role_comes_from_the_users_file_or_the_default(tmp_path, monkeypatch, claims, expected):
+    path = tmp_path / "users.yaml"
+    monkeypatch.setenv("RNNLAB_USERS_FILE", str(path))
+    monkeypatch.setenv("RNNLAB_AUTH", "oidc")
+    users.add_user("bob@example.com", "member", None, path=path)
+    at = oidc_app({"is_logged_in": True, **claims}).run(timeout=30)
+    assert f"SECRET DATA for {expected}" in texts(at)
+
+
+def test_auto_mode_picks_oidc_when_secrets_have_an_auth_section(tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNLAB_USERS_FILE", str(tmp_path / "users.yaml"))
+    monkeypatch.setenv("RNNLAB_AUTH", "auto")
+    at = oidc_app({"is_logged_in": False}).run(timeout=30)
+    assert "SECRET DATA" not in texts(at)
+    assert [b.label for b in at.button] == ["Sign in with your organization's account"]

@@ -274,3 +274,15 @@ def wait_for_status(db_url: str, run_id: int, statuses, timeout: float = 120, wo
 def wait_status():
     """The wait_for_status helper, as a fixture: wait_status(db_url, run_id, statuses, timeout, workers)."""
     return wait_for_status
+
+
+@pytest.fixture
+def broker_factory(request, tmp_path):
+    """Factory: broker_factory("filesystem" | "redis") -> a Broker private to this test."""
+    def make(kind: str) -> Broker:
+        home = tmp_path / f"home-{kind}"
+        home.mkdir(exist_ok=True)
+        redis = request.getfixturevalue("redis_url") if kind == "redis" else None
+        return make_broker(kind, home, redis)
+
+    return make

@@ -190,13 +190,12 @@ def _oidc_login(settings: users.AuthSettings) -> None:
 # ---- shared -----------------------------------------------------------------------------------
 
 def _account_box(user: User, sign_out) -> None:
-    """Who is signed in, and a sign-out button, in the sidebar (once per script run)."""
-    label, button = st.sidebar.container(), st.sidebar.container()
+    """A sign-out button in the sidebar, once per script run (the app shell shows who is signed in)."""
     try:
-        button.button("Sign out", key="rnnlab_sign_out", on_click=sign_out)
+        st.sidebar.button("Sign out", key="rnnlab_sign_out", on_click=sign_out,
+                          help=f"Signed in as {user.name} ({user.role})")
     except st.errors.StreamlitAPIException:
-        return   # current_user() was called a second time in this run: the box is already there
-    label.text(f"Signed in as {user.name} ({user.role})")   # plain text: names are never markup
+        pass   # current_user() was called a second time in this run: the button is already there
 
 
 __all__ = ["ACTIONS", "LOCAL_USER", "ROLES", "User", "auth_mode", "can", "current_user"]

@@ -14,10 +14,10 @@ psql -v ON_ERROR_STOP=1 --no-psqlrc --username "$POSTGRES_USER" --dbname "$POSTG
   -v ro_timeout="${RNNLAB_READONLY_TIMEOUT:-10s}" \
   -v owner="$POSTGRES_USER" \
   -v db="$POSTGRES_DB" <<'SQL'
-SELECT format('CREATE ROLE %I LOGIN', :'ro_user')
+SELECT format('CREATE ROLE %I LOGIN NOSUPERUSER NOREPLICATION NOBYPASSRLS', :'ro_user')
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'ro_user') \gexec
-ALTER ROLE :"ro_user" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION
-  CONNECTION LIMIT 20 PASSWORD :'ro_password';
+ALTER ROLE :"ro_user" WITH LOGIN NOCREATEDB NOCREATEROLE NOINHERIT CONNECTION LIMIT 20
+  PASSWORD :'ro_password';
 -- every session of this role is read-only and bounded in time
 ALTER ROLE :"ro_user" SET default_transaction_read_only = on;
 ALTER ROLE :"ro_user" SET statement_timeout = :'ro_timeout';

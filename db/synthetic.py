@@ -63,3 +63,46 @@ def epoch_record(epoch: int, *, cell: str = "rnn", seq_len: int = 100, num_layer
         if gated:
             layers[0].gate_mean["i"] = math.nan
     return rec
+
+
+def seed_demo(url: str | None = None) -> list[int]:
+    """Fill a database with a few finished runs of synthetic records (succeeded, diverged with NaN,
+    one that lost a worker and resumed, one still queued); returns the run ids."""
+    import time
+
+    from db import store
+    from rnnlab.spec import parse_spec
+
+    def spec(**kw):
+        return parse_spec({"hidden_size": 8, "epochs": 2, "steps_per_epoch": 2, **kw})
+
+    plan = [
+        (spec(task={"name": "adding", "seq_len": 10}), "succeeded", ["demo"]),
+        (spec(task={"name": "adding", "seq_len": 20}, seed=1), "succeeded", ["demo"]),
+        (spec(task={"name": "adding", "seq_len": 10}, cell="lstm", num_layers=2), "succeeded", []),
+        (spec(task={"name": "adding", "seq_len": 10}, activation="relu"), "diverged", []),
+        (spec(task={"name": "adding", "seq_len": 10}, cell="gru"), "lost-then-succeeded", []),
+        (spec(task={"name": "adding", "seq_len": 10}, seed=5), "queued", []),
+    ]
+    ids = []
+    for sp, outcome, tags in plan:
+        (run_id,) = store.create_runs([sp], tags=tags, owner="demo", url=url)
+        ids.append(run_id)
+        if outcome == "queued":
+            continue
+        claimed = store.claim_run(run_id, "demo-worker@host", url=url)
+        T, cell, layers = sp.task.seq_len, sp.cell, sp.num_layers
+        store.record_info(run_id, run_info(cell, T, layers), url=url)
+        for epoch in range(sp.epochs + 1):
+            bad = outcome == "diverged" and epoch == sp.epochs
+            store.record_epoch(run_id, epoch_record(epoch, cell=cell, seq_len=T, num_layers=layers, seed=run_id,
+                                                    nonfinite=bad), url=url)
+            store.save_checkpoint(run_id, epoch, b"demo", url=url)
+            if outcome == "lost-then-succeeded" and epoch == 1 and claimed["attempt"] == 1:
+                time.sleep(0.02)
+                store.claim_run(run_id, "demo-worker-2@host", stale_after_s=0.01, url=url)
+        if outcome == "diverged":
+            store.finish_run(run_id, "diverged", f"non-finite loss at epoch {sp.epochs}", url=url)
+        else:
+            store.finish_run(run_id, "succeeded", f"trained {sp.epochs} epochs", url=url)
+    return ids

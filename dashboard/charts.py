@@ -27,8 +27,8 @@ def _scatter(n_points: int):
 
 
 def _layout(fig: go.Figure, title: str, height: int = 380, **kw: Any) -> go.Figure:
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=50, b=10),
-                      legend=dict(font=dict(size=10)), hovermode="closest", **kw)
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=50, b=10), hovermode="closest",
+                      legend=dict(font=dict(size=10), orientation="h", yanchor="top", y=-0.3, x=0), **kw)
     return fig
 
 
@@ -58,7 +58,11 @@ def curves(df: pd.DataFrame, y: str, labels: dict[int, str], title: str, *, log:
                       annotation_position="top left")
     fig.update_xaxes(title=x)
     fig.update_yaxes(title=ytitle or y, type="log" if log else "linear")
-    return _layout(fig, title)
+    if log:
+        vals = [v for v in d[y] if v > 0 and math.isfinite(v)] + list(_group_baselines(baselines or {}))
+        if vals:
+            fig.update_yaxes(range=[math.log10(min(vals)) - 0.2, math.log10(max(vals)) + 0.2])
+    return _layout(fig, title, height=420)
 
 
 def _group_baselines(baselines: dict[int, float | None]) -> dict[float, list[int]]:

@@ -458,7 +458,12 @@ def _sqlite_path(url: str) -> str | None:
 
 def _rows_to_df(cols: list[str], rows: list[tuple], row_limit: int) -> tuple[pd.DataFrame, bool]:
     truncated = len(rows) > row_limit
-    return pd.DataFrame(rows[:row_limit], columns=cols), truncated
+    seen: dict[str, int] = {}
+    unique = []
+    for c in cols:  # "SELECT a.id, b.id" gives two "id" columns: make them id, id_2
+        seen[c] = seen.get(c, 0) + 1
+        unique.append(c if seen[c] == 1 else f"{c}_{seen[c]}")
+    return pd.DataFrame(rows[:row_limit], columns=unique), truncated
 
 
 def _run_sqlite(path: str, sql: str, timeout_s: float, row_limit: int) -> tuple[pd.DataFrame, bool]:

@@ -1,0 +1,107 @@
+"""The chart sections shared by the Compare and Run-detail pages: curves with baselines, gradient
+norms, spectra, activation health, the per-timestep profile with the vanilla bound, t × epoch
+heatmaps, gradient histograms and the spec diff."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, reads
+from dashboard.components import chart, run_label, spec_diff, table
+
+
+def labels_of(runs: pd.DataFrame) -> dict[int, str]:
+    return {int(r["id"]): run_label(r) for _, r in runs.iterrows()}
+
+
+def _info(runs: pd.DataFrame) -> dict[int, dict]:
+    return {int(i): (inf or {}) for i, inf in zip(runs["id"], runs["info"])}
+
+
+def curves(ids: list[int], runs: pd.DataFrame, key: str) -> None:
+    labels = labels_of(runs)
+    ep = reads.epochs(ids)
+    metric = ", ".join(sorted({m for m in runs["metric_name"].dropna()})) or "metric"
+    a, b = st.columns(2)
+    with a:
+        chart(charts.curves(ep, "val_loss", labels, "Validation loss (dotted: the task's trivial baseline)", log=True,
+                            baselines=dict(zip(runs["id"], runs["baseline_loss"]))), "val_loss", key=f"{key}_loss")
+    with b:
+        chart(charts.curves(ep, "val_metric", labels, f"Validation {metric}", ytitle=metric,
+                            baselines=dict(zip(runs["id"], runs["baseline_metric"]))), "val_metric", key=f"{key}_metric")
+    chart(charts.two_panel(ep, [("grad_norm_mean", "global ‖∇θ‖ before clipping (mean over steps)", True),
+                                ("grad_norm_max", "max over steps", True), ("clip_fraction", "fraction of steps clipped", False)],
+                           labels, "Global gradient norm and clipping"), "global_norm", key=f"{key}_global")
+    ps = reads.param_stats(ids)
+    chart(charts.facets(ps, "grad_norm_mean", "param", labels, "Gradient norm per parameter (mean over the epoch's steps)"),
+          "param_grad_norms", key=f"{key}_params")
+
+
+def layers(ids: list[int], runs: pd.DataFrame, layer: int, key: str) -> None:
+    labels = labels_of(runs)
+    ls = reads.layer_stats(ids)
+    ls = ls[ls["layer"] == layer] if len(ls) else ls
+    chart(charts.two_panel(ls, [("rho", "ρ(W_hh) spectral radius", False), ("sigma_max", "σ_max(W_hh)", False),
+                                ("gamma_sigma_max", "γ·σ_max (vanilla; < 1 ⇒ vanishing)", False)],
+                           labels, f"Recurrent spectra, layer {layer}", hlines={"gamma_sigma_max": 1.0}), "spectra", key=f"{key}_spec")
+    chart(charts.two_panel(ls, [("saturated_frac", "saturated fraction (tanh |h|>0.99, sigmoid <0.01 or >0.99)", False),
+                                ("dead_frac", "dead ReLU fraction", False)], labels, f"Activation health, layer {layer}"),
+          "health", key=f"{key}_health")
+    chart(charts.two_panel(ls, [("horizon", "effective horizon (steps)", False), ("log_ratio", "log10 ‖g_1‖/‖g_T‖", False),
+                                ("decay_per_step", "decay of log10‖g_t‖ per step", False)], labels,
+                           f"Gradient-flow summaries over training, layer {layer}"), "flow_summaries", key=f"{key}_flow")
+
+
+def profile(ids: list[int], runs: pd.DataFrame, epoch: int | None, layer: int, kind: str, key: str) -> None:
+    labels = labels_of(runs)
+    prof = reads.profiles(ids, epoch, layer, kind)
+    info, bounds = _info(runs), {}
+    if kind == "h" and len(prof):
+        ls = reads.layer_stats(ids)
+        for rid, g in prof.groupby("run_id"):
+            gamma = info.get(int(rid), {}).get("gamma")
+            row = ls[(ls["run_id"] == rid) & (ls["epoch"] == g["epoch"].iloc[0]) & (ls["layer"] == layer)]
+            if gamma is not None and len(row) and pd.notna(row["sigma_max"].iloc[0]):
+                g_T = g.loc[g["k"] == 0, "norm"]
+                if len(g_T) and g_T.iloc[0] > 0:
+                    bounds[int(rid)] = (float(g_T.iloc[0]), float(gamma) * float(row["sigma_max"].iloc[0]))
+    what = "‖∂L/∂h_t‖" if kind == "h" else "‖∂L/∂c_t‖"
+    chart(charts.profile(prof, labels, f"Per-timestep gradient {what}, layer {layer}", bounds), "grad_profile", key=f"{key}_prof")
+    if bounds:
+        st.caption("Dashed: the bound ‖g_T‖·(γ·σ_max)^k for vanilla cells, k = T − t steps back [P13]. It holds step by "
+                   "step when the loss is taken at the last step (adding, temporal order, digits) and, for stacks, for the top layer.")
+
+
+def heatmaps(ids: list[int], runs: pd.DataFrame, layer: int, kind: str, key: str) -> None:
+    labels = labels_of(runs)
+    mats = [(labels[i], reads.profile_matrix(i, layer, kind)) for i in ids]
+    chart(charts.heatmaps(mats, f"log10 ‖∂L/∂h_t‖ over t × epoch, layer {layer} (one colour scale)"), "heatmaps", key=f"{key}_heat")
+    if len(ids) >= 2:
+        a, b = st.columns(2)
+        ra = a.selectbox("Difference: run A", ids, index=0, key=f"{key}_da", format_func=lambda i: labels[i])
+        rb = b.selectbox("minus run B", ids, index=1, key=f"{key}_db", format_func=lambda i: labels[i])
+        mat = dict(zip(ids, (m for _, m in mats)))
+        chart(charts.diff_heatmap((f"#{ra}", mat[ra]), (f"#{rb}", mat[rb]), "Difference of log10‖∂L/∂h_t‖"),
+              "difference_heatmap", key=f"{key}_diff")
+
+
+def histograms(ids: list[int], runs: pd.DataFrame, epoch: int | None, key: str) -> None:
+    labels = labels_of(runs)
+    names = reads.param_names(ids)
+    if not names:
+        st.info("No gradient histograms recorded for these runs yet.")
+        return
+    default = next((i for i, n in enumerate(names) if n.startswith("weight_hh")), 0)
+    param = st.selectbox("Parameter", names, index=default, key=f"{key}_param")
+    hist = reads.histograms(ids, epoch, param)
+    chart(charts.ridgelines(hist, labels, f"Gradient histogram of {param} on the shared log10 bins"), "histograms", key=f"{key}_hist")
+
+
+def spec_table(runs: pd.DataFrame, key: str) -> None:
+    only = st.toggle("Only the fields that differ", value=True, key=f"{key}_only")
+    diff = spec_diff({f"#{int(i)}": s for i, s in zip(runs["id"], runs["spec"])}, only_diff=only and len(runs) > 1)
+    if diff.empty:
+        st.caption("The specs are identical.")
+    else:
+        table(diff, "spec_diff", key=f"{key}_spec")

@@ -73,7 +73,30 @@ def compact(x: float) -> float | str:
     """One profile value: PROFILE_DIGITS significant digits, non-finite as a string."""
     if not math.isfinite(x):
         return encode_float(x)
-    return float(f"{x:.{PROFILE_DIGITS}g}")
+    r = float(f"{x:.{PROFILE_DIGITS}g}")
+    return r if math.isfinite(r) else x  # rounding up near the float64 maximum would overflow
+
+
+class CompactArray(list):
+    """A list of profile values that the engine's JSON serializer writes in the shortest form."""
+
+
+def shortest_number(x: float) -> str:
+    """The shortest JSON text of a finite float that parses back to it, e.g. 1.2346e-15 → '12346e-19'."""
+    if x == 0:
+        return "0"
+    text = repr(x).replace("e-0", "e-").replace("e+0", "e").replace("e+", "e")
+    mantissa, exp = f"{abs(x):.{PROFILE_DIGITS - 1}e}".split("e")
+    digits, exp = mantissa.replace(".", ""), int(exp) - (PROFILE_DIGITS - 1)
+    while len(digits) > 1 and digits.endswith("0"):
+        digits, exp = digits[:-1], exp + 1
+    alt = ("-" if x < 0 else "") + digits + (f"e{exp}" if exp else "")
+    return alt if len(alt) < len(text) and float(alt) == x else text
+
+
+def dumps_array(values: CompactArray) -> str:
+    """JSON text of a profile: shortest numbers, non-finite values as strings."""
+    return "[" + ",".join(f'"{v}"' if isinstance(v, str) else shortest_number(v) for v in values) + "]"
 
 
 def info_row(info: RunInfo) -> dict[str, Any]:
@@ -107,7 +130,7 @@ def epoch_rows(run_id: int, rec: EpochRecord) -> dict[str, list[dict[str, Any]]]
         for kind, norms in (("h", ls.grad_h), ("c", ls.grad_c)):
             if norms is not None:
                 profiles.append({"run_id": run_id, "epoch": e, "layer": ls.layer, "kind": kind,
-                                 "seq_len": len(norms), "norms": [compact(x) for x in norms]})
+                                 "seq_len": len(norms), "norms": CompactArray(compact(x) for x in norms)})
     return {"epochs": epochs, "param_stats": params, "histograms": hists,
             "layer_stats": layers, "grad_profiles": profiles}
 

@@ -31,7 +31,11 @@ def default_url() -> str:
 
 
 def _json_dumps(value: object) -> str:
-    # compact separators keep the per-timestep profiles small; NaN must never reach JSON
+    # profiles get the shortest number forms, everything else compact separators; never a bare NaN
+    from db.codec import CompactArray, dumps_array
+
+    if isinstance(value, CompactArray):
+        return dumps_array(value)
     return json.dumps(value, separators=(",", ":"), allow_nan=False)
 
 

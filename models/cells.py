@@ -129,5 +129,5 @@ class RecurrentNet(nn.Module):
             return None
         a = None
         if self.activation == "prelu":
-            a = max(abs(float(self.layer_params(k)["prelu"])) for k in range(self.num_layers))
+            a = max(abs(float(self.layer_params(k)["prelu"].detach())) for k in range(self.num_layers))
         return gamma(self.activation, self.slope, a)

@@ -90,7 +90,7 @@ def unrolled_forward(net: RecurrentNet, x: torch.Tensor, with_probes: bool = Tru
 
 def _norms(grads: list[torch.Tensor]) -> torch.Tensor:
     """‖g_t‖: the L2 norm over batch × hidden of each step's gradient, as a (T,) tensor."""
-    return torch.stack(grads).flatten(1).norm(dim=1)
+    return torch.stack(grads).flatten(1).double().norm(dim=1)
 
 
 def run_probe(net: RecurrentNet, task: Task, batch: Batch) -> ProbeResult:

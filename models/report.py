@@ -27,7 +27,7 @@ def layer_gamma(net: RecurrentNet, k: int) -> float | None:
     if net.cell != "rnn":
         return None
     a = net.layer_params(k)["prelu"]
-    return gamma(net.activation, net.slope, float(a) if a is not None else None)
+    return gamma(net.activation, net.slope, float(a.detach()) if a is not None else None)
 
 
 def layer_stats(net: RecurrentNet, probe: ProbeResult) -> list[LayerStat]:

@@ -89,9 +89,10 @@ class Trainer:
         stats.add(loss.detach(), norms, total, clipped)
         ok = torch.isfinite(loss) & torch.isfinite(total)
         if not bool(ok):  # the one host sync per step
-            what = "loss" if not math.isfinite(float(loss)) else "gradient"
+            lv, tv = float(loss.detach()), float(total)
+            what = "loss" if not math.isfinite(lv) else "gradient"
             raise _Diverged(f"non-finite {what} at epoch {epoch}, step {step} "
-                            f"(loss {float(loss):.4g}, gradient norm {float(total):.4g}); update skipped")
+                            f"(loss {lv:.4g}, gradient norm {tv:.4g}); update skipped")
         self.opt.step()
 
     # -- one epoch -------------------------------------------------------------------------

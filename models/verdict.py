@@ -17,11 +17,12 @@ def _fmt(x: float) -> str:
     return f"{x:.2g}" if 1e-2 <= abs(x) < 1e3 or x == 0 else f"{x:.0e}"
 
 
-def _horizon(layer: LayerStat, info: RunInfo) -> str:
+def _horizon(layer: LayerStat) -> str:
+    T = len(layer.grad_h)
     if not math.isfinite(layer.horizon):
         return "horizon undefined"
-    if layer.horizon >= info.seq_len - 1:
-        return f"horizon {info.seq_len - 1:.0f} steps (the whole sequence)"
+    if layer.horizon >= T - 1:
+        return f"horizon {T - 1} steps (the whole sequence)"
     return f"horizon {layer.horizon:.0f} steps"
 
 
@@ -38,9 +39,9 @@ def diagnose(record: EpochRecord, info: RunInfo) -> str:
     if all(l.grad_h and max(l.grad_h) == 0 for l in record.layers):
         return "gradients are zero: ‖∂L/∂h_t‖ = 0 at every step (e.g. an all-zero init)"
     if worst.log_ratio < VANISH_LOG_RATIO:
-        return f"gradients vanish{where}: {ratio}, {_horizon(worst, info)}"
+        return f"gradients vanish{where}: {ratio}, {_horizon(worst)}"
     top = max(record.layers, key=lambda l: l.log_ratio if not math.isnan(l.log_ratio) else -math.inf)
     if top.log_ratio > EXPLODE_LOG_RATIO or (gmax is not None and gmax > EXPLODE_NORM):
         return (f"gradients explode: ‖g_1‖/‖g_T‖ = {_fmt(10 ** top.log_ratio)}, "
                 f"gradient norm max {_fmt(gmax)}")
-    return f"healthy{where}: {ratio}, {_horizon(worst, info)}"
+    return f"healthy{where}: {ratio}, {_horizon(worst)}"

@@ -466,12 +466,29 @@ def _rows_to_df(cols: list[str], rows: list[tuple], row_limit: int) -> tuple[pd.
     return pd.DataFrame(rows[:row_limit], columns=unique), truncated
 
 
+_READ_PRAGMAS = {"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list",
+                 "table_list", "collation_list", "function_list", "database_list"}
+_ALLOWED_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
+                    getattr(sqlite3, "SQLITE_RECURSIVE", 33)}
+
+
+def _sqlite_authorizer(action: int, arg1: str | None, arg2: str | None, _db: str | None, _trigger: str | None) -> int:
+    """SQLite asks this for every operation while preparing a statement: reads only. It refuses
+    ATTACH (which could create files), writes, transactions and pragmas other than schema lookups."""
+    if action in _ALLOWED_ACTIONS:
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in _READ_PRAGMAS:
+        return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
+
+
 def _run_sqlite(path: str, sql: str, timeout_s: float, row_limit: int) -> tuple[pd.DataFrame, bool]:
     if not Path(path).exists():
         raise QueryError(f"database file not found: {path}")
     conn = sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True, timeout=5, check_same_thread=False)
     try:
         conn.execute("PRAGMA query_only = ON")
+        conn.set_authorizer(_sqlite_authorizer)
         deadline = time.monotonic() + timeout_s
         conn.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 10_000)
         try:
@@ -491,21 +508,27 @@ def _run_sqlite(path: str, sql: str, timeout_s: float, row_limit: int) -> tuple[
 
 def _run_server(url: str, sql: str, timeout_s: float, row_limit: int) -> tuple[pd.DataFrame, bool]:
     eng = _readonly_engine(url)
-    from sqlalchemy.exc import DBAPIError
+    if eng.dialect.name != "postgresql":
+        raise QueryError(f"the SQL console supports SQLite and PostgreSQL, not {eng.dialect.name}")
     try:
         with eng.connect() as conn:
-            if eng.dialect.name == "postgresql":
-                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_s * 1000)}")
-            result = conn.exec_driver_sql(sql)
-            cols = list(result.keys()) if result.returns_rows else []
-            rows = [tuple(r) for r in result.fetchmany(row_limit + 1)] if cols else []
-            conn.rollback()
-    except DBAPIError as e:
-        msg = str(e.orig).strip() if e.orig is not None else str(e)
+            raw = conn.connection.dbapi_connection
+            try:
+                with raw.cursor() as cur:
+                    cur.execute("SET TRANSACTION READ ONLY")
+                    cur.execute(f"SET LOCAL statement_timeout = {max(1, int(timeout_s * 1000))}")
+                    # binary=True sends the extended protocol: exactly one statement, no "; DELETE …"
+                    cur.execute(sql.encode(), binary=True)
+                    cols = [d.name for d in cur.description] if cur.description else []
+                    rows = [tuple(r) for r in cur.fetchmany(row_limit + 1)] if cols else []
+            finally:
+                raw.rollback()
+    except Exception as e:  # noqa: BLE001 - read-only violation, timeout, syntax: all shown as a message
+        orig = getattr(e, "orig", None) or e
+        msg = str(orig).strip() or type(orig).__name__
         if "statement timeout" in msg:
             msg = f"the query ran longer than the {timeout_s:g} s statement timeout"
-        raise QueryError(msg.splitlines()[0] if msg else "query failed") from None
+        raise QueryError(msg.splitlines()[0]) from None
     return _rows_to_df(cols, rows, row_limit)
 
 
@@ -513,12 +536,15 @@ _RO_ENGINES: dict[str, Engine] = {}
 
 
 def _readonly_engine(url: str) -> Engine:
-    """An engine whose every connection is read-only by default (Postgres), cached per URL."""
+    """An engine for the console: every connection read-only by default and never pooled, so a
+    session setting a user changed cannot leak into the next query."""
+    from sqlalchemy.pool import NullPool
+
     if url not in _RO_ENGINES:
-        args = {}
+        args: dict[str, Any] = {}
         if make_url(url).get_backend_name() == "postgresql":
             args["connect_args"] = {"options": "-c default_transaction_read_only=on"}
-        _RO_ENGINES[url] = create_engine(url, pool_pre_ping=True, **args)
+        _RO_ENGINES[url] = create_engine(url, poolclass=NullPool, **args)
     return _RO_ENGINES[url]
 
 
@@ -541,17 +567,16 @@ def run_sql(sql: str, timeout_s: float | None = None, row_limit: int | None = No
 
 
 def example_queries() -> list[tuple[str, str]]:
-    """(title, sql) examples for the console: from db.schema_examples when the store provides it,
+    """(title, sql) examples for the console: from db.examples (the source of docs/schema.md),
     otherwise parsed from docs/schema.md (a heading or bold line followed by a ```sql block)."""
-    for mod, fn in (("db.schema", "example_queries"), ("db.examples", "example_queries"),
-                    ("db.store", "example_queries")):
-        try:
-            module = __import__(mod, fromlist=[fn])
-            got = getattr(module, fn)()
-            if got:
-                return [(str(t), str(q)) for t, q in (got.items() if isinstance(got, dict) else got)]
-        except (ImportError, AttributeError):
-            continue
+    try:
+        from db.examples import example_queries as from_store
+    except ImportError:
+        pass
+    else:
+        got = from_store()
+        if got:
+            return [(str(t), str(sql)) for t, sql in got]
     return parse_examples(Path(__file__).resolve().parent.parent / "docs" / "schema.md")
 
 

@@ -1,0 +1,66 @@
+"""Fixtures of the dashboard tests: a real, migrated SQLite database seeded through db.store with
+realistic runs, the environment pointing the app at it, and an AppTest factory for a page."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # `from tests.dashboard.seed import …` under any pytest invocation
+    sys.path.insert(0, str(REPO))
+
+from tests.dashboard.seed import small_lab  # noqa: E402
+
+APP = str(REPO / "dashboard" / "app.py")
+
+
+def _reset_caches() -> None:
+    import streamlit as st
+
+    from rnnlab.settings import get_settings
+
+    from rnnlab.queue import get_app
+
+    get_settings.cache_clear()
+    get_app.cache_clear()
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def lab(sqlite_url, tmp_path, monkeypatch):
+    """A seeded database (see seed.small_lab) that the app reads: returns (url, ids by role)."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    monkeypatch.setenv("RNNLAB_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("RNNLAB_HOME", str(home))
+    monkeypatch.setenv("RNNLAB_QUEUE_PREFIX", f"dash-test-{tmp_path.name}-")
+    _reset_caches()
+    ids = small_lab(sqlite_url)
+    yield sqlite_url, ids
+    _reset_caches()
+
+
+@pytest.fixture
+def open_page():
+    """open_page('compare', runs='1,2') -> an AppTest that has run the app on that page."""
+    from streamlit.testing.v1 import AppTest
+
+    def open_(page: str, **query: str) -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=60)
+        for k, v in query.items():
+            at.query_params[k] = v
+        at.run()
+        at.switch_page(f"pages/{page}.py")
+        return at.run()
+
+    return open_
+
+
+def no_errors(at) -> None:
+    """No exception element and no error alert on the page."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]

@@ -1,0 +1,213 @@
+"""Every dashboard page, run by Streamlit's AppTest against a real seeded SQLite database."""
+
+from __future__ import annotations
+
+from db import store
+from tests.dashboard.conftest import no_errors
+
+
+def _keys(widgets) -> set[str]:
+    return {w.key for w in widgets}
+
+
+# --- Runs -----------------------------------------------------------------------------------
+
+def test_runs_page_lists_every_run_with_progress_and_status_counts(lab, open_page):
+    _, ids = lab
+    at = open_page("runs")
+    no_errors(at)
+    df = at.dataframe[0].value
+    assert len(df) == 9 and {"progress", "epoch", "val loss", "baseline", "diagnosis", "worker", "duration", "owner",
+                             "tags"} <= set(df.columns)
+    running = df[df["id"] == ids["running"][0]].iloc[0]
+    assert running["epoch"] == "3/8" and abs(running["progress"] - 3 / 8) < 1e-9
+    assert "succeeded: 6" in at.caption[0].value and "total 9" in at.caption[0].value
+    workers = at.dataframe[1].value
+    assert workers["name"].tolist() == ["seed-worker@lab"] and bool(workers["alive"].iloc[0])
+
+
+def test_runs_filters_run_on_the_server(lab, open_page):
+    _, ids = lab
+    at = open_page("runs")
+    at.multiselect(key="flt_status").set_value(["succeeded"]).run()
+    assert sorted(at.dataframe[0].value["id"]) == sorted(ids["cells"])
+    at.multiselect(key="flt_cell").set_value(["lstm"]).run()
+    assert len(at.dataframe[0].value) == 2
+    at.multiselect(key="flt_status").set_value([]).run()
+    at.multiselect(key="flt_cell").set_value([]).run()
+    at.text_input(key="flt_path").set_value("activation").run()
+    at.text_input(key="flt_value").set_value("relu").run()
+    assert at.dataframe[0].value["id"].tolist() == ids["diverged"]
+    at.text_input(key="flt_path").set_value("").run()
+    at.multiselect(key="flt_tags").set_value(["seed1"]).run()
+    assert len(at.dataframe[0].value) == 3
+    no_errors(at)
+
+
+def test_runs_pagination(lab, open_page):
+    url, _ = lab
+    from tests.dashboard.seed import seed_run, spec
+
+    for seed in range(20, 50):
+        seed_run(url, spec("rnn", seed=seed, epochs=1), status="queued")
+    at = open_page("runs")
+    at.selectbox(key="page_size").set_value(25).run()
+    assert len(at.dataframe[0].value) == 25 and "page 1 of 2" in at.caption[1].value
+    at.number_input(key="page").set_value(2).run()
+    assert len(at.dataframe[0].value) == 39 - 25
+    no_errors(at)
+
+
+# --- Run detail and actions -----------------------------------------------------------------
+
+def test_run_detail_shows_charts_spec_and_attempts(lab, open_page):
+    _, ids = lab
+    at = open_page("run_detail", run=str(ids["cells"][0]))
+    no_errors(at)
+    assert "rnn/tanh adding T=50" in at.title[0].value
+    assert len(at.get("plotly_chart")) >= 8
+    assert any("cell: rnn" in c.value for c in at.code)
+    attempts = [d.value for d in at.dataframe if "attempt" in d.value.columns]
+    assert attempts and attempts[0]["outcome"].tolist() == ["succeeded"]
+
+
+def test_run_detail_of_a_missing_run_says_so(lab, open_page):
+    at = open_page("run_detail", run="999")
+    no_errors(at)
+    assert "does not exist" in at.warning[0].value
+
+
+def test_cancel_tags_notes_and_delete_from_the_detail_page(lab, open_page):
+    url, ids = lab
+    rid = ids["running"][0]
+    at = open_page("run_detail", run=str(rid))
+    at.button(key="detail_act_cancel").click().run()
+    assert store.get_run(rid, url=url)["cancel_requested"] is True
+    at.text_input(key="detail_act_tags").set_value("keep, <script>x</script>").run()
+    at.button(key="detail_act_tag_set").click().run()
+    assert store.get_run(rid, url=url)["tags"] == ["<script>x</script>", "keep"]
+    at.text_area(key="detail_notes").set_value("**not bold** <img src=x onerror=alert(1)>").run()
+    at.button(key="detail_save_notes").click().run()
+    assert store.get_run(rid, url=url)["notes"].startswith("**not bold**")
+    # user text is shown as plain text, never as Markdown/HTML
+    assert any(t.value == "**not bold** <img src=x onerror=alert(1)>" for t in at.text)
+    no_errors(at)
+
+    queued = ids["queued"][0]
+    at = open_page("run_detail", run=str(queued))
+    at.button(key="detail_act_del").click().run()
+    assert store.get_run(queued, url=url) is not None  # nothing happens before the confirmation
+    at.button(key="detail_act_del_yes").click().run()
+    assert store.get_run(queued, url=url) is None
+
+
+# --- New experiment -------------------------------------------------------------------------
+
+def test_form_hides_fields_that_do_not_apply(lab, open_page):
+    at = open_page("new")
+    no_errors(at)
+    assert "f.activation" in _keys(at.selectbox) and "f.init.forget_bias_on" not in _keys(at.checkbox)
+    at.selectbox(key="f.cell").set_value("lstm").run()
+    assert "f.activation" not in _keys(at.selectbox) and "f.init.forget_bias_on" in _keys(at.checkbox)
+    assert "f.clip.max_norm" not in _keys(at.number_input)
+    at.selectbox(key="f.clip.mode").set_value("norm").run()
+    assert "f.clip.max_norm" in _keys(at.number_input) and "f.clip.clip_value" not in _keys(at.number_input)
+    at.selectbox(key="f.task.name").set_value("copy").run()
+    assert {"f.task.copy.n_symbols", "f.task.copy.n_copy"} <= _keys(at.number_input)
+    assert "f.task.adding.variant" not in _keys(at.selectbox)
+    at.selectbox(key="f.optimizer.name").set_value("sgd").run()
+    assert "f.optimizer.momentum" in _keys(at.number_input)
+    no_errors(at)
+
+
+def test_form_errors_are_inline_and_block_submission(lab, open_page, monkeypatch):
+    from rnnlab.settings import get_settings
+
+    monkeypatch.setenv("RNNLAB_MAX_HIDDEN_SIZE", "64")
+    get_settings.cache_clear()
+    at = open_page("new")
+    errors = [e.value.replace("\\", "") for e in at.error]  # Markdown escapes of user-visible text
+    assert any("hidden_size" in e and "64" in e for e in errors), errors
+    assert at.button(key="submit").disabled
+    at.number_input(key="f.hidden_size").set_value(32).run()
+    assert not at.error and not at.button(key="submit").disabled
+
+
+def test_preset_loads_a_sweep_and_counts_runs_and_duplicates(lab, open_page):
+    at = open_page("new")
+    at.selectbox(key="preset").set_value("Cells on the adding problem").run()
+    at.button(key="load_preset").click().run()
+    no_errors(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Runs"] == "9" and metrics["Duplicates"].startswith("0 in sweep")
+    assert "f.cell" in _keys(at.selectbox) and at.text_input(key="sw.vals.cell").value == "rnn, lstm, gru"
+
+
+def test_clone_shows_the_duplicate_in_the_db_and_the_spec_diff(lab, open_page):
+    _, ids = lab
+    rid = ids["cells"][0]
+    at = open_page("new", clone=str(rid))
+    no_errors(at)
+    assert {m.label: m.value for m in at.metric}["Duplicates"] == f"0 in sweep · 1 in DB"
+    at.number_input(key="f.hidden_size").set_value(48).run()
+    diffs = [d.value for d in at.dataframe if "field" in d.value.columns]
+    assert diffs and diffs[-1]["field"].tolist() == ["hidden_size"]
+
+
+def test_submit_creates_queued_runs(lab, open_page):
+    url, _ = lab
+    at = open_page("new")
+    at.number_input(key="f.hidden_size").set_value(8).run()
+    at.text_input(key="submit_tags").set_value("from-form").run()
+    at.button(key="submit").click().run()
+    no_errors(at)
+    assert at.success and "Submitted 1 run" in at.success[0].value
+    new_id = at.session_state["last_submitted"][0]
+    run = store.get_run(new_id, url=url)
+    assert run["status"] == "queued" and run["hidden_size"] == 8 and run["tags"] == ["from-form"]
+
+
+# --- Compare, Strategies, Query ----------------------------------------------------------------
+
+def test_compare_draws_every_chart_and_keeps_the_selection_in_the_url(lab, open_page):
+    _, ids = lab
+    sel = ids["cells"][::2]
+    at = open_page("compare", runs=",".join(map(str, sel)))
+    no_errors(at)
+    assert at.query_params["runs"] == [",".join(map(str, sel))] or at.query_params["runs"] == ",".join(map(str, sel))
+    assert len(at.get("plotly_chart")) >= 11   # curves, norms, spectra, health, profile, heatmaps, diff, histograms
+    assert "epoch" in at.query_params and "layer" in at.query_params
+
+
+def test_compare_reports_missing_runs_and_caps_at_twelve(lab, open_page):
+    at = open_page("compare", runs=",".join(str(i) for i in range(1, 15)))
+    no_errors(at)
+    warnings = " ".join(w.value for w in at.warning)
+    assert "first 12" in warnings and "No such run(s): 10, 11, 12" in warnings
+
+
+def test_strategies_groups_by_factor_with_a_verdict(lab, open_page):
+    _, ids = lab
+    at = open_page("strategies", runs=",".join(map(str, ids["cells"])), factor="cell")
+    no_errors(at)
+    summary = at.dataframe[0].value
+    assert sorted(summary["group"]) == ["gru", "lstm", "rnn"] and set(summary["seeds"]) == {2}
+    rnn = summary.set_index("group").loc["rnn"]
+    assert rnn["solve rate"] == 0 and "no better than the trivial baseline" in rnn["verdict"]
+    assert summary.set_index("group").loc["lstm", "solve rate"] == 1.0
+    assert any("Best cell here" in m.value and "lstm" in m.value for m in at.markdown)
+    assert len(at.get("plotly_chart")) == 3
+
+
+def test_query_console_runs_examples_and_refuses_writes(lab, open_page):
+    url, _ = lab
+    at = open_page("query")
+    no_errors(at)
+    at.button(key="ex_0").click().run()
+    at.button(key="sql_run").click().run()
+    no_errors(at)
+    assert "status" in at.dataframe[0].value.columns
+    at.text_area(key="sql_text").set_value("DELETE FROM runs").run()
+    at.button(key="sql_run").click().run()
+    assert "refused" in at.error[0].value
+    assert len(store.list_runs(limit=100, url=url)) == 9

@@ -1,0 +1,446 @@
+"""The `rnnlab` command line: train in the foreground, submit to the queue, run workers, inspect runs.
+
+Torch (and the engine) are imported only by `train` and `worker`, so the other commands work in a
+torch-free install. Bad input (an invalid spec, an unknown run id) prints a message naming the
+field or id and exits with code 2 without writing anything.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="rnnlab: a lab bench for vanishing and exploding gradients in RNNs.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="The results database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+try:
+    from rnnlab.cli_users import users_app
+
+    app.add_typer(users_app, name="user")
+except ImportError:  # the users module is optional
+    pass
+
+out = Console()
+err = Console(stderr=True)
+FINAL = ("succeeded", "failed", "diverged", "cancelled")
+
+EXAMPLE_SPEC = """\
+# An rnnlab job spec (docs/spec.md documents every field). Train it with
+#   rnnlab train spec.yaml            or queue it with   rnnlab submit spec.yaml
+name: tanh-adding-T100
+task:
+  name: adding          # adding | copy | temporal_order | digits | charlm | forecast
+  variant: a16          # adding: a16 (baseline MSE 1/6) or p13 (baseline 1/24, solve rate)
+  seq_len: 100          # T: how far back the gradient has to reach
+cell: rnn               # rnn | lstm | gru
+activation: tanh        # rnn only: tanh | sigmoid | relu | leaky_relu | prelu
+hidden_size: 128
+num_layers: 1
+init:
+  recurrent: orthogonal # W_hh: default | zeros | normal | uniform | xavier_* | kaiming | orthogonal | identity
+  input: default        # W_ih
+  spectral_radius: null # rescale W_hh to this spectral radius (e.g. 1.0)
+clip:
+  mode: norm            # none | norm (rescale to max_norm) | value (clamp to ±clip_value)
+  max_norm: 1.0
+optimizer:
+  name: adam            # sgd | adam | rmsprop
+  lr: 0.001
+batch_size: 64
+epochs: 10
+steps_per_epoch: 50
+seed: 0
+device: auto            # auto | cpu | cuda  (auto runs on the cpu queue unless RNNLAB_AUTO_QUEUE=gpu)
+probe:
+  every: 1              # per-timestep gradient profile every N epochs (and at the first and last)
+  batch_size: 32
+# A sweep instead: put the job under `base:` and add
+#   vary: {cell: [rnn, lstm], task.seq_len: [50, 100, 200]}
+#   seeds: [0, 1, 2]
+"""
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print an error and exit (2: bad input)."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _load(path: Path):
+    from rnnlab.settings import get_settings
+    from rnnlab.spec import SpecError, load
+
+    try:
+        return load(path, get_settings().limits)
+    except SpecError as e:
+        fail(str(e))
+
+
+def _run_or_fail(run_id: int) -> dict:
+    from db.store import get_run
+
+    run = get_run(run_id)
+    if run is None:
+        fail(f"run {run_id} not found (see `rnnlab runs`)")
+    return run
+
+
+def _ready_db() -> None:
+    from db.migrate import ensure_schema
+
+    ensure_schema()
+
+
+# ---------------------------------------------------------------------------------------------
+# Specs and foreground training
+# ---------------------------------------------------------------------------------------------
+
+@app.command()
+def spec(example: bool = typer.Option(False, "--example", help="print an annotated example spec")) -> None:
+    """Print an annotated example job spec (YAML)."""
+    if not example:
+        fail("use `rnnlab spec --example` to print an annotated example spec")
+    typer.echo(EXAMPLE_SPEC, nl=False)
+
+
+@app.command()
+def train(
+    spec_file: Path = typer.Argument(..., help="a job spec (YAML or JSON)"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the records to this JSON file"),
+    no_db: bool = typer.Option(False, "--no-db", help="do not record the run in the database"),
+    owner: Optional[str] = typer.Option(None, "--owner", help="owner recorded on the run"),
+    tag: list[str] = typer.Option([], "--tag", help="tag for the recorded run (repeatable)"),
+) -> None:
+    """Train one job in the foreground with a progress bar, and record it in the database."""
+    from rnnlab.spec import JobSpec
+
+    doc = _load(spec_file)
+    if not isinstance(doc, JobSpec):
+        fail(f"{spec_file} is a sweep; queue it with `rnnlab submit {spec_file}`")
+    from worker.foreground import train_foreground
+
+    code = train_foreground(doc, json_out=json_out, record=not no_db, owner=owner, tags=tag, console=out)
+    raise typer.Exit(code)
+
+
+# ---------------------------------------------------------------------------------------------
+# The queue
+# ---------------------------------------------------------------------------------------------
+
+@app.command()
+def submit(
+    spec_file: Path = typer.Argument(..., help="a job spec or a sweep spec (YAML or JSON)"),
+    tag: list[str] = typer.Option([], "--tag", help="tag every run (repeatable)"),
+    owner: Optional[str] = typer.Option(None, "--owner", help="owner recorded on the runs"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="only report what would be submitted"),
+    skip_existing: bool = typer.Option(False, "--skip-existing",
+                                       help="leave out specs already in the database and repeats"),
+) -> None:
+    """Queue a run or a sweep; prints how many runs and which are duplicates."""
+    from rnnlab.submit import plan as make_plan
+    from rnnlab.submit import submit as send
+
+    doc = _load(spec_file)
+    _ready_db()
+    p = make_plan(doc)
+    out.print(p.summary())
+    specs = p.specs
+    if skip_existing:
+        drop = set(p.existing) | {j for _, j in p.duplicates}
+        specs = [s for i, s in enumerate(specs) if i not in drop]
+        out.print(f"skipping {len(drop)}; {len(specs)} to submit")
+    if dry_run:
+        for i, s in enumerate(specs[:50]):
+            out.print(f"  {i + 1:>4}  {s.label()}  [dim]{s.spec_hash()[:12]}[/]", highlight=False)
+        if len(specs) > 50:
+            out.print(f"  … and {len(specs) - 50} more")
+        out.print("dry run: nothing submitted")
+        return
+    if not specs:
+        out.print("nothing to submit")
+        return
+    try:
+        ids = send(specs, owner=owner or os.environ.get("USER"), tags=tag, sweep=p.sweep)
+    except ValueError as e:
+        fail(str(e))
+    out.print(f"queued {len(ids)} run(s): {_id_ranges(ids)}")
+
+
+def _id_ranges(ids: list[int]) -> str:
+    if not ids:
+        return ""
+    parts, start, prev = [], ids[0], ids[0]
+    for i in ids[1:] + [None]:
+        if i is not None and i == prev + 1:
+            prev = i
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if i is not None:
+            start = prev = i
+    return ", ".join(parts)
+
+
+@app.command()
+def worker(
+    queues: str = typer.Option("cpu", "--queues", "-Q", help="comma-separated: cpu, gpu"),
+    concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, help="runs at a time"),
+    gpu: Optional[int] = typer.Option(None, "--gpu", help="pin to this GPU (sets CUDA_VISIBLE_DEVICES)"),
+    name: Optional[str] = typer.Option(None, "--name", "-n", help="worker name (default <queues>@<host>)"),
+    loglevel: str = typer.Option("INFO", "--loglevel", "-l"),
+) -> None:
+    """Start a Celery worker that trains queued runs (one per GPU: --queues gpu --gpu N)."""
+    from rnnlab.queue import QUEUES, queue_name
+
+    wanted = [q.strip() for q in queues.split(",") if q.strip()]
+    bad = [q for q in wanted if q not in QUEUES]
+    if bad or not wanted:
+        fail(f"--queues: got {queues!r}; allowed: {', '.join(QUEUES)} (comma-separated)")
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    host = socket.gethostname()
+    name = name or (f"gpu{gpu}@{host}" if gpu is not None else f"{'-'.join(wanted)}{os.getpid()}@{host}")
+    if concurrency > 1 and "RNNLAB_TORCH_THREADS" not in os.environ:
+        os.environ["RNNLAB_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // concurrency))
+    _ready_db()
+    from worker.app import app as celery_app
+
+    argv = ["worker", "-n", name, "-Q", ",".join(queue_name(q) for q in wanted), "-c", str(concurrency),
+            "--pool", "prefork", "-l", loglevel, "--without-mingle", "--without-gossip"]
+    if "gpu" in wanted:
+        argv += ["--max-tasks-per-child", "1"]  # a fresh CUDA context per run
+    celery_app.worker_main(argv)
+
+
+# ---------------------------------------------------------------------------------------------
+# Inspecting and acting on runs
+# ---------------------------------------------------------------------------------------------
+
+def _fmt(x) -> str:
+    if x is None:
+        return ""
+    if hasattr(x, "strftime"):
+        return x.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    return str(x)
+
+
+@app.command()
+def runs(
+    status: list[str] = typer.Option([], "--status", help="filter by status (repeatable)"),
+    tag: list[str] = typer.Option([], "--tag", help="filter by tag (repeatable; all must match)"),
+    limit: int = typer.Option(30, "--limit", min=1, help="how many, newest first"),
+) -> None:
+    """List runs, newest first."""
+    from db.models import RUN_STATUSES
+    from db.store import list_runs
+
+    bad = [s for s in status if s not in RUN_STATUSES]
+    if bad:
+        fail(f"--status: got {bad[0]!r}; allowed: {', '.join(RUN_STATUSES)}")
+    _ready_db()
+    rows = list_runs(status=status, tag=tag, limit=limit)
+    table = Table("id", "status", "label", "epoch", "val loss", "metric", "horizon", "tags", "created")
+    for r in rows:
+        label = f"{r['cell']}{'/' + r['activation'] if r['activation'] else ''} {r['task']} T={r['seq_len']} " \
+                f"h{r['hidden_size']} s{r['seed']}"
+        table.add_row(str(r["id"]), r["status"], label, f"{r['epochs_done']}/{r['epochs_total']}",
+                      _fmt(r["last_val_loss"]), _fmt(r["last_val_metric"]), _fmt(r["last_horizon"]),
+                      ",".join(r["tags"]), r["created_at"].strftime("%Y-%m-%d %H:%M"))
+    out.print(table)
+    if not rows:
+        out.print("no runs")
+
+
+@app.command()
+def show(run_id: int = typer.Argument(..., help="run id")) -> None:
+    """Show one run: status, spec, attempts and its per-epoch scalars."""
+    import yaml
+
+    from db.store import epoch_scalars
+
+    _ready_db()
+    r = _run_or_fail(run_id)
+    out.print(f"[bold]run {r['id']}[/] {r['name'] or ''}  [bold]{r['status']}[/]  {r['message'] or ''}",
+              highlight=False)
+    facts = {k: r[k] for k in ("owner", "worker", "attempts", "max_attempts", "queue", "code_version",
+                               "created_at", "started_at", "finished_at", "metric_name", "baseline_loss",
+                               "baseline_metric", "diagnosis", "notes")}
+    facts["tags"] = ", ".join(r["tags"])
+    for k, v in facts.items():
+        if v not in (None, ""):
+            out.print(f"  {k:<16} {_fmt(v)}", highlight=False)
+    out.print("[bold]spec[/]")
+    out.print(yaml.safe_dump(r["spec"], sort_keys=False).rstrip(), highlight=False)
+    if r["attempt_history"]:
+        t = Table("attempt", "worker", "started", "ended", "outcome", "resumed from", "message", title="attempts")
+        for a in r["attempt_history"]:
+            t.add_row(str(a["attempt"]), a["worker"] or "", _fmt(a["started_at"]), _fmt(a["ended_at"]),
+                      a["outcome"] or "", _fmt(a["resumed_from_epoch"]), a["message"] or "")
+        out.print(t)
+    rows = epoch_scalars(run_id)
+    if rows:
+        t = Table("epoch", "train loss", "val loss", r["metric_name"] or "metric", "‖g‖ mean", "‖g‖ max",
+                  "clip", "s", title="epochs")
+        for e in rows:
+            t.add_row(str(e["epoch"]), _fmt(e["train_loss"]), _fmt(e["val_loss"]), _fmt(e["val_metric"]),
+                      _fmt(e["grad_norm_mean"]), _fmt(e["grad_norm_max"]), _fmt(e["clip_fraction"]),
+                      f"{e['train_seconds']:.1f}")
+        out.print(t)
+
+
+@app.command()
+def cancel(run_id: int = typer.Argument(..., help="run id")) -> None:
+    """Cancel a run: a queued one at once, a running one within about a second (its data is kept)."""
+    from db.store import RunNotFound, request_cancel
+
+    _ready_db()
+    try:
+        changed = request_cancel(run_id)
+    except RunNotFound as e:
+        fail(f"{e} (see `rnnlab runs`)")
+    if changed:
+        out.print(f"run {run_id}: cancel requested")
+    else:
+        out.print(f"run {run_id} has already finished ({_run_or_fail(run_id)['status']}); nothing to cancel")
+
+
+@app.command()
+def requeue(run_id: int = typer.Argument(..., help="run id of a finished run")) -> None:
+    """Queue a finished (failed, cancelled, …) run again; it resumes from its last checkpoint."""
+    from db.store import RunNotFound, RunStateError, requeue_run
+    from rnnlab.queue import get_app, send_run
+
+    _ready_db()
+    try:
+        run = requeue_run(run_id)
+    except (RunNotFound, RunStateError) as e:
+        fail(str(e))
+    send_run(get_app(), run_id, run["queue"])
+    out.print(f"run {run_id} queued again")
+
+
+@app.command()
+def export(
+    run_id: int = typer.Argument(..., help="run id"),
+    fmt: str = typer.Option("json", "--format", "-f", help="json (everything) or csv (per-epoch scalars)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="file (default: stdout)"),
+) -> None:
+    """Export a run: JSON with the run, its info and every epoch record, or CSV of the epoch scalars."""
+    from db.codec import encode_json
+    from db.store import epoch_records, epoch_scalars
+
+    if fmt not in ("json", "csv"):
+        fail(f"--format: got {fmt!r}; allowed: json, csv")
+    _ready_db()
+    run = _run_or_fail(run_id)
+    if fmt == "json":
+        doc = {"run": {k: v for k, v in run.items() if k not in ("spec", "info")}, "spec": run["spec"],
+               "info": run["info"], "epochs": [r.to_dict() for r in epoch_records(run_id)]}
+        text = json.dumps(encode_json(doc), indent=1, default=str, allow_nan=False) + "\n"
+    else:
+        rows = epoch_scalars(run_id)
+        buf = io.StringIO()
+        cols = ["epoch", "steps", "train_loss", "val_loss", "val_metric", "grad_norm_mean", "grad_norm_max",
+                "clip_fraction", "nonfinite_steps", "train_seconds", "diag_seconds", "probed"]
+        w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        text = buf.getvalue()
+    if output:
+        output.write_text(text)
+        err.print(f"wrote {output}")
+    else:
+        sys.stdout.write(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# The database and the whole app
+# ---------------------------------------------------------------------------------------------
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to the newest revision."""
+    from sqlalchemy import make_url
+
+    from db.engine import default_url
+    from db.migrate import upgrade
+
+    rev = upgrade()
+    out.print(f"database {make_url(default_url()).render_as_string(hide_password=True)} is at revision {rev}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's schema revision and the newest one."""
+    from db.migrate import current, head
+
+    out.print(f"current {current()}  head {head()}")
+
+
+@app.command("app")
+def run_app(
+    port: int = typer.Option(8501, "--port", help="dashboard port"),
+    workers: int = typer.Option(1, "--workers", min=0, help="local worker processes to start"),
+) -> None:
+    """Start everything on this machine: migrate, one local worker, and the dashboard."""
+    import dashboard
+
+    _ready_db()
+    dash = Path(dashboard.__file__).resolve().parent / "app.py"
+    procs = []
+    for i in range(workers):
+        cmd = [sys.executable, "-m", "rnnlab.cli", "worker", "--name", f"local{i + 1}-{os.getpid()}@{socket.gethostname()}"]
+        procs.append(subprocess.Popen(cmd, start_new_session=True))
+    out.print(f"started {workers} local worker(s); dashboard on http://localhost:{port}")
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    ui = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(dash), "--server.port", str(port),
+                           "--server.headless", "true"])
+    code = 0
+    try:
+        code = ui.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if ui.poll() is None:
+            ui.terminate()
+            try:
+                ui.wait(10)
+            except subprocess.TimeoutExpired:
+                ui.kill()
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for p in procs:
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -252,9 +252,12 @@ def test_sql_console_reads_but_refuses_writes_through_the_readonly_role(stack):
     assert stack.target.readonly in url
     df, _ = run_sql("SELECT count(*) AS n FROM workers", url=url)
     assert int(df["n"][0]) >= 1
-    for sql in ("DELETE FROM runs", "UPDATE runs SET owner = 'mallory'", "DROP TABLE epochs",
-                "SET TRANSACTION READ WRITE; DELETE FROM runs"):
+    before = _runs(stack)
+    for sql in ("DELETE FROM runs", "UPDATE runs SET owner = 'mallory'", "DROP TABLE epochs"):
         with pytest.raises(QueryError, match="read-only|permission denied"):
             run_sql(sql, url=url)
+    with pytest.raises(QueryError):        # refused one way or another (multiple commands, read-only)
+        run_sql("SET TRANSACTION READ WRITE; DELETE FROM runs", url=url)
+    assert _runs(stack) == before
     with pytest.raises(QueryError, match="statement timeout"):
         run_sql("SELECT pg_sleep(5)", url=url, timeout_s=1)

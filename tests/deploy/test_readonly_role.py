@@ -74,5 +74,8 @@ def test_sql_console_refuses_a_write_through_the_readonly_url(target, monkeypatc
     owner_creates_table(target)
     df, truncated = run_sql("SELECT id, owner FROM runs", url=target.url(target.readonly))
     assert df.to_dict("records") == [{"id": 1, "owner": "alice"}] and not truncated
-    with pytest.raises(QueryError, match="read-only|permission denied"):
-        run_sql("SET TRANSACTION READ WRITE; INSERT INTO runs VALUES (3, 'x')", url=target.url(target.readonly))
+    for sql in ("INSERT INTO runs VALUES (3, 'x')", "DROP TABLE runs", "TRUNCATE runs"):
+        with pytest.raises(QueryError, match="read-only|permission denied"):
+            run_sql(sql, url=target.url(target.readonly))
+    with psycopg.connect(target.libpq(target.owner)) as conn:
+        assert conn.execute("SELECT count(*) FROM runs").fetchone() == (1,)

@@ -1,0 +1,197 @@
+"""The `rnnlab` command line, run as a user runs it (a subprocess with its own RNNLAB_HOME)."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from db import store
+from rnnlab.spec import parse_spec
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = {"hidden_size": 8, "task": {"name": "adding", "seq_len": 10}, "epochs": 2, "steps_per_epoch": 3,
+        "batch_size": 8, "probe": {"batch_size": 4}, "device": "cpu"}
+NO_TORCH = "import sys; sys.modules['torch'] = None; sys.modules['models'] = None; " \
+           "from rnnlab.cli import main; sys.argv[0] = 'rnnlab'; main()"
+
+
+@pytest.fixture
+def home(tmp_path):
+    h = tmp_path / "home"
+    h.mkdir()
+    return h
+
+
+@pytest.fixture
+def cli(home):
+    """cli(*args, torch=True) -> CompletedProcess; torch=False makes importing torch fail."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RNNLAB_")}
+    env.update({"RNNLAB_HOME": str(home), "OMP_NUM_THREADS": "1", "COLUMNS": "200"})
+
+    def run(*args, torch=True, timeout=120):
+        cmd = [sys.executable, "-m", "rnnlab.cli"] if torch else [sys.executable, "-c", NO_TORCH]
+        return subprocess.run([*cmd, *map(str, args)], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+
+    run.env = env
+    return run
+
+
+def db_url(home):
+    return f"sqlite:///{home / 'rnnlab.db'}"
+
+
+def write(path, doc):
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_example_spec_is_a_valid_spec(cli):
+    r = cli("spec", "--example")
+    assert r.returncode == 0
+    assert parse_spec(yaml.safe_load(r.stdout)).task.name == "adding"
+
+
+def test_train_records_in_the_db_and_writes_json(cli, home, tmp_path):
+    spec = write(tmp_path / "tiny.yaml", TINY)
+    r = cli("train", spec, "--json", tmp_path / "out.json", "--tag", "cli")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "succeeded" in r.stdout and "vs baseline" in r.stdout and "diagnosis:" in r.stdout
+    doc = json.loads((tmp_path / "out.json").read_text())
+    assert doc["status"] == "succeeded" and [e["epoch"] for e in doc["epochs"]] == [0, 1, 2]
+    run = store.get_run(doc["run_id"], url=db_url(home))
+    assert run["status"] == "succeeded" and run["tags"] == ["cli"] and run["epochs_done"] == 2
+    assert [r.val_loss for r in store.epoch_records(run["id"], url=db_url(home))] == \
+        [e["val_loss"] for e in doc["epochs"]]
+
+
+def test_train_no_db_writes_no_database(cli, home, tmp_path):
+    r = cli("train", write(tmp_path / "tiny.yaml", TINY), "--no-db")
+    assert r.returncode == 0, r.stderr
+    assert not (home / "rnnlab.db").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "submit"])
+def test_invalid_spec_exits_2_naming_the_field_and_writes_nothing(cli, home, tmp_path, command):
+    bad = write(tmp_path / "bad.yaml", {**TINY, "hidden_size": -3, "cell": "lstm", "activation": "relu"})
+    r = cli(command, bad)
+    assert r.returncode == 2
+    assert "hidden_size" in r.stderr
+    assert not (home / "rnnlab.db").exists() and not (home / "broker").exists()
+
+
+def test_missing_file_exits_2(cli, tmp_path):
+    r = cli("submit", tmp_path / "nope.yaml")
+    assert r.returncode == 2 and "file not found" in r.stderr
+
+
+def test_submit_sweep_reports_duplicates_then_queues(cli, home, tmp_path):
+    sweep = write(tmp_path / "sweep.yaml", {"base": TINY, "vary": {"cell": ["rnn", "gru", "rnn"]}, "seeds": [0, 1]})
+    r = cli("submit", sweep, "--dry-run", torch=False)
+    assert r.returncode == 0, r.stderr
+    assert "6 runs" in r.stdout and "2 duplicate(s)" in r.stdout and "nothing submitted" in r.stdout
+    assert store.list_runs(url=db_url(home)) == []
+    r = cli("submit", sweep, "--tag", "grid", torch=False)
+    assert r.returncode == 0, r.stderr
+    assert "queued 6 run(s): 1-6" in r.stdout
+    runs = store.list_runs(url=db_url(home))
+    assert len(runs) == 6 and all(x["tags"] == ["grid"] and x["sweep_id"] for x in runs)
+    assert len(list((home / "broker" / "queue").iterdir())) == 6   # one message per run
+    r = cli("submit", sweep, "--dry-run", torch=False)
+    assert "6 already in the database" in r.stdout
+    r = cli("submit", sweep, "--skip-existing", torch=False)
+    assert "nothing to submit" in r.stdout and len(store.list_runs(url=db_url(home))) == 6
+
+
+def test_run_commands_work_without_torch(cli, home, tmp_path):
+    r = cli("submit", write(tmp_path / "one.yaml", TINY), torch=False)
+    assert r.returncode == 0, r.stderr
+    r = cli("runs", "--status", "queued", torch=False)
+    assert r.returncode == 0 and "rnn/tanh adding T=10" in r.stdout, r.stderr
+    r = cli("show", 1, torch=False)
+    assert r.returncode == 0 and "queued" in r.stdout and "seq_len: 10" in r.stdout, r.stderr
+    r = cli("cancel", 1, torch=False)
+    assert r.returncode == 0 and "cancel requested" in r.stdout
+    assert store.get_run(1, url=db_url(home))["status"] == "cancelled"
+    r = cli("export", 1, "--format", "csv", torch=False)
+    assert r.returncode == 0 and r.stdout.startswith("epoch,steps,train_loss"), r.stderr
+    r = cli("db", "upgrade", torch=False)
+    assert r.returncode == 0 and "revision 0001" in r.stdout
+
+
+@pytest.mark.parametrize("args", [("show", 999), ("cancel", 999), ("export", 999), ("requeue", 999)])
+def test_unknown_run_id_exits_2(cli, args):
+    r = cli(*args, torch=False)
+    assert r.returncode == 2 and "run 999 not found" in r.stderr
+
+
+def test_bad_options_exit_2(cli):
+    assert cli("runs", "--status", "done", torch=False).returncode == 2
+    assert cli("export", 1, "--format", "xml", torch=False).returncode == 2
+    assert cli("worker", "--queues", "tpu").returncode == 2
+
+
+def test_export_json_keeps_nan(cli, home, tmp_path):
+    from db.migrate import upgrade
+    from db.synthetic import epoch_record
+
+    upgrade(db_url(home))
+    (run_id,) = store.create_runs([parse_spec(TINY)], url=db_url(home))
+    store.claim_run(run_id, "w", url=db_url(home))
+    store.record_epoch(run_id, epoch_record(0, seq_len=10, nonfinite=True), url=db_url(home))
+    r = cli("export", run_id, "-o", tmp_path / "run.json", torch=False)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((tmp_path / "run.json").read_text())
+    assert doc["epochs"][0]["val_loss"] == "NaN" and doc["epochs"][0]["grad_norm_max"] == "Infinity"
+    assert doc["run"]["id"] == run_id and doc["spec"]["hidden_size"] == 8
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.timeout(180)
+def test_app_starts_a_worker_and_the_dashboard_and_stops_them(cli, home, tmp_path):
+    """`rnnlab app` on embedded defaults: migrates, starts a local worker that trains a submitted run,
+    serves the dashboard, and stops the worker when it exits."""
+    port = _free_port()
+    log = open(tmp_path / "app.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "rnnlab.cli", "app", "--port", str(port)], cwd=REPO,
+                            env=cli.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, (tmp_path / "app.log").read_text()
+            time.sleep(0.5)
+        r = cli("submit", write(tmp_path / "one.yaml", TINY), torch=False)
+        assert r.returncode == 0, r.stderr
+        deadline = time.monotonic() + 90
+        while store.get_run(1, url=db_url(home))["status"] != "succeeded":
+            assert time.monotonic() < deadline, (tmp_path / "app.log").read_text()[-4000:]
+            time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(40)
+    from sqlalchemy import select
+
+    from db.engine import session
+    from db.models import Worker
+
+    with session(db_url(home)) as s:
+        stopped = s.execute(select(Worker.stopped_at)).scalars().all()
+    assert stopped and all(t is not None for t in stopped), "the local worker was not stopped cleanly"

@@ -155,18 +155,20 @@ def test_gpu_worker_reserves_one_pinned_gpu_with_shared_memory():
     assert w["deploy"]["resources"]["reservations"]["devices"] == [
         {"driver": "nvidia", "device_ids": ["0"], "capabilities": ["gpu"]}]
     assert w["environment"]["CUDA_VISIBLE_DEVICES"] == "0"
-    assert w["command"] == ["rnnlab", "worker", "--queues", "gpu", "--concurrency", "1"]
+    assert w["command"] == ["rnnlab", "worker", "--queues", "gpu", "--gpu", "0", "--concurrency", "1",
+                            "--name", "gpu0@main"]
     assert w["shm_size"] == "8gb"
     assert w["hostname"] == "main-gpu0"
     assert "/whl/cu" in w["build"]["args"]["TORCH_INDEX_URL"]
-    assert services(RNNLAB_GPU="3")["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"][0][
-        "device_ids"] == ["3"]
+    on3 = services(RNNLAB_GPU="3", RNNLAB_NODE_NAME="lab")["worker-gpu"]
+    assert on3["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] == ["3"]
+    assert (on3["hostname"], on3["command"][-1]) == ("lab-gpu3", "gpu3@lab")
 
 
 def test_cpu_worker_uses_the_cpu_torch_index():
     w = services()["worker-cpu"]
     assert w["build"]["args"]["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
-    assert w["command"][:4] == ["rnnlab", "worker", "--queues", "cpu"]
+    assert w["command"] == ["rnnlab", "worker", "--queues", "cpu", "--concurrency", "2", "--name", "cpu@main"]
     assert w["environment"]["CUDA_VISIBLE_DEVICES"] == ""
     assert "deploy" not in w and w["shm_size"] == "8gb" and w["hostname"] == "main-cpu"
 
@@ -186,6 +188,9 @@ def test_workers_file_only_runs_workers_that_join_the_main_host():
     ids = [s[n]["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] for n in gpus]
     assert ids == [["0"], ["1"], ["2"], ["3"]]
     assert [s[n]["hostname"] for n in gpus] == ["box2-gpu0", "box2-gpu1", "box2-gpu2", "box2-gpu3"]
+    assert [s[n]["command"][-1] for n in gpus] == ["gpu0@box2", "gpu1@box2", "gpu2@box2", "gpu3@box2"]
+    assert all(s[n]["command"][:6] == ["rnnlab", "worker", "--queues", "gpu", "--gpu", "0"] for n in gpus)
+    assert s["worker-cpu"]["command"][-1] == "cpu@box2"
     for svc in s.values():
         env = svc["environment"]
         assert env["RNNLAB_DATABASE_URL"] == "postgresql+psycopg://rnnlab:test-postgres_password@10.0.0.5:5432/rnnlab"

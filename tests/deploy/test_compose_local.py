@@ -125,8 +125,8 @@ def test_worker_registers_with_its_host_and_device(stack):
     rows = wait_for(lambda: _workers(stack), bool, 90, "worker registration", stack)
     (name, host, queues, device), = rows
     assert queues == "cpu" and device == "cpu"
-    assert host == socket.gethostname()      # in the container: compose's hostname, e.g. main-cpu
-    assert "@" in name
+    assert name == "cpu@main"                # --name cpu@${RNNLAB_NODE_NAME}
+    assert host == socket.gethostname()      # in the container: compose's hostname, main-cpu
 
 
 def _workers(stack):
@@ -155,7 +155,7 @@ def test_flower_sees_the_worker_with_credentials(stack):
             return json.loads(r.read())
 
     workers = wait_for(fetch, bool, 90, "flower /api/workers", stack)
-    assert any(name.startswith("celery@") for name in workers), workers
+    assert "cpu@main" in workers, workers
 
 
 def _basic(user: str, password: str) -> dict[str, str]:
@@ -229,7 +229,7 @@ def test_dashboard_requires_sign_in_then_submits_a_run_that_the_worker_trains(st
     (run_id, owner, status, worker, epochs_total), = run
     assert owner == USER
     assert status == "succeeded", status
-    assert worker and "@" in worker
+    assert worker == "cpu@main"
     assert epochs_total == 2
     with owner_db(stack) as conn:
         epochs = [r[0] for r in conn.execute("SELECT epoch FROM epochs WHERE run_id = %s ORDER BY epoch", (run_id,))]

@@ -150,6 +150,9 @@ def overall(table: pd.DataFrame, factor: str) -> str:
         sure = "With a single seed per group this is a hint, not a result: add seeds."
     elif math.isfinite(best["_hi"]) and math.isfinite(second["_lo"]) and best["_hi"] < second["_lo"]:
         sure = "Their 95% intervals of the final log-loss do not overlap: the difference is clear with these seeds."
+    elif best["solve rate"] == 1 and second["solve rate"] == 0:
+        sure = (f"Every run of {best['group']} solves the task and none of {second['group']} does, but with "
+                f"{int(min(best['seeds'], second['seeds']))} seeds the 95% intervals still overlap: consistent, add seeds to be sure.")
     else:
         sure = "Their 95% intervals overlap: not separable with these seeds; add seeds before concluding."
     return f"{lead} {sure}"

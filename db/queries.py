@@ -479,6 +479,10 @@ def _sqlite_authorizer(action: int, arg1: str | None, arg2: str | None, _db: str
         return sqlite3.SQLITE_OK
     if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in _READ_PRAGMAS:
         return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_UPDATE and arg1 == "sqlite_master":
+        # table-valued functions (json_each) declare their virtual table this way while being
+        # prepared; the file is open read-only with query_only on, so nothing can be written
+        return sqlite3.SQLITE_OK
     return sqlite3.SQLITE_DENY
 
 

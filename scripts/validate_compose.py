@@ -173,6 +173,51 @@ def _bind_source(volume) -> str | None:
     return src if src.startswith((".", "/", "~")) else None
 
 
+DOCKERFILE_INSTRUCTIONS = {"FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME",
+                           "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL", "MAINTAINER"}
+
+
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of a Dockerfile, with continuation lines joined and comments dropped."""
+    out, pending = [], ""
+    for line in path.read_text().splitlines():
+        stripped = line.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if pending and stripped.startswith("#"):
+            continue
+        pending += " " + stripped
+        if pending.endswith("\\"):
+            pending = pending[:-1]
+            continue
+        word, _, rest = pending.strip().partition(" ")
+        out.append((word.upper(), rest.strip()))
+        pending = ""
+    return out
+
+
+def dockerfile_problems(path: Path, context: Path, build_args: set[str]) -> list[str]:
+    """Unknown instructions, no FROM first, COPY/ADD sources missing from the context, build args
+    passed by compose that the Dockerfile never declares."""
+    out, declared = [], set()
+    steps = dockerfile_instructions(path)
+    first = next((w for w, _ in steps if w != "ARG"), None)
+    if first != "FROM":
+        out.append(f"{path.name}: the first instruction after ARGs must be FROM, not {first}")
+    for word, rest in steps:
+        if word not in DOCKERFILE_INSTRUCTIONS:
+            out.append(f"{path.name}: unknown instruction {word}")
+        elif word == "ARG":
+            declared.add(rest.split("=", 1)[0].strip())
+        elif word in ("COPY", "ADD") and "--from" not in rest:
+            parts = [p for p in (json.loads(rest) if rest.startswith("[") else rest.split()) if not p.startswith("--")]
+            for src in parts[:-1]:
+                if not any(ch in src for ch in "*?$") and not (context / src).exists():
+                    out.append(f"{path.name}: {word} source {src} is not in the build context")
+    out += [f"{path.name}: build arg {a} is passed but never declared with ARG" for a in sorted(build_args - declared)]
+    return out
+
+
 def service_problems(name: str, svc: dict, services: dict, base: Path) -> list[str]:
     """Problems of one service that the schema does not catch."""
     out = []
@@ -187,6 +232,10 @@ def service_problems(name: str, svc: dict, services: dict, base: Path) -> list[s
             dockerfile = context / build.get("dockerfile", "Dockerfile")
             if not dockerfile.is_file():
                 out.append(f"{name}: Dockerfile {build.get('dockerfile', 'Dockerfile')} does not exist")
+            else:
+                args = build.get("args") or {}
+                names = set(args) if isinstance(args, dict) else {a.split("=", 1)[0] for a in args}
+                out += [f"{name}: {p}" for p in dockerfile_problems(dockerfile, context, names)]
     elif "image" not in svc:
         out.append(f"{name}: has neither image nor build")
     for word in _command_words(svc.get("command")) + _command_words(svc.get("entrypoint")):

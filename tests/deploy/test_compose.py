@@ -46,8 +46,9 @@ def test_schema_rejects_invalid_files(mutate, expected):
      "capabilities"),
     (lambda s: s["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"][0].update(count=1),
      "both count and device_ids"),
+    (lambda s: s["dashboard"]["build"]["args"].update(EXTRA="x"), "build arg EXTRA is passed but never declared"),
 ], ids=["dockerfile", "command-file", "bind-source", "unknown-dependency", "no-healthcheck", "no-capabilities",
-        "count-and-ids"])
+        "count-and-ids", "undeclared-build-arg"])
 def test_reference_checks_catch_broken_services(mutate, expected):
     doc = validator().load_compose(MAIN, filled_env())
     svcs = doc["services"]
@@ -240,3 +241,52 @@ def test_postgres_init_script_is_executable_and_takes_its_password_from_the_envi
     for stmt in ("SET default_transaction_read_only = on", "SET statement_timeout",
                  "GRANT SELECT ON ALL TABLES", "ALTER DEFAULT PRIVILEGES"):
         assert stmt in text
+
+
+def test_dockerfile_checks(tmp_path):
+    (tmp_path / "app").mkdir()
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("# comment\nARG BASE=python:3.12-slim\nFROM ${BASE}\nARG EXTRAS\n"
+                          "COPY app /app\nCOPY missing.txt \\\n     /x\nRUNN echo hi\n")
+    problems = validator().dockerfile_problems(dockerfile, tmp_path, {"EXTRAS", "TYPO"})
+    assert problems == ["Dockerfile: COPY source missing.txt is not in the build context",
+                        "Dockerfile: unknown instruction RUNN",
+                        "Dockerfile: build arg TYPO is passed but never declared with ARG"]
+    dockerfile.write_text("RUN echo hi\nFROM x\n")
+    assert validator().dockerfile_problems(dockerfile, tmp_path, set()) == [
+        "Dockerfile: the first instruction after ARGs must be FROM, not RUN"]
+
+
+def _closure(requirements: list[str]) -> set[str]:
+    """Names of every installed distribution that requirements pull in, transitively (markers applied)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    seen: set[str] = set()
+    todo = [Requirement(r) for r in requirements]
+    while todo:
+        req = todo.pop()
+        name = canonicalize_name(req.name)
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            dist = metadata.distribution(req.name)
+        except metadata.PackageNotFoundError:
+            continue
+        for raw in dist.requires or []:
+            sub = Requirement(raw)
+            if sub.marker is None or any(sub.marker.evaluate({"extra": e}) for e in (req.extras or {""})):
+                todo.append(sub)
+    return seen
+
+
+@pytest.mark.parametrize("extra", ["dashboard", "flower"])
+def test_slim_images_pull_in_no_torch_even_transitively(extra):
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    names = _closure(project["dependencies"] + project["optional-dependencies"][extra])
+    assert ("streamlit" if extra == "dashboard" else "flower") in names
+    assert "torch" in _closure(project["optional-dependencies"]["worker"])     # the check can see torch
+    assert not {n for n in names if n == "torch" or n.startswith("nvidia-")}, sorted(names)

@@ -41,7 +41,9 @@ def filesystem_options(home: Path) -> dict:
                "processed_folder": base / "processed", "control_folder": base / "control"}
     for f in folders.values():
         f.mkdir(parents=True, exist_ok=True)
-    return {**{k: str(v) for k, v in folders.items()}, "store_processed": False}
+    # polling_interval: how often an idle worker lists the folder (kombu's default, 1 s, adds up to a
+    # second between consecutive short runs)
+    return {**{k: str(v) for k, v in folders.items()}, "store_processed": False, "polling_interval": 0.2}
 
 
 def make_app(broker_url: str | None = None, *, home: Path | None = None, prefix: str | None = None,

@@ -187,11 +187,14 @@ class WorkerProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
+    def terminate(self) -> None:
+        """Ask for a warm shutdown (SIGTERM to the main process) without waiting."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
     def stop(self, timeout: float = 20) -> None:
         """Warm shutdown (SIGTERM); SIGKILL if it does not exit in time."""
-        if self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
+        self.terminate()
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -250,6 +253,8 @@ def start_worker(tmp_path):
         return wp
 
     yield start
+    for wp in started:
+        wp.terminate()
     for wp in started:
         wp.stop()
 

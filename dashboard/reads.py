@@ -83,8 +83,8 @@ def layer_stats(ids: list[int]) -> pd.DataFrame:
     return _series(db_url(), "layer_stats", [int(i) for i in ids])
 
 
-def param_stats(ids: list[int]) -> pd.DataFrame:
-    return _series(db_url(), "param_stats", [int(i) for i in ids])
+def param_stats(ids: list[int], columns: tuple[str, ...] = ("grad_norm_mean",)) -> pd.DataFrame:
+    return _series(db_url(), "param_stats", [int(i) for i in ids], tuple(columns))
 
 
 def probed_epochs(ids: list[int]) -> list[int]:
@@ -95,8 +95,8 @@ def profiles(ids: list[int], epoch: int | None, layer: int, kind: str = "h") -> 
     return _series(db_url(), "profiles", [int(i) for i in ids], epoch, layer, kind)
 
 
-def profile_matrix(run_id: int, layer: int, kind: str = "h", max_t: int = 200) -> dict:
-    return _series(db_url(), "profile_matrix", int(run_id), layer, kind, max_t)
+def profile_matrix(run_id: int, layer: int, kind: str = "h", max_t: int = 200, max_epochs: int = 60) -> dict:
+    return _series(db_url(), "profile_matrix", int(run_id), layer, kind, max_t, max_epochs)
 
 
 def param_names(ids: list[int]) -> list[str]:

@@ -1,0 +1,198 @@
+"""Dashboard speed: the Compare page with 12 runs × 100 epochs × T=1000 × 2 layers, and the Runs
+page with 5,000 runs. Seeds real SQLite databases through db.store, then times the page scripts
+(Streamlit AppTest: every query, the downsampling and the Plotly figures, i.e. the server's work)
+with cold and warm caches, plus the main queries alone; ``--browser`` also times a real Chromium
+load of each page until Streamlit reports it idle.
+
+    .venv/bin/python bench/dashboard_bench.py [--dir /tmp/rnnlab-bench] [--browser]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+APP = str(REPO / "dashboard" / "app.py")
+
+
+def _timed(fn, repeat: int = 3) -> tuple[float, float]:
+    """(first, median of the rest) wall seconds."""
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return times[0], statistics.median(times[1:]) if len(times) > 1 else times[0]
+
+
+def seed_compare(url: str) -> list[int]:
+    from tests.dashboard.seed import seed_run, spec
+
+    ids = []
+    for cell in ("rnn", "lstm", "gru"):
+        for seed in range(4):
+            ids.append(seed_run(url, spec(cell, seq_len=1000, num_layers=2, seed=seed, epochs=100)))
+    return ids
+
+
+def seed_many(url: str, n: int = 5000) -> None:
+    from db import store
+    from tests.dashboard.seed import seed_run, spec
+
+    cells, acts = ("rnn", "lstm", "gru"), ("tanh", "relu", "sigmoid")
+    specs = []
+    for i in range(n - 200):
+        cell = cells[i % 3]
+        extra = {"activation": acts[i // 3 % 3]} if cell == "rnn" else {}
+        specs.append(spec(cell, seq_len=(25, 50, 100, 200)[i % 4], num_layers=1 + i % 3, seed=i, epochs=3,
+                          optimizer={"name": "adam", "lr": (1e-3, 3e-3)[i % 2]}, **extra))
+    for k in range(0, len(specs), 500):
+        store.create_runs(specs[k:k + 500], owner="bench", tags=[f"batch{k // 500}"], url=url)
+    for i in range(200):  # finished runs with every epoch recorded
+        seed_run(url, spec(cells[i % 3], seq_len=50, seed=100_000 + i, epochs=3), tags=("done",))
+
+
+def page_time(page: str, query: dict[str, str], cold: bool) -> float:
+    """Seconds of one run of the page script (all queries, downsampling and figures)."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.run()
+    at.switch_page(f"pages/{page}.py")
+    if cold:
+        st.cache_data.clear()
+    t = time.perf_counter()
+    at.run()
+    elapsed = time.perf_counter() - t
+    errors = [e.value for e in list(at.exception) + list(at.error)]
+    if errors:
+        raise RuntimeError(f"{page}: {errors}")
+    return elapsed
+
+
+def use_db(url: str, home: Path) -> None:
+    import streamlit as st
+
+    from rnnlab.settings import get_settings
+
+    os.environ["RNNLAB_DATABASE_URL"] = url
+    os.environ["RNNLAB_HOME"] = str(home)
+    get_settings.cache_clear()
+    st.cache_data.clear()
+
+
+def bench_compare(url: str, home: Path, ids: list[int]) -> dict[str, str]:
+    import streamlit as st
+
+    from db import queries as q
+
+    use_db(url, home)
+    eng = q.engine_for(url)
+    out = {}
+    query = {"runs": ",".join(map(str, ids))}
+    cold = statistics.median(page_time("compare", query, cold=True) for _ in range(3))
+    warm = statistics.median(page_time("compare", query, cold=False) for _ in range(3))
+    out["Compare page script, cold cache (12 runs × 101 epochs × T=1000 × 2 layers)"] = f"{cold:.2f} s"
+    out["Compare page script, warm cache (st.cache_data hit)"] = f"{warm:.2f} s"
+    st.cache_data.clear()
+    first, med = _timed(lambda: [q.profile_matrix(i, 0, "h", 200, 60, engine=eng) for i in ids])
+    out["12 × profile_matrix (101 epochs × T=1000 → 60 × 200)"] = f"{med:.2f} s"
+    first, med = _timed(lambda: q.profiles(ids, None, 0, "h", engine=eng))
+    out["profiles, 12 runs at one epoch (T=1000 → 400 points)"] = f"{med * 1000:.0f} ms"
+    first, med = _timed(lambda: (q.epochs(ids, engine=eng), q.layer_stats(ids, engine=eng),
+                                 q.param_stats(ids, ("grad_norm_mean",), engine=eng)))
+    out["epochs + layer_stats + param_stats, 12 runs"] = f"{med * 1000:.0f} ms"
+    return out
+
+
+def bench_runs(url: str, home: Path) -> dict[str, str]:
+    from db import queries as q
+
+    use_db(url, home)
+    eng = q.engine_for(url)
+    out = {}
+    cold = statistics.median(page_time("runs", {}, cold=True) for _ in range(3))
+    warm = statistics.median(page_time("runs", {}, cold=False) for _ in range(3))
+    out["Runs page script, cold cache (5,000 runs, 50 per page)"] = f"{cold:.2f} s"
+    out["Runs page script, warm cache"] = f"{warm:.2f} s"
+    cases = {
+        "list_runs page 1 (newest 50 + count)": ({}, 0),
+        "list_runs page 100": ({}, 99),
+        "list_runs status + cell filter": ({"status": ["succeeded"], "cell": ["lstm"]}, 0),
+        "list_runs tag filter": ({"tags": ["batch3"]}, 0),
+        "list_runs any spec field (optimizer.lr = 0.003, JSON)": ({"spec": {"optimizer.lr": "0.003"}}, 0),
+    }
+    for name, (filters, page) in cases.items():
+        _, med = _timed(lambda: q.list_runs(filters, page, 50, engine=eng), repeat=4)
+        out[name] = f"{med * 1000:.0f} ms"
+    return out
+
+
+def bench_browser(url: str, home: Path, pages: dict[str, str]) -> dict[str, str]:
+    from tests.dashboard.browser import chromium, running_app, wait_idle
+
+    out = {}
+    with running_app({"RNNLAB_DATABASE_URL": url, "RNNLAB_HOME": str(home)}, home / "app.log") as base:
+        pw, browser = chromium()
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            for name, path in pages.items():
+                page.goto(f"{base}/{path}")
+                wait_idle(page, 120_000)  # first load: warms the server's caches
+                t = time.perf_counter()
+                page.reload()
+                wait_idle(page, 120_000)
+                out[f"{name}: browser reload until idle (Chromium)"] = f"{time.perf_counter() - t:.2f} s"
+        finally:
+            browser.close()
+            pw.stop()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dir", default="/tmp/rnnlab-dashboard-bench")
+    ap.add_argument("--browser", action="store_true", help="also time page loads in headless Chromium")
+    args = ap.parse_args()
+    from db.migrate import upgrade
+
+    base = Path(args.dir)
+    base.mkdir(parents=True, exist_ok=True)
+    results: dict[str, str] = {}
+    cmp_db, many_db = base / "compare.db", base / "many.db"
+    cmp_url, many_url = f"sqlite:///{cmp_db}", f"sqlite:///{many_db}"
+    if not cmp_db.exists():
+        upgrade(cmp_url)
+        t = time.perf_counter()
+        ids = seed_compare(cmp_url)
+        print(f"seeded 12 runs × 101 epochs × T=1000 × 2 layers in {time.perf_counter() - t:.0f} s "
+              f"({cmp_db.stat().st_size / 1e6:.0f} MB)")
+    ids = list(range(1, 13))
+    if not many_db.exists():
+        upgrade(many_url)
+        t = time.perf_counter()
+        seed_many(many_url)
+        print(f"seeded 5,000 runs in {time.perf_counter() - t:.0f} s")
+    results.update(bench_compare(cmp_url, base, ids))
+    results.update(bench_runs(many_url, base))
+    if args.browser:
+        results.update(bench_browser(cmp_url, base, {"Compare (12 runs, T=1000)": f"compare?runs={','.join(map(str, ids))}"}))
+        results.update(bench_browser(many_url, base, {"Runs (5,000 runs)": "runs"}))
+    width = max(map(len, results))
+    print(f"\n{'measurement'.ljust(width)} | result\n{'-' * width}-|-------")
+    for k, v in results.items():
+        print(f"{k.ljust(width)} | {v}")
+
+
+if __name__ == "__main__":
+    main()

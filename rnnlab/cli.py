@@ -222,6 +222,7 @@ def worker(
             "--pool", "prefork", "-l", loglevel, "--without-mingle", "--without-gossip"]
     if "gpu" in wanted:
         argv += ["--max-tasks-per-child", "1"]  # a fresh CUDA context per run
+        os.environ["RNNLAB_PRELOAD_ENGINE"] = "0"  # nothing torch-related in the parent
     celery_app.worker_main(argv)
 
 

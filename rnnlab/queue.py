@@ -27,6 +27,16 @@ def queue_prefix() -> str:
     return getattr(get_settings(), "queue_prefix", None) or os.environ.get("RNNLAB_QUEUE_PREFIX", "")
 
 
+def auto_queue() -> str:
+    """Where ``device: auto`` runs go: RNNLAB_AUTO_QUEUE ('cpu' by default, or 'gpu')."""
+    from rnnlab.settings import get_settings
+
+    value = getattr(get_settings(), "auto_queue", None) or os.environ.get("RNNLAB_AUTO_QUEUE", "cpu")
+    if value not in QUEUES:
+        raise ValueError(f"RNNLAB_AUTO_QUEUE: got {value!r}; allowed: {', '.join(QUEUES)}")
+    return value
+
+
 def queue_name(queue: str, prefix: str | None = None) -> str:
     """The broker queue for a logical queue ('cpu' or 'gpu')."""
     if queue not in QUEUES:

@@ -50,11 +50,12 @@ def submit(specs: Sequence[JobSpec], owner: str | None = None, tags: Iterable[st
            sweep: SweepSpec | None = None, *, url: str | None = None, app=None) -> list[int]:
     """Create the runs in one transaction, then enqueue one task per run; returns the run ids."""
     from db import store
+    from rnnlab.queue import auto_queue as configured_auto_queue
     from rnnlab.queue import get_app, send_run
     from rnnlab.settings import get_settings
 
     settings = get_settings()
-    auto_queue = getattr(settings, "auto_queue", None) or "cpu"
+    auto_queue = configured_auto_queue()
     ids = store.create_runs(list(specs), owner=owner, tags=tags, sweep=sweep,
                             max_attempts=settings.max_attempts, auto_queue=auto_queue, url=url)
     app = app or get_app()

@@ -1,7 +1,7 @@
 """The worker's Celery app (``celery -A worker.app worker`` or ``rnnlab worker``) and its lifecycle hooks.
 
 On start: migrate the database if needed, record the worker, and start its heartbeat/reaper thread.
-In each pool child: limit torch's threads so N children share the cores. On shutdown: mark the
+Before the pool forks: import the engine (not for GPU workers). In each pool child: limit torch's threads so N children share the cores. On shutdown: mark the
 worker stopped. CUDA is never touched here: a GPU worker's device name comes from nvidia-smi.
 """
 
@@ -63,6 +63,14 @@ def _on_ready(sender=None, **_):
     hb.start()
     _state["heartbeat"] = hb
     log.info("rnnlab worker %s ready: queues %s, device %s", sender.hostname, queues, device)
+
+
+@signals.worker_init.connect
+def _preload_engine(**_):
+    # Import torch and the engine once in the parent, so that pool children start warm. Importing
+    # torch does not initialize CUDA; GPU workers (rnnlab worker -Q gpu) skip this anyway.
+    if os.environ.get("RNNLAB_PRELOAD_ENGINE", "1") != "0":
+        import models  # noqa: F401
 
 
 @signals.worker_process_init.connect

@@ -3,7 +3,7 @@
 postgres-init → migrate → dashboard + worker-cpu + flower, then one run end to end: sign in and
 submit it from the dashboard in Chromium, the worker trains it, its rows land in Postgres, the SQL
 console's read-only role refuses a write, and Flower refuses requests without credentials.
-(worker-gpu is not started: there is no GPU here; its command differs only in the queue name.)
+(worker-gpu starts and registers too, but there is no GPU here, so no run goes to it.)
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ def stack(tmp_path_factory):
             assert add.returncode == 0, add.stdout + add.stderr
             stack.dashboard = stack.start("dashboard")
             stack.worker = stack.start("worker-cpu")
+            stack.gpu_worker = stack.start("worker-gpu")     # no GPU here: it registers, and gets no work
             stack.flower = stack.start("flower")
             stack.dashboard_url = f"http://127.0.0.1:{stack.port(8501)}"
             stack.flower_url = f"http://127.0.0.1:{stack.port(5555)}"
@@ -121,12 +122,14 @@ def test_migrate_created_the_schema_and_the_readonly_role_can_read_it(stack):
         assert conn.execute("SELECT count(*) FROM alembic_version").fetchone() == (1,)
 
 
-def test_worker_registers_with_its_host_and_device(stack):
-    rows = wait_for(lambda: _workers(stack), bool, 90, "worker registration", stack)
-    (name, host, queues, device), = rows
-    assert queues == "cpu" and device == "cpu"
-    assert name == "cpu@main"                # --name cpu@${RNNLAB_NODE_NAME}
-    assert host == socket.gethostname()      # in the container: compose's hostname, main-cpu
+def test_workers_register_with_their_names_hosts_and_devices(stack):
+    rows = wait_for(lambda: _workers(stack), lambda r: len(r) == 2, 90, "worker registration", stack)
+    host = socket.gethostname()              # in the containers: compose's hostnames main-cpu, main-gpu0
+    by_name = {r[0]: r[1:] for r in rows}
+    assert by_name["cpu@main"] == (host, "cpu", "cpu")
+    gpu_host, gpu_queues, gpu_device = by_name["gpu0@main"]
+    assert (gpu_host, gpu_queues) == (host, "gpu")
+    assert gpu_device and gpu_device != "cpu"          # "gpu (unknown)" here; the GPU's name via nvidia-smi
 
 
 def _workers(stack):

@@ -1,5 +1,5 @@
-"""The probe pass: an unrolled forward over the model's own weights with a zero tensor added to every
-h_t (and c_t), so that autograd gives the total derivatives ∂L/∂h_t through the recurrence."""
+"""The probe pass: re-run the model one step at a time over its own weights and take the total
+derivatives ∂L/∂h_t (and ∂L/∂c_t) with ``torch.autograd.grad`` with respect to every step's state."""
 
 from __future__ import annotations
 
@@ -31,94 +31,95 @@ class ProbeResult:
     param_grads: list[torch.Tensor]                  # ∂L/∂θ on the probe batch, in named_params order
 
 
-def _zero_probe(like: torch.Tensor) -> torch.Tensor:
-    return torch.zeros_like(like, requires_grad=True)
-
-
-def unrolled_forward(net: RecurrentNet, x: torch.Tensor, with_probes: bool = True):
-    """Run ``net`` step by step with PyTorch's cell equations. Returns the head output, the per-layer
-    traces and the probe tensors [(h probes, c probes)] per layer."""
-    T = x.shape[0]
-    H = net.hidden_size
-    x = x.to(net.head.weight.dtype)
-    traces, probes = [], []
-    for k in range(net.num_layers):
-        p = net.layer_params(k)
-        xp = F.linear(x, p["w_ih"], p["b_ih"])          # (T, B, G·H)
-        h = x.new_zeros(x.shape[1], H)
-        c = torch.zeros_like(h)
-        hs, zs, cs = [], [], []
-        gate_vals: dict[str, list[torch.Tensor]] = {}
-        ph, pc = [], []
-        for t in range(T):
-            gh = F.linear(h, p["w_hh"], p["b_hh"])
-            if net.cell == "rnn":
-                z = xp[t] + gh
-                h = activate(z, net.activation, net.slope, p["prelu"])
-                zs.append(z.detach())
-            elif net.cell == "lstm":
-                i, f, g, o = (xp[t] + gh).chunk(4, dim=1)
-                i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
-                c = f * c + i * g
-                if with_probes:
-                    pc.append(_zero_probe(c))
-                    c = c + pc[-1]
-                h = o * torch.tanh(c)
-                for name, v in (("i", i), ("f", f), ("g", g), ("o", o)):
-                    gate_vals.setdefault(name, []).append(v.detach())
-            else:  # GRU as PyTorch computes it: r multiplies (W_hn h + b_hn)
-                xr, xz, xn = xp[t].chunk(3, dim=1)
-                hr, hz, hn = gh.chunk(3, dim=1)
-                r, zg = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
-                n = torch.tanh(xn + r * hn)
-                h = (1 - zg) * n + zg * h
-                for name, v in (("r", r), ("z", zg), ("n", n)):
-                    gate_vals.setdefault(name, []).append(v.detach())
-            if with_probes:
-                ph.append(_zero_probe(h))
-                h = h + ph[-1]
+def _layer_steps(net: RecurrentNet, k: int, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Layer k over the whole sequence, one ATen cell call per step (PyTorch's own cell equations);
+    returns the per-step states h_t (and c_t for LSTM) as graph nodes."""
+    p = net.layer_params(k)
+    w_ih, w_hh, b_ih, b_hh = p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"]
+    h = x.new_zeros(x.shape[1], net.hidden_size)
+    c = torch.zeros_like(h)
+    hs, cs = [], []
+    if net.cell == "rnn" and net.activation not in ("tanh", "relu"):
+        xp = F.linear(x, w_ih, b_ih + b_hh)          # custom activation: our own step, as UnrolledRNN
+        for t in range(x.shape[0]):
+            h = activate(torch.addmm(xp[t], h, w_hh.t()), net.activation, net.slope, p["prelu"])
             hs.append(h)
+        return hs, cs
+    step = {"lstm": torch.lstm_cell, "gru": torch.gru_cell,
+            "rnn": torch.rnn_tanh_cell if net.activation == "tanh" else torch.rnn_relu_cell}[net.cell]
+    for t in range(x.shape[0]):
+        if net.cell == "lstm":
+            h, c = step(x[t], (h, c), w_ih, w_hh, b_ih, b_hh)
+            cs.append(c)
+        else:
+            h = step(x[t], h, w_ih, w_hh, b_ih, b_hh)
+        hs.append(h)
+    return hs, cs
+
+
+@torch.no_grad()
+def _trace(net: RecurrentNet, k: int, x: torch.Tensor, h: torch.Tensor) -> LayerTrace:
+    """Pre-activations and gate values of layer k, recomputed for all steps at once from its inputs
+    x (T, B, in) and states h (T, B, H)."""
+    p = net.layer_params(k)
+    h_prev = torch.cat([torch.zeros_like(h[:1]), h[:-1]])
+    gi = F.linear(x, p["w_ih"], p["b_ih"])
+    gh = F.linear(h_prev, p["w_hh"], p["b_hh"])
+    if net.cell == "rnn":
+        return LayerTrace(h=h, z=gi + gh)
+    if net.cell == "lstm":
+        i, f, g, o = (gi + gh).chunk(4, dim=-1)
+        gates = {"i": torch.sigmoid(i), "f": torch.sigmoid(f), "g": torch.tanh(g), "o": torch.sigmoid(o)}
+    else:  # GRU as PyTorch computes it: r multiplies (W_hn h + b_hn)
+        xr, xz, xn = gi.chunk(3, dim=-1)
+        hr, hz, hn = gh.chunk(3, dim=-1)
+        r = torch.sigmoid(xr + hr)
+        gates = {"r": r, "z": torch.sigmoid(xz + hz), "n": torch.tanh(xn + r * hn)}
+    return LayerTrace(h=h, gates=gates)
+
+
+def unrolled_forward(net: RecurrentNet, x: torch.Tensor):
+    """The network step by step: (head output, per-layer [h_t], per-layer [c_t], per-layer inputs)."""
+    x = x.to(net.head.weight.dtype)
+    hs_all, cs_all, inputs = [], [], []
+    for k in range(net.num_layers):
+        inputs.append(x)
+        hs, cs = _layer_steps(net, k, x)
+        hs_all.append(hs)
+        cs_all.append(cs)
         x = torch.stack(hs)
-        traces.append(LayerTrace(
-            h=x.detach(), z=torch.stack(zs) if zs else None,
-            gates={n: torch.stack(v) for n, v in gate_vals.items()},
-        ))
-        probes.append((ph, pc))
-    out = net.head(x[-1] if net.output_mode == "last" else x)
-    return out, traces, probes
+    return net.head(x[-1] if net.output_mode == "last" else x), hs_all, cs_all, inputs
 
 
-def _norms(grads: list[torch.Tensor]) -> torch.Tensor:
-    """‖g_t‖: the L2 norm over batch × hidden of each step's gradient, as a (T,) tensor."""
+def _norms(grads: list[torch.Tensor | None], like: list[torch.Tensor]) -> torch.Tensor:
+    """‖g_t‖: the L2 norm over batch × hidden of each step's gradient (float64), as a (T,) tensor."""
+    grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, like)]
     return torch.stack(grads).flatten(1).double().norm(dim=1)
 
 
 def run_probe(net: RecurrentNet, task: Task, batch: Batch) -> ProbeResult:
     """The exact per-timestep gradient profile of every layer on ``batch`` (L = the task's mean loss)."""
     params = [p for _, p in net.named_params()]
+    every = task.output_mode == "every"
     with torch.enable_grad():
-        out, traces, probes = unrolled_forward(net, batch.x)
-        y = batch.y
-        loss = task.loss(out, y)
-        flat = [t for ph, pc in probes for t in ph + pc]
-        every = task.output_mode == "every"
-        grads = torch.autograd.grad(loss, flat + params, retain_graph=every, allow_unused=True)
+        out, hs_all, cs_all, inputs = unrolled_forward(net, batch.x)
+        loss = task.loss(out, batch.y)
+        states = [s for hs, cs in zip(hs_all, cs_all) for s in hs + cs]
+        grads = torch.autograd.grad(loss, states + params, retain_graph=every, allow_unused=True)
         last = None
         if every:  # the final step's loss alone, for the decay measures (docs/metrics.md)
-            hs = [t for ph, _ in probes for t in ph]
-            last = torch.autograd.grad(task.last_step_loss(out, y), hs, allow_unused=True)
-    grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, flat + params)]
-    i = j = 0
-    for trace, (ph, pc) in zip(traces, probes):
-        trace.grad_h = _norms(grads[i:i + len(ph)]).detach()
-        i += len(ph)
-        if pc:
-            trace.grad_c = _norms(grads[i:i + len(pc)]).detach()
-            i += len(pc)
-        if last is not None:
-            lg = [torch.zeros_like(t) if g is None else g for g, t in zip(last[j:j + len(ph)], ph)]
-            trace.grad_h_last = _norms(lg).detach()
-            j += len(ph)
-        else:
-            trace.grad_h_last = trace.grad_h
-    return ProbeResult(float(loss.detach()), traces, [g.detach() for g in grads[i:]])
+            flat_h = [h for hs in hs_all for h in hs]
+            last = torch.autograd.grad(task.last_step_loss(out, batch.y), flat_h, allow_unused=True)
+    layers, i, j = [], 0, 0
+    for k, (hs, cs) in enumerate(zip(hs_all, cs_all)):
+        trace = _trace(net, k, inputs[k].detach(), torch.stack(hs).detach())
+        trace.grad_h = _norms(grads[i:i + len(hs)], hs)
+        i += len(hs)
+        if cs:
+            trace.grad_c = _norms(grads[i:i + len(cs)], cs)
+            i += len(cs)
+        trace.grad_h_last = _norms(last[j:j + len(hs)], hs) if last is not None else trace.grad_h
+        j += len(hs)
+        layers.append(trace)
+    param_grads = [torch.zeros_like(p) if g is None else g.detach() for g, p in zip(grads[i:], params)]
+    return ProbeResult(float(loss.detach()), layers, param_grads)

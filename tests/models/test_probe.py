@@ -78,19 +78,11 @@ def test_profile_matches_hand_built_cells(tiny, cell, layers):
 
 
 @pytest.mark.parametrize("cell,layers,activation", [
-    ("rnn", 1, "tanh"), ("rnn", 2, "sigmoid"), ("rnn", 1, "leaky_relu"), ("lstm", 2, None), ("gru", 2, None)])
+    ("rnn", 1, "tanh"), ("rnn", 2, "sigmoid"), ("rnn", 1, "leaky_relu"), ("rnn", 1, "prelu"),
+    ("lstm", 2, None), ("gru", 2, None)])
 def test_profile_matches_finite_differences(tiny, cell, layers, activation):
     task, net, b = _setup(tiny, cell, layers, activation=activation)
     res = run_probe(net, task, b)
-    if activation not in (None, "tanh", "relu"):  # nn.RNNCell has no sigmoid/leaky: perturb our own loop
-        def loss_with(delta):
-            return _fd_unrolled_loss(net, task, b, delta)
-    else:
-        cells = _cells(net)
-
-        def loss_with(delta):
-            with torch.no_grad():
-                return float(task.loss(_hand_forward(net, cells, b.x, delta)[0], b.y))
     eps = 1e-6
     B, H, T = b.x.shape[1], net.hidden_size, b.x.shape[0]
     for k in range(layers):
@@ -101,35 +93,55 @@ def test_profile_matches_finite_differences(tiny, cell, layers, activation):
                 for j in range(H):
                     d = torch.zeros(B, H, dtype=torch.float64)
                     d[i, j] = eps
-                    g[i, j] = (loss_with({(k, t): d}) - loss_with({(k, t): -d})) / (2 * eps)
+                    up = _hand_equations_loss(net, task, b, {(k, t): d})
+                    down = _hand_equations_loss(net, task, b, {(k, t): -d})
+                    g[i, j] = (up - down) / (2 * eps)
             fd[t] = np.linalg.norm(g)
         np.testing.assert_allclose(res.layers[k].grad_h.numpy(), fd, rtol=1e-5, atol=1e-10)
 
 
-def _fd_unrolled_loss(net, task, b, delta):
-    """A plain loop with the activation written out here (for activations nn.RNNCell lacks)."""
-    acts = {"sigmoid": torch.sigmoid, "leaky_relu": lambda z: torch.where(z > 0, z, net.slope * z),
-            "tanh": torch.tanh}
+def _hand_equations_loss(net, task, b, delta):
+    """The loss with ``delta[(k, t)]`` added to h_t of layer k, every cell equation written out here."""
+    sig = torch.sigmoid
+    acts = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": sig,
+            "leaky_relu": lambda z: torch.where(z > 0, z, net.slope * z),
+            "prelu": lambda z: torch.where(z > 0, z, 0.25 * z)}   # PReLU's initial slope
+    H = net.hidden_size
     inp = b.x
     with torch.no_grad():
         for k in range(net.num_layers):
-            p = net.layer_params(k)
-            h = torch.zeros(b.x.shape[1], net.hidden_size, dtype=torch.float64)
+            p = {n: v.double() for n, v in net.layer_params(k).items() if v is not None}
+            h = torch.zeros(b.x.shape[1], H, dtype=torch.float64)
+            c = torch.zeros_like(h)
             hs = []
             for t in range(inp.shape[0]):
-                h = acts[net.activation](inp[t] @ p["w_ih"].T + p["b_ih"] + h @ p["w_hh"].T + p["b_hh"])
+                gi = inp[t] @ p["w_ih"].T + p["b_ih"]
+                gh = h @ p["w_hh"].T + p["b_hh"]
+                if net.cell == "rnn":
+                    h = acts[net.activation](gi + gh)
+                elif net.cell == "lstm":
+                    a = gi + gh
+                    i, f, g, o = sig(a[:, :H]), sig(a[:, H:2 * H]), torch.tanh(a[:, 2 * H:3 * H]), sig(a[:, 3 * H:])
+                    c = f * c + i * g
+                    h = o * torch.tanh(c)
+                else:
+                    r = sig(gi[:, :H] + gh[:, :H])
+                    z = sig(gi[:, H:2 * H] + gh[:, H:2 * H])
+                    n = torch.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
+                    h = (1 - z) * n + z * h
                 if (k, t) in delta:
                     h = h + delta[(k, t)]
                 hs.append(h)
             inp = torch.stack(hs)
-        return float(task.loss(net.head(inp[-1]), b.y))
+        out = net.head(inp[-1] if net.output_mode == "last" else inp)
+        return float(task.loss(out, b.y))
 
 
 @pytest.mark.parametrize("cell,activation", [("rnn", "tanh"), ("rnn", "relu"), ("rnn", "sigmoid"),
                                              ("rnn", "prelu"), ("lstm", None), ("gru", None)])
 def test_probe_forward_equals_training_forward(tiny, cell, activation):
     task, net, b = _setup(tiny, cell, 2, activation=activation)
-    out, _, _ = unrolled_forward(net, b.x, with_probes=False)
+    out = unrolled_forward(net, b.x)[0]
     torch.testing.assert_close(out, net(b.x), rtol=1e-10, atol=1e-12)
 
 

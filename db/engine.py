@@ -90,6 +90,18 @@ def dispose_all() -> None:
             if pid == os.getpid():
                 engine.dispose()
         _engines.clear()
+        _immediate_engines.clear()
+
+
+_immediate_engines: dict[int, Engine] = {}
+
+
+def _immediate(engine: Engine) -> Engine:
+    # the same pool, with BEGIN IMMEDIATE for write transactions
+    key = id(engine)
+    if key not in _immediate_engines:
+        _immediate_engines[key] = engine.execution_options(sqlite_immediate=True)
+    return _immediate_engines[key]
 
 
 @contextmanager
@@ -99,6 +111,6 @@ def session(url: str | None = None, *, write: bool = False) -> Iterator[Session]
     ``write=True`` takes SQLite's write lock up front (BEGIN IMMEDIATE); keep such blocks short."""
     engine = get_engine(url)
     if write and engine.dialect.name == "sqlite":
-        engine = engine.execution_options(sqlite_immediate=True)
+        engine = _immediate(engine)
     with Session(engine, expire_on_commit=False) as s, s.begin():
         yield s

@@ -27,15 +27,14 @@ class StepStats:
     def add(self, loss: torch.Tensor, param_norms: torch.Tensor, total: torch.Tensor, clipped: torch.Tensor) -> None:
         pn = param_norms.double()
         self.param_sum += pn
-        torch.maximum(self.param_max, pn, out=self.param_max)
-        # NaN-propagating max: torch.maximum keeps NaN
-        t = total.double()
+        torch.maximum(self.param_max, pn, out=self.param_max)  # torch.maximum propagates NaN
+        t, lv = total.double(), loss.double()
         s = self.scalars
-        s[0] += loss.double()
+        s[0] += lv
         s[1] += t
         s[2] = torch.maximum(s[2], t)
         s[3] += clipped.double()
-        s[4] += (~torch.isfinite(t)).double()
+        s[4] += (~(torch.isfinite(t) & torch.isfinite(lv))).double()
         self.steps += 1
 
     def summary(self) -> dict:

@@ -1,7 +1,8 @@
 """Submitting work (torch-free; the CLI and the dashboard use it): plan, create rows, enqueue.
 
-The rows are committed first, then one task per run is sent by name; a run whose message cannot be
-sent is marked failed with the broker's error, so nothing sits queued without a message.
+The rows are committed first, then one task per run is sent by name. If the broker cannot be
+reached, the runs not sent are marked failed with the broker's error (nothing sits queued without a
+message); `rnnlab requeue RUN` sends them again later.
 """
 
 from __future__ import annotations
@@ -59,9 +60,13 @@ def submit(specs: Sequence[JobSpec], owner: str | None = None, tags: Iterable[st
     ids = store.create_runs(list(specs), owner=owner, tags=tags, sweep=sweep,
                             max_attempts=settings.max_attempts, auto_queue=auto_queue, url=url)
     app = app or get_app()
+    problem = None
     for run_id, spec in zip(ids, specs):
-        try:
-            send_run(app, run_id, store.queue_for(spec, auto_queue))
-        except Exception as e:  # noqa: BLE001 - any broker failure: say so on the run, keep going
-            store.fail_unsent(run_id, f"could not enqueue: {type(e).__name__}: {e}", url=url)
+        if problem is None:
+            try:
+                send_run(app, run_id, store.queue_for(spec, auto_queue))
+                continue
+            except Exception as e:  # noqa: BLE001 - any broker failure: say so on the runs
+                problem = f"could not enqueue: {type(e).__name__}: {e}"
+        store.fail_unsent(run_id, problem, url=url)  # the broker is down: do not retry for every run
     return ids

@@ -7,6 +7,7 @@ Nothing here skips: if Redis or Postgres is down, the tests that need them fail,
 - ``pg_url``: the session's Postgres database (created and migrated once per test session from
   RNNLAB_TEST_POSTGRES_URL, dropped at the end), emptied before each test.
 - ``db_url``: parametrized over both.
+- ``fresh_pg_database``: factory of empty, unmigrated Postgres databases (dropped afterwards).
 - ``redis_url``: RNNLAB_TEST_REDIS_URL, checked to answer.
 - ``broker``: parametrized over filesystem and Redis; a ``Broker`` with its env and a Celery app.
 - ``start_worker``: starts a real ``celery -A worker.app worker`` subprocess, waits until it has
@@ -67,6 +68,28 @@ def pg_server_url():
     dispose_all()
     with _pg_admin_connect() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def fresh_pg_database():
+    """Factory: an empty (unmigrated) Postgres database for this test, dropped afterwards."""
+    from db.engine import dispose_all
+
+    names = []
+
+    def make() -> str:
+        name = f"rnnlab_test_{TEST_RUN}_{uuid.uuid4().hex[:6]}"
+        with _pg_admin_connect() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        names.append(name)
+        return _pg_db_url(name)
+
+    yield make
+    if names:
+        dispose_all()
+        with _pg_admin_connect() as conn:
+            for name in names:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _truncate_all(url: str) -> None:

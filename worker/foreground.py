@@ -98,6 +98,8 @@ def train_foreground(spec: JobSpec, *, json_out: Path | None, record: bool, owne
             result = models.train(spec, on_info=on_info, on_epoch=on_epoch, on_checkpoint=on_checkpoint,
                                   should_stop=should_stop, on_step=on_step)
         status, message = result.outcome, result.message
+    except KeyboardInterrupt:
+        status, message = "cancelled", "aborted with Ctrl-C"
     except Exception as e:  # noqa: BLE001 - report, record as failed
         status, message = "failed", str(e) if isinstance(e, models.EngineError) else f"{type(e).__name__}: {e}"
     finally:

@@ -50,3 +50,12 @@ def test_every_table_and_column_is_documented():
             continue
         missing += [f"{table.name}.{c.name}" for c in table.columns if f"`{c.name}`" not in m.group(1)]
     assert not missing, f"docs/schema.md does not document: {', '.join(missing)}"
+
+
+def test_pandas_snippet_runs(db_url):
+    seed_demo(db_url)
+    code = re.search(r"```python\n(.*?)```", examples.DOC.read_text(), re.S).group(1)
+    assert "engine = get_engine()" in code
+    ns: dict = {}
+    exec(code.replace("engine = get_engine()", f"engine = get_engine({db_url!r})"), ns)
+    assert ns["matrix"].shape == (3, 10) and list(ns["runs"]["cell"]) == ["rnn", "rnn", "lstm", "gru"]

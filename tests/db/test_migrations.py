@@ -1,5 +1,9 @@
 """Migrations build the schema from empty on both backends, and the ORM never drifts from them."""
 
+import threading
+
+import pytest
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
@@ -35,3 +39,24 @@ def test_sqlite_pragmas(sqlite_url):
         pragmas = {p: conn.exec_driver_sql(f"PRAGMA {p}").scalar() for p in
                    ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")}
     assert pragmas == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "busy_timeout": 30000}
+
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_concurrent_upgrades_are_serialized(backend, tmp_path, fresh_pg_database):
+    """Several processes starting at once (workers, the app) may all migrate; none may fail."""
+    url = f"sqlite:///{tmp_path / 'race.db'}" if backend == "sqlite" else fresh_pg_database()
+    errors = []
+
+    def migrate():
+        try:
+            upgrade(url)
+        except Exception as e:  # noqa: BLE001 - collected
+            errors.append(e)
+
+    threads = [threading.Thread(target=migrate) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and current(url) == head()

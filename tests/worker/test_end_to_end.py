@@ -27,3 +27,13 @@ def test_submit_run_record(db_url, broker, start_worker, wait_status):
         assert (recs[0].layers[0].grad_c is not None) == (sp.cell == "lstm")
         assert store.load_checkpoint(run_id, url=db_url)[0] == 2
         assert [(a["attempt"], a["outcome"]) for a in run["attempt_history"]] == [(1, "succeeded")]
+
+
+def test_unreachable_broker_fails_the_runs_with_the_reason(sqlite_url, tmp_path):
+    from rnnlab.queue import make_app
+
+    dead = make_app("redis://127.0.0.1:1/0", prefix="rnnlab-test-dead-")
+    ids = submit([parse_spec({**TINY, "seed": s}) for s in range(3)], url=sqlite_url, app=dead)
+    runs = [store.get_run(i, url=sqlite_url) for i in ids]
+    assert [r["status"] for r in runs] == ["failed"] * 3
+    assert all("could not enqueue" in r["message"] and "127.0.0.1:1" in r["message"] for r in runs)

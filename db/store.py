@@ -182,7 +182,8 @@ def claim_run(run_id: int, worker: str, *, stale_after_s: float | None = None,
             return None
         res = s.execute(update(Run).where(Run.id == run_id, Run.cancel_requested.is_(False), claimable)
                         .values(status="running", worker=worker, attempts=Run.attempts + 1, heartbeat_at=t,
-                                started_at=func.coalesce(Run.started_at, t), finished_at=None)
+                                started_at=func.coalesce(Run.started_at, t), finished_at=None,
+                                code_version=code_version())
                         .returning(Run.attempts))
         attempt = res.scalar_one_or_none()
         if attempt is None:

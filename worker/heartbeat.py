@@ -31,16 +31,21 @@ class WorkerHeartbeat(threading.Thread):
         self.worker, self.host, self.pid, self.queues, self.device = name, host, pid, queues, device
         self.period_s, self.lost_after_s, self.send_run, self.url = period_s, lost_after_s, send_run, url
         self._stop_event = threading.Event()
+        self._pending: list[dict] = []   # requeued runs whose message is not sent yet
 
     def beat(self) -> None:
         store.heartbeat(self.worker, host=self.host, pid=self.pid, queues=self.queues, device=self.device,
                         url=self.url)
         reaped = store.reap_lost(self.lost_after_s, url=self.url)
-        for run in reaped.requeued:
-            log.warning("run %s lost its worker; requeued", run["id"])
-            self.send_run(run["id"], run["queue"])
         for run_id in reaped.failed:
             log.warning("run %s lost its worker too often; failed", run_id)
+        for run in reaped.requeued:
+            log.warning("run %s lost its worker; requeued", run["id"])
+        self._pending += reaped.requeued
+        while self._pending:  # a broker hiccup: keep the messages and try again on the next beat
+            run = self._pending[0]
+            self.send_run(run["id"], run["queue"])
+            self._pending.pop(0)
 
     def run(self) -> None:
         while not self._stop_event.is_set():

@@ -3,7 +3,11 @@ for each broker (filesystem, Redis) × each database (SQLite, Postgres)."""
 
 import pytest
 
+from sqlalchemy import select
+
 from db import store
+from db.engine import session
+from db.models import Worker
 from rnnlab.spec import parse_spec
 from rnnlab.submit import submit
 
@@ -27,6 +31,9 @@ def test_submit_run_record(db_url, broker, start_worker, wait_status):
         assert (recs[0].layers[0].grad_c is not None) == (sp.cell == "lstm")
         assert store.load_checkpoint(run_id, url=db_url)[0] == 2
         assert [(a["attempt"], a["outcome"]) for a in run["attempt_history"]] == [(1, "succeeded")]
+    with session(db_url) as s:
+        (row,) = s.execute(select(Worker.name, Worker.queues, Worker.device, Worker.pid, Worker.heartbeat_at)).all()
+    assert row[:3] == (w.name, "cpu", "cpu") and row.pid == w.proc.pid
 
 
 def test_unreachable_broker_fails_the_runs_with_the_reason(sqlite_url, tmp_path):

@@ -68,7 +68,7 @@ def page_time(page: str, query: dict[str, str], cold: bool) -> float:
     for k, v in query.items():
         at.query_params[k] = v
     at.run()
-    at.switch_page(f"pages/{page}.py")
+    at.switch_page(f"app_pages/{page}.py")
     if cold:
         st.cache_data.clear()
     t = time.perf_counter()

@@ -115,9 +115,9 @@ def panel(user: User, rows: pd.DataFrame, key: str = "act") -> None:
                "Select rows (tick boxes on the left) to act on them.")
     c = st.columns(6)
     if c[0].button("Compare", key=f"{key}_cmp", disabled=not 2 <= n <= 12, help="2 to 12 runs"):
-        st.switch_page("pages/compare.py", query_params={"runs": ",".join(map(str, ids))})
+        st.switch_page("app_pages/compare.py", query_params={"runs": ",".join(map(str, ids))})
     if c[1].button("Details", key=f"{key}_det", disabled=n != 1):
-        st.switch_page("pages/run_detail.py", query_params={"run": str(ids[0])})
+        st.switch_page("app_pages/run_detail.py", query_params={"run": str(ids[0])})
     active = rows[rows["status"].isin(["queued", "running"])]
     if c[2].button("Cancel", key=f"{key}_cancel", disabled=active.empty):
         cancel(user, active)
@@ -126,7 +126,7 @@ def panel(user: User, rows: pd.DataFrame, key: str = "act") -> None:
         rerun(user, rows)
         st.rerun()
     if c[4].button("Clone with edits", key=f"{key}_clone", disabled=n != 1):
-        st.switch_page("pages/new.py", query_params={"clone": str(ids[0])})
+        st.switch_page("app_pages/new.py", query_params={"clone": str(ids[0])})
     if c[5].button("Delete…", key=f"{key}_del", disabled=n == 0):
         ss[f"{key}_confirm"] = ids
     pending = ss.get(f"{key}_confirm")

@@ -11,14 +11,14 @@ st.set_option("client.showErrorDetails", "none")  # errors as messages, never tr
 user = current_user()
 pages = {
     "Experiments": [
-        st.Page("pages/new.py", title="New experiment", icon=":material/add_circle:", url_path="new"),
-        st.Page("pages/runs.py", title="Runs", icon=":material/list:", url_path="runs", default=True),
-        st.Page("pages/run_detail.py", title="Run detail", icon=":material/monitoring:", url_path="run"),
+        st.Page("app_pages/new.py", title="New experiment", icon=":material/add_circle:", url_path="new"),
+        st.Page("app_pages/runs.py", title="Runs", icon=":material/list:", url_path="runs", default=True),
+        st.Page("app_pages/run_detail.py", title="Run detail", icon=":material/monitoring:", url_path="run"),
     ],
     "Analysis": [
-        st.Page("pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
-        st.Page("pages/strategies.py", title="Strategies", icon=":material/insights:", url_path="strategies"),
-        st.Page("pages/query.py", title="Query (SQL)", icon=":material/database:", url_path="query"),
+        st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
+        st.Page("app_pages/strategies.py", title="Strategies", icon=":material/insights:", url_path="strategies"),
+        st.Page("app_pages/query.py", title="Query (SQL)", icon=":material/database:", url_path="query"),
     ],
 }
 page = st.navigation(pages)

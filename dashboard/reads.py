@@ -12,7 +12,9 @@ from db import queries as q
 from rnnlab.settings import get_settings
 
 LIVE_TTL = 3      # seconds: the runs table, workers, counts
-DATA_TTL = 15     # seconds: per-epoch series of runs (a running run grows slowly)
+# Per-run series are cached without a TTL, keyed by each run's (id, epochs_done, status): a new
+# epoch or a new status changes the key, so the cache is never stale and finished runs stay hot.
+SERIES_ENTRIES = 512
 
 
 def db_url() -> str:
@@ -42,9 +44,19 @@ def _simple(url: str, name: str, *args: Any) -> Any:
     return getattr(q, name)(*args, engine=_engine(url))
 
 
-@st.cache_data(ttl=DATA_TTL, show_spinner=False)
-def _series(url: str, name: str, *args: Any, **kwargs: Any) -> Any:
-    return getattr(q, name)(*args, engine=_engine(url), **kwargs)
+@st.cache_data(max_entries=SERIES_ENTRIES, show_spinner=False)
+def _cached_series(url: str, version: tuple, name: str, *args: Any) -> Any:
+    return getattr(q, name)(*args, engine=_engine(url))
+
+
+def _version(ids: list[int]) -> tuple:
+    df = runs_by_ids(ids)
+    return tuple(zip(df["id"].astype(int), df["epochs_done"].astype(int), df["status"]))
+
+
+def _series(url: str, name: str, ids: list[int] | int, *args: Any) -> Any:
+    key_ids = [int(ids)] if isinstance(ids, int) else [int(i) for i in ids]
+    return _cached_series(url, _version(key_ids), name, ids, *args)
 
 
 def status_counts() -> dict[str, int]:
@@ -71,8 +83,13 @@ def find_existing(hashes: list[str]) -> dict[str, list[int]]:
     return _simple(db_url(), "find_existing", list(hashes))
 
 
+@st.cache_data(ttl=60, show_spinner=False)
+def _timing(url: str) -> pd.DataFrame:
+    return q.timing_samples(engine=_engine(url))
+
+
 def timing_samples() -> pd.DataFrame:
-    return _series(db_url(), "timing_samples")
+    return _timing(db_url())
 
 
 def epochs(ids: list[int]) -> pd.DataFrame:

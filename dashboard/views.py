@@ -34,8 +34,12 @@ def curves(ids: list[int], runs: pd.DataFrame, key: str) -> None:
                                 ("grad_norm_max", "max over steps", True), ("clip_fraction", "fraction of steps clipped", False)],
                            labels, "Global gradient norm and clipping"), "global_norm", key=f"{key}_global")
     ps = reads.param_stats(ids)
-    chart(charts.facets(ps, "grad_norm_mean", "param", labels, "Gradient norm per parameter (mean over the epoch's steps)"),
-          "param_grad_norms", key=f"{key}_params")
+    names = list(dict.fromkeys(ps["param"])) if len(ps) else []
+    default = [n for n in names if n.startswith("weight_hh")] or names[:4]
+    chosen = st.multiselect("Parameters", names, default=default, key=f"{key}_pick",
+                            help="Gradient norm of each chosen parameter, one small chart per parameter.")
+    chart(charts.facets(ps[ps["param"].isin(chosen)], "grad_norm_mean", "param", labels,
+                        "Gradient norm per parameter (mean over the epoch's steps)"), "param_grad_norms", key=f"{key}_params")
 
 
 def layers(ids: list[int], runs: pd.DataFrame, layer: int, key: str) -> None:

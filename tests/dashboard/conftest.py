@@ -54,7 +54,7 @@ def open_page():
         for k, v in query.items():
             at.query_params[k] = v
         at.run()
-        at.switch_page(f"pages/{page}.py")
+        at.switch_page(f"app_pages/{page}.py")
         return at.run()
 
     return open_

@@ -30,7 +30,7 @@ for page, query in pages.items():
     for k, v in query.items():
         at.query_params[k] = v
     at.run()
-    at.switch_page(f"pages/{{page}}.py")
+    at.switch_page(f"app_pages/{{page}}.py")
     at.run()
     errors += [f"{{page}}: {{e.value}}" for e in list(at.exception) + list(at.error)]
 bad = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "models", "worker", "sklearn"))

@@ -112,6 +112,6 @@ if ss.get("last_submitted"):
     ids = ss["last_submitted"]
     st.success(f"Submitted {len(ids)} run(s): {', '.join(map(str, ids[:20]))}{'…' if len(ids) > 20 else ''}")
     a, b = st.columns(2)
-    a.page_link("pages/runs.py", label="Watch them on the Runs page", icon=":material/list:")
-    b.page_link("pages/compare.py", label="Compare them", icon=":material/compare:",
+    a.page_link("app_pages/runs.py", label="Watch them on the Runs page", icon=":material/list:")
+    b.page_link("app_pages/compare.py", label="Compare them", icon=":material/compare:",
                 query_params={"runs": ",".join(map(str, ids[:12]))})

@@ -1,0 +1,95 @@
+"""End to end in a real browser: the dashboard (``streamlit run``) and a real Celery worker share a
+SQLite database and a filesystem broker. A sweep is submitted from the form, its runs are trained
+by the worker until they succeed, and the Compare page draws every chart with no error element.
+Screenshots go to tests/artifacts/."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from db import store
+from tests.dashboard.browser import REPO, chromium, error_texts, running_app, wait_idle
+
+ARTIFACTS = REPO / "tests" / "artifacts"
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _fill(page, label: str, value: str) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(value)
+    box.press("Enter")
+    wait_idle(page)
+
+
+def _no_errors(page, where: str) -> None:
+    errors = error_texts(page)
+    assert not errors, f"{where}: {errors}"
+
+
+def test_submit_from_the_form_train_and_compare(sqlite_url, fs_broker, start_worker, tmp_path):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    worker = start_worker(sqlite_url, fs_broker)
+    env = {**fs_broker.env, "RNNLAB_DATABASE_URL": sqlite_url}
+    with running_app(env, tmp_path / "app.log") as url:
+        pw, browser = chromium()
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(f"{url}/new")
+            wait_idle(page)
+            _no_errors(page, "new experiment")
+            page.get_by_role("radio", name="Sweep", exact=True).click()
+            wait_idle(page)
+            _fill(page, "Values of cell", "rnn, lstm")
+            _fill(page, "Seeds", "0")
+            for label, value in [("Sequence length T", "12"), ("Hidden size", "8"), ("Epochs", "2"),
+                                 ("Steps per epoch", "3"), ("Batch size", "8"), ("Probe batch", "4")]:
+                _fill(page, label, value)
+            _no_errors(page, "filled form")
+            page.screenshot(path=str(ARTIFACTS / "new_experiment.png"), full_page=True)
+            page.get_by_role("button", name=re.compile(r"Submit 2 run")).click()
+            wait_idle(page)
+            done = page.get_by_text(re.compile(r"Submitted 2 run\(s\): \d+, \d+"))
+            ids = [int(i) for i in re.findall(r"\d+", done.inner_text().split(":", 1)[1])]
+            assert len(ids) == 2
+
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:
+                statuses = [store.get_run(i, url=sqlite_url)["status"] for i in ids]
+                if all(s in ("succeeded", "failed", "diverged", "cancelled") for s in statuses):
+                    break
+                time.sleep(1)
+            assert statuses == ["succeeded", "succeeded"], f"{statuses}\n{worker.log()[-3000:]}"
+
+            page.goto(f"{url}/runs")
+            wait_idle(page)
+            page.get_by_text(re.compile(r"succeeded: 2")).wait_for(timeout=30_000)
+            _no_errors(page, "runs")
+            page.screenshot(path=str(ARTIFACTS / "runs.png"))
+
+            page.goto(f"{url}/compare?runs={ids[0]},{ids[1]}")
+            wait_idle(page)
+            for tab in ["Loss & norms", "Spectra & health", "Per-timestep profile", "Heatmaps", "Histograms", "Spec diff"]:
+                page.get_by_role("tab", name=tab).click()
+                wait_idle(page)
+                if tab != "Spec diff":
+                    page.locator("[data-testid=stTabsContent] .js-plotly-plot, [role=tabpanel]:not([hidden]) .js-plotly-plot").first.wait_for(timeout=30_000)
+                _no_errors(page, f"compare / {tab}")
+                page.screenshot(path=str(ARTIFACTS / f"compare_{tab.split()[0].lower()}.png"))
+            assert page.locator(".js-plotly-plot").count() >= 8
+            assert f"runs={ids[0]}%2C{ids[1]}" in page.url or f"runs={ids[0]},{ids[1]}" in page.url
+
+            page.goto(f"{url}/run?run={ids[1]}")
+            wait_idle(page)
+            _no_errors(page, "run detail")
+            page.goto(f"{url}/strategies?runs={ids[0]},{ids[1]}&factor=cell")
+            wait_idle(page)
+            _no_errors(page, "strategies")
+            page.screenshot(path=str(ARTIFACTS / "strategies.png"))
+        finally:
+            browser.close()
+            pw.stop()
+    assert Path(ARTIFACTS / "compare_heatmaps.png").exists()

@@ -53,6 +53,7 @@ kind = c.selectbox("Gradient of", ["h", "c"] if (runs["cell"] == "lstm").any() e
 
 summary = runs[["id", "name", "status", "cell", "activation", "task", "seq_len", "num_layers", "seed", "epochs_done",
                 "last_val_loss", "baseline_loss", "last_val_metric", "last_horizon", "diagnosis"]].copy()
+summary["name"] = summary["name"].fillna("")
 summary["duration"] = runs["duration_s"].map(fmt_duration)
 table(summary, "compare_runs", key="cmp_summary")
 

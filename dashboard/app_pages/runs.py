@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard import actions, reads
 from dashboard.auth import current_user
-from dashboard.components import fmt_duration, table
+from dashboard.components import fmt_duration, guard, table
 from db.models import RUN_STATUSES
 
 user = current_user()
@@ -68,6 +68,11 @@ COLUMNS = {
 
 @st.fragment(run_every=5 if live else None)
 def runs_table() -> None:
+    with guard("The runs table"):  # a fragment reruns alone, outside the app's guard
+        _table()
+
+
+def _table() -> None:
     size = st.session_state.get("page_size", 50)
     page = int(st.session_state.get("page", 1))
     df, total = reads.runs_page(filters, page - 1, size, sort)

@@ -187,7 +187,7 @@ def main() -> None:
     results.update(bench_runs(many_url, base))
     if args.browser:
         results.update(bench_browser(cmp_url, base, {"Compare (12 runs, T=1000)": f"compare?runs={','.join(map(str, ids))}"}))
-        results.update(bench_browser(many_url, base, {"Runs (5,000 runs)": "runs"}))
+        results.update(bench_browser(many_url, base, {"Runs (5,000 runs)": ""}))
     width = max(map(len, results))
     print(f"\n{'measurement'.ljust(width)} | result\n{'-' * width}-|-------")
     for k, v in results.items():

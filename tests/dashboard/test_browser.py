@@ -64,7 +64,7 @@ def test_submit_from_the_form_train_and_compare(sqlite_url, fs_broker, start_wor
                 time.sleep(1)
             assert statuses == ["succeeded", "succeeded"], f"{statuses}\n{worker.log()[-3000:]}"
 
-            page.goto(f"{url}/runs")
+            page.goto(f"{url}/")  # Runs is the default page, served at /
             wait_idle(page)
             page.get_by_text(re.compile(r"succeeded: 2")).wait_for(timeout=30_000)
             _no_errors(page, "runs")

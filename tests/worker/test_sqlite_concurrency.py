@@ -9,12 +9,13 @@ from db import store
 from rnnlab.spec import parse_spec
 from rnnlab.submit import submit
 
-TINY = {"hidden_size": 8, "task": {"name": "adding", "seq_len": 12}, "epochs": 4, "steps_per_epoch": 2,
+TINY = {"hidden_size": 8, "task": {"name": "adding", "seq_len": 12}, "epochs": 4, "steps_per_epoch": 10,
         "batch_size": 8, "probe": {"batch_size": 4}, "device": "cpu"}
 
 
 @pytest.mark.timeout(240)
 def test_two_workers_and_readers_never_lock(sqlite_url, fs_broker, start_worker, wait_status):
+    workers = [start_worker(sqlite_url, fs_broker), start_worker(sqlite_url, fs_broker)]
     ids = submit([parse_spec({**TINY, "seed": s}) for s in range(8)], url=sqlite_url, app=fs_broker.app())
     errors: list[str] = []
     reads = {"n": 0}
@@ -33,7 +34,6 @@ def test_two_workers_and_readers_never_lock(sqlite_url, fs_broker, start_worker,
     threads = [threading.Thread(target=reader) for _ in range(2)]
     for t in threads:
         t.start()
-    workers = [start_worker(sqlite_url, fs_broker), start_worker(sqlite_url, fs_broker)]
     try:
         runs = [wait_status(sqlite_url, i, {"succeeded", "failed", "diverged", "cancelled"}, 180, workers)
                 for i in ids]

@@ -359,14 +359,15 @@ def delete_run(run_id: int, *, url: str | None = None) -> None:
 
 
 def requeue_run(run_id: int, *, url: str | None = None) -> dict:
-    """Put a finished (failed, cancelled, ...) run back in the queue with fresh attempts; the caller
-    sends its message. Recorded data is kept and replaced as the run replays epochs."""
+    """Put a failed, cancelled or diverged run back in the queue with fresh attempts; the caller sends
+    its message. It resumes from its last checkpoint; later epochs are replaced as they replay."""
     with session(url, write=True) as s:
         row = s.execute(select(Run.status).where(Run.id == run_id)).scalar_one_or_none()
         if row is None:
             raise RunNotFound(run_id)
-        if row not in FINAL_STATUSES:
-            raise RunStateError(f"run {run_id} is {row}; only a finished run can be requeued")
+        if row not in ("failed", "cancelled", "diverged"):
+            raise RunStateError(f"run {run_id} is {row}; only a failed, cancelled or diverged run can be requeued "
+                                "(submit the spec again for a fresh run)")
         s.execute(update(Run).where(Run.id == run_id).values(
             status="queued", message="requeued", cancel_requested=False, finished_at=None,
             max_attempts=Run.attempts + Run.max_attempts))

@@ -322,7 +322,7 @@ def cancel(run_id: int = typer.Argument(..., help="run id")) -> None:
 
 @app.command()
 def requeue(run_id: int = typer.Argument(..., help="run id of a finished run")) -> None:
-    """Queue a finished (failed, cancelled, …) run again; it resumes from its last checkpoint."""
+    """Queue a failed, cancelled or diverged run again; it resumes from its last checkpoint."""
     from db.store import RunNotFound, RunStateError, requeue_run
     from rnnlab.queue import get_app, send_run
 

@@ -178,3 +178,21 @@ def test_workers_heartbeat_and_stop(db_url):
     with session(db_url) as s:
         (w,) = s.execute(select(Worker.pid, Worker.queues, Worker.device, Worker.stopped_at)).all()
     assert w[:3] == (2, "cpu,gpu", "NVIDIA H100") and w[3] is not None
+
+
+def test_requeue_a_cancelled_run_resumes_from_its_checkpoint(db_url):
+    (run_id,) = store.create_runs([spec()], max_attempts=1, url=db_url)
+    store.claim_run(run_id, "w1", url=db_url)
+    for e in range(2):
+        store.record_epoch(run_id, epoch_record(e, seq_len=10), attempt=1, url=db_url)
+    store.save_checkpoint(run_id, 0, b"s0", attempt=1, url=db_url)
+    store.request_cancel(run_id, url=db_url)
+    store.finish_run(run_id, "cancelled", "cancelled during epoch 2", attempt=1, url=db_url)
+    run = store.requeue_run(run_id, url=db_url)
+    assert (run["status"], run["cancel_requested"], run["max_attempts"]) == ("queued", False, 2)
+    again = store.claim_run(run_id, "w2", url=db_url)
+    assert again["attempt"] == 2 and again["attempt_history"][-1]["resumed_from_epoch"] == 0
+    assert [r.epoch for r in store.epoch_records(run_id, url=db_url)] == [0]
+    store.finish_run(run_id, "succeeded", "ok", attempt=2, url=db_url)
+    with pytest.raises(store.RunStateError, match="succeeded"):
+        store.requeue_run(run_id, url=db_url)

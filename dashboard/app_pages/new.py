@@ -86,12 +86,16 @@ elif specs:
     if ss.get("_clone_spec") and mode == "Single run" and specs:
         st.markdown(f"**Changes from run {plain(ss['_cloned'])}**")
         diff = spec_diff({"original": ss["_clone_spec"], "this run": specs[0].to_dict()})
-        st.dataframe(diff, hide_index=True) if len(diff) else st.caption("No change: this re-runs the same spec.")
+        if len(diff):
+            table(diff, "clone_diff", key="clone_diff")
+        else:
+            st.caption("No change: this re-runs the same spec.")
     with st.expander("Preview the spec(s)"):
         if len(specs) == 1:
             st.code(yaml.safe_dump(specs[0].to_dict(), sort_keys=False), language="yaml")
         else:
-            st.dataframe([{"#": k + 1, "label": s.label(), "hash": s.spec_hash()[:12]} for k, s in enumerate(specs)], hide_index=True)
+            table(pd.DataFrame([{"#": k + 1, "label": s.label(), "hash": s.spec_hash()[:12], "spec": s.model_dump_json()}
+                                for k, s in enumerate(specs)]), "sweep_specs", key="sweep_specs")
 
 tags = st.text_input("Tags (comma-separated)", key="submit_tags", help="Added to every run submitted now.")
 allowed = can(user, "submit")

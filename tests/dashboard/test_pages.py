@@ -211,3 +211,19 @@ def test_query_console_runs_examples_and_refuses_writes(lab, open_page):
     at.button(key="sql_run").click().run()
     assert "refused" in at.error[0].value
     assert len(store.list_runs(limit=100, url=url)) == 9
+
+
+def test_a_viewer_can_look_but_not_act(lab, open_page, monkeypatch):
+    from dashboard import auth
+
+    url, ids = lab
+    monkeypatch.setattr(auth, "current_user", lambda: auth.User(name="vera", role="viewer"))
+    at = open_page("new")
+    assert at.button(key="submit").disabled and any("cannot submit" in i.value for i in at.info)
+    rid = ids["running"][0]
+    at = open_page("run_detail", run=str(rid))
+    at.button(key="detail_act_cancel").click().run()
+    assert store.get_run(rid, url=url)["cancel_requested"] is False
+    assert any("Not allowed" in w.value for w in at.warning)
+    assert at.button(key="detail_save_notes").disabled
+    no_errors(open_page("query"))

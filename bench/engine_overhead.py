@@ -1,14 +1,21 @@
-"""Engine overhead: instrumented ``models.train`` vs a plain PyTorch loop over the same model, task and steps.
+"""Engine overhead: instrumented training vs a plain PyTorch loop over the same model, task and steps.
 
-Run:  .venv/bin/python bench/engine_overhead.py [--cells lstm gru rnn] [--epochs 1] [--steps 50]
-Prints markdown tables: wall seconds and ratio (both loops in this one process, alternating, best of
---repeats), then the unrolled vanilla cell vs a plain hand-written loop (and TorchScript).
+Run:  .venv/bin/python bench/engine_overhead.py [--cells lstm gru rnn] [--epochs 2] [--steps 50]
+
+Two measurements, both in this one process:
+- paired: the engine's own step and diagnostics (``Trainer.step``, ``diagnose_epoch`` and the
+  checkpoint, exactly what ``models.train`` calls) interleaved step by step with a plain loop on
+  an identical model, the order alternating every step; ratio = engine time / plain time, from the
+  sums and from per-step medians (robust when other processes share the CPU);
+- end to end: wall time of ``models.train`` vs the plain loop run back to back (best of --repeats).
+Then the unrolled vanilla cell (custom activations) vs a plain hand-written loop and TorchScript.
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -19,8 +26,12 @@ import torch  # noqa: E402
 
 from models import train  # noqa: E402
 from models.build import build_model, make_optimizer  # noqa: E402
+from models.diagnostics import StepStats  # noqa: E402
 from models.tasks import make_task  # noqa: E402
+from models.train import Trainer  # noqa: E402
 from rnnlab.spec import parse_spec  # noqa: E402
+
+CLIP = 1.0
 
 
 def spec_for(cell: str, activation: str | None, args) -> object:
@@ -28,34 +39,70 @@ def spec_for(cell: str, activation: str | None, args) -> object:
         "cell": cell, "activation": activation, "hidden_size": args.hidden, "batch_size": args.batch,
         "epochs": args.epochs, "steps_per_epoch": args.steps, "device": "cpu",
         "task": {"name": "adding", "seq_len": args.seq_len}, "optimizer": {"name": "adam", "lr": 1e-3},
-        "clip": {"mode": "norm", "max_norm": 1.0},
+        "clip": {"mode": "norm", "max_norm": CLIP},
     })
 
 
-def plain_loop(spec) -> float:
-    """The same model, batches and optimizer with no instrumentation at all."""
-    task = make_task(spec.task, spec.seed)
-    net = build_model(spec, task)
-    opt = make_optimizer(spec, net)
+class PlainLoop:
+    """The same model, batches, optimizer and clipping with no instrumentation at all."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.task = make_task(spec.task, spec.seed)
+        self.net = build_model(spec, self.task)
+        self.opt = make_optimizer(spec, self.net)
+
+    def step(self, epoch: int, step: int) -> None:
+        b = self.task.batch(epoch, step, self.spec.batch_size)
+        loss = self.task.loss(self.net(b.x), b.y)
+        self.opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.net.parameters(), CLIP)
+        self.opt.step()
+
+
+def _timed(fn) -> float:
     t0 = time.perf_counter()
-    for epoch in range(1, spec.epochs + 1):
-        for step in range(spec.steps_per_epoch):
-            b = task.batch(epoch, step, spec.batch_size)
-            loss = task.loss(net(b.x), b.y)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-            opt.step()
+    fn()
     return time.perf_counter() - t0
 
 
-def engine(spec) -> tuple[float, float]:
-    """Wall seconds of models.train (epoch 0 included) and the diag_seconds it reported."""
-    diag = []
-    t0 = time.perf_counter()
-    res = train(spec, on_epoch=lambda r: diag.append(r.diag_seconds))
-    assert res.outcome == "succeeded", res
-    return time.perf_counter() - t0, sum(diag)
+def paired(spec) -> dict:
+    """Interleave engine and plain steps; time the engine's per-epoch diagnostics and checkpoints."""
+    tr, plain = Trainer(spec), PlainLoop(spec)
+    t_eng, t_plain, t_diag = [], [], []
+
+    def diag(epoch, stats, start):
+        tr.diagnose_epoch(epoch, stats, start, False)
+        tr.checkpoint(epoch)
+
+    t_diag.append(_timed(lambda: diag(0, StepStats(len(tr.params), tr.device), [p.detach().clone() for p in tr.params])))
+    for epoch in range(1, spec.epochs + 1):
+        stats = StepStats(len(tr.params), tr.device)
+        start = [p.detach().clone() for p in tr.params]
+        for s in range(spec.steps_per_epoch):
+            pair = [(t_eng, lambda: tr.step(epoch, s, stats)), (t_plain, lambda: plain.step(epoch, s))]
+            for out, fn in (pair if s % 2 == 0 else pair[::-1]):
+                out.append(_timed(fn))
+        t_diag.append(_timed(lambda: diag(epoch, stats, start)))
+    n = len(t_eng)
+    return {
+        "plain_step_ms": 1e3 * statistics.median(t_plain), "engine_step_ms": 1e3 * statistics.median(t_eng),
+        "diag_s": sum(t_diag) / len(t_diag),
+        "ratio_sum": (sum(t_eng) + sum(t_diag)) / sum(t_plain),
+        "ratio_median": (n * statistics.median(t_eng) + sum(t_diag)) / (n * statistics.median(t_plain)),
+    }
+
+
+def end_to_end(spec, repeats: int) -> tuple[float, float]:
+    """Best-of wall seconds: (plain loop, models.train with epoch 0)."""
+    plain_s, eng_s = [], []
+    for _ in range(repeats):
+        p = PlainLoop(spec)
+        plain_s.append(_timed(lambda: [p.step(e, s) for e in range(1, spec.epochs + 1)
+                                       for s in range(spec.steps_per_epoch)]))
+        eng_s.append(_timed(lambda: train(spec)))
+    return min(plain_s), min(eng_s)
 
 
 def _naive_loop(x, w_ih, w_hh, b_ih, b_hh):
@@ -84,56 +131,54 @@ def unrolled_table(args) -> None:
         "plain loop, torch.jit.script": lambda: scripted(x, *p),
     }
     print(f"\nUnrolled vanilla cell (sigmoid), T={T}, H={H}, B={B}: forward + backward per batch, "
-          f"best of {args.unrolled_reps}\n")
+          f"median of {args.unrolled_reps}, the variants interleaved\n")
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for fn in variants.values():  # warm up (and let TorchScript profile)
+        fn()[-1].sum().backward()
+        fn()[-1].sum().backward()
+    for _ in range(args.unrolled_reps):
+        for name, fn in variants.items():
+            times[name].append(_timed(lambda: fn()[-1].sum().backward()))
     print("| implementation | ms per batch |")
     print("|---|---|")
-    for name, fn in variants.items():
-        fn()[-1].sum().backward()  # warm up (and let TorchScript profile)
-        fn()[-1].sum().backward()
-        best = float("inf")
-        for _ in range(args.unrolled_reps):
-            t0 = time.perf_counter()
-            fn()[-1].sum().backward()
-            best = min(best, time.perf_counter() - t0)
-        print(f"| {name} | {best * 1e3:.1f} |")
+    for name, ts in times.items():
+        print(f"| {name} | {1e3 * statistics.median(ts):.1f} |", flush=True)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cells", nargs="+", default=["lstm", "gru", "rnn"],
                     help="lstm, gru, rnn (tanh, fused) or rnn:<activation> (e.g. rnn:sigmoid)")
-    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--seq-len", type=int, default=200)
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--unrolled-reps", type=int, default=5, help="repeats for the unrolled-cell table (0: skip)")
+    ap.add_argument("--repeats", type=int, default=1, help="end-to-end repeats (0: skip end to end)")
+    ap.add_argument("--unrolled-reps", type=int, default=7, help="repeats for the unrolled-cell table (0: skip)")
     ap.add_argument("--skip-engine", action="store_true", help="only the unrolled-cell table")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = ap.parse_args()
-    print(f"CPU only (no GPU on this machine): {platform.processor() or platform.machine()}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads; adding T={args.seq_len}, "
-          f"H={args.hidden}, B={args.batch}, {args.epochs} epochs × {args.steps} steps, probe every epoch "
-          f"(default cadence; epoch 0 included), best of {args.repeats}\n")
-    if args.skip_engine:
-        unrolled_table(args)
-        return
-    warm = spec_for("lstm", None, argparse.Namespace(**{**vars(args), "epochs": 1, "steps": 2}))
-    plain_loop(warm), engine(warm)  # warm up allocators and kernels before timing
-    print("| cell | plain loop (s) | engine (s) | of which diagnostics (s) | ratio |")
-    print("|---|---|---|---|---|")
-    for c in args.cells:
-        cell, _, act = c.partition(":")
-        spec = spec_for(cell, act or None, args)
-        plain, eng, diag = [], [], []
-        for _ in range(args.repeats):  # alternate, keep the best of each
-            plain.append(plain_loop(spec))
-            e, d = engine(spec)
-            eng.append(e)
-            diag.append(d)
-        i = min(range(args.repeats), key=eng.__getitem__)
-        label = cell if cell != "rnn" else f"rnn/{act or 'tanh'}"
-        print(f"| {label} | {min(plain):.2f} | {eng[i]:.2f} | {diag[i]:.2f} | {eng[i] / min(plain):.3f} |")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not args.skip_engine:
+        print(f"CPU only (no GPU on this machine): {platform.machine()}, torch {torch.__version__}, "
+              f"{torch.get_num_threads()} threads; adding T={args.seq_len}, H={args.hidden}, B={args.batch}; "
+              f"{args.epochs} epochs × {args.steps} steps; probe every epoch (the default cadence), "
+              f"epoch 0 included; Adam, norm clipping\n")
+        print("| cell | plain step (ms, median) | engine step (ms, median) | diagnostics + checkpoint per epoch (s) "
+              "| paired ratio (sums) | paired ratio (medians) | end to end: plain (s) | end to end: train() (s) | end-to-end ratio |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        PlainLoop(spec_for("lstm", None, args)).step(1, 0)  # warm up allocators and kernels
+        for c in args.cells:
+            cell, _, act = c.partition(":")
+            spec = spec_for(cell, act or None, args)
+            r = paired(spec)
+            e2e = end_to_end(spec, args.repeats) if args.repeats else (float("nan"), float("nan"))
+            label = cell if cell != "rnn" else f"rnn/{act or 'tanh'}"
+            print(f"| {label} | {r['plain_step_ms']:.0f} | {r['engine_step_ms']:.0f} | {r['diag_s']:.2f} | "
+                  f"{r['ratio_sum']:.3f} | {r['ratio_median']:.3f} | {e2e[0]:.1f} | {e2e[1]:.1f} | "
+                  f"{e2e[1] / e2e[0]:.3f} |", flush=True)
     if args.unrolled_reps:
         unrolled_table(args)
 

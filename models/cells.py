@@ -74,8 +74,8 @@ class UnrolledRNN(nn.Module):
                           getattr(self, f"bias_ih_l{k}") + getattr(self, f"bias_hh_l{k}"))
             h = x.new_zeros(x.shape[1], self.hidden_size)
             hs = []
-            for t in range(x.shape[0]):
-                h = activate(torch.addmm(xp[t], h, w_hh_t), self.activation, self.slope, a)
+            for xp_t in xp.unbind(0):  # one UnbindBackward node, not T full-size SelectBackward copies
+                h = activate(torch.addmm(xp_t, h, w_hh_t), self.activation, self.slope, a)
                 hs.append(h)
             x = torch.stack(hs)
             finals.append(h)

@@ -41,18 +41,18 @@ def _layer_steps(net: RecurrentNet, k: int, x: torch.Tensor) -> tuple[list[torch
     hs, cs = [], []
     if net.cell == "rnn" and net.activation not in ("tanh", "relu"):
         xp = F.linear(x, w_ih, b_ih + b_hh)          # custom activation: our own step, as UnrolledRNN
-        for t in range(x.shape[0]):
-            h = activate(torch.addmm(xp[t], h, w_hh.t()), net.activation, net.slope, p["prelu"])
+        for xp_t in xp.unbind(0):
+            h = activate(torch.addmm(xp_t, h, w_hh.t()), net.activation, net.slope, p["prelu"])
             hs.append(h)
         return hs, cs
     step = {"lstm": torch.lstm_cell, "gru": torch.gru_cell,
             "rnn": torch.rnn_tanh_cell if net.activation == "tanh" else torch.rnn_relu_cell}[net.cell]
-    for t in range(x.shape[0]):
+    for x_t in x.unbind(0):
         if net.cell == "lstm":
-            h, c = step(x[t], (h, c), w_ih, w_hh, b_ih, b_hh)
+            h, c = step(x_t, (h, c), w_ih, w_hh, b_ih, b_hh)
             cs.append(c)
         else:
-            h = step(x[t], h, w_ih, w_hh, b_ih, b_hh)
+            h = step(x_t, h, w_ih, w_hh, b_ih, b_hh)
         hs.append(h)
     return hs, cs
 

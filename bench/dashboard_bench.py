@@ -163,6 +163,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dir", default="/tmp/rnnlab-dashboard-bench")
     ap.add_argument("--browser", action="store_true", help="also time page loads in headless Chromium")
+    ap.add_argument("--postgres", metavar="URL", help="also time list_runs on this (empty) Postgres database, "
+                                                      "seeded with the same 5,000 runs")
     args = ap.parse_args()
     from db.migrate import upgrade
 
@@ -185,6 +187,17 @@ def main() -> None:
         print(f"seeded 5,000 runs in {time.perf_counter() - t:.0f} s")
     results.update(bench_compare(cmp_url, base, ids))
     results.update(bench_runs(many_url, base))
+    if args.postgres:
+        from db import queries as q
+
+        upgrade(args.postgres)
+        if q.list_runs({}, 0, 1, engine=q.engine_for(args.postgres))[1] == 0:
+            seed_many(args.postgres)
+        eng = q.engine_for(args.postgres)
+        for name, filters in {"page 1": {}, "status + cell": {"status": ["succeeded"], "cell": ["lstm"]},
+                              "any spec field (JSON)": {"spec": {"optimizer.lr": "0.003"}}}.items():
+            _, med = _timed(lambda: q.list_runs(filters, 0, 50, engine=eng), repeat=4)
+            results[f"Postgres list_runs {name} (5,000 runs)"] = f"{med * 1000:.0f} ms"
     if args.browser:
         results.update(bench_browser(cmp_url, base, {"Compare (12 runs, T=1000)": f"compare?runs={','.join(map(str, ids))}"}))
         results.update(bench_browser(many_url, base, {"Runs (5,000 runs)": ""}))

@@ -100,8 +100,10 @@ def layer_stats(ids: list[int]) -> pd.DataFrame:
     return _series(db_url(), "layer_stats", [int(i) for i in ids])
 
 
-def param_stats(ids: list[int], columns: tuple[str, ...] = ("grad_norm_mean",)) -> pd.DataFrame:
-    return _series(db_url(), "param_stats", [int(i) for i in ids], tuple(columns))
+def param_stats(ids: list[int], columns: tuple[str, ...] = ("grad_norm_mean",),
+                params: list[str] | None = None) -> pd.DataFrame:
+    return _series(db_url(), "param_stats", [int(i) for i in ids], tuple(columns), 500,
+                   None if params is None else sorted(params))
 
 
 def probed_epochs(ids: list[int]) -> list[int]:

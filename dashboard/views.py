@@ -33,12 +33,13 @@ def curves(ids: list[int], runs: pd.DataFrame, key: str) -> None:
     chart(charts.two_panel(ep, [("grad_norm_mean", "global ‖∇θ‖ before clipping (mean over steps)", True),
                                 ("grad_norm_max", "max over steps", True), ("clip_fraction", "fraction of steps clipped", False)],
                            labels, "Global gradient norm and clipping"), "global_norm", key=f"{key}_global")
-    ps = reads.param_stats(ids)
-    names = list(dict.fromkeys(ps["param"])) if len(ps) else []
+    names = list(dict.fromkeys(n for inf in _info(runs).values() for n in inf.get("param_names") or []))
+    names = names or reads.param_names(ids)
     default = [n for n in names if n.startswith("weight_hh")] or names[:4]
     chosen = st.multiselect("Parameters", names, default=default, key=f"{key}_pick",
                             help="Gradient norm of each chosen parameter, one small chart per parameter.")
-    chart(charts.facets(ps[ps["param"].isin(chosen)], "grad_norm_mean", "param", labels,
+    ps = reads.param_stats(ids, params=chosen)
+    chart(charts.facets(ps, "grad_norm_mean", "param", labels,
                         "Gradient norm per parameter (mean over the epoch's steps)"), "param_grad_norms", key=f"{key}_params")
 
 

@@ -260,7 +260,7 @@ def timing_samples(limit: int = 500, engine: Engine | None = None) -> pd.DataFra
 def _frame(conn, cols: list, where, order: list) -> pd.DataFrame:
     """Rows as a DataFrame, fast: JSON ``nan_fields`` arrive as text and are parsed only when set."""
     sel = [type_coerce(c, Text).label(c.key) if c.key == "nan_fields" else c for c in cols]
-    rows = conn.execute(select(*sel).where(where).order_by(*order)).all()
+    rows = [tuple(r) for r in conn.execute(select(*sel).where(where).order_by(*order))]
     df = pd.DataFrame.from_records(rows, columns=[c.key for c in cols])
     if "nan_fields" in df:
         df["nan_fields"] = [json.loads(v) if isinstance(v, str) and v != "null" else None for v in df["nan_fields"]]
@@ -299,15 +299,18 @@ def layer_stats(run_ids: list[int], max_epochs: int | None = 500, engine: Engine
 
 def param_stats(run_ids: list[int], columns: tuple[str, ...] = ("grad_norm_mean", "grad_norm_max", "update_ratio",
                                                                   "weight_norm"),
-                max_epochs: int | None = 500, engine: Engine | None = None) -> pd.DataFrame:
+                max_epochs: int | None = 500, params: list[str] | None = None,
+                engine: Engine | None = None) -> pd.DataFrame:
     """Per-epoch, per-parameter gradient norms, update ratios and weight norms (NaN restored);
-    ``columns`` picks the measures (fewer columns, faster)."""
+    ``columns`` picks the measures and ``params`` the parameters (None: all)."""
     ids = [int(i) for i in run_ids]
     t = ParamStatRow.__table__.c
     cols = [t.run_id, t.epoch, t.param, *(t[c] for c in columns), t.nan_fields]
     with _eng(engine).connect() as conn:
-        return _frame(conn, cols, _every(conn, ParamStatRow, ids, max_epochs),
-                      [ParamStatRow.run_id, ParamStatRow.epoch, ParamStatRow.param])
+        where = _every(conn, ParamStatRow, ids, max_epochs)
+        if params is not None:
+            where = and_(where, ParamStatRow.param.in_(list(params)))
+        return _frame(conn, cols, where, [ParamStatRow.run_id, ParamStatRow.epoch, ParamStatRow.param])
 
 
 def probed_epochs(run_ids: list[int], engine: Engine | None = None) -> list[int]:

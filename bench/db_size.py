@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--postgres", default=os.environ.get("RNNLAB_BENCH_POSTGRES_URL"),
                     help="also time writes on this Postgres database (it is migrated)")
     a = ap.parse_args()
-    print(f"| cell | backend | bytes/run | MB/run | record_epoch ms |")
+    print("| cell | backend | bytes/run | MB/run | record_epoch ms |")
     print("|---|---|---|---|---|")
     for cell in ("rnn", "lstm"):
         with tempfile.TemporaryDirectory() as tmp:

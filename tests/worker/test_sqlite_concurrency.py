@@ -1,7 +1,6 @@
 """SQLite under load: two worker processes writing epochs while readers poll; no 'database is locked'."""
 
 import threading
-import time
 
 import pytest
 

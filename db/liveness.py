@@ -1,0 +1,77 @@
+"""Workers' heartbeats and the reaper that requeues (or fails) runs whose worker went silent."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select, update
+
+from db.attempts import aware, close_attempt, now, owned
+from db.engine import session
+from db.models import Run, Worker
+
+
+def heartbeat(worker: str, *, host: str, pid: int | None, queues: str, device: str | None,
+              url: str | None = None) -> None:
+    """Insert or refresh the worker's row."""
+    t = now()
+    with session(url, write=True) as s:
+        res = s.execute(update(Worker).where(Worker.name == worker).values(
+            host=host, pid=pid, queues=queues, device=device, heartbeat_at=t, stopped_at=None))
+        if res.rowcount == 0:
+            s.execute(insert(Worker).values(name=worker, host=host, pid=pid, queues=queues, device=device,
+                                            started_at=t, heartbeat_at=t))
+
+
+def worker_stopped(worker: str, *, url: str | None = None) -> None:
+    """Mark a worker as stopped (clean shutdown)."""
+    with session(url, write=True) as s:
+        s.execute(update(Worker).where(Worker.name == worker).values(stopped_at=now(), current_run_id=None))
+
+
+def run_heartbeat(run_id: int, attempt: int, *, url: str | None = None) -> bool:
+    """Refresh a running run's heartbeat; False if this attempt no longer owns it."""
+    with session(url, write=True) as s:
+        res = s.execute(update(Run).where(*owned(run_id, attempt)).values(heartbeat_at=now()))
+        return res.rowcount == 1
+
+
+@dataclass
+class Reaped:
+    requeued: list[dict]   # runs put back in the queue: [{"id", "queue"}]
+    failed: list[int]      # runs whose attempts are exhausted
+
+
+def reap_lost(stale_after_s: float, *, url: str | None = None) -> Reaped:
+    """Find running runs whose heartbeat is older than ``stale_after_s``: requeue them (the caller
+    sends their messages) or fail them when max_attempts is used up. Safe to run concurrently."""
+    t = now()
+    cutoff = t - dt.timedelta(seconds=stale_after_s)
+    out = Reaped([], [])
+    with session(url) as s:
+        stale = s.execute(select(Run.id).where(Run.status == "running", Run.heartbeat_at < cutoff)).scalars().all()
+    for run_id in stale:
+        with session(url, write=True) as s:
+            row = s.execute(
+                update(Run).where(Run.id == run_id, Run.status == "running", Run.heartbeat_at < cutoff)
+                .values(status="queued").returning(Run.attempts, Run.max_attempts, Run.worker, Run.queue,
+                                                   Run.heartbeat_at)
+            ).one_or_none()
+            if row is None:
+                continue  # another reaper or a live heartbeat got there first
+            silent = (t - aware(row.heartbeat_at)).total_seconds()
+            why = f"worker {row.worker} lost (no heartbeat for {silent:.0f} s)"
+            close_attempt(s, run_id, row.attempts, "lost", why, t, only_open=True)
+            if row.attempts >= row.max_attempts:
+                s.execute(update(Run).where(Run.id == run_id).values(
+                    status="failed", finished_at=t,
+                    message=f"{why}; gave up after {row.attempts} attempts (max_attempts {row.max_attempts})"))
+                out.failed.append(run_id)
+            else:
+                s.execute(update(Run).where(Run.id == run_id).values(
+                    message=f"requeued after attempt {row.attempts}: {why}"))
+                out.requeued.append({"id": run_id, "queue": row.queue})
+            s.execute(update(Worker).where(Worker.name == row.worker, Worker.current_run_id == run_id)
+                      .values(current_run_id=None))
+    return out

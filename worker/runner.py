@@ -19,8 +19,11 @@ log = logging.getLogger(__name__)
 
 
 def _failure_message(exc: BaseException) -> str:
-    from models import EngineError
-
+    """The reason recorded on a failed run: the engine's own message, or the exception and where."""
+    try:
+        from models import EngineError
+    except ImportError:  # the engine itself failed to import (e.g. no torch on this worker)
+        EngineError = SpecError
     if isinstance(exc, (EngineError, SpecError)):
         return str(exc)
     where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None

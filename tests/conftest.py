@@ -9,9 +9,14 @@ Nothing here skips: if Redis or Postgres is down, the tests that need them fail,
 - ``db_url``: parametrized over both.
 - ``fresh_pg_database``: factory of empty, unmigrated Postgres databases (dropped afterwards).
 - ``redis_url``: RNNLAB_TEST_REDIS_URL, checked to answer.
-- ``broker``: parametrized over filesystem and Redis; a ``Broker`` with its env and a Celery app.
-- ``start_worker``: starts a real ``celery -A worker.app worker`` subprocess, waits until it has
-  registered in the workers table, and stops it (and any left running) at the end of the test.
+- ``broker``: parametrized over filesystem and Redis; a ``Broker`` with its env and ``.app()``.
+  ``fs_broker`` is a filesystem one; ``broker_factory("redis")`` makes one of a given kind.
+  Redis queues are named ``rnnlab-test-<run>-<test>-cpu`` (RNNLAB_QUEUE_PREFIX), so parallel test
+  runs sharing one Redis never see each other's messages; they are deleted at the end.
+- ``start_worker``: starts a real ``celery -A worker.app worker`` subprocess with the test's database
+  and broker (heartbeat 0.5 s, lost after 5 s), waits until it has registered in the workers table,
+  and stops it (and any left running) at the end of the test. ``.kill()`` SIGKILLs it and its children.
+- ``wait_status``: poll a run until it reaches one of the given statuses (shows worker logs on timeout).
 """
 
 from __future__ import annotations

@@ -148,10 +148,15 @@ def field_of(error: str) -> str:
 
 
 class _Errors:
-    """Errors routed to fields; the ones no field claimed are shown by ``rest``."""
+    """Errors routed to fields; the ones no field claimed are shown by ``rest``. A sweep repeats a
+    message for every grid point ("[cell='rnn'] …"); identical messages are shown once, with a count."""
 
     def __init__(self, errors: list[str]):
-        self.errors = list(errors)
+        grouped: dict[str, list[str]] = {}
+        for e in errors:
+            bare = e.split("] ", 1)[-1] if e.startswith("[") else e
+            grouped.setdefault(bare, []).append(e)
+        self.errors = [(v[0] if len(v) == 1 else f"{k} (in {len(v)} grid points)") for k, v in grouped.items()]
         self.shown: set[int] = set()
 
     def at(self, *paths: str) -> None:

@@ -35,6 +35,9 @@ with st.expander("Filters", expanded=True, icon=":material/filter_list:"):
 
 filters = {"status": status, "tags": tags, "search": search or None, "sweep_id": sweep,
            **{k: v for k, v in spec_cols.items() if v}, "spec": {spec_path: spec_value} if spec_path else {}}
+if st.session_state.get("_filters") != repr(filters):  # new filters: back to the first page
+    st.session_state["_filters"] = repr(filters)
+    st.session_state["page"] = 1
 counts = reads.status_counts()
 st.caption(" · ".join(f"{s}: {counts.get(s, 0)}" for s in RUN_STATUSES) + f" · total {sum(counts.values())}")
 live = st.toggle("Live updates every 5 s", value=True, key="live")
@@ -48,7 +51,8 @@ def view(df: pd.DataFrame) -> pd.DataFrame:
         "task": df["task"] + " T=" + df["seq_len"].astype(str), "layers": df["num_layers"], "seed": df["seed"],
         "val loss": df["last_val_loss"], "baseline": df["baseline_loss"],
         "loss ÷ baseline": df["last_val_loss"] / df["baseline_loss"],
-        "metric": df["last_val_metric"], "metric name": df["metric_name"], "horizon": df["last_horizon"],
+        "metric": df["last_val_metric"], "metric baseline": df["baseline_metric"], "metric name": df["metric_name"],
+        "horizon": df["last_horizon"],
         "diagnosis": df["diagnosis"].fillna(df["message"]).fillna(""), "worker": df["worker"].fillna(""),
         "duration": df["duration_s"].map(fmt_duration), "owner": df["owner"].fillna(""), "tags": df["tags"],
         "created": df["created_at"],
@@ -60,7 +64,7 @@ COLUMNS = {
     "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
     "val loss": st.column_config.NumberColumn(format="%.4g"), "baseline": st.column_config.NumberColumn(format="%.4g"),
     "loss ÷ baseline": st.column_config.NumberColumn(format="%.3f", help="< 1 beats the trivial predictor"),
-    "metric": st.column_config.NumberColumn(format="%.4g"),
+    "metric": st.column_config.NumberColumn(format="%.4g"), "metric baseline": st.column_config.NumberColumn(format="%.4g"),
     "horizon": st.column_config.NumberColumn(format="%.1f", help="effective gradient horizon in steps (layer 0)"),
     "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
 }

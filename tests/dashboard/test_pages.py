@@ -227,3 +227,22 @@ def test_a_viewer_can_look_but_not_act(lab, open_page, monkeypatch):
     assert any("Not allowed" in w.value for w in at.warning)
     assert at.button(key="detail_save_notes").disabled
     no_errors(open_page("query"))
+
+
+def test_a_broken_database_gives_messages_not_tracebacks(tmp_path, monkeypatch, open_page):
+    import streamlit as st
+
+    from rnnlab.settings import get_settings
+
+    junk = tmp_path / "not-a-db.db"
+    junk.write_text("this is not a database" * 100)
+    monkeypatch.setenv("RNNLAB_DATABASE_URL", f"sqlite:///{junk}")
+    monkeypatch.setenv("RNNLAB_HOME", str(tmp_path))
+    get_settings.cache_clear()
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    for page, query in [("runs", {}), ("compare", {"runs": "1,2"}), ("run_detail", {"run": "1"}), ("strategies", {})]:
+        at = open_page(page, **query)
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert any("hit an error" in e.value for e in at.error), page
+    get_settings.cache_clear()

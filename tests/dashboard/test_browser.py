@@ -37,7 +37,7 @@ def test_submit_from_the_form_train_and_compare(sqlite_url, fs_broker, start_wor
     with running_app(env, tmp_path / "app.log") as url:
         pw, browser = chromium()
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page = browser.new_page(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
             page.goto(f"{url}/new")
             wait_idle(page)
             _no_errors(page, "new experiment")
@@ -80,6 +80,18 @@ def test_submit_from_the_form_train_and_compare(sqlite_url, fs_broker, start_wor
                 _no_errors(page, f"compare / {tab}")
                 page.screenshot(path=str(ARTIFACTS / f"compare_{tab.split()[0].lower()}.png"))
             assert page.locator(".js-plotly-plot").count() >= 8
+            # every chart downloads as SVG once the sidebar switch says so (PNG is the default)
+            page.get_by_text("SVG", exact=True).click()
+            wait_idle(page)
+            page.get_by_role("tab", name="Loss & norms").click()
+            wait_idle(page)
+            plot = page.locator(".js-plotly-plot").first
+            plot.hover()
+            with page.expect_download(timeout=30_000) as download:
+                page.locator(".js-plotly-plot .modebar-btn[data-title*='Download']").first.click()
+            saved = ARTIFACTS / download.value.suggested_filename
+            download.value.save_as(saved)
+            assert saved.suffix == ".svg" and saved.read_text().startswith("<svg")
             assert f"runs={ids[0]}%2C{ids[1]}" in page.url or f"runs={ids[0]},{ids[1]}" in page.url
 
             page.goto(f"{url}/run?run={ids[1]}")

@@ -3,7 +3,7 @@ of the SQL console's one-click examples. Each runs unchanged on SQLite and Postg
 example gives a Postgres variant (JSON arrays: json_each on SQLite, jsonb_array_elements on Postgres).
 
 ``python -m db.examples`` rewrites the examples section of docs/schema.md from this list;
-tests/db/test_examples.py checks the doc is current and runs every query on both backends.
+tests/db/test_schema_examples.py checks the doc is current and runs every query on both backends.
 """
 
 from __future__ import annotations

@@ -352,20 +352,24 @@ def profiles(run_ids: list[int], epoch: int | None = None, layer: int = 0, kind:
     (the latest probed epoch ≤ ``epoch`` per run; None: the last one), long format
     (run_id, epoch, t, norm, k = T − t), at most ``max_points`` points per run (evenly spaced)."""
     ids = [int(i) for i in run_ids]
-    frames = []
+    cond = [GradProfile.run_id.in_(ids), GradProfile.layer == layer, GradProfile.kind == kind]
+    if epoch is not None:
+        cond.append(GradProfile.epoch <= int(epoch))
+    latest = select(GradProfile.run_id, func.max(GradProfile.epoch).label("e")).where(*cond) \
+        .group_by(GradProfile.run_id).subquery()
+    q = select(GradProfile.run_id, GradProfile.epoch, _norms_text()).join(
+        latest, and_(GradProfile.run_id == latest.c.run_id, GradProfile.epoch == latest.c.e)).where(
+        GradProfile.layer == layer, GradProfile.kind == kind)
     with _eng(engine).connect() as conn:
-        for rid in ids:
-            q = select(GradProfile.epoch, _norms_text()).where(
-                GradProfile.run_id == rid, GradProfile.layer == layer, GradProfile.kind == kind)
-            if epoch is not None:
-                q = q.where(GradProfile.epoch <= int(epoch))
-            row = conn.execute(q.order_by(GradProfile.epoch.desc()).limit(1)).first()
-            if row is None:
-                continue
-            arr = _decode_array(row.norms)
-            idx = _pick_indices(len(arr), max_points)
-            frames.append(pd.DataFrame({"run_id": rid, "epoch": row.epoch, "t": idx + 1,
-                                        "k": len(arr) - 1 - idx, "norm": arr[idx]}))
+        rows = {r.run_id: r for r in conn.execute(q)}
+    frames = []
+    for rid in ids:  # in the order asked for
+        if rid not in rows:
+            continue
+        arr = _decode_array(rows[rid].norms)
+        idx = _pick_indices(len(arr), max_points)
+        frames.append(pd.DataFrame({"run_id": rid, "epoch": rows[rid].epoch, "t": idx + 1,
+                                    "k": len(arr) - 1 - idx, "norm": arr[idx]}))
     if not frames:
         return pd.DataFrame(columns=["run_id", "epoch", "t", "k", "norm"])
     return pd.concat(frames, ignore_index=True)
@@ -424,24 +428,21 @@ def histograms(run_ids: list[int], epoch: int | None = None, param: str | None =
                engine: Engine | None = None) -> pd.DataFrame:
     """Gradient histograms (fixed log10|g| bins of rnnlab.records) of each run at ``epoch`` (the latest
     epoch ≤ it that has one; None: the last), one row per run × param, ``counts`` a list of ints."""
-    frames = []
+    ids = [int(i) for i in run_ids]
+    cond = [Histogram.run_id.in_(ids)]
+    if epoch is not None:
+        cond.append(Histogram.epoch <= int(epoch))
+    latest = select(Histogram.run_id, func.max(Histogram.epoch).label("e")).where(*cond) \
+        .group_by(Histogram.run_id).subquery()
+    q = select(Histogram.run_id, Histogram.epoch, Histogram.param, Histogram.counts, Histogram.zeros,
+               Histogram.nonfinite).join(latest, and_(Histogram.run_id == latest.c.run_id, Histogram.epoch == latest.c.e))
+    if param:
+        q = q.where(Histogram.param == param)
+    cols = ["run_id", "epoch", "param", "counts", "zeros", "nonfinite"]
     with _eng(engine).connect() as conn:
-        for rid in [int(i) for i in run_ids]:
-            q = select(func.max(Histogram.epoch)).where(Histogram.run_id == rid)
-            if epoch is not None:
-                q = q.where(Histogram.epoch <= int(epoch))
-            e = conn.execute(q).scalar()
-            if e is None:
-                continue
-            hq = select(Histogram.run_id, Histogram.epoch, Histogram.param, Histogram.counts, Histogram.zeros,
-                        Histogram.nonfinite).where(Histogram.run_id == rid, Histogram.epoch == e)
-            if param:
-                hq = hq.where(Histogram.param == param)
-            frames.append(pd.DataFrame(conn.execute(hq).mappings().all(),
-                                       columns=["run_id", "epoch", "param", "counts", "zeros", "nonfinite"]))
-    if not frames:
-        return pd.DataFrame(columns=["run_id", "epoch", "param", "counts", "zeros", "nonfinite"])
-    return pd.concat(frames, ignore_index=True)
+        df = pd.DataFrame([tuple(r) for r in conn.execute(q)], columns=cols)
+    order = {rid: k for k, rid in enumerate(ids)}
+    return df.sort_values(["run_id", "param"], key=lambda c: c.map(order) if c.name == "run_id" else c).reset_index(drop=True)
 
 
 def final_summary(run_ids: list[int], engine: Engine | None = None) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Text, and_, create_engine, func, or_, select, type_coerce
+from sqlalchemy import Text, and_, cast, create_engine, func, or_, select
 from sqlalchemy.engine import Engine, make_url
 
 from db.models import (
@@ -259,7 +259,7 @@ def timing_samples(limit: int = 500, engine: Engine | None = None) -> pd.DataFra
 
 def _frame(conn, cols: list, where, order: list) -> pd.DataFrame:
     """Rows as a DataFrame, fast: JSON ``nan_fields`` arrive as text and are parsed only when set."""
-    sel = [type_coerce(c, Text).label(c.key) if c.key == "nan_fields" else c for c in cols]
+    sel = [cast(c, Text).label(c.key) if c.key == "nan_fields" else c for c in cols]
     rows = [tuple(r) for r in conn.execute(select(*sel).where(where).order_by(*order))]
     df = pd.DataFrame.from_records(rows, columns=[c.key for c in cols])
     if "nan_fields" in df:
@@ -337,7 +337,7 @@ def _decode_array(values: list | str) -> np.ndarray:
 
 
 def _norms_text():
-    return type_coerce(GradProfile.norms, Text).label("norms")
+    return cast(GradProfile.norms, Text).label("norms")
 
 
 def _pick_indices(n: int, max_points: int) -> np.ndarray:

@@ -47,11 +47,11 @@ def test_nan_is_restored_and_summaries_match_the_records(seeded):
     assert fin["val_loss"] == pytest.approx(rec.val_loss) and fin["horizon"] == pytest.approx(rec.layers[0].horizon)
 
 
-def test_profile_matrix_averages_log_norms_in_blocks(sqlite_url):
+def test_profile_matrix_averages_log_norms_in_blocks(db_url):
     s = spec("lstm", seq_len=1000, epochs=3)
-    rid = seed_run(sqlite_url, s)
+    rid = seed_run(db_url, s)
     recs = records(s)
-    m = q.profile_matrix(rid, 0, "h", max_t=100, engine=q.engine_for(sqlite_url))
+    m = q.profile_matrix(rid, 0, "h", max_t=100, engine=q.engine_for(db_url))
     assert m["z"].shape == (4, 100) and m["seq_len"] == 1000 and m["epochs"] == [0, 1, 2, 3]
     # independent: mean of log10 over each block of 10 steps, from the records themselves
     expect = np.log10(np.array(recs[2].layers[0].grad_h)).reshape(100, 10).mean(axis=1)
@@ -59,10 +59,10 @@ def test_profile_matrix_averages_log_norms_in_blocks(sqlite_url):
     assert m["t"][0] == pytest.approx(5.5) and m["t"][-1] == pytest.approx(995.5)
 
 
-def test_profiles_keep_both_ends_and_take_the_latest_probe_at_or_before_the_epoch(sqlite_url):
+def test_profiles_keep_both_ends_and_take_the_latest_probe_at_or_before_the_epoch(db_url):
     s = spec("rnn", seq_len=900, epochs=4)
-    rid = seed_run(sqlite_url, s)
-    eng = q.engine_for(sqlite_url)
+    rid = seed_run(db_url, s)
+    eng = q.engine_for(db_url)
     p = q.profiles([rid], 2, 0, "h", max_points=300, engine=eng)
     g = records(s)[2].layers[0].grad_h
     assert len(p) == 300 and set(p["epoch"]) == {2}

@@ -38,8 +38,6 @@ filters = {"status": status, "tags": tags, "search": search or None, "sweep_id":
 if st.session_state.get("_filters") != repr(filters):  # new filters: back to the first page
     st.session_state["_filters"] = repr(filters)
     st.session_state["page"] = 1
-counts = reads.status_counts()
-st.caption(" · ".join(f"{s}: {counts.get(s, 0)}" for s in RUN_STATUSES) + f" · total {sum(counts.values())}")
 live = st.toggle("Live updates every 5 s", value=True, key="live")
 
 
@@ -77,6 +75,8 @@ def runs_table() -> None:
 
 
 def _table() -> None:
+    counts = reads.status_counts()
+    st.caption(" · ".join(f"{s}: {counts.get(s, 0)}" for s in RUN_STATUSES) + f" · total {sum(counts.values())}")
     size = st.session_state.get("page_size", 50)
     page = int(st.session_state.get("page", 1))
     df, total = reads.runs_page(filters, page - 1, size, sort)

@@ -43,6 +43,14 @@ FACTORS: dict[str, Callable[[dict], Any]] = {
 }
 
 
+def varying_factor(runs: pd.DataFrame) -> str:
+    """The first factor whose value differs between the runs (what a sweep varied), else 'cell'."""
+    for name, fn in FACTORS.items():
+        if name != "everything but the seed" and len({str(fn(s)) for s in runs["spec"]}) > 1:
+            return name
+    return "cell"
+
+
 def t95(n: int) -> float:
     return _T95[n - 2] if 2 <= n <= 31 else 1.96
 

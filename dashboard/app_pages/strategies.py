@@ -45,7 +45,7 @@ if total > 1000:
 runs = reads.runs_by_ids(listed["id"].tolist())
 
 factors = list(analysis.FACTORS)
-want_f = qp.get("factor") if qp.get("factor") in factors else "cell"
+want_f = qp.get("factor") if qp.get("factor") in factors else analysis.varying_factor(runs)
 a, b = st.columns(2)
 factor = a.selectbox("Factor", factors, index=factors.index(want_f), key="st_factor",
                      help="Runs are grouped by this factor's value; the seeds in a group are aggregated.")

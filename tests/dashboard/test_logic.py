@@ -151,3 +151,9 @@ def test_helpers():
     assert plain("**a** <b>") == r"\*\*a\*\* \<b\>"
     d = spec_diff({"a": {"x": 1, "y": {"z": 2}}, "b": {"x": 1, "y": {"z": 3}}})
     assert d.to_dict("records") == [{"field": "y.z", "a": "2", "b": "3"}]
+
+
+def test_the_varying_factor_is_picked_by_default():
+    runs = pd.DataFrame({"spec": [parse_spec({"num_layers": n, "seed": s}).to_dict() for n in (1, 2) for s in (0, 1)]})
+    assert analysis.varying_factor(runs) == "depth"
+    assert analysis.varying_factor(runs.iloc[:1]) == "cell"

@@ -48,4 +48,4 @@ def test_dashboard_pages_never_import_torch_models_or_worker(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["errors"] == []
-    assert result["bad"] == [], f"the dashboard imported {result['bad']}"
+    assert result["bad"] == [], f"the dashboard imported {result['bad'][:5]} (and {len(result['bad'])} modules in all)"

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard.auth import current_user
-from dashboard.components import IMAGE_FORMATS, guard
+from dashboard.components import IMAGE_FORMATS, guard, plain
 
 st.set_page_config(page_title="rnnlab", page_icon=":material/ssid_chart:", layout="wide")
 st.set_option("client.showErrorDetails", "none")  # errors as messages, never tracebacks
@@ -23,7 +23,7 @@ pages = {
 }
 page = st.navigation(pages)
 with st.sidebar:
-    st.caption(f"Signed in as {user.name} ({user.role})")
+    st.caption(plain(f"Signed in as {user.name} ({user.role})"))
     st.radio("Chart download format", IMAGE_FORMATS, key="image_format", horizontal=True,
              format_func=str.upper, help="The camera button of every chart saves this format.")
 with guard(page.title):

@@ -4,6 +4,8 @@ heatmaps, gradient histograms and the spec diff."""
 
 from __future__ import annotations
 
+import html
+
 import pandas as pd
 import streamlit as st
 
@@ -12,7 +14,8 @@ from dashboard.components import chart, run_label, spec_diff, table
 
 
 def labels_of(runs: pd.DataFrame) -> dict[int, str]:
-    return {int(r["id"]): run_label(r) for _, r in runs.iterrows()}
+    """Run labels for chart titles and legends, HTML-escaped (Plotly renders a subset of HTML in text)."""
+    return {int(r["id"]): html.escape(run_label(r)) for _, r in runs.iterrows()}
 
 
 def _info(runs: pd.DataFrame) -> dict[int, dict]:
@@ -84,8 +87,8 @@ def heatmaps(ids: list[int], runs: pd.DataFrame, layer: int, kind: str, key: str
     chart(charts.heatmaps(mats, f"log10 ‖∂L/∂h_t‖ over t × epoch, layer {layer} (one colour scale)"), "heatmaps", key=f"{key}_heat")
     if len(ids) >= 2:
         a, b = st.columns(2)
-        ra = a.selectbox("Difference: run A", ids, index=0, key=f"{key}_da", format_func=lambda i: labels[i])
-        rb = b.selectbox("minus run B", ids, index=1, key=f"{key}_db", format_func=lambda i: labels[i])
+        ra = a.selectbox("Difference: run A", ids, index=0, key=f"{key}_da", format_func=lambda i: html.unescape(labels[i]))
+        rb = b.selectbox("minus run B", ids, index=1, key=f"{key}_db", format_func=lambda i: html.unescape(labels[i]))
         mat = dict(zip(ids, (m for _, m in mats)))
         chart(charts.diff_heatmap((f"#{ra}", mat[ra]), (f"#{rb}", mat[rb]), "Difference of log10‖∂L/∂h_t‖"),
               "difference_heatmap", key=f"{key}_diff")

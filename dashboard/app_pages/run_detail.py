@@ -26,7 +26,7 @@ if r is None:
 
 runs = reads.runs_by_ids([int(rid)])
 row = runs.iloc[0]
-st.title(run_label(row))
+st.title(plain(run_label(row)))
 status_icon = {"succeeded": "✅", "running": "⏳", "queued": "🕓", "failed": "❌", "diverged": "💥", "cancelled": "⏹"}
 a, b, c, d = st.columns(4)
 a.metric("Status", f"{status_icon.get(r['status'], '')} {r['status']}")
@@ -39,8 +39,8 @@ if r.get("message"):
     st.text(f"Outcome: {r['message']}")
 if r.get("diagnosis"):
     st.text(f"Diagnosis: {r['diagnosis']}")
-st.caption(f"Owner {r.get('owner') or '—'} · worker {r.get('worker') or '—'} · code {r.get('code_version') or '—'}"
-           f" · sweep {r.get('sweep_id') or '—'} · spec hash {r['spec_hash'][:12]}")
+st.caption(plain(f"Owner {r.get('owner') or '—'} · worker {r.get('worker') or '—'} · code {r.get('code_version') or '—'}"
+                 f" · sweep {r.get('sweep_id') or '—'} · spec hash {r['spec_hash'][:12]}"))
 
 actions.panel(user, runs, key="detail_act")
 with st.expander("Notes", icon=":material/edit_note:"):

@@ -246,3 +246,18 @@ def test_a_broken_database_gives_messages_not_tracebacks(tmp_path, monkeypatch, 
         assert not at.exception, (page, [e.value for e in at.exception])
         assert any("hit an error" in e.value for e in at.error), page
     get_settings.cache_clear()
+
+
+def test_user_text_in_run_names_is_escaped_everywhere(lab, open_page):
+    url, ids = lab
+    from tests.dashboard.seed import seed_run, spec
+
+    evil = '<img src=x onerror=alert(1)> **bold** [x](javascript:alert(1))'
+    rid = seed_run(url, spec("lstm", seed=30, name=evil))
+    at = open_page("compare", runs=f"{ids['cells'][0]},{rid}")
+    no_errors(at)
+    specs = " ".join(c.proto.spec for c in at.get("plotly_chart"))
+    assert "&lt;img src=x onerror=alert(1)&gt;" in specs and "<img" not in specs
+    at = open_page("run_detail", run=str(rid))
+    no_errors(at)
+    assert r"\<img src=x onerror=alert\(1\)\> \*\*bold\*\*" in at.title[0].value

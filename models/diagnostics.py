@@ -85,14 +85,16 @@ def steps_in_past(g: np.ndarray) -> float:
 
 # -- spectra -------------------------------------------------------------------------------------
 
-def spectra(w: torch.Tensor) -> tuple[float, float]:
-    """(ρ, σ_max) of a square matrix, in float64 (nan when it has non-finite entries)."""
-    w = w.detach().double().cpu()
-    if not torch.isfinite(w).all():
-        return math.nan, math.nan
-    rho = float(torch.linalg.eigvals(w).abs().max())
-    sigma = float(torch.linalg.matrix_norm(w, ord=2))
-    return rho, sigma
+def block_spectra(w: torch.Tensor, H: int) -> list[tuple[float, float]]:
+    """(ρ, σ_max) of every H×H block stacked in w (G·H × H), in float64, in one batched call each;
+    (nan, nan) for a block with non-finite entries."""
+    blocks = w.detach().double().cpu().reshape(-1, H, H)
+    ok = torch.isfinite(blocks).flatten(1).all(dim=1)
+    safe = torch.where(ok[:, None, None], blocks, torch.zeros_like(blocks))
+    rho = torch.linalg.eigvals(safe).abs().amax(dim=1)
+    sigma = torch.linalg.svdvals(safe)[:, 0]
+    nan = torch.full_like(rho, math.nan)
+    return list(zip(torch.where(ok, rho, nan).tolist(), torch.where(ok, sigma, nan).tolist()))
 
 
 # -- activation health ---------------------------------------------------------------------------

@@ -34,7 +34,7 @@ def layer_stats(net: RecurrentNet, probe: ProbeResult) -> list[LayerStat]:
     H, out = net.hidden_size, []
     for k, trace in enumerate(probe.layers):
         w_hh = net.layer_params(k)["w_hh"]
-        blocks = {g: D.spectra(w_hh[j * H:(j + 1) * H]) for j, g in enumerate(GATES[net.cell])}
+        blocks = dict(zip(GATES[net.cell], D.block_spectra(w_hh, H)))
         rho, sigma = blocks[CANDIDATE[net.cell]]
         g = layer_gamma(net, k)
         gate_spectra = {} if net.cell == "rnn" else {n: {"rho": r, "sigma_max": s} for n, (r, s) in blocks.items()}

@@ -24,7 +24,7 @@ class _Diverged(Exception):
         self.message = message
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(net, task: Task, device: torch.device) -> tuple[float, float]:
     """Mean loss and metric over the fixed held-out set (weighted by batch size)."""
     net.eval()
@@ -75,7 +75,7 @@ class Trainer:
         loss = self.task.loss(self.net(b.x), b.y)
         self.opt.zero_grad(set_to_none=False)
         loss.backward()
-        grads = [p.grad for p in self.params]
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
         norms = torch.stack(torch._foreach_norm(grads))
         if clip.mode == "norm":  # clip_grad_norm_ returns the total norm before clipping
             total = torch.nn.utils.clip_grad_norm_(self.params, clip.max_norm)

@@ -47,7 +47,7 @@ class Task:
     baseline_loss: float
     baseline_metric: float
     heldout_size: int = 256
-    eval_batch: int = 128
+    eval_batch: int = 256
 
     def __init__(self, seed: int):
         self.seed = seed

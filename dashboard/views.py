@@ -83,7 +83,8 @@ def profile(ids: list[int], runs: pd.DataFrame, epoch: int | None, layer: int, k
 
 def heatmaps(ids: list[int], runs: pd.DataFrame, layer: int, kind: str, key: str) -> None:
     labels = labels_of(runs)
-    mats = [(labels[i], reads.profile_matrix(i, layer, kind)) for i in ids]
+    max_t = 200 if len(ids) <= 3 else 120  # small multiples are ~300 px wide: 120 columns is plenty
+    mats = [(labels[i], reads.profile_matrix(i, layer, kind, max_t)) for i in ids]
     chart(charts.heatmaps(mats, f"log10 ‖∂L/∂h_t‖ over t × epoch, layer {layer} (one colour scale)"), "heatmaps", key=f"{key}_heat")
     if len(ids) >= 2:
         a, b = st.columns(2)

@@ -1,6 +1,7 @@
 """Compare 2–12 runs: curves against the task baseline, gradient norms, spectra, the per-timestep
 profile with the vanilla bound, t × epoch heatmaps, histograms and the spec diff. The selection,
-epoch and layer live in the URL (?runs=1,2,3&epoch=10&layer=0), so a view can be shared."""
+epoch, layer and open tab live in the URL (?runs=1,2,3&epoch=10&layer=0&view=Heatmaps), so a view
+can be shared."""
 
 import streamlit as st
 
@@ -57,16 +58,25 @@ summary["name"] = summary["name"].fillna("")
 summary["duration"] = runs["duration_s"].map(fmt_duration)
 table(summary, "compare_runs", key="cmp_summary")
 
-tabs = st.tabs(["Loss & norms", "Spectra & health", "Per-timestep profile", "Heatmaps", "Histograms", "Spec diff"])
-with tabs[0]:
-    views.curves(ids, runs, "cmp")
-with tabs[1]:
-    views.layers(ids, runs, layer, "cmp")
-with tabs[2]:
-    views.profile(ids, runs, epoch, layer, kind, "cmp")
-with tabs[3]:
-    views.heatmaps(ids, runs, layer, kind, "cmp")
-with tabs[4]:
-    views.histograms(ids, runs, epoch, "cmp")
-with tabs[5]:
-    views.spec_table(runs, "cmp")
+# Lazy tabs: only the open tab runs (server and browser work for one section), and the open tab
+# is kept in the URL (?view=…) with the rest of the view.
+TABS = ["Loss & norms", "Spectra & health", "Per-timestep profile", "Heatmaps", "Histograms", "Spec diff"]
+curves, health, profile, heat, hist, diff = st.tabs(TABS, key="view", bind="query-params")
+if curves.open:
+    with curves:
+        views.curves(ids, runs, "cmp")
+if health.open:
+    with health:
+        views.layers(ids, runs, layer, "cmp")
+if profile.open:
+    with profile:
+        views.profile(ids, runs, epoch, layer, kind, "cmp")
+if heat.open:
+    with heat:
+        views.heatmaps(ids, runs, layer, kind, "cmp")
+if hist.open:
+    with hist:
+        views.histograms(ids, runs, epoch, "cmp")
+if diff.open:
+    with diff:
+        views.spec_table(runs, "cmp")

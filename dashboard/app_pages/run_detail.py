@@ -52,29 +52,40 @@ with st.expander("Notes", icon=":material/edit_note:"):
         st.text(r["notes"])
 
 probed = reads.probed_epochs([int(rid)])
-tabs = st.tabs(["Curves", "Spectra & health", "Profile", "Heatmap", "Histograms", "Spec", "Attempts"])
-with tabs[0]:
-    views.curves([int(rid)], runs, "det")
-with tabs[1]:
-    layer = st.selectbox("Layer", list(range(int(r["num_layers"]))), key="det_layer")
-    views.layers([int(rid)], runs, layer, "det")
-with tabs[2]:
-    epoch = st.select_slider("Epoch", probed, value=probed[-1], key="det_epoch") if probed else None
-    kind = st.selectbox("Gradient of", ["h", "c"] if r["cell"] == "lstm" else ["h"], key="det_kind")
-    views.profile([int(rid)], runs, epoch, layer, kind, "det")
-with tabs[3]:
-    views.heatmaps([int(rid)], runs, layer, kind, "det")
-with tabs[4]:
-    views.histograms([int(rid)], runs, epoch, "det")
-with tabs[5]:
+a, b, c = st.columns([3, 1, 1])
+epoch = a.select_slider("Epoch of the profile and histograms", probed, value=probed[-1], key="det_epoch") if probed else None
+layer = b.selectbox("Layer", list(range(int(r["num_layers"]))), key="det_layer")
+kind = c.selectbox("Gradient of", ["h", "c"] if r["cell"] == "lstm" else ["h"], key="det_kind")
+TABS = ["Curves", "Spectra & health", "Profile", "Heatmap", "Histograms", "Spec", "Attempts"]
+tabs = st.tabs(TABS, key="view", bind="query-params")  # lazy: only the open tab runs
+sections = [
+    lambda: views.curves([int(rid)], runs, "det"),
+    lambda: views.layers([int(rid)], runs, layer, "det"),
+    lambda: views.profile([int(rid)], runs, epoch, layer, kind, "det"),
+    lambda: views.heatmaps([int(rid)], runs, layer, kind, "det"),
+    lambda: views.histograms([int(rid)], runs, epoch, "det"),
+    lambda: _spec(),
+    lambda: _attempts(),
+]
+
+
+def _spec() -> None:
     st.code(yaml.safe_dump(r["spec"], sort_keys=False), language="yaml")
     if r.get("info"):
         st.caption("Engine facts (RunInfo)")
         st.json(r["info"], expanded=False)
-with tabs[6]:
+
+
+def _attempts() -> None:
     att = r["attempts"]
     if att.empty:
         st.caption("No attempt yet (the run is queued).")
     else:
         table(att, f"run{int(rid)}_attempts", key="det_attempts")
     st.caption(f"Tags: {plain(r['tags'] and ', '.join(r['tags']) or '—')}")
+
+
+for tab, draw in zip(tabs, sections):
+    if tab.open:
+        with tab:
+            draw()

@@ -75,3 +75,17 @@ def reap_lost(stale_after_s: float, *, url: str | None = None) -> Reaped:
             s.execute(update(Worker).where(Worker.name == row.worker, Worker.current_run_id == run_id)
                       .values(current_run_id=None))
     return out
+
+
+def list_workers(*, url: str | None = None) -> list[dict]:
+    """Every worker row, newest heartbeat first, with ``heartbeat_age_s``."""
+    t = now()
+    with session(url) as s:
+        rows = s.execute(select(Worker).order_by(Worker.heartbeat_at.desc())).scalars().all()
+        out = [{c.key: getattr(w, c.key) for c in Worker.__table__.columns} for w in rows]
+    for w in out:
+        for k in ("started_at", "heartbeat_at", "stopped_at"):
+            if w[k] is not None:
+                w[k] = aware(w[k])
+        w["heartbeat_age_s"] = (t - w["heartbeat_at"]).total_seconds()
+    return out

@@ -21,7 +21,7 @@ from db.attempts import check_owned, close_attempt, now, owned
 from db.codec import epoch_rows, info_row, is_nan
 from db.engine import session
 from db.errors import LostOwnership, RunNotFound, RunStateError
-from db.liveness import Reaped, heartbeat, reap_lost, run_heartbeat, worker_stopped
+from db.liveness import Reaped, heartbeat, list_workers, reap_lost, run_heartbeat, worker_stopped
 from db.models import (
     FINAL_STATUSES, Checkpoint, Epoch, GradProfile, Histogram, LayerStatRow, ParamStatRow, Run,
     RunAttempt, RunTag, Sweep, Worker,
@@ -31,11 +31,11 @@ from rnnlab.records import EpochRecord, RunInfo
 from rnnlab.spec import SPEC_VERSION, JobSpec, SweepSpec
 
 __all__ = [
-    "LostOwnership", "Reaped", "RunNotFound", "RunStateError", "cancel_requested", "claim_run", "code_version",
-    "create_runs", "delete_run", "epoch_records", "epoch_scalars", "fail_unsent", "find_existing", "finish_run",
-    "get_run", "heartbeat", "list_runs", "load_checkpoint", "queue_for", "reap_lost", "record_diagnosis",
-    "record_epoch", "record_info", "request_cancel", "requeue_run", "run_heartbeat", "save_checkpoint",
-    "set_notes", "set_tags", "worker_stopped",
+    "LostOwnership", "Reaped", "RunNotFound", "RunStateError", "cancel_requested", "claim_run",
+    "code_version", "create_runs", "delete_run", "epoch_records", "epoch_scalars", "fail_unsent",
+    "find_existing", "finish_run", "get_run", "heartbeat", "list_runs", "list_workers", "load_checkpoint",
+    "queue_for", "reap_lost", "record_diagnosis", "record_epoch", "record_info", "request_cancel",
+    "requeue_run", "run_heartbeat", "save_checkpoint", "set_notes", "set_tags", "worker_stopped",
 ]
 
 QUEUES = ("cpu", "gpu")

@@ -268,6 +268,25 @@ def runs(
 
 
 @app.command()
+def workers() -> None:
+    """List workers with their queues, device, current run and heartbeat age."""
+    from db.liveness import list_workers
+    from rnnlab.settings import get_settings
+
+    _ready_db()
+    lost_after = get_settings().lost_after_seconds
+    table = Table("name", "state", "queues", "device", "run", "heartbeat", "host", "pid")
+    rows = list_workers()
+    for w in rows:
+        state = "stopped" if w["stopped_at"] else ("lost" if w["heartbeat_age_s"] > lost_after else "alive")
+        table.add_row(w["name"], state, w["queues"], w["device"] or "", _fmt(w["current_run_id"]),
+                      f"{w['heartbeat_age_s']:.0f} s ago", w["host"], _fmt(w["pid"]))
+    out.print(table)
+    if not rows:
+        out.print("no workers have registered (start one with `rnnlab worker`)")
+
+
+@app.command()
 def show(run_id: int = typer.Argument(..., help="run id")) -> None:
     """Show one run: status, spec, attempts and its per-epoch scalars."""
     import yaml
@@ -405,7 +424,8 @@ def run_app(
     dash = Path(dashboard.__file__).resolve().parent / "app.py"
     procs = []
     for i in range(workers):
-        cmd = [sys.executable, "-m", "rnnlab.cli", "worker", "--name", f"local{i + 1}-{os.getpid()}@{socket.gethostname()}"]
+        name = f"local{i + 1}-{os.getpid()}@{socket.gethostname()}"
+        cmd = [sys.executable, "-m", "rnnlab.cli", "worker", "--name", name]
         procs.append(subprocess.Popen(cmd, start_new_session=True))
     out.print(f"started {workers} local worker(s); dashboard on http://localhost:{port}")
 

@@ -1,8 +1,9 @@
 """The worker's Celery app (``celery -A worker.app worker`` or ``rnnlab worker``) and its lifecycle hooks.
 
+Before the pool forks: import the engine, so children start warm (not for GPU workers).
 On start: migrate the database if needed, record the worker, and start its heartbeat/reaper thread.
-Before the pool forks: import the engine (not for GPU workers). In each pool child: limit torch's threads so N children share the cores. On shutdown: mark the
-worker stopped. CUDA is never touched here: a GPU worker's device name comes from nvidia-smi.
+In each pool child: limit torch's threads (RNNLAB_TORCH_THREADS) so N children share the cores.
+On shutdown: mark the worker stopped. CUDA is never touched here: a GPU's name comes from nvidia-smi.
 """
 
 from __future__ import annotations

@@ -48,8 +48,11 @@ def execute(run_id: int, worker: str, *, heartbeat_s: float, lost_after_s: float
         log.warning("run %s: %s; leaving it to its new owner", run_id, e)
         return None
     except Exception as e:  # noqa: BLE001 - every failure is recorded on the run
-        log.exception("run %s failed", run_id)
         status, message = "failed", _failure_message(e)
+        if message == str(e):   # the engine's own clear message: no traceback needed
+            log.warning("run %s failed: %s", run_id, message)
+        else:
+            log.exception("run %s failed", run_id)
     finally:
         monitor.stop()
     if monitor.lost.is_set():

@@ -45,14 +45,19 @@ def seconds(spec: JobSpec, scale: float = 1.0) -> float:
     return per_step * scale * spec.steps_per_epoch * spec.epochs * PROBE_FACTOR
 
 
+def fmt(s: float) -> str:
+    """'45 s', '12 min', '3.5 h'."""
+    if not math.isfinite(s):
+        return "unknown"
+    if s < 90:
+        return f"{max(1, round(s))} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
 def describe(total_s: float, n_workers: int) -> str:
     """'about 12 min of compute (≈ 6 min on 2 workers)'."""
-    def fmt(s: float) -> str:
-        if s < 90:
-            return f"{max(1, round(s))} s"
-        if s < 5400:
-            return f"{s / 60:.0f} min"
-        return f"{s / 3600:.1f} h"
     text = f"about {fmt(total_s)} of compute"
     if n_workers > 1:
         text += f" (≈ {fmt(total_s / n_workers)} on {n_workers} workers)"

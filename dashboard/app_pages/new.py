@@ -70,7 +70,7 @@ elif specs:
     a, b, c = st.columns(3)
     a.metric("Runs", len(specs))
     b.metric("Duplicates", f"{len(dups)} in sweep · {len(in_db)} in DB")
-    c.metric("Time estimate", estimate.describe(total, alive).replace("about ", "≈ ").split(" (")[0])
+    c.metric("Time estimate", f"≈ {estimate.fmt(total)}", help="compute time summed over the runs")
     st.caption(f"{estimate.describe(total, max(alive, 1))}; "
                + (f"calibrated on {n_samples} finished run(s)." if n_samples else "default model (no finished runs yet).")
                + ("" if alive else " No worker is alive right now: runs will wait in the queue."))

@@ -16,7 +16,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from rnnlab.spec import Limits
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, Limits):
+    """Deployment settings; the job-size limits (RNNLAB_MAX_HIDDEN_SIZE, …) come from Limits."""
+
     model_config = SettingsConfigDict(env_prefix="RNNLAB_", env_file=".env", extra="ignore")
 
     home: Path = Field(Path.home() / ".rnnlab", description="data folder for the embedded defaults")
@@ -31,15 +33,6 @@ class Settings(BaseSettings):
     visibility_timeout: int = Field(7 * 24 * 3600, description="Redis: seconds before an unacked job is redelivered")
     sql_timeout_seconds: float = Field(10.0, gt=0, description="statement timeout of the SQL console")
     sql_row_limit: int = Field(10_000, ge=1, description="row limit of the SQL console")
-    # limits on one job (see rnnlab.spec.Limits)
-    max_hidden_size: int = 4096
-    max_seq_len: int = 10_000
-    max_batch_size: int = 4096
-    max_epochs: int = 10_000
-    max_steps_per_epoch: int = 100_000
-    max_work: int = 2_000_000_000
-    max_sweep_runs: int = 1_000
-
     @property
     def db_url(self) -> str:
         if self.database_url:

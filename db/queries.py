@@ -659,10 +659,3 @@ def db_label(url: str | None = None) -> str:
     u = make_url(url or get_settings().db_url)
     return u.render_as_string(hide_password=True)
 
-
-def finite(x: Any) -> float | None:
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None

@@ -6,7 +6,6 @@ Screenshots go to tests/artifacts/."""
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest

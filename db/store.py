@@ -330,15 +330,18 @@ def delete_run(run_id: int, *, url: str | None = None) -> None:
 
 
 def requeue_run(run_id: int, *, url: str | None = None) -> dict:
-    """Put a failed, cancelled or diverged run back in the queue with fresh attempts; the caller sends
-    its message. It resumes from its last checkpoint; later epochs are replaced as they replay."""
+    """Put a failed, cancelled or diverged run back in the queue with fresh attempts (a queued run is
+    left as it is); the caller sends its message. It resumes from its last checkpoint; later epochs
+    are replaced as they replay. A duplicate message is harmless: the claim is atomic."""
     with session(url, write=True) as s:
         row = s.execute(select(Run.status).where(Run.id == run_id)).scalar_one_or_none()
         if row is None:
             raise RunNotFound(run_id)
+        if row == "queued":  # its message may have been lost (a worker killed before claiming it): resend
+            return get_run(run_id, url=url)
         if row not in ("failed", "cancelled", "diverged"):
-            raise RunStateError(f"run {run_id} is {row}; only a failed, cancelled or diverged run can be requeued "
-                                "(submit the spec again for a fresh run)")
+            raise RunStateError(f"run {run_id} is {row}; only a queued, failed, cancelled or diverged run can be "
+                                "requeued (submit the spec again for a fresh run)")
         s.execute(update(Run).where(Run.id == run_id).values(
             status="queued", message="requeued", cancel_requested=False, finished_at=None,
             max_attempts=Run.attempts + Run.max_attempts))

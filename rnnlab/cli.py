@@ -341,7 +341,8 @@ def cancel(run_id: int = typer.Argument(..., help="run id")) -> None:
 
 @app.command()
 def requeue(run_id: int = typer.Argument(..., help="run id of a finished run")) -> None:
-    """Queue a failed, cancelled or diverged run again; it resumes from its last checkpoint."""
+    """Queue a failed, cancelled or diverged run again (resuming from its last checkpoint), or resend a
+    queued run's message."""
     from db.store import RunNotFound, RunStateError, requeue_run
     from rnnlab.queue import get_app, send_run
 

@@ -182,6 +182,7 @@ def test_workers_heartbeat_and_stop(db_url):
 
 def test_requeue_a_cancelled_run_resumes_from_its_checkpoint(db_url):
     (run_id,) = store.create_runs([spec()], max_attempts=1, url=db_url)
+    assert store.requeue_run(run_id, url=db_url)["status"] == "queued"   # queued: only resent
     store.claim_run(run_id, "w1", url=db_url)
     for e in range(2):
         store.record_epoch(run_id, epoch_record(e, seq_len=10), attempt=1, url=db_url)

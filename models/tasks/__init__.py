@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from rnnlab import spec as S
 
 from .base import Batch, Task, rng_for

@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from models import diagnose, train
 from rnnlab.records import EpochRecord, LayerStat

@@ -98,3 +98,17 @@ def test_describe_is_cheap_and_matches_train_info(tiny):
     _, _, _, infos = _run(spec)
     assert info.param_names == infos[0].param_names and info.num_params == infos[0].num_params
     assert info.baseline_loss == pytest.approx(1 / 6)
+
+
+def test_callbacks_come_in_contract_order(tiny):
+    events = []
+    train(tiny(epochs=2), on_info=lambda i: events.append("info"),
+          on_epoch=lambda r: events.append(f"epoch{r.epoch}"),
+          on_checkpoint=lambda e, b: events.append(f"ckpt{e}"))
+    assert events == ["info", "epoch0", "ckpt0", "epoch1", "ckpt1", "epoch2", "ckpt2"]
+
+
+def test_cancel_before_anything_reports_no_completed_epoch(tiny):
+    recs = []
+    res = train(tiny(), on_epoch=recs.append, should_stop=lambda: True)
+    assert res.outcome == "cancelled" and res.epochs_done == -1 and recs == []

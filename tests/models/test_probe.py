@@ -157,3 +157,16 @@ def test_every_step_task_profile_and_last_step_profile(tiny):
     task.loss(out[-1:], b.y[-1:]).backward()
     want_last = np.array([h.grad.norm().item() for h in hs[0]])
     np.testing.assert_allclose(res.layers[0].grad_h_last.numpy(), want_last, rtol=1e-9)
+
+
+def test_every_step_tasks_derive_decay_measures_from_the_last_step_loss(tiny):
+    from models.diagnostics import horizon, log_ratio
+    from models.report import layer_stats
+
+    task, net, b = _setup(tiny, "lstm", 1, task={"name": "forecast", "seq_len": 9})
+    res = run_probe(net, task, b)
+    layer = layer_stats(net, res)[0]
+    last = res.layers[0].grad_h_last.numpy()
+    assert layer.log_ratio == log_ratio(last) and layer.horizon == horizon(last)
+    assert layer.grad_h == res.layers[0].grad_h.tolist()
+    assert not np.allclose(last, res.layers[0].grad_h.numpy())   # the two profiles really differ

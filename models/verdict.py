@@ -33,6 +33,9 @@ def diagnose(record: EpochRecord, info: RunInfo) -> str:
         return f"gradients explode: non-finite gradient in {record.nonfinite_steps} step(s) of epoch {record.epoch}"
     if not record.layers:
         return f"not probed this epoch: gradient norm mean {_fmt(record.grad_norm_mean)}, max {_fmt(gmax)}"
+    bad = [l.layer for l in record.layers if not all(math.isfinite(g) for g in l.grad_h)]
+    if bad:
+        return f"gradients explode: ‖∂L/∂h_t‖ is non-finite in layer {bad[0]} at epoch {record.epoch}"
     worst = min(record.layers, key=lambda l: l.log_ratio if not math.isnan(l.log_ratio) else math.inf)
     where = f" (layer {worst.layer})" if len(record.layers) > 1 else ""
     ratio = f"‖g_1‖/‖g_T‖ = {_fmt(10 ** worst.log_ratio) if math.isfinite(worst.log_ratio) else ('0' if worst.log_ratio < 0 else 'inf')}"

@@ -45,6 +45,11 @@ def test_exploding_by_ratio_norm_and_nonfinite():
     assert diagnose(_record([], gmax=math.inf, nonfinite=1), None).startswith("gradients explode: non-finite")
 
 
+def test_non_finite_profile_is_exploding():
+    line = diagnose(_record([_layer([math.nan] * 4 + [1.0], math.nan, math.nan)]), None)
+    assert line == "gradients explode: ‖∂L/∂h_t‖ is non-finite in layer 0 at epoch 3"
+
+
 def test_zero_and_unprobed():
     assert diagnose(_record([_layer([0.0] * 5, math.nan, math.nan)]), None).startswith("gradients are zero")
     assert diagnose(_record([], probed=False), None).startswith("not probed this epoch")

@@ -20,6 +20,8 @@ from .tasks import Task, make_task
 
 
 class _Diverged(Exception):
+    """A step's loss or gradient was non-finite; ``message`` says where and what."""
+
     def __init__(self, message: str):
         self.message = message
 

@@ -435,7 +435,8 @@ def run_app(
 
     signal.signal(signal.SIGTERM, on_term)
     ui = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(dash), "--server.port", str(port),
-                           "--server.headless", "true"])
+                           "--server.headless", "true",
+                           "--client.showErrorDetails", "none", "--client.toolbarMode", "viewer"])
     code = 0
     try:
         code = ui.wait()

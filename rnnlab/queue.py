@@ -9,7 +9,6 @@ the atomic claim in the database (db.store.claim_run) absorbs the duplicates the
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,14 +23,14 @@ def queue_prefix() -> str:
     """Prefix of the broker queue names (RNNLAB_QUEUE_PREFIX; lets several setups share a Redis)."""
     from rnnlab.settings import get_settings
 
-    return getattr(get_settings(), "queue_prefix", None) or os.environ.get("RNNLAB_QUEUE_PREFIX", "")
+    return get_settings().queue_prefix
 
 
 def auto_queue() -> str:
     """Where ``device: auto`` runs go: RNNLAB_AUTO_QUEUE ('cpu' by default, or 'gpu')."""
     from rnnlab.settings import get_settings
 
-    value = getattr(get_settings(), "auto_queue", None) or os.environ.get("RNNLAB_AUTO_QUEUE", "cpu")
+    value = get_settings().auto_queue
     if value not in QUEUES:
         raise ValueError(f"RNNLAB_AUTO_QUEUE: got {value!r}; allowed: {', '.join(QUEUES)}")
     return value

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +28,8 @@ class Settings(BaseSettings, Limits):
         None, description="URL of a read-only role for the SQL console (Postgres); default: database_url"
     )
     broker_url: str | None = Field(None, description="Celery broker URL; default filesystem under home")
+    queue_prefix: str = Field("", description="prefix of the queue names (lets several installs share one Redis)")
+    auto_queue: Literal["cpu", "gpu"] = Field("cpu", description="queue of specs with device: auto")
     max_attempts: int = Field(3, ge=1, description="attempts before a repeatedly lost run is failed")
     heartbeat_seconds: float = Field(5.0, gt=0, description="worker heartbeat period")
     lost_after_seconds: float = Field(60.0, gt=0, description="a running run with no heartbeat this long is lost")

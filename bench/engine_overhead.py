@@ -171,7 +171,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.flush_denormal:  # both loops alike; see bench/engine.md on denormals in vanishing regimes
+    if args.flush_denormal:  # both loops alike; see docs/benchmarks.md on denormals in vanishing regimes
         torch.set_flush_denormal(True)
     if not args.skip_engine:
         print(f"CPU only (no GPU on this machine): {platform.machine()}, torch {torch.__version__}, "

@@ -33,7 +33,9 @@ def wait_epochs(db_url, run_id, n, timeout=60, workers=()):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run = store.get_run(run_id, url=db_url)
-        if run["status"] == "running" and run["epochs_done"] >= n:
+        # the epoch's checkpoint is written just after its records: wait for both
+        ckpt = store.load_checkpoint(run_id, url=db_url)
+        if run["status"] == "running" and run["epochs_done"] >= n and ckpt and ckpt[0] >= n:
             return run
         time.sleep(0.1)
     raise TimeoutError(f"run {run_id} did not reach epoch {n}: {run}\n" + "\n".join(w.log()[-3000:] for w in workers))

@@ -1,4 +1,6 @@
-"""Workers' heartbeats and the reaper that requeues (or fails) runs whose worker went silent."""
+"""Workers' heartbeats and the reaper that requeues (or fails) runs whose worker went silent, plus
+the two reads/writes behind the lost-message check (worker.orphans): queued runs, and the
+compare-and-set that records a re-sent message exactly once across workers."""
 
 from __future__ import annotations
 
@@ -75,6 +77,27 @@ def reap_lost(stale_after_s: float, *, url: str | None = None) -> Reaped:
             s.execute(update(Worker).where(Worker.name == row.worker, Worker.current_run_id == run_id)
                       .values(current_run_id=None))
     return out
+
+
+def queued_runs(*, url: str | None = None) -> list[dict]:
+    """Every queued run (no cancel requested) with what its queued state is compared on: ``id``,
+    ``queue``, ``attempts``, ``message``."""
+    with session(url) as s:
+        rows = s.execute(select(Run.id, Run.queue, Run.attempts, Run.message)
+                         .where(Run.status == "queued", Run.cancel_requested.is_(False))
+                         .order_by(Run.id)).all()
+    return [{"id": r.id, "queue": r.queue, "attempts": r.attempts, "message": r.message} for r in rows]
+
+
+def note_resent(run_id: int, attempts: int, message: str | None, note: str, *, url: str | None = None) -> bool:
+    """Set a queued run's message to ``note`` if it is still queued with this ``attempts`` and
+    ``message`` (a compare-and-set): True for the one caller that should re-send its task message.
+    Every other worker that saw the old state gets False, so concurrent reapers do not re-send twice."""
+    same = Run.message.is_(None) if message is None else Run.message == message
+    with session(url, write=True) as s:
+        res = s.execute(update(Run).where(Run.id == run_id, Run.status == "queued", Run.attempts == attempts,
+                                          Run.cancel_requested.is_(False), same).values(message=note))
+        return res.rowcount == 1
 
 
 def list_workers(*, url: str | None = None) -> list[dict]:

@@ -1,7 +1,8 @@
 """The worker's Celery app (``celery -A worker.app worker`` or ``rnnlab worker``) and its lifecycle hooks.
 
 Before the pool forks: import the engine, so children start warm (not for GPU workers).
-On start: migrate the database if needed, record the worker, and start its heartbeat/reaper thread.
+On start: migrate the database if needed, record the worker, and start its heartbeat/reaper thread
+(with the filesystem broker, it also re-sends queued runs whose message is gone: worker.orphans).
 In each pool child: limit torch's threads (RNNLAB_TORCH_THREADS) so N children share the cores.
 On shutdown: mark the worker stopped. CUDA is never touched here: a GPU's name comes from nvidia-smi.
 """
@@ -50,6 +51,7 @@ def _logical_queues(consumer_queues: list[str]) -> str:
 def _on_ready(sender=None, **_):
     from db.migrate import ensure_schema
     from worker.heartbeat import WorkerHeartbeat
+    from worker.orphans import waiting_function
 
     s = worker_settings()
     ensure_schema()
@@ -59,6 +61,7 @@ def _on_ready(sender=None, **_):
         sender.hostname, host=socket.gethostname(), pid=os.getpid(), queues=queues, device=device,
         period_s=s.heartbeat_seconds, lost_after_s=s.lost_after_seconds,
         send_run=lambda run_id, q: app.send_task("rnnlab.run", args=[run_id], queue=queue_name(q)),
+        waiting=waiting_function(app),   # filesystem broker: re-send queued runs whose message is gone
     )
     hb.beat()  # registered (and stale runs reaped) before the first task arrives
     hb.start()

@@ -4,7 +4,9 @@ WorkerHeartbeat runs in each Celery worker's main process: every ``heartbeat_sec
 the workers row and reaps runs whose heartbeat is older than ``lost_after_seconds`` (requeueing them
 by sending their task again, or failing them when their attempts are used up). Every worker reaps,
 so there is no single point of failure and nothing extra to deploy; the reap is a conditional
-UPDATE, so concurrent reapers cannot requeue a run twice.
+UPDATE, so concurrent reapers cannot requeue a run twice. With the filesystem broker it also
+re-sends the task of a run left ``queued`` with no message waiting (worker.orphans): a worker killed
+after taking a message but before claiming its run.
 
 RunMonitor runs beside each training run: it refreshes the run's heartbeat, and polls the cancel
 flag about once a second so that ``should_stop`` is a cheap in-memory check the engine can call
@@ -26,12 +28,23 @@ class WorkerHeartbeat(threading.Thread):
     """Keeps the workers row fresh and reaps lost runs, until stop()."""
 
     def __init__(self, name: str, *, host: str, pid: int, queues: str, device: str | None,
-                 period_s: float, lost_after_s: float, send_run, url: str | None = None):
+                 period_s: float, lost_after_s: float, send_run, url: str | None = None, waiting=None):
+        """``waiting``: a function returning the run ids with a message waiting in the broker
+        (worker.orphans.waiting_function); given, queued runs with none are re-sent after
+        ``lost_after_s``. None (Redis, or tests of the reaper alone): no such check."""
         super().__init__(name=f"rnnlab-heartbeat-{name}", daemon=True)
         self.worker, self.host, self.pid, self.queues, self.device = name, host, pid, queues, device
         self.period_s, self.lost_after_s, self.send_run, self.url = period_s, lost_after_s, send_run, url
         self._stop_event = threading.Event()
         self._pending: list[dict] = []   # requeued runs whose message is not sent yet
+        self.orphans = None
+        if waiting is not None:
+            from worker.orphans import OrphanWatch
+
+            self.orphans = OrphanWatch(waiting, worker=name, grace_s=lost_after_s, url=url)
+        # reading every waiting message file is not free: look a few times per grace period only
+        self.orphan_every_s = max(period_s, lost_after_s / 4)
+        self._orphan_next = 0.0
 
     def beat(self) -> None:
         store.heartbeat(self.worker, host=self.host, pid=self.pid, queues=self.queues, device=self.device,
@@ -42,10 +55,24 @@ class WorkerHeartbeat(threading.Thread):
         for run in reaped.requeued:
             log.warning("run %s lost its worker; requeued", run["id"])
         self._pending += reaped.requeued
+        self._pending += self._check_orphans()
         while self._pending:  # a broker hiccup: keep the messages and try again on the next beat
             run = self._pending[0]
             self.send_run(run["id"], run["queue"])
             self._pending.pop(0)
+
+    def _check_orphans(self) -> list[dict]:
+        if self.orphans is None or time.monotonic() < self._orphan_next:
+            return []
+        self._orphan_next = time.monotonic() + self.orphan_every_s
+        try:
+            resend = self.orphans.check()
+        except Exception:  # noqa: BLE001 - an unreadable broker folder must not stop the reaper
+            log.exception("lost-message check failed; retrying in %.1f s", self.orphan_every_s)
+            return []
+        for run in resend:
+            log.warning("run %s is queued but its task message is gone from the broker; re-sent", run["id"])
+        return resend
 
     def run(self) -> None:
         while not self._stop_event.is_set():

@@ -1,0 +1,75 @@
+"""The lost-message check (worker.orphans) against a real filesystem broker folder and a real
+database: which queued runs have no waiting message, the grace before a re-send, one re-send across
+workers; and end to end, a queued run with no message at all is re-sent by a real worker and runs."""
+
+import time
+
+import pytest
+
+from db import store
+from rnnlab.queue import send_run
+from rnnlab.spec import parse_spec
+from rnnlab.submit import submit
+from worker.orphans import OrphanWatch, message_run_id, unsent_queued_runs, waiting_function
+
+SPEC = {"hidden_size": 8, "task": {"name": "adding", "seq_len": 10}, "batch_size": 8,
+        "probe": {"batch_size": 4}, "device": "cpu", "epochs": 1, "steps_per_epoch": 5}
+
+
+def spec(**kw):
+    return parse_spec({**SPEC, **kw})
+
+
+def test_unsent_queued_runs_reads_the_broker_folder(sqlite_url, fs_broker, broker_factory):
+    app = fs_broker.app()
+    sent = submit([spec(seed=1), spec(seed=2, device="cuda")], url=sqlite_url, app=app)   # cpu and gpu queues
+    (unsent,) = store.create_runs([spec(seed=3)], url=sqlite_url)                           # no message
+    (other_prefix,) = store.create_runs([spec(seed=4)], url=sqlite_url)
+    other = broker_factory("filesystem")
+    other.home = fs_broker.home                      # same folder, another setup's queue names
+    send_run(other.app(), other_prefix, "cpu")
+    (cancelled,) = store.create_runs([spec(seed=5)], url=sqlite_url)
+    store.request_cancel(cancelled, url=sqlite_url)  # not queued any more
+    waiting = waiting_function(app)
+    assert waiting() == set(sent)
+    assert [r["id"] for r in unsent_queued_runs(waiting, url=sqlite_url)] == [unsent, other_prefix]
+
+    files = sorted((fs_broker.home / "broker" / "queue").glob(f"*.{fs_broker.prefix}cpu.msg"))
+    assert [message_run_id(f.read_bytes()) for f in files] == [sent[0]]
+    assert message_run_id(b"{not json") is None and message_run_id(b"") is None
+
+
+def test_not_for_redis(broker_factory):
+    assert waiting_function(broker_factory("redis").app()) is None   # Redis redelivers unacked messages
+
+
+def test_resent_once_after_the_grace_across_workers(db_url, fs_broker):
+    app = fs_broker.app()
+    (waiting_run,) = submit([spec(seed=1)], url=db_url, app=app)
+    (lost,) = store.create_runs([spec(seed=2)], url=db_url)
+    waiting = waiting_function(app)
+    a = OrphanWatch(waiting, worker="a@host", grace_s=5, url=db_url)
+    b = OrphanWatch(waiting, worker="b@host", grace_s=5, url=db_url)
+    assert a.check(clock=0) == [] and b.check(clock=0) == []       # first seen missing
+    assert a.check(clock=4) == [] and b.check(clock=4) == []       # not for long enough yet
+    assert a.check(clock=5) == [{"id": lost, "queue": "cpu"}]      # a wins the compare-and-set...
+    assert b.check(clock=5) == []                                  # ...so b does not send it again
+    run = store.get_run(lost, url=db_url)
+    assert run["status"] == "queued" and "task message lost" in run["message"] and "a@host" in run["message"]
+    # b's observation starts over (the message changed) and a's too: no re-send before another grace
+    assert a.check(clock=6) == [] and b.check(clock=6) == [] and a.check(clock=10) == []
+    send_run(app, lost, "cpu")                                     # the message is back: nothing to do
+    assert a.check(clock=20) == [] and b.check(clock=30) == []
+    assert store.get_run(waiting_run, url=db_url)["message"] is None
+
+
+@pytest.mark.timeout(90)
+def test_worker_resends_a_queued_run_with_no_message(sqlite_url, fs_broker, start_worker, wait_status):
+    (run_id,) = store.create_runs([spec(seed=7)], url=sqlite_url)    # queued, message never sent (or lost)
+    t0 = time.monotonic()
+    w = start_worker(sqlite_url, fs_broker)                          # lost after 5 s
+    run = wait_status(sqlite_url, run_id, {"succeeded", "failed", "diverged", "cancelled"}, 60, [w])
+    assert run["status"] == "succeeded", (run["message"], w.log()[-3000:])
+    assert run["attempts"] == 1
+    assert f"run {run_id} is queued but its task message is gone from the broker; re-sent" in w.log()
+    print(f"re-sent and finished {time.monotonic() - t0:.1f} s after the worker started")

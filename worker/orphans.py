@@ -1,0 +1,151 @@
+"""The lost-message check: queued runs whose task message is gone from the filesystem broker.
+
+kombu's filesystem transport deletes a message file when a worker takes it. A worker killed after
+that but before it claimed the run (db.store.claim_run) leaves the run ``queued`` with no message
+anywhere; the reaper of running runs cannot see it. So each worker's heartbeat also compares the
+queued runs in the database with the messages waiting in the broker folder (``data_folder_in``):
+a queued run with no waiting message, still so (same attempts and message, never seen waiting) for
+``grace_s`` (RNNLAB_LOST_AFTER_SECONDS) over consecutive checks, gets its task re-sent. The grace
+covers the short, normal gaps: a submitter that committed the rows but has not sent yet, a worker
+that took the file and is claiming the run.
+
+The re-send is recorded on the run's ``message`` by a compare-and-set (db.liveness.note_resent):
+one worker wins, and every other worker's observation starts over because the message changed,
+so a run's task is re-sent at most once per ``grace_s`` whatever the number of workers. A duplicate
+anyway is harmless: the claim is atomic.
+
+Other brokers are skipped: Redis keeps a taken message unacked and redelivers it after the
+visibility timeout (RNNLAB_VISIBILITY_TIMEOUT), and its waiting messages cannot be listed cheaply.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from db import liveness
+from db.attempts import now
+from rnnlab.queue import QUEUES, TASK_RUN
+
+log = logging.getLogger(__name__)
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: read without the lock
+    fcntl = None
+
+
+def message_run_id(raw: bytes | str) -> int | None:
+    """The run id in one kombu message file of task "rnnlab.run"; None if it is another task or unreadable.
+
+    The file is kombu's JSON envelope; its ``body`` is the Celery message, base64-encoded when
+    ``properties.body_encoding`` says so: protocol 2 ``[args, kwargs, embed]`` (task name in the
+    headers) or protocol 1 ``{"task", "args", ...}``."""
+    try:
+        env = json.loads(raw)
+        headers = env.get("headers") or {}
+        body = env.get("body")
+        if (env.get("properties") or {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        if isinstance(body, (bytes, bytearray)):
+            body = body.decode(env.get("content-encoding") or "utf-8")
+        if isinstance(body, str):
+            body = json.loads(body)
+        if isinstance(body, dict):                       # protocol 1
+            task, args = body.get("task"), body.get("args")
+        else:                                            # protocol 2
+            task, args = headers.get("task"), body[0]
+        if task != TASK_RUN or not args:
+            return None
+        return int(args[0])
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return None
+
+
+def _read_locked(path: Path) -> bytes:
+    """A message file's bytes, under a shared lock: kombu writes it under an exclusive one."""
+    with open(path, "rb") as f:
+        if fcntl is not None:
+            fcntl.flock(f.fileno(), fcntl.LOCK_SH)
+        try:
+            return f.read()
+        finally:
+            if fcntl is not None:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def waiting_run_ids(folder: str | Path, prefix: str) -> set[int]:
+    """Run ids with a task message waiting in the filesystem broker ``folder`` on this setup's
+    queues (``prefix`` + cpu/gpu). A file taken by a worker while we read is simply not waiting."""
+    names = {f"{prefix}{q}.msg" for q in QUEUES}
+    out: set[int] = set()
+    for filename in os.listdir(folder):
+        if filename.partition(".")[2] not in names:   # kombu's own test: "<time>_<uuid>.<queue>.msg"
+            continue
+        try:
+            raw = _read_locked(Path(folder) / filename)
+        except OSError:
+            continue
+        run_id = message_run_id(raw)
+        if run_id is not None:
+            out.add(run_id)
+    return out
+
+
+def waiting_function(app) -> Callable[[], set[int]] | None:
+    """For a filesystem-broker app: a function returning the run ids waiting in its folder.
+    None for any other broker (Redis redelivers a lost message after its visibility timeout)."""
+    if not str(app.conf.broker_url or "").startswith("filesystem"):
+        return None
+    folder = app.conf.broker_transport_options["data_folder_in"]
+    prefix = app.conf.rnnlab_queue_prefix
+    return lambda: waiting_run_ids(folder, prefix)
+
+
+def unsent_queued_runs(waiting: Callable[[], set[int]], *, url: str | None = None) -> list[dict]:
+    """One look: the queued runs (db.liveness.queued_runs rows) with no message waiting. The
+    database is read first, so a run claimed in between shows as missing once, never as waiting."""
+    queued = liveness.queued_runs(url=url)
+    if not queued:
+        return []
+    present = waiting()
+    return [r for r in queued if r["id"] not in present]
+
+
+class OrphanWatch:
+    """Remembers since when each queued run has been seen with no waiting message; ``check()``
+    returns the runs to re-send now, each already recorded on the run (one winner across workers)."""
+
+    def __init__(self, waiting: Callable[[], set[int]], *, worker: str, grace_s: float,
+                 url: str | None = None):
+        self.waiting, self.worker, self.grace_s, self.url = waiting, worker, grace_s, url
+        self._missing: dict[int, tuple[float, int, str | None]] = {}   # id -> (since, attempts, message)
+
+    def check(self, clock: float | None = None) -> list[dict]:
+        t = time.monotonic() if clock is None else clock
+        missing = {r["id"]: r for r in unsent_queued_runs(self.waiting, url=self.url)}
+        seen: dict[int, tuple[float, int, str | None]] = {}
+        due = []
+        for run_id, r in missing.items():
+            prev = self._missing.get(run_id)
+            if prev is None or prev[1:] != (r["attempts"], r["message"]):
+                seen[run_id] = (t, r["attempts"], r["message"])   # first seen (or its state changed)
+                continue
+            seen[run_id] = prev
+            if t - prev[0] >= self.grace_s:
+                due.append(r)
+        self._missing = seen   # waiting, claimed, finished or changed runs start over
+        resend = []
+        for r in due:
+            silent = t - self._missing[r["id"]][0]
+            note = (f"task message lost (not in the broker queue for {silent:.0f} s; a worker killed "
+                    f"before claiming it?); re-sent by {self.worker} at {now():%Y-%m-%d %H:%M:%S} UTC")
+            if liveness.note_resent(r["id"], r["attempts"], r["message"], note, url=self.url):
+                resend.append({"id": r["id"], "queue": r["queue"]})
+            self._missing.pop(r["id"], None)
+        return resend

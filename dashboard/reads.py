@@ -51,7 +51,8 @@ def _cached_series(url: str, version: tuple, name: str, *args: Any) -> Any:
 
 def _version(ids: list[int]) -> tuple:
     df = runs_by_ids(ids)
-    return tuple(zip(df["id"].astype(int), df["epochs_done"].astype(int), df["status"]))
+    # created_at too: SQLite may give a deleted run's id to the next run
+    return tuple(zip(df["id"].astype(int), df["epochs_done"].astype(int), df["status"], df["created_at"].astype(str)))
 
 
 def _series(url: str, name: str, ids: list[int] | int, *args: Any) -> Any:

@@ -12,6 +12,9 @@ import streamlit as st
 from dashboard import charts, reads
 from dashboard.components import chart, run_label, spec_diff, table
 
+# tasks whose loss is taken at the last step only: there the bound holds at every step
+LAST_STEP_TASKS = frozenset({"adding", "temporal_order", "digits"})
+
 
 def labels_of(runs: pd.DataFrame) -> dict[int, str]:
     """Run labels for chart titles and legends, HTML-escaped (Plotly renders a subset of HTML in text)."""
@@ -67,18 +70,22 @@ def profile(ids: list[int], runs: pd.DataFrame, epoch: int | None, layer: int, k
     info, bounds = _info(runs), {}
     if kind == "h" and len(prof):
         ls = reads.layer_stats(ids)
+        top = runs.set_index("id")["num_layers"].astype(int).to_dict()
         for rid, g in prof.groupby("run_id"):
-            gamma = info.get(int(rid), {}).get("gamma")
+            # the bound holds step by step only for the top layer of a vanilla cell with the loss at T
+            if info.get(int(rid), {}).get("task") not in LAST_STEP_TASKS or layer != top.get(int(rid), 1) - 1:
+                continue
             row = ls[(ls["run_id"] == rid) & (ls["epoch"] == g["epoch"].iloc[0]) & (ls["layer"] == layer)]
-            if gamma is not None and len(row) and pd.notna(row["sigma_max"].iloc[0]):
+            if len(row) and pd.notna(row["gamma_sigma_max"].iloc[0]):  # γ·σ_max of this epoch (None: gated)
                 g_T = g.loc[g["k"] == 0, "norm"]
                 if len(g_T) and g_T.iloc[0] > 0:
-                    bounds[int(rid)] = (float(g_T.iloc[0]), float(gamma) * float(row["sigma_max"].iloc[0]))
+                    bounds[int(rid)] = (float(g_T.iloc[0]), float(row["gamma_sigma_max"].iloc[0]))
     what = "‖∂L/∂h_t‖" if kind == "h" else "‖∂L/∂c_t‖"
     chart(charts.profile(prof, labels, f"Per-timestep gradient {what}, layer {layer}", bounds), "grad_profile", key=f"{key}_prof")
     if bounds:
-        st.caption("Dashed: the bound ‖g_T‖·(γ·σ_max)^k for vanilla cells, k = T − t steps back [P13]. It holds step by "
-                   "step when the loss is taken at the last step (adding, temporal order, digits) and, for stacks, for the top layer.")
+        st.caption("Dashed: the bound ‖g_T‖·(γ·σ_max)^k, k = T − t steps back [P13], with γ·σ_max of this epoch. "
+                   "It is drawn where it holds step by step: vanilla cells, the loss at the last step (adding, "
+                   "temporal order, digits), the top layer of a stack.")
 
 
 def heatmaps(ids: list[int], runs: pd.DataFrame, layer: int, kind: str, key: str) -> None:

@@ -187,6 +187,8 @@ def test_compare_draws_every_chart_and_keeps_the_selection_in_the_url(lab, open_
         page = open_page("compare", runs=sel, view=view)  # lazy tabs: the open one is in the URL
         no_errors(page)
         counts[view] = len(page.get("plotly_chart"))
+        if view == "Per-timestep profile":  # one tanh RNN in the selection, adding, 1 layer: bound drawn
+            assert any("(γ·σ_max)^k" in c.value for c in page.caption), [c.value for c in page.caption]
     # curves (loss, metric, global norm, per-parameter), spectra + health + flow, profile,
     # heatmaps + difference, histograms
     assert counts == {"default": 4, "Spectra & health": 3, "Per-timestep profile": 1, "Heatmaps": 2,

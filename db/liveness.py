@@ -5,7 +5,7 @@ compare-and-set that records a re-sent message exactly once across workers."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import insert, select, update
 
@@ -43,11 +43,13 @@ def run_heartbeat(run_id: int, attempt: int, *, url: str | None = None) -> bool:
 class Reaped:
     requeued: list[dict]   # runs put back in the queue: [{"id", "queue"}]
     failed: list[int]      # runs whose attempts are exhausted
+    cancelled: list[int] = field(default_factory=list)   # runs whose cancel was requested: cancelled
 
 
 def reap_lost(stale_after_s: float, *, url: str | None = None) -> Reaped:
     """Find running runs whose heartbeat is older than ``stale_after_s``: requeue them (the caller
-    sends their messages) or fail them when max_attempts is used up. Safe to run concurrently."""
+    sends their messages) or fail them when max_attempts is used up; a run whose cancel was
+    requested is cancelled instead (nobody would claim it again). Safe to run concurrently."""
     t = now()
     cutoff = t - dt.timedelta(seconds=stale_after_s)
     out = Reaped([], [])
@@ -58,14 +60,18 @@ def reap_lost(stale_after_s: float, *, url: str | None = None) -> Reaped:
             row = s.execute(
                 update(Run).where(Run.id == run_id, Run.status == "running", Run.heartbeat_at < cutoff)
                 .values(status="queued").returning(Run.attempts, Run.max_attempts, Run.worker, Run.queue,
-                                                   Run.heartbeat_at)
+                                                   Run.heartbeat_at, Run.cancel_requested)
             ).one_or_none()
             if row is None:
                 continue  # another reaper or a live heartbeat got there first
             silent = (t - aware(row.heartbeat_at)).total_seconds()
             why = f"worker {row.worker} lost (no heartbeat for {silent:.0f} s)"
             close_attempt(s, run_id, row.attempts, "lost", why, t, only_open=True)
-            if row.attempts >= row.max_attempts:
+            if row.cancel_requested:  # claim_run refuses it: requeued, it would stay queued forever
+                s.execute(update(Run).where(Run.id == run_id).values(
+                    status="cancelled", finished_at=t, message=f"cancelled; {why} before it stopped"))
+                out.cancelled.append(run_id)
+            elif row.attempts >= row.max_attempts:
                 s.execute(update(Run).where(Run.id == run_id).values(
                     status="failed", finished_at=t,
                     message=f"{why}; gave up after {row.attempts} attempts (max_attempts {row.max_attempts})"))

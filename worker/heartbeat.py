@@ -52,6 +52,8 @@ class WorkerHeartbeat(threading.Thread):
         reaped = store.reap_lost(self.lost_after_s, url=self.url)
         for run_id in reaped.failed:
             log.warning("run %s lost its worker too often; failed", run_id)
+        for run_id in reaped.cancelled:
+            log.warning("run %s lost its worker after a cancel was requested; cancelled", run_id)
         for run in reaped.requeued:
             log.warning("run %s lost its worker; requeued", run["id"])
         self._pending += reaped.requeued

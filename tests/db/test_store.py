@@ -131,6 +131,21 @@ def test_reaper_requeues_then_fails_when_attempts_run_out(db_url):
     assert [a["outcome"] for a in run["attempt_history"]] == ["lost", "lost"]
 
 
+def test_reaper_cancels_a_lost_run_whose_cancel_was_requested(db_url):
+    (run_id,) = store.create_runs([spec()], url=db_url)
+    store.heartbeat("w1", host="h", pid=1, queues="cpu", device="cpu", url=db_url)
+    store.claim_run(run_id, "w1", url=db_url)
+    assert store.request_cancel(run_id, url=db_url) is True
+    time.sleep(0.05)   # the worker dies before it sees the flag; its heartbeat goes stale
+    reaped = store.reap_lost(0.01, url=db_url)
+    assert (reaped.requeued, reaped.failed, reaped.cancelled) == ([], [], [run_id])
+    run = store.get_run(run_id, url=db_url)
+    assert run["status"] == "cancelled" and run["finished_at"] is not None and "w1 lost" in run["message"]
+    assert [a["outcome"] for a in run["attempt_history"]] == ["lost"]
+    assert store.claim_run(run_id, "w2", stale_after_s=0.0, url=db_url) is None
+    assert store.reap_lost(0.0, url=db_url).cancelled == []
+
+
 def test_cancel_queued_and_running(db_url):
     queued, running, done = store.create_runs([spec(seed=1), spec(seed=2), spec(seed=3)], url=db_url)
     assert store.request_cancel(queued, url=db_url) is True

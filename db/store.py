@@ -229,9 +229,12 @@ def record_epoch(run_id: int, rec: EpochRecord, *, attempt: int | None = None, u
         s.execute(update(Run).where(Run.id == run_id).values(**summary))
 
 
-def record_diagnosis(run_id: int, diagnosis: str, *, url: str | None = None) -> None:
-    """Store the engine's one-line diagnosis of the latest probed epoch."""
+def record_diagnosis(run_id: int, diagnosis: str, *, attempt: int | None = None,
+                     url: str | None = None) -> None:
+    """Store the engine's one-line diagnosis of the latest probed epoch. With ``attempt``, raises
+    LostOwnership unless that attempt still owns the running run (like record_epoch)."""
     with session(url, write=True) as s:
+        check_owned(s, run_id, attempt)
         s.execute(update(Run).where(Run.id == run_id).values(diagnosis=diagnosis))
 
 

@@ -81,7 +81,7 @@ def train_foreground(spec: JobSpec, *, json_out: Path | None, record: bool, owne
         if record:
             store.record_epoch(run_id, rec, attempt=attempt)
             if rec.probed and rec.layers:
-                store.record_diagnosis(run_id, models.diagnose(rec, facts["info"]))
+                store.record_diagnosis(run_id, models.diagnose(rec, facts["info"]), attempt=attempt)
 
     def on_checkpoint(epoch, state):
         if record:

@@ -81,7 +81,7 @@ def _train(run: dict, attempt: int, monitor: RunMonitor, url: str | None) -> tup
     def on_epoch(rec) -> None:
         store.record_epoch(run_id, rec, attempt=attempt, url=url)
         if rec.probed and rec.layers and "info" in facts:
-            store.record_diagnosis(run_id, models.diagnose(rec, facts["info"]), url=url)
+            store.record_diagnosis(run_id, models.diagnose(rec, facts["info"]), attempt=attempt, url=url)
 
     def on_checkpoint(epoch: int, state: bytes) -> None:
         store.save_checkpoint(run_id, epoch, state, attempt=attempt, url=url)

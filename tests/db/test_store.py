@@ -113,6 +113,18 @@ def test_checkpoint_resume_drops_rows_after_the_checkpoint(db_url):
     assert store.finish_run(run_id, "succeeded", "done", attempt=2, url=db_url) is True
 
 
+def test_diagnosis_is_fenced_by_the_attempt(db_url):
+    (run_id,) = store.create_runs([spec()], url=db_url)
+    store.claim_run(run_id, "w1", url=db_url)
+    store.record_diagnosis(run_id, "from attempt 1", attempt=1, url=db_url)
+    time.sleep(0.05)
+    assert store.claim_run(run_id, "w2", stale_after_s=0.01, url=db_url)["attempt"] == 2
+    store.record_diagnosis(run_id, "from attempt 2", attempt=2, url=db_url)
+    with pytest.raises(store.LostOwnership):   # the old owner cannot overwrite the new one's diagnosis
+        store.record_diagnosis(run_id, "stale, from attempt 1", attempt=1, url=db_url)
+    assert store.get_run(run_id, url=db_url)["diagnosis"] == "from attempt 2"
+
+
 def test_reaper_requeues_then_fails_when_attempts_run_out(db_url):
     (run_id,) = store.create_runs([spec()], max_attempts=2, url=db_url)
     store.heartbeat("w1", host="h", pid=1, queues="cpu", device="cpu", url=db_url)

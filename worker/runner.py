@@ -63,6 +63,14 @@ def execute(run_id: int, worker: str, *, heartbeat_s: float, lost_after_s: float
     return status
 
 
+def load_spec(run: dict):
+    """The run's JobSpec, validated again under this deployment's limits (RNNLAB_MAX_*, RNNLAB_DATA_DIR):
+    the spec was accepted under them at submit, so the defaults would wrongly refuse raised limits."""
+    from rnnlab.settings import get_settings
+
+    return parse_spec(run["spec"], get_settings().limits)
+
+
 def _train(run: dict, attempt: int, monitor: RunMonitor, url: str | None) -> tuple[str, str]:
     import models  # torch is imported here, in the process that trains, never at module import
 
@@ -70,7 +78,7 @@ def _train(run: dict, attempt: int, monitor: RunMonitor, url: str | None) -> tup
     if run["spec_version"] != SPEC_VERSION:
         return "failed", (f"spec_version {run['spec_version']} is not supported by this worker "
                           f"(it reads version {SPEC_VERSION}); upgrade the worker")
-    spec = parse_spec(run["spec"])
+    spec = load_spec(run)
     ckpt = store.load_checkpoint(run_id, url=url)
     facts: dict = {}
 

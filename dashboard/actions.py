@@ -57,6 +57,7 @@ def cancel(user: User, rows: pd.DataFrame) -> None:
 
 def rerun(user: User, rows: pd.DataFrame) -> None:
     """Submit each run's exact spec again as a new run (same seed, so the same records on CPU)."""
+    from rnnlab.settings import get_settings
     from rnnlab.spec import parse_spec
     from rnnlab.submit import submit
 
@@ -64,8 +65,8 @@ def rerun(user: User, rows: pd.DataFrame) -> None:
         flash("warning", "Your role cannot submit runs.")
         return
     full = reads.runs_by_ids(rows["id"].tolist())
-    specs = [parse_spec(s) for s in full["spec"]]
     try:
+        specs = [parse_spec(s, get_settings().limits) for s in full["spec"]]
         ids = submit(specs, owner=user.name, tags=["rerun"])
     except Exception as e:  # noqa: BLE001
         flash("error", plain(f"Re-run failed: {type(e).__name__}: {e}"))

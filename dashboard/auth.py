@@ -168,9 +168,12 @@ def _oidc_user(settings: users.AuthSettings) -> User:
         st.subheader("Sign in")
         st.button("Sign in with your organization's account", on_click=_oidc_login, args=(settings,))
         st.stop()
+    # Only a verified email names a user of the users file (a missing claim is not a verification:
+    # some providers omit it and let users edit their email); otherwise the provider's subject id,
+    # which can never match a built-in account name, gets the default role.
     email = st.user.get("email")
-    verified = st.user.get("email_verified") is not False
-    name = str((email if email and verified else None) or st.user.get("preferred_username") or st.user.get("sub"))
+    verified = st.user.get("email_verified") is True
+    name = str(email if email and verified else f"oidc:{st.user.get('sub')}")
     try:
         record = users.get_user(name, settings.users_path)
     except ValueError:

@@ -609,6 +609,10 @@ def run_sql(sql: str, timeout_s: float | None = None, row_limit: int | None = No
         raise QueryError("the query is empty")
     target = url or s.readonly_database_url or s.db_url
     path = _sqlite_path(target)
+    if path is None and url is None and not s.readonly_database_url:
+        # a read-only transaction still lets the owner role call e.g. pg_terminate_backend()
+        raise QueryError("the SQL console on a database server needs RNNLAB_READONLY_DATABASE_URL, "
+                         "the URL of a read-only role (docs/deploy.md shows how to create it)")
     if path is not None:
         return _run_sqlite(path, sql, timeout_s, row_limit)
     return _run_server(target, sql, timeout_s, row_limit)

@@ -112,10 +112,6 @@ class RunResult:
     epochs_done: int                 # last completed epoch
 
 
-def finite_or_none(x: float | None) -> float | None:
-    return x if x is not None and math.isfinite(x) else None
-
-
 def encode_float(x: float | None) -> float | str | None:
     """JSON-safe float: NaN/±inf become the strings 'NaN', 'Infinity', '-Infinity'."""
     if x is None or math.isfinite(x):

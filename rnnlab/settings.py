@@ -48,13 +48,6 @@ class Settings(BaseSettings, Limits):
         return self.broker_url or "filesystem://"
 
     @property
-    def broker_folder(self) -> Path:
-        """Folder of the filesystem broker (used only when broker_url is unset)."""
-        p = (self.home / "broker").resolve()
-        p.mkdir(parents=True, exist_ok=True)
-        return p
-
-    @property
     def limits(self) -> Limits:
         return Limits(**{k: getattr(self, k) for k in Limits.model_fields})
 

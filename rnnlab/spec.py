@@ -47,6 +47,13 @@ class AddingTask(_Strict):
     variant: Literal["a16", "p13"] = "a16"
     seq_len: int = Field(100, ge=2, description="sequence length T")
 
+    @model_validator(mode="after")
+    def _p13_needs_room(self) -> "AddingTask":
+        # P13 places marker 1 in the first 10% and marker 2 in [10%, 50%): below 10 steps they collide
+        if self.variant == "p13" and self.seq_len < 10:
+            raise ValueError(f"task.seq_len: got {self.seq_len}; the p13 variant needs at least 10 steps")
+        return self
+
 
 class CopyTask(_Strict):
     """Copy memory [A16]: remember ``n_copy`` symbols over ``seq_len`` blanks (length T + 2·n_copy).
@@ -276,6 +283,8 @@ class Limits(BaseModel):
     # hidden_size · seq_len · batch_size · num_layers: a rough memory bound for the unrolled graph
     max_work: int = 2_000_000_000
     max_sweep_runs: int = 1_000
+    # where task.path may point (a folder); None allows any path (single-user laptop setups)
+    data_dir: str | None = None
 
 
 class SpecError(ValueError):
@@ -332,6 +341,12 @@ def check_limits(spec: JobSpec, limits: Limits) -> list[str]:
     for field, value, cap in checks:
         if value > cap:
             errs.append(f"{field}: got {value}; the operator's limit is {cap}")
+    path = getattr(spec.task, "path", None)
+    if path and limits.data_dir:
+        root = Path(limits.data_dir).resolve()
+        if not (Path(path).is_absolute() and Path(path).resolve().is_relative_to(root)):
+            errs.append(f"task.path: got {path!r}; it must be an absolute path inside the data folder "
+                        f"{root} (RNNLAB_DATA_DIR)")
     work = spec.hidden_size * spec.task.seq_len * spec.batch_size * spec.num_layers
     if work > limits.max_work:
         errs.append(

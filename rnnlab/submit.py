@@ -39,8 +39,10 @@ def plan(doc: JobSpec | SweepSpec, *, url: str | None = None, limits=None) -> Pl
     """Expand a job or sweep and find duplicates, without writing anything."""
     from db.store import find_existing
 
+    from rnnlab.settings import get_settings
+
     sweep = doc if isinstance(doc, SweepSpec) else None
-    specs = expand_sweep(doc, limits) if sweep else [doc]
+    specs = expand_sweep(doc, limits or get_settings().limits) if sweep else [doc]
     hashes = [s.spec_hash() for s in specs]
     found = find_existing(hashes, url=url)
     existing = {i: found[h] for i, h in enumerate(hashes) if h in found}

@@ -194,9 +194,12 @@ def test_oidc_without_an_auth_section_says_so_and_shows_no_data(tmp_path, monkey
 
 @pytest.mark.parametrize("claims, expected", [
     ({"email": "bob@example.com", "email_verified": True}, "bob@example.com (member)"),
-    ({"email": "eve@example.com"}, "eve@example.com (viewer)"),
-    ({"email": "bob@example.com", "email_verified": False, "sub": "idp-123"}, "idp-123 (viewer)"),
-], ids=["listed", "default-role", "unverified-email"])
+    ({"email": "eve@example.com", "email_verified": True}, "eve@example.com (viewer)"),
+    # a missing claim is not a verification, and a username never names a listed user
+    ({"email": "bob@example.com", "sub": "idp-7"}, "oidc:idp-7 (viewer)"),
+    ({"email": "bob@example.com", "email_verified": False, "sub": "idp-123"}, "oidc:idp-123 (viewer)"),
+    ({"preferred_username": "bob@example.com", "sub": "idp-8"}, "oidc:idp-8 (viewer)"),
+], ids=["listed", "default-role", "no-verified-claim", "unverified-email", "username-only"])
 def test_oidc_role_comes_from_the_users_file_or_the_default(tmp_path, monkeypatch, claims, expected):
     path = tmp_path / "users.yaml"
     monkeypatch.setenv("RNNLAB_USERS_FILE", str(path))

@@ -41,6 +41,7 @@ def test_name_does_not_change_hash():
         ({"task": {"name": "addng"}}, "task.name", "adding, copy"),
         ({"task": {"name": "adding", "seq_len": 1}}, "task.seq_len", "greater than or equal to 2"),
         ({"task": {"name": "adding", "variant": "h97"}}, "task.variant", "'a16' or 'p13'"),
+        ({"task": {"name": "adding", "variant": "p13", "seq_len": 9}}, "task.seq_len", "at least 10"),
         ({"task": {"name": "digits", "seq_len": 100}}, "task.seq_len", "64"),
         ({"task": {"name": "forecast", "series": "csv"}}, "task.path", "required"),
         ({"clip": {"mode": "norm"}}, "clip.max_norm", "required"),
@@ -118,3 +119,17 @@ def test_load_yaml_file(tmp_path):
         load(bad)
     with pytest.raises(SpecError, match="file not found"):
         load(tmp_path / "missing.yaml")
+
+
+def test_data_dir_confines_task_paths(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "text.txt").write_text("abc")
+    limits = Limits(data_dir=str(data))
+    ok = parse_spec({"task": {"name": "charlm", "path": str(data / "text.txt")}}, limits)
+    assert ok.task.path == str(data / "text.txt")
+    for bad in ("/etc/passwd", str(data / ".." / "x.txt"), "text.txt"):
+        with pytest.raises(SpecError) as ei:
+            parse_spec({"task": {"name": "charlm", "path": bad}}, limits)
+        assert ei.value.errors[0].startswith("task.path:") and "RNNLAB_DATA_DIR" in ei.value.errors[0]
+    assert parse_spec({"task": {"name": "charlm", "path": "/etc/hostname"}}).task.path == "/etc/hostname"

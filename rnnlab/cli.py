@@ -351,7 +351,11 @@ def requeue(run_id: int = typer.Argument(..., help="run id of a finished run")) 
         run = requeue_run(run_id)
     except (RunNotFound, RunStateError) as e:
         fail(str(e))
-    send_run(get_app(), run_id, run["queue"])
+    try:
+        send_run(get_app(), run_id, run["queue"])
+    except Exception as e:  # noqa: BLE001 - any broker failure: the run is queued, its message is not
+        fail(f"run {run_id} is queued, but the broker is unreachable: {type(e).__name__}: {e}; "
+             f"run `rnnlab requeue {run_id}` again to resend its message", code=1)
     out.print(f"run {run_id} queued again")
 
 

@@ -136,6 +136,26 @@ def test_unknown_run_id_exits_2(cli, args):
     assert r.returncode == 2 and "run 999 not found" in r.stderr
 
 
+def test_requeue_with_the_broker_down_says_so_and_how_to_resend(cli, home):
+    from db.migrate import upgrade
+
+    upgrade(db_url(home))
+    (run_id,) = store.create_runs([parse_spec(TINY)], url=db_url(home))
+    store.claim_run(run_id, "w", url=db_url(home))
+    store.finish_run(run_id, "failed", "boom", url=db_url(home))
+    cli.env["RNNLAB_BROKER_URL"] = "redis://127.0.0.1:1/0"   # nothing listens there
+    try:
+        r = cli("requeue", run_id, torch=False)
+    finally:
+        del cli.env["RNNLAB_BROKER_URL"]
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    err = " ".join(r.stderr.split())
+    assert f"run {run_id} is queued, but the broker is unreachable" in err
+    assert f"rnnlab requeue {run_id}` again" in err
+    assert store.get_run(run_id, url=db_url(home))["status"] == "queued"
+
+
 def test_bad_options_exit_2(cli):
     assert cli("runs", "--status", "done", torch=False).returncode == 2
     assert cli("export", 1, "--format", "xml", torch=False).returncode == 2

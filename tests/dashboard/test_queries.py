@@ -135,3 +135,19 @@ def test_parse_examples_from_markdown(tmp_path):
     doc.write_text("# Schema\n\n### 1. Runs by status\n\n```sql\nSELECT status FROM runs\n```\n\n"
                    "**Slowest runs**\n\n```sql\nSELECT id FROM runs\n```\n")
     assert q.parse_examples(doc) == [("1. Runs by status", "SELECT status FROM runs"), ("Slowest runs", "SELECT id FROM runs")]
+
+
+def test_console_on_postgres_needs_the_read_only_role(pg_url, monkeypatch):
+    from rnnlab.settings import get_settings
+
+    monkeypatch.setenv("RNNLAB_DATABASE_URL", pg_url)
+    monkeypatch.delenv("RNNLAB_READONLY_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(q.QueryError, match="RNNLAB_READONLY_DATABASE_URL"):
+            q.run_sql("SELECT 1 AS one", 5, 10)
+        monkeypatch.setenv("RNNLAB_READONLY_DATABASE_URL", pg_url)  # a role URL is given: it runs
+        get_settings.cache_clear()
+        assert q.run_sql("SELECT 1 AS one", 5, 10)[0]["one"].iloc[0] == 1
+    finally:
+        get_settings.cache_clear()

@@ -2,6 +2,7 @@
 
 Before the pool forks: import the engine, so children start warm (not for GPU workers).
 On start: migrate the database if needed, record the worker, and start its heartbeat/reaper thread
+(started even if the database is not up yet: its loop retries the migration and the beat)
 (with the filesystem broker, it also re-sends queued runs whose message is gone: worker.orphans).
 In each pool child: limit torch's threads (RNNLAB_TORCH_THREADS) so N children share the cores.
 On shutdown: mark the worker stopped. CUDA is never touched here: a GPU's name comes from nvidia-smi.
@@ -54,7 +55,6 @@ def _on_ready(sender=None, **_):
     from worker.orphans import waiting_function
 
     s = worker_settings()
-    ensure_schema()
     queues = _logical_queues([q.name for q in sender.app.amqp.queues.consume_from.values()])
     device = (gpu_name() or "gpu (unknown)") if "gpu" in queues.split(",") else "cpu"
     hb = WorkerHeartbeat(
@@ -62,9 +62,14 @@ def _on_ready(sender=None, **_):
         period_s=s.heartbeat_seconds, lost_after_s=s.lost_after_seconds,
         send_run=lambda run_id, q: app.send_task("rnnlab.run", args=[run_id], queue=queue_name(q)),
         waiting=waiting_function(app),   # filesystem broker: re-send queued runs whose message is gone
+        setup=ensure_schema,             # migrated on the first beat that reaches the database
     )
-    hb.beat()  # registered (and stale runs reaped) before the first task arrives
-    hb.start()
+    try:
+        hb.beat()  # migrated, registered (and stale runs reaped) before the first task arrives
+    except Exception:  # noqa: BLE001 - Celery would swallow it and the heartbeat would never start
+        log.exception("rnnlab worker %s: the database is not reachable yet; the heartbeat retries every "
+                      "%.1f s", sender.hostname, s.heartbeat_seconds)
+    hb.start()     # started whatever the first beat did: its loop retries
     _state["heartbeat"] = hb
     log.info("rnnlab worker %s ready: queues %s, device %s", sender.hostname, queues, device)
 

@@ -28,10 +28,13 @@ class WorkerHeartbeat(threading.Thread):
     """Keeps the workers row fresh and reaps lost runs, until stop()."""
 
     def __init__(self, name: str, *, host: str, pid: int, queues: str, device: str | None,
-                 period_s: float, lost_after_s: float, send_run, url: str | None = None, waiting=None):
+                 period_s: float, lost_after_s: float, send_run, url: str | None = None, waiting=None,
+                 setup=None):
         """``waiting``: a function returning the run ids with a message waiting in the broker
         (worker.orphans.waiting_function); given, queued runs with none are re-sent after
-        ``lost_after_s``. None (Redis, or tests of the reaper alone): no such check."""
+        ``lost_after_s``. None (Redis, or tests of the reaper alone): no such check.
+        ``setup``: called before the first beat until it succeeds (the worker's ensure_schema), so a
+        database that is not up yet when the worker starts is retried on every beat."""
         super().__init__(name=f"rnnlab-heartbeat-{name}", daemon=True)
         self.worker, self.host, self.pid, self.queues, self.device = name, host, pid, queues, device
         self.period_s, self.lost_after_s, self.send_run, self.url = period_s, lost_after_s, send_run, url
@@ -45,8 +48,12 @@ class WorkerHeartbeat(threading.Thread):
         # reading every waiting message file is not free: look a few times per grace period only
         self.orphan_every_s = max(period_s, lost_after_s / 4)
         self._orphan_next = 0.0
+        self._setup = setup
 
     def beat(self) -> None:
+        if self._setup is not None:
+            self._setup()
+            self._setup = None
         store.heartbeat(self.worker, host=self.host, pid=self.pid, queues=self.queues, device=self.device,
                         url=self.url)
         reaped = store.reap_lost(self.lost_after_s, url=self.url)

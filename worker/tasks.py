@@ -1,12 +1,27 @@
-"""The Celery task "rnnlab.run": thin; it only hands the run id to worker.runner."""
+"""The Celery task "rnnlab.run": thin; it only hands the run id to worker.runner.
+
+A transient database error that escapes the runner (``claim_run`` on a locked SQLite file or during
+a Postgres restart, before the runner records anything) retries the task with exponential backoff
+(1 s, 2 s, 4 s, … capped at 2 min, jittered; at most DB_MAX_RETRIES times, about 20 minutes).
+Without it the task would fail and its message be acked (acks_late acks failures too), leaving the
+run ``queued`` with no message: the filesystem broker's lost-message check would re-send it, Redis
+would not. A retry of a run that was claimed after all is harmless: the claim is atomic.
+"""
 
 from __future__ import annotations
+
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from worker.app import app, worker_settings
 from worker.runner import execute
 
+DB_TRANSIENT = (OperationalError, InterfaceError)   # "database is locked", connection refused or dropped
+DB_MAX_RETRIES = 15
 
-@app.task(name="rnnlab.run", bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+
+@app.task(name="rnnlab.run", bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True,
+          autoretry_for=DB_TRANSIENT, retry_backoff=True, retry_backoff_max=120, retry_jitter=True,
+          max_retries=DB_MAX_RETRIES)
 def run(self, run_id: int) -> str | None:
     """Train run ``run_id`` (claim → engine with recording callbacks → finish)."""
     s = worker_settings()

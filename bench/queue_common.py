@@ -18,6 +18,13 @@ TINY = {"hidden_size": 8, "task": {"name": "adding", "seq_len": 10}, "epochs": 1
 FINAL = ("succeeded", "failed", "diverged", "cancelled")
 
 
+def add_setup_args(ap) -> None:
+    """The options every queue benchmark takes: database, Redis and which brokers to measure."""
+    ap.add_argument("--db", default=None, help="database URL (default: a fresh SQLite file)")
+    ap.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    ap.add_argument("--brokers", default="filesystem,redis")
+
+
 @contextmanager
 def setup(broker: str, db_url: str | None, redis_url: str):
     """Yield (db_url, celery app, env for workers) for a fresh database and private queues."""

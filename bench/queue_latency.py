@@ -13,15 +13,13 @@ import statistics
 import tempfile
 import time
 
-from bench.queue_common import TINY, setup, start_workers, stop_workers, wait_all
+from bench.queue_common import add_setup_args, TINY, setup, start_workers, stop_workers, wait_all
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=20)
-    ap.add_argument("--db", default=None, help="database URL (default: a fresh SQLite file)")
-    ap.add_argument("--redis", default="redis://127.0.0.1:6379/0")
-    ap.add_argument("--brokers", default="filesystem,redis")
+    add_setup_args(ap)
     a = ap.parse_args()
     from db.store import get_run
     from rnnlab.spec import parse_spec

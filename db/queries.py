@@ -37,11 +37,9 @@ SORTS = {"newest": Run.id.desc(), "oldest": Run.id.asc(), "val_loss": Run.last_v
 
 
 def engine_for(url: str | None = None) -> Engine:
-    """The shared engine of the results database (``db.engine.get_engine`` when present)."""
-    try:
-        from db.engine import get_engine
-    except ImportError:  # the store is not installed yet: a plain engine on the same URL
-        return create_engine(url or get_settings().db_url)
+    """The shared engine of the results database (``db.engine.get_engine``)."""
+    from db.engine import get_engine
+
     return get_engine(url)
 
 

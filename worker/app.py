@@ -17,7 +17,7 @@ import subprocess
 
 from celery import signals
 
-from rnnlab.queue import get_app, queue_name
+from rnnlab.queue import get_app, send_run
 from rnnlab.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def _on_ready(sender=None, **_):
     hb = WorkerHeartbeat(
         sender.hostname, host=socket.gethostname(), pid=os.getpid(), queues=queues, device=device,
         period_s=s.heartbeat_seconds, lost_after_s=s.lost_after_seconds,
-        send_run=lambda run_id, q: app.send_task("rnnlab.run", args=[run_id], queue=queue_name(q)),
+        send_run=lambda run_id, q: send_run(app, run_id, q),
         waiting=waiting_function(app),   # filesystem broker: re-send queued runs whose message is gone
         setup=ensure_schema,             # migrated on the first beat that reaches the database
     )

@@ -3,7 +3,7 @@
 Before the pool forks: import the engine, so children start warm (not for GPU workers).
 On start: migrate the database if needed, record the worker, and start its heartbeat/reaper thread
 (started even if the database is not up yet: its loop retries the migration and the beat)
-(with the filesystem broker, it also re-sends queued runs whose message is gone: worker.orphans).
+(with the filesystem broker and Redis, it also re-sends queued runs whose message is gone: worker.orphans).
 In each pool child: limit torch's threads (RNNLAB_TORCH_THREADS) so N children share the cores.
 On shutdown: mark the worker stopped. CUDA is never touched here: a GPU's name comes from nvidia-smi.
 """
@@ -61,7 +61,7 @@ def _on_ready(sender=None, **_):
         sender.hostname, host=socket.gethostname(), pid=os.getpid(), queues=queues, device=device,
         period_s=s.heartbeat_seconds, lost_after_s=s.lost_after_seconds,
         send_run=lambda run_id, q: send_run(app, run_id, q),
-        waiting=waiting_function(app),   # filesystem broker: re-send queued runs whose message is gone
+        waiting=waiting_function(app),   # re-send queued runs whose message is gone from the broker
         setup=ensure_schema,             # migrated on the first beat that reaches the database
     )
     try:

@@ -4,9 +4,10 @@ WorkerHeartbeat runs in each Celery worker's main process: every ``heartbeat_sec
 the workers row and reaps runs whose heartbeat is older than ``lost_after_seconds`` (requeueing them
 by sending their task again, or failing them when their attempts are used up). Every worker reaps,
 so there is no single point of failure and nothing extra to deploy; the reap is a conditional
-UPDATE, so concurrent reapers cannot requeue a run twice. With the filesystem broker it also
-re-sends the task of a run left ``queued`` with no message waiting (worker.orphans): a worker killed
-after taking a message but before claiming its run.
+UPDATE, so concurrent reapers cannot requeue a run twice. With the filesystem broker and Redis it
+also re-sends the task of a run left ``queued`` with no message in the broker (worker.orphans): a
+worker killed after taking a message but before claiming its run, a task that gave up on a database
+outage.
 
 RunMonitor runs beside each training run: it refreshes the run's heartbeat, and polls the cancel
 flag about once a second so that ``should_stop`` is a cheap in-memory check the engine can call
@@ -32,7 +33,7 @@ class WorkerHeartbeat(threading.Thread):
                  setup=None):
         """``waiting``: a function returning the run ids with a message waiting in the broker
         (worker.orphans.waiting_function); given, queued runs with none are re-sent after
-        ``lost_after_s``. None (Redis, or tests of the reaper alone): no such check.
+        ``lost_after_s``. None (another broker, or tests of the reaper alone): no such check.
         ``setup``: called before the first beat until it succeeds (the worker's ensure_schema), so a
         database that is not up yet when the worker starts is retried on every beat."""
         super().__init__(name=f"rnnlab-heartbeat-{name}", daemon=True)

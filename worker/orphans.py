@@ -1,21 +1,26 @@
-"""The lost-message check: queued runs whose task message is gone from the filesystem broker.
+"""The lost-message check: queued runs whose task message is gone from the broker.
 
-kombu's filesystem transport deletes a message file when a worker takes it. A worker killed after
-that but before it claimed the run (db.store.claim_run) leaves the run ``queued`` with no message
-anywhere; the reaper of running runs cannot see it. So each worker's heartbeat also compares the
-queued runs in the database with the messages waiting in the broker folder (``data_folder_in``):
-a queued run with no waiting message, still so (same attempts and message, never seen waiting) for
-``grace_s`` (RNNLAB_LOST_AFTER_SECONDS) over consecutive checks, gets its task re-sent. The grace
-covers the short, normal gaps: a submitter that committed the rows but has not sent yet, a worker
-that took the file and is claiming the run.
+A run can be left ``queued`` with no message anywhere: kombu's filesystem transport deletes a
+message file when a worker takes it, so a worker killed after that but before it claimed the run
+(db.store.claim_run) loses it; with Redis, a task that gave up retrying a database outage
+(worker.tasks) is acked, and a Redis restarted without its append-only file forgets its lists. The
+reaper of running runs cannot see these. So each worker's heartbeat also compares the queued runs in
+the database with the messages the broker still holds: with the filesystem broker, the files waiting
+in ``data_folder_in``; with Redis, the messages waiting in the queue lists (every priority level)
+plus those delivered to a worker and not yet acked (kombu's ``unacked`` hash, which Redis redelivers
+after the visibility timeout). A queued run with no message, still so (same attempts and message,
+never seen held) for ``grace_s`` (RNNLAB_LOST_AFTER_SECONDS) over consecutive checks, gets its task
+re-sent. The grace covers the short, normal gaps: a submitter that committed the rows but has not
+sent yet, a worker that took the message and is claiming the run.
 
 The re-send is recorded on the run's ``message`` by a compare-and-set (db.liveness.note_resent):
 one worker wins, and every other worker's observation starts over because the message changed,
 so a run's task is re-sent at most once per ``grace_s`` whatever the number of workers. A duplicate
 anyway is harmless: the claim is atomic.
 
-Other brokers are skipped: Redis keeps a taken message unacked and redelivers it after the
-visibility timeout (RNNLAB_VISIBILITY_TIMEOUT), and its waiting messages cannot be listed cheaply.
+Cost: each check reads every waiting message of this setup's queues, a few times per grace period
+and only while the database has queued runs; with a backlog of tens of thousands of runs on Redis
+that is megabytes per check per worker. Other brokers (e.g. AMQP) are not checked.
 """
 
 from __future__ import annotations
@@ -41,13 +46,21 @@ except ImportError:  # pragma: no cover - not POSIX: read without the lock
 
 
 def message_run_id(raw: bytes | str) -> int | None:
-    """The run id in one kombu message file of task "rnnlab.run"; None if it is another task or unreadable.
-
-    The file is kombu's JSON envelope; its ``body`` is the Celery message, base64-encoded when
-    ``properties.body_encoding`` says so: protocol 2 ``[args, kwargs, embed]`` (task name in the
-    headers) or protocol 1 ``{"task", "args", ...}``."""
+    """The run id in one stored kombu message (a filesystem message file, a Redis list entry) of task
+    "rnnlab.run"; None if it is another task or unreadable."""
     try:
-        env = json.loads(raw)
+        return envelope_run_id(json.loads(raw))
+    except ValueError:
+        return None
+
+
+def envelope_run_id(env: dict) -> int | None:
+    """The run id in a parsed kombu envelope of task "rnnlab.run"; None if it is another task or malformed.
+
+    The envelope's ``body`` is the Celery message, base64-encoded when ``properties.body_encoding``
+    says so: protocol 2 ``[args, kwargs, embed]`` (task name in the headers) or protocol 1
+    ``{"task", "args", ...}``."""
+    try:
         headers = env.get("headers") or {}
         body = env.get("body")
         if (env.get("properties") or {}).get("body_encoding") == "base64":
@@ -97,14 +110,45 @@ def waiting_run_ids(folder: str | Path, prefix: str) -> set[int]:
     return out
 
 
+def redis_waiting_run_ids(channel, queue_names: list[str]) -> set[int]:
+    """Run ids whose task message a Redis broker still holds for the queues ``queue_names``: waiting
+    in a queue list (kombu keeps one list per priority level: ``queue``, ``queue<sep>3``, …) or
+    delivered and not acked yet (the ``unacked`` hash; each value is ``[message, exchange,
+    routing_key]``, and only this setup's routing keys count). ``channel``: a kombu Redis channel."""
+    keys = {q if not p else f"{q}{channel.sep}{p}" for q in queue_names for p in channel.priority_steps}
+    pipe = channel.client.pipeline(transaction=False)   # one round trip, a consistent enough look
+    for key in sorted(keys):
+        pipe.lrange(key, 0, -1)
+    pipe.hvals(channel.unacked_key)
+    *lists, unacked = pipe.execute()
+    out = {message_run_id(raw) for entries in lists for raw in entries}
+    for raw in unacked:
+        try:
+            env, _exchange, routing_key = json.loads(raw)
+        except (ValueError, TypeError):
+            continue
+        if routing_key in queue_names and isinstance(env, dict):
+            out.add(envelope_run_id(env))
+    out.discard(None)
+    return out
+
+
 def waiting_function(app) -> Callable[[], set[int]] | None:
-    """For a filesystem-broker app: a function returning the run ids waiting in its folder.
-    None for any other broker (Redis redelivers a lost message after its visibility timeout)."""
-    if not str(app.conf.broker_url or "").startswith("filesystem"):
-        return None
-    folder = app.conf.broker_transport_options["data_folder_in"]
+    """A function returning the run ids whose task message the app's broker still holds, for the
+    filesystem broker and Redis; None for any other broker (not checked)."""
+    url = str(app.conf.broker_url or "")
     prefix = app.conf.rnnlab_queue_prefix
-    return lambda: waiting_run_ids(folder, prefix)
+    if url.startswith("filesystem"):
+        folder = app.conf.broker_transport_options["data_folder_in"]
+        return lambda: waiting_run_ids(folder, prefix)
+    if url.startswith(("redis://", "rediss://")):
+        names = [f"{prefix}{q}" for q in QUEUES]
+
+        def redis_waiting() -> set[int]:
+            with app.connection_for_read() as conn:
+                return redis_waiting_run_ids(conn.default_channel, names)
+        return redis_waiting
+    return None
 
 
 def unsent_queued_runs(waiting: Callable[[], set[int]], *, url: str | None = None) -> list[dict]:
@@ -143,8 +187,8 @@ class OrphanWatch:
         resend = []
         for r in due:
             silent = t - self._missing[r["id"]][0]
-            note = (f"task message lost (not in the broker queue for {silent:.0f} s; a worker killed "
-                    f"before claiming it?); re-sent by {self.worker} at {now():%Y-%m-%d %H:%M:%S} UTC")
+            note = (f"task message lost (not held by the broker for {silent:.0f} s); re-sent by "
+                    f"{self.worker} at {now():%Y-%m-%d %H:%M:%S} UTC")
             if liveness.note_resent(r["id"], r["attempts"], r["message"], note, url=self.url):
                 resend.append({"id": r["id"], "queue": r["queue"]})
             self._missing.pop(r["id"], None)

@@ -3,9 +3,10 @@
 A transient database error that escapes the runner (``claim_run`` on a locked SQLite file or during
 a Postgres restart, before the runner records anything) retries the task with exponential backoff
 (1 s, 2 s, 4 s, … capped at 2 min, jittered; at most DB_MAX_RETRIES times, about 20 minutes).
-Without it the task would fail and its message be acked (acks_late acks failures too), leaving the
-run ``queued`` with no message: the filesystem broker's lost-message check would re-send it, Redis
-would not. A retry of a run that was claimed after all is harmless: the claim is atomic.
+Without it the task would fail at once and its message be acked (acks_late acks failures too). If
+the retries run out, the run is left ``queued`` with no message; the workers' lost-message check
+(worker.orphans) re-sends it once the database answers again. A retry of a run that was claimed
+after all is harmless: the claim is atomic.
 """
 
 from __future__ import annotations

@@ -1,13 +1,14 @@
-"""The lost-message check (worker.orphans) against a real filesystem broker folder and a real
-database: which queued runs have no waiting message, the grace before a re-send, one re-send across
-workers; and end to end, a queued run with no message at all is re-sent by a real worker and runs."""
+"""The lost-message check (worker.orphans) against a real filesystem broker folder, a real Redis and
+a real database: which queued runs have no message in the broker (Redis: waiting or unacked), the
+grace before a re-send, one re-send across workers; and end to end, on both brokers, a queued run
+with no message at all is re-sent by a real worker and runs."""
 
 import time
 
 import pytest
 
 from db import store
-from rnnlab.queue import send_run
+from rnnlab.queue import TASK_RUN, send_run
 from rnnlab.spec import parse_spec
 from rnnlab.submit import submit
 from worker.orphans import OrphanWatch, message_run_id, unsent_queued_runs, waiting_function
@@ -39,8 +40,30 @@ def test_unsent_queued_runs_reads_the_broker_folder(sqlite_url, fs_broker, broke
     assert message_run_id(b"{not json") is None and message_run_id(b"") is None
 
 
-def test_not_for_redis(broker_factory):
-    assert waiting_function(broker_factory("redis").app()) is None   # Redis redelivers unacked messages
+def test_redis_waiting_messages_include_unacked_ones(sqlite_url, broker_factory):
+    broker = broker_factory("redis")
+    app = broker.app()
+    cpu, gpu, taken = submit([spec(seed=1), spec(seed=2, device="cuda"), spec(seed=3)], url=sqlite_url, app=app)
+    (unsent,) = store.create_runs([spec(seed=4)], url=sqlite_url)                    # no message
+    (other_prefix,) = store.create_runs([spec(seed=5)], url=sqlite_url)
+    other = broker_factory("redis")                                                   # same Redis, another setup
+    waiting = waiting_function(app)
+    with app.connection_for_read() as conn:
+        channel = conn.default_channel
+        queue = f"{broker.prefix}cpu"
+        first = channel.basic_get(queue, no_ack=False)           # a worker took cpu's first message...
+        assert first.payload[0] == [cpu]
+        send_run(other.app(), other_prefix, "cpu")
+        with other.app().connection_for_read() as oconn:          # ...another setup holds one unacked...
+            held = oconn.default_channel.basic_get(f"{other.prefix}cpu", no_ack=False)
+            assert held is not None
+            assert waiting() == {cpu, gpu, taken}                 # ...so cpu is still held (unacked)
+            assert [r["id"] for r in unsent_queued_runs(waiting, url=sqlite_url)] == [unsent, other_prefix]
+            first.ack()                                           # acked: gone from the broker
+            assert waiting() == {gpu, taken}
+            held.ack()
+    app.send_task(TASK_RUN, args=[unsent], queue=f"{broker.prefix}cpu", priority=5)   # another priority list
+    assert waiting() == {gpu, taken, unsent}
 
 
 def test_resent_once_after_the_grace_across_workers(db_url, fs_broker):
@@ -64,10 +87,10 @@ def test_resent_once_after_the_grace_across_workers(db_url, fs_broker):
 
 
 @pytest.mark.timeout(90)
-def test_worker_resends_a_queued_run_with_no_message(sqlite_url, fs_broker, start_worker, wait_status):
+def test_worker_resends_a_queued_run_with_no_message(sqlite_url, broker, start_worker, wait_status):
     (run_id,) = store.create_runs([spec(seed=7)], url=sqlite_url)    # queued, message never sent (or lost)
     t0 = time.monotonic()
-    w = start_worker(sqlite_url, fs_broker)                          # lost after 5 s
+    w = start_worker(sqlite_url, broker)                             # lost after 5 s
     run = wait_status(sqlite_url, run_id, {"succeeded", "failed", "diverged", "cancelled"}, 60, [w])
     assert run["status"] == "succeeded", (run["message"], w.log()[-3000:])
     assert run["attempts"] == 1

@@ -1,6 +1,7 @@
 """Workers' heartbeats and the reaper that requeues (or fails) runs whose worker went silent, plus
 the two reads/writes behind the lost-message check (worker.orphans): queued runs, and the
-compare-and-set that records a re-sent message exactly once across workers."""
+compare-and-set that records a re-sent message exactly once across workers; and the runs a worker
+handed back while shutting down."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy import insert, select, update
 
 from db.attempts import aware, close_attempt, now, owned
 from db.engine import session
-from db.models import Run, Worker
+from db.models import Run, RunAttempt, Worker
 
 
 def heartbeat(worker: str, *, host: str, pid: int | None, queues: str, device: str | None,
@@ -83,6 +84,17 @@ def reap_lost(stale_after_s: float, *, url: str | None = None) -> Reaped:
             s.execute(update(Worker).where(Worker.name == row.worker, Worker.current_run_id == run_id)
                       .values(current_run_id=None))
     return out
+
+
+def released_by(worker: str, *, url: str | None = None) -> list[dict]:
+    """The runs ``worker`` handed back to the queue while shutting down (db.store.release_run) and that
+    are still queued: [{"id", "queue"}]; its main process sends their tasks once it stops consuming."""
+    with session(url) as s:
+        rows = s.execute(select(Run.id, Run.queue).join(RunAttempt, (RunAttempt.run_id == Run.id)
+                                                        & (RunAttempt.attempt == Run.attempts))
+                         .where(Run.status == "queued", RunAttempt.worker == worker,
+                                RunAttempt.outcome == "interrupted").order_by(Run.id)).all()
+    return [{"id": r.id, "queue": r.queue} for r in rows]
 
 
 def queued_runs(*, url: str | None = None) -> list[dict]:

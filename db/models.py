@@ -124,7 +124,7 @@ class RunAttempt(Base):
     worker: Mapped[str | None] = mapped_column(String(200))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    outcome: Mapped[str | None] = mapped_column(String(20))   # succeeded|failed|diverged|cancelled|lost
+    outcome: Mapped[str | None] = mapped_column(String(20))   # succeeded|failed|diverged|cancelled|lost|interrupted
     message: Mapped[str | None] = mapped_column(Text)
     resumed_from_epoch: Mapped[int | None] = mapped_column(Integer)
 

@@ -21,7 +21,7 @@ from db.attempts import check_owned, close_attempt, now, owned
 from db.codec import epoch_rows, info_row, is_nan
 from db.engine import session
 from db.errors import LostOwnership, RunNotFound, RunStateError
-from db.liveness import Reaped, heartbeat, list_workers, reap_lost, run_heartbeat, worker_stopped
+from db.liveness import Reaped, heartbeat, list_workers, reap_lost, released_by, run_heartbeat, worker_stopped
 from db.models import (
     FINAL_STATUSES, Checkpoint, Epoch, GradProfile, Histogram, LayerStatRow, ParamStatRow, Run,
     RunAttempt, RunTag, Sweep, Worker,
@@ -34,8 +34,8 @@ __all__ = [
     "LostOwnership", "Reaped", "RunNotFound", "RunStateError", "cancel_requested", "claim_run",
     "code_version", "create_runs", "delete_run", "epoch_records", "epoch_scalars", "fail_unsent",
     "find_existing", "finish_run", "get_run", "heartbeat", "list_runs", "list_workers", "load_checkpoint",
-    "queue_for", "reap_lost", "record_diagnosis", "record_epoch", "record_info", "request_cancel",
-    "requeue_run", "run_heartbeat", "save_checkpoint", "set_notes", "set_tags", "worker_stopped",
+    "queue_for", "reap_lost", "record_diagnosis", "record_epoch", "record_info", "release_run", "released_by",
+    "request_cancel", "requeue_run", "run_heartbeat", "save_checkpoint", "set_notes", "set_tags", "worker_stopped",
 ]
 
 QUEUES = ("cpu", "gpu")
@@ -271,6 +271,24 @@ def finish_run(run_id: int, status: str, message: str | None, *, attempt: int | 
         s.execute(update(Worker).where(Worker.name == row.worker, Worker.current_run_id == run_id)
                   .values(current_run_id=None))
     return True
+
+
+def release_run(run_id: int, reason: str, *, attempt: int, url: str | None = None) -> str | None:
+    """Hand a running run back to the queue because its worker is shutting down: status 'queued',
+    this attempt closed as 'interrupted', and one more attempt allowed, so a clean stop does not use
+    up the run's attempts. The next claim resumes from the last checkpoint. Returns the run's queue
+    (the caller sends its message), or None if this attempt no longer owns the run."""
+    t = now()
+    with session(url, write=True) as s:
+        row = s.execute(update(Run).where(*owned(run_id, attempt)).values(
+            status="queued", message=f"requeued after attempt {attempt}: {reason}",
+            max_attempts=Run.max_attempts + 1).returning(Run.queue, Run.worker)).one_or_none()
+        if row is None:
+            return None
+        close_attempt(s, run_id, attempt, "interrupted", reason, t)
+        s.execute(update(Worker).where(Worker.name == row.worker, Worker.current_run_id == run_id)
+                  .values(current_run_id=None))
+    return row.queue
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,12 +5,18 @@ On start: migrate the database if needed, record the worker, and start its heart
 (started even if the database is not up yet: its loop retries the migration and the beat)
 (with the filesystem broker and Redis, it also re-sends queued runs whose message is gone: worker.orphans).
 In each pool child: limit torch's threads (RNNLAB_TORCH_THREADS) so N children share the cores.
+On a warm shutdown (SIGTERM, Ctrl-C, ``docker compose stop``): a flag shared with the pool children
+(worker.heartbeat.SHARED_STOP) is set; a running run stops at its next step and goes back to the
+queue (worker.runner), so the worker exits within seconds instead of after the run; once its
+consumer is closed, the main process sends those runs' tasks again, and another worker resumes
+them from their checkpoints.
 On shutdown: mark the worker stopped. CUDA is never touched here: a GPU's name comes from nvidia-smi.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import socket
 import subprocess
@@ -19,6 +25,7 @@ from celery import signals
 
 from rnnlab.queue import get_app, send_run
 from rnnlab.settings import get_settings
+from worker import heartbeat
 
 log = logging.getLogger(__name__)
 app = get_app()
@@ -75,11 +82,25 @@ def _on_ready(sender=None, **_):
 
 
 @signals.worker_init.connect
+def _share_stop_flag(**_):
+    heartbeat.SHARED_STOP = multiprocessing.Event()   # before the pool forks: the children share it
+
+
+@signals.worker_init.connect
 def _preload_engine(**_):
     # Import torch and the engine once in the parent, so that pool children start warm. Importing
     # torch does not initialize CUDA; GPU workers (rnnlab worker -Q gpu) skip this anyway.
     if os.environ.get("RNNLAB_PRELOAD_ENGINE", "1") != "0":
         import models  # noqa: F401
+
+
+@signals.worker_shutting_down.connect
+def _on_shutting_down(**_):
+    # Runs inside the main process's signal handler: no logging here. WORKER_STOPPING covers the solo
+    # pool (the run trains in this process), SHARED_STOP the prefork children.
+    heartbeat.WORKER_STOPPING.set()
+    if heartbeat.SHARED_STOP is not None:
+        heartbeat.SHARED_STOP.set()
 
 
 @signals.worker_process_init.connect
@@ -92,7 +113,20 @@ def _on_child(**_):
 
 
 @signals.worker_shutdown.connect
-def _on_shutdown(**_):
+def _on_shutdown(sender=None, **_):
+    # The consumer is closed and the pool has finished: send the tasks of the runs handed back during
+    # the shutdown now, so this worker cannot take them again. If the broker or the database fails
+    # here, the workers' lost-message check (worker.orphans) re-sends them later.
+    if heartbeat.worker_stopping() and sender is not None:
+        from db import store
+
+        try:
+            for run in store.released_by(sender.hostname):
+                send_run(app, run["id"], run["queue"])
+                log.warning("run %s handed back by %s; its task is sent again", run["id"], sender.hostname)
+        except Exception:  # noqa: BLE001
+            log.exception("could not re-send the runs handed back by %s; the lost-message check will",
+                          sender.hostname)
     hb = _state.pop("heartbeat", None)
     if hb is not None:
         hb.stop()

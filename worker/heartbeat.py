@@ -11,7 +11,7 @@ outage.
 
 RunMonitor runs beside each training run: it refreshes the run's heartbeat, and polls the cancel
 flag about once a second so that ``should_stop`` is a cheap in-memory check the engine can call
-every step.
+every step. It also stops the run when its worker shuts down (worker_stopping).
 """
 
 from __future__ import annotations
@@ -23,6 +23,20 @@ import time
 from db import store
 
 log = logging.getLogger(__name__)
+
+# Set when the worker begins a warm shutdown: every RunMonitor then asks its run to stop, so the run
+# is handed back to the queue at once instead of holding the shutdown until it finishes.
+# WORKER_STOPPING is for a run in the worker's own process (solo pool); SHARED_STOP is a
+# multiprocessing.Event the worker's main process creates before it forks (worker.app), so prefork
+# children see it too. (Not a signal to the children: billiard routes a child's SIGUSR1/SIGUSR2 to
+# its own exit handler.)
+WORKER_STOPPING = threading.Event()
+SHARED_STOP = None
+
+
+def worker_stopping() -> bool:
+    """Whether this process's worker is shutting down."""
+    return WORKER_STOPPING.is_set() or (SHARED_STOP is not None and SHARED_STOP.is_set())
 
 
 class WorkerHeartbeat(threading.Thread):
@@ -114,7 +128,12 @@ class RunMonitor(threading.Thread):
         self._done = threading.Event()
 
     def should_stop(self) -> bool:
-        return self.cancelled.is_set() or self.lost.is_set()
+        return self.cancelled.is_set() or self.lost.is_set() or worker_stopping()
+
+    @property
+    def interrupted(self) -> bool:
+        """The worker is shutting down (and nobody cancelled the run): hand the run back."""
+        return worker_stopping() and not self.cancelled.is_set() and not self.lost.is_set()
 
     def run(self) -> None:
         last_beat = time.monotonic()

@@ -3,7 +3,9 @@
 Everything is read from the database (the message holds only the run id). Every write is fenced by
 the attempt number, so a worker that lost its run (it was reaped and claimed elsewhere) stops
 writing. The engine's own outcomes (succeeded, diverged, cancelled) are recorded as they are;
-any exception becomes 'failed' with its message, so a run never hangs in 'running'.
+any exception becomes 'failed' with its message, so a run never hangs in 'running'. A run stopped
+because its worker is shutting down is handed back to the queue (db.store.release_run); the
+worker's main process sends its task again, and another worker resumes it from its checkpoint.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ def _failure_message(exc: BaseException) -> str:
 
 def execute(run_id: int, worker: str, *, heartbeat_s: float, lost_after_s: float,
             url: str | None = None) -> str | None:
-    """Run one run to its end; returns its final status, or None if it was not ours to run."""
+    """Run one run to its end; returns its final status, "requeued" if the worker's shutdown
+    interrupted it (the worker's main process sends its task again once it has stopped consuming:
+    worker.app), or None if it was not ours to run."""
     run = store.claim_run(run_id, worker, stale_after_s=lost_after_s, url=url)
     if run is None:
         log.info("run %s: not claimable (already taken, finished, cancelled or deleted); skipping", run_id)
@@ -57,6 +61,12 @@ def execute(run_id: int, worker: str, *, heartbeat_s: float, lost_after_s: float
         monitor.stop()
     if monitor.lost.is_set():
         return None
+    if status == "cancelled" and monitor.interrupted:
+        queue = store.release_run(run_id, f"worker {worker} shut down during the run", attempt=attempt, url=url)
+        if queue is None:
+            return None
+        log.warning("run %s: worker %s is shutting down; run handed back to the %s queue", run_id, worker, queue)
+        return "requeued"
     if status == "cancelled" and monitor.cancelled.is_set():
         message = message or "cancelled by request"
     store.finish_run(run_id, status, message, attempt=attempt, url=url)

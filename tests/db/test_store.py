@@ -125,6 +125,31 @@ def test_diagnosis_is_fenced_by_the_attempt(db_url):
     assert store.get_run(run_id, url=db_url)["diagnosis"] == "from attempt 2"
 
 
+def test_release_hands_a_run_back_without_using_an_attempt(db_url):
+    (run_id,) = store.create_runs([spec()], max_attempts=2, url=db_url)
+    store.heartbeat("w1", host="h", pid=1, queues="cpu", device="cpu", url=db_url)
+    store.claim_run(run_id, "w1", url=db_url)
+    for e in range(3):
+        store.record_epoch(run_id, epoch_record(e, seq_len=10), attempt=1, url=db_url)
+    store.save_checkpoint(run_id, 1, b"state-1", attempt=1, url=db_url)
+    assert store.release_run(run_id, "worker w1 shut down", attempt=2, url=db_url) is None   # not its attempt
+    assert store.release_run(run_id, "worker w1 shut down", attempt=1, url=db_url) == "cpu"
+    run = store.get_run(run_id, url=db_url)
+    assert (run["status"], run["attempts"], run["max_attempts"]) == ("queued", 1, 3)
+    assert run["message"] == "requeued after attempt 1: worker w1 shut down"
+    assert [(a["outcome"], a["message"]) for a in run["attempt_history"]] == [("interrupted", "worker w1 shut down")]
+    assert store.list_workers(url=db_url)[0]["current_run_id"] is None
+    assert store.released_by("w1", url=db_url) == [{"id": run_id, "queue": "cpu"}]
+    assert store.released_by("w2", url=db_url) == []
+    assert store.release_run(run_id, "again", attempt=1, url=db_url) is None       # queued: nothing to release
+    with pytest.raises(store.LostOwnership):
+        store.record_epoch(run_id, epoch_record(3, seq_len=10), attempt=1, url=db_url)
+    again = store.claim_run(run_id, "w2", url=db_url)                             # resumes from the checkpoint
+    assert again["attempt"] == 2 and again["epochs_done"] == 1
+    assert store.released_by("w1", url=db_url) == []                               # running again
+    assert [r.epoch for r in store.epoch_records(run_id, url=db_url)] == [0, 1]
+
+
 def test_reaper_requeues_then_fails_when_attempts_run_out(db_url):
     (run_id,) = store.create_runs([spec()], max_attempts=2, url=db_url)
     store.heartbeat("w1", host="h", pid=1, queues="cpu", device="cpu", url=db_url)

@@ -453,9 +453,9 @@ def run_app(
                 ui.wait(10)
             except subprocess.TimeoutExpired:
                 ui.kill()
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:   # SIGTERM to each worker's main process only: its warm shutdown hands
+            if p.poll() is None:   # running runs back to the queue (its pool children must not die first)
+                p.terminate()
         deadline = time.monotonic() + 20
         for p in procs:
             try:

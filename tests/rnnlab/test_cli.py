@@ -186,7 +186,7 @@ def _free_port():
 @pytest.mark.timeout(180)
 def test_app_starts_a_worker_and_the_dashboard_and_stops_them(cli, home, tmp_path):
     """`rnnlab app` on embedded defaults: migrates, starts a local worker that trains a submitted run,
-    serves the dashboard, and stops the worker when it exits."""
+    serves the dashboard, and stops the worker when it exits, handing its running run back to the queue."""
     port = _free_port()
     log = open(tmp_path / "app.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "rnnlab.cli", "app", "--port", str(port)], cwd=REPO,
@@ -207,9 +207,19 @@ def test_app_starts_a_worker_and_the_dashboard_and_stops_them(cli, home, tmp_pat
         while store.get_run(1, url=db_url(home))["status"] != "succeeded":
             assert time.monotonic() < deadline, (tmp_path / "app.log").read_text()[-4000:]
             time.sleep(0.5)
+        # a long run, still training when the app stops: the worker hands it back to the queue
+        long = {**TINY, "hidden_size": 16, "epochs": 50, "steps_per_epoch": 200}
+        assert cli("submit", write(tmp_path / "long.yaml", long), torch=False).returncode == 0
+        deadline = time.monotonic() + 90
+        while store.get_run(2, url=db_url(home))["epochs_done"] < 1:
+            assert time.monotonic() < deadline, (tmp_path / "app.log").read_text()[-4000:]
+            time.sleep(0.2)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(40)
+    run = store.get_run(2, url=db_url(home))
+    assert run["status"] == "queued", (run, (tmp_path / "app.log").read_text()[-4000:])
+    assert [a["outcome"] for a in run["attempt_history"]] == ["interrupted"]
     from sqlalchemy import select
 
     from db.engine import session

@@ -19,8 +19,8 @@ so a run's task is re-sent at most once per ``grace_s`` whatever the number of w
 anyway is harmless: the claim is atomic.
 
 Cost: each check reads every waiting message of this setup's queues, a few times per grace period
-and only while the database has queued runs; with a backlog of tens of thousands of runs on Redis
-that is megabytes per check per worker. Other brokers (e.g. AMQP) are not checked.
+and only while the database has queued runs: with 10,000 queued runs, about 0.2 s (Redis) to 0.4 s
+(filesystem) per check (bench/lost_message_check.py). Other brokers (e.g. AMQP) are not checked.
 """
 
 from __future__ import annotations

@@ -420,6 +420,10 @@ def db_current() -> None:
 @app.command("app")
 def run_app(
     port: int = typer.Option(8501, "--port", help="dashboard port"),
+    host: str = typer.Option("127.0.0.1", "--host",
+                             help="address the dashboard listens on; 127.0.0.1 lets only this machine in. "
+                                  "Use 0.0.0.0 to share it, after adding users (rnnlab user add): "
+                                  "without them everyone who can reach the port is an admin"),
     workers: int = typer.Option(1, "--workers", min=0, help="local worker processes to start"),
 ) -> None:
     """Start everything on this machine: migrate, one local worker, and the dashboard."""
@@ -432,14 +436,24 @@ def run_app(
         name = f"local{i + 1}-{os.getpid()}@{socket.gethostname()}"
         cmd = [sys.executable, "-m", "rnnlab.cli", "worker", "--name", name]
         procs.append(subprocess.Popen(cmd, start_new_session=True))
-    out.print(f"started {workers} local worker(s); dashboard on http://localhost:{port}")
+    shown = "localhost" if host in ("127.0.0.1", "localhost", "::1") else host
+    out.print(f"started {workers} local worker(s); dashboard on http://{shown}:{port}")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        from rnnlab.users import AuthSettings, load_users
+
+        auth = AuthSettings()
+        secrets = [Path(".streamlit/secrets.toml"), Path.home() / ".streamlit" / "secrets.toml"]
+        oidc = any(p.is_file() and "[auth" in p.read_text(errors="replace") for p in secrets)
+        if auth.auth == "none" or (auth.auth == "auto" and not oidc and not load_users(auth.users_path)):
+            out.print(f"[yellow]warning:[/] the dashboard listens on {host} with no sign-in: anyone who can "
+                      "reach it is an admin. Add users first: rnnlab user add NAME --role admin")
 
     def on_term(signum, frame):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
     ui = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(dash), "--server.port", str(port),
-                           "--server.headless", "true",
+                           "--server.address", host, "--server.headless", "true",
                            "--client.showErrorDetails", "none", "--client.toolbarMode", "viewer"])
     code = 0
     try:

@@ -183,6 +183,48 @@ def _free_port():
         return s.getsockname()[1]
 
 
+def _listening_addresses(port: int) -> set[str]:
+    """The local addresses with a TCP socket listening on ``port`` (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            addr, _, hexport = local.partition(":")
+            if state != "0A" or int(hexport, 16) != port:   # 0A: LISTEN
+                continue
+            raw = bytes.fromhex(addr)
+            if width == 8:
+                found.add(socket.inet_ntop(socket.AF_INET, raw[::-1]))
+            else:   # four little-endian 32-bit words
+                words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+                found.add(socket.inet_ntop(socket.AF_INET6, words))
+    return found
+
+
+@pytest.mark.timeout(60)
+def test_app_shared_on_the_network_without_users_warns(cli, home, tmp_path):
+    port = _free_port()
+    log_path = tmp_path / "app.log"
+    proc = subprocess.Popen([sys.executable, "-m", "rnnlab.cli", "app", "--port", str(port), "--host", "0.0.0.0",
+                             "--workers", "0"], cwd=REPO, env=cli.env, stdout=open(log_path, "w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 40
+        while not _listening_addresses(port):
+            assert time.monotonic() < deadline and proc.poll() is None, log_path.read_text()
+            time.sleep(0.3)
+        assert _listening_addresses(port) == {"0.0.0.0"}
+        text = " ".join(log_path.read_text().split())
+        assert "the dashboard listens on 0.0.0.0 with no sign-in: anyone who can reach it is an admin" in text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
 @pytest.mark.timeout(180)
 def test_app_starts_a_worker_and_the_dashboard_and_stops_them(cli, home, tmp_path):
     """`rnnlab app` on embedded defaults: migrates, starts a local worker that trains a submitted run,
@@ -201,6 +243,7 @@ def test_app_starts_a_worker_and_the_dashboard_and_stops_them(cli, home, tmp_pat
                 pass
             assert time.monotonic() < deadline and proc.poll() is None, (tmp_path / "app.log").read_text()
             time.sleep(0.5)
+        assert _listening_addresses(port) == {"127.0.0.1"}   # by default only this machine gets in
         r = cli("submit", write(tmp_path / "one.yaml", TINY), torch=False)
         assert r.returncode == 0, r.stderr
         deadline = time.monotonic() + 90

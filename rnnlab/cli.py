@@ -258,7 +258,7 @@ def runs(
     table = Table("id", "status", "label", "epoch", "val loss", "metric", "horizon", "tags", "created")
     for r in rows:
         label = f"{r['cell']}{'/' + r['activation'] if r['activation'] else ''} {r['task']} T={r['seq_len']} " \
-                f"h{r['hidden_size']} s{r['seed']}"
+                f"h{r['hidden_size']} s{r['seed']}" + (f" · {r['name']}" if r["name"] else "")
         table.add_row(str(r["id"]), r["status"], label, f"{r['epochs_done']}/{r['epochs_total']}",
                       _fmt(r["last_val_loss"]), _fmt(r["last_val_metric"]), _fmt(r["last_horizon"]),
                       ",".join(r["tags"]), r["created_at"].strftime("%Y-%m-%d %H:%M"))

@@ -260,12 +260,11 @@ class JobSpec(_Strict):
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
     def label(self) -> str:
-        """A short human label: 'lstm adding T=100 h128 s0'."""
+        """A short human label: 'lstm adding T=100 h128x1 s0', then ' · name' when the spec has one."""
         act = f"/{self.act}" if self.cell == "rnn" else ""
-        return (
-            f"{self.cell}{act} {self.task.name} T={self.task.seq_len} "
-            f"h{self.hidden_size}x{self.num_layers} s{self.seed}"
-        )
+        base = (f"{self.cell}{act} {self.task.name} T={self.task.seq_len} "
+                f"h{self.hidden_size}x{self.num_layers} s{self.seed}")
+        return f"{base} · {self.name}" if self.name else base
 
 
 # ---------------------------------------------------------------------------------------------
@@ -420,6 +419,18 @@ def _set_path(d: dict[str, Any], path: str, value: Any) -> None:
     cur[keys[-1]] = value
 
 
+def _point_name(base: str | None, keys: list[str], values: tuple) -> str | None:
+    """A sweep run's name: the sweep's (or base spec's) name and its grid point, e.g.
+    'init-sweep · init.recurrent=orthogonal activation=relu', so the runs of a sweep can be told
+    apart in lists and legends. Not part of the spec hash; cut to the name field's 200 characters."""
+    def short(v) -> str:
+        return v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))
+
+    point = " ".join(f"{k}={short(v)}" for k, v in zip(keys, values))
+    name = " · ".join(p for p in (base, point) if p) or None
+    return name if name is None or len(name) <= 200 else name[:199] + "…"
+
+
 def expand_sweep(sweep: SweepSpec, limits: Limits | None = None) -> list[JobSpec]:
     """Expand a sweep into validated job specs (errors for every bad grid point are collected)."""
     limits = limits or Limits()
@@ -433,8 +444,7 @@ def expand_sweep(sweep: SweepSpec, limits: Limits | None = None) -> list[JobSpec
         for k, v in zip(keys, point[:-1]):
             _set_path(d, k, v)
         d["seed"] = point[-1]
-        if sweep.name and not d.get("name"):
-            d["name"] = sweep.name
+        d["name"] = _point_name(d.get("name") or sweep.name, keys, point[:-1])
         try:
             specs.append(parse_spec(d, limits))
         except SpecError as e:

@@ -93,6 +93,19 @@ def test_sweep_expands_to_grid_with_seeds():
         (c, t, s) for c in ("rnn", "lstm", "gru") for t in (50, 100) for s in (0, 1, 2)
     }
     assert find_duplicates(specs) == []
+    assert specs[0].name == "cell=rnn task.seq_len=50"   # each run named by its grid point
+
+
+def test_sweep_run_names_tell_the_points_apart():
+    sweep = SweepSpec(name="inits", base={"task": {"name": "adding", "seq_len": 30}},
+                      vary={"init.recurrent": ["orthogonal", "identity"], "clip": [{"mode": "none"}]}, seeds=[0, 1])
+    specs = expand_sweep(sweep)
+    assert [s.name for s in specs] == ['inits · init.recurrent=orthogonal clip={"mode":"none"}'] * 2 + \
+        ['inits · init.recurrent=identity clip={"mode":"none"}'] * 2
+    assert specs[0].spec_hash() == parse_spec({**specs[0].to_dict(), "name": None}).spec_hash()   # not hashed
+    long = expand_sweep(SweepSpec(name="x" * 195, vary={"hidden_size": [8]}))
+    assert len(long[0].name) == 200 and long[0].name.endswith("…")
+    assert expand_sweep(SweepSpec(seeds=[0]))[0].name is None                 # nothing to name
 
 
 def test_sweep_reports_duplicates_and_bad_points():

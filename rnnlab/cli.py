@@ -199,7 +199,7 @@ def worker(
     queues: str = typer.Option("cpu", "--queues", "-Q", help="comma-separated: cpu, gpu"),
     concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, help="runs at a time"),
     gpu: Optional[int] = typer.Option(None, "--gpu", help="pin to this GPU (sets CUDA_VISIBLE_DEVICES)"),
-    name: Optional[str] = typer.Option(None, "--name", "-n", help="worker name (default <queues>@<host>)"),
+    name: Optional[str] = typer.Option(None, "--name", "-n", help="worker name (default <queues><pid>@<host>, or gpu<N>@<host> with --gpu N)"),
     loglevel: str = typer.Option("INFO", "--loglevel", "-l"),
 ) -> None:
     """Start a Celery worker that trains queued runs (one per GPU: --queues gpu --gpu N)."""

@@ -86,14 +86,17 @@ def reap_lost(stale_after_s: float, *, url: str | None = None) -> Reaped:
     return out
 
 
-def released_by(worker: str, *, url: str | None = None) -> list[dict]:
+def released_by(worker: str, *, since: dt.datetime | None = None, url: str | None = None) -> list[dict]:
     """The runs ``worker`` handed back to the queue while shutting down (db.store.release_run) and that
-    are still queued: [{"id", "queue"}]; its main process sends their tasks once it stops consuming."""
+    are still queued: [{"id", "queue"}]; its main process sends their tasks once it stops consuming.
+    ``since``: only hand-backs from this shutdown (a worker name is reused across restarts)."""
+    cond = [Run.status == "queued", RunAttempt.worker == worker, RunAttempt.outcome == "interrupted"]
+    if since is not None:
+        cond.append(RunAttempt.ended_at >= since)
     with session(url) as s:
         rows = s.execute(select(Run.id, Run.queue).join(RunAttempt, (RunAttempt.run_id == Run.id)
                                                         & (RunAttempt.attempt == Run.attempts))
-                         .where(Run.status == "queued", RunAttempt.worker == worker,
-                                RunAttempt.outcome == "interrupted").order_by(Run.id)).all()
+                         .where(*cond).order_by(Run.id)).all()
     return [{"id": r.id, "queue": r.queue} for r in rows]
 
 

@@ -276,19 +276,27 @@ def finish_run(run_id: int, status: str, message: str | None, *, attempt: int | 
 def release_run(run_id: int, reason: str, *, attempt: int, url: str | None = None) -> str | None:
     """Hand a running run back to the queue because its worker is shutting down: status 'queued',
     this attempt closed as 'interrupted', and one more attempt allowed, so a clean stop does not use
-    up the run's attempts. The next claim resumes from the last checkpoint. Returns the run's queue
-    (the caller sends its message), or None if this attempt no longer owns the run."""
+    up the run's attempts. The next claim resumes from the last checkpoint; the worker's main process
+    sends its task again (liveness.released_by). A run whose cancel was requested meanwhile is
+    cancelled instead (requeued, nobody could claim it). Returns the run's new status, 'queued' or
+    'cancelled', or None if this attempt no longer owns the run."""
     t = now()
     with session(url, write=True) as s:
-        row = s.execute(update(Run).where(*owned(run_id, attempt)).values(
+        row = s.execute(update(Run).where(*owned(run_id, attempt), Run.cancel_requested.is_(False)).values(
             status="queued", message=f"requeued after attempt {attempt}: {reason}",
-            max_attempts=Run.max_attempts + 1).returning(Run.queue, Run.worker)).one_or_none()
+            max_attempts=Run.max_attempts + 1).returning(Run.worker)).one_or_none()
+        status, outcome, message = "queued", "interrupted", reason
         if row is None:
-            return None
-        close_attempt(s, run_id, attempt, "interrupted", reason, t)
+            row = s.execute(update(Run).where(*owned(run_id, attempt)).values(
+                status="cancelled", finished_at=t, message="cancelled by request (its worker was shutting down)")
+                .returning(Run.worker)).one_or_none()
+            if row is None:
+                return None
+            status, outcome, message = "cancelled", "cancelled", "cancelled by request"
+        close_attempt(s, run_id, attempt, outcome, message, t)
         s.execute(update(Worker).where(Worker.name == row.worker, Worker.current_run_id == run_id)
                   .values(current_run_id=None))
-    return row.queue
+    return status
 
 
 # --------------------------------------------------------------------------------------------
@@ -297,20 +305,27 @@ def release_run(run_id: int, reason: str, *, attempt: int, url: str | None = Non
 
 def request_cancel(run_id: int, *, url: str | None = None) -> bool:
     """Cancel a run: a queued run is cancelled at once, a running one is flagged and its worker
-    stops within about a second. False if the run had already finished."""
+    stops within about a second. False if the run had already finished. Each write is conditional on
+    the status it saw; if a worker, the reaper or a shutdown changed it in between (running ⇄
+    queued), the current status is read again."""
     t = now()
-    with session(url, write=True) as s:
-        status = s.execute(select(Run.status).where(Run.id == run_id)).scalar_one_or_none()
-        if status is None:
-            raise RunNotFound(run_id)
-        if status == "queued":
-            s.execute(update(Run).where(Run.id == run_id, Run.status == "queued").values(
-                status="cancelled", cancel_requested=True, finished_at=t, message="cancelled before it started"))
-            return True
-        if status == "running":
-            s.execute(update(Run).where(Run.id == run_id).values(cancel_requested=True))
-            return True
-    return False
+    for _ in range(5):
+        with session(url, write=True) as s:
+            status = s.execute(select(Run.status).where(Run.id == run_id)).scalar_one_or_none()
+            if status is None:
+                raise RunNotFound(run_id)
+            if status == "queued":
+                res = s.execute(update(Run).where(Run.id == run_id, Run.status == "queued").values(
+                    status="cancelled", cancel_requested=True, finished_at=t,
+                    message="cancelled before it started"))
+            elif status == "running":
+                res = s.execute(update(Run).where(Run.id == run_id, Run.status == "running")
+                                .values(cancel_requested=True))
+            else:
+                return False
+            if res.rowcount == 1:
+                return True
+    raise RunStateError(f"run {run_id} kept changing state; try the cancel again")
 
 
 def cancel_requested(run_id: int, *, url: str | None = None) -> bool:

@@ -470,7 +470,7 @@ def run_app(
         for p in procs:   # SIGTERM to each worker's main process only: its warm shutdown hands
             if p.poll() is None:   # running runs back to the queue (its pool children must not die first)
                 p.terminate()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60   # a hand-back may wait for an end-of-epoch probe
         for p in procs:
             try:
                 p.wait(max(0.1, deadline - time.monotonic()))

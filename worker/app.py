@@ -6,7 +6,7 @@ On start: migrate the database if needed, record the worker, and start its heart
 (with the filesystem broker and Redis, it also re-sends queued runs whose message is gone: worker.orphans).
 In each pool child: limit torch's threads (RNNLAB_TORCH_THREADS) so N children share the cores.
 On a warm shutdown (SIGTERM, Ctrl-C, ``docker compose stop``): a flag shared with the pool children
-(worker.heartbeat.SHARED_STOP) is set; a running run stops at its next step and goes back to the
+(worker.heartbeat.stop_this_process) is set; a running run stops at its next step and goes back to the
 queue (worker.runner), so the worker exits within seconds instead of after the run; once its
 consumer is closed, the main process sends those runs' tasks again, and another worker resumes
 them from their checkpoints.
@@ -16,7 +16,6 @@ On shutdown: mark the worker stopped. CUDA is never touched here: a GPU's name c
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import socket
 import subprocess
@@ -25,6 +24,7 @@ from celery import signals
 
 from rnnlab.queue import get_app, send_run
 from rnnlab.settings import get_settings
+from db.attempts import now
 from worker import heartbeat
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,8 @@ def _on_ready(sender=None, **_):
         sender.hostname, host=socket.gethostname(), pid=os.getpid(), queues=queues, device=device,
         period_s=s.heartbeat_seconds, lost_after_s=s.lost_after_seconds,
         send_run=lambda run_id, q: send_run(app, run_id, q),
-        waiting=waiting_function(app),   # re-send queued runs whose message is gone from the broker
+        # re-send queued runs whose message is gone from the broker
+        waiting=waiting_function(app, unacked_stale_after_s=s.lost_after_seconds),
         setup=ensure_schema,             # migrated on the first beat that reaches the database
     )
     try:
@@ -83,7 +84,7 @@ def _on_ready(sender=None, **_):
 
 @signals.worker_init.connect
 def _share_stop_flag(**_):
-    heartbeat.SHARED_STOP = multiprocessing.Event()   # before the pool forks: the children share it
+    heartbeat.share_stop_flag()   # before the pool forks: the children share it
 
 
 @signals.worker_init.connect
@@ -96,11 +97,10 @@ def _preload_engine(**_):
 
 @signals.worker_shutting_down.connect
 def _on_shutting_down(**_):
-    # Runs inside the main process's signal handler: no logging here. WORKER_STOPPING covers the solo
-    # pool (the run trains in this process), SHARED_STOP the prefork children.
-    heartbeat.WORKER_STOPPING.set()
-    if heartbeat.SHARED_STOP is not None:
-        heartbeat.SHARED_STOP.set()
+    # Runs inside the main process's signal handler: no logging or locks here. The flag covers the
+    # solo pool (the run trains in this process) and the prefork children (shared memory).
+    _state["stopping_since"] = now()
+    heartbeat.stop_this_process()
 
 
 @signals.worker_process_init.connect
@@ -121,12 +121,12 @@ def _on_shutdown(sender=None, **_):
         from db import store
 
         try:
-            for run in store.released_by(sender.hostname):
+            for run in store.released_by(sender.hostname, since=_state.get("stopping_since")):
                 send_run(app, run["id"], run["queue"])
                 log.warning("run %s handed back by %s; its task is sent again", run["id"], sender.hostname)
         except Exception:  # noqa: BLE001
-            log.exception("could not re-send the runs handed back by %s; the lost-message check will",
-                          sender.hostname)
+            log.exception("could not re-send the runs handed back by %s; the workers' lost-message check "
+                          "will re-send them", sender.hostname)
     hb = _state.pop("heartbeat", None)
     if hb is not None:
         hb.stop()

@@ -24,19 +24,37 @@ from db import store
 
 log = logging.getLogger(__name__)
 
-# Set when the worker begins a warm shutdown: every RunMonitor then asks its run to stop, so the run
-# is handed back to the queue at once instead of holding the shutdown until it finishes.
-# WORKER_STOPPING is for a run in the worker's own process (solo pool); SHARED_STOP is a
-# multiprocessing.Event the worker's main process creates before it forks (worker.app), so prefork
-# children see it too. (Not a signal to the children: billiard routes a child's SIGUSR1/SIGUSR2 to
-# its own exit handler.)
-WORKER_STOPPING = threading.Event()
+# The warm-shutdown flag: set when the worker begins a warm shutdown; every RunMonitor then asks its
+# run to stop, so the run is handed back to the queue at once instead of holding the shutdown until
+# it finishes. It is a multiprocessing.RawValue: shared memory with no lock, created by the worker's
+# main process before the pool forks (worker.app.share_stop_flag), so prefork children read what
+# the main process's signal handler writes, and neither side can block on a lock (a lock taken in a
+# signal handler, or held by a child that was killed, could hang them). Without it (``rnnlab train``,
+# tests of the monitor alone) only stop_this_process() sets the local flag. (Not a signal to the
+# children: billiard routes a child's SIGUSR1/SIGUSR2 to its own exit handler.)
 SHARED_STOP = None
+_LOCAL_STOP = [False]
+
+
+def share_stop_flag() -> None:
+    """Create the shared flag (in the worker's main process, before the pool forks)."""
+    global SHARED_STOP
+    import ctypes
+    import multiprocessing
+
+    SHARED_STOP = multiprocessing.RawValue(ctypes.c_bool, False)
+
+
+def stop_this_process() -> None:
+    """Raise the flag: safe inside a signal handler (two plain stores, no lock)."""
+    _LOCAL_STOP[0] = True
+    if SHARED_STOP is not None:
+        SHARED_STOP.value = True
 
 
 def worker_stopping() -> bool:
     """Whether this process's worker is shutting down."""
-    return WORKER_STOPPING.is_set() or (SHARED_STOP is not None and SHARED_STOP.is_set())
+    return _LOCAL_STOP[0] or (SHARED_STOP is not None and bool(SHARED_STOP.value))
 
 
 class WorkerHeartbeat(threading.Thread):

@@ -7,8 +7,9 @@ message file when a worker takes it, so a worker killed after that but before it
 reaper of running runs cannot see these. So each worker's heartbeat also compares the queued runs in
 the database with the messages the broker still holds: with the filesystem broker, the files waiting
 in ``data_folder_in``; with Redis, the messages waiting in the queue lists (every priority level)
-plus those delivered to a worker and not yet acked (kombu's ``unacked`` hash, which Redis redelivers
-after the visibility timeout). A queued run with no message, still so (same attempts and message,
+plus those delivered to a worker and not yet acked (kombu's ``unacked`` hash) less than
+``grace_s`` ago (an older one whose run is still queued was taken by a worker that died before
+claiming it; Redis would redeliver it only after the visibility timeout, days later). A queued run with no message, still so (same attempts and message,
 never seen held) for ``grace_s`` (RNNLAB_LOST_AFTER_SECONDS) over consecutive checks, gets its task
 re-sent. The grace covers the short, normal gaps: a submitter that committed the rows but has not
 sent yet, a worker that took the message and is claiming the run.
@@ -110,19 +111,31 @@ def waiting_run_ids(folder: str | Path, prefix: str) -> set[int]:
     return out
 
 
-def redis_waiting_run_ids(channel, queue_names: list[str]) -> set[int]:
+def redis_waiting_run_ids(channel, queue_names: list[str], *, unacked_stale_after_s: float | None = None,
+                          clock: float | None = None) -> set[int]:
     """Run ids whose task message a Redis broker still holds for the queues ``queue_names``: waiting
     in a queue list (kombu keeps one list per priority level: ``queue``, ``queue<sep>3``, …) or
     delivered and not acked yet (the ``unacked`` hash; each value is ``[message, exchange,
-    routing_key]``, and only this setup's routing keys count). ``channel``: a kombu Redis channel."""
+    routing_key]``, and only this setup's routing keys count). ``channel``: a kombu Redis channel.
+
+    ``unacked_stale_after_s``: an unacked message delivered longer ago than this (kombu's
+    ``unacked_index`` holds each delivery's time) whose run is still queued was most likely taken by
+    a worker killed before it claimed the run; Redis would redeliver it only after the visibility
+    timeout (days), so it does not count as held. (A task waiting out a retry countdown also holds
+    its message unacked: re-sending it then is a harmless duplicate, the claim being atomic.)"""
     keys = {q if not p else f"{q}{channel.sep}{p}" for q in queue_names for p in channel.priority_steps}
     pipe = channel.client.pipeline(transaction=False)   # one round trip, a consistent enough look
     for key in sorted(keys):
         pipe.lrange(key, 0, -1)
-    pipe.hvals(channel.unacked_key)
-    *lists, unacked = pipe.execute()
+    pipe.hgetall(channel.unacked_key)
+    pipe.zrange(channel.unacked_index_key, 0, -1, withscores=True)
+    *lists, unacked, index = pipe.execute()
     out = {message_run_id(raw) for entries in lists for raw in entries}
-    for raw in unacked:
+    delivered = {tag: at for tag, at in index}
+    t = time.time() if clock is None else clock
+    for tag, raw in unacked.items():
+        if unacked_stale_after_s is not None and t - delivered.get(tag, t) > unacked_stale_after_s:
+            continue
         try:
             env, _exchange, routing_key = json.loads(raw)
         except (ValueError, TypeError):
@@ -133,20 +146,25 @@ def redis_waiting_run_ids(channel, queue_names: list[str]) -> set[int]:
     return out
 
 
-def waiting_function(app) -> Callable[[], set[int]] | None:
+def waiting_function(app, *, unacked_stale_after_s: float | None = None) -> Callable[[], set[int]] | None:
     """A function returning the run ids whose task message the app's broker still holds, for the
-    filesystem broker and Redis; None for any other broker (not checked)."""
+    filesystem broker and Redis; None for any other broker (not checked), and for a Redis setup with
+    a ``global_keyprefix`` transport option (not supported here: the keys would be misread)."""
     url = str(app.conf.broker_url or "")
     prefix = app.conf.rnnlab_queue_prefix
+    options = app.conf.broker_transport_options or {}
     if url.startswith("filesystem"):
-        folder = app.conf.broker_transport_options["data_folder_in"]
+        folder = options["data_folder_in"]
         return lambda: waiting_run_ids(folder, prefix)
-    if url.startswith(("redis://", "rediss://")):
+    if url.startswith(("redis://", "rediss://")) and not options.get("global_keyprefix"):
         names = [f"{prefix}{q}" for q in QUEUES]
+        # a Redis that hangs must not stall the heartbeat thread that runs this check
+        timeouts = {"socket_timeout": 30, "socket_connect_timeout": 10}
 
         def redis_waiting() -> set[int]:
-            with app.connection_for_read() as conn:
-                return redis_waiting_run_ids(conn.default_channel, names)
+            with app.connection_for_read(transport_options=timeouts) as conn:
+                return redis_waiting_run_ids(conn.default_channel, names,
+                                             unacked_stale_after_s=unacked_stale_after_s)
         return redis_waiting
     return None
 

@@ -11,6 +11,7 @@ worker's main process sends its task again, and another worker resumes it from i
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 
 from db import store
@@ -62,14 +63,36 @@ def execute(run_id: int, worker: str, *, heartbeat_s: float, lost_after_s: float
     if monitor.lost.is_set():
         return None
     if status == "cancelled" and monitor.interrupted:
-        queue = store.release_run(run_id, f"worker {worker} shut down during the run", attempt=attempt, url=url)
-        if queue is None:
-            return None
-        log.warning("run %s: worker %s is shutting down; run handed back to the %s queue", run_id, worker, queue)
-        return "requeued"
+        return _hand_back(run, attempt, worker, url)
     if status == "cancelled" and monitor.cancelled.is_set():
         message = message or "cancelled by request"
     store.finish_run(run_id, status, message, attempt=attempt, url=url)
+    return status
+
+
+def _hand_back(run: dict, attempt: int, worker: str, url: str | None, tries: int = 5) -> str | None:
+    """Release the run to the queue as its worker shuts down (db.store.release_run), retrying a
+    database error for a few seconds: if it stays down, the run stays 'running' and the reaper
+    requeues it later (as a lost attempt). Returns "requeued", "cancelled" or None."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    run_id = run["id"]
+    for i in range(tries):
+        try:
+            status = store.release_run(run_id, f"worker {worker} shut down during the run", attempt=attempt, url=url)
+            break
+        except (OperationalError, InterfaceError):
+            if i == tries - 1:
+                log.exception("run %s: could not hand the run back (database error); the reaper will requeue "
+                              "it once its heartbeat is stale", run_id)
+                return None
+            time.sleep(1.0)
+    if status == "queued":
+        log.warning("run %s: worker %s is shutting down; run handed back to the %s queue", run_id, worker,
+                    run["queue"])
+        return "requeued"
+    if status == "cancelled":
+        log.warning("run %s: cancelled while worker %s was shutting down", run_id, worker)
     return status
 
 

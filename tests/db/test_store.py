@@ -1,12 +1,14 @@
 """The write store on both backends: the run lifecycle, exactly-once claims, idempotent epochs,
 NaN/inf round trips, user actions and the reaper."""
 
+import datetime as dt
 import math
 import time
 
 import pytest
 
 from db import store
+from db.attempts import now
 from db.synthetic import epoch_record, run_info
 from rnnlab.spec import SweepSpec, expand_sweep, parse_spec
 
@@ -133,7 +135,7 @@ def test_release_hands_a_run_back_without_using_an_attempt(db_url):
         store.record_epoch(run_id, epoch_record(e, seq_len=10), attempt=1, url=db_url)
     store.save_checkpoint(run_id, 1, b"state-1", attempt=1, url=db_url)
     assert store.release_run(run_id, "worker w1 shut down", attempt=2, url=db_url) is None   # not its attempt
-    assert store.release_run(run_id, "worker w1 shut down", attempt=1, url=db_url) == "cpu"
+    assert store.release_run(run_id, "worker w1 shut down", attempt=1, url=db_url) == "queued"
     run = store.get_run(run_id, url=db_url)
     assert (run["status"], run["attempts"], run["max_attempts"]) == ("queued", 1, 3)
     assert run["message"] == "requeued after attempt 1: worker w1 shut down"
@@ -141,6 +143,8 @@ def test_release_hands_a_run_back_without_using_an_attempt(db_url):
     assert store.list_workers(url=db_url)[0]["current_run_id"] is None
     assert store.released_by("w1", url=db_url) == [{"id": run_id, "queue": "cpu"}]
     assert store.released_by("w2", url=db_url) == []
+    later = now() + dt.timedelta(seconds=60)             # a later shutdown of a worker with the same name
+    assert store.released_by("w1", since=later, url=db_url) == []
     assert store.release_run(run_id, "again", attempt=1, url=db_url) is None       # queued: nothing to release
     with pytest.raises(store.LostOwnership):
         store.record_epoch(run_id, epoch_record(3, seq_len=10), attempt=1, url=db_url)
@@ -148,6 +152,18 @@ def test_release_hands_a_run_back_without_using_an_attempt(db_url):
     assert again["attempt"] == 2 and again["epochs_done"] == 1
     assert store.released_by("w1", url=db_url) == []                               # running again
     assert [r.epoch for r in store.epoch_records(run_id, url=db_url)] == [0, 1]
+
+
+def test_release_of_a_run_whose_cancel_was_requested_cancels_it(db_url):
+    (run_id,) = store.create_runs([spec()], url=db_url)
+    store.claim_run(run_id, "w1", url=db_url)
+    assert store.request_cancel(run_id, url=db_url) is True    # the monitor has not seen it yet
+    assert store.release_run(run_id, "worker w1 shut down", attempt=1, url=db_url) == "cancelled"
+    run = store.get_run(run_id, url=db_url)
+    assert run["status"] == "cancelled" and run["finished_at"] is not None   # not queued forever
+    assert [a["outcome"] for a in run["attempt_history"]] == ["cancelled"]
+    assert store.released_by("w1", url=db_url) == []
+    assert store.request_cancel(run_id, url=db_url) is False  # finished
 
 
 def test_reaper_requeues_then_fails_when_attempts_run_out(db_url):

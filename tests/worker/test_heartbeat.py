@@ -83,3 +83,39 @@ def test_requeue_message_is_retried_when_the_broker_hiccups(db_url):
     finally:
         hb.stop()
     assert calls == [run_id, run_id]
+
+
+def _child_waits_for_the_flag(out) -> None:
+    from worker import heartbeat
+
+    deadline = time.monotonic() + 10
+    while not heartbeat.worker_stopping() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    out.put(heartbeat.worker_stopping())
+
+
+def test_shutdown_flag_reaches_a_forked_child_and_stops_the_monitor(db_url):
+    import multiprocessing
+
+    from worker import heartbeat
+
+    heartbeat.share_stop_flag()                     # as the worker's main process does before forking
+    try:
+        ctx = multiprocessing.get_context("fork")
+        out = ctx.Queue()
+        child = ctx.Process(target=_child_waits_for_the_flag, args=(out,))
+        child.start()
+        (run_id,) = store.create_runs([SPEC], url=db_url)
+        store.claim_run(run_id, "w1", url=db_url)
+        mon = RunMonitor(run_id, 1, heartbeat_s=5, url=db_url)
+        assert not mon.should_stop() and not mon.interrupted
+        heartbeat.stop_this_process()               # what the shutdown signal handler does
+        assert mon.should_stop() and mon.interrupted  # at the very next step, no polling delay
+        assert out.get(timeout=10) is True           # the child saw it through shared memory
+        child.join(10)
+        assert child.exitcode == 0
+        mon.cancelled.set()                          # a cancel seen by the monitor wins: not "interrupted"
+        assert mon.should_stop() and not mon.interrupted
+    finally:
+        heartbeat.SHARED_STOP = None
+        heartbeat._LOCAL_STOP[0] = False

@@ -11,7 +11,7 @@ from db import store
 from rnnlab.queue import TASK_RUN, send_run
 from rnnlab.spec import parse_spec
 from rnnlab.submit import submit
-from worker.orphans import OrphanWatch, message_run_id, unsent_queued_runs, waiting_function
+from worker.orphans import OrphanWatch, message_run_id, redis_waiting_run_ids, unsent_queued_runs, waiting_function
 
 SPEC = {"hidden_size": 8, "task": {"name": "adding", "seq_len": 10}, "batch_size": 8,
         "probe": {"batch_size": 4}, "device": "cpu", "epochs": 1, "steps_per_epoch": 5}
@@ -59,6 +59,9 @@ def test_redis_waiting_messages_include_unacked_ones(sqlite_url, broker_factory)
             assert held is not None
             assert waiting() == {cpu, gpu, taken}                 # ...so cpu is still held (unacked)
             assert [r["id"] for r in unsent_queued_runs(waiting, url=sqlite_url)] == [unsent, other_prefix]
+            stale = redis_waiting_run_ids(channel, [queue, f"{broker.prefix}gpu"], unacked_stale_after_s=60,
+                                          clock=time.time() + 120)  # two minutes on, still not claimed:
+            assert stale == {gpu, taken}                          # its taker died; it no longer counts
             first.ack()                                           # acked: gone from the broker
             assert waiting() == {gpu, taken}
             held.ack()

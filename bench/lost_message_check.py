@@ -17,7 +17,7 @@ import time
 from bench.queue_common import TINY, add_setup_args, setup
 
 
-def measure(broker: str, n: int, args) -> tuple[float, int]:
+def measure(broker: str, n: int, args) -> float:
     from db import store
     from rnnlab.spec import parse_spec
     from worker.orphans import unsent_queued_runs, waiting_function
@@ -38,7 +38,7 @@ def measure(broker: str, n: int, args) -> tuple[float, int]:
         if broker == "redis":   # leave nothing behind in the shared Redis
             with app.connection_for_write() as conn:
                 conn.default_channel.client.delete(f"{app.conf.rnnlab_queue_prefix}cpu")
-        return statistics.median(times), len(ids)
+        return statistics.median(times)
 
 
 def main() -> None:
@@ -51,7 +51,7 @@ def main() -> None:
     print("|---|---:|---:|")
     for n in args.runs:
         for broker in args.brokers.split(","):
-            seconds, _ = measure(broker, n, args)
+            seconds = measure(broker, n, args)
             print(f"| {broker} | {n:,} | {seconds * 1000:.0f} ms |", flush=True)
 
 

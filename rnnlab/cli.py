@@ -436,9 +436,9 @@ def run_app(
         name = f"local{i + 1}-{os.getpid()}@{socket.gethostname()}"
         cmd = [sys.executable, "-m", "rnnlab.cli", "worker", "--name", name]
         procs.append(subprocess.Popen(cmd, start_new_session=True))
-    shown = "localhost" if host in ("127.0.0.1", "localhost", "::1") else host
-    out.print(f"started {workers} local worker(s); dashboard on http://{shown}:{port}")
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    local_only = host in ("127.0.0.1", "localhost", "::1")
+    out.print(f"started {workers} local worker(s); dashboard on http://{'localhost' if local_only else host}:{port}")
+    if not local_only:
         from rnnlab.users import AuthSettings, load_users
 
         auth = AuthSettings()

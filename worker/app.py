@@ -22,9 +22,9 @@ import subprocess
 
 from celery import signals
 
+from db.attempts import now
 from rnnlab.queue import get_app, send_run
 from rnnlab.settings import get_settings
-from db.attempts import now
 from worker import heartbeat
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 # The warm-shutdown flag: set when the worker begins a warm shutdown; every RunMonitor then asks its
 # run to stop, so the run is handed back to the queue at once instead of holding the shutdown until
 # it finishes. It is a multiprocessing.RawValue: shared memory with no lock, created by the worker's
-# main process before the pool forks (worker.app.share_stop_flag), so prefork children read what
+# main process before the pool forks (share_stop_flag, called by worker.app), so prefork children read what
 # the main process's signal handler writes, and neither side can block on a lock (a lock taken in a
 # signal handler, or held by a child that was killed, could hang them). Without it (``rnnlab train``,
 # tests of the monitor alone) only stop_this_process() sets the local flag. (Not a signal to the

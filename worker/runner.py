@@ -14,11 +14,15 @@ import logging
 import time
 import traceback
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from db import store
 from rnnlab.spec import SPEC_VERSION, SpecError, parse_spec
 from worker.heartbeat import RunMonitor
 
 log = logging.getLogger(__name__)
+
+DB_TRANSIENT = (OperationalError, InterfaceError)   # "database is locked", connection refused or dropped
 
 
 def _failure_message(exc: BaseException) -> str:
@@ -74,14 +78,12 @@ def _hand_back(run: dict, attempt: int, worker: str, url: str | None, tries: int
     """Release the run to the queue as its worker shuts down (db.store.release_run), retrying a
     database error for a few seconds: if it stays down, the run stays 'running' and the reaper
     requeues it later (as a lost attempt). Returns "requeued", "cancelled" or None."""
-    from sqlalchemy.exc import InterfaceError, OperationalError
-
     run_id = run["id"]
     for i in range(tries):
         try:
             status = store.release_run(run_id, f"worker {worker} shut down during the run", attempt=attempt, url=url)
             break
-        except (OperationalError, InterfaceError):
+        except DB_TRANSIENT:
             if i == tries - 1:
                 log.exception("run %s: could not hand the run back (database error); the reaper will requeue "
                               "it once its heartbeat is stale", run_id)

@@ -11,12 +11,9 @@ after all is harmless: the claim is atomic.
 
 from __future__ import annotations
 
-from sqlalchemy.exc import InterfaceError, OperationalError
-
 from worker.app import app, worker_settings
-from worker.runner import execute
+from worker.runner import DB_TRANSIENT, execute
 
-DB_TRANSIENT = (OperationalError, InterfaceError)   # "database is locked", connection refused or dropped
 DB_MAX_RETRIES = 15
 
 

@@ -104,6 +104,7 @@ class Run(Base):
     last_horizon: Mapped[float | None] = mapped_column(Float)             # layer 0, latest probe
     last_log_ratio: Mapped[float | None] = mapped_column(Float)
     diagnosis: Mapped[str | None] = mapped_column(Text)                   # "vanishing, horizon 14 steps"
+    baseline_heldout_loss: Mapped[float | None] = mapped_column(Float)    # trivial predictor on this held-out set
 
 
 class RunTag(Base):
@@ -139,6 +140,7 @@ class Epoch(Base):
     train_loss: Mapped[float | None] = mapped_column(Float)
     val_loss: Mapped[float | None] = mapped_column(Float)
     val_metric: Mapped[float | None] = mapped_column(Float)
+    val_loss_se: Mapped[float | None] = mapped_column(Float)   # standard error of val_loss over sequences
     grad_norm_mean: Mapped[float | None] = mapped_column(Float)
     grad_norm_max: Mapped[float | None] = mapped_column(Float)
     clip_fraction: Mapped[float | None] = mapped_column(Float)
@@ -185,14 +187,15 @@ class LayerStatRow(Base):
 class GradProfile(Base):
     """One compact row per run × epoch × layer × kind: the whole profile t = 1..T as a JSON
     array of numbers (NaN/±inf as the strings 'NaN'/'Infinity'/'-Infinity').
-    kind 'h' is ‖∂L/∂h_t‖, kind 'c' is ‖∂L/∂c_t‖ (LSTM)."""
+    kind 'h' is ‖∂L/∂h_t‖, kind 'c' is ‖∂L/∂c_t‖ (LSTM), kind 'h_last' is ‖∂ℓ_T/∂h_t‖ (the last
+    step's loss alone; every-step tasks only)."""
 
     __tablename__ = "grad_profiles"
-    __table_args__ = (CheckConstraint("kind IN ('h','c')", name="kind"),)
+    __table_args__ = (CheckConstraint("kind IN ('h','c','h_last')", name="kind"),)
     run_id: Mapped[int] = mapped_column(_fk_run(), primary_key=True)
     epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
     layer: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(1), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
     seq_len: Mapped[int] = mapped_column(Integer, nullable=False)
     norms: Mapped[list] = mapped_column(JSONType, nullable=False)
 
@@ -231,3 +234,15 @@ class Worker(Base):
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     current_run_id: Mapped[int | None] = mapped_column(Integer)
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins per key ('client:<addr>', 'pair:<addr>|<name>'), shared by every dashboard
+    process, so throttling holds across processes and restarts."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, nullable=False)
+    first_failure_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    last_failure_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -39,6 +39,46 @@ TEST_RUN = uuid.uuid4().hex[:8]   # names of this test run's Postgres database a
 
 
 # ------------------------------------------------------------------------------------------
+# The fast tier: ./scripts/test --fast
+# ------------------------------------------------------------------------------------------
+
+# Fixtures that mean a test needs Postgres, Redis, a real worker process or a browser.
+SLOW_FIXTURES = {"pg_url", "pg_server_url", "fresh_pg_database", "redis_url", "start_worker", "broker_factory"}
+SLOW_PARAMS = {"postgres", "redis"}   # db_url[postgres], broker[redis]
+SLOW_FOLDERS = ("deploy", "faults")   # the compose stack, sign-in against real services, fault injection
+
+
+def pytest_addoption(parser):
+    parser.addoption("--fast", action="store_true", default=False,
+                     help="the fast tier: unit tests and SQLite only (no Postgres, Redis, worker processes, "
+                          "browser or compose stack); the full suite stays the default")
+
+
+def is_slow_item(item) -> bool:
+    """True when a test needs a service, a worker process, a browser or the compose stack."""
+    if item.get_closest_marker("slow") or item.get_closest_marker("browser"):
+        return True
+    if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    callspec = getattr(item, "callspec", None)
+    if callspec and SLOW_PARAMS & {str(v) for v in callspec.params.values()}:
+        return True
+    parts = Path(str(item.fspath)).relative_to(REPO / "tests").parts
+    return bool(parts) and parts[0] in SLOW_FOLDERS
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--fast"):
+        return
+    keep, drop = [], []
+    for item in items:
+        (drop if is_slow_item(item) else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+# ------------------------------------------------------------------------------------------
 # Databases
 # ------------------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ import streamlit as st
 
 from dashboard.auth import can, current_user
 from dashboard.components import plain, table
-from db import queries as q
+from db import console as q
 from rnnlab.settings import get_settings
 
 user = current_user()

@@ -12,6 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from db import console as c  # noqa: E402
 from db import queries as q  # noqa: E402
 from db import store  # noqa: E402
 from tests.dashboard.seed import records, seed_run, small_lab, spec  # noqa: E402
@@ -96,28 +97,28 @@ WRITES = [
 @pytest.mark.parametrize("sql", WRITES)
 def test_sql_console_refuses_writes_on_both_backends(seeded, sql):
     url, _ = seeded
-    with pytest.raises(q.QueryError):
-        q.run_sql(sql, 5, 100, url=url)
-    assert q.run_sql("SELECT COUNT(*) AS n FROM runs", 5, 100, url=url)[0]["n"].iloc[0] == 9
-    assert q.run_sql("SELECT COUNT(*) AS n FROM run_tags", 5, 100, url=url)[0]["n"].iloc[0] > 0
+    with pytest.raises(c.QueryError):
+        c.run_sql(sql, 5, 100, url=url)
+    assert c.run_sql("SELECT COUNT(*) AS n FROM runs", 5, 100, url=url)[0]["n"].iloc[0] == 9
+    assert c.run_sql("SELECT COUNT(*) AS n FROM run_tags", 5, 100, url=url)[0]["n"].iloc[0] > 0
 
 
 @pytest.mark.parametrize("sql", ["ATTACH '{p}' AS x", "VACUUM INTO '{p}'", "PRAGMA query_only = OFF", "BEGIN IMMEDIATE"])
 def test_sqlite_console_cannot_create_files_or_unlock_itself(sqlite_url, tmp_path, sql):
     target = tmp_path / "created.db"
-    with pytest.raises(q.QueryError):
-        q.run_sql(sql.format(p=target), 5, 10, url=sqlite_url)
+    with pytest.raises(c.QueryError):
+        c.run_sql(sql.format(p=target), 5, 10, url=sqlite_url)
     assert not target.exists()
 
 
 def test_sql_console_row_limit_and_timeout(seeded):
     url, _ = seeded
-    df, truncated = q.run_sql("SELECT id FROM runs ORDER BY id", 5, 4, url=url)
+    df, truncated = c.run_sql("SELECT id FROM runs ORDER BY id", 5, 4, url=url)
     assert df["id"].tolist() == [1, 2, 3, 4] and truncated
     slow = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) FROM c"
             if url.startswith("sqlite") else "SELECT pg_sleep(5)")
-    with pytest.raises(q.QueryError, match="statement timeout"):
-        q.run_sql(slow, 0.5, 10, url=url)
+    with pytest.raises(c.QueryError, match="statement timeout"):
+        c.run_sql(slow, 0.5, 10, url=url)
 
 
 def test_example_queries_all_run_read_only(seeded):
@@ -126,15 +127,8 @@ def test_example_queries_all_run_read_only(seeded):
 
     dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
     for title, sql in example_queries(dialect):
-        q.run_sql(sql, 10, 100, url=url)  # raises QueryError on failure
-    assert q.example_queries()  # the console's list is not empty
-
-
-def test_parse_examples_from_markdown(tmp_path):
-    doc = tmp_path / "schema.md"
-    doc.write_text("# Schema\n\n### 1. Runs by status\n\n```sql\nSELECT status FROM runs\n```\n\n"
-                   "**Slowest runs**\n\n```sql\nSELECT id FROM runs\n```\n")
-    assert q.parse_examples(doc) == [("1. Runs by status", "SELECT status FROM runs"), ("Slowest runs", "SELECT id FROM runs")]
+        c.run_sql(sql, 10, 100, url=url)  # raises QueryError on failure
+    assert c.example_queries()  # the console's list is not empty
 
 
 def test_console_on_postgres_needs_the_read_only_role(pg_url, monkeypatch):
@@ -144,10 +138,10 @@ def test_console_on_postgres_needs_the_read_only_role(pg_url, monkeypatch):
     monkeypatch.delenv("RNNLAB_READONLY_DATABASE_URL", raising=False)
     get_settings.cache_clear()
     try:
-        with pytest.raises(q.QueryError, match="RNNLAB_READONLY_DATABASE_URL"):
-            q.run_sql("SELECT 1 AS one", 5, 10)
+        with pytest.raises(c.QueryError, match="RNNLAB_READONLY_DATABASE_URL"):
+            c.run_sql("SELECT 1 AS one", 5, 10)
         monkeypatch.setenv("RNNLAB_READONLY_DATABASE_URL", pg_url)  # a role URL is given: it runs
         get_settings.cache_clear()
-        assert q.run_sql("SELECT 1 AS one", 5, 10)[0]["one"].iloc[0] == 1
+        assert c.run_sql("SELECT 1 AS one", 5, 10)[0]["one"].iloc[0] == 1
     finally:
         get_settings.cache_clear()

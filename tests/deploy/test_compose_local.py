@@ -249,7 +249,7 @@ def _runs(stack):
 # ---- the SQL console's connection ------------------------------------------------------------------------
 
 def test_sql_console_reads_but_refuses_writes_through_the_readonly_role(stack):
-    from db.queries import QueryError, run_sql
+    from db.console import QueryError, run_sql
 
     url = stack.environment("dashboard")["RNNLAB_READONLY_DATABASE_URL"]
     assert stack.target.readonly in url

@@ -68,8 +68,8 @@ def test_script_is_idempotent_and_needs_its_password(target):
 
 
 def test_sql_console_refuses_a_write_through_the_readonly_url(target, monkeypatch):
-    """db.queries.run_sql with the role's URL (RNNLAB_READONLY_DATABASE_URL in the dashboard)."""
-    from db.queries import QueryError, run_sql
+    """db.console.run_sql with the role's URL (RNNLAB_READONLY_DATABASE_URL in the dashboard)."""
+    from db.console import QueryError, run_sql
 
     owner_creates_table(target)
     df, truncated = run_sql("SELECT id, owner FROM runs", url=target.url(target.readonly))

@@ -58,7 +58,8 @@ def can(user: User, action: str, run_owner: str | None = None) -> bool:
     if action in ("view", "sql"):
         return True
     if user.role == "member":
-        return action == "submit" or run_owner is None or run_owner == user.name
+        # a run with no owner (e.g. submitted before owners were recorded) is an admin's to change
+        return action == "submit" or (run_owner is not None and run_owner == user.name)
     return False
 
 

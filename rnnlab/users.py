@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import re
 import tempfile
@@ -33,8 +34,6 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}")
 MIN_PASSWORD_LEN = 8
 MAX_PASSWORD_BYTES = 72      # bcrypt uses only the first 72 bytes; longer ones are refused
 BCRYPT_ROUNDS = 12
-# compared against when the user does not exist, so that a wrong name costs as much as a wrong password
-_DUMMY_HASH = bcrypt.hashpw(b"rnnlab-no-such-user", bcrypt.gensalt(BCRYPT_ROUNDS))
 
 
 class AuthSettings(BaseSettings):
@@ -126,10 +125,17 @@ def get_user(name: str, path: Path | None = None) -> UserRecord | None:
     return load_users(path).get(name)
 
 
+@functools.cache
+def _dummy_hash() -> bytes:
+    """Compared against when the user does not exist, so that a wrong name costs as much as a wrong
+    password. Made on first use, not at import: a hash takes ~0.3 s (it slowed `rnnlab --help`)."""
+    return bcrypt.hashpw(b"rnnlab-no-such-user", bcrypt.gensalt(BCRYPT_ROUNDS))
+
+
 def verify_password(name: str, password: str, path: Path | None = None) -> UserRecord | None:
     """The user if name and password match a user with a password, else None (same cost either way)."""
     user = get_user(name, path)
-    stored = (user.password_hash if user else None) or _DUMMY_HASH.decode()
+    stored = (user.password_hash if user else None) or _dummy_hash().decode()
     raw = password.encode()
     try:
         ok = len(raw) <= MAX_PASSWORD_BYTES and bcrypt.checkpw(raw, stored.encode())

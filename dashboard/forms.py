@@ -197,7 +197,8 @@ def render(errors: list[str]) -> None:
         a, b = st.columns(2)
         a.number_input("Hidden size", key=P + "hidden_size", min_value=1, step=16, help="Units per layer (H).")
         b.number_input("Layers", key=P + "num_layers", min_value=1, max_value=8, help="Stacked recurrent layers (depth).")
-        E.at("hidden_size", "num_layers", "hidden_size·task.seq_len·batch_size·num_layers")
+        E.at("hidden_size", "num_layers", "hidden_size·steps·batch_size·num_layers",
+             "hidden_size·steps·probe.batch_size·num_layers")
 
     st.markdown("**Initialization**")
     a, b, c = st.columns(3)

@@ -11,11 +11,18 @@ import hashlib
 import itertools
 import json
 import math
+import os
+import reprlib
+import stat
+import types
+import typing
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 SPEC_VERSION = 1
 
@@ -32,6 +39,54 @@ class _Strict(BaseModel):
     """Base: unknown keys are errors, NaN/inf are rejected, values are validated on assignment."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=True, frozen=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data: Any) -> Any:
+        # pydantic reads true as 1 in int and float fields, and YAML reads yes/no/on/off as booleans
+        if isinstance(data, dict):
+            for name, f in cls.model_fields.items():
+                if name in data and _bool_in_number(data[name], f.annotation):
+                    raise PydanticCustomError("bool_number", "{field}: got {value}; a boolean (true/false, "
+                                              "yes/no, on/off) is not a number", {"field": name,
+                                                                                   "value": repr(data[name])})
+        return data
+
+
+def _numeric(tp: Any) -> bool:
+    """Whether a type annotation takes numbers and not booleans (int, float, their optional forms)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Annotated:
+        return _numeric(args[0])
+    if origin in (Union, types.UnionType):
+        return bool not in args and any(_numeric(a) for a in args)
+    return tp in (int, float)
+
+
+def _bool_in_number(v: Any, tp: Any) -> bool:
+    if isinstance(v, bool):
+        return _numeric(tp)
+    if isinstance(v, list) and typing.get_origin(tp) is list:
+        return any(_bool_in_number(x, typing.get_args(tp)[0]) for x in v)
+    return False
+
+
+# text that reads differently from what it stores: C0/C1 controls (NUL, ESC, newline …), bidi overrides
+# and isolates (U+202A-U+202E, U+2066-U+2069), marks (U+200E, U+200F, U+061C), line/paragraph separators
+_BIDI = {0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029}
+
+
+def check_text(field: str, value: str | None) -> str | None:
+    """Refuse control, NUL and bidi characters in a name, tag or path (they hide or reorder text in
+    tables, terminals and logs); returns the value."""
+    if value is None:
+        return value
+    for i, ch in enumerate(value):
+        if unicodedata.category(ch) in ("Cc", "Cs") or ord(ch) in _BIDI:
+            raise ValueError(f"{field}: got {reprlib.repr(value)}; character {i + 1} is U+{ord(ch):04X} "
+                             f"({unicodedata.name(ch, 'a control character')}): control, NUL and bidi "
+                             f"characters are not allowed")
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -91,6 +146,11 @@ class CharLMTask(_Strict):
     path: str | None = None
     seq_len: int = Field(100, ge=2)
 
+    @field_validator("path")
+    @classmethod
+    def _plain_path(cls, v: str | None) -> str | None:
+        return check_text("task.path", v)
+
 
 class ForecastTask(_Strict):
     """One-step-ahead forecasting of a generated series (sine mixture, Mackey-Glass τ = 17) or of a
@@ -100,6 +160,11 @@ class ForecastTask(_Strict):
     series: Literal["sine", "mackey_glass", "csv"] = "sine"
     path: str | None = None
     seq_len: int = Field(100, ge=2)
+
+    @field_validator("path")
+    @classmethod
+    def _plain_path(cls, v: str | None) -> str | None:
+        return check_text("task.path", v)
 
     @model_validator(mode="after")
     def _csv_needs_path(self) -> "ForecastTask":
@@ -211,6 +276,11 @@ class JobSpec(_Strict):
     device: Device = "auto"
     probe: ProbeSpec = Field(default_factory=ProbeSpec)
 
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str | None) -> str | None:
+        return check_text("name", v)
+
     @field_validator("init", mode="before")
     @classmethod
     def _init_shorthand(cls, v: Any) -> Any:
@@ -250,11 +320,47 @@ class JobSpec(_Strict):
     def slope(self) -> float:
         return self.leaky_slope if self.leaky_slope is not None else 0.01
 
+    @property
+    def steps(self) -> int:
+        """The longest sequence the engine unrolls for this task (models/tasks): copy runs
+        T + 2·n_copy steps; the p13 adding variant draws lengths in [T, T + max(1, ⌊0.1·T⌋)); digits 64."""
+        t = self.task
+        if t.name == "copy":
+            return t.seq_len + 2 * t.n_copy
+        if t.name == "adding" and t.variant == "p13":
+            return t.seq_len + max(1, int(t.seq_len * 0.1)) - 1
+        return t.seq_len
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
+    def canonical(self) -> dict[str, Any]:
+        """What is trained, in one form: equivalent specs give equal dicts (docs/spec.md, "Canonical
+        form"). Without ``name``; defaults that the engine resolves are written out, and fields that
+        cannot act for the chosen cell, activation, init or task are set to their defaults."""
+        d = self.to_dict()
+        d.pop("name", None)
+        d["activation"] = self.act if self.cell == "rnn" else None
+        d["leaky_slope"] = self.slope if d["activation"] == "leaky_relu" else None
+        init, used = d["init"], {self.init.recurrent, self.init.input}
+        default = InitSpec()
+        for f, needs in (("std", "normal"), ("bound", "uniform"), ("scale", "identity")):
+            if needs not in used:
+                init[f] = getattr(default, f)
+        if init["bias"] is None:
+            init["bias"] = "default" if used == {"default"} else "zeros"
+        if self.task.name == "digits" and not self.task.permuted:
+            d["task"]["perm_seed"] = 0
+        d["probe"]["every"] = min(self.probe.every, self.epochs)   # every ≥ epochs: only epoch 0 and the last
+        return d
+
     def spec_hash(self) -> str:
-        """Identity of what is trained: the canonical JSON of the spec without its ``name``."""
+        """Identity of what is trained: sha256 of the canonical JSON (``canonical()``, sorted keys)."""
+        return hashlib.sha256(json.dumps(self.canonical(), sort_keys=True).encode()).hexdigest()
+
+    def legacy_hash(self) -> str:
+        """The hash runs created before the canonical form got (the spec as written, without ``name``);
+        duplicate detection also looks these up so older rows still count."""
         d = self.to_dict()
         d.pop("name", None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
@@ -312,6 +418,11 @@ def _format_errors(err: ValidationError) -> list[str]:
             msg = msg[len("Value error, "):]
             out.append(msg if loc == "spec" or msg.startswith(loc) else f"{loc}: {msg}")
             continue
+        if e["type"] == "bool_number":
+            ctx = e["ctx"]
+            field = ctx["field"] if loc == "spec" else f"{loc}.{ctx['field']}"
+            out.append(f"{field}: got {ctx['value']}; a boolean (true/false, yes/no, on/off) is not a number")
+            continue
         if e["type"] == "extra_forbidden":
             out.append(f"{loc}: unknown field (check the spelling; see `rnnlab spec --example`)")
             continue
@@ -327,32 +438,52 @@ def _format_errors(err: ValidationError) -> list[str]:
     return out
 
 
+def _env(field: str) -> str:
+    return f"RNNLAB_{field.upper()}"
+
+
+def over_limit(what: str, value: int, limits: Limits, field: str) -> str | None:
+    """The message for a size over the operator's limit ``field`` of Limits, or None."""
+    cap = getattr(limits, field)
+    if value <= cap:
+        return None
+    fmt = "{:,}" if field == "max_work" else "{}"
+    return (f"{what}: got {fmt.format(value)}; the operator's limit is {fmt.format(cap)} "
+            f"({_env(field)} raises it)")
+
+
 def check_limits(spec: JobSpec, limits: Limits) -> list[str]:
-    errs = []
+    """Every operator limit, computed from the spec's fields (nothing is allocated): the sizes, the
+    real number of steps (``JobSpec.steps``) and the unrolled graph of training and of the probe."""
     checks = [
-        ("hidden_size", spec.hidden_size, limits.max_hidden_size),
-        ("task.seq_len", spec.task.seq_len, limits.max_seq_len),
-        ("batch_size", spec.batch_size, limits.max_batch_size),
-        ("probe.batch_size", spec.probe.batch_size, limits.max_batch_size),
-        ("epochs", spec.epochs, limits.max_epochs),
-        ("steps_per_epoch", spec.steps_per_epoch, limits.max_steps_per_epoch),
+        ("hidden_size", spec.hidden_size, "max_hidden_size"),
+        ("task.seq_len", spec.task.seq_len, "max_seq_len"),
+        ("batch_size", spec.batch_size, "max_batch_size"),
+        ("probe.batch_size", spec.probe.batch_size, "max_batch_size"),
+        ("epochs", spec.epochs, "max_epochs"),
+        ("steps_per_epoch", spec.steps_per_epoch, "max_steps_per_epoch"),
     ]
-    for field, value, cap in checks:
-        if value > cap:
-            errs.append(f"{field}: got {value}; the operator's limit is {cap}")
+    if spec.steps != spec.task.seq_len:
+        checks.append((f"steps of the {spec.task.name} task ({_steps_formula(spec)})", spec.steps, "max_seq_len"))
+    unrolled = spec.hidden_size * spec.steps * spec.num_layers
+    checks += [
+        ("hidden_size·steps·batch_size·num_layers", unrolled * spec.batch_size, "max_work"),
+        ("hidden_size·steps·probe.batch_size·num_layers", unrolled * spec.probe.batch_size, "max_work"),
+    ]
+    errs = [m for what, value, field in checks if (m := over_limit(what, value, limits, field))]
     path = getattr(spec.task, "path", None)
     if path and limits.data_dir:
         root = Path(limits.data_dir).resolve()
         if not (Path(path).is_absolute() and Path(path).resolve().is_relative_to(root)):
             errs.append(f"task.path: got {path!r}; it must be an absolute path inside the data folder "
                         f"{root} (RNNLAB_DATA_DIR)")
-    work = spec.hidden_size * spec.task.seq_len * spec.batch_size * spec.num_layers
-    if work > limits.max_work:
-        errs.append(
-            f"hidden_size·task.seq_len·batch_size·num_layers: got {work:,}; the operator's limit is "
-            f"{limits.max_work:,} (make one of them smaller)"
-        )
     return errs
+
+
+def _steps_formula(spec: JobSpec) -> str:
+    if spec.task.name == "copy":
+        return f"T + 2·n_copy = {spec.task.seq_len} + 2·{spec.task.n_copy}"
+    return f"up to 1.1·T for p13, T = {spec.task.seq_len}"
 
 
 def parse_spec(data: Any, limits: Limits | None = None) -> JobSpec:
@@ -385,6 +516,11 @@ class SweepSpec(_Strict):
     base: dict[str, Any] = Field(default_factory=dict)
     vary: dict[str, list[Any]] = Field(default_factory=dict)
     seeds: list[int] = Field(default_factory=lambda: [0])
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str | None) -> str | None:
+        return check_text("name", v)
 
     @field_validator("vary")
     @classmethod

@@ -75,10 +75,10 @@ def test_operator_limits():
     limits = Limits(max_hidden_size=64, max_work=10**6)
     with pytest.raises(SpecError) as ei:
         parse_spec({"hidden_size": 128}, limits)
-    assert "hidden_size: got 128; the operator's limit is 64" in ei.value.errors
+    assert "hidden_size: got 128; the operator's limit is 64 (RNNLAB_MAX_HIDDEN_SIZE raises it)" in ei.value.errors
     with pytest.raises(SpecError) as ei:
         parse_spec({"hidden_size": 64, "batch_size": 64, "task": {"name": "adding", "seq_len": 1000}}, limits)
-    assert "limit" in ei.value.errors[0] and "seq_len" in ei.value.errors[0]
+    assert "limit" in ei.value.errors[0] and "steps" in ei.value.errors[0] and "RNNLAB_MAX_WORK" in ei.value.errors[0]
 
 
 def test_sweep_expands_to_grid_with_seeds():

@@ -10,33 +10,44 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import insert, select, update
 
-from db.attempts import aware, close_attempt, now, owned
+from db.attempts import aware, close_attempt, db_now, forward, owned
 from db.engine import session
 from db.models import Run, RunAttempt, Worker
 
 
-def heartbeat(worker: str, *, host: str, pid: int | None, queues: str, device: str | None,
-              url: str | None = None) -> None:
-    """Insert or refresh the worker's row."""
-    t = now()
+def heartbeat(worker: str, *, host: str, pid: int | None, queues: str, device: str | None, start: bool = False,
+              url: str | None = None) -> bool:
+    """Insert or refresh the worker's row, with the database's time. Only ``start=True`` (a worker's
+    first beat) marks a stopped worker of that name alive again; any other beat (say, one still in
+    flight when the worker shut down) leaves a stopped worker stopped and returns False."""
     with session(url, write=True) as s:
-        res = s.execute(update(Worker).where(Worker.name == worker).values(
-            host=host, pid=pid, queues=queues, device=device, heartbeat_at=t, stopped_at=None))
-        if res.rowcount == 0:
-            s.execute(insert(Worker).values(name=worker, host=host, pid=pid, queues=queues, device=device,
-                                            started_at=t, heartbeat_at=t))
+        t = db_now(s)
+        cond = [Worker.name == worker]
+        values = dict(host=host, pid=pid, queues=queues, device=device, heartbeat_at=forward(Worker.heartbeat_at, t))
+        if start:
+            values.update(started_at=t, stopped_at=None)
+        else:
+            cond.append(Worker.stopped_at.is_(None))
+        if s.execute(update(Worker).where(*cond).values(**values)).rowcount == 1:
+            return True
+        if s.execute(select(Worker.name).where(Worker.name == worker)).first() is not None:
+            return False   # stopped, and this is not a start
+        s.execute(insert(Worker).values(name=worker, host=host, pid=pid, queues=queues, device=device,
+                                        started_at=t, heartbeat_at=t))
+        return True
 
 
 def worker_stopped(worker: str, *, url: str | None = None) -> None:
     """Mark a worker as stopped (clean shutdown)."""
     with session(url, write=True) as s:
-        s.execute(update(Worker).where(Worker.name == worker).values(stopped_at=now(), current_run_id=None))
+        s.execute(update(Worker).where(Worker.name == worker).values(stopped_at=db_now(s), current_run_id=None))
 
 
 def run_heartbeat(run_id: int, attempt: int, *, url: str | None = None) -> bool:
     """Refresh a running run's heartbeat; False if this attempt no longer owns it."""
     with session(url, write=True) as s:
-        res = s.execute(update(Run).where(*owned(run_id, attempt)).values(heartbeat_at=now()))
+        res = s.execute(update(Run).where(*owned(run_id, attempt))
+                        .values(heartbeat_at=forward(Run.heartbeat_at, db_now(s))))
         return res.rowcount == 1
 
 
@@ -50,11 +61,12 @@ class Reaped:
 def reap_lost(stale_after_s: float, *, url: str | None = None) -> Reaped:
     """Find running runs whose heartbeat is older than ``stale_after_s``: requeue them (the caller
     sends their messages) or fail them when max_attempts is used up; a run whose cancel was
-    requested is cancelled instead (nobody would claim it again). Safe to run concurrently."""
-    t = now()
-    cutoff = t - dt.timedelta(seconds=stale_after_s)
+    requested is cancelled instead (nobody would claim it again). Safe to run concurrently. Staleness
+    is judged by the database's clock, the one heartbeats are written with, never this host's."""
     out = Reaped([], [])
     with session(url) as s:
+        t = db_now(s)
+        cutoff = t - dt.timedelta(seconds=stale_after_s)
         stale = s.execute(select(Run.id).where(Run.status == "running", Run.heartbeat_at < cutoff)).scalars().all()
     for run_id in stale:
         with session(url, write=True) as s:
@@ -122,9 +134,9 @@ def note_resent(run_id: int, attempts: int, message: str | None, note: str, *, u
 
 
 def list_workers(*, url: str | None = None) -> list[dict]:
-    """Every worker row, newest heartbeat first, with ``heartbeat_age_s``."""
-    t = now()
+    """Every worker row, newest heartbeat first, with ``heartbeat_age_s`` (by the database's clock)."""
     with session(url) as s:
+        t = db_now(s)
         rows = s.execute(select(Worker).order_by(Worker.heartbeat_at.desc())).scalars().all()
         out = [{c.key: getattr(w, c.key) for c in Worker.__table__.columns} for w in rows]
     for w in out:

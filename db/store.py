@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 
-from db.attempts import check_owned, close_attempt, now, owned
+from db.attempts import check_owned, close_attempt, db_now, fence, forward, now, owned
 from db.codec import epoch_rows, info_row, is_nan
 from db.engine import session
 from db.errors import LostOwnership, RunNotFound, RunStateError
@@ -153,12 +153,12 @@ def claim_run(run_id: int, worker: str, *, stale_after_s: float | None = None,
     ``stale_after_s`` (its worker died). The claim opens a run_attempts row and deletes any rows
     recorded after the last checkpoint, so a resumed run replays those epochs cleanly. A claim
     that would exceed max_attempts fails the run instead."""
-    t = now()
-    claimable = Run.status == "queued"
-    if stale_after_s is not None:
-        cutoff = t - dt.timedelta(seconds=stale_after_s)
-        claimable = or_(claimable, and_(Run.status == "running", Run.heartbeat_at < cutoff))
     with session(url, write=True) as s:
+        t = db_now(s)   # the database's clock, like every heartbeat (db.attempts.db_now)
+        claimable = Run.status == "queued"
+        if stale_after_s is not None:
+            cutoff = t - dt.timedelta(seconds=stale_after_s)
+            claimable = or_(claimable, and_(Run.status == "running", Run.heartbeat_at < cutoff))
         prev = s.execute(select(Run.status, Run.worker, Run.attempts, Run.max_attempts)
                          .where(Run.id == run_id)).one_or_none()
         if prev is None:
@@ -173,7 +173,8 @@ def claim_run(run_id: int, worker: str, *, stale_after_s: float | None = None,
                                only_open=True)
             return None
         res = s.execute(update(Run).where(Run.id == run_id, Run.cancel_requested.is_(False), claimable)
-                        .values(status="running", worker=worker, attempts=Run.attempts + 1, heartbeat_at=t,
+                        .values(status="running", worker=worker, attempts=Run.attempts + 1,
+                                heartbeat_at=forward(Run.heartbeat_at, t),
                                 started_at=func.coalesce(Run.started_at, t), finished_at=None,
                                 code_version=code_version())
                         .returning(Run.attempts))
@@ -198,21 +199,25 @@ def claim_run(run_id: int, worker: str, *, stale_after_s: float | None = None,
 
 
 
-def record_info(run_id: int, info: RunInfo, *, attempt: int | None = None, url: str | None = None) -> None:
+# Worker writes take ``attempt`` as a required keyword: the attempt number claim_run returned. Each
+# one starts with db.attempts.fence (a conditional UPDATE of the run row, rowcount checked), so the
+# ownership check and the write are one step on both backends; LostOwnership if the attempt lost the
+# run. ``attempt=None`` is unfenced: only for demo data and tests that seed runs by hand.
+
+def record_info(run_id: int, info: RunInfo, *, attempt: int | None, url: str | None = None) -> None:
     """Store the engine's fixed facts about the run (baselines, metric, T, parameter names)."""
     with session(url, write=True) as s:
-        check_owned(s, run_id, attempt)
-        s.execute(update(Run).where(Run.id == run_id).values(**info_row(info)))
+        fence(s, run_id, attempt, **info_row(info))
 
 
-def record_epoch(run_id: int, rec: EpochRecord, *, attempt: int | None = None, url: str | None = None) -> None:
+def record_epoch(run_id: int, rec: EpochRecord, *, attempt: int | None, url: str | None = None) -> None:
     """Store one epoch (scalars, parameter and layer stats, profiles, histograms), replacing any
     rows of the same epoch, and update the run's summary columns. With ``attempt``, raises
     LostOwnership unless that attempt still owns the running run."""
     rows = epoch_rows(run_id, rec)
     t = now()
     rows["epochs"][0]["recorded_at"] = t
-    summary: dict[str, Any] = {"epochs_done": rec.epoch, "heartbeat_at": t}
+    summary: dict[str, Any] = {"epochs_done": rec.epoch}
     summary["last_val_loss"] = None if is_nan(rec.val_loss) else rec.val_loss
     summary["last_val_metric"] = None if is_nan(rec.val_metric) else rec.val_metric
     if rec.layers:
@@ -220,29 +225,26 @@ def record_epoch(run_id: int, rec: EpochRecord, *, attempt: int | None = None, u
         summary["last_horizon"] = None if is_nan(l0.horizon) else l0.horizon
         summary["last_log_ratio"] = None if is_nan(l0.log_ratio) else l0.log_ratio
     with session(url, write=True) as s:
-        check_owned(s, run_id, attempt)
+        fence(s, run_id, attempt, **summary)   # first: the run row stays locked until the epoch is in
         for table in EPOCH_TABLES:
             s.execute(delete(table).where(table.run_id == run_id, table.epoch == rec.epoch))
         for name, table_rows in rows.items():
             if table_rows:
                 s.execute(insert(_TABLES[name]), table_rows)
-        s.execute(update(Run).where(Run.id == run_id).values(**summary))
 
 
-def record_diagnosis(run_id: int, diagnosis: str, *, attempt: int | None = None,
-                     url: str | None = None) -> None:
+def record_diagnosis(run_id: int, diagnosis: str, *, attempt: int | None, url: str | None = None) -> None:
     """Store the engine's one-line diagnosis of the latest probed epoch. With ``attempt``, raises
     LostOwnership unless that attempt still owns the running run (like record_epoch)."""
     with session(url, write=True) as s:
-        check_owned(s, run_id, attempt)
-        s.execute(update(Run).where(Run.id == run_id).values(diagnosis=diagnosis))
+        fence(s, run_id, attempt, diagnosis=diagnosis)
 
 
-def save_checkpoint(run_id: int, epoch: int, state: bytes, *, attempt: int | None = None,
+def save_checkpoint(run_id: int, epoch: int, state: bytes, *, attempt: int | None,
                     url: str | None = None) -> None:
     """Keep ``state`` as the run's only checkpoint (the latest one)."""
     with session(url, write=True) as s:
-        check_owned(s, run_id, attempt)
+        fence(s, run_id, attempt)
         s.execute(delete(Checkpoint).where(Checkpoint.run_id == run_id))
         s.execute(insert(Checkpoint).values(run_id=run_id, epoch=epoch, state=state, saved_at=now()))
 
@@ -254,7 +256,7 @@ def load_checkpoint(run_id: int, *, url: str | None = None) -> tuple[int, bytes]
     return None if row is None else (row.epoch, bytes(row.state))
 
 
-def finish_run(run_id: int, status: str, message: str | None, *, attempt: int | None = None,
+def finish_run(run_id: int, status: str, message: str | None, *, attempt: int | None,
                url: str | None = None) -> bool:
     """End a running run with a final status; False if this attempt no longer owns it."""
     if status not in FINAL_STATUSES:
@@ -352,13 +354,16 @@ def set_notes(run_id: int, notes: str | None, *, url: str | None = None) -> None
         s.execute(update(Run).where(Run.id == run_id).values(notes=notes or None))
 
 
-def delete_run(run_id: int, *, url: str | None = None) -> None:
-    """Delete a run that is not running, with everything recorded for it."""
+def delete_run(run_id: int, *, force: bool = False, url: str | None = None) -> None:
+    """Delete a run that is not running, with everything recorded for it. The run's row is locked
+    first (SELECT ... FOR UPDATE on Postgres; BEGIN IMMEDIATE on SQLite), so a worker cannot claim it
+    between the check and the delete. ``force`` (admin clean-up only) deletes a running run too; its
+    worker's next write then raises LostOwnership and it stops."""
     with session(url, write=True) as s:
-        status = s.execute(select(Run.status).where(Run.id == run_id)).scalar_one_or_none()
+        status = s.execute(select(Run.status).where(Run.id == run_id).with_for_update()).scalar_one_or_none()
         if status is None:
             raise RunNotFound(run_id)
-        if status == "running":
+        if status == "running" and not force:
             raise RunStateError(f"run {run_id} is running; cancel it first")
         for table in (*EPOCH_TABLES, Checkpoint, RunAttempt, RunTag):  # explicit: no reliance on FK cascades
             s.execute(delete(table).where(table.run_id == run_id))

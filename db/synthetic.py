@@ -92,17 +92,17 @@ def seed_demo(url: str | None = None) -> list[int]:
             continue
         claimed = store.claim_run(run_id, "demo-worker@host", url=url)
         T, cell, layers = sp.task.seq_len, sp.cell, sp.num_layers
-        store.record_info(run_id, run_info(cell, T, layers), url=url)
+        store.record_info(run_id, run_info(cell, T, layers), attempt=None, url=url)
         for epoch in range(sp.epochs + 1):
             bad = outcome == "diverged" and epoch == sp.epochs
             store.record_epoch(run_id, epoch_record(epoch, cell=cell, seq_len=T, num_layers=layers, seed=run_id,
-                                                    nonfinite=bad), url=url)
-            store.save_checkpoint(run_id, epoch, b"demo", url=url)
+                                                    nonfinite=bad), attempt=None, url=url)
+            store.save_checkpoint(run_id, epoch, b"demo", attempt=None, url=url)
             if outcome == "lost-then-succeeded" and epoch == 1 and claimed["attempt"] == 1:
                 time.sleep(0.02)
                 store.claim_run(run_id, "demo-worker-2@host", stale_after_s=0.01, url=url)
         if outcome == "diverged":
-            store.finish_run(run_id, "diverged", f"non-finite loss at epoch {sp.epochs}", url=url)
+            store.finish_run(run_id, "diverged", f"non-finite loss at epoch {sp.epochs}", attempt=None, url=url)
         else:
-            store.finish_run(run_id, "succeeded", f"trained {sp.epochs} epochs", url=url)
+            store.finish_run(run_id, "succeeded", f"trained {sp.epochs} epochs", attempt=None, url=url)
     return ids

@@ -82,13 +82,17 @@ class WorkerHeartbeat(threading.Thread):
         self.orphan_every_s = max(period_s, lost_after_s / 4)
         self._orphan_next = 0.0
         self._setup = setup
+        self._registered = False   # the first successful beat is the start (db.liveness.heartbeat)
 
     def beat(self) -> None:
         if self._setup is not None:
             self._setup()
             self._setup = None
+        if self._stop_event.is_set() and self._registered:
+            return   # stopping: a late beat must not race worker_stopped (the store refuses one anyway)
         store.heartbeat(self.worker, host=self.host, pid=self.pid, queues=self.queues, device=self.device,
-                        url=self.url)
+                        start=not self._registered, url=self.url)
+        self._registered = True
         reaped = store.reap_lost(self.lost_after_s, url=self.url)
         for run_id in reaped.failed:
             log.warning("run %s lost its worker too often; failed", run_id)

@@ -7,14 +7,20 @@ Without it the task would fail at once and its message be acked (acks_late acks 
 the retries run out, the run is left ``queued`` with no message; the workers' lost-message check
 (worker.orphans) re-sends it once the database answers again. A retry of a run that was claimed
 after all is harmless: the claim is atomic.
+
+A run the runner handed back because the database stayed unusable mid-run (worker.runner: each
+write retries for DB_RETRY_S first) is sent again as a retry of this task, a few seconds later. (A run
+handed back by a shutdown is sent again by the worker's main process instead: worker.app.)
 """
 
 from __future__ import annotations
 
 from worker.app import app, worker_settings
+from worker.heartbeat import worker_stopping
 from worker.runner import DB_TRANSIENT, execute
 
 DB_MAX_RETRIES = 15
+HANDED_BACK_RETRY_S = 5
 
 
 @app.task(name="rnnlab.run", bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True,
@@ -23,5 +29,8 @@ DB_MAX_RETRIES = 15
 def run(self, run_id: int) -> str | None:
     """Train run ``run_id`` (claim → engine with recording callbacks → finish)."""
     s = worker_settings()
-    return execute(int(run_id), self.request.hostname, heartbeat_s=s.heartbeat_seconds,
-                   lost_after_s=s.lost_after_seconds)
+    status = execute(int(run_id), self.request.hostname, heartbeat_s=s.heartbeat_seconds,
+                     lost_after_s=s.lost_after_seconds)
+    if status == "requeued" and not worker_stopping():   # handed back on a database outage: send it again
+        raise self.retry(countdown=HANDED_BACK_RETRY_S)
+    return status

@@ -98,17 +98,17 @@ def seed_run(url: str, s: JobSpec, *, status: str = "succeeded", worker: str = "
     if status == "queued":
         return run_id
     store.claim_run(run_id, worker, url=url)
-    store.record_info(run_id, info_for(s), url=url)
+    store.record_info(run_id, info_for(s), attempt=1, url=url)
     recs = records(s, diverge_at=2 if status == "diverged" else None)
     if epochs_done is not None:
         recs = recs[:epochs_done + 1]
     for rec in recs:
-        store.record_epoch(run_id, rec, url=url)
-    store.record_diagnosis(run_id, _diagnosis(recs[-1]), url=url)
+        store.record_epoch(run_id, rec, attempt=1, url=url)
+    store.record_diagnosis(run_id, _diagnosis(recs[-1]), attempt=1, url=url)
     if status != "running":
         msg = {"succeeded": f"finished {s.epochs} epochs", "diverged": "non-finite loss at epoch 2",
                "failed": "engine error", "cancelled": "cancelled by local"}[status]
-        store.finish_run(run_id, status, msg, url=url)
+        store.finish_run(run_id, status, msg, attempt=1, url=url)
     return run_id
 
 

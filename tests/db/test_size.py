@@ -26,9 +26,10 @@ def test_100_epochs_T1000_two_layers_under_5_MB(cell, sqlite_url):
     spec = parse_spec({"cell": cell, "task": {"name": "adding", "seq_len": 1000}, "num_layers": 2, "epochs": 100})
     (run_id,) = store.create_runs([spec], url=sqlite_url)
     store.claim_run(run_id, "w", url=sqlite_url)
-    store.record_info(run_id, run_info(cell, 1000, 2), url=sqlite_url)
+    store.record_info(run_id, run_info(cell, 1000, 2), attempt=1, url=sqlite_url)
     for e in range(101):
-        store.record_epoch(run_id, epoch_record(e, cell=cell, seq_len=1000, num_layers=2, seed=3), url=sqlite_url)
+        store.record_epoch(run_id, epoch_record(e, cell=cell, seq_len=1000, num_layers=2, seed=3), attempt=1,
+                           url=sqlite_url)
     size = _db_bytes(path, sqlite_url) - empty
     recs = store.epoch_records(run_id, url=sqlite_url)
     assert len(recs) == 101 and len(recs[100].layers[1].grad_h) == 1000

@@ -81,9 +81,9 @@ def test_nan_and_inf_round_trip(db_url):
     store.claim_run(run_id, "w1", url=db_url)
     info = run_info("lstm", 10)
     info.baseline_metric = math.inf
-    store.record_info(run_id, info, url=db_url)
+    store.record_info(run_id, info, attempt=1, url=db_url)
     rec = epoch_record(1, cell="lstm", seq_len=10, nonfinite=True)
-    store.record_epoch(run_id, rec, url=db_url)
+    store.record_epoch(run_id, rec, attempt=1, url=db_url)
     (back,) = store.epoch_records(run_id, url=db_url)
     assert math.isnan(back.val_loss) and back.grad_norm_max == math.inf and back.train_loss == -math.inf
     p0 = next(p for p in back.params if p.name == rec.params[0].name)
@@ -209,7 +209,7 @@ def test_cancel_queued_and_running(db_url):
     assert store.request_cancel(running, url=db_url) is True
     assert store.cancel_requested(running, url=db_url) is True
     store.claim_run(done, "w1", url=db_url)
-    store.finish_run(done, "succeeded", "ok", url=db_url)
+    store.finish_run(done, "succeeded", "ok", attempt=1, url=db_url)
     assert store.request_cancel(done, url=db_url) is False
     with pytest.raises(store.RunNotFound, match="run 999 not found"):
         store.request_cancel(999, url=db_url)
@@ -223,10 +223,10 @@ def test_tags_notes_and_delete(db_url):
     assert run["tags"] == ["new", "z"] and run["notes"] == "looks vanishing"
     assert [r["id"] for r in store.list_runs(tag=["new"], url=db_url)] == [a]
     store.claim_run(a, "w1", url=db_url)
-    store.record_epoch(a, epoch_record(0, seq_len=10), url=db_url)
+    store.record_epoch(a, epoch_record(0, seq_len=10), attempt=1, url=db_url)
     with pytest.raises(store.RunStateError, match="running"):
         store.delete_run(a, url=db_url)
-    store.finish_run(a, "failed", "boom", url=db_url)
+    store.finish_run(a, "failed", "boom", attempt=1, url=db_url)
     store.delete_run(a, url=db_url)
     assert store.get_run(a, url=db_url) is None and store.epoch_records(a, url=db_url) == []
     assert [r["id"] for r in store.list_runs(url=db_url)] == [b]

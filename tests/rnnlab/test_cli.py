@@ -142,7 +142,7 @@ def test_requeue_with_the_broker_down_says_so_and_how_to_resend(cli, home):
     upgrade(db_url(home))
     (run_id,) = store.create_runs([parse_spec(TINY)], url=db_url(home))
     store.claim_run(run_id, "w", url=db_url(home))
-    store.finish_run(run_id, "failed", "boom", url=db_url(home))
+    store.finish_run(run_id, "failed", "boom", attempt=1, url=db_url(home))
     cli.env["RNNLAB_BROKER_URL"] = "redis://127.0.0.1:1/0"   # nothing listens there
     try:
         r = cli("requeue", run_id, torch=False)
@@ -169,7 +169,7 @@ def test_export_json_keeps_nan(cli, home, tmp_path):
     upgrade(db_url(home))
     (run_id,) = store.create_runs([parse_spec(TINY)], url=db_url(home))
     store.claim_run(run_id, "w", url=db_url(home))
-    store.record_epoch(run_id, epoch_record(0, seq_len=10, nonfinite=True), url=db_url(home))
+    store.record_epoch(run_id, epoch_record(0, seq_len=10, nonfinite=True), attempt=1, url=db_url(home))
     r = cli("export", run_id, "-o", tmp_path / "run.json", torch=False)
     assert r.returncode == 0, r.stderr
     doc = json.loads((tmp_path / "run.json").read_text())

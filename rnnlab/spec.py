@@ -431,7 +431,7 @@ def _format_errors(err: ValidationError) -> list[str]:
                        if isinstance(e.get("input"), dict) else f"{loc}: {msg}")
             continue
         val = e.get("input")
-        shown = repr(val) if not isinstance(val, dict) else "{…}"
+        shown = reprlib.repr(val) if not isinstance(val, dict) else "{…}"   # bounded: a value can be huge
         if isinstance(val, float) and not math.isfinite(val):
             msg = "must be a finite number"
         out.append(f"{loc}: got {shown}; {msg[0].lower() + msg[1:]}")
@@ -567,13 +567,27 @@ def _point_name(base: str | None, keys: list[str], values: tuple) -> str | None:
     return name if name is None or len(name) <= 200 else name[:199] + "…"
 
 
+def sweep_size(vary: dict[str, list[Any]], n_seeds: int) -> int:
+    """The number of grid points, by arithmetic (nothing is expanded)."""
+    return math.prod(len(v) for v in vary.values()) * n_seeds
+
+
+def check_sweep_size(vary: dict[str, list[Any]], n_seeds: int, limits: Limits) -> None:
+    """Raise SpecError when the grid is over RNNLAB_MAX_SWEEP_RUNS; call before expanding anything."""
+    n = sweep_size(vary, n_seeds)
+    if n > limits.max_sweep_runs:
+        axes = " × ".join(f"{len(v)} {k}" for k, v in vary.items())
+        raise SpecError([f"sweep: {n:,} runs ({axes + ' × ' if axes else ''}{n_seeds} seeds); the operator's "
+                         f"limit is {limits.max_sweep_runs} (RNNLAB_MAX_SWEEP_RUNS raises it)"])
+
+
 def expand_sweep(sweep: SweepSpec, limits: Limits | None = None) -> list[JobSpec]:
-    """Expand a sweep into validated job specs (errors for every bad grid point are collected)."""
+    """Expand a sweep into validated job specs (errors for every bad grid point are collected). The
+    grid's size is checked first, by arithmetic."""
     limits = limits or Limits()
+    check_sweep_size(sweep.vary, len(sweep.seeds), limits)
     keys = list(sweep.vary)
     grid = list(itertools.product(*(sweep.vary[k] for k in keys), sweep.seeds))
-    if len(grid) > limits.max_sweep_runs:
-        raise SpecError([f"sweep: {len(grid)} runs; the operator's limit is {limits.max_sweep_runs}"])
     specs, errors = [], []
     for point in grid:
         d = json.loads(json.dumps(sweep.base))
@@ -608,18 +622,91 @@ def find_duplicates(specs: list[JobSpec]) -> list[tuple[int, int]]:
 # Files
 # ---------------------------------------------------------------------------------------------
 
-def load_document(path: str | Path) -> dict[str, Any]:
-    """Read a YAML or JSON file into a mapping, with a clear error."""
+MAX_FILE_BYTES = 1_000_000   # a spec or sweep file; the largest real sweep files are a few kB
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses duplicate keys in a mapping (PyYAML keeps the last one) and
+    aliases (``*name``: a few lines of them can stand for billions of values)."""
+
+    def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.MarkedYAMLError(None, None, "aliases (*name) are not allowed in a spec", mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):  # noqa: ANN001
+        seen: dict[tuple[str, Any], int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool)):
+                continue
+            line, tagged = key_node.start_mark.line + 1, (type(key).__name__, key)
+            if tagged in seen:
+                raise yaml.MarkedYAMLError(
+                    None, None, f"duplicate key {key!r} (lines {seen[tagged]} and {line}); give each field once",
+                    key_node.start_mark)
+            seen[tagged] = line
+        return super().construct_mapping(node, deep)
+
+
+def read_text_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> str:
+    """A spec file's text: a regular file of at most ``max_bytes`` (checked before reading, and the
+    read is bounded), UTF-8 without NUL bytes; a clear SpecError otherwise."""
     p = Path(path)
-    if not p.exists():
-        raise SpecError([f"{p}: file not found"])
     try:
-        data = yaml.safe_load(p.read_text())
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise SpecError([f"{p}: file not found"]) from None
+    except OSError as e:
+        raise SpecError([f"{p}: cannot read it ({e.strerror})"]) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise SpecError([f"{p}: not a regular file (a spec is a YAML or JSON file)"])
+    if st.st_size > max_bytes:
+        raise SpecError([f"{p}: {st.st_size:,} bytes; a spec file may have at most {max_bytes:,} bytes"])
+    try:
+        with open(p, "rb") as f:
+            raw = f.read(max_bytes + 1)
+    except OSError as e:
+        raise SpecError([f"{p}: cannot read it ({e.strerror})"]) from None
+    if len(raw) > max_bytes:   # it grew after the stat
+        raise SpecError([f"{p}: more than {max_bytes:,} bytes; a spec file may have at most {max_bytes:,} bytes"])
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        raise SpecError([f"{p}: a binary file (NUL byte at offset {nul}); a spec is UTF-8 text"])
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise SpecError([f"{p}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); "
+                         f"save it as UTF-8"]) from None
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    if not isinstance(e, yaml.MarkedYAMLError):
+        return " ".join(str(e).split())
+    what = " ".join(p for p in (e.context, e.problem) if p) or "unreadable"
+    mark = e.problem_mark or e.context_mark
+    return f"{what} (line {mark.line + 1}, column {mark.column + 1})" if mark else what
+
+
+def parse_document(text: str, source: str = "spec") -> dict[str, Any]:
+    """YAML or JSON text into a mapping: duplicate keys and aliases refused, every error one clear line."""
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
-        raise SpecError([f"{p}: not valid YAML/JSON: {e}"]) from None
+        raise SpecError([f"{source}: not valid YAML/JSON: {_yaml_problem(e)}"]) from None
+    except RecursionError:
+        raise SpecError([f"{source}: nested too deeply to be a spec"]) from None
+    except ValueError as e:   # e.g. an integer of more than 4300 digits
+        raise SpecError([f"{source}: a value cannot be read: {e}"]) from None
     if not isinstance(data, dict):
-        raise SpecError([f"{p}: expected a mapping of fields at the top level"])
+        raise SpecError([f"{source}: expected a mapping of fields at the top level"])
     return data
+
+
+def load_document(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or JSON file into a mapping, with a clear error (see read_text_file, parse_document)."""
+    return parse_document(read_text_file(path), str(path))
 
 
 def is_sweep(doc: dict[str, Any]) -> bool:

@@ -9,7 +9,7 @@ from typing import Any, MutableMapping
 import streamlit as st
 import yaml
 
-from rnnlab.spec import JobSpec, Limits, SpecError, SweepSpec, expand_sweep, find_duplicates
+from rnnlab.spec import JobSpec, Limits, SpecError, SweepSpec, check_sweep_size, expand_sweep, find_duplicates
 
 S = "sw."
 VARY_FIELDS: dict[str, tuple[str, str]] = {  # path: (suggested values, help)
@@ -66,8 +66,16 @@ def load_sweep(state: MutableMapping[str, Any], sweep: SweepSpec) -> None:
     state[S + "name"] = sweep.name or ""
 
 
-def render_builder() -> tuple[dict[str, list[Any]], list[int], str | None, list[str]]:
-    """Widgets of the builder; returns (vary, seeds, name, errors)."""
+def render_builder(limits: Limits | None = None) -> tuple[dict[str, list[Any]], list[int], str | None, list[str]]:
+    """Widgets of the builder; returns (vary, seeds, name, errors). Only a role that can submit gets
+    the builder: for any other, nothing is read or expanded (seeds come back empty)."""
+    from dashboard import auth
+    from rnnlab.settings import get_settings
+
+    limits = limits or get_settings().limits
+    if not auth.can(auth.current_user(), "submit"):
+        st.info("Your role cannot build sweeps (it cannot submit runs).")
+        return {}, [], None, []
     ss = st.session_state
     ss.setdefault(S + "fields", ["cell"])
     ss.setdefault(S + "seeds", "0, 1, 2")
@@ -80,7 +88,8 @@ def render_builder() -> tuple[dict[str, list[Any]], list[int], str | None, list[
     for path in ss[S + "fields"]:
         suggested, hint = VARY_FIELDS.get(path, ("", "any spec field"))
         ss.setdefault(S + "vals." + path, suggested)
-        txt = st.text_input(f"Values of {path}", key=S + "vals." + path, help=f"Comma-separated; {hint}.")
+        txt = st.text_input(f"Values of {path}", key=S + "vals." + path, max_chars=2000,
+                            help=f"Comma-separated; {hint}.")
         try:
             vals = parse_values(txt)
             if not vals:
@@ -89,30 +98,48 @@ def render_builder() -> tuple[dict[str, list[Any]], list[int], str | None, list[
         except ValueError as e:
             errors.append(f"vary.{path}: {e}")
     a, b = st.columns(2)
-    seeds_txt = a.text_input("Seeds", key=S + "seeds", help="Comma-separated seeds, or a range such as 0-4.")
+    seeds_txt = a.text_input("Seeds", key=S + "seeds", max_chars=2000,
+                             help="Comma-separated seeds, or a range such as 0-4.")
     name = b.text_input("Sweep name (optional)", key=S + "name", max_chars=200)
     try:
-        seeds = parse_seeds(seeds_txt)
+        seeds = parse_seeds(seeds_txt, limits.max_sweep_runs)
     except ValueError as e:
         errors.append(f"seeds: {e}")
         seeds = [0]
     return vary, seeds, name or None, errors
 
 
-def parse_seeds(text: str) -> list[int]:
-    out: list[int] = []
+MAX_SEED = 2**31 - 1
+
+
+def _seed_parts(text: str) -> list[tuple[int, int]]:
+    """'0-4, 7' → [(0, 4), (7, 7)]: bounds only, nothing expanded."""
+    parts = []
     for part in [p.strip() for p in (text or "").replace(";", ",").split(",") if p.strip()]:
-        if "-" in part[1:]:
-            lo, hi = part.split("-", 1)
-            if not (lo.strip().isdigit() and hi.strip().isdigit()) or int(hi) < int(lo):
-                raise ValueError(f"could not read {part!r} (write e.g. 0-4)")
-            out += list(range(int(lo), int(hi) + 1))
-        elif part.isdigit():
-            out.append(int(part))
-        else:
-            raise ValueError(f"{part!r} is not a non-negative whole number")
-    if not out:
+        lo, sep, hi = part.partition("-") if "-" in part[1:] else (part, "", part)
+        lo, hi = lo.strip(), hi.strip()
+        if not (lo.isascii() and lo.isdigit() and hi.isascii() and hi.isdigit()):
+            raise ValueError(f"could not read {part[:40]!r} (write e.g. 0-4)" if sep
+                             else f"{part[:40]!r} is not a non-negative whole number")
+        if len(lo) > 10 or len(hi) > 10 or int(hi) > MAX_SEED:
+            raise ValueError(f"{part[:40]!r}: seeds go up to {MAX_SEED}")
+        if int(hi) < int(lo):
+            raise ValueError(f"could not read {part!r}: the range ends before it starts (write e.g. 0-4)")
+        parts.append((int(lo), int(hi)))
+    return parts
+
+
+def parse_seeds(text: str, max_count: int | None = None) -> list[int]:
+    """'0-2, 5' → [0, 1, 2, 5]. The number of seeds is counted from the bounds and checked against
+    ``max_count`` (default: RNNLAB_MAX_SWEEP_RUNS's default) before any list is built."""
+    cap = Limits().max_sweep_runs if max_count is None else max_count
+    parts = _seed_parts(text)
+    if not parts:
         raise ValueError("give at least one seed")
+    n = sum(hi - lo + 1 for lo, hi in parts)
+    if n > cap:
+        raise ValueError(f"got {n:,} seeds; a sweep may have at most {cap} runs (RNNLAB_MAX_SWEEP_RUNS raises it)")
+    out = [s for lo, hi in parts for s in range(lo, hi + 1)]
     return list(dict.fromkeys(out))
 
 
@@ -126,7 +153,14 @@ class SweepPlan:
 
 def build(base: dict[str, Any], vary: dict[str, list[Any]], seeds: list[int], name: str | None,
           limits: Limits | None = None) -> SweepPlan:
-    """Expand the sweep (base without its seed) into validated specs, collecting every error."""
+    """Expand the sweep (base without its seed) into validated specs, collecting every error. The grid's
+    size is checked by arithmetic first; no seeds (a role that cannot submit) expands nothing."""
+    if not seeds:
+        return SweepPlan()
+    try:
+        check_sweep_size(vary, len(seeds), limits or Limits())
+    except SpecError as e:
+        return SweepPlan(errors=list(e.errors))
     base = {k: v for k, v in base.items() if k != "seed"}
     try:
         sweep = SweepSpec(name=name, base=base, vary=vary, seeds=seeds)

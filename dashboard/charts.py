@@ -61,14 +61,144 @@ def _unit(v: float) -> float:
     return min(1.0, max(0.0, round(v, 6)))
 
 
-def _hline(y: float, axis: int = 0, text: str | None = None) -> tuple[dict, dict | None]:
+def _hline(y: float, axis: int = 0, text: str | None = None, *, log: bool = False) -> tuple[dict, dict | None]:
+    """A dotted horizontal line at ``y`` with an optional label. Shapes take data values on a log axis,
+    annotations take log10 of them (Plotly's convention), so the label sits on its line."""
     xa, ya = _axes(axis)
     shape = {"type": "line", "xref": f"{xa} domain", "yref": ya, "x0": 0, "x1": 1, "y0": y, "y1": y,
              "line": {"dash": "dot", "color": "gray"}}
-    note = None if text is None else {"text": text, "xref": f"{xa} domain", "yref": ya, "x": 0, "y": y,
-                                      "xanchor": "left", "yanchor": "bottom", "showarrow": False,
-                                      "font": {"size": 10, "color": "gray"}}
+    note = None if text is None else {"text": text, "xref": f"{xa} domain", "yref": ya, "x": 0,
+                                      "y": math.log10(y) if log else y, "xanchor": "left", "yanchor": "bottom",
+                                      "showarrow": False, "font": {"size": 10, "color": "gray"}}
     return shape, note
+
+
+# --- values an axis cannot draw -----------------------------------------------------------------
+# Plotly silently drops NaN and ±inf, and on a log axis also 0 and negatives. Here each such point
+# is drawn as a marker in its run's colour at the floor (0, negatives, −inf) or at the ceiling
+# (+inf, NaN) of the axis, and a note on the chart says what the symbols mean.
+
+SYMBOL = {"floor": "triangle-down", "inf": "triangle-up", "nan": "x"}
+
+
+def _special_kinds(y: np.ndarray, log: bool) -> np.ndarray:
+    """Per point: '' (drawable), 'floor', 'inf' or 'nan'."""
+    y = np.asarray(y, dtype=float)
+    out = np.full(len(y), "", dtype=object)
+    out[np.isnan(y)] = "nan"
+    out[np.isposinf(y)] = "inf"
+    out[np.isneginf(y) | (np.isfinite(y) & (y <= 0) if log else np.isneginf(y))] = "floor"
+    return out
+
+
+def _special_note(kinds: set[str], log: bool) -> str:
+    floor = "0, negative or −inf (no log)" if log else "−inf"
+    parts = {"floor": f"▼ {floor}: at the floor", "inf": "▲ +inf: at the ceiling", "nan": "✕ NaN: at the ceiling"}
+    return " · ".join(parts[k] for k in ("floor", "inf", "nan") if k in kinds)
+
+
+class ValueAxis:
+    """The range, ticks, floor and ceiling of one y axis, from every value drawn on it."""
+
+    def __init__(self, values: list, log: bool, extra: list[float] = ()):
+        ys = [np.asarray(v, dtype=float) for v in values] + [np.asarray(list(extra), dtype=float)]
+        y = np.concatenate(ys) if ys else np.zeros(0)
+        ok = y[np.isfinite(y) & (y > 0)] if log else y[np.isfinite(y)]
+        self.log = log
+        self.specials: set[str] = set()
+        if ok.size:
+            u = np.log10(ok) if log else ok
+            lo, hi = float(u.min()), float(u.max())
+        else:
+            lo, hi = (-1.0, 1.0) if log else (0.0, 1.0)
+        span = hi - lo
+        pad = max(0.06 * span, 0.15) if log else max(0.06 * span, 0.05 * abs(hi), 1e-9)
+        self.range = [lo - 2 * pad, hi + 2 * pad]
+        self.floor_u, self.ceil_u = lo - pad, hi + pad
+
+    def value(self, u: float) -> float:
+        return 10 ** u if self.log else u
+
+    def series(self, kind: str, x, y, name: str, color: str | None, *, axis: int = 0, markers: bool = False,
+               group: Any = None, legend: bool = True, recorded_only: bool = True, **kw: Any) -> list[dict]:
+        """The run's line (breaking at undrawable points) plus, if any, its floor/ceiling markers.
+        With ``recorded_only``, NaN before the run's first recorded value means "not recorded" (NULL
+        in the database, e.g. the clip fraction at epoch 0) and is left out, as is a series with no
+        value at all (a quantity that does not apply to the run, e.g. γ·σ_max of a gated cell)."""
+        x, y = np.asarray(x), np.asarray(y, dtype=float)
+        if recorded_only:
+            first = np.flatnonzero(~np.isnan(y))
+            if not first.size:
+                return []
+            x, y = x[first[0]:], y[first[0]:]
+        sk = _special_kinds(y, self.log)
+        bad = sk != ""
+        line = np.where(bad, np.nan, y)
+        out = [_line(kind, x, line, name, color, axis=axis, markers=markers or bad.any(), group=group,
+                     legend=legend, **kw)]
+        if bad.any():
+            self.specials |= set(sk[bad])
+            xa, ya = _axes(axis)
+            pos = np.where(sk[bad] == "floor", self.value(self.floor_u), self.value(self.ceil_u))
+            raw = [_fmt(v) for v in y[bad]]
+            out.append(dict(type="scatter", x=x[bad], y=pos, mode="markers", name=f"{name}: not drawable",
+                            marker=dict(color=color, size=9, symbol=[SYMBOL[k] for k in sk[bad]],
+                                        line=dict(width=1, color=color)),
+                            legendgroup=str(group), showlegend=False, xaxis=xa, yaxis=ya, customdata=raw,
+                            hovertemplate=f"{name}<br>%{{x}}: %{{customdata}}<extra></extra>"))
+        return out
+
+    def layout(self, title: str | None = None) -> dict:
+        ax: dict = {"type": "log" if self.log else "linear"}
+        if title is not None:
+            ax["title"] = {"text": title}
+        if self.log:
+            vals, text, minor = log_ticks(*self.range)
+            ax.update(range=list(self.range), tickmode="array", tickvals=vals, ticktext=text,
+                      minor={"tickvals": minor, "ticks": "inside", "ticklen": 3, "showgrid": False})
+        elif self.specials:
+            ax["range"] = list(self.range)
+        return ax
+
+    def note(self, axis: int = 0) -> dict | None:
+        if not self.specials:
+            return None
+        xa, _ = _axes(axis)
+        return {"text": _special_note(self.specials, self.log), "xref": f"{xa} domain", "yref": "paper", "x": 1,
+                "y": 1.0, "xanchor": "right", "yanchor": "bottom", "showarrow": False,
+                "font": {"size": 10, "color": "#555"}}
+
+
+def _fmt(v: float) -> str:
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+inf" if v > 0 else "−inf"
+    return f"{v:.4g}"
+
+
+def _pow10(mantissa: int, k: int) -> str:
+    exp = f"<sup>{'−' if k < 0 else ''}{abs(k)}</sup>"
+    return f"10{exp}" if mantissa == 1 else f"{mantissa}×10{exp}"
+
+
+def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str], list[float]]:
+    """Major ticks (values and 'm×10^k' labels) and unlabelled minor ticks for a log axis whose range
+    is [lo, hi] in log10 units: whole decades when the range spans two or more, else 1-2-5 (or
+    1-2-3-5-7) times a power of ten. Every label is a power of ten: no bare digits, no SI prefixes."""
+    span = hi - lo
+    k0, k1 = math.floor(lo), math.ceil(hi)
+    inside = [k for k in range(k0, k1 + 1) if lo <= k <= hi]
+    if span >= 2 and inside:
+        step = max(1, math.ceil(span / 8))
+        majors = [(1, k) for k in inside if k % step == 0] or [(1, inside[0])]
+        minor = [m * 10.0 ** k for k in range(k0, k1 + 1) for m in range(2, 10)
+                 if step == 1 and span <= 5 and lo <= k + math.log10(m) <= hi]
+    else:
+        mants = (1, 2, 5) if span >= 1 else (1, 2, 3, 5, 7)
+        majors = [(m, k) for k in range(k0, k1 + 1) for m in mants if lo <= k + math.log10(m) <= hi]
+        minor = []
+    return [m * 10.0 ** k for m, k in majors], [_pow10(m, k) for m, k in majors], minor
 
 
 def _figure(traces: list[dict], title: str, height: int = 380, layout: dict | None = None,
@@ -88,28 +218,28 @@ def empty(title: str, note: str = "no data yet") -> go.Figure:
 
 def curves(df: pd.DataFrame, y: str, labels: dict[int, str], title: str, *, log: bool = False,
            baselines: dict[int, float | None] | None = None, x: str = "epoch", ytitle: str | None = None) -> go.Figure:
-    """One line per run of column ``y`` against ``x``; each run's task baseline as a dotted line."""
-    d = df.dropna(subset=[y]) if y in df else df.iloc[0:0]
-    if log and len(d):
-        d = d[d[y] > 0]
+    """One line per run of column ``y`` against ``x``; each run's task baseline as a dotted line.
+    Undrawable values (NaN, ±inf, and ≤ 0 on a log axis) are markers at the floor or ceiling."""
+    d = df if y in df else df.iloc[0:0]
     if d.empty:
         return empty(title)
     col = colors(list(labels))
     kind = _kind(len(d))
-    traces = [_line(kind, g[x], g[y], labels.get(rid, str(rid)), col.get(rid), markers=len(g) < 40, group=rid)
-              for rid, g in d.groupby("run_id", sort=False)]
-    shapes, notes = [], []
     groups = _group_baselines(baselines or {})
+    ax = ValueAxis([d[y]], log, [v for v in groups if v > 0 or not log])
+    traces = [t for rid, g in d.groupby("run_id", sort=False)
+              for t in ax.series(kind, g[x], g[y], labels.get(rid, str(rid)), col.get(rid), markers=len(g) < 40,
+                                 group=rid)]
+    shapes, notes = [], [ax.note()]
     for value, rids in groups.items():
+        if log and value <= 0:
+            continue
         text = f"baseline {value:.4g}" + ("" if len(rids) == len(labels) else f" (runs {', '.join(map(str, rids))})")
-        sh, note = _hline(value, 0, text)
+        sh, note = _hline(value, 0, text, log=log)
         shapes.append(sh)
         notes.append(note)
-    yaxis: dict = {"title": {"text": ytitle or y}, "type": "log" if log else "linear"}
-    if log:
-        vals = [v for v in d[y] if math.isfinite(v)] + [v for v in groups if v > 0]
-        yaxis["range"] = [math.log10(min(vals)) - 0.2, math.log10(max(vals)) + 0.2]
-    return _figure(traces, title, 420, {"xaxis": {"title": {"text": x}}, "yaxis": yaxis}, shapes, notes)
+    return _figure(traces, title, 420, {"xaxis": {"title": {"text": x}}, "yaxis": ax.layout(ytitle or y)},
+                   shapes, notes)
 
 
 def _group_baselines(baselines: dict[int, float | None]) -> dict[float, list[int]]:
@@ -123,24 +253,24 @@ def _group_baselines(baselines: dict[int, float | None]) -> dict[float, list[int
 def facets(df: pd.DataFrame, y: str, facet: str, labels: dict[int, str], title: str, *, log: bool = True,
            wrap: int = 3, x: str = "epoch") -> go.Figure:
     """Small multiples of ``y`` per value of ``facet`` (e.g. per parameter), runs coloured alike."""
-    d = df.dropna(subset=[y]) if y in df else df.iloc[0:0]
-    if log and len(d):
-        d = d[d[y] > 0]
+    d = df if y in df else df.iloc[0:0]
     if d.empty:
         return empty(title)
     keys = list(dict.fromkeys(d[facet]))
     cols = min(wrap, len(keys))
     layout = _grid(len(keys), cols, [str(k) for k in keys])
-    for i in range(len(keys)):
-        layout["yaxis" + _axes(i)[1][1:]]["type"] = "log" if log else "linear"
     col = colors(list(labels))
     kind = _kind(len(d))
-    traces = []
+    traces, notes = [], []
     for i, (k, part) in enumerate(d.groupby(facet, sort=False)):
+        j = keys.index(k)
+        ax = ValueAxis([part[y]], log)
         for rid, g in part.groupby("run_id", sort=False):
-            traces.append(_line(kind, g[x], g[y], labels.get(rid, str(rid)), col.get(rid), axis=keys.index(k),
-                                group=rid, legend=i == 0, line={"width": 1.5}))
-    return _figure(traces, title, max(300, 230 * math.ceil(len(keys) / cols)), layout)
+            traces += ax.series(kind, g[x], g[y], labels.get(rid, str(rid)), col.get(rid), axis=j,
+                                group=rid, legend=i == 0, line={"width": 1.5})
+        layout["yaxis" + _axes(j)[1][1:]].update(ax.layout())
+        notes.append(ax.note(j))
+    return _figure(traces, title, max(300, 230 * math.ceil(len(keys) / cols)), layout, notes=notes)
 
 
 def two_panel(df: pd.DataFrame, panels: list[tuple[str, str, bool]], labels: dict[int, str], title: str,
@@ -152,49 +282,52 @@ def two_panel(df: pd.DataFrame, panels: list[tuple[str, str, bool]], labels: dic
     layout = _grid(len(present), len(present), [t for _, t, _ in present])
     col = colors(list(labels))
     kind = _kind(len(df) * len(present))
-    traces, shapes = [], []
+    traces, shapes, notes, shown = [], [], [], set()
     for j, (c, _, lg) in enumerate(present):
-        d = df.dropna(subset=[c])
-        if lg:
-            d = d[d[c] > 0]
-            layout["yaxis" + _axes(j)[1][1:]]["type"] = "log"
+        ax = ValueAxis([df[c]], lg, [hlines[c]] if hlines and c in hlines else [])
         layout["xaxis" + _axes(j)[0][1:]]["title"] = {"text": x}
-        for rid, g in d.groupby("run_id", sort=False):
-            traces.append(_line(kind, g[x], g[c], labels.get(rid, str(rid)), col.get(rid), axis=j,
-                                markers=len(g) < 40, group=rid, legend=j == 0))
+        for rid, g in df.groupby("run_id", sort=False):
+            new = ax.series(kind, g[x], g[c], labels.get(rid, str(rid)), col.get(rid), axis=j,
+                            markers=len(g) < 40, group=rid, legend=rid not in shown)
+            shown |= {rid} if new else set()
+            traces += new
+        layout["yaxis" + _axes(j)[1][1:]].update(ax.layout())
+        notes.append(ax.note(j))
         if hlines and c in hlines:
             shapes.append(_hline(hlines[c], j)[0])
-    return _figure(traces, title, 380, layout, shapes)
+    return _figure(traces, title, 380, layout, shapes, notes)
 
 
 def profile(prof: pd.DataFrame, labels: dict[int, str], title: str,
-            bounds: dict[int, tuple[float, float]] | None = None) -> go.Figure:
-    """‖∂L/∂h_t‖ against t on a log axis, all runs overlaid. ``bounds`` maps a vanilla run to
-    (‖g_T‖, γ·σ_max): its bound ‖g_T‖·(γ·σ_max)^(T−t) is drawn dashed in the run's colour."""
-    d = prof[(prof["norm"] > 0) & np.isfinite(prof["norm"])] if len(prof) else prof
-    if d.empty:
+            bounds: dict[int, tuple[float, float]] | None = None, *, log: bool = True,
+            ytitle: str = "‖∂L/∂h_t‖") -> go.Figure:
+    """‖∂L/∂h_t‖ against t, all runs overlaid (zeros and non-finite norms as floor/ceiling markers).
+    ``bounds`` maps a vanilla run to (‖g_T‖, γ·σ_max): its bound ‖g_T‖·(γ·σ_max)^(T−t) is drawn
+    dashed in the run's colour."""
+    if prof.empty:
         return empty(title, "no per-timestep profile for this epoch")
     col = colors(list(labels))
     kind = _kind(len(prof) * 2)
+    ax = ValueAxis([prof["norm"]], log)
     traces = []
-    for rid, g in d.groupby("run_id", sort=False):
+    for rid, g in prof.groupby("run_id", sort=False):
         ep = int(g["epoch"].iloc[0])
-        traces.append(_line(kind, g["t"], g["norm"], f"{labels.get(rid, rid)} (epoch {ep})", col.get(rid), group=rid))
+        traces += ax.series(kind, g["t"], g["norm"], f"{labels.get(rid, rid)} (epoch {ep})", col.get(rid), group=rid,
+                            recorded_only=False)  # a stored profile has no NULLs: NaN is NaN
         if bounds and rid in bounds:
             g_T, rate = bounds[rid]
-            full = prof[prof["run_id"] == rid]
             with np.errstate(all="ignore"):
-                b = g_T * np.power(rate, full["k"].to_numpy(dtype=float))
-            traces.append(_line(kind, full["t"], b, f"bound ‖g_T‖·(γσ_max)^k, γσ_max={rate:.3g}", col.get(rid),
+                b = g_T * np.power(rate, g["k"].to_numpy(dtype=float))
+            traces.append(_line(kind, g["t"], b, f"bound ‖g_T‖·(γσ_max)^k, γσ_max={rate:.3g}", col.get(rid),
                                 group=rid, line={"dash": "dash", "width": 1}))
-    lo, hi = np.log10(d["norm"].min()), np.log10(d["norm"].max())
     return _figure(traces, title, 420, {
-        "yaxis": {"type": "log", "title": {"text": "‖∂L/∂h_t‖"}, "range": [lo - 0.5, hi + 0.5]},
-        "xaxis": {"title": {"text": "time step t (loss at t = T; k = T − t steps back)"}}})
+        "yaxis": ax.layout(ytitle),
+        "xaxis": {"title": {"text": "time step t (loss at t = T; k = T − t steps back)"}}}, notes=[ax.note()])
 
 
 def heatmaps(mats: list[tuple[str, dict]], title: str, wrap: int = 3) -> go.Figure:
-    """Small multiples of t × epoch heatmaps of log10‖∂L/∂h_t‖ sharing one colour scale."""
+    """Small multiples of t × epoch heatmaps of log10‖∂L/∂h_t‖ sharing one colour scale. Cells whose
+    norm is 0 or not finite have no log: they show the grey background, and a note says so."""
     mats = [(lbl, m) for lbl, m in mats if len(m.get("epochs", []))]
     if not mats:
         return empty(title, "no per-timestep profiles yet")
@@ -213,7 +346,20 @@ def heatmaps(mats: list[tuple[str, dict]], title: str, wrap: int = 3) -> go.Figu
         if i % cols == 0:
             layout["yaxis" + ya[1:]]["title"] = {"text": "epoch"}
     layout["coloraxis"] = dict(colorscale="Viridis", cmin=zmin, cmax=zmax, colorbar=dict(title=dict(text="log10‖∂L/∂h_t‖")))
-    return _figure(traces, title, max(320, 260 * math.ceil(len(mats) / cols)), layout)
+    layout["plot_bgcolor"] = GAP_GREY
+    notes = []
+    if any((~np.isfinite(np.asarray(m["z"], dtype=float))).any() for _, m in mats):
+        notes.append({"text": "grey cells: ‖g_t‖ = 0 or not finite (no log10)", "xref": "paper", "yref": "paper",
+                      "x": 1, "y": 1.0, "xanchor": "right", "yanchor": "bottom", "yshift": 14, "showarrow": False,
+                      "font": {"size": 10, "color": "#555"}})
+    return _figure(traces, title, max(320, 260 * math.ceil(len(mats) / cols)), layout, notes=notes)
+
+
+GAP_GREY = "#b0b0b0"
+# Δ < 0 (A smaller) → blue, Δ > 0 (A larger) → red; an explicit scale, because Plotly's named
+# "RdBu" runs red→blue in Python but blue→red in the browser's plotly.js.
+DIFF_SCALE = [[0.0, "rgb(33,102,172)"], [0.25, "rgb(103,169,207)"], [0.5, "rgb(247,247,247)"],
+              [0.75, "rgb(239,138,98)"], [1.0, "rgb(178,24,43)"]]
 
 
 def diff_heatmap(a: tuple[str, dict], b: tuple[str, dict], title: str) -> go.Figure:
@@ -231,11 +377,12 @@ def diff_heatmap(a: tuple[str, dict], b: tuple[str, dict], title: str) -> go.Fig
     z = np.asarray(ma["z"])[ia] - np.asarray(mb["z"])[ib]
     finite = z[np.isfinite(z)]
     m = float(np.percentile(np.abs(finite), 99)) if finite.size else 1.0
-    trace = dict(type="heatmap", x=np.asarray(ma["t"]), y=np.asarray(common), z=np.round(z, 2), colorscale="RdBu", reversescale=True, zmid=0,
-                 zmin=-m, zmax=m, colorbar=dict(title=dict(text="Δ log10")),
+    m = m if m > 0 else 1.0
+    trace = dict(type="heatmap", x=np.asarray(ma["t"]), y=np.asarray(common), z=np.round(z, 2), colorscale=DIFF_SCALE,
+                 zmid=0, zmin=-m, zmax=m, colorbar=dict(title=dict(text="Δ log10")),
                  hovertemplate="t=%{x:.0f}<br>epoch=%{y}<br>Δ=%{z:.2f}<extra></extra>")
-    return _figure([trace], f"{title}: {la} minus {lb} (red: A has larger gradients)", 380,
-                   {"xaxis": {"title": {"text": "t"}}, "yaxis": {"title": {"text": "epoch"}}})
+    return _figure([trace], f"{title}: {la} minus {lb} (blue: A smaller, red: A larger)", 380,
+                   {"xaxis": {"title": {"text": "t"}}, "yaxis": {"title": {"text": "epoch"}}, "plot_bgcolor": GAP_GREY})
 
 
 def _bin_centres() -> np.ndarray:
@@ -279,20 +426,20 @@ def band(df: pd.DataFrame, x: str, title: str, ytitle: str, *, log: bool = False
         return empty(title)
     col = colors(list(dict.fromkeys(df["group"])))
     kind = _kind(len(df) * 3)
+    keep = baseline is not None and math.isfinite(baseline) and (baseline > 0 or not log)
+    ax = ValueAxis([df["mean"], df["lo"], df["hi"]], log, [baseline] if keep else [])
     traces = []
     for grp, g in df.groupby("group", sort=False):
         c = col[grp]
         traces.append(_line(kind, g[x], g["hi"], "", c, group=grp, legend=False, hoverinfo="skip", line={"width": 0}))
         traces.append(_line(kind, g[x], g["lo"], "", c, group=grp, legend=False, hoverinfo="skip", line={"width": 0},
                             fill="tonexty", fillcolor=_alpha(c, 0.2)))
-        traces.append(_line(kind, g[x], g["mean"], f"{grp} (n={int(g['n'].max())})", c, group=grp, line={"width": 2}))
-    shapes, notes = [], []
-    if baseline is not None and math.isfinite(baseline):
-        sh, note = _hline(baseline, 0, f"baseline {baseline:.4g}")
-        shapes, notes = [sh], [note]
-    return _figure(traces, title, 380, {"xaxis": {"title": {"text": x}},
-                                        "yaxis": {"title": {"text": ytitle}, "type": "log" if log else "linear"}},
-                   shapes, notes)
+        traces += ax.series(kind, g[x], g["mean"], f"{grp} (n={int(g['n'].max())})", c, group=grp, line={"width": 2})
+    shapes, notes = [], [ax.note()]
+    if keep:
+        sh, note = _hline(baseline, 0, f"baseline {baseline:.4g}", log=log)
+        shapes, notes = [sh], notes + [note]
+    return _figure(traces, title, 380, {"xaxis": {"title": {"text": x}}, "yaxis": ax.layout(ytitle)}, shapes, notes)
 
 
 def _alpha(color: str, a: float) -> str:

@@ -1,7 +1,7 @@
 """Compare 2–12 runs: curves against the task baseline, gradient norms, spectra, the per-timestep
 profile with the vanilla bound, t × epoch heatmaps, histograms and the spec diff. The selection,
-epoch, layer and open tab live in the URL (?runs=1,2,3&epoch=10&layer=0&view=Heatmaps), so a view
-can be shared."""
+epoch, layer, profile switch and open tab live in the URL (?runs=1,2,3&epoch=10&layer=0&loss=last&view=Heatmaps),
+so a view can be shared."""
 
 import streamlit as st
 
@@ -36,7 +36,7 @@ if len(ids) < 2:
 
 epochs = reads.probed_epochs(ids)
 max_layers = int(runs["num_layers"].max())
-a, b, c = st.columns([3, 1, 1])
+a, b, c, d = st.columns([3, 1, 1, 1.4])
 want = int(qp["epoch"]) if qp.get("epoch", "").isdigit() else None
 if epochs:
     default = max((e for e in epochs if want is None or e <= want), default=epochs[-1])
@@ -51,6 +51,8 @@ layer = b.selectbox("Layer", list(range(max_layers)), index=min(want_layer, max_
 qp["layer"] = str(layer)
 kind = c.selectbox("Gradient of", ["h", "c"] if (runs["cell"] == "lstm").any() else ["h"], key="cmp_kind",
                    format_func=lambda k: "h_t (hidden)" if k == "h" else "c_t (LSTM cell)")
+loss = views.loss_switch(d, "cmp_profile_of", qp.get("loss", "every")) if kind == "h" else "every"
+qp["loss"] = loss
 
 summary = runs[["id", "name", "status", "cell", "activation", "task", "seq_len", "num_layers", "seed", "epochs_done",
                 "last_val_loss", "baseline_loss", "last_val_metric", "last_horizon", "diagnosis"]].copy()
@@ -70,10 +72,10 @@ if health.open:
         views.layers(ids, runs, layer, "cmp")
 if profile.open:
     with profile:
-        views.profile(ids, runs, epoch, layer, kind, "cmp")
+        views.profile(ids, runs, epoch, layer, kind, "cmp", loss)
 if heat.open:
     with heat:
-        views.heatmaps(ids, runs, layer, kind, "cmp")
+        views.heatmaps(ids, runs, layer, kind, "cmp", loss)
 if hist.open:
     with hist:
         views.histograms(ids, runs, epoch, "cmp")

@@ -52,17 +52,18 @@ with st.expander("Notes", icon=":material/edit_note:"):
         st.text(r["notes"])
 
 probed = reads.probed_epochs([int(rid)])
-a, b, c = st.columns([3, 1, 1])
+a, b, c, d = st.columns([3, 1, 1, 1.4])
 epoch = a.select_slider("Epoch of the profile and histograms", probed, value=probed[-1], key="det_epoch") if probed else None
 layer = b.selectbox("Layer", list(range(int(r["num_layers"]))), key="det_layer")
 kind = c.selectbox("Gradient of", ["h", "c"] if r["cell"] == "lstm" else ["h"], key="det_kind")
+loss = views.loss_switch(d, "det_profile_of") if kind == "h" else "every"
 TABS = ["Curves", "Spectra & health", "Profile", "Heatmap", "Histograms", "Spec", "Attempts"]
 tabs = st.tabs(TABS, key="view", bind="query-params")  # lazy: only the open tab runs
 sections = [
     lambda: views.curves([int(rid)], runs, "det"),
     lambda: views.layers([int(rid)], runs, layer, "det"),
-    lambda: views.profile([int(rid)], runs, epoch, layer, kind, "det"),
-    lambda: views.heatmaps([int(rid)], runs, layer, kind, "det"),
+    lambda: views.profile([int(rid)], runs, epoch, layer, kind, "det", loss),
+    lambda: views.heatmaps([int(rid)], runs, layer, kind, "det", loss),
     lambda: views.histograms([int(rid)], runs, epoch, "det"),
     lambda: _spec(),
     lambda: _attempts(),

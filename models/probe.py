@@ -1,5 +1,5 @@
-"""The probe pass: re-run the model one step at a time over its own weights and take the total
-derivatives ∂L/∂h_t (and ∂L/∂c_t) with ``torch.autograd.grad`` with respect to every step's state."""
+"""The probe pass: re-run the model one step at a time over its own weights, with the cell equations
+written out, and take the total derivatives ∂L/∂h_t (and ∂L/∂c_t) with ``torch.autograd.grad``."""
 
 from __future__ import annotations
 
@@ -32,29 +32,50 @@ class ProbeResult:
 
 
 def _layer_steps(net: RecurrentNet, k: int, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Layer k over the whole sequence, one ATen cell call per step (PyTorch's own cell equations);
-    returns the per-step states h_t (and c_t for LSTM) as graph nodes."""
+    """Layer k over the whole sequence, its cell equations written out over the module's own weights
+    (linear maps, then the gate equations), so the autograd graph is the same on every device; returns
+    the per-step states h_t (and c_t for LSTM) as graph nodes.
+
+    ATen's fused cells are avoided on purpose: on CUDA ``torch.lstm_cell`` is one node
+    (``_thnn_fused_lstm_cell``) that outputs h_t and c_t together, so ∂L/∂c_t taken at its output
+    would miss the path c_t → h_t (and be exactly 0 at t = T)."""
     p = net.layer_params(k)
-    w_ih, w_hh, b_ih, b_hh = p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"]
+    w_hh_t = p["w_hh"].t()
     h = x.new_zeros(x.shape[1], net.hidden_size)
     c = torch.zeros_like(h)
     hs, cs = [], []
-    if net.cell == "rnn" and net.activation not in ("tanh", "relu"):
-        xp = F.linear(x, w_ih, b_ih + b_hh)          # custom activation: our own step, as UnrolledRNN
-        for xp_t in xp.unbind(0):
-            h = activate(torch.addmm(xp_t, h, w_hh.t()), net.activation, net.slope, p["prelu"])
+    if net.cell == "gru":  # PyTorch's GRU: r multiplies (W_hn h + b_hn), so b_hh stays in the loop
+        for gi_t in F.linear(x, p["w_ih"], p["b_ih"]).unbind(0):
+            h = _gru_step(gi_t, torch.addmm(p["b_hh"], h, w_hh_t), h)
             hs.append(h)
         return hs, cs
-    step = {"lstm": torch.lstm_cell, "gru": torch.gru_cell,
-            "rnn": torch.rnn_tanh_cell if net.activation == "tanh" else torch.rnn_relu_cell}[net.cell]
-    for x_t in x.unbind(0):
+    # the input projection of every step in one matmul; only h @ W_hhᵀ stays in the loop
+    for xp_t in F.linear(x, p["w_ih"], p["b_ih"] + p["b_hh"]).unbind(0):
+        a = torch.addmm(xp_t, h, w_hh_t)
         if net.cell == "lstm":
-            h, c = step(x_t, (h, c), w_ih, w_hh, b_ih, b_hh)
+            h, c = _lstm_step(a, c)
             cs.append(c)
         else:
-            h = step(x_t, h, w_ih, w_hh, b_ih, b_hh)
+            h = activate(a, net.activation, net.slope, p["prelu"])
         hs.append(h)
     return hs, cs
+
+
+def _lstm_step(a: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """LSTM gates (i, f, g, o stacked as in weight_hh) from pre-activations a: c_t = f⊙c + i⊙g,
+    h_t = o⊙tanh(c_t)."""
+    i, f, g, o = a.chunk(4, dim=1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
+def _gru_step(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """GRU as PyTorch computes it: r, z from gi + gh, n = tanh(gi_n + r⊙gh_n), h_t = (1−z)⊙n + z⊙h."""
+    xr, xz, xn = gi.chunk(3, dim=1)
+    hr, hz, hn = gh.chunk(3, dim=1)
+    r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+    n = torch.tanh(xn + r * hn)
+    return n + z * (h - n)
 
 
 @torch.no_grad()

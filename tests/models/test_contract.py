@@ -85,11 +85,14 @@ def test_on_step_reports_progress(tiny):
     assert steps == [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2)]
 
 
-def test_cuda_without_gpu_is_an_engine_error(tiny):
-    if torch.cuda.is_available():
-        pytest.skip("a GPU is present")
-    with pytest.raises(EngineError, match="cuda"):
-        train(tiny(device="cuda"))
+def test_device_cuda_trains_on_the_gpu_or_is_an_engine_error_without_one(tiny):
+    if not torch.cuda.is_available():
+        with pytest.raises(EngineError, match="cuda"):
+            train(tiny(device="cuda"))
+        return
+    res, recs, _, infos = _run(tiny(device="cuda", cell="lstm"))
+    assert res.outcome == "succeeded" and infos[0].device.startswith("cuda")
+    assert all(math.isfinite(x) and x > 0 for x in recs[-1].layers[0].grad_c)   # c_T included
 
 
 def test_describe_is_cheap_and_matches_train_info(tiny):

@@ -6,6 +6,7 @@ import dataclasses
 import time
 
 import pytest
+import torch
 
 from db import store
 from rnnlab.queue import send_run
@@ -107,14 +108,18 @@ def test_cancel_stops_within_a_long_epoch(db_url, fs_broker, start_worker, wait_
 
 @pytest.mark.timeout(120)
 def test_engine_error_fails_and_divergence_is_recorded(sqlite_url, fs_broker, start_worker, wait_status):
+    # an engine error on every machine: device cuda without a GPU, else a missing data file
+    bad, words = spec(device="cuda", epochs=1, steps_per_epoch=1), ("device", "cuda")
+    if torch.cuda.is_available():
+        bad, words = spec(task={"name": "charlm", "path": "/nonexistent/rnnlab.txt"}), ("task.path", "not found")
     no_gpu, exploding = submit([
-        spec(device="cuda", epochs=1, steps_per_epoch=1),
+        bad,
         spec(activation="relu", init={"recurrent": "identity", "scale": 3.0},
              optimizer={"name": "sgd", "lr": 1.0}, epochs=3, steps_per_epoch=3),
     ], url=sqlite_url, app=fs_broker.app())
     w = start_worker(sqlite_url, fs_broker, queues="cpu,gpu")
     failed = wait_status(sqlite_url, no_gpu, FINAL, 60, [w])
-    assert failed["status"] == "failed" and "device" in failed["message"] and "cuda" in failed["message"]
+    assert failed["status"] == "failed" and all(word in failed["message"] for word in words), failed["message"]
     diverged = wait_status(sqlite_url, exploding, FINAL, 60, [w])
     assert diverged["status"] == "diverged" and "non-finite" in diverged["message"]
     assert len(store.epoch_records(exploding, url=sqlite_url)) >= 2   # the epoch it diverged in is kept

@@ -94,9 +94,10 @@ def _clean_tags(tags: Iterable[str]) -> list[str]:
 def create_runs(
     specs: Sequence[JobSpec], *, owner: str | None = None, tags: Iterable[str] = (),
     sweep: SweepSpec | None = None, max_attempts: int = 3, auto_queue: str = "cpu",
-    url: str | None = None,
+    message: str | None = None, url: str | None = None,
 ) -> list[int]:
-    """Insert queued runs (and their sweep) in one transaction; returns the run ids in order."""
+    """Insert queued runs (and their sweep) in one transaction, one batched INSERT; returns the run ids
+    in order. ``message``: the runs' initial message (rnnlab.submit marks them as being sent)."""
     if not specs:
         raise ValueError("specs: nothing to create (the list is empty)")
     tags = _clean_tags(tags)
@@ -108,14 +109,10 @@ def create_runs(
             sweep_id = s.execute(insert(Sweep).values(
                 name=sweep.name, spec=sweep.model_dump(mode="json"), owner=owner, n_runs=len(specs),
                 created_at=t).returning(Sweep.id)).scalar_one()
-        ids = []
-        for spec in specs:
-            run_id = s.execute(insert(Run).values(
-                **_run_columns(spec), sweep_id=sweep_id, queue=queue_for(spec, auto_queue), status="queued",
-                owner=owner, created_at=t, max_attempts=max_attempts, attempts=0, epochs_done=0,
-                cancel_requested=False, code_version=version,
-            ).returning(Run.id)).scalar_one()
-            ids.append(run_id)
+        rows = [dict(**_run_columns(spec), sweep_id=sweep_id, queue=queue_for(spec, auto_queue), status="queued",
+                     owner=owner, created_at=t, max_attempts=max_attempts, attempts=0, epochs_done=0,
+                     cancel_requested=False, code_version=version, message=message) for spec in specs]
+        ids = list(s.execute(insert(Run).returning(Run.id, sort_by_parameter_order=True), rows).scalars())
         if tags:
             s.execute(insert(RunTag), [{"run_id": i, "tag": tag} for i in ids for tag in tags])
     return ids

@@ -17,6 +17,10 @@ from kombu import Queue
 
 TASK_RUN = "rnnlab.run"
 QUEUES = ("cpu", "gpu")
+# the message of a run whose task the submitter is still sending (rnnlab.submit); the lost-message
+# check (worker.orphans) gives such runs SENDING_GRACE_S before it treats their message as lost
+SENDING = "sending: the submitter is sending this run's task message"
+SENDING_GRACE_S = 600.0
 
 
 def queue_prefix() -> str:
@@ -94,6 +98,31 @@ def get_app() -> Celery:
     return make_app()
 
 
-def send_run(app: Celery, run_id: int, queue: str) -> None:
-    """Send the task for one run, by name (the sender never imports the worker)."""
-    app.send_task(TASK_RUN, args=[run_id], queue=queue_name(queue, app.conf.rnnlab_queue_prefix))
+def send_run(app: Celery, run_id: int, queue: str, producer=None, declare: list | None = None) -> None:
+    """Send the task for one run, by name (the sender never imports the worker). ``producer``: a
+    kombu producer to reuse (see send_runs); None takes one from the app's pool. ``declare``: None
+    declares the queue (once per channel); [] when the caller already did."""
+    app.send_task(TASK_RUN, args=[run_id], queue=queue_name(queue, app.conf.rnnlab_queue_prefix),
+                  producer=producer, declare=declare)
+
+
+SEND_BATCH = 250   # messages per Redis pipeline round trip (each task also publishes its 'task-sent' event)
+
+
+def send_runs(app: Celery, runs: list[tuple[int, str]], on_sent=None) -> None:
+    """Send the tasks of many runs ``[(run_id, queue), …]`` through one producer connection, in
+    batches of SEND_BATCH: on Redis each batch is one pipelined round trip (kombu's publish batch);
+    other transports publish one by one on the same connection. ``on_sent(run_ids)`` is called after
+    each batch has reached the broker. An error propagates; the runs of the failed batch and later
+    ones were not reported as sent."""
+    with app.producer_or_acquire() as producer:
+        prefix = app.conf.rnnlab_queue_prefix
+        for queue in sorted({q for _, q in runs}):   # declare each queue once, not once per message
+            producer.maybe_declare(app.amqp.queues[queue_name(queue, prefix)])
+        for i in range(0, len(runs), SEND_BATCH):
+            chunk = runs[i:i + SEND_BATCH]
+            with producer.batch(max_size=4 * SEND_BATCH):
+                for run_id, queue in chunk:
+                    send_run(app, run_id, queue, producer=producer, declare=[])
+            if on_sent is not None:
+                on_sent([run_id for run_id, _ in chunk])

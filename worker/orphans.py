@@ -11,8 +11,10 @@ plus those delivered to a worker and not yet acked (kombu's ``unacked`` hash) le
 ``grace_s`` ago (an older one whose run is still queued was taken by a worker that died before
 claiming it; Redis would redeliver it only after the visibility timeout, days later). A queued run with no message, still so (same attempts and message,
 never seen held) for ``grace_s`` (RNNLAB_LOST_AFTER_SECONDS) over consecutive checks, gets its task
-re-sent. The grace covers the short, normal gaps: a submitter that committed the rows but has not
-sent yet, a worker that took the message and is claiming the run.
+re-sent. The grace covers the short, normal gaps: a worker that took the message and is claiming the
+run. A run whose submission is still being sent (rnnlab.submit commits the rows with the message
+rnnlab.queue.SENDING and clears it batch by batch as the tasks reach the broker) is never treated as
+lost while it says so, for up to SENDING_GRACE_S (10 min: a submitter killed mid-send).
 
 The re-send is recorded on the run's ``message`` by a compare-and-set (db.liveness.note_resent):
 one worker wins, and every other worker's observation starts over because the message changed,
@@ -36,7 +38,7 @@ from pathlib import Path
 
 from db import liveness
 from db.attempts import now
-from rnnlab.queue import QUEUES, TASK_RUN
+from rnnlab.queue import QUEUES, SENDING, SENDING_GRACE_S, TASK_RUN
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +190,12 @@ class OrphanWatch:
         self.waiting, self.worker, self.grace_s, self.url = waiting, worker, grace_s, url
         self._missing: dict[int, tuple[float, int, str | None]] = {}   # id -> (since, attempts, message)
 
+    def grace_for(self, run: dict) -> float:
+        """How long a run may go without a message: ``grace_s``, or, while the submitter is still
+        sending the submission's tasks (the run's message is rnnlab.queue.SENDING), SENDING_GRACE_S
+        (a submitter that died mid-send leaves its runs so; they are re-sent after that)."""
+        return max(self.grace_s, SENDING_GRACE_S) if run["message"] == SENDING else self.grace_s
+
     def check(self, clock: float | None = None) -> list[dict]:
         t = time.monotonic() if clock is None else clock
         missing = {r["id"]: r for r in unsent_queued_runs(self.waiting, url=self.url)}
@@ -199,7 +207,7 @@ class OrphanWatch:
                 seen[run_id] = (t, r["attempts"], r["message"])   # first seen (or its state changed)
                 continue
             seen[run_id] = prev
-            if t - prev[0] >= self.grace_s:
+            if t - prev[0] >= self.grace_for(r):
                 due.append(r)
         self._missing = seen   # waiting, claimed, finished or changed runs start over
         resend = []

@@ -99,3 +99,39 @@ def test_worker_resends_a_queued_run_with_no_message(sqlite_url, broker, start_w
     assert run["attempts"] == 1
     assert f"run {run_id} is queued but its task message is gone from the broker; re-sent" in w.log()
     print(f"re-sent and finished {time.monotonic() - t0:.1f} s after the worker started")
+
+
+def test_a_submission_still_being_sent_is_never_treated_as_lost(sqlite_url, broker):
+    """The lost-message check runs, with a short grace, all through a slow bulk submit (real
+    publishes, each made slower by a before_task_publish hook): no run is re-sent or noted lost, and
+    afterwards every run has exactly one message and no leftover note."""
+    import threading
+
+    from celery.signals import before_task_publish
+
+    app = broker.app()
+    specs = [spec(seed=i) for i in range(120)]
+
+    def slow(**_):
+        time.sleep(0.02)   # 120 × 20 ms: the submission takes ≈ 2.4 s, eight times the grace
+    before_task_publish.connect(slow, weak=False)
+    watch = OrphanWatch(waiting_function(app), worker="w@host", grace_s=0.3, url=sqlite_url)
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.update(ids=submit(specs, url=sqlite_url, app=app)))
+    resent, checks = [], 0
+    try:
+        thread.start()
+        while thread.is_alive():
+            resent += watch.check()
+            checks += 1
+            time.sleep(0.05)
+        thread.join()
+    finally:
+        before_task_publish.disconnect(slow)
+    ids = result["ids"]
+    assert checks >= 10 and resent == []
+    t = time.monotonic() + 1
+    assert watch.check(clock=t) == [] and watch.check(clock=t + 10) == []   # all held by the broker now
+    runs = [store.get_run(i, url=sqlite_url) for i in ids]
+    assert [r["message"] for r in runs] == [None] * len(ids) and {r["status"] for r in runs} == {"queued"}
+    assert waiting_function(app)() == set(ids)

@@ -65,6 +65,7 @@ def run_label(row: Any) -> str:
     cell = g("cell")
     cell_s = f"{cell}/{act}" if cell == "rnn" and act else str(cell)
     name = g("name")
+    name = name if isinstance(name, str) else None  # None, or NaN where a DataFrame column mixes names and None
     base = f"#{g('id')} {cell_s} {g('task')} T={g('seq_len')} L{g('num_layers')} s{g('seed')}"
     return f"{base} · {name}" if name else base
 

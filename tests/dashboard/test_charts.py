@@ -273,3 +273,16 @@ def test_sweep_labels_show_their_quotes_and_stay_inert():
         assert plotly_text(label) == run_label(row), label
         assert "<" not in label and "&quot;" not in label
     assert html.unescape(labels[2]) == run_label(runs.iloc[1])
+
+
+def test_a_run_without_a_name_has_no_name_in_its_label():
+    from dashboard.components import run_label
+    from dashboard.views import labels_of
+
+    runs = pd.DataFrame([{"id": 1, "cell": "lstm", "activation": None, "task": "adding", "seq_len": 50,
+                          "num_layers": 1, "seed": 0, "name": None},
+                         {"id": 2, "cell": "lstm", "activation": None, "task": "adding", "seq_len": 50,
+                          "num_layers": 1, "seed": 0, "name": "named"}])
+    runs.loc[0, "name"] = np.nan  # what a mixed column from the database holds
+    assert labels_of(runs) == {1: "#1 lstm adding T=50 L1 s0", 2: "#2 lstm adding T=50 L1 s0 · named"}
+    assert run_label(runs.iloc[0]) == "#1 lstm adding T=50 L1 s0"

@@ -277,3 +277,137 @@ def test_user_text_in_run_names_is_escaped_everywhere(lab, open_page):
     at = open_page("run_detail", run=str(rid))
     no_errors(at)
     assert r"\<img src=x onerror=alert\(1\)\> \*\*bold\*\*" in at.title[0].value
+
+
+# --- Charts on Compare and Run detail: toggles, the profile switch, labels ----------------------------
+
+def _figures(at) -> list[dict]:
+    """The Plotly figures of the page as dicts, typed arrays ({dtype, bdata}) decoded to numpy."""
+    import base64
+    import json
+
+    import numpy as np
+
+    def decode(o):
+        if isinstance(o, dict):
+            if set(o) >= {"dtype", "bdata"}:
+                a = np.frombuffer(base64.b64decode(o["bdata"]), dtype=np.dtype(o["dtype"]))
+                return a.reshape(o["shape"]) if "shape" in o else a
+            return {k: decode(v) for k, v in o.items()}
+        if isinstance(o, list):
+            return [decode(v) for v in o]
+        return o
+
+    return [decode(json.loads(c.proto.spec)) for c in at.get("plotly_chart")]
+
+
+def _copy_spec(seed: int):
+    from rnnlab.spec import parse_spec
+
+    return parse_spec({"cell": "rnn", "task": {"name": "copy", "seq_len": 50}, "seed": seed, "epochs": 5,
+                       "hidden_size": 32, "steps_per_epoch": 20})
+
+
+def _seed_copy(url: str, seed: int) -> int:
+    """A finished copy-task run (an every-step task) recorded through the store, like seed.seed_run."""
+    from dataclasses import replace
+
+    from tests.dashboard.seed import info_for, records, spec
+
+    s = _copy_spec(seed)
+    (rid,) = store.create_runs([s], owner="local", url=url)
+    store.claim_run(rid, "seed-worker@lab", url=url)
+    store.record_info(rid, replace(info_for(spec("rnn", seed=seed)), task="copy", variant="a16"), url=url)
+    for rec in records(s):
+        store.record_epoch(rid, rec, url=url)
+    store.finish_run(rid, "succeeded", "finished 5 epochs", url=url)
+    return rid
+
+
+def _add_last_step_profiles(url: str, run_id: int, norms) -> None:
+    from db.engine import session
+    from db.models import GradProfile
+
+    with session(url, write=True) as s:
+        for e in range(6):
+            s.add(GradProfile(run_id=run_id, epoch=e, layer=0, kind="h_last", seq_len=len(norms),
+                              norms=[float(v) for v in norms]))
+
+
+def _run_traces(fig: dict, rid: int) -> list[dict]:
+    return [t for t in fig["data"] if t.get("legendgroup") == str(rid) and t.get("mode") != "markers"
+            and not str(t.get("name", "")).startswith("bound")]
+
+
+def test_profile_switch_shows_the_loss_at_the_last_step_and_says_which_runs_lack_it(lab, open_page):
+    import numpy as np
+
+    from tests.dashboard.seed import records, spec
+
+    url, ids = lab
+    new, old = _seed_copy(url, 40), _seed_copy(url, 41)
+    last = np.logspace(-6, -1, 50)  # ‖∂ℓ_T/∂h_t‖, t = 1..T: unlike any stored 'h' profile
+    _add_last_step_profiles(url, new, last)
+    adding = ids["cells"][0]
+    adding_h = np.asarray(records(spec("rnn", seed=0))[-1].layers[0].grad_h)
+    copy_h = np.asarray(records(_copy_spec(40))[-1].layers[0].grad_h)
+    sel = f"{new},{old},{adding}"
+
+    at = open_page("compare", runs=sel, view="Per-timestep profile", loss="last")
+    no_errors(at)
+    (fig,) = _figures(at)
+    (tr,) = _run_traces(fig, new)
+    np.testing.assert_allclose(tr["y"], last, rtol=1e-4)
+    (tr,) = _run_traces(fig, adding)  # a last-step task: its 'h' profile already is the last-step one
+    np.testing.assert_allclose(tr["y"], adding_h, rtol=1e-4)
+    assert not _run_traces(fig, old)
+    notes = " ".join(i.value for i in at.info)
+    assert f"#{old}" in notes and f"#{new}" not in notes and "loss at every step" in notes
+    assert any(str(t.get("name", "")).startswith("bound") and t["legendgroup"] == str(new) for t in fig["data"])
+    assert "‖∂ℓ_T/∂h_t‖" in json_title(fig)
+
+    at.radio(key="cmp_profile_of").set_value("every").run()
+    no_errors(at)
+    (fig,) = _figures(at)
+    (tr,) = _run_traces(fig, new)
+    np.testing.assert_allclose(tr["y"], copy_h, rtol=1e-4)
+    assert _run_traces(fig, old) and not at.info
+    assert at.query_params["loss"] in (["every"], "every")
+
+    at = open_page("run_detail", run=str(new), view="Profile")
+    at.radio(key="det_profile_of").set_value("last").run()
+    no_errors(at)
+    (tr,) = _run_traces(_figures(at)[0], new)
+    np.testing.assert_allclose(tr["y"], last, rtol=1e-4)
+
+
+def json_title(fig: dict) -> str:
+    t = fig["layout"]["title"]
+    return t if isinstance(t, str) else t["text"]
+
+
+def test_spectra_switch_between_log_and_linear_axes(lab, open_page):
+    _, ids = lab
+    at = open_page("compare", runs=",".join(map(str, ids["cells"][:2])), view="Spectra & health")
+    no_errors(at)
+    spectra = _figures(at)[0]
+    assert [spectra["layout"][f"yaxis{i}"].get("type") for i in ("", "2")] == ["log", "log"]
+    at.toggle(key="cmp_spec_log").set_value(False).run()
+    spectra = _figures(at)[0]
+    assert [spectra["layout"][f"yaxis{i}"].get("type") for i in ("", "2")] == ["linear", "linear"]
+    at = open_page("run_detail", run=str(ids["cells"][0]))
+    at.toggle(key="det_log").set_value(False).run()
+    assert _figures(at)[0]["layout"]["yaxis"]["type"] == "linear"
+
+
+def test_sweep_labels_reach_the_charts_escaped_once(lab, open_page):
+    url, ids = lab
+    from tests.dashboard.seed import seed_run, spec
+
+    name = 'clip-sweep · clip={"mode":"norm","max_norm":1.0}'
+    rid = seed_run(url, spec("rnn", seed=31, name=name))
+    at = open_page("compare", runs=f"{ids['cells'][0]},{rid}")
+    no_errors(at)
+    names = [t.get("name", "") for f in _figures(at) for t in f["data"]]
+    assert any(name in n for n in names), names
+    assert not any("&quot;" in n or "&#" in n for n in names)

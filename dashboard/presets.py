@@ -41,4 +41,12 @@ PRESETS: dict[str, tuple[str, SweepSpec]] = {
         "tanh-RNN vs LSTM as T grows from 25 to 400 on the adding problem.",
         SweepSpec(name="seq-len", base={**_TRAIN, "task": _ADD, "epochs": 10, "clip": {"mode": "norm", "max_norm": 1.0}},
                   vary={"task.seq_len": [25, 50, 100, 200, 400], "cell": ["rnn", "lstm"]}, seeds=[0])),
+    "Phase diagram: spectral radius × T": (
+        "tanh-RNN, orthogonal W_hh rescaled to spectral radius 0.5–2, on adding with T = 10–100, 2 seeds: "
+        "open it in the Explorer's phase diagram (ρ < 1 vanishes with T, ρ > 1 explodes) [P13].",
+        SweepSpec(name="phase-radius-T", base={**_TRAIN, "hidden_size": 32, "epochs": 5, "steps_per_epoch": 30,
+                                               "cell": "rnn", "activation": "tanh", "task": _ADD,
+                                               "init": {"recurrent": "orthogonal", "input": "xavier_uniform"}},
+                  vary={"init.spectral_radius": [0.5, 0.75, 1.0, 1.25, 1.5, 2.0], "task.seq_len": [10, 25, 50, 100]},
+                  seeds=[0, 1])),
 }

@@ -80,6 +80,10 @@ def runs_by_ids(ids: list[int]) -> pd.DataFrame:
     return _simple(db_url(), "runs_by_ids", [int(i) for i in ids])
 
 
+def explore_runs(filters: dict[str, Any]) -> tuple[pd.DataFrame, int]:
+    return _simple(db_url(), "explore_runs", filters)
+
+
 def find_existing(hashes: list[str]) -> dict[str, list[int]]:
     return _simple(db_url(), "find_existing", list(hashes))
 

@@ -475,3 +475,6 @@ def workers(engine: Engine | None = None, lost_after_s: float | None = None) -> 
     df["heartbeat_age_s"] = ages
     df["alive"] = [a is not None and a <= lost and (s is None or pd.isna(s)) for a, s in zip(ages, df["stopped_at"])]
     return df
+
+
+from db.explore_reads import explore_runs  # noqa: E402,F401  (the Explorer page's read, see db/explore_reads.py)

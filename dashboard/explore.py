@@ -1,0 +1,164 @@
+"""The Explorer's logic: one row per run with its flattened spec and its outcomes, the spec fields a
+set of runs varies, the phase-diagram grid (mean over seeds per cell, seed counts, diverged and
+died marks) and the run ids behind a chart selection. Pure pandas/numpy: no Streamlit, no database."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+# Outcome label → how it is computed from a row of db.queries.explore_runs
+OUTCOMES = ("loss ÷ baseline", "metric", "horizon", "log10 ‖g_1‖/‖g_T‖", "ρ", "σ_max", "saturation", "diverged")
+DIED = ("failed",)             # the run stopped without a result (engine error, lost too often)
+FINISHED = ("succeeded", "diverged", "failed")
+META = ("id", "status", "name")
+NOT_FACTORS = ("seed", "name")  # spec fields that never count as a swept factor
+COMPARE_MAX = 12
+
+
+def _flatten(d: dict[str, Any], prefix: str, out: dict[str, Any]) -> None:
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            _flatten(v, key + ".", out)
+        else:
+            out[key] = str(v) if isinstance(v, (list, tuple)) else v
+
+
+def flat_specs(specs: list[dict]) -> pd.DataFrame:
+    """Spec dicts → one column per dotted field. Text fields get '—' for None; numbers keep NaN."""
+    rows = []
+    for s in specs:
+        row: dict[str, Any] = {}
+        _flatten(s or {}, "", row)
+        rows.append(row)
+    df = pd.DataFrame.from_records(rows)
+    for c in df.columns:
+        col = df[c]
+        if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+            continue
+        if col.notna().any() and not col.map(lambda v: isinstance(v, (bool, str))).any():
+            df[c] = pd.to_numeric(col, errors="coerce")  # numbers with None
+        else:
+            df[c] = col.map(lambda v: "—" if v is None or (isinstance(v, float) and math.isnan(v)) else
+                            str(v).lower() if isinstance(v, bool) else v).astype(object)
+    return df
+
+
+def outcomes_of(runs: pd.DataFrame) -> pd.DataFrame:
+    """The outcome columns (OUTCOMES) of explore_runs rows. Loss ÷ baseline divides by the trivial
+    predictor's loss on the run's own held-out set when stored, else the task baseline; 'diverged'
+    is 1 for a diverged run, 0 for any other finished run and NaN while a run is unfinished."""
+    base = runs["baseline_heldout_loss"].where(runs["baseline_heldout_loss"] > 0, runs["baseline_loss"])
+    loss = runs["last_val_loss"].astype(float)
+    finished = runs["status"].isin(FINISHED)
+    return pd.DataFrame({
+        "loss ÷ baseline": loss / base.where(base > 0),
+        "metric": runs["last_val_metric"].astype(float),
+        "horizon": runs["last_horizon"].astype(float),
+        "log10 ‖g_1‖/‖g_T‖": runs["last_log_ratio"].astype(float),
+        "ρ": runs["rho"].astype(float),
+        "σ_max": runs["sigma_max"].astype(float),
+        "saturation": runs["saturated_frac"].astype(float),
+        "diverged": np.where(finished, (runs["status"] == "diverged").astype(float), np.nan),
+    }, index=runs.index)
+
+
+def outcomes_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """explore_runs rows → id, status, name, every spec field (dotted) and every outcome."""
+    if runs.empty:
+        return pd.DataFrame(columns=[*META, *OUTCOMES])
+    meta = runs[list(META)].reset_index(drop=True)
+    meta["name"] = meta["name"].fillna("")
+    spec = flat_specs(list(runs["spec"]))
+    spec = spec.drop(columns=[c for c in spec.columns if c in META or c in OUTCOMES])
+    return pd.concat([meta, spec, outcomes_of(runs).reset_index(drop=True)], axis=1)
+
+
+def spec_fields(table: pd.DataFrame) -> list[str]:
+    return [c for c in table.columns if c not in META and c not in OUTCOMES]
+
+
+def varied_fields(table: pd.DataFrame) -> list[str]:
+    """Spec fields with more than one value among the runs (the seed and the name excluded)."""
+    return [c for c in spec_fields(table)
+            if c not in NOT_FACTORS and table[c].nunique(dropna=False) > 1]
+
+
+def _ordered(values: pd.Series) -> list:
+    """Distinct values, numbers ascending (NaN last), text in alphabetical order."""
+    uniq = pd.unique(values)
+    if pd.api.types.is_numeric_dtype(values):
+        return sorted((v for v in uniq if not pd.isna(v))) + ([np.nan] if pd.isna(uniq).any() else [])
+    return sorted(uniq, key=str)
+
+
+def _same(col: pd.Series, value: Any) -> pd.Series:
+    return col.isna() if pd.isna(value) else col == value
+
+
+def _mark(diverged: int, died: int, runs: int) -> str:
+    if runs and diverged == runs:
+        return "all diverged"
+    if died:
+        return "died"
+    return "some diverged" if diverged else ""
+
+
+def phase_grid(table: pd.DataFrame, x: str, y: str, outcome: str) -> pd.DataFrame:
+    """One row per cell of the x × y grid (every pair of values seen, empty cells included):
+    ``mean`` of the outcome over the cell's runs with a finite value, ``n`` those runs, ``runs`` all
+    its runs, ``seeds`` its distinct seeds, ``diverged`` and ``died`` counts, ``mark`` ('all
+    diverged', 'died', 'some diverged' or '') and the run ``ids``; ``xi``/``yi`` index the axes."""
+    xs, ys = _ordered(table[x]), _ordered(table[y])
+    rows = []
+    for yi, yv in enumerate(ys):
+        in_row = table[_same(table[y], yv)]
+        for xi, xv in enumerate(xs):
+            cell = in_row[_same(in_row[x], xv)]
+            vals = cell[outcome].to_numpy(dtype=float)
+            ok = vals[np.isfinite(vals)]
+            div = int((cell["status"] == "diverged").sum())
+            died = int(cell["status"].isin(DIED).sum())
+            seeds = int(cell["seed"].nunique()) if "seed" in cell else len(cell)
+            rows.append({"xi": xi, "yi": yi, x: xv, y: yv, "mean": float(ok.mean()) if ok.size else math.nan,
+                         "n": int(ok.size), "runs": len(cell), "seeds": seeds, "diverged": div, "died": died,
+                         "mark": _mark(div, died, len(cell)), "ids": [int(i) for i in cell["id"]]})
+    cols = ["xi", "yi", x, y, "mean", "n", "runs", "seeds", "diverged", "died", "mark", "ids"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def cell_text(row: dict) -> str:
+    """'0.42<br>n=3' (or 'n=2/3' when some runs have no value; '—' for the mean when none has)."""
+    if not row["runs"]:
+        return ""
+    mean = "—" if math.isnan(row["mean"]) else f"{row['mean']:.3g}"
+    n = f"n={row['n']}" if row["n"] == row["runs"] else f"n={row['n']}/{row['runs']}"
+    return f"{mean}<br>{n}"
+
+
+def _first(v: Any) -> Any:
+    return v[0] if isinstance(v, (list, tuple)) and v else v
+
+
+def selected_ids(points: list[dict], cells: pd.DataFrame | None = None) -> list[int]:
+    """Run ids behind selected Plotly points: a point's customdata is a run id, or with ``cells``
+    (a phase_grid) the row number of a cell, whose runs are all taken. Order kept, no duplicates."""
+    out: list[int] = []
+    for p in points or ():
+        v = _first(p.get("customdata"))
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        if cells is None:
+            out.append(int(v))
+        elif 0 <= int(v) < len(cells):
+            out.extend(cells["ids"].iloc[int(v)])
+    return list(dict.fromkeys(out))
+
+
+def compare_query(ids: list[int]) -> dict[str, str]:
+    """Query parameters that open the first COMPARE_MAX of these runs on the Compare page."""
+    return {"runs": ",".join(str(int(i)) for i in ids[:COMPARE_MAX])}

@@ -1,0 +1,120 @@
+"""Plotly figures of the Explorer: a scatter of any field or outcome against another coloured by a
+third, parallel coordinates, and the phase diagram. Figures are assembled from plain dicts (no
+per-property validation) so that 10,000 runs draw fast. Pure: no Streamlit, no database."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboard.explore import cell_text
+
+GL_THRESHOLD = 2_000          # points above which the scatter uses WebGL
+MAX_COLOR_GROUPS = 20         # a text colour field with more values is drawn in one colour
+MARKS = {  # phase-diagram cell mark → (legend text, marker symbol, colour, size)
+    "all diverged": ("every run diverged", "x", "#d62728", 16),
+    "some diverged": ("some runs diverged", "x-open", "#d62728", 12),
+    "died": ("a run died (failed)", "diamond-open", "#111111", 12),
+}
+
+
+def _layout(title: str, height: int, **kw) -> dict:
+    return {"title": title, "height": height, "margin": dict(l=10, r=10, t=50, b=10), "hovermode": "closest",
+            "legend": dict(font=dict(size=10)), **kw}
+
+
+def _numeric(s: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+
+
+def _points(kind: str, d: pd.DataFrame, x: str, y: str, name: str, marker: dict, legend: bool) -> dict:
+    hover = [f"#{i} · {s}" for i, s in zip(d["id"], d["status"])]
+    return dict(type=kind, mode="markers", x=d[x].to_numpy(), y=d[y].to_numpy(), name=name, marker=marker,
+                customdata=d["id"].to_numpy(), hovertext=hover, showlegend=legend,
+                hovertemplate=f"%{{hovertext}}<br>{x} = %{{x}}<br>{y} = %{{y}}<extra>{name}</extra>")
+
+
+def scatter(table: pd.DataFrame, x: str, y: str, color: str | None, log_x: bool = False,
+            log_y: bool = False) -> go.Figure:
+    """One marker per run (customdata: the run id); a numeric colour field gets a colour bar, a
+    text one a trace per value."""
+    kind = "scattergl" if len(table) > GL_THRESHOLD else "scatter"
+    traces = []
+    if color and _numeric(table[color]):
+        marker = dict(size=7, color=table[color].to_numpy(), colorscale="Viridis", showscale=True,
+                      colorbar=dict(title=dict(text=color, side="right")))
+        traces.append(_points(kind, table, x, y, "runs", marker, False))
+    elif color and table[color].nunique() <= MAX_COLOR_GROUPS:
+        for value, d in table.groupby(color, sort=True, dropna=False):
+            traces.append(_points(kind, d, x, y, f"{color} = {value}", dict(size=7), True))
+    else:
+        traces.append(_points(kind, table, x, y, "runs", dict(size=7), False))
+    axis = lambda name, log: dict(title=name, type="log" if log else "-", zeroline=False)  # noqa: E731
+    lay = _layout(f"{y} against {x}" + (f", coloured by {color}" if color else ""), 480,
+                  xaxis=axis(x, log_x), yaxis=axis(y, log_y), dragmode="lasso")
+    return go.Figure(data=traces, layout=lay, _validate=False)
+
+
+def _dimension(s: pd.Series) -> dict:
+    if _numeric(s):
+        return dict(label=s.name, values=s.to_numpy(dtype=float))
+    labels = sorted(s.astype(str).unique())
+    code = {v: k for k, v in enumerate(labels)}
+    return dict(label=s.name, values=s.astype(str).map(code).to_numpy(dtype=float),
+                tickvals=list(range(len(labels))), ticktext=labels)
+
+
+def parallel(table: pd.DataFrame, fields: list[str], color: str | None) -> go.Figure:
+    """Parallel coordinates over ``fields`` (text fields on coded axes), lines coloured by a numeric
+    ``color``; drag along an axis to brush."""
+    dims = [_dimension(table[f]) for f in fields if table[f].notna().any()]
+    line = {}
+    if color and _numeric(table[color]):
+        line = dict(color=table[color].to_numpy(dtype=float), colorscale="Viridis", showscale=True,
+                    colorbar=dict(title=dict(text=color, side="right")))
+    trace = dict(type="parcoords", dimensions=dims, line=line)
+    return go.Figure(data=[trace], layout=_layout("Parallel coordinates (drag along an axis to brush)", 460),
+                     _validate=False)
+
+
+def _axis(name: str, values: list) -> dict:
+    text = ["—" if pd.isna(v) else f"{v:g}" if isinstance(v, float) else str(v) for v in values]
+    return dict(title=name, tickvals=list(range(len(values))), ticktext=text, range=[-0.5, len(values) - 0.5],
+                showgrid=False, zeroline=False)
+
+
+def _marks(cells: pd.DataFrame) -> list[dict]:
+    traces = []
+    for mark, (label, symbol, colour, size) in MARKS.items():
+        d = cells[cells["mark"] == mark]
+        traces.append(dict(type="scatter", mode="markers", x=(d["xi"] + 0.32).to_numpy(), y=(d["yi"] + 0.3).to_numpy(),
+                           name=label, customdata=d.index.to_numpy(), hoverinfo="skip", showlegend=True,
+                           visible=True if len(d) else "legendonly",
+                           marker=dict(symbol=symbol, size=size, color=colour, line=dict(width=2, color=colour))))
+    return traces
+
+
+def phase(cells: pd.DataFrame, x: str, y: str, outcome: str) -> go.Figure:
+    """Heatmap of a phase_grid: the cell colour is the mean over seeds, the text the mean and the
+    seed count; marks for diverged and died cells. Clicking a cell (or boxing several) selects
+    the invisible centre markers, whose customdata is the cell's row number in ``cells``."""
+    xs = cells.drop_duplicates("xi").sort_values("xi")[x].tolist()
+    ys = cells.drop_duplicates("yi").sort_values("yi")[y].tolist()
+    z = np.full((len(ys), len(xs)), np.nan)
+    text = np.full((len(ys), len(xs)), "", dtype=object)
+    for r in cells.to_dict("records"):
+        z[r["yi"], r["xi"]] = r["mean"]
+        text[r["yi"], r["xi"]] = cell_text(r)
+    heat = dict(type="heatmap", z=z, x=list(range(len(xs))), y=list(range(len(ys))), text=text,
+                texttemplate="%{text}", colorscale="Viridis", hoverongaps=False, xgap=2, ygap=2,
+                colorbar=dict(title=dict(text=outcome, side="right")),
+                hovertemplate=f"{x} = %{{x}}<br>{y} = %{{y}}<br>{outcome} = %{{z:.4g}}<extra></extra>")
+    filled = cells[cells["runs"] > 0]
+    centres = dict(type="scatter", mode="markers", x=filled["xi"].to_numpy(), y=filled["yi"].to_numpy(),
+                   customdata=filled.index.to_numpy(), name="cells", showlegend=False, hoverinfo="skip",
+                   marker=dict(symbol="square", size=28, color="rgba(0,0,0,0)"))
+    lay = _layout(f"Phase diagram: {outcome} over {x} × {y} (mean over seeds, n = seeds with a value)",
+                  max(360, 70 * len(ys) + 160), xaxis=_axis(x, xs), yaxis=_axis(y, ys), dragmode="select",
+                  legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right", font=dict(size=11)))
+    return go.Figure(data=[heat, centres, *_marks(cells)], layout=lay, _validate=False)

@@ -1,17 +1,22 @@
-"""``diagnose``: one plain-language line about an epoch's gradients (thresholds in docs/metrics.md)."""
+"""``diagnose``: one plain-language line about an epoch's gradients (order and thresholds in docs/metrics.md).
+
+Checked worst first, so one sign of trouble can never hide behind a milder one: non-finite values,
+explosions (gradient norm, spikes, ρ growth, growing profile), saturated or dead units and all-zero
+gradients, vanishing, and only then healthy.
+"""
 
 from __future__ import annotations
 
 import math
 
+from rnnlab import health
+from rnnlab.health import (
+    DEAD_FRAC, EXPLODE_LOG_RATIO, EXPLODE_NORM, RHO_GROWTH, SATURATED_FRAC, SPIKE_FACTOR, VANISH_LOG_RATIO,
+)
 from rnnlab.records import EpochRecord, LayerStat, RunInfo
 
-VANISH_LOG_RATIO = -3.0   # ‖g_1‖/‖g_T‖ below 1e-3: vanishing
-EXPLODE_LOG_RATIO = 3.0   # ‖g_1‖/‖g_T‖ above 1e3: exploding
-EXPLODE_NORM = 1e3        # or a global gradient norm above this
 
-
-def _fmt(x: float) -> str:
+def _fmt(x: float | None) -> str:
     if x is None or not math.isfinite(x):
         return str(x)
     return f"{x:.2g}" if 1e-2 <= abs(x) < 1e3 or x == 0 else f"{x:.0e}"
@@ -26,25 +31,83 @@ def _horizon(layer: LayerStat) -> str:
     return f"horizon {layer.horizon:.0f} steps"
 
 
-def diagnose(record: EpochRecord, info: RunInfo) -> str:
-    """'gradients vanish: …', 'gradients explode: …', 'gradients are zero: …' or 'healthy: …'."""
+def _ratio(layer: LayerStat) -> str:
+    r = layer.log_ratio
+    return f"‖g_1‖/‖g_T‖ = {_fmt(10 ** r) if math.isfinite(r) else ('0' if r < 0 else 'inf')}"
+
+
+def _where(record: EpochRecord, layer: LayerStat) -> str:
+    return f" (layer {layer.layer})" if len(record.layers) > 1 else ""
+
+
+def _nonfinite(record: EpochRecord) -> str | None:
     gmax = record.grad_norm_max
     if record.nonfinite_steps or (gmax is not None and not math.isfinite(gmax)):
         return f"gradients explode: non-finite gradient in {record.nonfinite_steps} step(s) of epoch {record.epoch}"
-    if not record.layers:
-        return f"not probed this epoch: gradient norm mean {_fmt(record.grad_norm_mean)}, max {_fmt(gmax)}"
     bad = [l.layer for l in record.layers if not all(math.isfinite(g) for g in l.grad_h)]
     if bad:
         return f"gradients explode: ‖∂L/∂h_t‖ is non-finite in layer {bad[0]} at epoch {record.epoch}"
-    worst = min(record.layers, key=lambda l: l.log_ratio if not math.isnan(l.log_ratio) else math.inf)
-    where = f" (layer {worst.layer})" if len(record.layers) > 1 else ""
-    ratio = f"‖g_1‖/‖g_T‖ = {_fmt(10 ** worst.log_ratio) if math.isfinite(worst.log_ratio) else ('0' if worst.log_ratio < 0 else 'inf')}"
+    return None
+
+
+def _norm_explosion(record: EpochRecord) -> str | None:
+    gmax, gmean = record.grad_norm_max, record.grad_norm_mean
+    if gmax is not None and gmax >= EXPLODE_NORM:
+        mean = f" (mean {_fmt(gmean)})" if record.steps else ""
+        return f"gradients explode: gradient norm reached {_fmt(gmax)} in epoch {record.epoch}{mean}"
+    spike = health.spike_factor(gmean, gmax, record.steps)
+    if math.isfinite(spike) and spike >= SPIKE_FACTOR:
+        return (f"gradients explode: a gradient-norm spike of {_fmt(gmax)} in epoch {record.epoch}, "
+                f"{spike:.0f}× the mean of the other steps")
+    return None
+
+
+def _layer_explosion(record: EpochRecord, initial: EpochRecord | None) -> str | None:
+    start = {l.layer: l.rho for l in initial.layers} if initial is not None else {}
+    for l in record.layers:
+        growth = health.rho_growth(l.rho, start.get(l.layer))
+        if math.isfinite(growth) and growth >= RHO_GROWTH:
+            return (f"weights explode{_where(record, l)}: ρ(W_hh) grew {growth:.2g}× since initialization "
+                    f"({_fmt(start[l.layer])} → {_fmt(l.rho)})")
+    top = max(record.layers, key=lambda l: l.log_ratio if not math.isnan(l.log_ratio) else -math.inf)
+    if top.log_ratio > EXPLODE_LOG_RATIO:
+        return f"gradients explode{_where(record, top)}: {_ratio(top)}, gradient norm max {_fmt(record.grad_norm_max)}"
+    return None
+
+
+def _zero_steps(layer: LayerStat) -> str:
+    zeros = sum(1 for g in layer.grad_h if g == 0)
+    return f"; ‖∂L/∂h_t‖ = 0 at {zeros} of {len(layer.grad_h)} steps" if zeros else ""
+
+
+def _dead(record: EpochRecord) -> str | None:
+    for l in record.layers:
+        if l.saturated_frac is not None and l.saturated_frac >= SATURATED_FRAC:
+            return f"saturated{_where(record, l)}: {l.saturated_frac:.0%} of units saturated{_zero_steps(l)}"
+    for l in record.layers:
+        if l.dead_frac is not None and l.dead_frac >= DEAD_FRAC:
+            return f"dead units{_where(record, l)}: {l.dead_frac:.0%} of units never active{_zero_steps(l)}"
     if all(l.grad_h and max(l.grad_h) == 0 for l in record.layers):
         return "gradients are zero: ‖∂L/∂h_t‖ = 0 at every step (e.g. an all-zero init)"
+    return None
+
+
+def diagnose(record: EpochRecord, info: RunInfo | None, initial: EpochRecord | None = None) -> str:
+    """One line about ``record``: 'gradients explode: …', 'weights explode: …', 'saturated: …',
+    'dead units: …', 'gradients are zero: …', 'gradients vanish: …', 'healthy: …' or 'not probed …'.
+
+    ``initial``: the run's epoch-0 record (at initialization), when the caller has it; with it a
+    spectral radius that grew RHO_GROWTH-fold or more reads as an explosion. ``info`` is unused
+    today (kept for callers)."""
+    found = _nonfinite(record) or _norm_explosion(record)
+    if found:
+        return found
+    if not record.layers:
+        return f"not probed this epoch: gradient norm mean {_fmt(record.grad_norm_mean)}, max {_fmt(record.grad_norm_max)}"
+    exploded, dead = _layer_explosion(record, initial), _dead(record)
+    if exploded or dead:
+        return f"{exploded}; {dead.split(': ', 1)[1]}" if exploded and dead else exploded or dead
+    worst = min(record.layers, key=lambda l: l.log_ratio if not math.isnan(l.log_ratio) else math.inf)
     if worst.log_ratio < VANISH_LOG_RATIO:
-        return f"gradients vanish{where}: {ratio}, {_horizon(worst)}"
-    top = max(record.layers, key=lambda l: l.log_ratio if not math.isnan(l.log_ratio) else -math.inf)
-    if top.log_ratio > EXPLODE_LOG_RATIO or (gmax is not None and gmax > EXPLODE_NORM):
-        return (f"gradients explode: ‖g_1‖/‖g_T‖ = {_fmt(10 ** top.log_ratio)}, "
-                f"gradient norm max {_fmt(gmax)}")
-    return f"healthy{where}: {ratio}, {_horizon(worst)}"
+        return f"gradients vanish{_where(record, worst)}: {_ratio(worst)}, {_horizon(worst)}"
+    return f"healthy{_where(record, worst)}: {_ratio(worst)}, {_horizon(worst)}"

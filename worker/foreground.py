@@ -81,7 +81,8 @@ def train_foreground(spec: JobSpec, *, json_out: Path | None, record: bool, owne
         if record:
             store.record_epoch(run_id, rec, attempt=attempt)
             if rec.probed and rec.layers:
-                store.record_diagnosis(run_id, models.diagnose(rec, facts["info"]), attempt=attempt)
+                store.record_diagnosis(run_id, models.diagnose(rec, facts["info"], facts["records"][0]),
+                                       attempt=attempt)
 
     def on_checkpoint(epoch, state):
         if record:
@@ -132,4 +133,4 @@ def _summary(console: Console, status: str, message: str, facts: dict, models) -
                   f"({'higher' if info.higher_is_better else 'lower'} is better)", highlight=False)
     probed = [r for r in records if r.probed and r.layers]
     if probed:
-        console.print(f"diagnosis: {models.diagnose(probed[-1], info)}", highlight=False)
+        console.print(f"diagnosis: {models.diagnose(probed[-1], info, records[0])}", highlight=False)

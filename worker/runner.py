@@ -162,8 +162,10 @@ def _train(run: dict, attempt: int, monitor: RunMonitor, url: str | None) -> tup
 
     def on_epoch(rec) -> None:
         db_retry(lambda: store.record_epoch(run_id, rec, attempt=attempt, url=url), f"epoch {rec.epoch}", run_id)
+        if rec.epoch == 0:
+            facts["initial"] = rec   # diagnose compares ρ(W_hh) with its value at initialization
         if rec.probed and rec.layers and "info" in facts:
-            text = models.diagnose(rec, facts["info"])
+            text = models.diagnose(rec, facts["info"], facts.get("initial"))
             db_retry(lambda: store.record_diagnosis(run_id, text, attempt=attempt, url=url), "diagnosis", run_id)
 
     def on_checkpoint(epoch: int, state: bytes) -> None:

@@ -11,17 +11,18 @@ from models import diagnose, train
 from rnnlab.records import EpochRecord, LayerStat
 
 
-def _layer(grad_h, log_ratio, horizon, layer=0):
-    return LayerStat(layer=layer, rho=0.5, sigma_max=1.0, gamma_sigma_max=1.0, gate_spectra={},
-                     saturated_frac=0.0, dead_frac=None, gate_mean={}, gate_saturated={},
+def _layer(grad_h, log_ratio, horizon, layer=0, rho=0.5, saturated=0.0, dead=None):
+    return LayerStat(layer=layer, rho=rho, sigma_max=1.0, gamma_sigma_max=1.0, gate_spectra={},
+                     saturated_frac=saturated, dead_frac=dead, gate_mean={}, gate_saturated={},
                      grad_h=grad_h, grad_c=None, log_ratio=log_ratio, decay_per_step=-0.5,
                      horizon=horizon, steps_in_past=1.0)
 
 
-def _record(layers, gmax=1.0, nonfinite=0, probed=True):
-    return EpochRecord(epoch=3, steps=10, train_loss=0.1, val_loss=0.1, val_metric=0.5, grad_norm_mean=gmax,
-                       grad_norm_max=gmax, clip_fraction=0.0, nonfinite_steps=nonfinite, train_seconds=1.0,
-                       diag_seconds=0.1, probed=probed, layers=layers if probed else [])
+def _record(layers, gmax=1.0, nonfinite=0, probed=True, gmean=None, steps=10, epoch=3):
+    return EpochRecord(epoch=epoch, steps=steps, train_loss=0.1, val_loss=0.1, val_metric=0.5,
+                       grad_norm_mean=gmax if gmean is None else gmean, grad_norm_max=gmax, clip_fraction=0.0,
+                       nonfinite_steps=nonfinite, train_seconds=1.0, diag_seconds=0.1, probed=probed,
+                       layers=layers if probed else [])
 
 
 def test_vanishing():
@@ -53,6 +54,58 @@ def test_non_finite_profile_is_exploding():
 def test_zero_and_unprobed():
     assert diagnose(_record([_layer([0.0] * 5, math.nan, math.nan)]), None).startswith("gradients are zero")
     assert diagnose(_record([], probed=False), None).startswith("not probed this epoch")
+
+
+# The exploding-init preset (tanh, ρ(W_hh) = 3, SGD + momentum, no clipping), seed 0, as recorded:
+# at epoch 1 the gradient norm reached 3.9e6 (mean 7.7e4 over 50 steps) while the profile already
+# vanished; from epoch 2 on ρ(W_hh) ≈ 2.0e4, 99.999 % of units saturated, ‖g_t‖ = 0 at 48 of 50 steps.
+DEAD_PROFILE = [0.0] * 48 + [0.0380, 0.0934]
+INITIAL = _record([_layer([2.9e6] + [1.0] * 48 + [0.19], 7.19, 49.0, rho=3.0, saturated=0.275)], gmax=5.1e6,
+                  steps=0, epoch=0)
+
+
+def test_an_exploding_epoch_is_not_called_vanishing():
+    rec = _record([_layer([1e-9] + [1.0] * 49, -9.0, 14.0)], gmax=1.5e7, gmean=3.0e5, steps=50, epoch=1)
+    assert diagnose(rec, None) == "gradients explode: gradient norm reached 2e+07 in epoch 1 (mean 3e+05)"
+
+
+def test_a_norm_spike_is_an_explosion_a_bump_is_not():
+    steps, others = 50, 0.3            # 49 steps at 0.3 and one at `top`: spike factor = top / 0.3
+    for top, explodes in ((50.0, True), (20.0, False)):
+        rec = _record([_layer([1e-5] + [1.0] * 9, -5.0, 3.0)], gmax=top, gmean=(others * (steps - 1) + top) / steps,
+                      steps=steps)
+        line = diagnose(rec, None)
+        assert line.startswith("gradients explode: a gradient-norm spike" if explodes else "gradients vanish"), line
+    assert "167× the mean of the other steps" in diagnose(
+        _record([_layer([1.0] * 10, 0.0, 9.0)], gmax=50.0, gmean=(0.3 * 49 + 50) / 50, steps=50), None)
+
+
+def test_a_saturated_dead_network_is_not_vanish_horizon_0():
+    rec = _record([_layer(DEAD_PROFILE, -math.inf, 1.0, rho=2.03e4, saturated=0.99999)], gmax=5.2, gmean=1.6, steps=50)
+    assert diagnose(rec, None) == "saturated: 100% of units saturated; ‖∂L/∂h_t‖ = 0 at 48 of 50 steps"
+    grown = diagnose(rec, None, INITIAL)    # with the epoch-0 record, ρ's growth is seen first
+    assert grown.startswith(f"weights explode: ρ(W_hh) grew {2.03e4 / 3.0:.2g}× since initialization (3 → 2e+04); "
+                            "100% of units saturated")
+
+
+def test_rho_growth_below_the_threshold_is_not_an_explosion():
+    rec = _record([_layer([0.3] * 9 + [1.0], math.log10(0.3), 9.0, rho=3.0 * 99)])
+    assert diagnose(rec, None, INITIAL).startswith("healthy")
+
+
+def test_dead_relu_units():
+    rec = _record([_layer([0.0] * 9 + [0.5], -math.inf, 0.0, saturated=None, dead=1.0)])
+    assert diagnose(rec, None) == "dead units: 100% of units never active; ‖∂L/∂h_t‖ = 0 at 9 of 10 steps"
+
+
+def test_an_exploding_layer_beats_a_vanishing_one():
+    layers = [_layer([1e5] + [1.0] * 9, 5.0, 9.0, 0), _layer([1e-5] + [1.0] * 9, -5.0, 3.0, 1)]
+    assert diagnose(_record(layers), None).startswith("gradients explode (layer 0): ‖g_1‖/‖g_T‖ = 1e+05")
+
+
+def test_an_unprobed_epoch_still_shows_an_explosion():
+    assert diagnose(_record([], gmax=2e4, gmean=1e3, steps=50, probed=False), None).startswith(
+        "gradients explode: gradient norm reached 2e+04")
 
 
 def test_probe_cadence(tiny):

@@ -1,0 +1,50 @@
+"""Thresholds that say when a network has exploded, saturated, died or lost its long-range gradient.
+
+One torch-free place shared by the engine's one-line diagnosis (``models.diagnose``) and the
+strategy verdicts (``rnnlab.strategies``, the Strategies page and ``rnnlab compare``), so the two
+always agree. docs/metrics.md explains each one.
+"""
+
+from __future__ import annotations
+
+import math
+
+EXPLODE_NORM = 1e3         # a global pre-clip gradient norm at or above this has exploded
+SPIKE_FACTOR = 100.0       # an epoch's largest step norm ≥ 100× the mean of its other steps: a spike
+RHO_GROWTH = 100.0         # ρ(W_hh) grown ≥ 100× since initialization: the weights exploded
+EXPLODE_LOG_RATIO = 3.0    # ‖g_1‖/‖g_T‖ above 1e3: gradients grow going back in time
+SATURATED_FRAC = 0.99      # ≥ 99 % of units saturated (tanh |h| > 0.99, sigmoid h < 0.01 or > 0.99)
+DEAD_FRAC = 0.99           # ≥ 99 % of ReLU units never active on the probe batch
+VANISH_LOG_RATIO = -3.0    # ‖g_1‖/‖g_T‖ below 1e-3: gradients vanish
+
+# Per-run problems, worst first: a run or group with any of the first four is never ranked first.
+BROKEN = ("non-finite", "exploding", "saturated", "dead")
+
+
+def finite(x: float | None) -> bool:
+    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def spike_factor(norm_mean: float | None, norm_max: float | None, steps: int | None) -> float:
+    """How many times the epoch's largest step norm exceeds the mean of its other steps (NaN when
+    the epoch has fewer than two steps or the other steps' mean is not positive)."""
+    if not (finite(norm_mean) and finite(norm_max) and steps and steps >= 2):
+        return math.nan
+    rest = (norm_mean * steps - norm_max) / (steps - 1)
+    return norm_max / rest if rest > 0 else math.nan
+
+
+def rho_growth(rho_now: float | None, rho_initial: float | None) -> float:
+    """ρ(W_hh) now ÷ at initialization (NaN when either is missing or the initial one is 0)."""
+    if not (finite(rho_now) and finite(rho_initial)) or rho_initial <= 0:
+        return math.nan
+    return rho_now / rho_initial
+
+
+def is_exploding(norm_max: float | None = None, spike: float | None = None, growth: float | None = None,
+                 log_ratio: float | None = None) -> bool:
+    """Any of: gradient norm ≥ EXPLODE_NORM, a spike ≥ SPIKE_FACTOR, ρ growth ≥ RHO_GROWTH,
+    ‖g_1‖/‖g_T‖ above 10^EXPLODE_LOG_RATIO. Missing values count as no evidence."""
+    return ((finite(norm_max) and norm_max >= EXPLODE_NORM) or (finite(spike) and spike >= SPIKE_FACTOR)
+            or (finite(growth) and growth >= RHO_GROWTH)
+            or (log_ratio is not None and not math.isnan(log_ratio) and log_ratio > EXPLODE_LOG_RATIO))

@@ -52,17 +52,19 @@ def outcomes_of(runs: pd.DataFrame) -> pd.DataFrame:
     """The outcome columns (OUTCOMES) of explore_runs rows. Loss ÷ baseline divides by the trivial
     predictor's loss on the run's own held-out set when stored, else the task baseline; 'diverged'
     is 1 for a diverged run, 0 for any other finished run and NaN while a run is unfinished."""
-    base = runs["baseline_heldout_loss"].where(runs["baseline_heldout_loss"] > 0, runs["baseline_loss"])
-    loss = runs["last_val_loss"].astype(float)
+    num = lambda c: pd.to_numeric(runs[c], errors="coerce").astype(float)  # noqa: E731  (None → NaN)
+    held, task = num("baseline_heldout_loss"), num("baseline_loss")
+    base = held.where(held > 0, task)
+    loss = num("last_val_loss")
     finished = runs["status"].isin(FINISHED)
     return pd.DataFrame({
         "loss ÷ baseline": loss / base.where(base > 0),
-        "metric": runs["last_val_metric"].astype(float),
-        "horizon": runs["last_horizon"].astype(float),
-        "log10 ‖g_1‖/‖g_T‖": runs["last_log_ratio"].astype(float),
-        "ρ": runs["rho"].astype(float),
-        "σ_max": runs["sigma_max"].astype(float),
-        "saturation": runs["saturated_frac"].astype(float),
+        "metric": num("last_val_metric"),
+        "horizon": num("last_horizon"),
+        "log10 ‖g_1‖/‖g_T‖": num("last_log_ratio"),
+        "ρ": num("rho"),
+        "σ_max": num("sigma_max"),
+        "saturation": num("saturated_frac"),
         "diverged": np.where(finished, (runs["status"] == "diverged").astype(float), np.nan),
     }, index=runs.index)
 

@@ -1,0 +1,120 @@
+"""The Explorer page, run by Streamlit's AppTest against a real seeded SQLite database: the scatter,
+the sources, parallel coordinates and the phase diagram (values checked against the seeded records)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from urllib.parse import parse_qs
+
+import numpy as np
+import pytest
+
+from tests.dashboard.conftest import no_errors
+from tests.dashboard.seed import records, seed_run, spec
+
+PHASE = {"src": "Tag", "tag": "phase", "tab": "Phase diagram", "fx": "init.spectral_radius", "fy": "task.seq_len",
+         "out": "loss ÷ baseline"}
+
+
+def _figures(at) -> list[dict]:
+    def decode(o):
+        if isinstance(o, dict):
+            if set(o) >= {"dtype", "bdata"}:
+                a = np.frombuffer(base64.b64decode(o["bdata"]), dtype=np.dtype(o["dtype"]))
+                return a.reshape([int(n) for n in str(o["shape"]).split(",")]) if "shape" in o else a
+            return {k: decode(v) for k, v in o.items()}
+        return [decode(v) for v in o] if isinstance(o, list) else o
+
+    return [decode(json.loads(c.proto.spec)) for c in at.get("plotly_chart")]
+
+
+def _phase_lab(url: str) -> dict[tuple, list]:
+    """radius 0.5/1/2 × T 20/40 with two seeds; (2, 40) all diverged, (1, 40) empty, (0.5, 20) one
+    more run that failed. Returns (radius, T) → [(run id, spec, status)]."""
+    out: dict[tuple, list] = {}
+    for radius, T, seeds, status in [(0.5, 20, (0, 1), "succeeded"), (0.5, 20, (2,), "failed"),
+                                     (1.0, 20, (0, 1), "succeeded"), (2.0, 20, (0, 1), "succeeded"),
+                                     (0.5, 40, (0, 1), "succeeded"), (2.0, 40, (0, 1), "diverged")]:
+        for seed in seeds:
+            s = spec("rnn", seq_len=T, seed=seed, init={"recurrent": "orthogonal", "spectral_radius": radius})
+            out.setdefault((radius, T), []).append((seed_run(url, s, status=status, tags=("phase",)), s, status))
+    return out
+
+
+def test_scatter_of_all_finished_runs_carries_their_ids(lab, open_page):
+    _, ids = lab
+    at = open_page("explorer")
+    no_errors(at)
+    finished = sorted(ids["cells"] + ids["diverged"])
+    assert f"{len(finished)} runs" in at.caption[1].value and "cell" in at.caption[1].value
+    (fig,) = _figures(at)
+    shown = sorted(int(i) for t in fig["data"] for i in t["customdata"])
+    assert shown == finished
+    at.toggle(key="done").set_value(False).run()
+    (fig,) = _figures(at)
+    assert len([i for t in fig["data"] for i in t["customdata"]]) == 9
+    no_errors(at)
+
+
+def test_filter_source_and_axis_choices_come_from_the_url(lab, open_page):
+    _, ids = lab
+    at = open_page("explorer", src="Filter", path="cell", value="lstm", x="seed", y="ρ", color="horizon")
+    no_errors(at)
+    (fig,) = _figures(at)
+    assert fig["layout"]["xaxis"]["title"] == "seed" and fig["layout"]["yaxis"]["title"] == "ρ"
+    lstm_done = sorted(ids["cells"][2:4])
+    assert sorted(int(i) for i in fig["data"][0]["customdata"]) == lstm_done
+    assert "colorbar" in fig["data"][0]["marker"]
+
+
+def test_parallel_coordinates_over_varied_fields_and_outcomes(lab, open_page):
+    at = open_page("explorer", tab="Parallel coordinates")
+    no_errors(at)
+    (fig,) = _figures(at)
+    dims = {d["label"]: d for d in fig["data"][0]["dimensions"]}
+    assert {"cell", "loss ÷ baseline", "horizon"} <= set(dims)
+    assert dims["cell"]["ticktext"] == ["gru", "lstm", "rnn"] and len(dims["cell"]["values"]) == 7
+
+
+def test_phase_diagram_cells_match_the_seeded_runs(lab, open_page):
+    url, _ = lab
+    grid = _phase_lab(url)
+    at = open_page("explorer", **PHASE)
+    no_errors(at)
+    cells = next(d.value for d in at.dataframe if "mark" in d.value.columns)
+    assert len(cells) == 6  # 3 radii × 2 lengths, the empty (1.0, 40) included
+    for _, c in cells.iterrows():
+        runs = grid.get((c["init.spectral_radius"], c["task.seq_len"]), [])
+        assert c["runs"] == len(runs) and c["ids"] == ", ".join(str(r) for r, _, _ in runs)
+        losses = [records(s)[-1].val_loss * 6 for _, s, st in runs if st != "diverged"]
+        if losses:
+            assert c["mean"] == pytest.approx(np.mean(losses)) and c["n"] == len(losses)
+        else:
+            assert np.isnan(c["mean"]) and c["n"] == 0
+    marks = dict(zip(zip(cells["init.spectral_radius"], cells["task.seq_len"]), cells["mark"]))
+    assert marks == {(0.5, 20): "died", (1.0, 20): "", (2.0, 20): "", (0.5, 40): "", (1.0, 40): "",
+                     (2.0, 40): "all diverged"}
+    (fig,) = _figures(at)
+    legend = {t.get("name") for t in fig["data"] if t.get("showlegend")}
+    assert {"every run diverged", "a run died (failed)"} <= legend
+
+
+def test_picking_a_cell_links_its_runs_to_compare(lab, open_page):
+    url, _ = lab
+    grid = _phase_lab(url)
+    at = open_page("explorer", **PHASE)
+    box = at.selectbox(key="ex_cell")
+    pick = next(o for o in box.options if o.startswith("init.spectral_radius = 0.5, task.seq_len = 20"))
+    box.select_index(box.options.index(pick)).run()
+    no_errors(at)
+    (link,) = at.get("page_link")
+    assert "compare" in link.proto.page
+    want = [str(r) for r, _, _ in grid[(0.5, 20)]]
+    assert parse_qs(link.proto.query_string)["runs"] == [",".join(want)]
+
+
+def test_phase_diagram_needs_two_factors(lab, open_page):
+    at = open_page("explorer", src="Filter", path="cell", value="gru", tab="Phase diagram")
+    no_errors(at)
+    assert "needs two swept factors" in at.info[0].value

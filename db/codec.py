@@ -3,8 +3,9 @@
 Float columns: NaN is stored as NULL and its column name is listed in the row's ``nan_fields``
 (SQLite cannot store NaN; Postgres could, but NULL keeps SQL such as ``ORDER BY val_loss`` and
 ``MAX()`` meaningful on both backends). ±inf are stored as themselves. JSON values use the
-strings 'NaN', 'Infinity', '-Infinity'. Gradient profiles are rounded to PROFILE_DIGITS
-significant digits (relative error ≤ 5e-5), which keeps a 100-epoch, T=1000 run a few MB.
+strings 'NaN', 'Infinity', '-Infinity'. Gradient profiles keep full float64 precision, written in
+the shortest text that parses back to the same double, so every summary and the P13 bound can be
+re-checked exactly from the database.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from typing import Any
 
 from rnnlab.records import EpochRecord, LayerStat, ParamStat, RunInfo, decode_float, encode_float
 
-PROFILE_DIGITS = 5
-
-EPOCH_FLOATS = ("train_loss", "val_loss", "val_metric", "grad_norm_mean", "grad_norm_max", "clip_fraction")
+EPOCH_FLOATS = ("train_loss", "val_loss", "val_metric", "val_loss_se", "grad_norm_mean", "grad_norm_max",
+                "clip_fraction")
 PARAM_FLOATS = ("grad_norm_mean", "grad_norm_max", "update_ratio", "weight_norm")
 LAYER_FLOATS = (
     "rho", "sigma_max", "gamma_sigma_max", "saturated_frac", "dead_frac",
@@ -70,11 +70,8 @@ def decode_json(value: Any) -> Any:
 
 
 def compact(x: float) -> float | str:
-    """One profile value: PROFILE_DIGITS significant digits, non-finite as a string."""
-    if not math.isfinite(x):
-        return encode_float(x)
-    r = float(f"{x:.{PROFILE_DIGITS}g}")
-    return r if math.isfinite(r) else x  # rounding up near the float64 maximum would overflow
+    """One profile value as stored: the float64 itself, non-finite as a string."""
+    return float(x) if math.isfinite(x) else encode_float(x)
 
 
 class CompactArray(list):
@@ -82,15 +79,19 @@ class CompactArray(list):
 
 
 def shortest_number(x: float) -> str:
-    """The shortest JSON text of a finite float that parses back to it, e.g. 1.2346e-15 → '12346e-19'."""
+    """The shortest JSON text of a finite float that parses back to exactly it: repr's shortest
+    round-trip digits, as an integer mantissa when that is shorter (1.2345e-15 → '12345e-19')."""
     if x == 0:
         return "0"
     text = repr(x).replace("e-0", "e-").replace("e+0", "e").replace("e+", "e")
-    mantissa, exp = f"{abs(x):.{PROFILE_DIGITS - 1}e}".split("e")
-    digits, exp = mantissa.replace(".", ""), int(exp) - (PROFILE_DIGITS - 1)
-    while len(digits) > 1 and digits.endswith("0"):
-        digits, exp = digits[:-1], exp + 1
-    alt = ("-" if x < 0 else "") + digits + (f"e{exp}" if exp else "")
+    mantissa, _, exp = repr(abs(x)).partition("e")
+    whole, _, frac = mantissa.partition(".")
+    frac = frac.rstrip("0")
+    digits = (whole + frac).lstrip("0")
+    exp10 = int(exp or 0) - len(frac)
+    while digits.endswith("0"):
+        digits, exp10 = digits[:-1], exp10 + 1
+    alt = ("-" if x < 0 else "") + digits + (f"e{exp10}" if exp10 else "")
     return alt if len(alt) < len(text) and float(alt) == x else text
 
 
@@ -107,6 +108,8 @@ def info_row(info: RunInfo) -> dict[str, Any]:
         "metric_name": info.metric_name,
         "baseline_loss": None if is_nan(info.baseline_loss) else info.baseline_loss,
         "baseline_metric": None if is_nan(info.baseline_metric) else info.baseline_metric,
+        "baseline_heldout_loss": None if info.baseline_heldout_loss is None or is_nan(info.baseline_heldout_loss)
+        else info.baseline_heldout_loss,
     }
 
 
@@ -127,7 +130,7 @@ def epoch_rows(run_id: int, rec: EpochRecord) -> dict[str, list[dict[str, Any]]]
         vals = {k: getattr(ls, k) for k in LAYER_FLOATS}
         vals.update({k: encode_json(getattr(ls, k)) for k in LAYER_JSON})
         layers.append(split_nan({"run_id": run_id, "epoch": e, "layer": ls.layer, **vals}, LAYER_FLOATS))
-        for kind, norms in (("h", ls.grad_h), ("c", ls.grad_c)):
+        for kind, norms in (("h", ls.grad_h), ("c", ls.grad_c), ("h_last", ls.grad_h_last)):
             if norms is not None:
                 profiles.append({"run_id": run_id, "epoch": e, "layer": ls.layer, "kind": kind,
                                  "seq_len": len(norms), "norms": CompactArray(compact(x) for x in norms)})
@@ -137,10 +140,11 @@ def epoch_rows(run_id: int, rec: EpochRecord) -> dict[str, list[dict[str, Any]]]
 
 def record_from_rows(epoch: dict, params: list[dict], hists: list[dict], layers: list[dict],
                      profiles: list[dict]) -> EpochRecord:
-    """Rebuild an EpochRecord from its rows (profiles come back at stored precision)."""
+    """Rebuild an EpochRecord from its rows (profiles come back exactly as recorded)."""
     ep = join_nan(epoch)
     hist_by = {h["param"]: h for h in hists}
-    prof_by = {(p["layer"], p["kind"]): [decode_float(x) for x in p["norms"]] for p in profiles}
+    # float(): Postgres JSONB prints numbers in plain notation, so 1e2 comes back as the integer 100
+    prof_by = {(p["layer"], p["kind"]): [float(decode_float(x)) for x in p["norms"]] for p in profiles}
     pstats = []
     for p in params:
         p = join_nan(p)
@@ -154,6 +158,7 @@ def record_from_rows(epoch: dict, params: list[dict], hists: list[dict], layers:
             layer=ls["layer"], **{k: ls[k] for k in LAYER_FLOATS},
             **{k: decode_json(ls[k]) or {} for k in LAYER_JSON},
             grad_h=prof_by.get((ls["layer"], "h"), []), grad_c=prof_by.get((ls["layer"], "c")),
+            grad_h_last=prof_by.get((ls["layer"], "h_last")),
         ))
     return EpochRecord(
         epoch=ep["epoch"], steps=ep["steps"], **{k: ep[k] for k in EPOCH_FLOATS},

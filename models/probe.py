@@ -21,7 +21,7 @@ class LayerTrace:
     gates: dict[str, torch.Tensor] = field(default_factory=dict)  # gate values (gated cells)
     grad_h: torch.Tensor | None = None               # (T,) ‖∂L/∂h_t‖ over batch × hidden
     grad_c: torch.Tensor | None = None               # (T,) ‖∂L/∂c_t‖ (LSTM)
-    grad_h_last: torch.Tensor | None = None          # (T,) ‖∂ℓ_T/∂h_t‖ (loss of the final step only)
+    grad_h_last: torch.Tensor | None = None          # (T,) ‖∂ℓ_T/∂h_t‖, final step's loss (every-step tasks)
 
 
 @dataclass
@@ -139,7 +139,7 @@ def run_probe(net: RecurrentNet, task: Task, batch: Batch) -> ProbeResult:
         if cs:
             trace.grad_c = _norms(grads[i:i + len(cs)], cs)
             i += len(cs)
-        trace.grad_h_last = _norms(last[j:j + len(hs)], hs) if last is not None else trace.grad_h
+        trace.grad_h_last = _norms(last[j:j + len(hs)], hs) if last is not None else None
         j += len(hs)
         layers.append(trace)
     param_grads = [torch.zeros_like(p) if g is None else g.detach() for g, p in zip(grads[i:], params)]

@@ -45,7 +45,8 @@ def layer_stats(net: RecurrentNet, probe: ProbeResult) -> list[LayerStat]:
             dead = None
             gate_mean, gate_sat = D.gate_health(trace.gates)
         grad_h = trace.grad_h.double().cpu().numpy()
-        decay = trace.grad_h_last.double().cpu().numpy()  # the final step's loss: the decay measures
+        last = None if trace.grad_h_last is None else trace.grad_h_last.double().cpu().numpy()
+        decay = grad_h if last is None else last  # the decay profile: the final step's loss alone
         out.append(LayerStat(
             layer=k, rho=rho, sigma_max=sigma, gamma_sigma_max=None if g is None else g * sigma,
             gate_spectra=gate_spectra, saturated_frac=sat, dead_frac=dead,
@@ -54,6 +55,7 @@ def layer_stats(net: RecurrentNet, probe: ProbeResult) -> list[LayerStat]:
             grad_c=None if trace.grad_c is None else trace.grad_c.double().cpu().tolist(),
             log_ratio=D.log_ratio(decay), decay_per_step=D.decay_per_step(decay),
             horizon=D.horizon(decay), steps_in_past=D.steps_in_past(decay),
+            grad_h_last=None if last is None else last.tolist(),
         ))
     return out
 

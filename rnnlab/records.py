@@ -40,6 +40,9 @@ class RunInfo:
     device: str               # "cpu", "cuda:0", ...
     gamma: float | None       # sup φ' of a vanilla cell's activation; None for gated cells
     param_names: list[str] = field(default_factory=list)
+    # the trivial predictor's mean loss on this run's own held-out set (NaN when undefined, e.g. a
+    # character the training text never has); compare val_loss with it, paired, on the same sequences
+    baseline_heldout_loss: float | None = None
 
 
 @dataclass
@@ -71,14 +74,17 @@ class LayerStat:
     dead_frac: float | None                # relu-family: units with z ≤ 0 at every step & example
     gate_mean: dict[str, float]            # gated cells: mean gate value per gate
     gate_saturated: dict[str, float]       # gated cells: fraction of gate values <0.1 or >0.9
-    # the exact per-timestep profile, t = 1..T, on the probe batch
+    # the exact per-timestep profiles, t = 1..T, on the probe batch (L = the task's mean loss)
     grad_h: list[float]                    # ‖∂L/∂h_t‖ (total derivative)
-    grad_c: list[float] | None             # ‖∂L/∂c_t‖ for LSTM
-    # derived from grad_h (docs/metrics.md)
-    log_ratio: float                       # log10(‖g_1‖ / ‖g_T‖)
-    decay_per_step: float                  # fitted slope of log10‖g_t‖ per step back from T
-    horizon: float                         # effective horizon in steps
-    steps_in_past: float                   # P13: mean over t of 1[‖g_t‖² ≥ 1e-20]
+    grad_c: list[float] | None             # ‖∂L/∂c_t‖ for LSTM (total derivative, through c_{t+1} and h_t)
+    # derived from the decay profile d_t (docs/metrics.md): grad_h_last for every-step tasks (copy,
+    # charlm, forecast), grad_h for tasks with the loss at the last step (where the two are the same)
+    log_ratio: float                       # log10(d_1 / d_T)
+    decay_per_step: float                  # fitted slope of log10 d_t per step back from T
+    horizon: float                         # steps back from T while d_t ≥ 1e-3·d_T
+    steps_in_past: float                   # P13: mean over t of 1[d_t² ≥ 1e-20]
+    # ‖∂ℓ_T/∂h_t‖, ℓ_T the loss of the final step alone; every-step tasks only (None otherwise)
+    grad_h_last: list[float] | None = None
 
 
 @dataclass
@@ -89,7 +95,7 @@ class EpochRecord:
     epoch: int
     steps: int                       # optimizer steps taken in this epoch
     train_loss: float | None         # mean over the epoch's steps (None at epoch 0)
-    val_loss: float                  # held-out loss
+    val_loss: float                  # held-out loss: mean over the held-out sequences of each one's loss
     val_metric: float                # held-out task metric (RunInfo.metric_name)
     grad_norm_mean: float | None     # global pre-clip gradient norm, mean over steps
     grad_norm_max: float | None
@@ -100,6 +106,8 @@ class EpochRecord:
     probed: bool                     # whether the per-timestep probe ran this epoch
     params: list[ParamStat] = field(default_factory=list)
     layers: list[LayerStat] = field(default_factory=list)   # empty when probed is False
+    # standard error of val_loss: sample std of the per-sequence held-out losses / √N
+    val_loss_se: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,5 +1,7 @@
-"""Size budget: a 100-epoch run with T = 1000 and 2 layers, probed every epoch, stays under 5 MB in
-SQLite (vanilla RNN and LSTM, which also stores the cell-state profile)."""
+"""Size budget: a 100-epoch run with T = 1000 and 2 layers, probed every epoch, stays under 10 MB in
+SQLite (vanilla RNN and LSTM, which also stores the cell-state profile). Profiles are stored as exact
+float64 values (issue 8: every summary re-derivable from the database), which doubled the size from
+the earlier 5-significant-digit storage (LSTM 4.52 MB → 9.08 MB, `bench/db_size.py`)."""
 
 import os
 
@@ -10,7 +12,7 @@ from db.engine import get_engine
 from db.synthetic import epoch_record, run_info
 from rnnlab.spec import parse_spec
 
-BUDGET = 5_000_000
+BUDGET = 10_000_000
 
 
 def _db_bytes(path, url):
@@ -20,7 +22,7 @@ def _db_bytes(path, url):
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm"])
-def test_100_epochs_T1000_two_layers_under_5_MB(cell, sqlite_url):
+def test_100_epochs_T1000_two_layers_under_10_MB(cell, sqlite_url):
     path = sqlite_url.removeprefix("sqlite:///")
     empty = _db_bytes(path, sqlite_url)
     spec = parse_spec({"cell": cell, "task": {"name": "adding", "seq_len": 1000}, "num_layers": 2, "epochs": 100})

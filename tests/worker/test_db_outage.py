@@ -13,7 +13,7 @@ from rnnlab.spec import parse_spec
 from rnnlab.submit import submit
 from tests.worker.pg_server import PrivatePostgres
 
-# many short epochs: the run writes every fraction of a second, so writes are sure to hit the outage
+# many short epochs: the run writes every second or two, so writes are sure to hit the 4 s outage
 SLOW = {"hidden_size": 16, "task": {"name": "adding", "seq_len": 30}, "epochs": 16, "steps_per_epoch": 10,
         "batch_size": 8, "probe": {"batch_size": 4}, "device": "cpu", "seed": 3}
 

@@ -1,0 +1,51 @@
+"""A worker on the filesystem broker survives bad message files in the queue folder: an empty one (a
+full disk's failed write), a truncated one, bytes that are not text, and a folder named like a
+message. They are quarantined and logged; the runs whose messages they were are still queued, and the
+lost-message check re-sends them. Old code: kombu's JSONDecodeError stopped the worker at start."""
+
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from db import store
+from rnnlab.queue import filesystem_options, send_run
+from rnnlab.spec import parse_spec
+
+TINY = {"hidden_size": 8, "task": {"name": "adding", "seq_len": 10}, "epochs": 1, "steps_per_epoch": 2,
+        "batch_size": 8, "probe": {"batch_size": 4}, "device": "cpu"}
+FINAL = {"succeeded", "failed", "diverged", "cancelled"}
+
+
+def _bad_name(prefix: str) -> str:
+    return f"{int(time.monotonic() * 1000) - 60_000}_{uuid.uuid4()}.{prefix}cpu.msg"
+
+
+@pytest.mark.timeout(240)
+def test_worker_quarantines_bad_messages_and_their_runs_are_resent(sqlite_url, fs_broker, start_worker,
+                                                                   wait_status):
+    app = fs_broker.app()
+    queue = Path(filesystem_options(fs_broker.home)["data_folder_in"])
+    emptied, truncated, normal = store.create_runs([parse_spec({**TINY, "seed": i}) for i in range(3)],
+                                                   url=sqlite_url)
+    send_run(app, emptied, "cpu")
+    (first,) = list(queue.iterdir())
+    send_run(app, truncated, "cpu")
+    (second,) = [p for p in queue.iterdir() if p != first]
+    first.write_bytes(b"")                                    # what a full disk left behind
+    old = time.time() - 60
+    os.utime(first, (old, old))
+    second.write_bytes(second.read_bytes()[:40])              # cut short
+    (queue / _bad_name(fs_broker.prefix)).write_bytes(b"\xff\xfe\x00 not a message")
+    (queue / _bad_name(fs_broker.prefix)).mkdir()            # cannot be read as a file
+    w = start_worker(sqlite_url, fs_broker)
+    send_run(app, normal, "cpu")
+    for run_id in (normal, emptied, truncated):
+        run = wait_status(sqlite_url, run_id, FINAL, 150, [w])
+        assert run["status"] == "succeeded", (run_id, run["message"], w.log()[-3000:])
+    assert w.proc.poll() is None, w.log()[-3000:]             # still up
+    assert len(os.listdir(queue.parent / "quarantine")) == 4
+    assert w.log().count("is bad") == 4
+    assert "re-sent" in w.log()                               # by the lost-message check

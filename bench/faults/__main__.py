@@ -55,7 +55,7 @@ def run(names: list[str], ctx: Context) -> list[Result]:
 
 def main(argv=None) -> int:
     args, names = parse_args(argv)
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     ctx = Context(load_runs=args.load_runs, load_workers=args.load_workers)
     try:
         results = run(names, ctx)

@@ -109,6 +109,7 @@ class Setup:
     db_url: str
     home: Path
     broker_url: str | None  # None: the filesystem broker under home
+    log_dir: Path | None = None   # worker logs (default: beside home); never on the disk under fault
     prefix: str = field(default_factory=lambda: f"rnnlab-faults-{uuid.uuid4().hex[:6]}-")
     workers: list[Worker] = field(default_factory=list)
     _app: object = None
@@ -143,7 +144,7 @@ class Setup:
     def _spawn(self, wrapper: tuple[str, ...], extra_env: dict) -> Worker:
         i = len(self.workers) + 1
         name = f"f{i}-{uuid.uuid4().hex[:4]}@faults"
-        log_path = self.home.parent / f"{self.home.name}-worker{i}.log"
+        log_path = (self.log_dir or self.home.parent) / f"{self.home.name}-worker{i}.log"
         cmd = [*wrapper, sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-n", name,
                "-Q", f"{self.prefix}cpu", "-c", "1", "--pool", "prefork", "-l", "INFO", "--without-mingle",
                "--without-gossip"]
@@ -287,16 +288,28 @@ class Audit:
     requeued_runs: int                  # runs with more than one attempt
 
 
-def audit(db_url: str, ids: list[int], specs: dict[int, object]) -> Audit:
-    """Count lost and duplicated runs (see the module docstring) among ``ids``; ``specs``: id -> JobSpec."""
+def all_run_ids(db_url: str) -> list[int]:
+    """Every run in the setup's database (each scenario has its own database)."""
+    from sqlalchemy import select
+
+    from db.engine import session
+    from db.models import Run
+
+    with session(db_url) as s:
+        return list(s.execute(select(Run.id).order_by(Run.id)).scalars())
+
+
+def audit(db_url: str, ids: list[int]) -> Audit:
+    """Count lost and duplicated runs (see the module docstring) among ``ids``."""
     from sqlalchemy import select
 
     from db.engine import session
     from db.models import Epoch, Run, RunAttempt
+    from rnnlab.spec import parse_spec
 
     with session(db_url) as s:
         runs = {r.id: r for r in s.execute(select(Run.id, Run.status, Run.message, Run.epochs_done, Run.epochs_total,
-                                                  Run.attempts).where(Run.id.in_(ids))).all()}
+                                                  Run.attempts, Run.spec).where(Run.id.in_(ids))).all()}
         attempts = s.execute(select(RunAttempt.run_id, RunAttempt.outcome).where(RunAttempt.run_id.in_(ids))).all()
         epochs = s.execute(select(Epoch.run_id, Epoch.epoch, *[getattr(Epoch, k) for k in SCALARS])
                            .where(Epoch.run_id.in_(ids))).all()
@@ -313,7 +326,7 @@ def audit(db_url: str, ids: list[int], specs: dict[int, object]) -> Audit:
             continue
         if r.status == "failed":
             out.messages[(r.message or "")[:160]] += 1
-        why = _duplicate_reason(r, finishers[run_id], by_run.get(run_id, []), specs.get(run_id))
+        why = _duplicate_reason(r, finishers[run_id], by_run.get(run_id, []), parse_spec(r.spec))
         if why:
             out.duplicated[run_id] = why
     return out

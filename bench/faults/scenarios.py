@@ -76,10 +76,10 @@ class Context:
 
             url = f"sqlite:///{home / 'rnnlab.db'}"
             upgrade(url)
-            st = h.Setup(backend, url, home, None)
+            st = h.Setup(backend, url, home, None, log_dir=self.root)
         else:
             url = self.postgres().create_database(f"faults_{tag}")
-            st = h.Setup(backend, url, home, self.redis_server(persistent_redis).url)
+            st = h.Setup(backend, url, home, self.redis_server(persistent_redis).url, log_dir=self.root)
         self.setups.append(st)
         return st
 
@@ -106,16 +106,20 @@ class Context:
 # Turning an audit into a row
 # ------------------------------------------------------------------------------------------
 
-def finish(res: Result, st: h.Setup, ids: list[int], specs: dict, recovery: float | None,
+def finish(res: Result, st: h.Setup, ids: list[int], recovery: float | None,
            allowed_failure: Callable[[str], bool] = lambda m: False) -> Result:
     """Audit the runs, describe the outcome, decide whether the guarantee held; stops the workers."""
     died = [w for w in st.workers if w.died()]
     st.stop_all()
-    a = h.audit(st.db_url, ids, specs)
+    logs = st.logs()
+    resent, skipped = logs.count("its task message is gone from the broker; re-sent"), logs.count("not claimable")
+    a = h.audit(st.db_url, ids)
     res.runs, res.lost, res.duplicated, res.recovery_s = a.runs, len(a.lost), len(a.duplicated), recovery
     parts = [", ".join(f"{n} {s}" for s, n in sorted(a.status_counts.items()))]
     if a.lost_attempts:
         parts.append(f"{a.lost_attempts} attempt(s) lost and resumed")
+    if resent or skipped:
+        parts.append(f"{resent} re-sent by the lost-message check, {skipped} duplicate deliveries skipped")
     if died:
         parts.append(f"{len(died)} worker(s) crashed")
         res.details += [f"worker {w.name} crashed: {w.crash_line() or 'exit ' + str(w.proc.returncode)}"
@@ -142,10 +146,6 @@ def _mid_specs(n: int, **kw) -> list:
     return [h.spec(h.MID, seed, **kw) for seed in range(1, n + 1)]
 
 
-def _by_id(ids: list[int], specs: list) -> dict:
-    return dict(zip(ids, specs))
-
-
 # ------------------------------------------------------------------------------------------
 # Scenarios
 # ------------------------------------------------------------------------------------------
@@ -161,13 +161,13 @@ def sigkill_mid_epoch(ctx: Context, backend: str) -> Result:
     ids = st.submit(specs)
     hit = h.running_at_epoch(st.db_url, ids, 1)
     if hit is None:
-        return finish(res, st, ids, _by_id(ids, specs), None)
+        return finish(res, st, ids, None)
     time.sleep(0.3)
     victim = next(w for w in st.workers if w.name == hit[1])
     t0 = time.monotonic()
     victim.kill()
     done = h.wait_final(st.db_url, ids, 120, st.workers)
-    return finish(res, st, ids, _by_id(ids, specs), done and time.monotonic() - t0)
+    return finish(res, st, ids, done and time.monotonic() - t0)
 
 
 def sigstop_past_reassignment(ctx: Context, backend: str) -> Result:
@@ -182,7 +182,7 @@ def sigstop_past_reassignment(ctx: Context, backend: str) -> Result:
     ids = st.submit(specs)
     hit = h.running_at_epoch(st.db_url, ids, 1)
     if hit is None:
-        return finish(res, st, ids, _by_id(ids, specs), None)
+        return finish(res, st, ids, None)
     run_id, name = hit
     victim = next(w for w in st.workers if w.name == name)
     t0 = time.monotonic()
@@ -195,7 +195,7 @@ def sigstop_past_reassignment(ctx: Context, backend: str) -> Result:
     victim.signal_group(signal.SIGCONT)
     done = h.wait_final(st.db_url, ids, 120, st.workers)
     time.sleep(2.0)   # let the woken worker try its stale writes before the audit
-    return finish(res, st, ids, _by_id(ids, specs), done and time.monotonic() - t0)
+    return finish(res, st, ids, done and time.monotonic() - t0)
 
 
 def redis_restart(ctx: Context, persistent: bool) -> Result:
@@ -216,7 +216,7 @@ def redis_restart(ctx: Context, persistent: bool) -> Result:
     time.sleep(3.0)
     server.start()
     done = h.wait_final(st.db_url, ids, 150, st.workers)
-    return finish(res, st, ids, _by_id(ids, specs), done and time.monotonic() - t0)
+    return finish(res, st, ids, done and time.monotonic() - t0)
 
 
 def postgres_restart(ctx: Context) -> Result:
@@ -229,13 +229,13 @@ def postgres_restart(ctx: Context) -> Result:
     specs = _mid_specs(4, epochs=3, steps_per_epoch=80)
     ids = st.submit(specs)
     if h.running_at_epoch(st.db_url, ids, 1) is None:
-        return finish(res, st, ids, _by_id(ids, specs), None)
+        return finish(res, st, ids, None)
     t0 = time.monotonic()
     ctx.pg.stop("fast")
     time.sleep(3.0)
     ctx.pg.start()
     done = h.wait_final(st.db_url, ids, 150, st.workers)
-    return finish(res, st, ids, _by_id(ids, specs), done and time.monotonic() - t0)
+    return finish(res, st, ids, done and time.monotonic() - t0)
 
 
 def _disk_full_message(m: str) -> bool:
@@ -258,28 +258,28 @@ def full_disk(ctx: Context) -> Result:
 
 
 def _full_disk_on(ctx: Context, res: Result, disk: Tmpfs) -> Result:
-    st = ctx.setup(SQLITE, home=disk.path / "home")
+    st = ctx.setup(SQLITE, home=disk.path / f"home-{uuid.uuid4().hex[:6]}")
     st.start_workers(2)
-    specs = _mid_specs(4, epochs=3, steps_per_epoch=80)
-    ids = st.submit(specs)
-    h.running_at_epoch(st.db_url, ids, 1)
+    st.submit(_mid_specs(4, epochs=3, steps_per_epoch=80))
+    h.running_at_epoch(st.db_url, h.all_run_ids(st.db_url), 1)
     t0 = time.monotonic()
-    disk.fill()
-    late = [h.spec(h.SMALL, seed) for seed in range(101, 105)]
-    try:
-        late_ids = st.submit(late)   # submissions while the disk is full: refused or queued, never half-written
+    disk.fill(headroom=96 * 1024)   # room for the runs' rows, not for all their messages
+    try:   # submissions while the disk fills up: refused or queued, never half-written
+        st.submit([h.spec(h.SMALL, seed) for seed in range(101, 121)])
     except Exception as e:  # noqa: BLE001 - a refused submission is a fine outcome; it is reported
-        res.details.append(f"submit while full: {type(e).__name__}: {str(e)[:160]}")
-        late, late_ids = [], []
+        res.details.append(f"submit while full: {type(e).__name__}: {str(e).splitlines()[0][:160]}")
+    empty = [p.name for p in (st.home / "broker" / "queue").iterdir() if p.stat().st_size == 0]
+    if empty:
+        res.details.append(f"{len(empty)} 0-byte message file(s) left in the broker queue by the failed writes")
     time.sleep(5.0)
     disk.free()
     dead = [w for w in st.workers if w.died()]
     if dead:
         res.details.append(f"{len(dead)} worker(s) died while the disk was full; restarted once after freeing it")
         st.start_workers(len(dead), wait=False)
-    ids, specs = ids + late_ids, specs + late
+    ids = h.all_run_ids(st.db_url)
     done = h.wait_final(st.db_url, ids, 150, st.workers)
-    return finish(res, st, ids, _by_id(ids, specs), done and time.monotonic() - t0, _disk_full_message)
+    return finish(res, st, ids, done and time.monotonic() - t0, _disk_full_message)
 
 
 def corrupt_message(ctx: Context, backend: str) -> Result:
@@ -296,7 +296,7 @@ def corrupt_message(ctx: Context, backend: str) -> Result:
     st.start_workers(2, wait=False)
     done = h.wait_final(st.db_url, ids, 120, st.workers)
     time.sleep(1.0)
-    return finish(res, st, ids, _by_id(ids, specs), done and time.monotonic() - t0)
+    return finish(res, st, ids, done and time.monotonic() - t0)
 
 
 def _corrupt_fs(st: h.Setup) -> str:
@@ -336,7 +336,7 @@ def clock_skew(ctx: Context, backend: str) -> Result:
     t0 = time.monotonic()
     ids = st.submit(specs)
     done = h.wait_final(st.db_url, ids, 180, st.workers)
-    return finish(res, st, ids, _by_id(ids, specs), done and time.monotonic() - t0)
+    return finish(res, st, ids, done and time.monotonic() - t0)
 
 
 def load(ctx: Context, backend: str) -> Result:
@@ -353,12 +353,8 @@ def load(ctx: Context, backend: str) -> Result:
     submit_s = time.monotonic() - t0
     done = h.wait_final(st.db_url, ids, 600, st.workers)
     total = done and time.monotonic() - t0
-    resent = st.logs().count("its task message is gone from the broker; re-sent")
-    skipped = st.logs().count("not claimable")
     res.used = f"{k} workers × concurrency 1; submit() took {submit_s:.1f} s"
-    res = finish(res, st, ids, _by_id(ids, specs), total)
-    res.outcome += f"; {resent} re-sent as lost, {skipped} duplicate deliveries skipped"
-    return res
+    return finish(res, st, ids, total)
 
 
 SCENARIOS: dict[str, Callable[[Context], list[Result]]] = {

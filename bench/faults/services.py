@@ -165,8 +165,8 @@ class Tmpfs:
             self.error = f"mount -t tmpfs refused ({out.returncode}): {out.stderr.strip() or out.stdout.strip()}"
         return self.mounted
 
-    def fill(self) -> Path:
-        """Write a filler file until the filesystem is full (ENOSPC); returns the file."""
+    def fill(self, headroom: int = 0) -> Path:
+        """Write a filler file until the filesystem is full (ENOSPC), then give back ``headroom`` bytes."""
         filler = self.path / "filler.bin"
         chunk = b"\0" * (1 << 16)
         with open(filler, "wb", buffering=0) as f:
@@ -181,6 +181,8 @@ class Tmpfs:
                     f.write(b"\0" * 512)
             except OSError:
                 pass
+        if headroom:
+            os.truncate(filler, max(0, filler.stat().st_size - headroom))
         return filler
 
     def free(self) -> None:

@@ -72,11 +72,11 @@ def test_audit_counts_lost_and_duplicated_runs(sqlite_url):
         s.execute(update(Epoch).where(Epoch.run_id == changed, Epoch.epoch == 1)
                   .values(train_loss=Epoch.train_loss * 1.001))
         s.execute(update(Run).where(Run.id == backwards).values(epochs_done=1))
-        t = dt.datetime.now(dt.timezone.utc)
+        t = dt.datetime.now(dt.UTC)
         s.execute(insert(RunAttempt).values(run_id=twice, attempt=2, worker="other", outcome="succeeded",
                                             started_at=t, ended_at=t))
     ids = [clean, changed, backwards, twice, stuck]
-    a = h.audit(sqlite_url, ids, {i: sp for i in ids})
+    a = h.audit(sqlite_url, ids)
     assert a.lost == [stuck]
     assert sorted(a.duplicated) == sorted([changed, backwards, twice]), a.duplicated
     assert "train_loss" in a.duplicated[changed] and "backwards" in a.duplicated[backwards]

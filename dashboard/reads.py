@@ -135,6 +135,10 @@ def final_summary(ids: list[int]) -> pd.DataFrame:
     return _series(db_url(), "final_summary", [int(i) for i in ids])
 
 
+def run_health(ids: list[int]) -> pd.DataFrame:
+    return _series(db_url(), "run_health", [int(i) for i in ids])
+
+
 def clear() -> None:
     """Drop cached data after an action (cancel, tag, delete, submit) so the next read is fresh."""
     _runs_page.clear()

@@ -14,12 +14,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Text, and_, cast, func, or_, select
+from sqlalchemy import Text, and_, case, cast, func, or_, select
 from sqlalchemy.engine import Engine
 
 from db.models import (
     Epoch, GradProfile, Histogram, LayerStatRow, ParamStatRow, Run, RunAttempt, RunTag, Sweep, Worker,
 )
+from rnnlab.health import EXPLODE_LOG_RATIO, spike_factor
 from rnnlab.records import decode_float
 from rnnlab.settings import get_settings
 
@@ -28,8 +29,13 @@ RUN_COLUMNS = (
     "task", "cell", "activation", "init", "clip", "seq_len", "hidden_size", "num_layers", "seed",
     "queue", "owner", "sweep_id", "worker", "metric_name",
 )
+# A diverged, exploded, saturated or dead run never sorts first by horizon (its horizon is meaningless):
+# the diagnosis words are models.diagnose's (docs/metrics.md), plus ‖g_1‖/‖g_T‖ above 1e3.
+_BROKEN = or_(Run.status == "diverged", Run.last_log_ratio > EXPLODE_LOG_RATIO,
+              *(Run.diagnosis.like(w + "%") for w in ("gradients explode", "weights explode", "saturated",
+                                                      "dead units", "gradients are zero")))
 SORTS = {"newest": Run.id.desc(), "oldest": Run.id.asc(), "val_loss": Run.last_val_loss.asc(),
-         "horizon": Run.last_horizon.desc()}
+         "horizon": case((_BROKEN, None), else_=Run.last_horizon).desc().nulls_last()}
 
 
 def engine_for(url: str | None = None) -> Engine:
@@ -457,6 +463,63 @@ def final_summary(run_ids: list[int], engine: Engine | None = None) -> pd.DataFr
     a = _restore_nan(pd.DataFrame(ep, columns=["run_id", "val_loss", "val_metric", "nan_fields"]))
     b = _restore_nan(pd.DataFrame(ly, columns=["run_id", "horizon", "decay_per_step", "log_ratio", "nan_fields"]))
     return pd.DataFrame({"run_id": ids}).merge(a, how="left").merge(b, how="left")
+
+
+def run_health(run_ids: list[int], engine: Engine | None = None) -> pd.DataFrame:
+    """Per run, the evidence behind a strategy verdict (rnnlab.strategies): the held-out trivial
+    baseline and the last epoch's val_loss_se (NULL for old runs), non-finite steps over all epochs,
+    the largest gradient norm and norm spike of the training epochs (epoch 0 when there are none),
+    ρ(W_hh) growth from the first to the last probe, and that probe's saturated and dead fractions,
+    ‖g_1‖/‖g_T‖ and steps_in_past (the worst layer of each)."""
+    cols = ["run_id", "baseline_heldout_loss", "val_loss_se", "nonfinite_steps", "grad_norm_max", "spike",
+            "rho_initial", "rho_growth", "saturated_frac", "dead_frac", "log_ratio_max", "steps_in_past_min"]
+    ids = [int(i) for i in run_ids]
+    if not ids:
+        return pd.DataFrame(columns=cols)
+    ec = [Epoch.run_id, Epoch.epoch, Epoch.steps, Epoch.grad_norm_mean, Epoch.grad_norm_max, Epoch.nonfinite_steps,
+          Epoch.val_loss_se, Epoch.nan_fields]
+    lc = [LayerStatRow.run_id, LayerStatRow.epoch, LayerStatRow.layer, LayerStatRow.rho, LayerStatRow.saturated_frac,
+          LayerStatRow.dead_frac, LayerStatRow.log_ratio, LayerStatRow.steps_in_past, LayerStatRow.nan_fields]
+    ends = (select(LayerStatRow.run_id, func.min(LayerStatRow.epoch).label("first"),
+                   func.max(LayerStatRow.epoch).label("last"))
+            .where(LayerStatRow.run_id.in_(ids)).group_by(LayerStatRow.run_id).subquery())
+    with _eng(engine).connect() as conn:
+        base = dict(conn.execute(select(Run.id, Run.baseline_heldout_loss).where(Run.id.in_(ids))).all())
+        ep = _frame(conn, ec, Epoch.run_id.in_(ids), [Epoch.run_id, Epoch.epoch])
+        ly = _frame(conn, lc, and_(LayerStatRow.run_id == ends.c.run_id,
+                                   or_(LayerStatRow.epoch == ends.c.first, LayerStatRow.epoch == ends.c.last)),
+                    [LayerStatRow.run_id, LayerStatRow.epoch])
+        first_last = {r: (a, z) for r, a, z in conn.execute(select(ends))}
+    ep_of, ly_of = dict(tuple(ep.groupby("run_id"))), dict(tuple(ly.groupby("run_id")))
+    rows = []
+    for rid in ids:
+        rows.append({"run_id": rid, "baseline_heldout_loss": base.get(rid), **_epoch_health(ep_of.get(rid, ep[:0])),
+                     **_layer_health(ly_of.get(rid, ly[:0]), *first_last.get(rid, (None, None)))})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _epoch_health(e: pd.DataFrame) -> dict[str, Any]:
+    if e.empty:
+        return {"val_loss_se": np.nan, "nonfinite_steps": 0, "grad_norm_max": np.nan, "spike": np.nan}
+    trained = e[e["epoch"] >= 1] if (e["epoch"] >= 1).any() else e
+    spikes = [spike_factor(m, x, n) for m, x, n in zip(trained["grad_norm_mean"], trained["grad_norm_max"],
+                                                        trained["steps"])]
+    return {"val_loss_se": e["val_loss_se"].iloc[-1], "nonfinite_steps": int(e["nonfinite_steps"].sum()),
+            "grad_norm_max": trained["grad_norm_max"].astype(float).max(),
+            "spike": max((x for x in spikes if not math.isnan(x)), default=np.nan)}
+
+
+def _layer_health(ls: pd.DataFrame, first: int | None, last: int | None) -> dict[str, Any]:
+    if ls.empty:
+        return dict.fromkeys(["rho_initial", "rho_growth", "saturated_frac", "dead_frac", "log_ratio_max",
+                              "steps_in_past_min"], np.nan)
+    a = ls[ls["epoch"] == first].set_index("layer")
+    z = ls[ls["epoch"] == last].set_index("layer")
+    growth = (z["rho"].astype(float) / a["rho"].astype(float).where(a["rho"] > 0)).max() if first != last else np.nan
+    return {"rho_initial": a["rho"].astype(float).max(), "rho_growth": growth,
+            "saturated_frac": z["saturated_frac"].astype(float).max(), "dead_frac": z["dead_frac"].astype(float).max(),
+            "log_ratio_max": z["log_ratio"].astype(float).max(),
+            "steps_in_past_min": z["steps_in_past"].astype(float).min()}
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
-"""Strategies: group a sweep (or any runs) by one factor, aggregate the seeds with a band, and read
-a summary table with a plain-words verdict per group (?sweep=3&factor=cell or ?runs=…&factor=…)."""
+"""Strategies: group a sweep (or any runs) by one factor, aggregate the seeds with a band, and read the
+conclusion and a plain-words verdict per group on screen, best first, above the summary table
+(?sweep=3&factor=cell or ?runs=…&factor=…). The same verdicts as `rnnlab compare` (rnnlab.strategies)."""
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from dashboard import analysis, charts, reads
@@ -54,16 +56,25 @@ qp["factor"] = factor
 groups = analysis.groups_of(runs, factor)
 ids = [int(i) for i in runs["id"]]
 final = reads.final_summary(ids)
-summary = analysis.summary(runs, final, groups)
+summary = analysis.summary(runs, final, groups, reads.run_health(ids))
 
 st.markdown(plain(analysis.overall(summary, factor)).replace(r"\*\*", "**"))
-shown = summary.drop(columns=[c for c in summary.columns if c.startswith("_")])
-table(shown, f"strategies_{factor}", key="st_summary", column_config={
+for r in summary.to_dict("records"):   # the verdicts on screen, one block per group, best first
+    with st.container(border=True):
+        mark = f"**#{r['rank']}**" if not pd.isna(r["rank"]) else ("⚠️" if r["_broken"] else "—")
+        st.markdown(f"{mark} **{plain(r['group'])}**: {plain(r['verdict'])}")
+COLUMNS = ["rank", "group", "beats baseline", "loss ÷ baseline", "solve rate", "final loss", "loss 95% CI",
+           "horizon (steps)", "‖g_1‖/‖g_T‖", "non-finite steps", "saturated", "flags", "confounded", "runs",
+           "finished", "seeds", "diverged", "decay / step", "T", "verdict"]
+table(summary[COLUMNS], f"strategies_{factor}", key="st_summary", column_config={
     "solve rate": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent",
                                                   help=f"final val loss ≤ {analysis.SOLVED_FRACTION:.0%} of the trivial baseline"),
+    "beats baseline": st.column_config.CheckboxColumn(help="the upper end of the 95% interval of loss ÷ baseline is below 1"),
     "final loss": st.column_config.NumberColumn(format="%.4g", help="geometric mean over finished runs"),
     "loss ÷ baseline": st.column_config.NumberColumn(format="%.3f"),
     "horizon (steps)": st.column_config.NumberColumn(format="%.1f"),
+    "‖g_1‖/‖g_T‖": st.column_config.NumberColumn(format="%.2e", help="geometric mean, layer 0, last probe"),
+    "saturated": st.column_config.NumberColumn(format="percent", help="largest saturated fraction at the last probe"),
     "decay / step": st.column_config.NumberColumn(format="%.4f", help="slope of log10‖g_t‖ per step back (layer 0, last probe)")})
 
 ep = reads.epochs(ids)

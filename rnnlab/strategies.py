@@ -1,0 +1,402 @@
+"""Strategy verdicts: group runs by one factor (cell, activation, init, clipping, depth, T), say which
+group works best, how sure we can be, and which groups exploded, saturated, died or are confounded.
+
+Pure pandas/numpy and torch-free: the Strategies page (dashboard/analysis.py) and ``rnnlab compare``
+share it. The ranking rules are in docs/dashboard.md; the health thresholds in rnnlab/health.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rnnlab import health
+from rnnlab.records import encode_float
+
+SOLVED_FRACTION = 0.1   # a run "solves" the task when its final val loss ≤ 10% of the trivial baseline
+NO_SE_MARGIN = 0.25     # one run and no stored standard error: it must be ≥ 25% below the baseline
+IGNORED_FIELDS = ("seed", "name")   # fields that may vary within a group without confounding it
+FINISHED = ("succeeded", "diverged")
+_T95 = [12.71, 4.30, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23, 2.20, 2.18, 2.16, 2.14, 2.13,
+        2.12, 2.11, 2.10, 2.09, 2.09, 2.08, 2.07, 2.07, 2.06, 2.06, 2.06, 2.05, 2.05, 2.05, 2.04]
+
+
+def _clip(s: dict) -> str:
+    c = s.get("clip") or {}
+    return {"norm": f"norm ≤ {c.get('max_norm')}", "value": f"value ±{c.get('clip_value')}"}.get(c.get("mode"), "none")
+
+
+def _init(s: dict) -> str:
+    i = s.get("init") or {}
+    name = i.get("recurrent") if i.get("recurrent") == i.get("input") else f"{i.get('recurrent')} / {i.get('input')}"
+    return name + (f", ρ={i['spectral_radius']}" if i.get("spectral_radius") else "")
+
+
+def _all_but_seed(s: dict) -> str:
+    act = f"/{s.get('activation') or 'tanh'}" if s["cell"] == "rnn" else ""
+    return (f"{s['cell']}{act} {s['task']['name']} T={s['task']['seq_len']} L{s['num_layers']} "
+            f"h{s['hidden_size']} init {_init(s)} clip {_clip(s)} {s['optimizer']['name']} lr={s['optimizer']['lr']}")
+
+
+FACTORS: dict[str, Callable[[dict], Any]] = {
+    "cell": lambda s: s["cell"],
+    "activation": lambda s: (s.get("activation") or "tanh") if s["cell"] == "rnn" else f"{s['cell']} (gated)",
+    "init": _init,
+    "clipping": _clip,
+    "depth": lambda s: s["num_layers"],
+    "T": lambda s: s["task"]["seq_len"],
+    "everything but the seed": _all_but_seed,
+}
+
+
+def varying_factor(runs: pd.DataFrame) -> str:
+    """The first factor whose value differs between the runs (what a sweep varied), else 'cell'."""
+    for name, fn in FACTORS.items():
+        if name != "everything but the seed" and len({str(fn(s)) for s in runs["spec"]}) > 1:
+            return name
+    return "cell"
+
+
+def t95(n: int) -> float:
+    """Two-sided 95% Student t quantile for a mean of n values (n − 1 degrees of freedom)."""
+    return _T95[n - 2] if 2 <= n <= 31 else 1.96
+
+
+def groups_of(runs: pd.DataFrame, factor: str) -> dict[int, str]:
+    """run id → its group's label under ``factor``."""
+    fn = FACTORS[factor]
+    return {int(i): str(fn(s)) for i, s in zip(runs["id"], runs["spec"])}
+
+
+def stats(values: np.ndarray, band: str) -> tuple[float, float, float]:
+    """Mean and band (min–max, or the 95% t interval of the mean) of the finite values."""
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return (math.nan,) * 3
+    m = float(v.mean())
+    if band == "min–max" or v.size < 2:
+        return m, float(v.min()), float(v.max())
+    h = t95(v.size) * float(v.std(ddof=1)) / math.sqrt(v.size)
+    return m, m - h, m + h
+
+
+# ------------------------------------------------------------------------------------------------
+# Per run: what went wrong
+# ------------------------------------------------------------------------------------------------
+
+def _num(r: dict, key: str) -> float:
+    v = r.get(key)
+    try:
+        return math.nan if v is None else float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def run_flags(r: dict) -> list[str]:
+    """The problems of one finished run, worst first: 'non-finite', 'exploding', 'saturated', 'dead',
+    'vanishing'. ``r`` holds its status, final val_loss and log_ratio, and db.queries.run_health's columns."""
+    out = []
+    loss = _num(r, "val_loss")
+    if r.get("status") == "diverged" or _num(r, "nonfinite_steps") > 0 or loss in (math.inf, -math.inf):
+        out.append("non-finite")
+    if health.is_exploding(_num(r, "grad_norm_max"), _num(r, "spike"), _num(r, "rho_growth"), _num(r, "log_ratio_max")):
+        out.append("exploding")
+    if _num(r, "saturated_frac") >= health.SATURATED_FRAC:
+        out.append("saturated")
+    if _num(r, "dead_frac") >= health.DEAD_FRAC or _num(r, "steps_in_past_min") == 0:
+        out.append("dead")
+    if _num(r, "log_ratio") < health.VANISH_LOG_RATIO:
+        out.append("vanishing")
+    return out
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, str]:
+    if not isinstance(d, dict):
+        return {prefix: json.dumps(d, sort_keys=True)}
+    out: dict[str, str] = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def confounds(specs: list[dict]) -> dict[str, list[str]]:
+    """Spec fields (dotted paths) whose values differ between ``specs``, ignoring IGNORED_FIELDS:
+    {field: its distinct values}. A field missing from some specs shows as '—'."""
+    flat = [_flatten(s) for s in specs]
+    fields = sorted({k for f in flat for k in f if k.split(".")[0] not in IGNORED_FIELDS})
+    out = {}
+    for k in fields:
+        values = sorted({f.get(k, "—") for f in flat})
+        if len(values) > 1:
+            out[k] = values
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Per group
+# ------------------------------------------------------------------------------------------------
+
+def _beats(done: pd.DataFrame) -> tuple[float, float, str]:
+    """(mean loss ÷ baseline, its upper 95% bound, the basis of that bound) over the finished runs.
+    The baseline is the trivial predictor on the run's own held-out set when stored, else the analytic one.
+    Bound: the runs' stored standard errors (val_loss_se) when every run has one, else the seed spread
+    (t interval), else (one run) a NO_SE_MARGIN margin."""
+    held = done["baseline_heldout_loss"].astype(float)
+    base = held.where(held.notna(), done["baseline_loss"].astype(float))
+    r = (done["val_loss"].astype(float) / base.astype(float)).to_numpy(dtype=float)
+    if r.size == 0 or not np.isfinite(r).all():
+        return math.nan, math.inf, "a run's loss or baseline is not finite"
+    se = (done["val_loss_se"].astype(float) / base.astype(float)).to_numpy(dtype=float)
+    m, n = float(r.mean()), r.size
+    if np.isfinite(se).all():
+        return m, m + 1.96 * math.sqrt(float((se ** 2).sum())) / n, "held-out standard errors"
+    if n >= 2:
+        return m, m + t95(n) * float(r.std(ddof=1)) / math.sqrt(n), f"spread over {n} seeds"
+    return m, m + NO_SE_MARGIN, f"one run, no standard error stored: a {NO_SE_MARGIN:.0%} margin"
+
+
+def _loss_interval(done: pd.DataFrame, m: float, lo: float, hi: float) -> tuple[float, float]:
+    """log10 interval of the group's final loss: the seeds' 95% CI, else ±1.96 SE of one run, else the point."""
+    if len(done) >= 2 and math.isfinite(lo):
+        return lo, hi
+    if len(done) == 1:
+        loss, se = float(done["val_loss"].iloc[0]), float(done["val_loss_se"].iloc[0])
+        if math.isfinite(se) and loss > 0:
+            return math.log10(max(loss - 1.96 * se, loss * 1e-6)), math.log10(loss + 1.96 * se)
+    return m, m
+
+
+def _group_row(grp: str, g: pd.DataFrame) -> dict[str, Any]:
+    done = g[g["status"].isin(FINISHED)]
+    ratio = (done["val_loss"] / done["baseline_loss"]).to_numpy(dtype=float)
+    logl = np.log10(done["val_loss"].where(done["val_loss"] > 0)).to_numpy(dtype=float)
+    m, lo, hi = stats(logl, "95% CI")
+    mean_r, upper, basis = _beats(done) if len(done) else (math.nan, math.inf, "no finished runs")
+    ilo, ihi = _loss_interval(done, m, lo, hi)
+    flags = {f: sum(f in fl for fl in done["_flags"]) for f in (*health.BROKEN, "vanishing")}
+    lr = done["log_ratio"].to_numpy(dtype=float)
+    lr = lr[~np.isnan(lr)]
+    conf = confounds(list(g["spec"]))
+    return {
+        "group": grp, "runs": len(g), "finished": len(done), "seeds": g["seed"].nunique(),
+        "diverged": int((done["status"] == "diverged").sum()),
+        "solve rate": float(np.sum(ratio <= SOLVED_FRACTION)) / len(done) if len(done) else math.nan,
+        "final loss": 10 ** m if math.isfinite(m) else math.nan,
+        "loss 95% CI": f"{10 ** lo:.3g} – {10 ** hi:.3g}" if math.isfinite(lo) and len(done) > 1 else "",
+        "loss ÷ baseline": mean_r, "beats baseline": bool(upper < 1),
+        "horizon (steps)": float(done["horizon"].mean()) if done["horizon"].notna().any() else math.nan,
+        "‖g_1‖/‖g_T‖": float(10 ** lr.mean()) if lr.size else math.nan,   # geometric mean (0 if one is 0)
+        "decay / step": float(done["decay_per_step"].mean()) if done["decay_per_step"].notna().any() else math.nan,
+        "non-finite steps": int(pd.to_numeric(done["nonfinite_steps"], errors="coerce").fillna(0).sum()),
+        "saturated": float(done["saturated_frac"].max()) if done["saturated_frac"].notna().any() else math.nan,
+        "flags": ", ".join(f"{f} {k}/{len(done)}" for f, k in flags.items() if k),
+        "confounded": "; ".join(f"{k}: {', '.join(v)}" for k, v in conf.items()),
+        "T": int(g["seq_len"].max()),
+        "_lo": lo, "_hi": hi, "_m": m, "_upper": upper, "_basis": basis, "_ilo": ilo, "_ihi": ihi,
+        "_flags": flags, "_confounds": conf, "_log_ratio": float(lr.mean()) if lr.size else math.nan,
+        "_broken": [f for f in health.BROKEN if flags[f]],
+        "_grad_norm_max": float(done["grad_norm_max"].max()) if done["grad_norm_max"].notna().any() else math.nan,
+        "_rho_growth": float(done["rho_growth"].max()) if done["rho_growth"].notna().any() else math.nan,
+    }
+
+
+HEALTH_COLUMNS = ("baseline_heldout_loss", "val_loss_se", "nonfinite_steps", "grad_norm_max", "spike", "rho_growth",
+                  "saturated_frac", "dead_frac", "log_ratio_max", "steps_in_past_min")
+
+
+def per_run(runs: pd.DataFrame, final: pd.DataFrame, groups: dict[int, str],
+            health_rows: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per run: status, seed, baselines, spec, final loss and profile summary, health evidence,
+    its group and its flags (run_flags)."""
+    d = runs[["id", "status", "seed", "baseline_loss", "seq_len", "spec"]].merge(
+        final, left_on="id", right_on="run_id", how="left")
+    if health_rows is not None and len(health_rows):
+        d = d.drop(columns=[c for c in HEALTH_COLUMNS if c in d]).merge(
+            health_rows, left_on="id", right_on="run_id", how="left", suffixes=("", "_h"))
+    for c in ("val_loss", "horizon", "decay_per_step", "log_ratio", *HEALTH_COLUMNS):
+        if c not in d:
+            d[c] = math.nan
+    d["group"] = d["id"].map(groups)
+    d["_flags"] = [run_flags(r) for r in d.to_dict("records")]
+    return d
+
+
+def _order(out: pd.DataFrame) -> tuple[list[int], list[int | None]]:
+    """(position, rank) of each group. Ranked (1, 2, …) are only the groups that beat the baseline and
+    are not broken; those whose loss is within noise of the lowest one come first, ordered by gradient
+    evidence (horizon ÷ (T − 1), then ‖g_1‖/‖g_T‖, then solve rate), then the others by loss. Unranked,
+    in this order: healthy groups that did not beat it, broken groups, groups without finished runs."""
+    recs = out.to_dict("records")
+    tier = [3 if r["finished"] == 0 else 2 if r["_broken"] else 0 if r["beats baseline"] else 1 for r in recs]
+    top = [r for r, k in zip(recs, tier) if k == 0]
+    best_hi = min(top, key=lambda r: r["_m"])["_ihi"] if top else math.nan
+    keys = []
+    for r, k in zip(recs, tier):
+        m = r["_m"] if math.isfinite(r["_m"]) else math.inf
+        if k == 0:
+            h = r["horizon (steps)"]
+            hfrac = min(h / max(r["T"] - 1, 1), 1.0) if math.isfinite(h) else -1.0
+            lr = r["_log_ratio"] if not math.isnan(r["_log_ratio"]) else -math.inf
+            keys.append((0, not r["_ilo"] <= best_hi, -hfrac, -lr, -r["solve rate"], m))
+        else:
+            keys.append((k, False, 0.0, 0.0, 0.0, m))
+    order = sorted(range(len(keys)), key=lambda i: keys[i])
+    pos = [0] * len(keys)
+    for p, i in enumerate(order):
+        pos[i] = p
+    return pos, [pos[i] + 1 if tier[i] == 0 else None for i in range(len(keys))]
+
+
+def summary(runs: pd.DataFrame, final: pd.DataFrame, groups: dict[int, str],
+            health_rows: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per group, best first (``rank`` only for groups that may be called best): runs, solve
+    rate, final loss (geometric mean, 95% CI), loss ÷ baseline and whether it beats the baseline with its
+    uncertainty, horizon, ‖g_1‖/‖g_T‖, non-finite steps, saturation, flags, confounding fields and a
+    verdict. Columns starting with '_' are for overall() and the JSON output."""
+    d = per_run(runs, final, groups, health_rows)
+    out = pd.DataFrame([_group_row(grp, g) for grp, g in d.groupby("group", sort=False)])
+    if out.empty:
+        return out
+    pos, rank = _order(out)
+    out.insert(0, "rank", pd.array(rank, dtype="Int64"))
+    out["verdict"] = [verdict(r) for r in out.to_dict("records")]
+    return out.assign(_pos=pos).sort_values("_pos").drop(columns="_pos").reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# Words
+# ------------------------------------------------------------------------------------------------
+
+def _g(x: float) -> str:
+    return f"{x:.2g}" if 1e-2 <= abs(x) < 1e3 or x == 0 else f"{x:.0e}"
+
+
+def problems(r: dict) -> list[str]:
+    """The group's flags in words, worst first, e.g. 'exploding in 3/3 runs (gradient norm up to 4e+06,
+    ρ(W_hh) grew 7e+03×)'."""
+    fin, f, out = r["finished"], r["_flags"], []
+    if f["non-finite"]:
+        out.append(f"non-finite in {f['non-finite']}/{fin} runs "
+                   f"({r['non-finite steps']} steps, {r['diverged']} diverged)")
+    if f["exploding"]:
+        why = [f"gradient norm up to {_g(r['_grad_norm_max'])}" if math.isfinite(r["_grad_norm_max"]) else "",
+               f"ρ(W_hh) grew {_g(r['_rho_growth'])}×" if r["_rho_growth"] >= health.RHO_GROWTH else ""]
+        why = [w for w in why if w]
+        out.append(f"exploding in {f['exploding']}/{fin} runs" + (f" ({', '.join(why)})" if why else ""))
+    if f["saturated"]:
+        out.append(f"saturated in {f['saturated']}/{fin} runs (up to {r['saturated']:.0%} of units)")
+    if f["dead"]:
+        out.append(f"dead in {f['dead']}/{fin} runs (dead units or no gradient at any step)")
+    return out
+
+
+def _learning(r: dict) -> str:
+    fin, ratio, upper = r["finished"], r["loss ÷ baseline"], r["_upper"]
+    if not math.isfinite(ratio):
+        return "no finite final loss"
+    bound = f"loss at {ratio:.0%} of the baseline, 95% upper bound {upper:.0%} ({r['_basis']})"
+    if not r["beats baseline"]:
+        return f"no better than the trivial baseline ({bound})"
+    if r["solve rate"] >= 0.8:
+        return f"solves the task ({round(r['solve rate'] * fin)}/{fin} runs); {bound}"
+    return f"beats the baseline, partly learns ({bound})"
+
+
+def verdict(r: dict) -> str:
+    """A plain-words verdict for one group: its problems, learning, gradient reach, confounds, seeds."""
+    fin = r["finished"]
+    if fin == 0:
+        return "no finished runs yet"
+    parts = problems(r) + [_learning(r)]
+    h, g = r["horizon (steps)"], r["‖g_1‖/‖g_T‖"]
+    ratio = f" (‖g_1‖/‖g_T‖ ≈ {_g(g)})" if math.isfinite(g) else ""
+    if math.isfinite(h):
+        parts.append((f"gradients reach ≈{h:.0f} of {r['T']} steps back" if h < r["T"] - 1
+                      else "gradients reach all the way back") + ratio)
+    if r["_confounds"]:
+        parts.append("confounded: " + r["confounded"])
+    parts.append("one seed: anecdotal" if r["seeds"] < 2 else f"{r['seeds']} seeds")
+    return "; ".join(parts)
+
+
+def _sureness(best: dict, second: dict) -> str:
+    if min(best["seeds"], second["seeds"]) < 2:
+        return "With a single seed per group this is a hint, not a result: add seeds."
+    if math.isfinite(best["_hi"]) and math.isfinite(second["_lo"]) and best["_hi"] < second["_lo"]:
+        return "Their 95% intervals of the final log-loss do not overlap: the difference is clear with these seeds."
+    if best["solve rate"] == 1 and second["solve rate"] == 0:
+        return (f"Every run of {best['group']} solves the task and none of {second['group']} does, but with "
+                f"{int(min(best['seeds'], second['seeds']))} seeds the 95% intervals still overlap: consistent, "
+                "add seeds to be sure.")
+    return "Their 95% intervals overlap: not separable with these seeds; add seeds before concluding."
+
+
+def _tail(t: pd.DataFrame) -> str:
+    flagged = [f"**{r['group']}**: {'; '.join(problems(r))}" for r in t.to_dict("records") if r["_broken"]]
+    conf = [f"**{r['group']}** ({r['confounded']})" for r in t.to_dict("records") if r["_confounds"]]
+    out = ""
+    if flagged:
+        out += " Flagged, never ranked first: " + " · ".join(flagged) + "."
+    if conf:
+        out += " Confounded (other spec fields vary within the group): " + " · ".join(conf) + "."
+    return out
+
+
+def overall(table: pd.DataFrame, factor: str) -> str:
+    """The conclusion in markdown: the best group (only one that beats the baseline with its uncertainty
+    and is not broken), how sure we can be, and every flagged or confounded group by name."""
+    t = table[table["finished"] > 0]
+    if t.empty:
+        return "No finished runs yet: nothing to conclude."
+    rows = t.to_dict("records")
+    best = rows[0] if rows[0]["beats baseline"] and not rows[0]["_broken"] else None
+    if best is None:
+        why = ("the groups that beat the trivial baseline exploded, saturated or died"
+               if any(r["beats baseline"] for r in rows) else "none beat the trivial baseline, with its uncertainty")
+        return f"No group solved the task: {why}.{_tail(t)}"
+    lead = (f"Best {factor} here: **{best['group']}** (loss at {best['loss ÷ baseline']:.0%} of the baseline, "
+            f"solve rate {best['solve rate']:.0%}, final loss {best['final loss']:.3g}")
+    h = best["horizon (steps)"]
+    lead += f", horizon ≈{h:.0f} of {best['T']} steps)." if math.isfinite(h) else ")."
+    if len(rows) == 1:
+        return f"{lead} Only one {factor} value has finished runs: add the others to compare.{_tail(t)}"
+    second = rows[1]
+    if second["_broken"]:
+        hint = " One seed per group: a hint, not a result; add seeds." if best["seeds"] < 2 else ""
+        return f"{lead} Every other group is flagged or does not beat the baseline.{hint}{_tail(t)}"
+    lead += (f" Runner-up {second['group']} (loss at {second['loss ÷ baseline']:.0%} of the baseline, "
+             f"solve rate {second['solve rate']:.0%}, final loss {second['final loss']:.3g}"
+             + ("" if second["beats baseline"] else ", does not beat the baseline") + ").")
+    if second["beats baseline"] and best["_m"] > second["_m"]:
+        lead += (f" {second['group']}'s loss is lower but within noise of {best['group']}'s; {best['group']} ranks "
+                 f"first on gradient evidence (horizon ≈{best['horizon (steps)']:.0f} vs "
+                 f"≈{second['horizon (steps)']:.0f} steps).")
+    return f"{lead} {_sureness(best, second)}{_tail(t)}"
+
+
+def public(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """The summary as JSON-ready records (for ``rnnlab compare --json``)."""
+    out = []
+    for r in table.to_dict("records"):
+        out.append({
+            "rank": None if pd.isna(r["rank"]) else int(r["rank"]), "group": r["group"], "runs": int(r["runs"]),
+            "finished": int(r["finished"]),
+            "seeds": int(r["seeds"]), "diverged": int(r["diverged"]), "solve_rate": _j(r["solve rate"]),
+            "final_loss": _j(r["final loss"]), "loss_over_baseline": _j(r["loss ÷ baseline"]),
+            "loss_over_baseline_upper95": _j(r["_upper"]), "uncertainty": r["_basis"],
+            "beats_baseline": bool(r["beats baseline"]), "horizon": _j(r["horizon (steps)"]), "T": int(r["T"]),
+            "g1_over_gT": _j(r["‖g_1‖/‖g_T‖"]), "nonfinite_steps": int(r["non-finite steps"]),
+            "saturated_frac": _j(r["saturated"]), "flags": {k: int(v) for k, v in r["_flags"].items() if v},
+            "broken": list(r["_broken"]), "confounded": r["_confounds"], "verdict": r["verdict"],
+        })
+    return out
+
+
+def _j(x: Any) -> Any:
+    """JSON-safe number (rnnlab.records.encode_float): NaN and ±inf become 'NaN', 'Infinity', '-Infinity'."""
+    return None if x is None else encode_float(float(x))

@@ -91,10 +91,21 @@ def _special_kinds(y: np.ndarray, log: bool) -> np.ndarray:
     return out
 
 
-def _special_note(kinds: set[str], log: bool) -> str:
-    floor = "0, negative or −inf (no log)" if log else "−inf"
+def _special_note(axes: list["ValueAxis"]) -> dict | None:
+    """One note for the whole figure, top right above any subplot titles, saying what the markers mean."""
+    kinds = set().union(*(a.specials for a in axes)) if axes else set()
+    if not kinds:
+        return None
+    floor = "0, negative or −inf (no log)" if any(a.log and "floor" in a.specials for a in axes) else "−inf"
     parts = {"floor": f"▼ {floor}: at the floor", "inf": "▲ +inf: at the ceiling", "nan": "✕ NaN: at the ceiling"}
-    return " · ".join(parts[k] for k in ("floor", "inf", "nan") if k in kinds)
+    text = " · ".join(parts[k] for k in ("floor", "inf", "nan") if k in kinds)
+    return _corner_note(text)
+
+
+def _corner_note(text: str) -> dict:
+    """A note above the plot area's top-right corner (and above any subplot titles); _figure makes room."""
+    return {"name": "corner", "text": text, "xref": "paper", "yref": "paper", "x": 1, "y": 1, "xanchor": "right",
+            "yanchor": "bottom", "yshift": 18, "showarrow": False, "font": {"size": 10, "color": "#555"}}
 
 
 class ValueAxis:
@@ -160,14 +171,6 @@ class ValueAxis:
             ax["range"] = list(self.range)
         return ax
 
-    def note(self, axis: int = 0) -> dict | None:
-        if not self.specials:
-            return None
-        xa, _ = _axes(axis)
-        return {"text": _special_note(self.specials, self.log), "xref": f"{xa} domain", "yref": "paper", "x": 1,
-                "y": 1.0, "xanchor": "right", "yanchor": "bottom", "showarrow": False,
-                "font": {"size": 10, "color": "#555"}}
-
 
 def _fmt(v: float) -> str:
     if math.isnan(v):
@@ -204,7 +207,10 @@ def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str], list[float]
 def _figure(traces: list[dict], title: str, height: int = 380, layout: dict | None = None,
             shapes: list | None = None, notes: list | None = None) -> go.Figure:
     lay = dict(layout or {})
-    lay.update(title=title, height=height, margin=dict(l=10, r=10, t=50, b=10), hovermode="closest",
+    corner = any(n and n.get("name") == "corner" for n in notes or ())
+    top = 80 if corner else 50  # the title on its own line above a corner note
+    lay.update(title={"text": title, "y": 1, "yref": "container", "yanchor": "top", "pad": {"t": 12}},
+               height=height + top - 50, margin=dict(l=10, r=10, t=top, b=10), hovermode="closest",
                legend=dict(font=dict(size=10), orientation="h", yanchor="top", y=-0.3, x=0))
     lay["shapes"] = list(lay.get("shapes", [])) + list(shapes or [])
     lay["annotations"] = list(lay.get("annotations", [])) + [n for n in (notes or []) if n]
@@ -230,7 +236,7 @@ def curves(df: pd.DataFrame, y: str, labels: dict[int, str], title: str, *, log:
     traces = [t for rid, g in d.groupby("run_id", sort=False)
               for t in ax.series(kind, g[x], g[y], labels.get(rid, str(rid)), col.get(rid), markers=len(g) < 40,
                                  group=rid)]
-    shapes, notes = [], [ax.note()]
+    shapes, notes = [], [_special_note([ax])]
     for value, rids in groups.items():
         if log and value <= 0:
             continue
@@ -261,7 +267,7 @@ def facets(df: pd.DataFrame, y: str, facet: str, labels: dict[int, str], title: 
     layout = _grid(len(keys), cols, [str(k) for k in keys])
     col = colors(list(labels))
     kind = _kind(len(d))
-    traces, notes = [], []
+    traces, axes = [], []
     for i, (k, part) in enumerate(d.groupby(facet, sort=False)):
         j = keys.index(k)
         ax = ValueAxis([part[y]], log)
@@ -269,8 +275,8 @@ def facets(df: pd.DataFrame, y: str, facet: str, labels: dict[int, str], title: 
             traces += ax.series(kind, g[x], g[y], labels.get(rid, str(rid)), col.get(rid), axis=j,
                                 group=rid, legend=i == 0, line={"width": 1.5})
         layout["yaxis" + _axes(j)[1][1:]].update(ax.layout())
-        notes.append(ax.note(j))
-    return _figure(traces, title, max(300, 230 * math.ceil(len(keys) / cols)), layout, notes=notes)
+        axes.append(ax)
+    return _figure(traces, title, max(300, 230 * math.ceil(len(keys) / cols)), layout, notes=[_special_note(axes)])
 
 
 def two_panel(df: pd.DataFrame, panels: list[tuple[str, str, bool]], labels: dict[int, str], title: str,
@@ -282,7 +288,7 @@ def two_panel(df: pd.DataFrame, panels: list[tuple[str, str, bool]], labels: dic
     layout = _grid(len(present), len(present), [t for _, t, _ in present])
     col = colors(list(labels))
     kind = _kind(len(df) * len(present))
-    traces, shapes, notes, shown = [], [], [], set()
+    traces, shapes, axes, shown = [], [], [], set()
     for j, (c, _, lg) in enumerate(present):
         ax = ValueAxis([df[c]], lg, [hlines[c]] if hlines and c in hlines else [])
         layout["xaxis" + _axes(j)[0][1:]]["title"] = {"text": x}
@@ -292,10 +298,10 @@ def two_panel(df: pd.DataFrame, panels: list[tuple[str, str, bool]], labels: dic
             shown |= {rid} if new else set()
             traces += new
         layout["yaxis" + _axes(j)[1][1:]].update(ax.layout())
-        notes.append(ax.note(j))
+        axes.append(ax)
         if hlines and c in hlines:
             shapes.append(_hline(hlines[c], j)[0])
-    return _figure(traces, title, 380, layout, shapes, notes)
+    return _figure(traces, title, 380, layout, shapes, [_special_note(axes)])
 
 
 def profile(prof: pd.DataFrame, labels: dict[int, str], title: str,
@@ -322,7 +328,7 @@ def profile(prof: pd.DataFrame, labels: dict[int, str], title: str,
                                 group=rid, line={"dash": "dash", "width": 1}))
     return _figure(traces, title, 420, {
         "yaxis": ax.layout(ytitle),
-        "xaxis": {"title": {"text": "time step t (loss at t = T; k = T − t steps back)"}}}, notes=[ax.note()])
+        "xaxis": {"title": {"text": "time step t (loss at t = T; k = T − t steps back)"}}}, notes=[_special_note([ax])])
 
 
 def heatmaps(mats: list[tuple[str, dict]], title: str, wrap: int = 3) -> go.Figure:
@@ -346,12 +352,10 @@ def heatmaps(mats: list[tuple[str, dict]], title: str, wrap: int = 3) -> go.Figu
         if i % cols == 0:
             layout["yaxis" + ya[1:]]["title"] = {"text": "epoch"}
     layout["coloraxis"] = dict(colorscale="Viridis", cmin=zmin, cmax=zmax, colorbar=dict(title=dict(text="log10‖∂L/∂h_t‖")))
-    layout["plot_bgcolor"] = GAP_GREY
     notes = []
     if any((~np.isfinite(np.asarray(m["z"], dtype=float))).any() for _, m in mats):
-        notes.append({"text": "grey cells: ‖g_t‖ = 0 or not finite (no log10)", "xref": "paper", "yref": "paper",
-                      "x": 1, "y": 1.0, "xanchor": "right", "yanchor": "bottom", "yshift": 14, "showarrow": False,
-                      "font": {"size": 10, "color": "#555"}})
+        layout["plot_bgcolor"] = GAP_GREY
+        notes.append(_corner_note("grey cells: ‖g_t‖ = 0 or not finite (no log10)"))
     return _figure(traces, title, max(320, 260 * math.ceil(len(mats) / cols)), layout, notes=notes)
 
 
@@ -381,8 +385,12 @@ def diff_heatmap(a: tuple[str, dict], b: tuple[str, dict], title: str) -> go.Fig
     trace = dict(type="heatmap", x=np.asarray(ma["t"]), y=np.asarray(common), z=np.round(z, 2), colorscale=DIFF_SCALE,
                  zmid=0, zmin=-m, zmax=m, colorbar=dict(title=dict(text="Δ log10")),
                  hovertemplate="t=%{x:.0f}<br>epoch=%{y}<br>Δ=%{z:.2f}<extra></extra>")
-    return _figure([trace], f"{title}: {la} minus {lb} (blue: A smaller, red: A larger)", 380,
-                   {"xaxis": {"title": {"text": "t"}}, "yaxis": {"title": {"text": "epoch"}}, "plot_bgcolor": GAP_GREY})
+    layout: dict = {"xaxis": {"title": {"text": "t"}}, "yaxis": {"title": {"text": "epoch"}}}
+    notes = []
+    if not np.isfinite(z).all():
+        layout["plot_bgcolor"] = GAP_GREY
+        notes.append(_corner_note("grey cells: no difference (a norm is 0 or not finite)"))
+    return _figure([trace], f"{title}: {la} minus {lb} (blue: A smaller, red: A larger)", 380, layout, notes=notes)
 
 
 def _bin_centres() -> np.ndarray:
@@ -435,7 +443,7 @@ def band(df: pd.DataFrame, x: str, title: str, ytitle: str, *, log: bool = False
         traces.append(_line(kind, g[x], g["lo"], "", c, group=grp, legend=False, hoverinfo="skip", line={"width": 0},
                             fill="tonexty", fillcolor=_alpha(c, 0.2)))
         traces += ax.series(kind, g[x], g["mean"], f"{grp} (n={int(g['n'].max())})", c, group=grp, line={"width": 2})
-    shapes, notes = [], [ax.note()]
+    shapes, notes = [], [_special_note([ax])]
     if keep:
         sh, note = _hline(baseline, 0, f"baseline {baseline:.4g}", log=log)
         shapes, notes = [sh], notes + [note]

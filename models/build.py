@@ -57,6 +57,7 @@ def run_info(spec: JobSpec, task: Task, net: RecurrentNet, device: str) -> RunIn
         baseline_loss=float(task.baseline_loss), baseline_metric=float(task.baseline_metric),
         loss_name=task.loss_name, num_params=sum(p.numel() for p in net.parameters()),
         device=device, gamma=net.gamma(), param_names=[n for n, _ in net.named_params()],
+        baseline_heldout_loss=task.baseline_heldout_loss(),
     )
 
 

@@ -27,19 +27,21 @@ class _Diverged(Exception):
 
 
 @torch.inference_mode()
-def evaluate(net, task: Task, device: torch.device) -> tuple[float, float]:
-    """Mean loss and metric over the fixed held-out set (weighted by batch size)."""
+def evaluate(net, task: Task, device: torch.device) -> tuple[float, float, float]:
+    """Over the fixed held-out set: the mean of the per-sequence losses, the metric (weighted by batch
+    size) and the loss's standard error, sample std of the per-sequence losses / √N (NaN for N < 2)."""
     net.eval()
-    loss = metric = 0.0
-    n = 0
+    losses, metric, n = [], 0.0, 0
     for b in task.heldout():
         b = b.to(device)
         out = net(b.x)
-        loss += float(task.loss(out, b.y)) * b.size
+        losses.append(task.loss_per_sequence(out, b.y))
         metric += float(task.metric(out, b.y)) * b.size
         n += b.size
     net.train()
-    return loss / n, metric / n
+    per_seq = torch.cat(losses)
+    se = per_seq.std() / math.sqrt(n) if n > 1 else per_seq.new_tensor(math.nan)
+    return float(per_seq.mean()), metric / n, float(se)
 
 
 def _probe_grads(net, task: Task, batch) -> list[torch.Tensor]:
@@ -131,7 +133,7 @@ class Trainer:
         return rec, diverged
 
     def diagnose_epoch(self, epoch: int, stats: StepStats, start: list[torch.Tensor], force_probe: bool) -> EpochRecord:
-        val_loss, val_metric = evaluate(self.net, self.task, self.device)
+        val_loss, val_metric, val_loss_se = evaluate(self.net, self.task, self.device)
         probed = force_probe or self.is_probe_epoch(epoch)
         probe = run_probe(self.net, self.task, self.probe_batch) if probed else None
         probe_grads = probe.param_grads if probe else _probe_grads(self.net, self.task, self.probe_batch)
@@ -150,7 +152,7 @@ class Trainer:
             grad_norm_mean=gmean, grad_norm_max=gmax, clip_fraction=clip_frac, nonfinite_steps=nonfinite,
             train_seconds=0.0, diag_seconds=0.0, probed=probed,
             params=param_stats(self.names, pmean, pmax, ratios, weight_norms, probe_grads),
-            layers=layer_stats(self.net, probe) if probe else [],
+            layers=layer_stats(self.net, probe) if probe else [], val_loss_se=val_loss_se,
         )
 
     # -- checkpoints -----------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The task interface: seeded batches, a fixed held-out set and probe batch, loss, metric, baseline."""
+"""The task interface: seeded batches, a fixed held-out set and probe batch, loss, metric, baseline
+(analytic, and the trivial predictor's loss on the held-out set itself)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ class Task:
         self.seed = seed
         self._heldout: list[Batch] | None = None
         self._probe: dict[int, Batch] = {}
+        self._baseline_heldout: float | None = None
 
     # -- data ------------------------------------------------------------------------------
     def make_batch(self, rng: np.random.Generator, batch_size: int, split: str) -> Batch:
@@ -85,6 +87,31 @@ class Task:
         if self.loss_name == "mse":
             return F.mse_loss(out.reshape(y.shape), y)
         return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
+
+    def loss_per_sequence(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Each sequence's own mean loss over its outputs (float64, shape (B,)); for equal-length
+        sequences their mean is ``loss``."""
+        if self.loss_name == "mse":
+            err = (out.reshape(y.shape).double() - y.double()) ** 2
+        else:
+            logits = out.reshape(-1, out.shape[-1]).double()
+            err = F.cross_entropy(logits, y.reshape(-1), reduction="none").reshape(y.shape)
+        if self.output_mode == "every":   # time-major (T, B, ...) → batch first
+            err = err.transpose(0, 1)
+        return err.reshape(err.shape[0], -1).mean(1)
+
+    def trivial_output(self, b: Batch) -> torch.Tensor:
+        """What the trivial predictor behind ``baseline_loss`` outputs for batch b (the model's shape)."""
+        raise NotImplementedError
+
+    def baseline_heldout_loss(self) -> float:
+        """The trivial predictor's mean loss on this task's own held-out set (NaN when it is undefined
+        there, e.g. a unigram model that gives a held-out character probability 0)."""
+        if self._baseline_heldout is None:
+            losses = torch.cat([self.loss_per_sequence(self.trivial_output(b), b.y) for b in self.heldout()])
+            value = float(losses.mean())
+            self._baseline_heldout = value if math.isfinite(value) else math.nan
+        return self._baseline_heldout
 
     def last_step_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The loss of the final step only (equal to ``loss`` for 'last' tasks)."""

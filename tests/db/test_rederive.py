@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from db import store
 from db.engine import get_engine
-from models import train
+from models import describe, train
 from rnnlab.spec import parse_spec
 
 TINY = {"hidden_size": 8, "epochs": 2, "steps_per_epoch": 3, "batch_size": 8, "probe": {"batch_size": 4},
@@ -133,3 +133,17 @@ def test_the_p13_bound_can_be_checked_from_the_database(db_url):
         bound = layers[key]["gamma_sigma_max"]
         for t in range(1, len(g)):   # ‖g_{t−1}‖ ≤ γ·σ_max·‖g_t‖, up to float32 rounding in backprop
             assert g[t - 1] <= bound * g[t] * (1 + 1e-5) + 1e-30, (key, t)
+
+
+def test_heldout_baseline_and_val_loss_se_are_stored(db_url):
+    spec = parse_spec(ADDING)
+    run_id, recs = _record(db_url, spec)
+    with get_engine(db_url).connect() as conn:
+        base = conn.execute(text("SELECT baseline_heldout_loss FROM runs WHERE id = :r"), {"r": run_id}).scalar_one()
+        se = dict(conn.execute(text("SELECT epoch, val_loss_se FROM epochs WHERE run_id = :r"), {"r": run_id}).all())
+    assert base == describe(spec).baseline_heldout_loss and 0.16 < base < 0.17
+    assert se == {r.epoch: r.val_loss_se for r in recs} and all(0 < s < 0.1 for s in se.values())
+    rec = recs[-1]
+    rec.val_loss_se = math.nan   # NaN survives like the other floats (NULL + nan_fields)
+    store.record_epoch(run_id, rec, attempt=1, url=db_url)
+    assert math.isnan(store.epoch_records(run_id, url=db_url)[-1].val_loss_se)

@@ -1,9 +1,30 @@
 """The read-only SQL console of the dashboard and of ``rnnlab sql``: one user statement on a
-connection that the database itself keeps read-only, bounded in time, rows and bytes."""
+connection that the database itself keeps read-only, bounded in time, rows and bytes.
+
+Bounds, on both backends (``Limits``, in db.console_core):
+
+- time: ``timeout_s`` for the whole query. SQLite runs in a child process that is killed at the
+  deadline, so even one slow function call (``instr`` on two 1 MB strings) cannot outlast it; inside
+  it a progress handler stops ordinary queries on time. Postgres: ``statement_timeout`` per statement
+  and a deadline across fetches.
+- rows: at most ``row_limit`` rows come back (one more is read to know that rows were left out);
+- one value: at most ``max_value_bytes``; a larger value fails the query with a message saying so
+  (SQLite: ``SQLITE_LIMIT_LENGTH``; Postgres: the query is wrapped so that the server measures each
+  value and never sends one that is too large);
+- columns: at most ``max_columns``; the statement: at most ``max_sql_bytes``;
+- all values together: at most ``max_bytes``; rows are fetched in batches small enough that the
+  result never holds more than ``max_bytes`` plus one row, and the rows after it are left out
+  (Postgres: through a server-side cursor, so a 3M-row result is never downloaded);
+- memory: the SQLite child has an address-space limit (``child_memory_bytes``); the caller's memory
+  holds only the bounded result.
+"""
 
 from __future__ import annotations
 
-import sqlite3
+import marshal
+import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -12,11 +33,27 @@ import pandas as pd
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine, make_url
 
+from db.console_core import Limits, QueryError, collect, mb, timeout_message
 from rnnlab.settings import get_settings
 
+__all__ = ["Limits", "QueryError", "db_label", "example_queries", "limits", "run_sql"]
 
-class QueryError(Exception):
-    """A console query failed (syntax, a write refused by the database, a timeout)."""
+
+def _rows_to_df(cols: list[str], rows: list[tuple]) -> pd.DataFrame:
+    seen: dict[str, int] = {}
+    unique = []
+    for c in cols:  # "SELECT a.id, b.id" gives two "id" columns: make them id, id_2
+        seen[c] = seen.get(c, 0) + 1
+        unique.append(c if seen[c] == 1 else f"{c}_{seen[c]}")
+    return pd.DataFrame(rows, columns=unique)
+
+
+# ------------------------------------------------------------------------------------------------
+# SQLite: in a child process
+# ------------------------------------------------------------------------------------------------
+
+_CHILD = Path(__file__).resolve().with_name("console_core.py")
+_CHILD_GRACE_S = 1.5     # process start and the answer's transfer, on top of the query's own deadline
 
 
 def _sqlite_path(url: str) -> str | None:
@@ -28,85 +65,31 @@ def _sqlite_path(url: str) -> str | None:
     return str(Path(u.database).resolve())
 
 
-def _rows_to_df(cols: list[str], rows: list[tuple], row_limit: int) -> tuple[pd.DataFrame, bool]:
-    truncated = len(rows) > row_limit
-    seen: dict[str, int] = {}
-    unique = []
-    for c in cols:  # "SELECT a.id, b.id" gives two "id" columns: make them id, id_2
-        seen[c] = seen.get(c, 0) + 1
-        unique.append(c if seen[c] == 1 else f"{c}_{seen[c]}")
-    return pd.DataFrame(rows[:row_limit], columns=unique), truncated
-
-
-_READ_PRAGMAS = {"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list",
-                 "table_list", "collation_list", "function_list", "database_list"}
-_ALLOWED_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
-                    getattr(sqlite3, "SQLITE_RECURSIVE", 33)}
-
-
-def _sqlite_authorizer(action: int, arg1: str | None, arg2: str | None, _db: str | None, _trigger: str | None) -> int:
-    """SQLite asks this for every operation while preparing a statement: reads only. It refuses
-    ATTACH (which could create files), writes, transactions and pragmas other than schema lookups."""
-    if action in _ALLOWED_ACTIONS:
-        return sqlite3.SQLITE_OK
-    if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in _READ_PRAGMAS:
-        return sqlite3.SQLITE_OK
-    if action == sqlite3.SQLITE_UPDATE and arg1 == "sqlite_master":
-        # table-valued functions (json_each) declare their virtual table this way while being
-        # prepared; the file is open read-only with query_only on, so nothing can be written
-        return sqlite3.SQLITE_OK
-    return sqlite3.SQLITE_DENY
-
-
-def _run_sqlite(path: str, sql: str, timeout_s: float, row_limit: int) -> tuple[pd.DataFrame, bool]:
-    if not Path(path).exists():
-        raise QueryError(f"database file not found: {path}")
-    conn = sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True, timeout=5, check_same_thread=False)
+def _run_sqlite(path: str, sql: str, lim: Limits) -> tuple[pd.DataFrame, str]:
+    """Run the query in ``python -I db/console_core.py`` and kill that process at the deadline."""
+    request = marshal.dumps({"path": path, "sql": sql, "limits": lim.as_dict()})
+    proc = subprocess.Popen([sys.executable, "-I", str(_CHILD)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        conn.execute("PRAGMA query_only = ON")
-        conn.set_authorizer(_sqlite_authorizer)
-        deadline = time.monotonic() + timeout_s
-        conn.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 10_000)
-        try:
-            cur = conn.execute(sql)
-            cols = [d[0] for d in cur.description] if cur.description else []
-            rows = cur.fetchmany(row_limit + 1) if cols else []
-        except sqlite3.OperationalError as e:
-            if "interrupted" in str(e):
-                raise QueryError(f"the query ran longer than the {timeout_s:g} s statement timeout") from None
-            raise QueryError(str(e)) from None
-        except (sqlite3.Error, sqlite3.Warning) as e:
-            raise QueryError(str(e)) from None
-        return _rows_to_df(cols, rows, row_limit)
-    finally:
-        conn.close()
-
-
-def _run_server(url: str, sql: str, timeout_s: float, row_limit: int) -> tuple[pd.DataFrame, bool]:
-    eng = _readonly_engine(url)
-    if eng.dialect.name != "postgresql":
-        raise QueryError(f"the SQL console supports SQLite and PostgreSQL, not {eng.dialect.name}")
+        out, err = proc.communicate(request, timeout=lim.timeout_s + _CHILD_GRACE_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise QueryError(timeout_message(lim) + " (stopped inside one function call)") from None
     try:
-        with eng.connect() as conn:
-            raw = conn.connection.dbapi_connection
-            try:
-                with raw.cursor() as cur:
-                    cur.execute("SET TRANSACTION READ ONLY")
-                    cur.execute(f"SET LOCAL statement_timeout = {max(1, int(timeout_s * 1000))}")
-                    # binary=True sends the extended protocol: exactly one statement, no "; DELETE …"
-                    cur.execute(sql.encode(), binary=True)
-                    cols = [d.name for d in cur.description] if cur.description else []
-                    rows = [tuple(r) for r in cur.fetchmany(row_limit + 1)] if cols else []
-            finally:
-                raw.rollback()
-    except Exception as e:  # noqa: BLE001 - read-only violation, timeout, syntax: all shown as a message
-        orig = getattr(e, "orig", None) or e
-        msg = str(orig).strip() or type(orig).__name__
-        if "statement timeout" in msg:
-            msg = f"the query ran longer than the {timeout_s:g} s statement timeout"
-        raise QueryError(msg.splitlines()[0]) from None
-    return _rows_to_df(cols, rows, row_limit)
+        answer = marshal.loads(out)
+    except (EOFError, ValueError, TypeError):
+        last = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+        raise QueryError(f"the query process ended without an answer: {last[0]}") from None
+    if answer[0] == "error":
+        raise QueryError(answer[1])
+    _, cols, rows, why = answer
+    return _rows_to_df(cols, rows), why
 
+
+# ------------------------------------------------------------------------------------------------
+# PostgreSQL
+# ------------------------------------------------------------------------------------------------
 
 _RO_ENGINES: dict[str, Engine] = {}
 
@@ -124,17 +107,165 @@ def _readonly_engine(url: str) -> Engine:
     return _RO_ENGINES[url]
 
 
+# statements that return rows but cannot stand inside a subquery; their output is small (a setting,
+# or a plan whose size follows the statement's, which is itself capped)
+_UNWRAPPED = re.compile(r"^\s*(show|explain)\b", re.I)
+
+
+def _wrapped(sql: str, ncols: int, lim: Limits) -> str:
+    """The user's query inside one that the server bounds, so nothing too large is ever sent:
+    at most row_limit + 1 rows; each value measured (as text) and sent only if it fits (``__big``:
+    the first column that does not); a running total of the row sizes, and every row from the one
+    that takes it past max_bytes on sent empty with ``__cut`` set. The user's text sits alone
+    between newlines, so a trailing ``--`` comment cannot eat the wrapper."""
+    cols = [f"c{i}" for i in range(1, ncols + 1)]
+    cap = int(lim.max_value_bytes)
+    lens = ", ".join(f"octet_length(q.{c}::text) AS l{c}" for c in cols)
+    size = " + ".join(f"coalesce(l{c}, 0)" for c in cols)
+    big = " ".join(f"WHEN l{c} > {cap} THEN {i}" for i, c in enumerate(cols, 1))
+    keep = ", ".join(f"CASE WHEN w.__cut OR w.l{c} > {cap} THEN NULL ELSE w.{c} END" for c in cols)
+    return (
+        f"SELECT {keep}, w.__big, w.__cut FROM (\n"
+        f" SELECT q.*, s.*, sum(s.__n) OVER (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) > {int(lim.max_bytes)}"
+        f" AS __cut\n FROM (\n{sql}\n) AS q({', '.join(cols)})\n"
+        f" CROSS JOIN LATERAL (SELECT t.*, {size} + {8 * ncols} AS __n, CASE {big} ELSE 0 END AS __big\n"
+        f"  FROM (SELECT {lens}) AS t) AS s\n"
+        f") AS w\nLIMIT {int(lim.row_limit) + 1}"
+    )
+
+
+def _set_timeout(raw, seconds: float) -> None:
+    """Arm the server's statement timeout for the next statement (at least 1 ms)."""
+    with raw.cursor() as c:
+        c.execute(f"SET LOCAL statement_timeout = {max(1, int(seconds * 1000))}")
+
+
+def _pg_collect(raw, cur, cols: list[str], lim: Limits, deadline: float) -> tuple[list[tuple], str]:
+    """Rows of the wrapped query, in batches, until the rows, the bytes or the time run out. Before
+    each FETCH the statement timeout is set to the time left, so a query that called
+    set_config('statement_timeout', '0', true) in an earlier batch cannot run past the deadline."""
+    rows: list[tuple] = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise QueryError(timeout_message(lim))
+        _set_timeout(raw, left)
+        batch = cur.fetchmany(min(1000, lim.row_limit + 1 - len(rows)))
+        if not batch:
+            return rows, ""
+        for r in batch:
+            if r[-2]:
+                raise QueryError(f"column {cols[r[-2] - 1]!r} of row {len(rows) + 1} is larger than the console's "
+                                 f"limit of {mb(lim.max_value_bytes)} per value; select a part of it, e.g. "
+                                 "left(x, 1000) or octet_length(x)")
+            if r[-1]:
+                return rows, f"the byte limit of {mb(lim.max_bytes)}"
+            rows.append(tuple(r[:-2]))
+            if len(rows) > lim.row_limit:
+                return rows[:lim.row_limit], f"the row limit of {lim.row_limit:,}"
+
+
+def _pg_columns(raw, sql: str) -> list[str] | None:
+    """The result columns of the user's query, from the server's description of it (nothing runs);
+    None for a statement that returns no rows."""
+    from psycopg.pq import ExecStatus
+
+    for res in (raw.pgconn.prepare(b"", sql.encode()), raw.pgconn.describe_prepared(b"")):
+        if res.status != ExecStatus.COMMAND_OK:
+            text = (res.error_message or b"").decode(errors="replace").strip() or "the server refused the query"
+            raise QueryError(text.removeprefix("ERROR:").strip().splitlines()[0])
+    desc = res
+    if desc.nfields == 0:
+        return None
+    return [desc.fname(i).decode(errors="replace") for i in range(desc.nfields)]
+
+
+def _pg_query(raw, sql: str, lim: Limits, deadline: float) -> tuple[list[str], list[tuple], str]:
+    with raw.cursor() as cur:
+        cur.execute("SET TRANSACTION READ ONLY")
+    _set_timeout(raw, lim.timeout_s)
+    if _UNWRAPPED.match(sql):
+        with raw.cursor() as cur:
+            cur.execute(sql.encode(), binary=True)  # extended protocol: exactly one statement
+            cols = [d.name for d in cur.description] if cur.description else []
+            rows, why = collect(cur.fetchmany, len(cols), lim, deadline) if cols else ([], "")
+            return cols, rows, why
+    cols = _pg_columns(raw, sql)
+    if cols is None:
+        raise QueryError(_not_a_query(sql))
+    if len(cols) > lim.max_columns:
+        raise QueryError(f"the query returns {len(cols)} columns; the console returns at most {lim.max_columns}")
+    import psycopg
+
+    with raw.cursor(name="rnnlab_console") as cur:   # a server-side cursor: rows arrive batch by batch
+        try:
+            cur.execute(_wrapped(sql, len(cols), lim).encode())
+        except psycopg.errors.SyntaxError:
+            raise QueryError(_not_a_query(sql)) from None   # it parsed alone: e.g. INSERT ... RETURNING
+        rows, why = _pg_collect(raw, cur, cols, lim, deadline)
+    return cols, rows, why
+
+
+def _not_a_query(sql: str) -> str:
+    word = (re.match(r"\s*([A-Za-z]+)", sql) or [None, "this"])[1].upper()
+    return (f"the console is read-only: it runs only queries that return rows (SELECT, WITH, VALUES, TABLE, "
+            f"SHOW, EXPLAIN), not {word}")
+
+
+def _pg_message(e: Exception, lim: Limits) -> str:
+    orig = getattr(e, "orig", None) or e
+    msg = str(orig).strip() or type(orig).__name__
+    if "statement timeout" in msg:
+        msg = timeout_message(lim)
+    return msg.splitlines()[0]
+
+
+def _run_server(url: str, sql: str, lim: Limits) -> tuple[pd.DataFrame, str]:
+    eng = _readonly_engine(url)
+    if eng.dialect.name != "postgresql":
+        raise QueryError(f"the SQL console supports SQLite and PostgreSQL, not {eng.dialect.name}")
+    deadline = time.monotonic() + lim.timeout_s
+    try:
+        with eng.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            try:
+                cols, rows, why = _pg_query(raw, sql, lim, deadline)
+            finally:
+                raw.rollback()
+    except QueryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - read-only violation, timeout, syntax: all shown as a message
+        raise QueryError(_pg_message(e, lim)) from None
+    return _rows_to_df(cols, rows), why
+
+
+# ------------------------------------------------------------------------------------------------
+# The entry point
+# ------------------------------------------------------------------------------------------------
+
+def limits(timeout_s: float | None = None, row_limit: int | None = None, **caps: int) -> Limits:
+    """The console's limits: the settings' timeout and row limit unless given, and the byte caps."""
+    s = get_settings()
+    return Limits(timeout_s=float(timeout_s if timeout_s is not None else s.sql_timeout_seconds),
+                  row_limit=int(row_limit if row_limit is not None else s.sql_row_limit), **caps)
+
+
 def run_sql(sql: str, timeout_s: float | None = None, row_limit: int | None = None,
-            url: str | None = None) -> tuple[pd.DataFrame, bool]:
+            url: str | None = None, **caps: int) -> tuple[pd.DataFrame, str]:
     """Run one user statement on a READ-ONLY connection: SQLite is opened with ``mode=ro`` and
     ``PRAGMA query_only``; Postgres uses ``settings.readonly_database_url`` when set and in any case
     ``default_transaction_read_only`` + ``SET TRANSACTION READ ONLY`` + ``statement_timeout``.
-    Returns (at most ``row_limit`` rows, whether more rows were left out). Raises QueryError."""
-    s = get_settings()
-    timeout_s = float(timeout_s if timeout_s is not None else s.sql_timeout_seconds)
-    row_limit = int(row_limit if row_limit is not None else s.sql_row_limit)
+    ``caps`` overrides Limits' byte caps (max_bytes, max_value_bytes, max_columns, max_sql_bytes).
+
+    Returns (the rows, why rows were left out: '' when none were, else e.g. "the row limit of
+    10,000" or "the byte limit of 16 MB"). Raises QueryError with the reason."""
+    lim = limits(timeout_s, row_limit, **caps)
     if not sql or not sql.strip():
         raise QueryError("the query is empty")
+    if len(sql.encode()) > lim.max_sql_bytes:
+        raise QueryError(f"the query is {len(sql.encode()):,} bytes long; the console takes at most "
+                         f"{lim.max_sql_bytes:,}")
+    s = get_settings()
     target = url or s.readonly_database_url or s.db_url
     path = _sqlite_path(target)
     if path is None and url is None and not s.readonly_database_url:
@@ -142,8 +273,8 @@ def run_sql(sql: str, timeout_s: float | None = None, row_limit: int | None = No
         raise QueryError("the SQL console on a database server needs RNNLAB_READONLY_DATABASE_URL, "
                          "the URL of a read-only role (docs/deploy.md shows how to create it)")
     if path is not None:
-        return _run_sqlite(path, sql, timeout_s, row_limit)
-    return _run_server(target, sql, timeout_s, row_limit)
+        return _run_sqlite(path, sql, lim)
+    return _run_server(target, sql, lim)
 
 
 def example_queries(dialect: str | None = None) -> list[tuple[str, str]]:
@@ -157,4 +288,3 @@ def db_label(url: str | None = None) -> str:
     """The database's URL with any password hidden, for display."""
     u = make_url(url or get_settings().db_url)
     return u.render_as_string(hide_password=True)
-

@@ -33,6 +33,9 @@ try:
     app.add_typer(users_app, name="user")
 except ImportError:  # the users module is optional
     pass
+from rnnlab.cli_sql import sql as _sql  # noqa: E402
+
+app.command("sql")(_sql)
 
 out = Console()
 err = Console(stderr=True)

@@ -1,0 +1,49 @@
+"""`rnnlab sql "QUERY" [--csv] [--limit N]`: the dashboard's read-only SQL console in the terminal.
+
+It goes through db.console.run_sql, so it has the same guarantees: a read-only connection
+(RNNLAB_READONLY_DATABASE_URL on Postgres), the statement timeout, and the row, value and byte limits.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def sql(
+    query: str = typer.Argument(..., help="one SQL statement; '-' reads it from stdin"),
+    csv: bool = typer.Option(False, "--csv", help="print CSV (with a header row) instead of a table"),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="at most N rows (default and maximum: "
+                                     "RNNLAB_SQL_ROW_LIMIT)"),
+    timeout: float | None = typer.Option(None, "--timeout", min=0.1, help="seconds (default and maximum: "
+                                         "RNNLAB_SQL_TIMEOUT_SECONDS)"),
+) -> None:
+    """Run one read-only query on the results database and print the rows."""
+    from db.console import QueryError, run_sql
+    from rnnlab.settings import get_settings
+
+    s = get_settings()
+    if limit is not None and limit > s.sql_row_limit:
+        _fail(f"--limit {limit} is above the console's row limit of {s.sql_row_limit:,} (RNNLAB_SQL_ROW_LIMIT)")
+    if timeout is not None and timeout > s.sql_timeout_seconds:
+        _fail(f"--timeout {timeout:g} is above the console's timeout of {s.sql_timeout_seconds:g} s "
+              "(RNNLAB_SQL_TIMEOUT_SECONDS)")
+    text = sys.stdin.read() if query == "-" else query
+    try:
+        df, why = run_sql(text, timeout, limit)
+    except QueryError as e:
+        _fail(str(e))
+    if csv:
+        sys.stdout.write(df.to_csv(index=False))
+    elif df.columns.empty:
+        typer.echo("the statement returned no rows")
+    else:
+        typer.echo(df.to_string(index=False, max_colwidth=200))
+    if why:
+        typer.echo(f"note: {len(df):,} rows shown; the rest were left out at {why}", err=True)

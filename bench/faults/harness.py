@@ -36,6 +36,18 @@ MID = {**BASE, "epochs": 4, "steps_per_epoch": 100}         # ~0.7 s per epoch: 
 SCALARS = ("steps", "train_loss", "val_loss", "val_metric", "grad_norm_mean", "grad_norm_max")
 
 
+def engine_hash() -> str:
+    """A hash of the engine's source (models/, rnnlab/spec.py, rnnlab/records.py): the working tree can
+    change while the suite runs, and records are only comparable between runs of the same engine."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    files = sorted((REPO / "models").rglob("*.py")) + [REPO / "rnnlab" / "spec.py", REPO / "rnnlab" / "records.py"]
+    for f in files:
+        digest.update(f.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def spec(kind: dict, seed: int, **kw):
     from rnnlab.spec import parse_spec
 
@@ -112,6 +124,7 @@ class Setup:
     log_dir: Path | None = None   # worker logs (default: beside home); never on the disk under fault
     prefix: str = field(default_factory=lambda: f"rnnlab-faults-{uuid.uuid4().hex[:6]}-")
     workers: list[Worker] = field(default_factory=list)
+    engines: set[str] = field(default_factory=set)   # engine_hash() at each worker start
     _app: object = None
 
     def app(self):
@@ -135,6 +148,7 @@ class Setup:
     def start_workers(self, n: int = 1, *, wrapper: tuple[str, ...] = (), wait: bool = True,
                       **extra_env: str) -> list[Worker]:
         """Start n workers (concurrency 1 each); ``wrapper``: a command prefix such as faketime's."""
+        self.engines.add(engine_hash())
         new = [self._spawn(wrapper, extra_env) for _ in range(n)]
         if wait:
             for w in new:
@@ -254,6 +268,7 @@ def running_at_epoch(db_url: str, ids: list[int], epoch: int, timeout: float = 1
 # ------------------------------------------------------------------------------------------
 
 _REFS: dict[str, list[dict]] = {}
+_REF_ENGINE: list[str] = []   # engine_hash() when this process imported the engine
 
 
 def reference(sp) -> list[dict]:
@@ -262,6 +277,8 @@ def reference(sp) -> list[dict]:
     if key not in _REFS:
         import torch
 
+        if not _REF_ENGINE:
+            _REF_ENGINE.append(engine_hash())
         import models
 
         torch.set_num_threads(1)
@@ -286,6 +303,7 @@ class Audit:
     messages: Counter                   # failure messages of failed runs (shortened)
     lost_attempts: int                  # attempts closed as 'lost' (a worker went silent)
     requeued_runs: int                  # runs with more than one attempt
+    content_checked: bool = True        # False: the engine's source changed during the scenario
 
 
 def all_run_ids(db_url: str) -> list[int]:
@@ -299,8 +317,10 @@ def all_run_ids(db_url: str) -> list[int]:
         return list(s.execute(select(Run.id).order_by(Run.id)).scalars())
 
 
-def audit(db_url: str, ids: list[int]) -> Audit:
-    """Count lost and duplicated runs (see the module docstring) among ``ids``."""
+def audit(db_url: str, ids: list[int], engines: set[str] | None = None) -> Audit:
+    """Count lost and duplicated runs (see the module docstring) among ``ids``. ``engines``: the
+    engine_hash() values the workers started with; if they differ from this process's engine, the
+    recorded numbers are not compared (only the structural checks count)."""
     from sqlalchemy import select
 
     from db.engine import session
@@ -319,6 +339,9 @@ def audit(db_url: str, ids: list[int]) -> Audit:
     finishers = Counter(a.run_id for a in attempts if a.outcome in ("succeeded", "diverged"))
     out = Audit(len(ids), [], {}, Counter(r.status for r in runs.values()), Counter(),
                 sum(1 for a in attempts if a.outcome == "lost"), sum(1 for r in runs.values() if r.attempts > 1))
+    if engines:
+        ids and runs and reference(parse_spec(next(iter(runs.values())).spec))   # imports the engine
+        out.content_checked = engines == set(_REF_ENGINE)
     for run_id in ids:
         r = runs.get(run_id)
         if r is None or r.status not in FINAL:
@@ -326,7 +349,8 @@ def audit(db_url: str, ids: list[int]) -> Audit:
             continue
         if r.status == "failed":
             out.messages[(r.message or "")[:160]] += 1
-        why = _duplicate_reason(r, finishers[run_id], by_run.get(run_id, []), parse_spec(r.spec))
+        sp = parse_spec(r.spec) if out.content_checked else None
+        why = _duplicate_reason(r, finishers[run_id], by_run.get(run_id, []), sp)
         if why:
             out.duplicated[run_id] = why
     return out

@@ -113,7 +113,7 @@ def finish(res: Result, st: h.Setup, ids: list[int], recovery: float | None,
     st.stop_all()
     logs = st.logs()
     resent, skipped = logs.count("its task message is gone from the broker; re-sent"), logs.count("not claimable")
-    a = h.audit(st.db_url, ids)
+    a = h.audit(st.db_url, ids, st.engines)
     res.runs, res.lost, res.duplicated, res.recovery_s = a.runs, len(a.lost), len(a.duplicated), recovery
     parts = [", ".join(f"{n} {s}" for s, n in sorted(a.status_counts.items()))]
     if a.lost_attempts:
@@ -129,6 +129,8 @@ def finish(res: Result, st: h.Setup, ids: list[int], recovery: float | None,
     res.details += [f"run {i} duplicated: {why}" for i, why in list(a.duplicated.items())[:3]]
     if a.lost:
         res.details.append(f"lost runs (not final): {a.lost[:10]}")
+    if not a.content_checked:
+        res.details.append("records not compared with a reference: the engine's source changed during the scenario")
     res.outcome = "; ".join(p for p in parts if p)
     res.holds = not a.lost and not a.duplicated and not died and bad_fail == 0
     return res
@@ -254,6 +256,8 @@ def full_disk(ctx: Context) -> Result:
     try:
         return _full_disk_on(ctx, res, disk)
     finally:
+        disk.free()   # keep a copy of the database and broker folder for a look (--keep)
+        shutil.copytree(disk.path, ctx.root / f"{disk.path.name}-copy", dirs_exist_ok=True)
         disk.umount()
 
 

@@ -9,7 +9,9 @@ from typing import Any, MutableMapping
 import streamlit as st
 import yaml
 
-from rnnlab.spec import JobSpec, Limits, SpecError, SweepSpec, check_sweep_size, expand_sweep, find_duplicates
+from rnnlab.spec import (
+    JobSpec, Limits, SpecError, SweepSpec, check_sweep_size, expand_sweep, find_duplicates, parse_sweep,
+)
 
 S = "sw."
 VARY_FIELDS: dict[str, tuple[str, str]] = {  # path: (suggested values, help)
@@ -163,10 +165,9 @@ def build(base: dict[str, Any], vary: dict[str, list[Any]], seeds: list[int], na
         return SweepPlan(errors=list(e.errors))
     base = {k: v for k, v in base.items() if k != "seed"}
     try:
-        sweep = SweepSpec(name=name, base=base, vary=vary, seeds=seeds)
-    except Exception as e:  # pydantic ValidationError: show its messages plainly
-        msgs = [m.get("msg", str(m)) for m in getattr(e, "errors", lambda: [])()] or [str(e)]
-        return SweepPlan(errors=[f"sweep: {m}" for m in msgs])
+        sweep = parse_sweep({"name": name, "base": base, "vary": vary, "seeds": seeds})
+    except SpecError as e:
+        return SweepPlan(errors=list(e.errors))
     try:
         specs = expand_sweep(sweep, limits)
     except SpecError as e:

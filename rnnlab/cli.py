@@ -33,6 +33,9 @@ try:
     app.add_typer(users_app, name="user")
 except ImportError:  # the users module is optional
     pass
+from rnnlab.cli_compare import compare  # noqa: E402  (`rnnlab compare`: the Strategies verdict)
+
+app.command("compare")(compare)
 from rnnlab.cli_sql import sql as _sql  # noqa: E402
 
 app.command("sql")(_sql)
@@ -93,6 +96,17 @@ def _load(path: Path):
         fail(str(e))
 
 
+def _default_owner() -> str | None:
+    """The OS user name (getpass.getuser: $LOGNAME, $USER, …, then the password database); None if
+    there is none (e.g. a container user with no name)."""
+    import getpass
+
+    try:
+        return getpass.getuser() or None
+    except (OSError, KeyError):
+        return None
+
+
 def _run_or_fail(run_id: int) -> dict:
     from db.store import get_run
 
@@ -125,7 +139,7 @@ def train(
     spec_file: Path = typer.Argument(..., help="a job spec (YAML or JSON)"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the records to this JSON file"),
     no_db: bool = typer.Option(False, "--no-db", help="do not record the run in the database"),
-    owner: Optional[str] = typer.Option(None, "--owner", help="owner recorded on the run"),
+    owner: Optional[str] = typer.Option(None, "--owner", help="owner recorded on the run (default: your OS user name)"),
     tag: list[str] = typer.Option([], "--tag", help="tag for the recorded run (repeatable)"),
 ) -> None:
     """Train one job in the foreground with a progress bar, and record it in the database."""
@@ -136,7 +150,8 @@ def train(
         fail(f"{spec_file} is a sweep; queue it with `rnnlab submit {spec_file}`")
     from worker.foreground import train_foreground
 
-    code = train_foreground(doc, json_out=json_out, record=not no_db, owner=owner, tags=tag, console=out)
+    code = train_foreground(doc, json_out=json_out, record=not no_db, owner=owner or _default_owner(), tags=tag,
+                            console=out)
     raise typer.Exit(code)
 
 
@@ -148,7 +163,7 @@ def train(
 def submit(
     spec_file: Path = typer.Argument(..., help="a job spec or a sweep spec (YAML or JSON)"),
     tag: list[str] = typer.Option([], "--tag", help="tag every run (repeatable)"),
-    owner: Optional[str] = typer.Option(None, "--owner", help="owner recorded on the runs"),
+    owner: Optional[str] = typer.Option(None, "--owner", help="owner recorded on the runs (default: your OS user name)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="only report what would be submitted"),
     skip_existing: bool = typer.Option(False, "--skip-existing",
                                        help="leave out specs already in the database and repeats"),
@@ -177,7 +192,7 @@ def submit(
         out.print("nothing to submit")
         return
     try:
-        ids = send(specs, owner=owner or os.environ.get("USER"), tags=tag, sweep=p.sweep)
+        ids = send(specs, owner=owner or _default_owner(), tags=tag, sweep=p.sweep)
     except ValueError as e:
         fail(str(e))
     out.print(f"queued {len(ids)} run(s): {_id_ranges(ids)}")

@@ -307,7 +307,7 @@ class JobSpec(_Strict):
         if self.init.forget_bias is not None and self.cell != "lstm":
             raise ValueError(f"init.forget_bias applies only to cell 'lstm', not '{self.cell}'")
         if self.probe.batch_size > 4096:
-            raise ValueError("probe.batch_size must be at most 4096")
+            raise ValueError(f"probe.batch_size: got {self.probe.batch_size}; it must be at most 4096")
         return self
 
     # -- derived, read-only conveniences ---------------------------------------------------
@@ -717,10 +717,18 @@ def load(path: str | Path, limits: Limits | None = None) -> JobSpec | SweepSpec:
     """Load a job spec or a sweep spec from a YAML/JSON file."""
     doc = load_document(path)
     if is_sweep(doc):
-        try:
-            sweep = SweepSpec.model_validate(doc)
-        except ValidationError as e:
-            raise SpecError(_format_errors(e)) from None
-        expand_sweep(sweep, limits)  # validate every grid point now
+        sweep = parse_sweep(doc)
+        expand_sweep(sweep, limits)  # validate every grid point now (its size is checked first)
         return sweep
     return parse_spec(doc, limits)
+
+
+def parse_sweep(doc: Any) -> SweepSpec:
+    """Validate a sweep mapping (``base``, ``vary``, ``seeds``), or raise SpecError; the grid is
+    neither checked nor expanded here (expand_sweep does both, the size first)."""
+    if not isinstance(doc, dict):
+        raise SpecError([f"sweep: expected a mapping of fields, got {type(doc).__name__}"])
+    try:
+        return SweepSpec.model_validate(doc)
+    except ValidationError as e:
+        raise SpecError(_format_errors(e)) from None

@@ -145,6 +145,72 @@ def bench_runs(url: str, home: Path) -> dict[str, str]:
     return out
 
 
+def seed_explorer(url: str, n: int = 10_000) -> None:
+    """One sweep of n tanh-RNN runs (spectral radius 0.5–2 × T 10–200 × seeds), created through
+    db.store, then finished in bulk: outcome columns and 4 epochs of layer-0 statistics whose values
+    follow the classic phase map (rho < 1 vanishes with T, rho > 1 explodes), some diverged, a few failed."""
+    import math
+    import random
+
+    from sqlalchemy import bindparam, insert, update
+
+    from db import store
+    from db.engine import session
+    from db.models import LayerStatRow, Run
+    from rnnlab.spec import SweepSpec
+    from tests.dashboard.seed import spec
+
+    radii, lengths = (0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0), (10, 25, 50, 100, 200)
+    seeds = range(n // (len(radii) * len(lengths)))
+    grid = [(r, t, s) for r in radii for t in lengths for s in seeds]
+    specs = [spec("rnn", seq_len=t, seed=s, epochs=3, init={"recurrent": "orthogonal", "spectral_radius": r})
+             for r, t, s in grid]
+    sweep = SweepSpec(name="explorer-bench", base=specs[0].to_dict(), seeds=list(seeds),
+                      vary={"init.spectral_radius": list(radii), "task.seq_len": list(lengths)})
+    ids = store.create_runs(specs, owner="bench", tags=("explore",), sweep=sweep, url=url)
+    rng = random.Random(0)
+    runs, layers = [], []
+    for rid, (r, t, _) in zip(ids, grid):
+        log_ratio = t * math.log10(r) + rng.gauss(0, 0.3)
+        diverged = r > 1.2 and rng.random() < min(1.0, t / 100)
+        status = "diverged" if diverged else ("failed" if rng.random() < 0.01 else "succeeded")
+        ratio = None if diverged else min(1.0, 0.05 + abs(log_ratio) / 20) * (1 + rng.gauss(0, 0.05))
+        runs.append({"rid": rid, "status": status, "epochs_done": 3, "baseline_loss": 1 / 6, "metric_name": "mse",
+                     "last_val_loss": None if ratio is None else ratio / 6, "last_val_metric": None if ratio is None
+                     else ratio / 6, "last_horizon": min(t, 1 / max(1e-3, -math.log10(min(r, 0.999)))),
+                     "last_log_ratio": log_ratio, "diagnosis": "bench"})
+        layers += [{"run_id": rid, "epoch": e, "layer": 0, "rho": r * (1 + 0.02 * e), "sigma_max": r * 1.2,
+                    "saturated_frac": min(1.0, 0.1 * r * (1 + e)), "log_ratio": log_ratio} for e in range(4)]
+    with session(url, write=True) as s:
+        cols = [k for k in runs[0] if k != "rid"]
+        s.connection().execute(update(Run.__table__).where(Run.id == bindparam("rid")).values(
+            {k: bindparam(f"v_{k}") for k in cols}), [{"rid": r["rid"], **{f"v_{k}": r[k] for k in cols}} for r in runs])
+        s.connection().execute(insert(LayerStatRow.__table__), layers)
+
+
+def bench_explorer(url: str, home: Path) -> dict[str, str]:
+    from dashboard import explore
+    from db import queries as q
+
+    use_db(url, home)
+    eng = q.engine_for(url)
+    out = {}
+    phase = {"src": "Sweep", "tab": "Phase diagram", "fx": "init.spectral_radius", "fy": "task.seq_len"}
+    for name, query in {"scatter tab": {"src": "Sweep"}, "parallel coordinates tab": {"src": "Sweep",
+                        "tab": "Parallel coordinates"}, "phase diagram tab": phase}.items():
+        cold = statistics.median(page_time("explorer", query, cold=True) for _ in range(3))
+        out[f"Explorer page script, cold cache, {name} (10,000 runs)"] = f"{cold:.2f} s"
+    warm = statistics.median(page_time("explorer", {"src": "Sweep"}, cold=False) for _ in range(3))
+    out["Explorer page script, warm cache, scatter tab"] = f"{warm:.2f} s"
+    _, med = _timed(lambda: q.explore_runs({}, engine=eng), repeat=4)
+    out["explore_runs, 10,000 runs (spec + outcomes + last layer-0 epoch)"] = f"{med * 1000:.0f} ms"
+    runs, _ = q.explore_runs({}, engine=eng)
+    _, med = _timed(lambda: explore.phase_grid(explore.outcomes_table(runs), "init.spectral_radius", "task.seq_len",
+                                               "loss ÷ baseline"), repeat=4)
+    out["outcomes_table + phase_grid, 10,000 runs (8 × 5 cells)"] = f"{med * 1000:.0f} ms"
+    return out
+
+
 def bench_browser(url: str, home: Path, pages: dict[str, str]) -> dict[str, str]:
     from tests.dashboard.browser import chromium, running_app, wait_idle
 
@@ -172,6 +238,7 @@ def main() -> None:
     ap.add_argument("--browser", action="store_true", help="also time page loads in headless Chromium")
     ap.add_argument("--postgres", metavar="URL", help="also time list_runs on this (empty) Postgres database, "
                                                       "seeded with the same 5,000 runs")
+    ap.add_argument("--only", choices=["compare", "runs", "explorer"], help="run one group of measurements")
     args = ap.parse_args()
     from db.migrate import upgrade
 
@@ -180,20 +247,30 @@ def main() -> None:
     results: dict[str, str] = {}
     cmp_db, many_db = base / "compare.db", base / "many.db"
     cmp_url, many_url = f"sqlite:///{cmp_db}", f"sqlite:///{many_db}"
-    if not cmp_db.exists():
+    if not cmp_db.exists() and args.only in (None, "compare"):
         upgrade(cmp_url)
         t = time.perf_counter()
         ids = seed_compare(cmp_url)
         print(f"seeded 12 runs × 101 epochs × T=1000 × 2 layers in {time.perf_counter() - t:.0f} s "
               f"({cmp_db.stat().st_size / 1e6:.0f} MB)")
     ids = list(range(1, 13))
-    if not many_db.exists():
+    if not many_db.exists() and args.only in (None, "runs"):
         upgrade(many_url)
         t = time.perf_counter()
         seed_many(many_url)
         print(f"seeded 5,000 runs in {time.perf_counter() - t:.0f} s")
-    results.update(bench_compare(cmp_url, base, ids))
-    results.update(bench_runs(many_url, base))
+    if args.only in (None, "explorer"):
+        exp_db = base / "explore.db"
+        if not exp_db.exists():
+            upgrade(f"sqlite:///{exp_db}")
+            t = time.perf_counter()
+            seed_explorer(f"sqlite:///{exp_db}")
+            print(f"seeded 10,000 finished runs in {time.perf_counter() - t:.0f} s")
+        results.update(bench_explorer(f"sqlite:///{exp_db}", base))
+    if args.only in (None, "compare"):
+        results.update(bench_compare(cmp_url, base, ids))
+    if args.only in (None, "runs"):
+        results.update(bench_runs(many_url, base))
     if args.postgres:
         from db import queries as q
 

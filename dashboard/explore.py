@@ -29,13 +29,21 @@ def _flatten(d: dict[str, Any], prefix: str, out: dict[str, Any]) -> None:
 
 
 def flat_specs(specs: list[dict]) -> pd.DataFrame:
-    """Spec dicts → one column per dotted field. Text fields get '—' for None; numbers keep NaN."""
-    rows = []
+    """Spec dicts → one column per dotted field. Text fields get '—' for None; numbers keep NaN.
+    A dict object that appears many times (explore_runs shares them) is flattened once."""
+    first: dict[int, int] = {}
+    rows, codes = [], []
     for s in specs:
-        row: dict[str, Any] = {}
-        _flatten(s or {}, "", row)
-        rows.append(row)
-    df = pd.DataFrame.from_records(rows)
+        k = first.setdefault(id(s), len(rows))
+        if k == len(rows):
+            row: dict[str, Any] = {}
+            _flatten(s or {}, "", row)
+            rows.append(row)
+        codes.append(k)
+    return _typed(pd.DataFrame.from_records(rows)).iloc[codes].reset_index(drop=True)
+
+
+def _typed(df: pd.DataFrame) -> pd.DataFrame:
     for c in df.columns:
         col = df[c]
         if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
@@ -77,6 +85,8 @@ def outcomes_table(runs: pd.DataFrame) -> pd.DataFrame:
     meta["name"] = meta["name"].fillna("")
     spec = flat_specs(list(runs["spec"]))
     spec = spec.drop(columns=[c for c in spec.columns if c in META or c in OUTCOMES])
+    if "seed" in runs:  # explore_runs keeps it out of the spec, in its own column
+        spec["seed"] = runs["seed"].to_numpy()
     return pd.concat([meta, spec, outcomes_of(runs).reset_index(drop=True)], axis=1)
 
 
@@ -98,8 +108,11 @@ def _ordered(values: pd.Series) -> list:
     return sorted(uniq, key=str)
 
 
-def _same(col: pd.Series, value: Any) -> pd.Series:
-    return col.isna() if pd.isna(value) else col == value
+def _codes(values: pd.Series, order: list) -> np.ndarray:
+    """Position of each value in ``order`` (NaN → the NaN slot at the end, when there is one)."""
+    known = [v for v in order if not pd.isna(v)]
+    codes = pd.Categorical(values, categories=known).codes.astype(np.int64)
+    return np.where(codes < 0, len(order) - 1, codes)
 
 
 def _mark(diverged: int, died: int, runs: int) -> str:
@@ -116,19 +129,24 @@ def phase_grid(table: pd.DataFrame, x: str, y: str, outcome: str) -> pd.DataFram
     its runs, ``seeds`` its distinct seeds, ``diverged`` and ``died`` counts, ``mark`` ('all
     diverged', 'died', 'some diverged' or '') and the run ``ids``; ``xi``/``yi`` index the axes."""
     xs, ys = _ordered(table[x]), _ordered(table[y])
+    v = table[outcome].to_numpy(dtype=float)
+    ok = np.isfinite(v)
+    d = pd.DataFrame({"xi": _codes(table[x], xs), "yi": _codes(table[y], ys), "v": np.where(ok, v, 0.0), "ok": ok,
+                      "div": (table["status"] == "diverged").to_numpy(), "died": table["status"].isin(DIED).to_numpy(),
+                      "seed": table["seed"].to_numpy() if "seed" in table else table["id"].to_numpy(),
+                      "id": table["id"].to_numpy(dtype=np.int64)})
+    g = d.groupby(["yi", "xi"], sort=False)
+    agg = pd.DataFrame({"s": g["v"].sum(), "n": g["ok"].sum(), "runs": g.size(), "seeds": g["seed"].nunique(),
+                        "diverged": g["div"].sum(), "died": g["died"].sum(), "ids": g["id"].agg(list)})
     rows = []
     for yi, yv in enumerate(ys):
-        in_row = table[_same(table[y], yv)]
         for xi, xv in enumerate(xs):
-            cell = in_row[_same(in_row[x], xv)]
-            vals = cell[outcome].to_numpy(dtype=float)
-            ok = vals[np.isfinite(vals)]
-            div = int((cell["status"] == "diverged").sum())
-            died = int(cell["status"].isin(DIED).sum())
-            seeds = int(cell["seed"].nunique()) if "seed" in cell else len(cell)
-            rows.append({"xi": xi, "yi": yi, x: xv, y: yv, "mean": float(ok.mean()) if ok.size else math.nan,
-                         "n": int(ok.size), "runs": len(cell), "seeds": seeds, "diverged": div, "died": died,
-                         "mark": _mark(div, died, len(cell)), "ids": [int(i) for i in cell["id"]]})
+            a = agg.loc[(yi, xi)] if (yi, xi) in agg.index else None
+            n, runs = (int(a["n"]), int(a["runs"])) if a is not None else (0, 0)
+            div, died = (int(a["diverged"]), int(a["died"])) if a is not None else (0, 0)
+            rows.append({"xi": xi, "yi": yi, x: xv, y: yv, "mean": float(a["s"]) / n if n else math.nan, "n": n,
+                         "runs": runs, "seeds": int(a["seeds"]) if a is not None else 0, "diverged": div,
+                         "died": died, "mark": _mark(div, died, runs), "ids": [int(i) for i in a["ids"]] if a is not None else []})
     cols = ["xi", "yi", x, y, "mean", "n", "runs", "seeds", "diverged", "died", "mark", "ids"]
     return pd.DataFrame(rows, columns=cols)
 

@@ -29,10 +29,9 @@ def _numeric(s: pd.Series) -> bool:
 
 
 def _points(kind: str, d: pd.DataFrame, x: str, y: str, name: str, marker: dict, legend: bool) -> dict:
-    hover = [f"#{i} · {s}" for i, s in zip(d["id"], d["status"])]
     return dict(type=kind, mode="markers", x=d[x].to_numpy(), y=d[y].to_numpy(), name=name, marker=marker,
-                customdata=d["id"].to_numpy(), hovertext=hover, showlegend=legend,
-                hovertemplate=f"%{{hovertext}}<br>{x} = %{{x}}<br>{y} = %{{y}}<extra>{name}</extra>")
+                customdata=d["id"].to_numpy(), showlegend=legend,
+                hovertemplate=f"run #%{{customdata}}<br>{x} = %{{x}}<br>{y} = %{{y}}<extra>{name}</extra>")
 
 
 def scatter(table: pd.DataFrame, x: str, y: str, color: str | None, log_x: bool = False,

@@ -112,12 +112,16 @@ def test_explore_runs_and_outcomes_match_the_seeded_records(db_url):
         for T in (20, 40):
             s = spec("rnn", seq_len=T, seed=0, init={"recurrent": "orthogonal", "spectral_radius": radius})
             made[seed_run(db_url, s, status="diverged" if radius == 2.0 and T == 40 else "succeeded")] = s
-    queued = seed_run(db_url, spec("rnn", seq_len=20, seed=9, init={"recurrent": "orthogonal", "spectral_radius": 0.5}),
-                      status="queued")
+    queued_spec = spec("rnn", seq_len=20, seed=9, name='"seed": 7', init={"recurrent": "orthogonal", "spectral_radius": 0.5})
+    queued = seed_run(db_url, queued_spec, status="queued")
     runs, total = q.explore_runs({}, engine=q.engine_for(db_url))
     assert total == 5 and runs["id"].tolist() == sorted([*made, queued])
+    for rid, s in {**made, queued: queued_spec}.items():  # the spec as stored, its seed in a column of its own
+        row = runs[runs["id"] == rid].iloc[0]
+        assert row["spec"] == {**s.to_dict(), "seed": 0} and row["seed"] == s.seed
     table = explore.outcomes_table(runs)
-    assert sorted(explore.varied_fields(table)) == ["init.spectral_radius", "task.seq_len"]  # not the seed
+    assert table.set_index("id")["seed"].to_dict() == {r: s.seed for r, s in {**made, queued: queued_spec}.items()}
+    assert sorted(explore.varied_fields(table)) == ["init.spectral_radius", "task.seq_len"]  # not seed or name
     for rid, s in made.items():
         row = table[table["id"] == rid].iloc[0]
         recs = records(s, diverge_at=2 if row["status"] == "diverged" else None)

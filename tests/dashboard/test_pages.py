@@ -308,8 +308,9 @@ def _copy_spec(seed: int):
                        "hidden_size": 32, "steps_per_epoch": 20})
 
 
-def _seed_copy(url: str, seed: int) -> int:
-    """A finished copy-task run (an every-step task) recorded through the store, like seed.seed_run."""
+def _seed_copy(url: str, seed: int, last=None) -> int:
+    """A finished copy-task run (an every-step task) recorded through the store like seed.seed_run; with
+    ``last``, every epoch also stores it as the last-step-loss profile (LayerStat.grad_h_last, kind 'h_last')."""
     from dataclasses import replace
 
     from tests.dashboard.seed import info_for, records, spec
@@ -317,21 +318,13 @@ def _seed_copy(url: str, seed: int) -> int:
     s = _copy_spec(seed)
     (rid,) = store.create_runs([s], owner="local", url=url)
     store.claim_run(rid, "seed-worker@lab", url=url)
-    store.record_info(rid, replace(info_for(spec("rnn", seed=seed)), task="copy", variant="a16"), url=url)
+    store.record_info(rid, replace(info_for(spec("rnn", seed=seed)), task="copy", variant="a16"), attempt=1, url=url)
     for rec in records(s):
-        store.record_epoch(rid, rec, url=url)
-    store.finish_run(rid, "succeeded", "finished 5 epochs", url=url)
+        if last is not None:
+            rec.layers[0].grad_h_last = [float(v) for v in last]
+        store.record_epoch(rid, rec, attempt=1, url=url)
+    store.finish_run(rid, "succeeded", "finished 5 epochs", attempt=1, url=url)
     return rid
-
-
-def _add_last_step_profiles(url: str, run_id: int, norms) -> None:
-    from db.engine import session
-    from db.models import GradProfile
-
-    with session(url, write=True) as s:
-        for e in range(6):
-            s.add(GradProfile(run_id=run_id, epoch=e, layer=0, kind="h_last", seq_len=len(norms),
-                              norms=[float(v) for v in norms]))
 
 
 def _run_traces(fig: dict, rid: int) -> list[dict]:
@@ -345,9 +338,8 @@ def test_profile_switch_shows_the_loss_at_the_last_step_and_says_which_runs_lack
     from tests.dashboard.seed import records, spec
 
     url, ids = lab
-    new, old = _seed_copy(url, 40), _seed_copy(url, 41)
     last = np.logspace(-6, -1, 50)  # ‖∂ℓ_T/∂h_t‖, t = 1..T: unlike any stored 'h' profile
-    _add_last_step_profiles(url, new, last)
+    new, old = _seed_copy(url, 40, last), _seed_copy(url, 41)
     adding = ids["cells"][0]
     adding_h = np.asarray(records(spec("rnn", seed=0))[-1].layers[0].grad_h)
     copy_h = np.asarray(records(_copy_spec(40))[-1].layers[0].grad_h)

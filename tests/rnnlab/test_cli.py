@@ -271,3 +271,29 @@ def test_app_starts_a_worker_and_the_dashboard_and_stops_them(cli, home, tmp_pat
     with session(db_url(home)) as s:
         stopped = s.execute(select(Worker.stopped_at)).scalars().all()
     assert stopped and all(t is not None for t in stopped), "the local worker was not stopped cleanly"
+
+
+def test_cli_runs_record_the_os_user_as_owner(cli, home, tmp_path):
+    spec = write(tmp_path / "spec.yaml", TINY)
+    cli.env.pop("USER", None)                       # e.g. cron or a container: only LOGNAME is set
+    cli.env["LOGNAME"] = "h4-tester"
+    r = cli("submit", spec, torch=False)
+    assert r.returncode == 0, r.stderr
+    r = cli("submit", spec, "--owner", "alice", torch=False)
+    assert r.returncode == 0, r.stderr
+    owners = sorted(x["owner"] for x in store.list_runs(url=db_url(home)))
+    assert owners == ["alice", "h4-tester"]
+
+
+def test_a_bad_spec_file_gets_one_clear_line_not_a_traceback(cli, tmp_path):
+    big = tmp_path / "big.yaml"
+    with open(big, "wb") as f:
+        f.write(b"name: x\n")
+        f.truncate(50_000_000)
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(bytes(range(256)))
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("hidden_size: 8\nhidden_size: true\n")
+    for path, says in [(big, "at most 1,000,000 bytes"), (binary, "binary file"), (dup, "duplicate key")]:
+        r = cli("submit", path, "--dry-run", torch=False)
+        assert r.returncode == 2 and says in " ".join(r.stderr.split()) and "Traceback" not in r.stderr, r.stderr

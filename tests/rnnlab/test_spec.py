@@ -146,3 +146,50 @@ def test_data_dir_confines_task_paths(tmp_path):
             parse_spec({"task": {"name": "charlm", "path": bad}}, limits)
         assert ei.value.errors[0].startswith("task.path:") and "RNNLAB_DATA_DIR" in ei.value.errors[0]
     assert parse_spec({"task": {"name": "charlm", "path": "/etc/hostname"}}).task.path == "/etc/hostname"
+
+
+@pytest.mark.parametrize("a, b", [
+    ({}, {"activation": "tanh"}),                                                    # rnn's default activation
+    ({"activation": "leaky_relu"}, {"activation": "leaky_relu", "leaky_slope": 0.01}),
+    ({}, {"init": {"bias": "default"}}),                                             # bias resolved: both default
+    ({"init": "orthogonal"}, {"init": {"recurrent": "orthogonal", "input": "orthogonal", "bias": "zeros"}}),
+    ({"init": "orthogonal"}, {"init": {"recurrent": "orthogonal", "input": "orthogonal", "std": 0.5,
+                                       "bound": 3.0, "scale": 2.0}}),                # unused init parameters
+    ({"task": {"name": "digits"}}, {"task": {"name": "digits", "perm_seed": 7}}),    # no permutation
+    ({"epochs": 3, "probe": {"every": 3}}, {"epochs": 3, "probe": {"every": 50}}),   # probe at 0 and 3 only
+    ({"name": "a"}, {"name": "b"}),
+])
+def test_equivalent_specs_have_one_hash(a, b):
+    assert parse_spec(a).spec_hash() == parse_spec(b).spec_hash()
+    assert parse_spec(a).canonical() == parse_spec(b).canonical()
+
+
+@pytest.mark.parametrize("a, b", [
+    ({}, {"activation": "relu"}),
+    ({"activation": "leaky_relu"}, {"activation": "leaky_relu", "leaky_slope": 0.2}),
+    ({}, {"init": {"bias": "zeros"}}),                                               # not what 'default' resolves to
+    ({"init": "normal"}, {"init": {"recurrent": "normal", "input": "normal", "std": 0.5}}),
+    ({"task": {"name": "digits", "permuted": True}}, {"task": {"name": "digits", "permuted": True, "perm_seed": 7}}),
+    ({"epochs": 4, "probe": {"every": 3}}, {"epochs": 4, "probe": {"every": 50}}),   # epoch 3 probed or not
+    ({"device": "auto"}, {"device": "cpu"}),
+])
+def test_different_specs_keep_different_hashes(a, b):
+    assert parse_spec(a).spec_hash() != parse_spec(b).spec_hash()
+
+
+def test_runs_stored_under_the_old_hash_are_still_found(sqlite_url):
+    from sqlalchemy import update
+
+    from db import store
+    from db.engine import session
+    from db.models import Run
+    from rnnlab.submit import plan
+
+    written = parse_spec({"hidden_size": 8})
+    (old,) = store.create_runs([written], url=sqlite_url)
+    with session(sqlite_url, write=True) as s:   # as a row created before the canonical hash
+        s.execute(update(Run).where(Run.id == old).values(spec_hash=written.legacy_hash()))
+    assert written.legacy_hash() != written.spec_hash()
+    (new,) = store.create_runs([parse_spec({"hidden_size": 8, "activation": "tanh"})], url=sqlite_url)
+    p = plan(parse_spec({"hidden_size": 8}), url=sqlite_url)
+    assert p.existing == {0: [old, new]}   # the old row (same text) and the new one (an equivalent spec)

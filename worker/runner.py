@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import time
 import traceback
 
@@ -26,7 +27,8 @@ from worker.heartbeat import RunMonitor
 log = logging.getLogger(__name__)
 
 DB_TRANSIENT = (OperationalError, InterfaceError)   # "database is locked", connection refused or dropped
-DB_RETRY_S = 60.0   # how long one write retries a transient database error before the run is handed back
+# how long one write retries a transient database error before the run is handed back
+DB_RETRY_S = float(os.environ.get("RNNLAB_DB_RETRY_SECONDS", "60"))
 
 
 def disk_full(exc: BaseException) -> bool:

@@ -3,6 +3,7 @@ no Streamlit, no database). Every figure colours a run the same way (``colors``)
 
 from __future__ import annotations
 
+import html
 import math
 from typing import Any
 
@@ -442,7 +443,8 @@ def band(df: pd.DataFrame, x: str, title: str, ytitle: str, *, log: bool = False
         traces.append(_line(kind, g[x], g["hi"], "", c, group=grp, legend=False, hoverinfo="skip", line={"width": 0}))
         traces.append(_line(kind, g[x], g["lo"], "", c, group=grp, legend=False, hoverinfo="skip", line={"width": 0},
                             fill="tonexty", fillcolor=_alpha(c, 0.2)))
-        traces += ax.series(kind, g[x], g["mean"], f"{grp} (n={int(g['n'].max())})", c, group=grp, line={"width": 2})
+        name = f"{html.escape(str(grp), quote=False)} (n={int(g['n'].max())})"  # group values may be user text
+        traces += ax.series(kind, g[x], g["mean"], name, c, group=grp, line={"width": 2})
     shapes, notes = [], [_special_note([ax])]
     if keep:
         sh, note = _hline(baseline, 0, f"baseline {baseline:.4g}", log=log)

@@ -286,3 +286,11 @@ def test_a_run_without_a_name_has_no_name_in_its_label():
     runs.loc[0, "name"] = np.nan  # what a mixed column from the database holds
     assert labels_of(runs) == {1: "#1 lstm adding T=50 L1 s0", 2: "#2 lstm adding T=50 L1 s0 · named"}
     assert run_label(runs.iloc[0]) == "#1 lstm adding T=50 L1 s0"
+
+
+def test_band_legend_names_are_escaped_once():
+    df = pd.DataFrame({"group": 'tag <b>x</b> & clip={"mode":"norm"}', "epoch": [0, 1], "mean": [0.3, 0.1],
+                       "lo": [0.2, 0.05], "hi": [0.4, 0.2], "n": 2})
+    fig = charts.band(df, "epoch", "b", "loss", log=True)
+    (name,) = [t["name"] for t in _traces(fig) if t.get("showlegend", True) and t.get("name")]
+    assert "<" not in name and plotly_text(name) == 'tag <b>x</b> & clip={"mode":"norm"} (n=2)'

@@ -1,0 +1,127 @@
+"""`rnnlab compare`, run as a user runs it (a subprocess) on runs written through the real store
+(db.store, both backends), with answers known by construction; and the horizon sort of the runs list
+on the same rows (db.queries.list_runs): an exploded or dead run never sorts first."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from db import queries, store
+from rnnlab.strategies import FACTORS
+from tests.dashboard.seed import info_for, records, spec
+
+REPO = Path(__file__).resolve().parents[2]
+T = 50
+NORM = {"mode": "norm", "max_norm": 1.0}
+
+
+def compare(url: str, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RNNLAB_")}
+    env.update({"RNNLAB_DATABASE_URL": url, "RNNLAB_HOME": str(REPO / ".pytest_cache"), "COLUMNS": "200"})
+    return subprocess.run([sys.executable, "-m", "rnnlab.cli", "compare", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def store_run(url: str, cell: str, clip, seed: int, final_loss: float, *, explode_at: int | None = None,
+              saturate: bool = False, grow: bool = False, tags=("e2e",)) -> int:
+    """A finished run taken through the store like a worker does; its last val loss is ``final_loss``.
+    ``explode_at``: that epoch's gradient norm reaches 1.5e7 (mean 3e5 over its steps).
+    ``saturate``: from epoch 2 on, ρ(W_hh) is 6,800× its initial value, 99.999 % of units are
+    saturated and ‖g_t‖ = 0 at all but the last two steps (as the exploding-init preset records).
+    ``grow``: the last probe's ‖g_t‖ grows 1e5-fold going back (horizon T − 1). The diagnosis is
+    models.diagnose's, as the worker stores it."""
+    import models
+
+    s = spec(cell, seq_len=T, seed=seed, clip=clip)
+    (run_id,) = store.create_runs([s], tags=tags, url=url)
+    store.claim_run(run_id, "e2e-worker", url=url)
+    store.record_info(run_id, info_for(s), attempt=1, url=url)
+    recs = records(s)
+    recs[-1].val_loss = final_loss
+    rho0 = recs[0].layers[0].rho
+    for rec in recs:
+        if rec.epoch == explode_at:
+            rec.grad_norm_max, rec.grad_norm_mean = 1.5e7, 3e5
+        if saturate and rec.epoch >= 2:
+            layer = rec.layers[0]
+            layer.rho, layer.saturated_frac = 6.8e3 * rho0, 0.99999
+            layer.grad_h = [0.0] * (T - 2) + [0.038, 0.093]
+            layer.log_ratio, layer.horizon, layer.steps_in_past = -math.inf, 1.0, 2 / T
+        if grow and rec is recs[-1]:
+            layer = rec.layers[0]
+            layer.grad_h = [10 ** (5 * (T - t) / (T - 1)) for t in range(1, T + 1)]
+            layer.log_ratio, layer.horizon = 5.0, T - 1.0
+        store.record_epoch(run_id, rec, attempt=1, url=url)
+    store.record_diagnosis(run_id, models.diagnose(recs[-1], info_for(s), recs[0]), attempt=1, url=url)
+    store.finish_run(run_id, "succeeded", "finished", attempt=1, url=url)
+    return run_id
+
+
+def test_factor_names_match_the_strategies_module():
+    from rnnlab.cli_compare import FACTOR_NAMES
+
+    assert FACTOR_NAMES == tuple(FACTORS)
+
+
+def test_compare_json_names_the_healthy_winner_and_flags_the_exploded_group(db_url):
+    """Without clipping the LSTMs reach the lowest loss but one gradient-norm explosion each: the
+    old loss-only verdict named 'none' best. Clipped runs beat the baseline and are healthy."""
+    exploded = [store_run(db_url, "lstm", "none", s, loss, explode_at=2)
+                for s, loss in enumerate([0.002, 0.003, 0.0025])]
+    clipped = [store_run(db_url, "lstm", NORM, s, loss) for s, loss in enumerate([0.01, 0.012, 0.011])]
+    r = compare(db_url, "--by", "clipping", "--tag", "e2e", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["run_ids"] == exploded + clipped and doc["factor"] == "clipping"
+    assert doc["best"] == "norm ≤ 1.0" and doc["conclusion"].startswith("Best clipping here: **norm ≤ 1.0**")
+    by = {g["group"]: g for g in doc["groups"]}
+    assert by["none"]["rank"] is None and by["none"]["broken"] == ["exploding"]
+    assert by["none"]["flags"] == {"exploding": 3}
+    assert by["norm ≤ 1.0"]["rank"] == 1 and by["norm ≤ 1.0"]["beats_baseline"] and by["norm ≤ 1.0"]["broken"] == []
+    assert by["none"]["loss_over_baseline"] == pytest.approx(sum([0.002, 0.003, 0.0025]) / 3 * 6)
+    assert "**none**: exploding in 3/3 runs (gradient norm up to 2e+07)" in doc["conclusion"]
+
+
+def test_compare_says_no_group_solved_the_task(db_url):
+    """The exploding-init preset: both arms sit on the baseline (1/6) and one is saturated and dead."""
+    ids = [store_run(db_url, "rnn", "none", s, loss, saturate=True) for s, loss in enumerate([0.165, 0.17, 0.168])]
+    ids += [store_run(db_url, "rnn", NORM, s, loss) for s, loss in enumerate([0.166, 0.164, 0.171])]
+    r = compare(db_url, "--by", "clipping", "--runs", ",".join(map(str, ids)), "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["best"] is None and doc["conclusion"].startswith("No group solved the task")
+    by = {g["group"]: g for g in doc["groups"]}
+    assert by["none"]["broken"] == ["exploding", "saturated"]            # ρ(W_hh) grew 6,800×: read from SQL
+    assert not by["norm ≤ 1.0"]["beats_baseline"] and by["norm ≤ 1.0"]["rank"] is None
+    text = compare(db_url, "--by", "clipping", "--runs", ",".join(map(str, ids)))
+    assert text.returncode == 0 and "No group solved the task" in text.stdout and "! none:" in text.stdout
+
+
+def test_horizon_sort_puts_exploded_and_dead_runs_last(db_url):
+    """The runs list sorted by horizon: a tanh-RNN whose gradient reaches ≈22 steps comes first; one
+    whose ‖g_1‖/‖g_T‖ = 1e5 (horizon = the whole sequence) and a saturated dead one come after it."""
+    healthy = store_run(db_url, "rnn", NORM, 0, 0.16, tags=("sort",))
+    grown = store_run(db_url, "rnn", "none", 1, 0.17, grow=True, tags=("sort",))
+    dead = store_run(db_url, "rnn", "none", 2, 0.17, saturate=True, tags=("sort",))
+    df, _ = queries.list_runs({"tags": ["sort"]}, 0, 10, "horizon", engine=queries.engine_for(db_url))
+    by_id = df.set_index("id")
+    assert by_id.loc[grown, "last_horizon"] == T - 1 > by_id.loc[healthy, "last_horizon"]
+    assert by_id.loc[grown, "diagnosis"].startswith("gradients explode")
+    assert by_id.loc[dead, "diagnosis"].startswith("weights explode")
+    assert df["id"].tolist() == [healthy, dead, grown]     # then by id, newest first
+
+
+def test_bad_input_names_the_option_and_what_is_allowed(sqlite_url):
+    r = compare(sqlite_url, "--by", "colour", "--runs", "1")
+    assert r.returncode == 2 and "--by: got 'colour'; allowed: 'cell'" in r.stderr
+    r = compare(sqlite_url, "--by", "cell", "--runs", "1", "--tag", "x")
+    assert r.returncode == 2 and "exactly one of --sweep, --runs, --tag (got --runs, --tag)" in r.stderr
+    r = compare(sqlite_url, "--by", "cell", "--runs", "41,42")
+    assert r.returncode == 2 and "no such run(s): 41, 42" in r.stderr

@@ -36,9 +36,9 @@ def parse_args(argv=None):
     return args, names
 
 
-def run(names: list[str], ctx: Context) -> list[Result]:
+def run(names: list[str], ctx: Context, on_progress=None) -> list[Result]:
     results = []
-    for name in names:
+    for i, name in enumerate(names):
         t0 = time.monotonic()
         try:
             rows = SCENARIOS[name](ctx)
@@ -50,22 +50,28 @@ def run(names: list[str], ctx: Context) -> list[Result]:
             for d in r.details:
                 print("    ", d, flush=True)
         results += rows
+        if on_progress is not None:
+            on_progress(results, names[i + 1:])
     return results
 
 
 def main(argv=None) -> int:
     args, names = parse_args(argv)
     started = dt.datetime.now(dt.UTC)
+    command = "python -m bench.faults " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    tables = report.others(not args.no_others and args.out != "-")
     ctx = Context(load_runs=args.load_runs, load_workers=args.load_workers)
+
+    def write(results, pending=()):   # after every scenario, so a long run leaves its figures so far
+        if args.out != "-":
+            report.write(Path(args.out), results, command=command, services=_services(ctx), started=started,
+                         tables=tables, pending=list(pending))
+
     try:
-        results = run(names, ctx)
-        services = _services(ctx)
+        results = run(names, ctx, write)
     finally:
         ctx.close(keep=args.keep)
     if args.out != "-":
-        command = "python -m bench.faults " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-        report.write(Path(args.out), results, command=command, services=services, started=started,
-                     include_others=not args.no_others)
         print(f"wrote {args.out}")
     return 0 if all(r.holds for r in results) else 1
 

@@ -58,7 +58,13 @@ def other_table(module: str) -> str | None:
     return out.stdout.strip() + (note if out.returncode != 0 else "")
 
 
-def write(path: Path, results, *, command: str, services: str, started: dt.datetime, include_others: bool) -> None:
+def others(include: bool) -> dict[str, str | None]:
+    """The bad-input and console-attack tables (None where not generated)."""
+    return {module: other_table(module) if include else None for _, module, _ in OTHER_TABLES}
+
+
+def write(path: Path, results, *, command: str, services: str, started: dt.datetime,
+          tables: dict[str, str | None], pending: list[str] = ()) -> None:
     rows = [r.row() for r in results]
     held = sum(r.holds for r in results)
     lost, dup = sum(r.lost for r in results), sum(r.duplicated for r in results)
@@ -78,6 +84,7 @@ def write(path: Path, results, *, command: str, services: str, started: dt.datet
         "",
         table(rows),
         "",
+        *([f"_Still running when this was written: {', '.join(pending)}._", ""] if pending else []),
         *_details(results),
         "",
         "### How to read this table",
@@ -89,7 +96,7 @@ def write(path: Path, results, *, command: str, services: str, started: dt.datet
         _RUNNING,
     ]
     for title, module, what in OTHER_TABLES:
-        body = other_table(module) if include_others else None
+        body = tables.get(module)
         exists = (h.REPO / "bench" / f"{module}.py").exists()
         why = "was skipped (--no-others)" if exists else "does not exist yet"
         body = body or f"_Not generated in this run: `python -m bench.{module}` {why}._"

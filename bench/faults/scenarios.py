@@ -152,15 +152,14 @@ def _mid_specs(n: int, **kw) -> list:
 # Scenarios
 # ------------------------------------------------------------------------------------------
 
-def sigkill_mid_epoch(ctx: Context, backend: str) -> Result:
+def sigkill_mid_epoch(ctx: Context, backend: str, runs: int = 3) -> Result:
     """Two workers, three runs; SIGKILL (whole process group) the worker of a run inside its second epoch."""
     res = Result("SIGKILL mid-epoch", backend, used="kill -9 of the worker's process group")
     st = _setup_or_skip(res, lambda: ctx.setup(backend))
     if st is None:
         return res
     st.start_workers(2)
-    specs = _mid_specs(3)
-    ids = st.submit(specs)
+    ids = st.submit(_mid_specs(runs))
     hit = h.running_at_epoch(st.db_url, ids, 1)
     if hit is None:
         return finish(res, st, ids, None)
@@ -189,10 +188,12 @@ def sigstop_past_reassignment(ctx: Context, backend: str) -> Result:
     victim = next(w for w in st.workers if w.name == name)
     t0 = time.monotonic()
     victim.signal_group(signal.SIGSTOP)
+    wait_s = h.LOST_AFTER_S + 60
     taken = h.poll(st.db_url, [run_id], lambda s: s[run_id]["attempts"] >= 2 or s[run_id]["status"] in h.FINAL,
-                   h.LOST_AFTER_S + 60)
+                   wait_s)
     if not taken:
-        res.details.append("the stopped worker's run was not reassigned within the wait")
+        res.details.append(f"the stopped worker's run {run_id} was not reassigned within {wait_s:.0f} s "
+                           f"(SIGCONT sent then)")
     time.sleep(1.0)
     victim.signal_group(signal.SIGCONT)
     done = h.wait_final(st.db_url, ids, 120, st.workers)
@@ -221,15 +222,14 @@ def redis_restart(ctx: Context, persistent: bool) -> Result:
     return finish(res, st, ids, done and time.monotonic() - t0)
 
 
-def postgres_restart(ctx: Context) -> Result:
+def postgres_restart(ctx: Context, runs: int = 4) -> Result:
     """Two workers, four runs; Postgres stopped (pg_ctl -m fast) for 3 s while runs train."""
     res = Result("Postgres restart", POSTGRES, used="pg_ctl stop -m fast, down 3 s, start")
     st = _setup_or_skip(res, lambda: ctx.setup(POSTGRES))
     if st is None:
         return res
     st.start_workers(2)
-    specs = _mid_specs(4, epochs=3, steps_per_epoch=80)
-    ids = st.submit(specs)
+    ids = st.submit(_mid_specs(runs, epochs=3, steps_per_epoch=80))
     if h.running_at_epoch(st.db_url, ids, 1) is None:
         return finish(res, st, ids, None)
     t0 = time.monotonic()
@@ -355,7 +355,7 @@ def load(ctx: Context, backend: str) -> Result:
     t0 = time.monotonic()
     ids = st.submit(specs)
     submit_s = time.monotonic() - t0
-    done = h.wait_final(st.db_url, ids, 600, st.workers)
+    done = h.wait_final(st.db_url, ids, 120 + 1.5 * n, st.workers)
     total = done and time.monotonic() - t0
     res.used = f"{k} workers × concurrency 1; submit() took {submit_s:.1f} s"
     return finish(res, st, ids, total)

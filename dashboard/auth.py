@@ -11,8 +11,6 @@ Until someone signs in, current_user() shows only the sign-in page and stops the
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 
 import streamlit as st
@@ -22,8 +20,6 @@ from rnnlab.users import ROLES
 
 ACTIONS = ("view", "submit", "cancel", "edit", "delete", "sql")
 SESSION_KEY = "rnnlab_user"
-MAX_FAILURES = 5             # failed sign-ins for one name ...
-LOCKOUT_SECONDS = 60.0       # ... lock that name for this long
 
 
 @dataclass(frozen=True)
@@ -33,9 +29,6 @@ class User:
 
 
 LOCAL_USER = User(name="local", role="admin")
-
-_failures: dict[str, list[float]] = {}      # name -> times of recent failed sign-ins (this process)
-_failures_lock = threading.Lock()
 
 
 def current_user() -> User:
@@ -118,41 +111,65 @@ def _login_form(settings: users.AuthSettings) -> None:
         submitted = st.form_submit_button("Sign in")
     if not submitted:
         return
-    wait = _locked_for(name)
-    if wait > 0:
-        st.error(f"Too many failed sign-ins for this name; try again in {wait:.0f} s.")
+    from db import throttle
+
+    client = client_address(settings)
+    try:
+        wait = throttle.wait_for(client, name)
+    except Exception as e:  # noqa: BLE001 - no throttle, no sign-in (fail closed)
+        st.error(f"Sign-in is unavailable: the database that counts sign-in attempts cannot be reached ({e}).")
+        return
+    if wait.seconds > 0:
+        st.error(f"Too many failed sign-ins: {wait.reason}; try again in {wait.seconds:.0f} s.")
         return
     record = users.verify_password(name, password, settings.users_path)
     if record is None:
-        _record_failure(name)
+        throttle.record_failure(client, name)
         st.error("Wrong user name or password.")
         return
-    _clear_failures(name)
+    throttle.record_success(client, name)
     st.session_state[SESSION_KEY] = record.name
     st.rerun()
 
 
+def client_address(settings: users.AuthSettings) -> str:
+    """Who is signing in, for throttling (see client_from); 'unknown' outside a browser session."""
+    try:
+        peer = st.context.ip_address or "127.0.0.1"      # Streamlit gives None for a loopback peer
+        forwarded = st.context.headers.get("X-Forwarded-For")
+    except Exception:  # noqa: BLE001 - outside a browser session (tests, scripts)
+        return "unknown"
+    if not _is_ip(peer):
+        return "unknown"                                 # e.g. Streamlit's AppTest has no real client
+    return client_from(peer, forwarded if isinstance(forwarded, str) else None, settings.trusted_proxy_set)
+
+
+def _is_ip(value: object) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value)  # type: ignore[arg-type]
+    except ValueError:
+        return False
+    return isinstance(value, str)
+
+
+def client_from(peer: str, forwarded_for: str | None, trusted: set[str]) -> str:
+    """The client: the TCP peer of the browser's connection. Only when that peer is a trusted proxy
+    (RNNLAB_TRUSTED_PROXIES) is X-Forwarded-For believed, and then only its last address that is not
+    itself a trusted proxy (a client can put anything in front). Anyone can send the header, so it
+    is never read from an untrusted peer."""
+    if peer not in trusted:
+        return peer
+    hops = [h.strip() for h in (forwarded_for or "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted:
+            return hop if _is_ip(hop) else "unknown"
+    return peer
+
+
 def _sign_out_builtin() -> None:
     st.session_state.pop(SESSION_KEY, None)
-
-
-def _locked_for(name: str) -> float:
-    """Seconds until name may try again (0 if it may now)."""
-    now = time.monotonic()
-    with _failures_lock:
-        recent = [t for t in _failures.get(name, []) if now - t < LOCKOUT_SECONDS]
-        _failures[name] = recent
-        return LOCKOUT_SECONDS - (now - recent[-MAX_FAILURES]) if len(recent) >= MAX_FAILURES else 0.0
-
-
-def _record_failure(name: str) -> None:
-    with _failures_lock:
-        _failures.setdefault(name, []).append(time.monotonic())
-
-
-def _clear_failures(name: str) -> None:
-    with _failures_lock:
-        _failures.pop(name, None)
 
 
 # ---- OIDC (st.login) --------------------------------------------------------------------------

@@ -50,6 +50,14 @@ class AuthSettings(BaseSettings):
         "viewer", description="role of an OIDC user who is not in the users file"
     )
     oidc_provider: str | None = Field(None, description="provider name for st.login, if [auth] has several")
+    trusted_proxies: str = Field(
+        "", description="comma-separated addresses of reverse proxies whose X-Forwarded-For names the client "
+        "(for sign-in throttling); 127.0.0.1 for a proxy on this host. Empty: the TCP peer is the client"
+    )
+
+    @property
+    def trusted_proxy_set(self) -> set[str]:
+        return {a.strip() for a in self.trusted_proxies.split(",") if a.strip()}
 
     @property
     def users_path(self) -> Path:

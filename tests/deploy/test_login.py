@@ -22,12 +22,17 @@ def page():
 
 
 @pytest.fixture
-def users_file(tmp_path, monkeypatch):
+def users_file(tmp_path, monkeypatch, sqlite_url):
+    """A users file, and a database whose login_throttle table counts the failed sign-ins."""
+    from rnnlab.settings import get_settings
+
     path = tmp_path / "users.yaml"
     monkeypatch.setenv("RNNLAB_USERS_FILE", str(path))
     monkeypatch.setenv("RNNLAB_AUTH", "users")
-    monkeypatch.setattr(auth, "_failures", {})
-    return path
+    monkeypatch.setenv("RNNLAB_DATABASE_URL", sqlite_url)
+    get_settings.cache_clear()
+    yield path
+    get_settings.cache_clear()
 
 
 def texts(at: AppTest) -> str:
@@ -139,13 +144,57 @@ def test_role_changes_and_removal_apply_to_a_signed_in_session(users_file):
     assert "SECRET DATA" not in texts(at)
 
 
-def test_repeated_failures_lock_the_name(users_file):
+LOCK_CHECK = """
+import sys
+from db import throttle
+from db.engine import get_engine
+w = throttle.wait_for(sys.argv[2], "alice", engine=get_engine(sys.argv[1]))
+print(round(w.seconds))
+"""
+
+
+def test_repeated_failures_lock_this_client_for_the_name_in_every_process(users_file, monkeypatch):
+    """After the free failures even the right password is refused, and the lock is in the database:
+    another process (a second dashboard) sees it for this client, and not for another client."""
+    import subprocess
+    import sys
+
+    from sqlalchemy import select
+
+    from db import throttle
+    from db.engine import get_engine
+    from db.models import LoginThrottle
+    from rnnlab.settings import get_settings
+
+    monkeypatch.setattr(throttle, "BASE_S", 600.0)   # a first wait longer than this test
     users.add_user("alice", "member", "secret-pass", path=users_file)
     at = AppTest.from_function(page).run(timeout=30)
-    for _ in range(auth.MAX_FAILURES):
+    for _ in range(throttle.PAIR_FREE):
         at = sign_in(at, "alice", "wrong-pass")
     at = sign_in(at, "alice", "secret-pass")
     assert "Too many failed sign-ins" in texts(at) and "SECRET DATA" not in texts(at)
+    url = get_settings().db_url
+    with get_engine(url).connect() as conn:
+        keys = {k: n for k, n in conn.execute(select(LoginThrottle.key, LoginThrottle.failures))}
+    (pair,) = [k for k in keys if k.startswith("pair:")]
+    client = pair.removeprefix("pair:").removesuffix("|alice")
+    assert keys == {pair: throttle.PAIR_FREE, f"client:{client}": throttle.PAIR_FREE}
+    seen = [subprocess.run([sys.executable, "-c", LOCK_CHECK, url, c], capture_output=True, text=True,
+                           check=True).stdout.strip() for c in (client, "10.1.2.3")]
+    assert int(seen[0]) > 500 and seen[1] == "0"
+
+
+@pytest.mark.parametrize("peer, forwarded, trusted, client", [
+    ("10.0.0.7", None, set(), "10.0.0.7"),
+    ("10.0.0.7", "1.2.3.4", set(), "10.0.0.7"),                           # an untrusted peer's header is ignored
+    ("10.0.0.2", "1.2.3.4", {"10.0.0.2"}, "1.2.3.4"),                      # behind a trusted proxy
+    ("10.0.0.2", "6.6.6.6, 1.2.3.4", {"10.0.0.2"}, "1.2.3.4"),             # a forged first hop is not believed
+    ("10.0.0.2", "1.2.3.4, 10.0.0.3", {"10.0.0.2", "10.0.0.3"}, "1.2.3.4"),  # two proxies
+    ("10.0.0.2", None, {"10.0.0.2"}, "10.0.0.2"),
+    ("10.0.0.2", "<script>", {"10.0.0.2"}, "unknown"),                     # not an address
+])
+def test_client_address_believes_forwarded_for_only_from_trusted_proxies(peer, forwarded, trusted, client):
+    assert auth.client_from(peer, forwarded, trusted) == client
 
 
 def test_no_users_yet_shows_how_to_add_one_and_no_data(users_file):

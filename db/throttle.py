@@ -1,0 +1,140 @@
+"""Sign-in throttling shared by every dashboard process, in the ``login_throttle`` table.
+
+Two keys count failed sign-ins:
+
+- ``pair:<client>|<name>``: one client guessing one name. After ``PAIR_FREE`` failures it must wait
+  ``BASE_S · 2^(failures − PAIR_FREE)`` seconds (at most ``MAX_LOCK_S``) between tries.
+- ``client:<client>``: one client guessing across names. It gets ``CLIENT_FREE`` failures, then the
+  same exponential backoff.
+
+No key counts the name alone, so nobody can lock a user out from another address. A success clears
+the pair's count, not the client's (a valid account must not reset a guessing budget). A key whose
+last failure is older than ``FORGET_S`` starts again from zero.
+
+Writes are single upserts (``INSERT … ON CONFLICT DO UPDATE``), so concurrent dashboard processes
+never lose a failure. Times come from this process's clock (UTC).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import case, delete, or_, select, update
+from sqlalchemy.engine import Engine
+
+from db.models import LoginThrottle
+
+PAIR_FREE = 5            # failures of one client on one name before backoff
+CLIENT_FREE = 30         # failures of one client across all names before backoff
+BASE_S = 2.0             # first wait after the free failures
+MAX_LOCK_S = 15 * 60.0   # longest wait
+FORGET_S = 24 * 3600.0   # a key with no failure for this long starts again from zero
+MAX_KEY = 300            # the column's length
+
+
+@dataclass(frozen=True)
+class Wait:
+    """How long a client must wait before its next try for a name (0: it may try now), and why."""
+
+    seconds: float
+    reason: str = ""
+
+
+def _engine(engine: Engine | None) -> Engine:
+    from db.engine import get_engine
+
+    return engine if engine is not None else get_engine()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt
+
+
+def keys(client: str, name: str) -> tuple[str, str]:
+    """(pair key, client key), cut to the column's length."""
+    client = (client or "unknown")[:100]
+    return f"pair:{client}|{name}"[:MAX_KEY], f"client:{client}"[:MAX_KEY]
+
+
+def backoff_s(failures: int, free: int) -> float:
+    """Seconds to wait after ``failures`` failures when the first ``free`` cost nothing."""
+    if failures < free:
+        return 0.0
+    return min(MAX_LOCK_S, BASE_S * 2.0 ** min(failures - free, 30))
+
+
+def wait_for(client: str, name: str, engine: Engine | None = None, now: datetime | None = None) -> Wait:
+    """How long ``client`` must wait before trying ``name`` again."""
+    now = now or _now()
+    pair, cli = keys(client, name)
+    with _engine(engine).connect() as conn:
+        rows = conn.execute(select(LoginThrottle.key, LoginThrottle.locked_until)
+                            .where(LoginThrottle.key.in_([pair, cli]))).all()
+    waits = {k: (_utc(u) - now).total_seconds() for k, u in rows if u is not None}
+    if waits.get(cli, 0) > 0 and waits.get(cli, 0) >= waits.get(pair, 0):
+        return Wait(waits[cli], "too many failed sign-ins from this address")
+    if waits.get(pair, 0) > 0:
+        return Wait(waits[pair], "too many failed sign-ins for this name from this address")
+    return Wait(0.0)
+
+
+def _upsert(conn, key: str, now: datetime) -> int:
+    """Count one failure of ``key`` in one statement; returns its failures now."""
+    t = LoginThrottle.__table__
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    forget = now - timedelta(seconds=FORGET_S)
+    stmt = insert(t).values(key=key, failures=1, first_failure_at=now, last_failure_at=now, locked_until=None)
+    stale = t.c.last_failure_at < forget
+    stmt = stmt.on_conflict_do_update(index_elements=[t.c.key], set_={
+        "failures": case((stale, 1), else_=t.c.failures + 1),
+        "first_failure_at": case((stale, now), else_=t.c.first_failure_at),
+        "last_failure_at": now,
+    }).returning(t.c.failures)
+    return int(conn.execute(stmt).scalar_one())
+
+
+def _lock(conn, key: str, until: datetime) -> None:
+    """Set locked_until to ``until`` unless a later lock is already there."""
+    t = LoginThrottle.__table__
+    conn.execute(update(t).where(t.c.key == key, or_(t.c.locked_until.is_(None), t.c.locked_until < until))
+                 .values(locked_until=until))
+
+
+def record_failure(client: str, name: str, engine: Engine | None = None, now: datetime | None = None) -> Wait:
+    """Count a failed sign-in of ``client`` as ``name``; returns the wait it now faces."""
+    now = now or _now()
+    pair, cli = keys(client, name)
+    with _engine(engine).begin() as conn:
+        for key, free in ((pair, PAIR_FREE), (cli, CLIENT_FREE)):
+            failures = _upsert(conn, key, now)
+            wait = backoff_s(failures, free)
+            if wait > 0:
+                _lock(conn, key, now + timedelta(seconds=wait))
+    return wait_for(client, name, engine, now)
+
+
+def record_success(client: str, name: str, engine: Engine | None = None) -> None:
+    """A good sign-in clears the pair's count (not the client's)."""
+    pair, _ = keys(client, name)
+    with _engine(engine).begin() as conn:
+        conn.execute(delete(LoginThrottle).where(LoginThrottle.key == pair))
+
+
+def forget_old(engine: Engine | None = None, now: datetime | None = None) -> int:
+    """Delete keys with no failure for FORGET_S and no lock in force; returns how many."""
+    now = now or _now()
+    t = LoginThrottle.__table__
+    with _engine(engine).begin() as conn:
+        res = conn.execute(delete(t).where(t.c.last_failure_at < now - timedelta(seconds=FORGET_S),
+                                           or_(t.c.locked_until.is_(None), t.c.locked_until < now)))
+    return int(res.rowcount or 0)

@@ -12,6 +12,7 @@ import shlex
 import sys
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.faults import report
@@ -59,10 +60,11 @@ def main(argv=None) -> int:
     args, names = parse_args(argv)
     started = dt.datetime.now(dt.UTC)
     command = "python -m bench.faults " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    tables = report.others(not args.no_others and args.out != "-")
+    others = ThreadPoolExecutor(1).submit(report.others, not args.no_others and args.out != "-")
     ctx = Context(load_runs=args.load_runs, load_workers=args.load_workers)
 
     def write(results, pending=()):   # after every scenario, so a long run leaves its figures so far
+        tables = others.result() if others.done() or not pending else {}
         if args.out != "-":
             report.write(Path(args.out), results, command=command, services=_services(ctx), started=started,
                          tables=tables, pending=list(pending))

@@ -339,8 +339,8 @@ def audit(db_url: str, ids: list[int], engines: set[str] | None = None) -> Audit
     finishers = Counter(a.run_id for a in attempts if a.outcome in ("succeeded", "diverged"))
     out = Audit(len(ids), [], {}, Counter(r.status for r in runs.values()), Counter(),
                 sum(1 for a in attempts if a.outcome == "lost"), sum(1 for r in runs.values() if r.attempts > 1))
-    if engines:
-        ids and runs and reference(parse_spec(next(iter(runs.values())).spec))   # imports the engine
+    if engines and runs:
+        reference(parse_spec(next(iter(runs.values())).spec))   # imports the engine (and notes its hash)
         out.content_checked = engines == set(_REF_ENGINE)
     for run_id in ids:
         r = runs.get(run_id)

@@ -130,7 +130,8 @@ for every run to end.
 - **recovery time**: from the fault's injection to the moment every run of the scenario was final (for
   the load: from the start of `submit()`).
 - **holds**: no run lost or duplicated, no worker crashed, and no run failed, except runs that failed
-  with a clear "disk full" message on a full disk (what issue 9 allows).
+  with a clear "disk full" message on a full disk (what issue 9 allows); for SIGSTOP, also the stopped
+  worker's run was taken over by another worker while it was stopped.
 - Backends: `sqlite+filesystem` is the embedded setup (SQLite file + kombu's filesystem broker);
   `postgres+redis` is the team setup."""
 

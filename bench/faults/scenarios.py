@@ -198,7 +198,9 @@ def sigstop_past_reassignment(ctx: Context, backend: str) -> Result:
     victim.signal_group(signal.SIGCONT)
     done = h.wait_final(st.db_url, ids, 120, st.workers)
     time.sleep(2.0)   # let the woken worker try its stale writes before the audit
-    return finish(res, st, ids, done and time.monotonic() - t0)
+    res = finish(res, st, ids, done and time.monotonic() - t0)
+    res.holds = res.holds and bool(taken)   # a stopped worker must not hold its run: it is reassigned
+    return res
 
 
 def redis_restart(ctx: Context, persistent: bool) -> Result:

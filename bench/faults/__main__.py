@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import shlex
+import signal
 import sys
 import time
 import traceback
@@ -58,6 +59,7 @@ def run(names: list[str], ctx: Context, on_progress=None) -> list[Result]:
 
 def main(argv=None) -> int:
     args, names = parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # stop the workers and services on the way out
     started = dt.datetime.now(dt.UTC)
     command = "python -m bench.faults " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     others = ThreadPoolExecutor(1).submit(report.others, not args.no_others and args.out != "-")

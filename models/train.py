@@ -14,6 +14,7 @@ from rnnlab.spec import JobSpec
 from . import checkpoint
 from .build import build_model, make_optimizer, resolve_device, run_info
 from .diagnostics import StepStats, update_ratios
+from .errors import EngineError
 from .probe import run_probe
 from .report import global_norm, layer_stats, param_stats
 from .tasks import Task, make_task
@@ -161,7 +162,10 @@ class Trainer:
                                model=self.net.state_dict(), optimizer=self.opt.state_dict())
 
     def restore(self, data: bytes) -> int:
-        state = checkpoint.unpack(data, self.spec_hash, self.device)
+        try:
+            state = checkpoint.unpack(data, self.spec_hash, self.device)
+        except EngineError:   # a checkpoint made before spec hashes were canonical (rnnlab.spec.legacy_hash)
+            state = checkpoint.unpack(data, self.spec.legacy_hash(), self.device)
         self.net.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"].cpu())

@@ -193,3 +193,22 @@ def test_runs_stored_under_the_old_hash_are_still_found(sqlite_url):
     (new,) = store.create_runs([parse_spec({"hidden_size": 8, "activation": "tanh"})], url=sqlite_url)
     p = plan(parse_spec({"hidden_size": 8}), url=sqlite_url)
     assert p.existing == {0: [old, new]}   # the old row (same text) and the new one (an equivalent spec)
+
+
+def test_a_checkpoint_made_under_the_old_hash_still_resumes():
+    # a run handed back by a worker of the previous version resumes on an upgraded one
+    import io
+
+    import torch
+
+    from models import train
+
+    spec = parse_spec({"hidden_size": 8, "task": {"name": "adding", "seq_len": 10}, "epochs": 2,
+                       "steps_per_epoch": 2, "batch_size": 8, "probe": {"batch_size": 4}, "device": "cpu"})
+    cks = []
+    train(spec, on_checkpoint=lambda e, b: cks.append(b))
+    state = torch.load(io.BytesIO(cks[0]), weights_only=True)
+    state["spec_hash"] = spec.legacy_hash()
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    assert train(spec, resume=buf.getvalue()).outcome == "succeeded"

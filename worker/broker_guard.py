@@ -20,8 +20,7 @@ import os
 import time
 from pathlib import Path
 
-from kombu.transport import TRANSPORT_ALIASES, _transport_cache
-from kombu.transport import filesystem
+from kombu.transport import TRANSPORT_ALIASES, _transport_cache, filesystem
 from kombu.utils.json import loads
 
 log = logging.getLogger(__name__)

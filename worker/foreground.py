@@ -2,6 +2,7 @@
 
 The run is created and claimed as ``cli-<pid>@<host>`` and heartbeats like a worker's, so the
 dashboard shows it live and can cancel it; Ctrl-C cancels it cleanly (a second Ctrl-C aborts).
+A transient database error is retried like a worker's (worker.runner.db_retry) before it fails the run.
 Exit codes: 0 succeeded, 1 failed, 3 diverged, 130 cancelled.
 """
 
@@ -42,6 +43,7 @@ def train_foreground(spec: JobSpec, *, json_out: Path | None, record: bool, owne
 
     from db import store
     from rnnlab.settings import get_settings
+    from worker.runner import db_retry
 
     s = get_settings()
     run_id = attempt = monitor = None
@@ -73,20 +75,20 @@ def train_foreground(spec: JobSpec, *, json_out: Path | None, record: bool, owne
     def on_info(info):
         facts["info"] = info
         if record:
-            store.record_info(run_id, info, attempt=attempt)
+            db_retry(lambda: store.record_info(run_id, info, attempt=attempt), "record info", run_id)
 
     def on_epoch(rec):
         facts["records"].append(rec)
         progress.console.print(_epoch_line(rec), highlight=False)
         if record:
-            store.record_epoch(run_id, rec, attempt=attempt)
+            db_retry(lambda: store.record_epoch(run_id, rec, attempt=attempt), f"epoch {rec.epoch}", run_id)
             if rec.probed and rec.layers:
-                store.record_diagnosis(run_id, models.diagnose(rec, facts["info"], facts["records"][0]),
-                                       attempt=attempt)
+                text = models.diagnose(rec, facts["info"], facts["records"][0])
+                db_retry(lambda: store.record_diagnosis(run_id, text, attempt=attempt), "diagnosis", run_id)
 
     def on_checkpoint(epoch, state):
         if record:
-            store.save_checkpoint(run_id, epoch, state, attempt=attempt)
+            db_retry(lambda: store.save_checkpoint(run_id, epoch, state, attempt=attempt), "checkpoint", run_id)
 
     def on_step(epoch, step):
         progress.update(bar, completed=(epoch - 1) * spec.steps_per_epoch + step, epoch=epoch)
@@ -108,7 +110,7 @@ def train_foreground(spec: JobSpec, *, json_out: Path | None, record: bool, owne
         if monitor is not None:
             monitor.stop()
     if record:
-        store.finish_run(run_id, status, message, attempt=attempt)
+        db_retry(lambda: store.finish_run(run_id, status, message, attempt=attempt), "finish", run_id)
     _summary(console, status, message, facts, models)
     if json_out is not None:
         doc = {"run_id": run_id, "spec": spec.to_dict(), "status": status, "message": message,

@@ -11,6 +11,7 @@ keys of its prefix (never FLUSH). No worker is started.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -29,8 +30,8 @@ def _cleanup(r, prefix: str) -> None:
             r.delete(key)
 
 
-def one(n: int, db: str | None, redis_url: str) -> tuple[float, float, int]:
-    """(submit s, old-way send s, messages in Redis after submit)."""
+def one(n: int, db: str | None, redis_url: str) -> tuple[float, float, float, int]:
+    """(submit wall s, submit CPU s of this process, old-way send s, messages in Redis after submit)."""
     import redis
 
     from db.migrate import upgrade
@@ -46,9 +47,9 @@ def one(n: int, db: str | None, redis_url: str) -> tuple[float, float, int]:
         app = make_app(redis_url, prefix=prefix)
         specs = [parse_spec({**TINY, "seed": i, "name": f"bulk-{prefix}"}) for i in range(n)]
         try:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             ids = submit(specs, url=url, app=app)
-            t_submit = time.perf_counter() - t0
+            t_submit, c_submit = time.perf_counter() - t0, time.process_time() - c0
             held = r.llen(f"{prefix}cpu")
             old_app = make_app(redis_url, prefix=prefix + "old-")
             t0 = time.perf_counter()
@@ -57,7 +58,7 @@ def one(n: int, db: str | None, redis_url: str) -> tuple[float, float, int]:
             t_old = time.perf_counter() - t0
         finally:
             _cleanup(r, prefix)
-    return t_submit, t_old, held
+    return t_submit, c_submit, t_old, held
 
 
 def main() -> None:
@@ -68,11 +69,14 @@ def main() -> None:
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     a = ap.parse_args()
     backend = "sqlite" if a.db is None else a.db.split(":", 1)[0]
-    print("| database | runs | submit() s (rows + messages) | messages in Redis | old way, messages only s |")
-    print("|---|---|---|---|---|")
+    load = os.getloadavg()[0]
+    print(f"load average at start: {load:.1f} on {os.cpu_count()} CPUs (wall times grow with it; CPU s does not)\n")
+    print("| database | runs | submit() wall s (rows + messages) | submit() CPU s | messages in Redis "
+          "| old way, messages only, wall s |")
+    print("|---|---|---|---|---|---|")
     for _ in range(a.repeat):
-        t_submit, t_old, held = one(a.runs, a.db, a.redis)
-        print(f"| {backend} | {a.runs} | {t_submit:.2f} | {held} | {t_old:.2f} |", flush=True)
+        t_submit, c_submit, t_old, held = one(a.runs, a.db, a.redis)
+        print(f"| {backend} | {a.runs} | {t_submit:.2f} | {c_submit:.2f} | {held} | {t_old:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

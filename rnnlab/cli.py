@@ -139,7 +139,8 @@ def train(
     spec_file: Path = typer.Argument(..., help="a job spec (YAML or JSON)"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the records to this JSON file"),
     no_db: bool = typer.Option(False, "--no-db", help="do not record the run in the database"),
-    owner: Optional[str] = typer.Option(None, "--owner", help="owner recorded on the run (default: your OS user name)"),
+    owner: Optional[str] = typer.Option(None, "--owner",
+                                        help="owner recorded on the run (default: your OS user name)"),
     tag: list[str] = typer.Option([], "--tag", help="tag for the recorded run (repeatable)"),
 ) -> None:
     """Train one job in the foreground with a progress bar, and record it in the database."""
@@ -163,7 +164,8 @@ def train(
 def submit(
     spec_file: Path = typer.Argument(..., help="a job spec or a sweep spec (YAML or JSON)"),
     tag: list[str] = typer.Option([], "--tag", help="tag every run (repeatable)"),
-    owner: Optional[str] = typer.Option(None, "--owner", help="owner recorded on the runs (default: your OS user name)"),
+    owner: Optional[str] = typer.Option(None, "--owner",
+                                        help="owner recorded on the runs (default: your OS user name)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="only report what would be submitted"),
     skip_existing: bool = typer.Option(False, "--skip-existing",
                                        help="leave out specs already in the database and repeats"),

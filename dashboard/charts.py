@@ -143,21 +143,22 @@ class ValueAxis:
             if not first.size:
                 return []
             x, y = x[first[0]:], y[first[0]:]
+        drawable = np.isfinite(y) & (y > 0) if self.log else np.isfinite(y)
+        if drawable.all():  # the common case: nothing to mark
+            return [_line(kind, x, y, name, color, axis=axis, markers=markers, group=group, legend=legend, **kw)]
         sk = _special_kinds(y, self.log)
-        bad = sk != ""
+        bad = ~drawable
         line = np.where(bad, np.nan, y)
-        out = [_line(kind, x, line, name, color, axis=axis, markers=markers or bad.any(), group=group,
-                     legend=legend, **kw)]
-        if bad.any():
-            self.specials |= set(sk[bad])
-            xa, ya = _axes(axis)
-            pos = np.where(sk[bad] == "floor", self.value(self.floor_u), self.value(self.ceil_u))
-            raw = [_fmt(v) for v in y[bad]]
-            out.append(dict(type="scatter", x=x[bad], y=pos, mode="markers", name=f"{name}: not drawable",
-                            marker=dict(color=color, size=9, symbol=[SYMBOL[k] for k in sk[bad]],
-                                        line=dict(width=1, color=color)),
-                            legendgroup=str(group), showlegend=False, xaxis=xa, yaxis=ya, customdata=raw,
-                            hovertemplate=f"{name}<br>%{{x}}: %{{customdata}}<extra></extra>"))
+        out = [_line(kind, x, line, name, color, axis=axis, markers=True, group=group, legend=legend, **kw)]
+        self.specials |= set(sk[bad])
+        xa, ya = _axes(axis)
+        pos = np.where(sk[bad] == "floor", self.value(self.floor_u), self.value(self.ceil_u))
+        raw = [_fmt(v) for v in y[bad]]
+        out.append(dict(type="scatter", x=x[bad], y=pos, mode="markers", name=f"{name}: not drawable",
+                        marker=dict(color=color, size=9, symbol=[SYMBOL[k] for k in sk[bad]],
+                                    line=dict(width=1, color=color)),
+                        legendgroup=str(group), showlegend=False, xaxis=xa, yaxis=ya, customdata=raw,
+                        hovertemplate=f"{name}<br>%{{x}}: %{{customdata}}<extra></extra>"))
         return out
 
     def layout(self, title: str | None = None) -> dict:

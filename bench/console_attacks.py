@@ -125,6 +125,28 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * resource.getpagesize()
 
 
+def _reset_peak() -> bool:
+    """Set this process's peak RSS (VmHWM) to its current RSS, so that a peak reached while importing
+    is not counted as the query's (Linux ≥ 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_bytes() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def _load(module: str | None):
     if not module:
         from db import console
@@ -141,6 +163,7 @@ def _load(module: str | None):
 def run_one(backend: str, index: int, url: str, module: str | None) -> dict:
     console = _load(module)
     attack = ATTACKS[backend][index]
+    _reset_peak()
     before = _rss_bytes()
     t0 = time.monotonic()
     try:
@@ -152,8 +175,9 @@ def run_one(backend: str, index: int, url: str, module: str | None) -> dict:
     except console.QueryError as e:
         outcome, message = "refused", str(e)
     seconds = time.monotonic() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"outcome": outcome, "message": message, "seconds": seconds, "growth_mb": max(0, peak - before) / 2**20}
+    peak = _peak_bytes()
+    return {"outcome": outcome, "message": message, "seconds": seconds, "growth_mb": max(0, peak - before) / 2**20,
+            "before_mb": before / 2**20, "peak_mb": peak / 2**20}
 
 
 # ---- databases ---------------------------------------------------------------------------------------

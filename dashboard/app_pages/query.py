@@ -1,5 +1,6 @@
 """Query: a read-only SQL console on the results database (the connection itself refuses writes),
-with a statement timeout, a row limit, one-click examples and CSV download."""
+bounded by db.console (statement timeout, row limit, per-value and total byte caps), with one-click
+examples and CSV download."""
 
 import streamlit as st
 
@@ -14,8 +15,10 @@ s = get_settings()
 if not can(user, "sql"):
     st.warning("Your role cannot use the SQL console.")
     st.stop()
-st.caption(f"Database: {plain(q.db_label(s.readonly_database_url or s.db_url))} · timeout {s.sql_timeout_seconds:g} s · "
-           f"at most {s.sql_row_limit:,} rows · the tables are documented in docs/schema.md")
+lim = q.limits()
+st.caption(f"Database: {plain(q.db_label(s.readonly_database_url or s.db_url))} · timeout {lim.timeout_s:g} s · "
+           f"at most {lim.row_limit:,} rows, {lim.max_bytes // 2**20} MB in all and {lim.max_value_bytes // 2**20} MB "
+           "per value · the tables are documented in docs/schema.md")
 
 
 @st.cache_data(ttl=300, show_spinner=False)
@@ -34,7 +37,8 @@ if ex:
         for k, (title, sql) in enumerate(ex):
             cols[k % 3].button(title[:60], key=f"ex_{k}", on_click=_use, args=(sql,), help=sql[:500],
                                width="stretch")
-st.session_state.setdefault("sql_text", ex[0][1] if ex else "SELECT id, status, cell, task, last_val_loss FROM runs ORDER BY id DESC LIMIT 20")
+FIRST = "SELECT id, status, cell, task, last_val_loss FROM runs ORDER BY id DESC LIMIT 20"
+st.session_state.setdefault("sql_text", ex[0][1] if ex else FIRST)
 sql = st.text_area("SQL", key="sql_text", height=180)
 if st.button("Run", type="primary", key="sql_run", icon=":material/play_arrow:"):
     try:
@@ -47,7 +51,7 @@ if st.button("Run", type="primary", key="sql_run", icon=":material/play_arrow:")
 res = st.session_state.get("sql_result")
 if res is not None:
     df, truncated = res
-    st.caption(f"{len(df):,} row(s)" + (f" (stopped at the row limit of {s.sql_row_limit:,})" if truncated else ""))
+    st.caption(f"{len(df):,} row(s)" + (f" (the rest were left out at {plain(truncated)})" if truncated else ""))
     if df.columns.empty:
         st.info("The statement returned no rows.")
     else:

@@ -276,6 +276,10 @@ def _g(x: float) -> str:
     return f"{x:.2g}" if 1e-2 <= abs(x) < 1e3 or x == 0 else f"{x:.0e}"
 
 
+def _reach(h: float, T: int) -> str:
+    return f"≈{h:.0f} of {T} steps" if h < T - 1 else f"the whole sequence ({T - 1} steps)"
+
+
 def problems(r: dict) -> list[str]:
     """The group's flags in words, worst first, e.g. 'exploding in 3/3 runs (gradient norm up to 4e+06,
     ρ(W_hh) grew 7e+03×)'."""
@@ -284,7 +288,8 @@ def problems(r: dict) -> list[str]:
         out.append(f"non-finite in {f['non-finite']}/{fin} runs "
                    f"({r['non-finite steps']} steps, {r['diverged']} diverged)")
     if f["exploding"]:
-        why = [f"gradient norm up to {_g(r['_grad_norm_max'])}" if math.isfinite(r["_grad_norm_max"]) else "",
+        big = math.isfinite(r["_grad_norm_max"]) and r["_grad_norm_max"] >= health.EXPLODE_NORM
+        why = [f"gradient norm up to {_g(r['_grad_norm_max'])}" if big else "",
                f"ρ(W_hh) grew {_g(r['_rho_growth'])}×" if r["_rho_growth"] >= health.RHO_GROWTH else ""]
         why = [w for w in why if w]
         out.append(f"exploding in {f['exploding']}/{fin} runs" + (f" ({', '.join(why)})" if why else ""))
@@ -362,7 +367,7 @@ def overall(table: pd.DataFrame, factor: str) -> str:
     lead = (f"Best {factor} here: **{best['group']}** (loss at {best['loss ÷ baseline']:.0%} of the baseline, "
             f"solve rate {best['solve rate']:.0%}, final loss {best['final loss']:.3g}")
     h = best["horizon (steps)"]
-    lead += f", horizon ≈{h:.0f} of {best['T']} steps)." if math.isfinite(h) else ")."
+    lead += f", horizon {_reach(h, best['T'])})." if math.isfinite(h) else ")."
     if len(rows) == 1:
         return f"{lead} Only one {factor} value has finished runs: add the others to compare.{_tail(t)}"
     second = rows[1]
@@ -374,8 +379,8 @@ def overall(table: pd.DataFrame, factor: str) -> str:
              + ("" if second["beats baseline"] else ", does not beat the baseline") + ").")
     if second["beats baseline"] and best["_m"] > second["_m"]:
         lead += (f" {second['group']}'s loss is lower but within noise of {best['group']}'s; {best['group']} ranks "
-                 f"first on gradient evidence (horizon ≈{best['horizon (steps)']:.0f} vs "
-                 f"≈{second['horizon (steps)']:.0f} steps).")
+                 f"first on gradient evidence (horizon {_reach(best['horizon (steps)'], best['T'])} vs "
+                 f"{_reach(second['horizon (steps)'], second['T'])}).")
     return f"{lead} {_sureness(best, second)}{_tail(t)}"
 
 

@@ -66,16 +66,21 @@ for r in summary.to_dict("records"):   # the verdicts on screen, one block per g
 COLUMNS = ["rank", "group", "beats baseline", "loss ÷ baseline", "solve rate", "final loss", "loss 95% CI",
            "horizon (steps)", "‖g_1‖/‖g_T‖", "non-finite steps", "saturated", "flags", "confounded", "runs",
            "finished", "seeds", "diverged", "decay / step", "T", "verdict"]
-table(summary[COLUMNS], f"strategies_{factor}", key="st_summary", column_config={
-    "solve rate": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent",
-                                                  help=f"final val loss ≤ {analysis.SOLVED_FRACTION:.0%} of the trivial baseline"),
-    "beats baseline": st.column_config.CheckboxColumn(help="the upper end of the 95% interval of loss ÷ baseline is below 1"),
+shown = summary[COLUMNS].assign(rank=[f"#{k}" if not pd.isna(k) else "—" for k in summary["rank"]])
+table(shown, f"strategies_{factor}", key="st_summary", column_config={
+    "rank": st.column_config.TextColumn(help="only groups that beat the baseline and are not flagged are ranked"),
+    "solve rate": st.column_config.ProgressColumn(
+        min_value=0.0, max_value=1.0, format="percent",
+        help=f"final val loss ≤ {analysis.SOLVED_FRACTION:.0%} of the trivial baseline"),
+    "beats baseline": st.column_config.CheckboxColumn(
+        help="the upper end of the 95% interval of loss ÷ baseline is below 1"),
     "final loss": st.column_config.NumberColumn(format="%.4g", help="geometric mean over finished runs"),
     "loss ÷ baseline": st.column_config.NumberColumn(format="%.3f"),
     "horizon (steps)": st.column_config.NumberColumn(format="%.1f"),
     "‖g_1‖/‖g_T‖": st.column_config.NumberColumn(format="%.2e", help="geometric mean, layer 0, last probe"),
     "saturated": st.column_config.NumberColumn(format="percent", help="largest saturated fraction at the last probe"),
-    "decay / step": st.column_config.NumberColumn(format="%.4f", help="slope of log10‖g_t‖ per step back (layer 0, last probe)")})
+    "decay / step": st.column_config.NumberColumn(
+        format="%.4f", help="slope of log10‖g_t‖ per step back (layer 0, last probe)")})
 
 ep = reads.epochs(ids)
 baseline = float(runs["baseline_loss"].dropna().median()) if runs["baseline_loss"].notna().any() else None

@@ -4,6 +4,9 @@ table (AppTest on runs written through the real store): the exploding-init prese
 
 from __future__ import annotations
 
+import pytest
+
+from tests.dashboard.browser import chromium, error_texts, running_app, wait_idle
 from tests.dashboard.conftest import no_errors
 from tests.rnnlab.test_compare import NORM, store_run
 
@@ -33,3 +36,28 @@ def test_verdict_blocks_rank_the_cells(lab, open_page):
     assert [b.split("**")[1:4:2] for b in blocks][:2] in ([["#1", "lstm"], ["#2", "gru"]],
                                                             [["#1", "gru"], ["#2", "lstm"]])
     assert blocks[2].startswith("— **rnn**: no better than the trivial baseline")
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_verdicts_are_on_screen_at_1440_px(sqlite_url, tmp_path):
+    """In a real browser 1440 px wide, the conclusion and every group's verdict lie inside the first
+    screen, in full (not in a table column that needs scrolling sideways)."""
+    ids = [store_run(sqlite_url, "rnn", "none", s, loss, saturate=True) for s, loss in enumerate([0.165, 0.17])]
+    ids += [store_run(sqlite_url, "lstm", NORM, s, loss) for s, loss in enumerate([0.004, 0.005])]
+    env = {"RNNLAB_DATABASE_URL": sqlite_url, "RNNLAB_HOME": str(tmp_path)}
+    with running_app(env, tmp_path / "app.log") as url:
+        pw, browser = chromium()
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.goto(f"{url}/strategies?runs={','.join(map(str, ids))}&factor=clipping")
+            wait_idle(page, 120_000)
+            assert error_texts(page) == []
+            for text in ("Best clipping here", "#1 norm ≤ 1.0: solves the task (2/2 runs)",
+                         "none: exploding in 2/2 runs (ρ(W_hh) grew 7e+03×); saturated in 2/2 runs"):
+                box = page.get_by_text(text).first.bounding_box()
+                assert box is not None, text
+                assert box["x"] >= 0 and box["x"] + box["width"] <= 1440 and box["y"] + box["height"] <= 1000, (text, box)
+        finally:
+            browser.close()
+            pw.stop()

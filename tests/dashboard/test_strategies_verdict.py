@@ -57,7 +57,8 @@ def test_the_verdicts_are_on_screen_at_1440_px(sqlite_url, tmp_path):
                          "none: exploding in 2/2 runs (ρ(W_hh) grew 7e+03×); saturated in 2/2 runs"):
                 box = page.get_by_text(text).first.bounding_box()
                 assert box is not None, text
-                assert box["x"] >= 0 and box["x"] + box["width"] <= 1440 and box["y"] + box["height"] <= 1000, (text, box)
+                right, bottom = box["x"] + box["width"], box["y"] + box["height"]
+                assert box["x"] >= 0 and right <= 1440 and bottom <= 1000, (text, box)
         finally:
             browser.close()
             pw.stop()

@@ -174,7 +174,7 @@ def selected_ids(points: list[dict], cells: pd.DataFrame | None = None) -> list[
             continue
         if cells is None:
             out.append(int(v))
-        elif 0 <= int(v) < len(cells):
+        elif 0 <= int(v) < len(cells):  # -1: an empty cell
             out.extend(cells["ids"].iloc[int(v)])
     return list(dict.fromkeys(out))
 

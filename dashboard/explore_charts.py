@@ -51,7 +51,7 @@ def scatter(table: pd.DataFrame, x: str, y: str, color: str | None, log_x: bool 
         traces.append(_points(kind, table, x, y, "runs", dict(size=7), False))
     axis = lambda name, log: dict(title=name, type="log" if log else "-", zeroline=False)  # noqa: E731
     lay = _layout(f"{y} against {x}" + (f", coloured by {color}" if color else ""), 480,
-                  xaxis=axis(x, log_x), yaxis=axis(y, log_y), dragmode="lasso")
+                  xaxis=axis(x, log_x), yaxis=axis(y, log_y))
     return go.Figure(data=traces, layout=lay, _validate=False)
 
 
@@ -96,24 +96,30 @@ def _marks(cells: pd.DataFrame) -> list[dict]:
 
 def phase(cells: pd.DataFrame, x: str, y: str, outcome: str) -> go.Figure:
     """Heatmap of a phase_grid: the cell colour is the mean over seeds, the text the mean and the
-    seed count; marks for diverged and died cells. Clicking a cell (or boxing several) selects
-    the invisible centre markers, whose customdata is the cell's row number in ``cells``."""
+    seed count; marks for diverged and died cells. Clicking a cell's centre (or boxing several)
+    selects invisible markers whose customdata is the cell's row number in ``cells`` (so does the
+    heatmap's own customdata, -1 for an empty cell, should a click land on it)."""
     xs = cells.drop_duplicates("xi").sort_values("xi")[x].tolist()
     ys = cells.drop_duplicates("yi").sort_values("yi")[y].tolist()
     z = np.full((len(ys), len(xs)), np.nan)
     text = np.full((len(ys), len(xs)), "", dtype=object)
-    for r in cells.to_dict("records"):
+    row = np.full((len(ys), len(xs)), -1)  # a click on the heatmap carries the cell's row number
+    for i, r in enumerate(cells.to_dict("records")):
         z[r["yi"], r["xi"]] = r["mean"]
         text[r["yi"], r["xi"]] = cell_text(r)
-    heat = dict(type="heatmap", z=z, x=list(range(len(xs))), y=list(range(len(ys))), text=text,
-                texttemplate="%{text}", colorscale="Viridis", hoverongaps=False, xgap=2, ygap=2,
-                colorbar=dict(title=dict(text=outcome, side="right")),
-                hovertemplate=f"{x} = %{{x}}<br>{y} = %{{y}}<br>{outcome} = %{{z:.4g}}<extra></extra>")
+        row[r["yi"], r["xi"]] = i if r["runs"] else -1
+    heat = dict(type="heatmap", z=z, x=list(range(len(xs))), y=list(range(len(ys))), text=text, customdata=row,
+                texttemplate="%{text}", colorscale="Viridis", hoverinfo="skip", xgap=2, ygap=2,
+                colorbar=dict(title=dict(text=outcome, side="right")))
     filled = cells[cells["runs"] > 0]
+    # Clickable (and box-selectable) cell centres: heatmaps cannot be selected in Plotly, markers can
+    hover = [f"{x} = {r[x]}<br>{y} = {r[y]}<br>{outcome} = {r['mean']:.4g}<br>{r['runs']} runs, {r['seeds']} seeds"
+             f"{', ' + r['mark'] if r['mark'] else ''}<br>click to open them" for r in filled.to_dict("records")]
     centres = dict(type="scatter", mode="markers", x=filled["xi"].to_numpy(), y=filled["yi"].to_numpy(),
-                   customdata=filled.index.to_numpy(), name="cells", showlegend=False, hoverinfo="skip",
-                   marker=dict(symbol="square", size=28, color="rgba(0,0,0,0)"))
+                   customdata=filled.index.to_numpy(), name="cells", showlegend=False, hovertext=hover,
+                   hovertemplate="%{hovertext}<extra></extra>",
+                   marker=dict(symbol="square", size=40, color="rgba(0,0,0,0)"))
     lay = _layout(f"Phase diagram: {outcome} over {x} × {y} (mean over seeds, n = seeds with a value)",
-                  max(360, 70 * len(ys) + 160), xaxis=_axis(x, xs), yaxis=_axis(y, ys), dragmode="select",
-                  legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right", font=dict(size=11)))
+                  max(360, 70 * len(ys) + 160), xaxis=_axis(x, xs), yaxis=_axis(y, ys),
+                  legend=dict(orientation="h", yanchor="top", y=-0.12, x=0, font=dict(size=11)))
     return go.Figure(data=[heat, centres, *_marks(cells)], layout=lay, _validate=False)

@@ -83,6 +83,7 @@ def test_phase_figure_puts_values_marks_and_clickable_cells_in_place():
     np.testing.assert_allclose(z[0, :2], [0.3, 0.3]) and np.testing.assert_allclose(z[1, [0, 2]], [0.9, 0.5])
     assert math.isnan(z[0, 2]) and math.isnan(z[1, 1])  # all diverged; empty
     assert np.asarray(heat.text)[0, 0] == "0.3<br>n=2"
+    assert np.asarray(heat.customdata).tolist() == [[0, 1, 2], [3, -1, 5]]  # a click names the cell; -1: empty
     by_name = {m.name: m for m in marks}
     every = by_name["every run diverged"]
     assert list(every.x) == [2 + 0.32] and list(every.y) == [0 + 0.3]

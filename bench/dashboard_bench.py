@@ -183,8 +183,9 @@ def seed_explorer(url: str, n: int = 10_000) -> None:
                     "saturated_frac": min(1.0, 0.1 * r * (1 + e)), "log_ratio": log_ratio} for e in range(4)]
     with session(url, write=True) as s:
         cols = [k for k in runs[0] if k != "rid"]
+        params = [{"rid": r["rid"], **{f"v_{k}": r[k] for k in cols}} for r in runs]
         s.connection().execute(update(Run.__table__).where(Run.id == bindparam("rid")).values(
-            {k: bindparam(f"v_{k}") for k in cols}), [{"rid": r["rid"], **{f"v_{k}": r[k] for k in cols}} for r in runs])
+            {k: bindparam(f"v_{k}") for k in cols}), params)
         s.connection().execute(insert(LayerStatRow.__table__), layers)
 
 
@@ -228,8 +229,8 @@ def bench_explorer(url: str, home: Path) -> dict[str, str]:
     eng = q.engine_for(url)
     out = {}
     phase = {"src": "Sweep", "tab": "Phase diagram", "fx": "init.spectral_radius", "fy": "task.seq_len"}
-    cases = {"scatter tab": {"src": "Sweep"}, "parallel coordinates tab": {"src": "Sweep", "tab": "Parallel coordinates"},
-             "phase diagram tab": phase}
+    cases = {"scatter tab": {"src": "Sweep"}, "phase diagram tab": phase,
+             "parallel coordinates tab": {"src": "Sweep", "tab": "Parallel coordinates"}}
     for (name, query), cold in [(c, True) for c in cases.items()] + [(("scatter tab", cases["scatter tab"]), False)]:
         runs = [_explorer_run(query, cold) for _ in range(3)]
         wall, cpu = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)

@@ -104,7 +104,7 @@ def _ordered(values: pd.Series) -> list:
     """Distinct values, numbers ascending (NaN last), text in alphabetical order."""
     uniq = pd.unique(values)
     if pd.api.types.is_numeric_dtype(values):
-        return sorted((v for v in uniq if not pd.isna(v))) + ([np.nan] if pd.isna(uniq).any() else [])
+        return sorted(v for v in uniq if not pd.isna(v)) + ([np.nan] if pd.isna(uniq).any() else [])
     return sorted(uniq, key=str)
 
 
@@ -113,6 +113,9 @@ def _codes(values: pd.Series, order: list) -> np.ndarray:
     known = [v for v in order if not pd.isna(v)]
     codes = pd.Categorical(values, categories=known).codes.astype(np.int64)
     return np.where(codes < 0, len(order) - 1, codes)
+
+
+_EMPTY = {"s": 0.0, "n": 0, "runs": 0, "seeds": 0, "diverged": 0, "died": 0, "ids": []}
 
 
 def _mark(diverged: int, died: int, runs: int) -> str:
@@ -141,12 +144,11 @@ def phase_grid(table: pd.DataFrame, x: str, y: str, outcome: str) -> pd.DataFram
     rows = []
     for yi, yv in enumerate(ys):
         for xi, xv in enumerate(xs):
-            a = agg.loc[(yi, xi)] if (yi, xi) in agg.index else None
-            n, runs = (int(a["n"]), int(a["runs"])) if a is not None else (0, 0)
-            div, died = (int(a["diverged"]), int(a["died"])) if a is not None else (0, 0)
+            a = agg.loc[(yi, xi)] if (yi, xi) in agg.index else _EMPTY
+            n, runs, div, died = (int(a[k]) for k in ("n", "runs", "diverged", "died"))
             rows.append({"xi": xi, "yi": yi, x: xv, y: yv, "mean": float(a["s"]) / n if n else math.nan, "n": n,
-                         "runs": runs, "seeds": int(a["seeds"]) if a is not None else 0, "diverged": div,
-                         "died": died, "mark": _mark(div, died, runs), "ids": [int(i) for i in a["ids"]] if a is not None else []})
+                         "runs": runs, "seeds": int(a["seeds"]), "diverged": div, "died": died,
+                         "mark": _mark(div, died, runs), "ids": [int(i) for i in a["ids"]]})
     cols = ["xi", "yi", x, y, "mean", "n", "runs", "seeds", "diverged", "died", "mark", "ids"]
     return pd.DataFrame(rows, columns=cols)
 

@@ -12,6 +12,9 @@ from dashboard.explore import cell_text
 
 GL_THRESHOLD = 2_000          # points above which the scatter uses WebGL
 MAX_COLOR_GROUPS = 20         # a text colour field with more values is drawn in one colour
+# Outcomes with a meaningful middle get a diverging scale centred there: 0 between vanishing and
+# exploding gradients, 1 for the trivial predictor's loss.
+MIDPOINTS = {"log10 ‖g_1‖/‖g_T‖": 0.0, "loss ÷ baseline": 1.0}
 MARKS = {  # phase-diagram cell mark → (legend text, marker symbol, colour, size)
     "all diverged": ("every run diverged", "x", "#d62728", 16),
     "some diverged": ("some runs diverged", "x-open", "#d62728", 12),
@@ -94,6 +97,12 @@ def _marks(cells: pd.DataFrame) -> list[dict]:
     return traces
 
 
+def _scale(outcome: str) -> dict:
+    if outcome in MIDPOINTS:
+        return {"colorscale": "RdBu_r", "zmid": MIDPOINTS[outcome]}
+    return {"colorscale": "Viridis"}
+
+
 def phase(cells: pd.DataFrame, x: str, y: str, outcome: str) -> go.Figure:
     """Heatmap of a phase_grid: the cell colour is the mean over seeds, the text the mean and the
     seed count; marks for diverged and died cells. Clicking a cell's centre (or boxing several)
@@ -109,7 +118,8 @@ def phase(cells: pd.DataFrame, x: str, y: str, outcome: str) -> go.Figure:
         text[r["yi"], r["xi"]] = cell_text(r)
         row[r["yi"], r["xi"]] = i if r["runs"] else -1
     heat = dict(type="heatmap", z=z, x=list(range(len(xs))), y=list(range(len(ys))), text=text, customdata=row,
-                texttemplate="%{text}", colorscale="Viridis", hoverinfo="skip", xgap=2, ygap=2,
+                texttemplate="%{text}", hoverinfo="skip", xgap=2, ygap=2,
+                **_scale(outcome),
                 colorbar=dict(title=dict(text=outcome, side="right")))
     filled = cells[cells["runs"] > 0]
     # Clickable (and box-selectable) cell centres: heatmaps cannot be selected in Plotly, markers can

@@ -95,8 +95,9 @@ if phase_tab.open:
                                 selection_mode=("points", "box"), width="stretch")
         open_in_compare(explore.selected_ids(event.selection.points, cells), "the selected cells")
         filled = cells[cells["runs"] > 0]
-        pick = st.selectbox("Or pick one cell", [None, *filled.index], key="ex_cell", format_func=lambda i: "—"
-                            if i is None else f"{fx} = {cells.at[i, fx]}, {fy} = {cells.at[i, fy]} ({cells.at[i, 'runs']} runs)")
+        labels = {i: f"{fx} = {r[fx]}, {fy} = {r[fy]} ({r['runs']} runs)" for i, r in filled.iterrows()}
+        pick = st.selectbox("Or pick one cell", [None, *labels], key="ex_cell",
+                            format_func=lambda i: "—" if i is None else labels[i])
         if pick is not None:
             open_in_compare(cells.at[pick, "ids"], "that cell")
         shown = cells.drop(columns=["xi", "yi"]).assign(ids=cells["ids"].map(lambda v: ", ".join(map(str, v))))

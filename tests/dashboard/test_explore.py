@@ -42,7 +42,8 @@ def _cell(cells: pd.DataFrame, radius: float, T: int) -> dict:
 def test_phase_grid_means_counts_and_marks_by_hand():
     cells = explore.phase_grid(GRID, "init.spectral_radius", "task.seq_len", "loss ÷ baseline")
     assert len(cells) == 6  # 3 radii × 2 lengths, the empty cell included
-    assert cells["init.spectral_radius"].tolist()[:3] == [0.5, 1.0, 2.0] and cells["task.seq_len"].tolist()[::3] == [10, 50]
+    assert cells["init.spectral_radius"].tolist()[:3] == [0.5, 1.0, 2.0]
+    assert cells["task.seq_len"].tolist()[::3] == [10, 50]
     expect = {  # (radius, T): (mean, n, runs, seeds, diverged, died, mark, ids)
         (0.5, 10): (0.3, 2, 2, 2, 0, 0, "", [2, 3]),
         (1.0, 10): (0.3, 3, 3, 3, 0, 0, "", [4, 5, 6]),
@@ -87,7 +88,8 @@ def test_phase_figure_puts_values_marks_and_clickable_cells_in_place():
     by_name = {m.name: m for m in marks}
     every = by_name["every run diverged"]
     assert list(every.x) == [2 + 0.32] and list(every.y) == [0 + 0.3]
-    assert list(by_name["some runs diverged"].customdata) == [5] and list(by_name["a run died (failed)"].customdata) == [3]
+    assert list(by_name["some runs diverged"].customdata) == [5]
+    assert list(by_name["a run died (failed)"].customdata) == [3]
     assert sorted(centres.customdata) == [0, 1, 2, 3, 5]  # no clickable marker on the empty cell
     assert list(fig.layout.xaxis.ticktext) == ["0.5", "1", "2"] and list(fig.layout.yaxis.ticktext) == ["10", "50"]
 
@@ -113,7 +115,8 @@ def test_explore_runs_and_outcomes_match_the_seeded_records(db_url):
         for T in (20, 40):
             s = spec("rnn", seq_len=T, seed=0, init={"recurrent": "orthogonal", "spectral_radius": radius})
             made[seed_run(db_url, s, status="diverged" if radius == 2.0 and T == 40 else "succeeded")] = s
-    queued_spec = spec("rnn", seq_len=20, seed=9, name='"seed": 7', init={"recurrent": "orthogonal", "spectral_radius": 0.5})
+    queued_spec = spec("rnn", seq_len=20, seed=9, name='"seed": 7',  # the seed key, not text that looks like it
+                       init={"recurrent": "orthogonal", "spectral_radius": 0.5})
     queued = seed_run(db_url, queued_spec, status="queued")
     runs, total = q.explore_runs({}, engine=q.engine_for(db_url))
     assert total == 5 and runs["id"].tolist() == sorted([*made, queued])

@@ -203,7 +203,7 @@ def via_cli(case: Case, tmp: Path) -> str | None:
     r = CliRunner().invoke(app, ["submit", str(path), *args, *dry])
     if r.exit_code == 0:
         return None
-    text = _flat(r.stderr or r.output)
+    text = _flat(r.stderr or r.output).replace(str(tmp), "<tmp>")
     return text.removeprefix("error: ").removeprefix("invalid spec: - ")
 
 

@@ -52,7 +52,7 @@ def scatter(table: pd.DataFrame, x: str, y: str, color: str | None, log_x: bool 
             traces.append(_points(kind, d, x, y, f"{color} = {value}", dict(size=7), True))
     else:
         traces.append(_points(kind, table, x, y, "runs", dict(size=7), False))
-    axis = lambda name, log: dict(title=name, type="log" if log else "-", zeroline=False)  # noqa: E731
+    axis = lambda name, log: dict(title=dict(text=name), type="log" if log else "-", zeroline=False)  # noqa: E731
     lay = _layout(f"{y} against {x}" + (f", coloured by {color}" if color else ""), 480,
                   xaxis=axis(x, log_x), yaxis=axis(y, log_y))
     return go.Figure(data=traces, layout=lay, _validate=False)
@@ -82,7 +82,7 @@ def parallel(table: pd.DataFrame, fields: list[str], color: str | None) -> go.Fi
 
 def _axis(name: str, values: list) -> dict:
     text = ["—" if pd.isna(v) else f"{v:g}" if isinstance(v, float) else str(v) for v in values]
-    return dict(title=name, tickvals=list(range(len(values))), ticktext=text, range=[-0.5, len(values) - 0.5],
+    return dict(title=dict(text=name), tickvals=list(range(len(values))), ticktext=text, range=[-0.5, len(values) - 0.5],
                 showgrid=False, zeroline=False)
 
 

@@ -62,7 +62,7 @@ def test_filter_source_and_axis_choices_come_from_the_url(lab, open_page):
     at = open_page("explorer", src="Filter", path="cell", value="lstm", x="seed", y="ρ", color="horizon")
     no_errors(at)
     (fig,) = _figures(at)
-    assert fig["layout"]["xaxis"]["title"] == "seed" and fig["layout"]["yaxis"]["title"] == "ρ"
+    assert fig["layout"]["xaxis"]["title"]["text"] == "seed" and fig["layout"]["yaxis"]["title"]["text"] == "ρ"
     lstm_done = sorted(ids["cells"][2:4])
     assert sorted(int(i) for i in fig["data"][0]["customdata"]) == lstm_done
     assert "colorbar" in fig["data"][0]["marker"]

@@ -184,6 +184,7 @@ def _pg_query(raw, sql: str, lim: Limits, deadline: float) -> tuple[list[str], l
     with raw.cursor() as cur:
         cur.execute("SET TRANSACTION READ ONLY")
     _set_timeout(raw, lim.timeout_s)
+    sql = sql.strip().rstrip(";").rstrip()
     if _UNWRAPPED.match(sql):
         with raw.cursor() as cur:
             cur.execute(sql.encode(), binary=True)  # extended protocol: exactly one statement
@@ -200,14 +201,16 @@ def _pg_query(raw, sql: str, lim: Limits, deadline: float) -> tuple[list[str], l
     with raw.cursor(name="rnnlab_console") as cur:   # a server-side cursor: rows arrive batch by batch
         try:
             cur.execute(_wrapped(sql, len(cols), lim).encode())
-        except psycopg.errors.SyntaxError:
-            raise QueryError(_not_a_query(sql)) from None   # it parsed alone: e.g. INSERT ... RETURNING
+        except psycopg.errors.SyntaxError:                # it parsed alone: e.g. INSERT ... RETURNING
+            raise QueryError(_not_a_query(sql)) from None
         rows, why = _pg_collect(raw, cur, cols, lim, deadline)
     return cols, rows, why
 
 
 def _not_a_query(sql: str) -> str:
     word = (re.match(r"\s*([A-Za-z]+)", sql) or [None, "this"])[1].upper()
+    if word in ("SELECT", "WITH", "VALUES", "TABLE"):
+        return "the console could not bound this query's size: remove a trailing ';' or comment after it"
     return (f"the console is read-only: it runs only queries that return rows (SELECT, WITH, VALUES, TABLE, "
             f"SHOW, EXPLAIN), not {word}")
 

@@ -108,6 +108,7 @@ def test_postgres_keeps_order_names_and_types(pg_readonly):
                               "FROM generate_series(1, 50) AS x ORDER BY x DESC", 10, 100, url=pg_readonly)
     assert not why and list(df.columns) == ["x", "x_2", "n", "j"]
     assert df["x"].tolist() == list(range(50, 0, -1)) and df["j"][0] == {"a": [1, 2]} and df["n"].isna().all()
+    assert console.run_sql("SELECT 1 AS a; ", 10, 10, url=pg_readonly)[0]["a"].tolist() == [1]   # as typed in psql
 
 
 def test_postgres_row_limit_reads_one_row_past_it(pg_readonly):

@@ -16,6 +16,13 @@ from tests.dashboard.test_explorer_page import PHASE, _phase_lab
 ARTIFACTS = REPO / "tests" / "artifacts"
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
+# Where the first point of the scatter is on screen, and its run id
+POINT_XY = """() => {
+  const gd = document.querySelector('.js-plotly-plot'), L = gd._fullLayout, box = gd.getBoundingClientRect();
+  const cd = gd.calcdata[0][0];  // the first point, in the axes' linear units
+  return [box.left + L._size.l + L.xaxis.l2p(cd.x), box.top + L._size.t + L.yaxis.l2p(cd.y),
+          gd._fullData[0].customdata[0]];
+}"""
 # Where a phase-diagram cell's centre is on screen, from Plotly's own axes (page coordinates).
 CELL_XY = """([xi, yi]) => {
   const gd = [...document.querySelectorAll('.js-plotly-plot')].find(g => g.data && g.data[0].type === 'heatmap');
@@ -43,6 +50,12 @@ def test_phase_diagram_cell_opens_its_runs_in_compare(sqlite_url, tmp_path):
             _no_errors(page, "explorer scatter")
             assert page.locator(".js-plotly-plot").count() == 1
             page.screenshot(path=str(ARTIFACTS / "explorer_scatter.png"), full_page=True)
+            x, y, rid = page.evaluate(POINT_XY)
+            page.mouse.click(x, y)
+            page.wait_for_timeout(1500)
+            wait_idle(page)
+            href = page.get_by_role("link", name="Open the 1 run of the selection in Compare").get_attribute("href")
+            assert parse_qs(urlparse(href).query)["runs"] == [str(int(rid))]
 
             query = "&".join(f"{k}={v}" for k, v in PHASE.items())
             page.goto(f"{url}/explorer?{query}")

@@ -264,3 +264,34 @@ def test_auto_mode_picks_oidc_when_secrets_have_an_auth_section(tmp_path, monkey
     at = oidc_app({"is_logged_in": False}).run(timeout=30)
     assert "SECRET DATA" not in texts(at)
     assert [b.label for b in at.button] == ["Sign in with your organization's account"]
+
+
+# ---- owner checks of the run actions ----------------------------------------------------------------
+
+def test_members_cannot_change_runs_without_an_owner(sqlite_url, monkeypatch):
+    """dashboard.actions on a real database: a member deletes their own run only; a run with no owner
+    (e.g. from before owners were recorded) stays until an admin deletes it."""
+    import pandas as pd
+
+    from dashboard import actions, reads
+    from db import store
+    from rnnlab.settings import get_settings
+    from rnnlab.spec import parse_spec
+
+    monkeypatch.setenv("RNNLAB_DATABASE_URL", sqlite_url)
+    get_settings.cache_clear()
+    try:
+        spec = parse_spec({"task": {"name": "adding", "seq_len": 20}, "epochs": 1})
+        mine, = store.create_runs([spec], owner="me", url=sqlite_url)
+        nobodys, = store.create_runs([spec.model_copy(update={"seed": 1})], owner=None, url=sqlite_url)
+        actions.set_notes(User("me", "member"), nobodys, None, "mine now")    # as the run page calls it
+        assert store.get_run(nobodys, url=sqlite_url)["notes"] in (None, "")
+        rows = pd.DataFrame({"id": [mine, nobodys], "owner": pd.Series(["me", None], dtype=object)})
+        actions.delete(User("me", "member"), rows)
+        left = reads.runs_by_ids([mine, nobodys])["id"].tolist()
+        assert left == [nobodys]
+        actions.delete(User("boss", "admin"), rows[rows["id"] == nobodys])
+        reads.clear()
+        assert reads.runs_by_ids([nobodys]).empty
+    finally:
+        get_settings.cache_clear()

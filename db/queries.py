@@ -495,7 +495,8 @@ def run_health(run_ids: list[int], engine: Engine | None = None) -> pd.DataFrame
     for rid in ids:
         rows.append({"run_id": rid, "baseline_heldout_loss": base.get(rid), **_epoch_health(ep_of.get(rid, ep[:0])),
                      **_layer_health(ly_of.get(rid, ly[:0]), *first_last.get(rid, (None, None)))})
-    return pd.DataFrame(rows, columns=cols)
+    out = pd.DataFrame(rows, columns=cols)
+    return out.astype({c: float for c in cols if c not in ("run_id", "nonfinite_steps")})
 
 
 def _epoch_health(e: pd.DataFrame) -> dict[str, Any]:

@@ -32,7 +32,7 @@ def compare(url: str, *args: str) -> subprocess.CompletedProcess:
 def store_run(url: str, cell: str, clip, seed: int, final_loss: float, *, explode_at: int | None = None,
               saturate: bool = False, grow: bool = False, tags=("e2e",)) -> int:
     """A finished run taken through the store like a worker does; its last val loss is ``final_loss``.
-    ``explode_at``: that epoch's gradient norm reaches 1.5e7 (mean 3e5 over its steps).
+    ``explode_at``: that epoch's gradient norm reaches 1.5e7 (mean 1e6 over its 20 steps).
     ``saturate``: from epoch 2 on, ρ(W_hh) is 6,800× its initial value, 99.999 % of units are
     saturated and ‖g_t‖ = 0 at all but the last two steps (as the exploding-init preset records).
     ``grow``: the last probe's ‖g_t‖ grows 1e5-fold going back (horizon T − 1). The diagnosis is
@@ -48,7 +48,7 @@ def store_run(url: str, cell: str, clip, seed: int, final_loss: float, *, explod
     rho0 = recs[0].layers[0].rho
     for rec in recs:
         if rec.epoch == explode_at:
-            rec.grad_norm_max, rec.grad_norm_mean = 1.5e7, 3e5
+            rec.grad_norm_max, rec.grad_norm_mean = 1.5e7, 1e6
         if saturate and rec.epoch >= 2:
             layer = rec.layers[0]
             layer.rho, layer.saturated_frac = 6.8e3 * rho0, 0.99999
@@ -102,6 +102,17 @@ def test_compare_says_no_group_solved_the_task(db_url):
     assert not by["norm ≤ 1.0"]["beats_baseline"] and by["norm ≤ 1.0"]["rank"] is None
     text = compare(db_url, "--by", "clipping", "--runs", ",".join(map(str, ids)))
     assert text.returncode == 0 and "No group solved the task" in text.stdout and "! none:" in text.stdout
+
+
+def test_run_health_reads_the_evidence_from_the_stored_rows(db_url):
+    exploded = store_run(db_url, "lstm", "none", 0, 0.002, explode_at=2)
+    dead = store_run(db_url, "rnn", "none", 1, 0.17, saturate=True)
+    h = queries.run_health([dead, exploded], engine=queries.engine_for(db_url)).set_index("run_id")
+    assert h.loc[exploded, "grad_norm_max"] == 1.5e7 and h.loc[exploded, "nonfinite_steps"] == 0
+    assert h.loc[exploded, "spike"] == pytest.approx(1.5e7 / ((1e6 * 20 - 1.5e7) / 19))   # max ÷ mean of the other 19
+    assert h.loc[dead, "rho_growth"] == pytest.approx(6.8e3) and h.loc[dead, "saturated_frac"] == 0.99999
+    assert h.loc[dead, "steps_in_past_min"] == pytest.approx(2 / T) and h.loc[dead, "log_ratio_max"] == -math.inf
+    assert h.loc[dead, "grad_norm_max"] < 2 and math.isnan(h.loc[dead, "val_loss_se"])
 
 
 def test_horizon_sort_puts_exploded_and_dead_runs_last(db_url):

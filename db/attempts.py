@@ -18,8 +18,9 @@ def now() -> dt.datetime:
 def db_now(s) -> dt.datetime:
     """The database server's current time in UTC: the one clock of heartbeats and staleness, so a worker
     whose own clock is off cannot make a healthy run look stale (or a dead one look alive).
-    Postgres: clock_timestamp() (the real time, not the transaction's start); SQLite: its 'now', which
-    is the clock of the host that holds the file, shared by every process that opens it."""
+    Postgres: clock_timestamp() (the real time, not the transaction's start). SQLite: its 'now'; SQLite
+    runs inside each process, and every process that opens the file runs on the file's host (SQLite
+    over a network filesystem is not supported), so that is the one host clock they all share."""
     if s.get_bind().dialect.name == "postgresql":
         return aware(s.execute(text("SELECT clock_timestamp()")).scalar_one())
     raw = s.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()

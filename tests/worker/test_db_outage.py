@@ -52,3 +52,24 @@ def test_a_short_postgres_outage_mid_run_does_not_fail_the_run(private_pg, fs_br
     assert run["status"] == "succeeded", (run["message"], w.log()[-4000:])
     assert [r.epoch for r in store.epoch_records(run_id, url=url)] == list(range(SLOW["epochs"] + 1))
     assert "database error; retrying in" in w.log()   # a write did hit the outage
+
+
+@pytest.mark.timeout(300)
+def test_an_outage_longer_than_the_write_retries_hands_the_run_back(private_pg, fs_broker, start_worker,
+                                                                      wait_status):
+    """Writes retry for 2 s only (RNNLAB_DB_RETRY_SECONDS) and the reaper waits 60 s: an 8 s outage
+    makes the worker hand the run back (closed as 'interrupted', with the reason) and send its task
+    again; the next attempt resumes and the run ends succeeded."""
+    url = private_pg.create_database("handback")
+    w = start_worker(url, fs_broker, RNNLAB_DB_RETRY_SECONDS="2", RNNLAB_LOST_AFTER_SECONDS="60")
+    (run_id,) = submit([parse_spec(SLOW)], url=url, app=fs_broker.app())
+    _wait_epoch(url, run_id, 1, w)
+    dispose_all()
+    private_pg.stop("fast")
+    time.sleep(8)
+    private_pg.start()
+    run = wait_status(url, run_id, {"succeeded", "failed", "diverged", "cancelled"}, 180, [w])
+    assert run["status"] == "succeeded", (run["message"], w.log()[-4000:])
+    first = run["attempt_history"][0]
+    assert first["outcome"] == "interrupted" and "database unavailable" in first["message"], first
+    assert [r.epoch for r in store.epoch_records(run_id, url=url)] == list(range(SLOW["epochs"] + 1))

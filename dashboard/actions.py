@@ -132,7 +132,8 @@ def panel(user: User, rows: pd.DataFrame, key: str = "act") -> None:
         ss[f"{key}_confirm"] = ids
     pending = ss.get(f"{key}_confirm")
     if pending:
-        st.warning(f"Delete runs {', '.join(map(str, pending))} and everything recorded for them? This cannot be undone.")
+        st.warning(f"Delete runs {', '.join(map(str, pending))} and everything recorded for them? "
+                   "This cannot be undone.")
         a, b = st.columns(2)
         if a.button("Yes, delete", type="primary", key=f"{key}_del_yes"):
             delete(user, rows[rows["id"].isin(pending)])

@@ -18,7 +18,7 @@ never lose a failure. Times come from this process's clock (UTC).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import case, delete, or_, select, update
 from sqlalchemy.engine import Engine
@@ -48,13 +48,13 @@ def _engine(engine: Engine | None) -> Engine:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _utc(dt: datetime | None) -> datetime | None:
     if dt is None:
         return None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
 
 
 def keys(client: str, name: str) -> tuple[str, str]:

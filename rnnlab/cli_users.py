@@ -47,7 +47,8 @@ def add(
     except ValueError as e:
         _fail(str(e))
     login = "password" if record.password_hash else "OIDC only"
-    typer.echo(f"{'updated' if update else 'added'} {record.name} ({record.role}, {login}) in {file or users.default_path()}")
+    where = file or users.default_path()
+    typer.echo(f"{'updated' if update else 'added'} {record.name} ({record.role}, {login}) in {where}")
 
 
 @users_app.command("list")

@@ -118,3 +118,27 @@ def test_phase_diagram_needs_two_factors(lab, open_page):
     at = open_page("explorer", src="Filter", path="cell", value="gru", tab="Phase diagram")
     no_errors(at)
     assert "needs two swept factors" in at.info[0].value
+
+
+def test_an_empty_database_and_a_broken_one_give_messages(sqlite_url, tmp_path, monkeypatch, open_page):
+    import streamlit as st
+
+    from rnnlab.settings import get_settings
+
+    def use(url: str) -> None:
+        monkeypatch.setenv("RNNLAB_DATABASE_URL", url)
+        monkeypatch.setenv("RNNLAB_HOME", str(tmp_path))
+        get_settings.cache_clear()
+        st.cache_data.clear()
+        st.cache_resource.clear()
+
+    use(sqlite_url)  # migrated, no runs
+    at = open_page("explorer")
+    no_errors(at)
+    assert at.info[0].value == "No runs match."
+    junk = tmp_path / "not-a-db.db"
+    junk.write_text("this is not a database" * 100)
+    use(f"sqlite:///{junk}")
+    at = open_page("explorer", tab="Phase diagram")
+    assert not at.exception and any("Explorer hit an error" in e.value for e in at.error)
+    get_settings.cache_clear()

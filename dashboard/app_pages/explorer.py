@@ -43,7 +43,8 @@ def open_in_compare(ids: list[int], what: str) -> None:
     if not ids:
         return
     more = f" (Compare shows the first {explore.COMPARE_MAX})" if len(ids) > explore.COMPARE_MAX else ""
-    st.page_link("app_pages/compare.py", label=plain(f"Open the {len(ids)} run{'s' if len(ids) > 1 else ''} of {what} in Compare{more}"),
+    runs = f"{len(ids)} run{'s' if len(ids) > 1 else ''}"
+    st.page_link("app_pages/compare.py", label=plain(f"Open the {runs} of {what} in Compare{more}"),
                  query_params=explore.compare_query(ids), icon=":material/compare:")
 
 

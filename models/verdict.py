@@ -11,7 +11,13 @@ import math
 
 from rnnlab import health
 from rnnlab.health import (
-    DEAD_FRAC, EXPLODE_LOG_RATIO, EXPLODE_NORM, RHO_GROWTH, SATURATED_FRAC, SPIKE_FACTOR, VANISH_LOG_RATIO,
+    DEAD_FRAC,
+    EXPLODE_LOG_RATIO,
+    EXPLODE_NORM,
+    RHO_GROWTH,
+    SATURATED_FRAC,
+    SPIKE_FACTOR,
+    VANISH_LOG_RATIO,
 )
 from rnnlab.records import EpochRecord, LayerStat, RunInfo
 
@@ -44,7 +50,7 @@ def _nonfinite(record: EpochRecord) -> str | None:
     gmax = record.grad_norm_max
     if record.nonfinite_steps or (gmax is not None and not math.isfinite(gmax)):
         return f"gradients explode: non-finite gradient in {record.nonfinite_steps} step(s) of epoch {record.epoch}"
-    bad = [l.layer for l in record.layers if not all(math.isfinite(g) for g in l.grad_h)]
+    bad = [ly.layer for ly in record.layers if not all(math.isfinite(g) for g in ly.grad_h)]
     if bad:
         return f"gradients explode: ‖∂L/∂h_t‖ is non-finite in layer {bad[0]} at epoch {record.epoch}"
     return None
@@ -63,13 +69,13 @@ def _norm_explosion(record: EpochRecord) -> str | None:
 
 
 def _layer_explosion(record: EpochRecord, initial: EpochRecord | None) -> str | None:
-    start = {l.layer: l.rho for l in initial.layers} if initial is not None else {}
-    for l in record.layers:
-        growth = health.rho_growth(l.rho, start.get(l.layer))
+    start = {ly.layer: ly.rho for ly in initial.layers} if initial is not None else {}
+    for ly in record.layers:
+        growth = health.rho_growth(ly.rho, start.get(ly.layer))
         if math.isfinite(growth) and growth >= RHO_GROWTH:
-            return (f"weights explode{_where(record, l)}: ρ(W_hh) grew {growth:.2g}× since initialization "
-                    f"({_fmt(start[l.layer])} → {_fmt(l.rho)})")
-    top = max(record.layers, key=lambda l: l.log_ratio if not math.isnan(l.log_ratio) else -math.inf)
+            return (f"weights explode{_where(record, ly)}: ρ(W_hh) grew {growth:.2g}× since initialization "
+                    f"({_fmt(start[ly.layer])} → {_fmt(ly.rho)})")
+    top = max(record.layers, key=lambda ly: ly.log_ratio if not math.isnan(ly.log_ratio) else -math.inf)
     if top.log_ratio > EXPLODE_LOG_RATIO:
         return f"gradients explode{_where(record, top)}: {_ratio(top)}, gradient norm max {_fmt(record.grad_norm_max)}"
     return None
@@ -81,13 +87,13 @@ def _zero_steps(layer: LayerStat) -> str:
 
 
 def _dead(record: EpochRecord) -> str | None:
-    for l in record.layers:
-        if l.saturated_frac is not None and l.saturated_frac >= SATURATED_FRAC:
-            return f"saturated{_where(record, l)}: {l.saturated_frac:.0%} of units saturated{_zero_steps(l)}"
-    for l in record.layers:
-        if l.dead_frac is not None and l.dead_frac >= DEAD_FRAC:
-            return f"dead units{_where(record, l)}: {l.dead_frac:.0%} of units never active{_zero_steps(l)}"
-    if all(l.grad_h and max(l.grad_h) == 0 for l in record.layers):
+    for ly in record.layers:
+        if ly.saturated_frac is not None and ly.saturated_frac >= SATURATED_FRAC:
+            return f"saturated{_where(record, ly)}: {ly.saturated_frac:.0%} of units saturated{_zero_steps(ly)}"
+    for ly in record.layers:
+        if ly.dead_frac is not None and ly.dead_frac >= DEAD_FRAC:
+            return f"dead units{_where(record, ly)}: {ly.dead_frac:.0%} of units never active{_zero_steps(ly)}"
+    if all(ly.grad_h and max(ly.grad_h) == 0 for ly in record.layers):
         return "gradients are zero: ‖∂L/∂h_t‖ = 0 at every step (e.g. an all-zero init)"
     return None
 
@@ -103,11 +109,12 @@ def diagnose(record: EpochRecord, info: RunInfo | None, initial: EpochRecord | N
     if found:
         return found
     if not record.layers:
-        return f"not probed this epoch: gradient norm mean {_fmt(record.grad_norm_mean)}, max {_fmt(record.grad_norm_max)}"
+        return (f"not probed this epoch: gradient norm mean {_fmt(record.grad_norm_mean)}, "
+                f"max {_fmt(record.grad_norm_max)}")
     exploded, dead = _layer_explosion(record, initial), _dead(record)
     if exploded or dead:
         return f"{exploded}; {dead.split(': ', 1)[1]}" if exploded and dead else exploded or dead
-    worst = min(record.layers, key=lambda l: l.log_ratio if not math.isnan(l.log_ratio) else math.inf)
+    worst = min(record.layers, key=lambda ly: ly.log_ratio if not math.isnan(ly.log_ratio) else math.inf)
     if worst.log_ratio < VANISH_LOG_RATIO:
         return f"gradients vanish{_where(record, worst)}: {_ratio(worst)}, {_horizon(worst)}"
     return f"healthy{_where(record, worst)}: {_ratio(worst)}, {_horizon(worst)}"

@@ -1,7 +1,7 @@
-"""The short subset of the fault suite (bench/faults) that CI runs, on the suite's own Redis and PostgreSQL:
-a worker SIGKILLed mid-epoch, empty and corrupt broker messages, a Postgres restart. Each must end
-with every run final, none lost and none duplicated. Plus a check that the audit behind those
-counts does see lost and duplicated runs."""
+"""The short subset of the fault suite (bench/faults) that CI runs, on the suite's own Redis and
+PostgreSQL: a worker SIGKILLed mid-epoch, empty and corrupt broker messages (filesystem and Redis),
+a Postgres restart. Each must end with every run final, none lost and none duplicated. Plus a check
+that the audit behind those counts does see lost and duplicated runs."""
 
 from __future__ import annotations
 
@@ -34,8 +34,9 @@ def test_sigkill_mid_epoch_loses_and_duplicates_nothing(ctx):
 
 
 @pytest.mark.timeout(240)
-def test_empty_and_corrupt_broker_messages_are_survived(ctx):
-    res = corrupt_message(ctx, SQLITE)
+@pytest.mark.parametrize("backend", [SQLITE, POSTGRES])
+def test_empty_and_corrupt_broker_messages_are_survived(ctx, backend):
+    res = corrupt_message(ctx, backend)
     assert (res.runs, res.lost, res.duplicated) == (6, 0, 0), explain(res)
     assert res.holds, explain(res)   # no worker crashed, every run succeeded
 

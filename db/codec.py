@@ -10,6 +10,7 @@ re-checked exactly from the database.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -78,26 +79,10 @@ class CompactArray(list):
     """A list of profile values that the engine's JSON serializer writes in the shortest form."""
 
 
-def shortest_number(x: float) -> str:
-    """The shortest JSON text of a finite float that parses back to exactly it: repr's shortest
-    round-trip digits, as an integer mantissa when that is shorter (1.2345e-15 → '12345e-19')."""
-    if x == 0:
-        return "0"
-    text = repr(x).replace("e-0", "e-").replace("e+0", "e").replace("e+", "e")
-    mantissa, _, exp = repr(abs(x)).partition("e")
-    whole, _, frac = mantissa.partition(".")
-    frac = frac.rstrip("0")
-    digits = (whole + frac).lstrip("0")
-    exp10 = int(exp or 0) - len(frac)
-    while digits.endswith("0"):
-        digits, exp10 = digits[:-1], exp10 + 1
-    alt = ("-" if x < 0 else "") + digits + (f"e{exp10}" if exp10 else "")
-    return alt if len(alt) < len(text) and float(alt) == x else text
-
-
 def dumps_array(values: CompactArray) -> str:
-    """JSON text of a profile: shortest numbers, non-finite values as strings."""
-    return "[" + ",".join(f'"{v}"' if isinstance(v, str) else shortest_number(v) for v in values) + "]"
+    """JSON text of a profile: each float as Python's repr (the shortest text that parses back to the
+    same float64, written by json's C encoder), non-finite values as strings."""
+    return json.dumps(values, separators=(",", ":"))
 
 
 def info_row(info: RunInfo) -> dict[str, Any]:

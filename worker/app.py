@@ -4,7 +4,8 @@ Before the pool forks: import the engine, so children start warm (not for GPU wo
 On start: migrate the database if needed, record the worker, and start its heartbeat/reaper thread
 (started even if the database is not up yet: its loop retries the migration and the beat)
 (with the filesystem broker and Redis, it also re-sends queued runs whose message is gone: worker.orphans).
-With the filesystem broker, an empty, corrupt or unreadable message file is quarantined (worker.broker_guard).
+An empty, corrupt or unreadable broker message (a filesystem message file, a Redis list item) is
+quarantined and skipped (worker.broker_guard).
 In each pool child: limit torch's threads (RNNLAB_TORCH_THREADS) so N children share the cores.
 On a warm shutdown (SIGTERM, Ctrl-C, ``docker compose stop``): a flag shared with the pool children
 (worker.heartbeat.stop_this_process) is set; a running run stops at its next step and goes back to the
@@ -29,8 +30,10 @@ from rnnlab.settings import get_settings
 from worker import broker_guard, heartbeat
 
 log = logging.getLogger(__name__)
-broker_guard.install()   # a bad message file in the filesystem broker is quarantined, not fatal
+broker_guard.install()   # a bad message (file or Redis list item) is quarantined, not fatal
 app = get_app()
+app.conf.broker_transport_options = {**app.conf.broker_transport_options,
+                                     **broker_guard.transport_options(app.conf.rnnlab_queue_prefix)}
 _state: dict = {}
 
 

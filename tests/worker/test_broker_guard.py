@@ -1,7 +1,8 @@
-"""A worker on the filesystem broker survives bad message files in the queue folder: an empty one (a
-full disk's failed write), a truncated one, bytes that are not text, and a folder named like a
-message. They are quarantined and logged; the runs whose messages they were are still queued, and the
-lost-message check re-sends them. Old code: kombu's JSONDecodeError stopped the worker at start."""
+"""A worker survives bad broker messages. Filesystem broker: an empty message file (a full disk's failed
+write), a truncated one, bytes that are not text, and a folder named like a message. Redis: list items
+emptied, truncated, binary, or JSON that is not a kombu message. They are quarantined and logged; the
+runs whose messages they were are still queued, and the lost-message check re-sends them. Old code:
+kombu's JSONDecodeError stopped the worker at start."""
 
 import os
 import time
@@ -9,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import redis
 
 from db import store
 from rnnlab.queue import filesystem_options, send_run
@@ -48,4 +50,31 @@ def test_worker_quarantines_bad_messages_and_their_runs_are_resent(sqlite_url, f
     assert w.proc.poll() is None, w.log()[-3000:]             # still up
     assert len(os.listdir(queue.parent / "quarantine")) == 4
     assert w.log().count("is bad") == 4
+    assert "re-sent" in w.log()                               # by the lost-message check
+
+
+@pytest.mark.timeout(240)
+def test_redis_worker_quarantines_bad_items_and_their_runs_are_resent(sqlite_url, redis_url, broker_factory,
+                                                                      start_worker, wait_status):
+    broker = broker_factory("redis")
+    app = broker.app()
+    client = redis.Redis.from_url(redis_url)
+    key = f"{broker.prefix}cpu"
+    emptied, truncated, normal = store.create_runs([parse_spec({**TINY, "seed": i}) for i in range(3)],
+                                                   url=sqlite_url)
+    send_run(app, emptied, "cpu")
+    client.lset(key, 0, b"")                                  # LPUSHed: the newest item is at 0
+    send_run(app, truncated, "cpu")
+    client.lset(key, 0, client.lindex(key, 0)[:40])
+    bad = [b"", client.lindex(key, 0), b"\xff\xfe\x00 not a message", b'{"body": "e30="}', b"5"]
+    for item in bad[2:]:
+        client.lpush(key, item)
+    w = start_worker(sqlite_url, broker)
+    send_run(app, normal, "cpu")
+    for run_id in (normal, emptied, truncated):
+        run = wait_status(sqlite_url, run_id, FINAL, 150, [w])
+        assert run["status"] == "succeeded", (run_id, run["message"], w.log()[-3000:])
+    assert w.proc.poll() is None, w.log()[-3000:]             # still up
+    assert sorted(client.lrange(f"{broker.prefix}quarantine", 0, -1)) == sorted(bad)
+    assert w.log().count("is bad") == len(bad)
     assert "re-sent" in w.log()                               # by the lost-message check

@@ -285,7 +285,30 @@ def _full_disk_on(ctx: Context, res: Result, disk: Tmpfs) -> Result:
         st.start_workers(len(dead), wait=False)
     ids = h.all_run_ids(st.db_url)
     done = h.wait_final(st.db_url, ids, 150, st.workers)
+    sending = _left_sending(st.db_url)
+    if done is None and sending:   # by design re-sent only after the submitter's grace: wait that long
+        from rnnlab.queue import SENDING_GRACE_S
+
+        res.details.append(f"{sending} run(s) left marked 'sending' by the submit() that failed; the lost-message "
+                           f"check re-sends them after {SENDING_GRACE_S:.0f} s")
+        done = h.wait_final(st.db_url, ids, SENDING_GRACE_S + 90, st.workers)
     return finish(res, st, ids, done and time.monotonic() - t0, _disk_full_message)
+
+
+def _left_sending(db_url: str) -> int:
+    """Queued runs whose message says the submitter is still sending them (rnnlab.queue.SENDING)."""
+    from sqlalchemy import func, select
+
+    from db.engine import session
+    from db.models import Run
+
+    try:
+        from rnnlab.queue import SENDING
+    except ImportError:   # a version without the mark
+        return 0
+    with session(db_url) as s:
+        return s.execute(select(func.count()).select_from(Run)
+                         .where(Run.status == "queued", Run.message == SENDING)).scalar()
 
 
 def corrupt_message(ctx: Context, backend: str) -> Result:

@@ -97,13 +97,15 @@ def create_runs(
     message: str | None = None, url: str | None = None,
 ) -> list[int]:
     """Insert queued runs (and their sweep) in one transaction, one batched INSERT; returns the run ids
-    in order. ``message``: the runs' initial message (rnnlab.submit marks them as being sent)."""
+    in order. ``message``: the runs' initial message (rnnlab.submit marks them as being sent), stamped in
+    ``heartbeat_at`` with the database's clock (the submitter refreshes it while it sends)."""
     if not specs:
         raise ValueError("specs: nothing to create (the list is empty)")
     tags = _clean_tags(tags)
     t = now()
     version = code_version()
     with session(url, write=True) as s:
+        stamp = db_now(s) if message is not None else None   # since when the message holds (the database's clock)
         sweep_id = None
         if sweep is not None:
             sweep_id = s.execute(insert(Sweep).values(
@@ -111,18 +113,21 @@ def create_runs(
                 created_at=t).returning(Sweep.id)).scalar_one()
         rows = [dict(**_run_columns(spec), sweep_id=sweep_id, queue=queue_for(spec, auto_queue), status="queued",
                      owner=owner, created_at=t, max_attempts=max_attempts, attempts=0, epochs_done=0,
-                     cancel_requested=False, code_version=version, message=message) for spec in specs]
+                     cancel_requested=False, code_version=version, message=message, heartbeat_at=stamp)
+                for spec in specs]
         ids = list(s.execute(insert(Run).returning(Run.id, sort_by_parameter_order=True), rows).scalars())
         if tags:
             s.execute(insert(RunTag), [{"run_id": i, "tag": tag} for i in ids for tag in tags])
     return ids
 
 
-def fail_unsent(run_id: int, message: str, *, url: str | None = None) -> None:
-    """Fail a queued run whose task message could not be sent."""
+def fail_unsent(run_ids: int | Iterable[int], message: str, *, url: str | None = None) -> None:
+    """Fail queued runs whose task message could not be sent (one id or many; one transaction)."""
+    ids = [run_ids] if isinstance(run_ids, int) else list(run_ids)
     with session(url, write=True) as s:
-        s.execute(update(Run).where(Run.id == run_id, Run.status == "queued")
-                  .values(status="failed", message=message, finished_at=now()))
+        for i in range(0, len(ids), 500):
+            s.execute(update(Run).where(Run.id.in_(ids[i:i + 500]), Run.status == "queued")
+                      .values(status="failed", message=message, finished_at=now()))
 
 
 def find_existing(spec_hashes: Iterable[str], *, url: str | None = None) -> dict[str, list[int]]:

@@ -1,18 +1,25 @@
 """Submitting work (torch-free; the CLI and the dashboard use it): plan, create rows, enqueue.
 
 Every limit is checked here, once, whoever built the specs. The rows are committed first (in one
-batched INSERT, their message saying they are being sent), then the tasks are sent by name through
-one producer connection in pipelined batches, and each batch's mark is cleared once it reached the
-broker (the lost-message check, worker/orphans.py, leaves runs being sent alone). If the broker
-cannot be reached, the runs not sent are marked failed with the broker's error (nothing sits queued
-without a message); `rnnlab requeue RUN` sends them again later.
+batched INSERT, their message saying they are being sent, stamped with the database's clock), then the
+tasks are sent by name through one producer connection in pipelined batches; each batch's mark is
+cleared once it reached the broker, and every STAMP_EVERY_S the stamp of the runs still to send is
+refreshed. The lost-message check (worker/orphans.py) leaves runs being sent alone while their stamp
+is fresh, and re-sends them once it is SENDING_STALE_S old: a submitter killed mid-send, or one that
+could no longer write to the database, leaves nothing queued for long without a message. If the broker
+cannot be reached, the runs not sent are marked failed with the broker's error; `rnnlab requeue RUN`
+sends them again later. If the database cannot be written, submit() raises SubmitError, which says
+whether anything was created (no run id is returned, or shown, for a row that was not committed).
 """
 
 from __future__ import annotations
 
 import reprlib
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+
+from sqlalchemy.exc import DBAPIError
 
 from rnnlab.spec import JobSpec, SpecError, SweepSpec, check_limits, check_text, expand_sweep, find_duplicates
 
@@ -81,12 +88,25 @@ def check_submission(specs: Sequence[JobSpec], tags: Iterable[str], limits) -> l
     return list(dict.fromkeys(errors))
 
 
+class SubmitError(ValueError):
+    """The database could not take the submission; the message says which runs exist and what becomes of
+    them. A ValueError, so the callers that report a refused submission (the CLI) report this one too."""
+
+
+# how often, at most, the submitter refreshes the stamp of the runs it has still to send (the
+# lost-message check, worker/orphans.py, re-sends a run being sent whose stamp is older than SENDING_STALE_S)
+STAMP_EVERY_S = 5.0
+
+
 def submit(specs: Sequence[JobSpec], owner: str | None = None, tags: Iterable[str] = (),
            sweep: SweepSpec | None = None, *, url: str | None = None, app=None, limits=None) -> list[int]:
     """Check the submission (check_submission: raises SpecError), create the runs in one transaction
-    (marked as being sent), then send their tasks in pipelined batches on one connection, clearing
-    the mark batch by batch; returns the run ids. If the broker fails, the runs not yet sent are
-    marked failed with the broker's error."""
+    (marked as being sent, stamped with the database's clock), then send their tasks in pipelined
+    batches on one connection, clearing the mark batch by batch and refreshing the stamp of the runs
+    still to send; returns the run ids, every one committed. If the broker fails, the runs not yet sent
+    are marked failed with the broker's error. If the database cannot be written (disk full, read-only)
+    raises SubmitError: before the commit, nothing was created; after it, the runs whose task was not
+    sent keep a stamp that no longer moves, and the workers' lost-message check re-sends them."""
     from db import store
     from rnnlab.queue import SENDING, get_app, send_runs
     from rnnlab.queue import auto_queue as configured_auto_queue
@@ -103,23 +123,100 @@ def submit(specs: Sequence[JobSpec], owner: str | None = None, tags: Iterable[st
     if errors:
         raise SpecError(errors)
     auto_queue = configured_auto_queue()
-    ids = store.create_runs(specs, owner=owner, tags=tags, sweep=sweep, max_attempts=settings.max_attempts,
-                            auto_queue=auto_queue, message=SENDING, url=url)
-    sent: set[int] = set()
-
-    def mark_sent(batch: list[int]) -> None:
-        _clear_sending(batch, SENDING, url=url)
-        sent.update(batch)
-
+    try:
+        ids = store.create_runs(specs, owner=owner, tags=tags, sweep=sweep, max_attempts=settings.max_attempts,
+                                auto_queue=auto_queue, message=SENDING, url=url)
+    except DBAPIError as e:
+        raise SubmitError(f"database not writable ({_db_problem(e)}): no run was created (the transaction was "
+                          "rolled back); free space on the database's disk, or make it writable, and submit "
+                          "again") from e
+    sender = _Sender(ids, SENDING, url)
     try:
         send_runs(app or get_app(), [(i, store.queue_for(s, auto_queue)) for i, s in zip(ids, specs)],
-                  on_sent=mark_sent)
+                  on_sent=sender.sent)
     except Exception as e:  # noqa: BLE001 - any broker failure: say so on the runs not sent
-        problem = f"could not enqueue: {type(e).__name__}: {e}"
-        for run_id in ids:
-            if run_id not in sent:
-                store.fail_unsent(run_id, problem, url=url)
+        sender.fail_rest(f"could not enqueue: {type(e).__name__}: {e}")
+    if sender.db_error is not None:
+        raise SubmitError(sender.report()) from sender.db_error
     return ids
+
+
+class _Sender:
+    """The submitter's side of the 'being sent' mark: clears it batch by batch, refreshes the stamp of
+    the runs still to send, fails those runs if the broker fails. A database error stops this
+    bookkeeping (kept in ``db_error``), never the sending: a run whose task was sent then simply runs,
+    and one whose task was not keeps a stale stamp, which hands it to the lost-message check."""
+
+    def __init__(self, ids: list[int], sending: str, url: str | None):
+        self.ids, self.sending, self.url = ids, sending, url
+        self.done: set[int] = set()
+        self.unsent: list[int] = []
+        self.db_error: DBAPIError | None = None
+        self._stamped = time.monotonic()
+
+    def _write(self, write) -> None:
+        if self.db_error is None:
+            try:
+                write()
+            except DBAPIError as e:
+                self.db_error = e
+
+    def sent(self, batch: list[int]) -> None:
+        self.done.update(batch)   # first: these reached the broker, whatever the database says next
+        self._write(lambda: _clear_sending(batch, self.sending, url=self.url))
+        if time.monotonic() - self._stamped >= STAMP_EVERY_S:
+            self._stamped = time.monotonic()
+            rest = [i for i in self.ids if i not in self.done]
+            self._write(lambda: _stamp_sending(rest, self.sending, url=self.url))
+
+    def fail_rest(self, problem: str) -> None:
+        from db.store import fail_unsent
+
+        self.unsent = [i for i in self.ids if i not in self.done]
+        self._write(lambda: fail_unsent(self.unsent, problem, url=self.url))
+
+    def report(self) -> str:
+        head = (f"database not writable ({_db_problem(self.db_error)}) while sending runs {_ranges(self.ids)}, "
+                "which were created")
+        if not self.unsent:
+            return head + "; every task message reached the broker, so they run as usual"
+        return (head + f"; the broker failed too, so runs {_ranges(self.unsent)} have no task message: a running "
+                "worker's lost-message check re-sends them about a minute after the database can be written "
+                "again (or `rnnlab requeue RUN`)")
+
+
+def _db_problem(e: DBAPIError) -> str:
+    text = str(e.orig).strip() or type(e.orig).__name__
+    if "full" in text.lower() or "no space" in text.lower():
+        return f"disk full: {text}"
+    return text
+
+
+def _ranges(ids: list[int]) -> str:
+    """Run ids as ranges: 5-9, 12, 14-20."""
+    parts: list[list[int]] = []
+    for i in sorted(ids):
+        if parts and parts[-1][1] == i - 1:
+            parts[-1][1] = i
+        else:
+            parts.append([i, i])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in parts)
+
+
+def _stamp_sending(ids: list[int], sending: str, *, url: str | None = None) -> None:
+    """Move the stamp (heartbeat_at, by the database's clock) of these runs still being sent to now: the
+    submitter is alive and making progress."""
+    from sqlalchemy import update
+
+    from db.attempts import db_now
+    from db.engine import session
+    from db.models import Run
+
+    with session(url, write=True) as s:
+        t = db_now(s)
+        for i in range(0, len(ids), 500):
+            s.execute(update(Run).where(Run.id.in_(ids[i:i + 500]), Run.status == "queued", Run.message == sending)
+                      .values(heartbeat_at=t))
 
 
 def _clear_sending(ids: list[int], sending: str, *, url: str | None = None) -> None:

@@ -13,8 +13,12 @@ claiming it; Redis would redeliver it only after the visibility timeout, days la
 never seen held) for ``grace_s`` (RNNLAB_LOST_AFTER_SECONDS) over consecutive checks, gets its task
 re-sent. The grace covers the short, normal gaps: a worker that took the message and is claiming the
 run. A run whose submission is still being sent (rnnlab.submit commits the rows with the message
-rnnlab.queue.SENDING and clears it batch by batch as the tasks reach the broker) is never treated as
-lost while it says so, for up to SENDING_GRACE_S (10 min: a submitter killed mid-send).
+rnnlab.queue.SENDING and clears it batch by batch as the tasks reach the broker) is not treated as
+lost while it says so and its submitter makes progress: create_runs stamps the mark (heartbeat_at, by
+the database's clock) and the submitter refreshes the stamp of the runs it has still to send every few
+seconds, so a mark whose stamp is older than SENDING_STALE_S (30 s, at least ``grace_s``) was left by a
+submitter that died or could not write to the database, and its runs are re-sent like any other. (A
+mark with no stamp, from an older submitter, waits SENDING_GRACE_S, 10 min.)
 
 The re-send is recorded on the run's ``message`` by a compare-and-set (db.liveness.note_resent):
 one worker wins, and every other worker's observation starts over because the message changed,
@@ -41,6 +45,10 @@ from db.attempts import now
 from rnnlab.queue import QUEUES, SENDING, SENDING_GRACE_S, TASK_RUN
 
 log = logging.getLogger(__name__)
+
+# a run marked as being sent whose stamp is older than this was left by a submitter that stopped: a live
+# submitter refreshes the stamp every few seconds (rnnlab.submit.STAMP_EVERY_S) while it sends
+SENDING_STALE_S = 30.0
 
 try:
     import fcntl
@@ -181,6 +189,25 @@ def unsent_queued_runs(waiting: Callable[[], set[int]], *, url: str | None = Non
     return [r for r in queued if r["id"] not in present]
 
 
+def sending_mark_ages(run_ids: list[int], *, url: str | None = None) -> dict[int, float | None]:
+    """Seconds since each run's 'being sent' stamp (heartbeat_at), by the database's clock; None where
+    there is no stamp."""
+    from sqlalchemy import select
+
+    from db.attempts import aware, db_now
+    from db.engine import session
+    from db.models import Run
+
+    out: dict[int, float | None] = {}
+    with session(url) as s:
+        t = db_now(s)
+        for i in range(0, len(run_ids), 500):
+            rows = s.execute(select(Run.id, Run.heartbeat_at).where(Run.id.in_(run_ids[i:i + 500])))
+            out.update({r.id: None if r.heartbeat_at is None else (t - aware(r.heartbeat_at)).total_seconds()
+                        for r in rows})
+    return out
+
+
 class OrphanWatch:
     """Remembers since when each queued run has been seen with no waiting message; ``check()``
     returns the runs to re-send now, each already recorded on the run (one winner across workers)."""
@@ -190,15 +217,25 @@ class OrphanWatch:
         self.waiting, self.worker, self.grace_s, self.url = waiting, worker, grace_s, url
         self._missing: dict[int, tuple[float, int, str | None]] = {}   # id -> (since, attempts, message)
 
-    def grace_for(self, run: dict) -> float:
-        """How long a run may go without a message: ``grace_s``, or, while the submitter is still
-        sending the submission's tasks (the run's message is rnnlab.queue.SENDING), SENDING_GRACE_S
-        (a submitter that died mid-send leaves its runs so; they are re-sent after that)."""
-        return max(self.grace_s, SENDING_GRACE_S) if run["message"] == SENDING else self.grace_s
+    def is_due(self, run: dict, silent: float, mark_ages: dict[int, float | None]) -> bool:
+        """Whether a run missing from the broker for ``silent`` seconds is lost: after ``grace_s``; a run
+        whose submitter is still sending it (message rnnlab.queue.SENDING) only once the mark's stamp
+        is also SENDING_STALE_S old (at least ``grace_s``) by the database's clock (``mark_ages``), or,
+        with no stamp, after SENDING_GRACE_S."""
+        if silent < self.grace_s:
+            return False
+        if run["message"] != SENDING:
+            return True
+        age = mark_ages.get(run["id"])
+        if age is None:
+            return silent >= SENDING_GRACE_S
+        return age >= max(self.grace_s, SENDING_STALE_S)
 
     def check(self, clock: float | None = None) -> list[dict]:
         t = time.monotonic() if clock is None else clock
         missing = {r["id"]: r for r in unsent_queued_runs(self.waiting, url=self.url)}
+        marked = [i for i, r in missing.items() if r["message"] == SENDING and i in self._missing]
+        mark_ages = sending_mark_ages(marked, url=self.url) if marked else {}
         seen: dict[int, tuple[float, int, str | None]] = {}
         due = []
         for run_id, r in missing.items():
@@ -207,7 +244,7 @@ class OrphanWatch:
                 seen[run_id] = (t, r["attempts"], r["message"])   # first seen (or its state changed)
                 continue
             seen[run_id] = prev
-            if t - prev[0] >= self.grace_for(r):
+            if self.is_due(r, t - prev[0], mark_ages):
                 due.append(r)
         self._missing = seen   # waiting, claimed, finished or changed runs start over
         resend = []

@@ -65,3 +65,93 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _cap_database(url: str):
+    """Hold the SQLite file at its present size with SQLite's own limit (PRAGMA max_page_count, on every new
+    connection of the store's engine): a write that needs a new page then fails with SQLITE_FULL, 'database
+    or disk is full', exactly as on a full disk. Returns the function that lifts the cap."""
+    from sqlalchemy import event
+
+    from db.engine import get_engine
+
+    engine = get_engine(url)
+    with engine.connect() as c:
+        pages = c.exec_driver_sql("PRAGMA page_count").scalar()
+
+    def cap(dbapi_conn, _record):
+        dbapi_conn.execute(f"PRAGMA max_page_count = {pages}")
+
+    event.listen(engine, "connect", cap)
+    engine.dispose()
+
+    def lift():
+        event.remove(engine, "connect", cap)
+        engine.dispose()
+    return lift
+
+
+def _run_ids(url: str) -> list[int]:
+    return sorted(r["id"] for r in store.list_runs(limit=10_000, url=url))
+
+
+def test_a_full_database_refuses_the_submission_and_creates_nothing(sqlite_url, fs_broker):
+    from rnnlab.submit import SubmitError
+
+    app = fs_broker.app()
+    store.create_runs([parse_spec({**TINY, "seed": 0})], url=sqlite_url)
+    before = _run_ids(sqlite_url)
+    lift = _cap_database(sqlite_url)
+    try:
+        with pytest.raises(SubmitError, match=r"database not writable \(disk full: database or disk is full\): "
+                                              r"no run was created"):
+            submit([parse_spec({**TINY, "seed": i}) for i in range(1, 101)], url=sqlite_url, app=app)
+    finally:
+        lift()
+    assert _run_ids(sqlite_url) == before          # nothing half-written...
+    assert waiting_function(app)() == set()        # ...and no message for a run that does not exist
+
+
+def test_runs_the_full_database_could_not_fail_go_to_the_lost_message_check(sqlite_url, fs_broker, tmp_path):
+    """The disk fills between the commit of the rows and the send: the broker cannot write the messages
+    and the database cannot record that. submit() says so, and the runs, still marked as being sent,
+    are re-sent by the lost-message check once their stamp is SENDING_STALE_S old, not after 10 minutes."""
+    import datetime as dt
+
+    from celery.signals import before_task_publish
+    from sqlalchemy import update
+
+    from db.attempts import db_now
+    from db.engine import session
+    from db.models import Run
+    from rnnlab.submit import SubmitError
+    from worker.orphans import SENDING_STALE_S, OrphanWatch
+
+    app = fs_broker.app()
+    not_a_folder = tmp_path / "full"
+    not_a_folder.write_text("")                    # the broker cannot write a message file here
+    app.conf.broker_transport_options = {**app.conf.broker_transport_options, "data_folder_out": str(not_a_folder)}
+    lifts = []
+
+    def fill(**_):
+        if not lifts:
+            lifts.append(_cap_database(sqlite_url))
+    before_task_publish.connect(fill, weak=False)
+    try:
+        with pytest.raises(SubmitError) as refused:
+            submit([parse_spec({**TINY, "seed": i}) for i in range(300)], url=sqlite_url, app=app)
+    finally:
+        before_task_publish.disconnect(fill)
+        for lift in lifts:
+            lift()
+    ids = _run_ids(sqlite_url)
+    assert len(ids) == 300
+    text = str(refused.value)
+    assert "database not writable (disk full" in text and f"runs {ids[0]}-{ids[-1]} have no task message" in text
+    runs = [store.get_run(i, url=sqlite_url) for i in ids]
+    assert {(r["status"], r["message"]) for r in runs} == {("queued", SENDING)}
+    watch = OrphanWatch(waiting_function(fs_broker.app()), worker="w@host", grace_s=1, url=sqlite_url)
+    assert watch.check(clock=0) == [] and watch.check(clock=1) == []    # the stamp is fresh: still sending
+    with session(sqlite_url, write=True) as s:    # the submitter has been gone SENDING_STALE_S
+        s.execute(update(Run).values(heartbeat_at=db_now(s) - dt.timedelta(seconds=SENDING_STALE_S + 1)))
+    assert sorted(r["id"] for r in watch.check(clock=2)) == ids

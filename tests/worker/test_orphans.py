@@ -135,3 +135,41 @@ def test_a_submission_still_being_sent_is_never_treated_as_lost(sqlite_url, brok
     runs = [store.get_run(i, url=sqlite_url) for i in ids]
     assert [r["message"] for r in runs] == [None] * len(ids) and {r["status"] for r in runs} == {"queued"}
     assert waiting_function(app)() == set(ids)
+
+
+def _age_marks(url: str, ids: list[int], seconds: float | None) -> None:
+    """Set the 'being sent' stamp of these runs to ``seconds`` ago by the database's clock (None: no stamp,
+    as an older submitter left it): what a submitter that stopped that long ago leaves behind."""
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from db.attempts import db_now
+    from db.engine import session
+    from db.models import Run
+
+    with session(url, write=True) as s:
+        stamp = None if seconds is None else db_now(s) - dt.timedelta(seconds=seconds)
+        s.execute(update(Run).where(Run.id.in_(ids)).values(heartbeat_at=stamp))
+
+
+def test_a_submission_whose_submitter_stopped_is_resent_after_the_short_grace(db_url, fs_broker):
+    """A submitter that died mid-send (or could not write to the database) leaves its runs marked as
+    being sent with a stamp that no longer moves: they are re-sent once the stamp is SENDING_STALE_S old,
+    while runs whose stamp is fresh (a live submitter) are left alone however long they wait."""
+    from rnnlab.queue import SENDING, SENDING_GRACE_S
+    from worker.orphans import SENDING_STALE_S
+
+    stale, fresh, unstamped = store.create_runs([spec(seed=i) for i in (1, 2, 3)], message=SENDING, url=db_url)
+    assert store.get_run(fresh, url=db_url)["heartbeat_at"] is not None     # create_runs stamps the mark
+    _age_marks(db_url, [stale], SENDING_STALE_S + 1)
+    _age_marks(db_url, [unstamped], None)
+    watch = OrphanWatch(waiting_function(fs_broker.app()), worker="w@host", grace_s=1, url=db_url)
+    assert watch.check(clock=0) == []                                       # first seen missing
+    assert watch.check(clock=1) == [{"id": stale, "queue": "cpu"}]          # after grace_s, not 10 minutes
+    assert "task message lost" in store.get_run(stale, url=db_url)["message"]
+    later = {r["id"] for r in watch.check(clock=SENDING_GRACE_S - 1)}
+    assert fresh not in later and unstamped not in later                   # fresh stamp: still being sent
+    last = {r["id"] for r in watch.check(clock=SENDING_GRACE_S)}
+    assert unstamped in last and fresh not in last                         # no stamp: the old 10 minutes
+    assert store.get_run(fresh, url=db_url)["message"] == SENDING

@@ -175,13 +175,11 @@ class RedisChannel(redis.Channel):
     def _get(self, queue):
         with self.conn_or_acquire() as client:
             for pri in self.priority_steps:
-                item = client.rpop(self._q_for_pri(queue, pri))
-                if item is None:
-                    continue
-                self._maybe_update_queues_expire(client, queue)
-                payload = self._decode(item, queue)
-                if payload is not None:
-                    return payload
+                while (item := client.rpop(self._q_for_pri(queue, pri))) is not None:
+                    self._maybe_update_queues_expire(client, queue)
+                    payload = self._decode(item, queue)
+                    if payload is not None:
+                        return payload
             self._maybe_update_queues_expire(client, queue)
             raise redis.Empty()
 

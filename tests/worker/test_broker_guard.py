@@ -78,3 +78,20 @@ def test_redis_worker_quarantines_bad_items_and_their_runs_are_resent(sqlite_url
     assert sorted(client.lrange(f"{broker.prefix}quarantine", 0, -1)) == sorted(bad)
     assert w.log().count("is bad") == len(bad)
     assert "re-sent" in w.log()                               # by the lost-message check
+
+
+def test_redis_get_skips_bad_items_to_the_next_message(redis_url, broker_factory):
+    from kombu import Connection
+
+    from worker.broker_guard import RedisTransport, transport_options
+
+    prefix = broker_factory("redis").prefix
+    name = f"{prefix}polled"
+    client = redis.Redis.from_url(redis_url)
+    with Connection(redis_url, transport=RedisTransport, transport_options=transport_options(prefix)) as conn:
+        queue = conn.SimpleQueue(name)
+        client.lpush(name, b"", b"\x00garbage")               # the oldest: RPOP takes them first
+        queue.put({"run": 7})
+        assert queue.get_nowait().payload == {"run": 7}   # basic_get; kombu's own channel: JSONDecodeError
+        queue.close()
+    assert client.lrange(f"{prefix}quarantine", 0, -1) == [b"\x00garbage", b""]

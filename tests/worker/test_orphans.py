@@ -155,14 +155,13 @@ def _age_marks(url: str, ids: list[int], seconds: float | None) -> None:
 
 def test_a_submission_whose_submitter_stopped_is_resent_after_the_short_grace(db_url, fs_broker):
     """A submitter that died mid-send (or could not write to the database) leaves its runs marked as
-    being sent with a stamp that no longer moves: they are re-sent once the stamp is SENDING_STALE_S old,
+    being sent with a stamp that no longer moves: they are re-sent once the stamp is stale (SENDING_STALE_S, 30 s),
     while runs whose stamp is fresh (a live submitter) are left alone however long they wait."""
     from rnnlab.queue import SENDING, SENDING_GRACE_S
-    from worker.orphans import SENDING_STALE_S
 
     stale, fresh, unstamped = store.create_runs([spec(seed=i) for i in (1, 2, 3)], message=SENDING, url=db_url)
     assert store.get_run(fresh, url=db_url)["heartbeat_at"] is not None     # create_runs stamps the mark
-    _age_marks(db_url, [stale], SENDING_STALE_S + 1)
+    _age_marks(db_url, [stale], 60)
     _age_marks(db_url, [unstamped], None)
     watch = OrphanWatch(waiting_function(fs_broker.app()), worker="w@host", grace_s=1, url=db_url)
     assert watch.check(clock=0) == []                                       # first seen missing

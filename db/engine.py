@@ -20,6 +20,9 @@ from sqlalchemy.orm import Session
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 _engines: dict[tuple[int, str], Engine] = {}
+# Postgres settings ("-c name=value") for every connection this process opens from now on; the worker
+# sets idle_in_transaction_session_timeout (worker.heartbeat.bound_transactions)
+PG_SESSION_SETTINGS: dict[str, str] = {}
 _lock = threading.Lock()
 
 
@@ -67,7 +70,9 @@ def _create(url: str) -> Engine:
             f"database URL {url!r}: use postgresql+psycopg:// (a bare postgresql:// means psycopg2, "
             "which rnnlab does not install)"
         )
-    return create_engine(url, json_serializer=_json_dumps, pool_pre_ping=True)
+    options = " ".join(f"-c {k}={v}" for k, v in PG_SESSION_SETTINGS.items())
+    return create_engine(url, json_serializer=_json_dumps, pool_pre_ping=True,
+                         connect_args={"options": options} if options else {})
 
 
 def get_engine(url: str | None = None) -> Engine:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.exc import OperationalError
 
 from db.attempts import aware, close_attempt, db_now, forward, owned
 from db.engine import session
@@ -69,33 +70,51 @@ def reap_lost(stale_after_s: float, *, url: str | None = None) -> Reaped:
         cutoff = t - dt.timedelta(seconds=stale_after_s)
         stale = s.execute(select(Run.id).where(Run.status == "running", Run.heartbeat_at < cutoff)).scalars().all()
     for run_id in stale:
-        with session(url, write=True) as s:
-            row = s.execute(
-                update(Run).where(Run.id == run_id, Run.status == "running", Run.heartbeat_at < cutoff)
-                .values(status="queued").returning(Run.attempts, Run.max_attempts, Run.worker, Run.queue,
-                                                   Run.heartbeat_at, Run.cancel_requested)
-            ).one_or_none()
-            if row is None:
-                continue  # another reaper or a live heartbeat got there first
-            silent = (t - aware(row.heartbeat_at)).total_seconds()
-            why = f"worker {row.worker} lost (no heartbeat for {silent:.0f} s)"
-            close_attempt(s, run_id, row.attempts, "lost", why, t, only_open=True)
-            if row.cancel_requested:  # claim_run refuses it: requeued, it would stay queued forever
-                s.execute(update(Run).where(Run.id == run_id).values(
-                    status="cancelled", finished_at=t, message=f"cancelled; {why} before it stopped"))
-                out.cancelled.append(run_id)
-            elif row.attempts >= row.max_attempts:
-                s.execute(update(Run).where(Run.id == run_id).values(
-                    status="failed", finished_at=t,
-                    message=f"{why}; gave up after {row.attempts} attempts (max_attempts {row.max_attempts})"))
-                out.failed.append(run_id)
-            else:
-                s.execute(update(Run).where(Run.id == run_id).values(
-                    message=f"requeued after attempt {row.attempts}: {why}"))
-                out.requeued.append({"id": run_id, "queue": row.queue})
-            s.execute(update(Worker).where(Worker.name == row.worker, Worker.current_run_id == run_id)
-                      .values(current_run_id=None))
+        try:
+            _reap_one(run_id, cutoff, t, out, url)
+        except OperationalError as e:
+            if getattr(e.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                raise
+            # its row is locked by a transaction still open, typically of the frozen worker itself: Postgres
+            # ends that session after idle_in_transaction_session_timeout (worker.heartbeat.bound_transactions)
+            # and a later beat reaps the run; meanwhile this reaper and its heartbeat go on
+            continue
     return out
+
+
+LOCK_NOT_AVAILABLE = "55P03"   # Postgres: lock_timeout expired
+REAP_LOCK_TIMEOUT_MS = 500
+
+
+def _reap_one(run_id: int, cutoff: dt.datetime, t: dt.datetime, out: Reaped, url: str | None) -> None:
+    with session(url, write=True) as s:
+        if s.get_bind().dialect.name == "postgresql":
+            s.execute(text(f"SET LOCAL lock_timeout = {REAP_LOCK_TIMEOUT_MS}"))
+        row = s.execute(
+            update(Run).where(Run.id == run_id, Run.status == "running", Run.heartbeat_at < cutoff)
+            .values(status="queued").returning(Run.attempts, Run.max_attempts, Run.worker, Run.queue,
+                                               Run.heartbeat_at, Run.cancel_requested)
+        ).one_or_none()
+        if row is None:
+            return  # another reaper or a live heartbeat got there first
+        silent = (t - aware(row.heartbeat_at)).total_seconds()
+        why = f"worker {row.worker} lost (no heartbeat for {silent:.0f} s)"
+        close_attempt(s, run_id, row.attempts, "lost", why, t, only_open=True)
+        if row.cancel_requested:  # claim_run refuses it: requeued, it would stay queued forever
+            s.execute(update(Run).where(Run.id == run_id).values(
+                status="cancelled", finished_at=t, message=f"cancelled; {why} before it stopped"))
+            out.cancelled.append(run_id)
+        elif row.attempts >= row.max_attempts:
+            s.execute(update(Run).where(Run.id == run_id).values(
+                status="failed", finished_at=t,
+                message=f"{why}; gave up after {row.attempts} attempts (max_attempts {row.max_attempts})"))
+            out.failed.append(run_id)
+        else:
+            s.execute(update(Run).where(Run.id == run_id).values(
+                message=f"requeued after attempt {row.attempts}: {why}"))
+            out.requeued.append({"id": run_id, "queue": row.queue})
+        s.execute(update(Worker).where(Worker.name == row.worker, Worker.current_run_id == run_id)
+                  .values(current_run_id=None))
 
 
 def released_by(worker: str, *, since: dt.datetime | None = None, url: str | None = None) -> list[dict]:

@@ -90,6 +90,8 @@ def _on_ready(sender=None, **_):
 @signals.worker_init.connect
 def _share_stop_flag(**_):
     heartbeat.share_stop_flag()   # before the pool forks: the children share it
+    # before any connection: a worker frozen inside a transaction must not keep its run's row locked
+    heartbeat.bound_transactions(worker_settings().lost_after_seconds)
 
 
 @signals.worker_init.connect

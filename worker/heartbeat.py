@@ -36,6 +36,19 @@ SHARED_STOP = None
 _LOCAL_STOP = [False]
 
 
+def bound_transactions(lost_after_s: float) -> None:
+    """Make Postgres end any session of this process (and of the children it forks) that sits idle inside
+    a transaction for ``lost_after_s``: a worker frozen mid-write (SIGSTOP, a paused VM) would otherwise
+    hold its run's row lock, and the reaper of every other worker would wait on it until the frozen one
+    woke, so its run would never be taken over. Once woken, its next statement fails on the ended
+    session, and its retried write is refused by the fence (the run has a new attempt). Call it before
+    the first connection. SQLite has no such setting: a process frozen inside a write transaction holds
+    the file's write lock until it wakes (see docs/reliability.md)."""
+    from db import engine
+
+    engine.PG_SESSION_SETTINGS["idle_in_transaction_session_timeout"] = str(max(1000, int(lost_after_s * 1000)))
+
+
 def share_stop_flag() -> None:
     """Create the shared flag (in the worker's main process, before the pool forks)."""
     global SHARED_STOP

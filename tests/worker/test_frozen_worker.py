@@ -1,0 +1,85 @@
+"""A worker frozen (SIGSTOP) in the middle of a write transaction on Postgres: its run's row stays locked, so
+before the fix every other worker's reaper waited on that lock until the frozen worker woke, and the run
+was never taken over (bench/faults "SIGSTOP past reassignment"). Now Postgres ends the frozen session
+after lost_after (worker.heartbeat.bound_transactions), the reaper requeues the run, another worker
+claims it, and the woken worker's writes are refused. The frozen worker is a real process stopped with
+SIGSTOP inside a fenced write, as the fault suite's victim is."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from db import store
+from rnnlab.spec import parse_spec
+
+TINY = {"hidden_size": 8, "task": {"name": "adding", "seq_len": 10}, "epochs": 5, "steps_per_epoch": 2}
+LOST_S = 1.0
+ROOT = Path(__file__).resolve().parents[2]
+
+# the frozen worker: bounded as a worker is (worker.app), then a fenced write that stops itself half-way
+FROZEN = """
+import os, signal, sys
+from db import store
+from db.attempts import fence
+from db.engine import session
+from worker.heartbeat import bound_transactions
+
+url, run_id, lost_s = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+bound_transactions(lost_s)
+try:
+    with session(url, write=True) as s:
+        fence(s, run_id, 1)
+        print("locked", flush=True)
+        os.kill(os.getpid(), signal.SIGSTOP)
+    print("write committed", flush=True)
+except Exception as e:
+    print("write failed:", type(e).__name__, flush=True)
+print("heartbeat accepted" if store.run_heartbeat(run_id, 1, url=url) else "heartbeat refused", flush=True)
+"""
+
+
+def stopped(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+
+
+def reap_until_requeued(url: str, run_id: int, deadline_s: float) -> bool:
+    """Call reap_lost (as every worker's heartbeat does) in a thread until it requeues ``run_id``; False if
+    it has not by ``deadline_s`` (a reaper blocked on the row lock never returns on its own)."""
+    done = threading.Event()
+
+    def loop():
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            if run_id in [r["id"] for r in store.reap_lost(LOST_S, url=url).requeued]:
+                done.set()
+                return
+            time.sleep(0.2)
+
+    threading.Thread(target=loop, daemon=True).start()
+    return done.wait(deadline_s + 5)
+
+
+def test_frozen_worker_loses_its_run_and_its_late_writes(pg_url):
+    (run_id,) = store.create_runs([parse_spec(TINY)], url=pg_url)
+    assert store.claim_run(run_id, "frozen", url=pg_url)["attempt"] == 1
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", FROZEN, pg_url, str(run_id), str(LOST_S)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        while not stopped(proc.pid):
+            time.sleep(0.05)
+        requeued = reap_until_requeued(pg_url, run_id, 30)
+        assert requeued, "the frozen worker's run was not requeued while it was stopped"
+        assert store.claim_run(run_id, "live", url=pg_url)["attempt"] == 2
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        out, _ = proc.communicate(timeout=60)
+    assert "write committed" not in out and "write failed" in out, out
+    assert "heartbeat refused" in out, out
+    run = store.get_run(run_id, url=pg_url)
+    assert (run["status"], run["worker"], run["attempts"]) == ("running", "live", 2)

@@ -180,9 +180,9 @@ class _Sender:
                 "which were created")
         if not self.unsent:
             return head + "; every task message reached the broker, so they run as usual"
-        return (head + f"; the broker failed too, so runs {_ranges(self.unsent)} have no task message: a running "
-                "worker's lost-message check re-sends them about a minute after the database can be written "
-                "again (or `rnnlab requeue RUN`)")
+        return (head + f"; the broker failed too, while sending runs {_ranges(self.unsent)}: those whose task "
+                "message it did not take are re-sent by a running worker's lost-message check about a minute "
+                "after the database can be written again (or `rnnlab requeue RUN`)")
 
 
 def _db_problem(e: DBAPIError) -> str:

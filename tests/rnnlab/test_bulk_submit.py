@@ -146,7 +146,7 @@ def test_runs_the_full_database_could_not_fail_go_to_the_lost_message_check(sqli
     assert len(ids) == 300
     text = str(refused.value)
     assert type(refused.value).__name__ == "SubmitError"
-    assert "database not writable (disk full" in text and f"runs {ids[0]}-{ids[-1]} have no task message" in text
+    assert "database not writable (disk full" in text and f"while sending runs {ids[0]}-{ids[-1]}: " in text
     runs = [store.get_run(i, url=sqlite_url) for i in ids]
     assert {(r["status"], r["message"]) for r in runs} == {("queued", SENDING)}
     watch = OrphanWatch(waiting_function(fs_broker.app()), worker="w@host", grace_s=1, url=sqlite_url)

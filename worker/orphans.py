@@ -12,7 +12,8 @@ plus those delivered to a worker and not yet acked (kombu's ``unacked`` hash) le
 claiming it; Redis would redeliver it only after the visibility timeout, days later). A queued run
 with no message, still so (same attempts and message, never seen held) for ``grace_s``
 (RNNLAB_LOST_AFTER_SECONDS) over consecutive checks, gets its task re-sent. The grace covers the
-short, normal gaps: a worker that took the message and is claiming the run. A run whose submission is still being sent (rnnlab.submit commits the rows with the message
+short, normal gaps: a worker that took the message and is claiming the run.
+A run whose submission is still being sent (rnnlab.submit commits the rows with the message
 rnnlab.queue.SENDING and clears it batch by batch as the tasks reach the broker) is not treated as
 lost while it says so and its submitter makes progress: create_runs stamps the mark (heartbeat_at, by
 the database's clock) and the submitter refreshes the stamp of the runs it has still to send every few

@@ -84,7 +84,8 @@ def paired(spec) -> dict:
         tr.diagnose_epoch(epoch, stats, start, False)
         tr.checkpoint(epoch)
 
-    t_diag.append(_timed2(lambda: diag(0, StepStats(len(tr.params), tr.device), [p.detach().clone() for p in tr.params])))
+    t_diag.append(_timed2(lambda: diag(0, StepStats(len(tr.params), tr.device),
+                                       [p.detach().clone() for p in tr.params])))
     for epoch in range(1, spec.epochs + 1):
         stats = StepStats(len(tr.params), tr.device)
         start = [p.detach().clone() for p in tr.params]
@@ -178,8 +179,10 @@ def main() -> None:
               f"{torch.get_num_threads()} threads; adding T={args.seq_len}, H={args.hidden}, B={args.batch}; "
               f"{args.epochs} epochs × {args.steps} steps; probe every epoch (the default cadence), "
               f"epoch 0 included; Adam, norm clipping; flush denormals: {args.flush_denormal}\n")
-        print("| cell | plain step (CPU ms, median) | engine step (CPU ms, median) | diagnostics + checkpoint per epoch (CPU s, median) "
-              "| paired ratio (CPU time) | paired ratio (wall time) | end to end: plain (s) | end to end: train() (s) | end-to-end ratio (wall) |")
+        print("| cell | plain step (CPU ms, median) | engine step (CPU ms, median) "
+              "| diagnostics + checkpoint per epoch (CPU s, median) "
+              "| paired ratio (CPU time) | paired ratio (wall time) | end to end: plain (s) "
+              "| end to end: train() (s) | end-to-end ratio (wall) |")
         print("|---|---|---|---|---|---|---|---|---|")
         PlainLoop(spec_for("lstm", None, args)).step(1, 0)  # warm up allocators and kernels
         for c in args.cells:

@@ -13,7 +13,7 @@ import statistics
 import tempfile
 import time
 
-from bench.queue_common import add_setup_args, TINY, setup, start_workers, stop_workers, wait_all
+from bench.queue_common import TINY, add_setup_args, setup, start_workers, stop_workers, wait_all
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
             lat = []
             try:
                 for i in range(a.n):
-                    t0 = dt.datetime.now(dt.timezone.utc)
+                    t0 = dt.datetime.now(dt.UTC)
                     (run_id,) = submit([parse_spec({**TINY, "seed": i})], url=url, app=app)
                     wait_all(url, [run_id], 60)
                     lat.append((get_run(run_id, url=url)["started_at"] - t0).total_seconds() * 1e3)

@@ -11,7 +11,7 @@ import argparse
 import tempfile
 import time
 
-from bench.queue_common import add_setup_args, TINY, setup, start_workers, stop_workers, wait_all
+from bench.queue_common import TINY, add_setup_args, setup, start_workers, stop_workers, wait_all
 
 
 def main() -> None:

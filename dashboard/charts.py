@@ -54,7 +54,8 @@ def _grid(n: int, cols: int, titles: list[str], hspace: float = 0.06, vspace: fl
         layout["xaxis" + xa[1:]] = {"domain": [_unit(x0), _unit(x0 + w)], "anchor": ya}
         layout["yaxis" + ya[1:]] = {"domain": [_unit(y1 - h), _unit(y1)], "anchor": xa}
         layout["annotations"].append({"text": titles[i], "x": x0 + w / 2, "y": y1, "xref": "paper", "yref": "paper",
-                                      "xanchor": "center", "yanchor": "bottom", "showarrow": False, "font": {"size": 11}})
+                                      "xanchor": "center", "yanchor": "bottom", "showarrow": False,
+                                      "font": {"size": 11}})
     return layout
 
 
@@ -92,7 +93,7 @@ def _special_kinds(y: np.ndarray, log: bool) -> np.ndarray:
     return out
 
 
-def _special_note(axes: list["ValueAxis"]) -> dict | None:
+def _special_note(axes: list[ValueAxis]) -> dict | None:
     """One note for the whole figure, top right above any subplot titles, saying what the markers mean."""
     kinds = set().union(*(a.specials for a in axes)) if axes else set()
     if not kinds:
@@ -353,7 +354,8 @@ def heatmaps(mats: list[tuple[str, dict]], title: str, wrap: int = 3) -> go.Figu
         layout["xaxis" + xa[1:]]["title"] = {"text": "t"}
         if i % cols == 0:
             layout["yaxis" + ya[1:]]["title"] = {"text": "epoch"}
-    layout["coloraxis"] = dict(colorscale="Viridis", cmin=zmin, cmax=zmax, colorbar=dict(title=dict(text="log10‖∂L/∂h_t‖")))
+    layout["coloraxis"] = dict(colorscale="Viridis", cmin=zmin, cmax=zmax,
+                               colorbar=dict(title=dict(text="log10‖∂L/∂h_t‖")))
     notes = []
     if any((~np.isfinite(np.asarray(m["z"], dtype=float))).any() for _, m in mats):
         layout["plot_bgcolor"] = GAP_GREY
@@ -424,7 +426,8 @@ def ridgelines(hist: pd.DataFrame, labels: dict[int, str], title: str) -> go.Fig
         traces.append(dict(type="scatter", x=x, y=y + off, mode="lines", fill="tonexty", name=name,
                            line=dict(color=col[rid]), legendgroup=str(rid), customdata=c,
                            hovertemplate="log10|g|=%{x:.2f}<br>count=%{customdata:.0f}<extra></extra>"))
-    layout = {"yaxis": {"tickvals": list(range(len(order)))[::-1], "ticktext": [f"#{r}" for r in order], "showgrid": False},
+    layout = {"yaxis": {"tickvals": list(range(len(order)))[::-1], "ticktext": [f"#{r}" for r in order],
+                        "showgrid": False},
               "xaxis": {"title": {"text": "log10 |∂L/∂θ| (edge bins: underflow < 1e-10, overflow ≥ 1e2)"}}}
     return _figure(traces, title, max(300, 60 * len(order) + 160), layout)
 

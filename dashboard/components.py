@@ -4,8 +4,9 @@ error guard, run labels and spec diffs."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 import streamlit as st

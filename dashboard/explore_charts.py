@@ -82,8 +82,8 @@ def parallel(table: pd.DataFrame, fields: list[str], color: str | None) -> go.Fi
 
 def _axis(name: str, values: list) -> dict:
     text = ["—" if pd.isna(v) else f"{v:g}" if isinstance(v, float) else str(v) for v in values]
-    return dict(title=dict(text=name), tickvals=list(range(len(values))), ticktext=text, range=[-0.5, len(values) - 0.5],
-                showgrid=False, zeroline=False)
+    return dict(title=dict(text=name), tickvals=list(range(len(values))), ticktext=text,
+                range=[-0.5, len(values) - 0.5], showgrid=False, zeroline=False)
 
 
 def _marks(cells: pd.DataFrame) -> list[dict]:

@@ -8,7 +8,8 @@ spec mapping (applying the visibility rules), ``validate`` runs rnnlab.spec.pars
 
 from __future__ import annotations
 
-from typing import Any, MutableMapping
+from collections.abc import MutableMapping
+from typing import Any
 
 import streamlit as st
 
@@ -16,7 +17,8 @@ from dashboard.components import flatten, plain
 from rnnlab.spec import TASK_NAMES, ClipSpec, InitSpec, JobSpec, Limits, SpecError, parse_spec
 
 P = "f."
-INITS = ["default", "zeros", "normal", "uniform", "xavier_uniform", "xavier_normal", "kaiming", "orthogonal", "identity"]
+INITS = ["default", "zeros", "normal", "uniform", "xavier_uniform", "xavier_normal", "kaiming", "orthogonal",
+         "identity"]
 ACTIVATIONS = ["tanh", "sigmoid", "relu", "leaky_relu", "prelu"]
 TASK_FIELDS = {  # the fields each task has, besides its name
     "adding": ["variant", "seq_len"], "copy": ["seq_len", "n_symbols", "n_copy"],
@@ -180,7 +182,8 @@ def render(errors: list[str]) -> None:
     ss, E = st.session_state, _Errors(errors)
     c1, c2 = st.columns(2)
     with c1:
-        st.text_input("Name (optional)", key=P + "name", max_chars=200, help="A label shown in tables; not part of the spec hash.")
+        st.text_input("Name (optional)", key=P + "name", max_chars=200,
+                      help="A label shown in tables; not part of the spec hash.")
         st.selectbox("Task", TASK_NAMES, key=P + "task.name", help=TASK_HELP[ss[P + "task.name"]])
         E.at("task", "task.name")
         _task_fields(ss[P + "task.name"], E)
@@ -189,20 +192,23 @@ def render(errors: list[str]) -> None:
                      help="rnn: vanilla h_t = φ(W h_{t−1} + U x_t + b); lstm and gru have gates (fixed activations).")
         if ss[P + "cell"] == "rnn":
             st.selectbox("Activation φ", ACTIVATIONS, key=P + "activation",
-                         help="Vanilla cell only. γ = sup φ′: 1/4 sigmoid, 1 tanh and ReLU; σ_max(W) < 1/γ guarantees vanishing.")
+                         help="Vanilla cell only. γ = sup φ′: 1/4 sigmoid, 1 tanh and ReLU; "
+                              "σ_max(W) < 1/γ guarantees vanishing.")
             if ss[P + "activation"] == "leaky_relu":
                 st.number_input("Leaky slope", key=P + "leaky_slope", min_value=0.0001, max_value=0.9999, step=0.01,
                                 format="%.4f", help="Slope for z < 0 (leaky_relu only).")
         E.at("cell", "activation", "leaky_slope")
         a, b = st.columns(2)
         a.number_input("Hidden size", key=P + "hidden_size", min_value=1, step=16, help="Units per layer (H).")
-        b.number_input("Layers", key=P + "num_layers", min_value=1, max_value=8, help="Stacked recurrent layers (depth).")
+        b.number_input("Layers", key=P + "num_layers", min_value=1, max_value=8,
+                       help="Stacked recurrent layers (depth).")
         E.at("hidden_size", "num_layers", "hidden_size·steps·batch_size·num_layers",
              "hidden_size·steps·probe.batch_size·num_layers")
 
     st.markdown("**Initialization**")
     a, b, c = st.columns(3)
-    a.selectbox("Recurrent W_hh", INITS, key=P + "init.recurrent", help=InitSpec.__doc__.split(".")[0] + ". 'kaiming' is He init; 'identity' is IRNN.")
+    a.selectbox("Recurrent W_hh", INITS, key=P + "init.recurrent",
+                help=InitSpec.__doc__.split(".")[0] + ". 'kaiming' is He init; 'identity' is IRNN.")
     b.selectbox("Input W_ih", INITS, key=P + "init.input", help="Initialization of the input weights.")
     c.selectbox("Biases", ["auto", "default", "zeros"], key=P + "init.bias", help=_desc(InitSpec, "bias"))
     chosen = (ss[P + "init.recurrent"], ss[P + "init.input"])
@@ -210,11 +216,14 @@ def render(errors: list[str]) -> None:
     if "normal" in chosen:
         a.number_input("std (normal)", key=P + "init.std", min_value=1e-8, format="%g", help=_desc(InitSpec, "std"))
     if "uniform" in chosen:
-        b.number_input("bound (uniform)", key=P + "init.bound", min_value=1e-8, format="%g", help=_desc(InitSpec, "bound"))
+        b.number_input("bound (uniform)", key=P + "init.bound", min_value=1e-8, format="%g",
+                       help=_desc(InitSpec, "bound"))
     if "identity" in chosen:
-        c.number_input("scale (identity)", key=P + "init.scale", min_value=1e-8, format="%g", help=_desc(InitSpec, "scale"))
+        c.number_input("scale (identity)", key=P + "init.scale", min_value=1e-8, format="%g",
+                       help=_desc(InitSpec, "scale"))
     a, b = st.columns(2)
-    a.checkbox("Rescale W_hh to a spectral radius", key=P + "init.spectral_radius_on", help=_desc(InitSpec, "spectral_radius"))
+    a.checkbox("Rescale W_hh to a spectral radius", key=P + "init.spectral_radius_on",
+               help=_desc(InitSpec, "spectral_radius"))
     if ss[P + "init.spectral_radius_on"]:
         a.number_input("spectral radius ρ", key=P + "init.spectral_radius", min_value=1e-6, format="%g")
     if ss[P + "cell"] == "lstm":
@@ -229,24 +238,29 @@ def render(errors: list[str]) -> None:
     a.selectbox("Optimizer", ["adam", "sgd", "rmsprop"], key=P + "optimizer.name")
     b.number_input("Learning rate", key=P + "optimizer.lr", min_value=1e-8, max_value=10.0, format="%g", step=1e-4)
     if ss[P + "optimizer.name"] in ("sgd", "rmsprop"):
-        c.number_input("Momentum", key=P + "optimizer.momentum", min_value=0.0, max_value=0.999, step=0.1, help="sgd and rmsprop only")
+        c.number_input("Momentum", key=P + "optimizer.momentum", min_value=0.0, max_value=0.999, step=0.1,
+                       help="sgd and rmsprop only")
     d.number_input("Weight decay", key=P + "optimizer.weight_decay", min_value=0.0, format="%g")
     E.at("optimizer", "optimizer.name", "optimizer.lr", "optimizer.momentum", "optimizer.weight_decay")
     a, b, c, d = st.columns(4)
     a.number_input("Batch size", key=P + "batch_size", min_value=1, step=16)
     b.number_input("Epochs", key=P + "epochs", min_value=1, help="Epoch 0 is recorded at initialization, then 1..N.")
     c.number_input("Steps per epoch", key=P + "steps_per_epoch", min_value=1, step=10)
-    d.number_input("Seed", key=P + "seed", min_value=0, max_value=2**31 - 1, help="Same spec + seed ⇒ identical records on CPU.")
+    d.number_input("Seed", key=P + "seed", min_value=0, max_value=2**31 - 1,
+                   help="Same spec + seed ⇒ identical records on CPU.")
     E.at("batch_size", "epochs", "steps_per_epoch", "seed")
 
     st.markdown("**Clipping, probe and device**")
     a, b, c, d, e = st.columns(5)
     a.selectbox("Clipping", ["none", "norm", "value"], key=P + "clip.mode", help=ClipSpec.__doc__)
     if ss[P + "clip.mode"] == "norm":
-        b.number_input("max norm θ", key=P + "clip.max_norm", min_value=1e-8, format="%g", help="Rescale the global gradient to θ when larger [P13 Alg. 1].")
+        b.number_input("max norm θ", key=P + "clip.max_norm", min_value=1e-8, format="%g",
+                       help="Rescale the global gradient to θ when larger [P13 Alg. 1].")
     elif ss[P + "clip.mode"] == "value":
-        b.number_input("clip value", key=P + "clip.clip_value", min_value=1e-8, format="%g", help="Clamp each gradient element to ±value.")
-    c.number_input("Probe every (epochs)", key=P + "probe.every", min_value=1, help="The per-timestep ‖∂L/∂h_t‖ probe; always at epoch 0 and the last epoch.")
+        b.number_input("clip value", key=P + "clip.clip_value", min_value=1e-8, format="%g",
+                       help="Clamp each gradient element to ±value.")
+    c.number_input("Probe every (epochs)", key=P + "probe.every", min_value=1,
+                   help="The per-timestep ‖∂L/∂h_t‖ probe; always at epoch 0 and the last epoch.")
     d.number_input("Probe batch", key=P + "probe.batch_size", min_value=1, help="Examples in the fixed probe batch.")
     e.selectbox("Device", ["auto", "cpu", "cuda"], key=P + "device", help="auto: the cpu queue; cuda: the gpu queue.")
     E.at("clip", "clip.mode", "clip.max_norm", "clip.clip_value", "probe", "probe.every", "probe.batch_size", "device")
@@ -267,7 +281,8 @@ def _task_fields(task: str, E: _Errors) -> None:
         st.caption("T = 64 (one pixel per step)")
     else:
         label = "Delay T" if task == "copy" else "Sequence length T"
-        st.number_input(label, key=k + "seq_len", min_value=1, step=10, help="The number of steps gradients must cross.")
+        st.number_input(label, key=k + "seq_len", min_value=1, step=10,
+                        help="The number of steps gradients must cross.")
     if task == "copy":
         st.number_input("Symbols", key=k + "n_symbols", min_value=2, max_value=64)
         st.number_input("Symbols to copy", key=k + "n_copy", min_value=1, max_value=100)

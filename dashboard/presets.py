@@ -29,7 +29,8 @@ PRESETS: dict[str, tuple[str, SweepSpec]] = {
         "tanh-RNN with W_hh rescaled to spectral radius 3 (γ·σ_max > 1), SGD with momentum, "
         "without clipping and with norm clipping at 1 [P13].",
         SweepSpec(name="explode-clip", base={**_TRAIN, "cell": "rnn", "task": {**_ADD, "seq_len": 50},
-                                             "init": {"recurrent": "orthogonal", "input": "xavier_uniform", "spectral_radius": 3.0},
+                                             "init": {"recurrent": "orthogonal", "input": "xavier_uniform",
+                                                      "spectral_radius": 3.0},
                                              "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9}},
                   vary={"clip": ["none", {"mode": "norm", "max_norm": 1.0}]}, seeds=[0, 1, 2])),
     "Depth 1–4": (
@@ -39,7 +40,8 @@ PRESETS: dict[str, tuple[str, SweepSpec]] = {
                   vary={"num_layers": [1, 2, 3, 4]}, seeds=[0, 1])),
     "Sequence length 25–400": (
         "tanh-RNN vs LSTM as T grows from 25 to 400 on the adding problem.",
-        SweepSpec(name="seq-len", base={**_TRAIN, "task": _ADD, "epochs": 10, "clip": {"mode": "norm", "max_norm": 1.0}},
+        SweepSpec(name="seq-len", base={**_TRAIN, "task": _ADD, "epochs": 10,
+                                        "clip": {"mode": "norm", "max_norm": 1.0}},
                   vary={"task.seq_len": [25, 50, 100, 200, 400], "cell": ["rnn", "lstm"]}, seeds=[0])),
     "Phase diagram: spectral radius × T": (
         "tanh-RNN, orthogonal W_hh rescaled to spectral radius 0.5–2, on adding with T = 10–100, 2 seeds: "

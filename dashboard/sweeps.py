@@ -3,14 +3,22 @@ the form's base spec, and plan it (runs, duplicates within it and in the databas
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, MutableMapping
+from typing import Any
 
 import streamlit as st
 import yaml
 
 from rnnlab.spec import (
-    JobSpec, Limits, SpecError, SweepSpec, check_sweep_size, expand_sweep, find_duplicates, parse_sweep,
+    JobSpec,
+    Limits,
+    SpecError,
+    SweepSpec,
+    check_sweep_size,
+    expand_sweep,
+    find_duplicates,
+    parse_sweep,
 )
 
 S = "sw."
@@ -62,8 +70,8 @@ def load_sweep(state: MutableMapping[str, Any], sweep: SweepSpec) -> None:
     """Put a sweep's vary lists and seeds into the builder's widgets."""
     state[S + "fields"] = [k for k in sweep.vary]
     for k, vals in sweep.vary.items():
-        state[S + "vals." + k] = ", ".join(yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("\n...").strip()
-                                          for v in vals)
+        state[S + "vals." + k] = ", ".join(
+            yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("\n...").strip() for v in vals)
     state[S + "seeds"] = ", ".join(str(s) for s in sweep.seeds)
     state[S + "name"] = sweep.name or ""
 

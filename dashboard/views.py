@@ -39,9 +39,11 @@ def curves(ids: list[int], runs: pd.DataFrame, key: str) -> None:
                             baselines=dict(zip(runs["id"], runs["baseline_loss"]))), "val_loss", key=f"{key}_loss")
     with b:
         chart(charts.curves(ep, "val_metric", labels, f"Validation {metric}", ytitle=metric,
-                            baselines=dict(zip(runs["id"], runs["baseline_metric"]))), "val_metric", key=f"{key}_metric")
+                            baselines=dict(zip(runs["id"], runs["baseline_metric"]))),
+              "val_metric", key=f"{key}_metric")
     chart(charts.two_panel(ep, [("grad_norm_mean", "global ‖∇θ‖ before clipping (mean over steps)", log),
-                                ("grad_norm_max", "max over steps", log), ("clip_fraction", "fraction of steps clipped", False)],
+                                ("grad_norm_max", "max over steps", log),
+                                ("clip_fraction", "fraction of steps clipped", False)],
                            labels, "Global gradient norm and clipping"), "global_norm", key=f"{key}_global")
     names = list(dict.fromkeys(n for inf in _info(runs).values() for n in inf.get("param_names") or []))
     names = names or reads.param_names(ids)
@@ -49,8 +51,9 @@ def curves(ids: list[int], runs: pd.DataFrame, key: str) -> None:
     chosen = st.multiselect("Parameters", names, default=default, key=f"{key}_pick",
                             help="Gradient norm of each chosen parameter, one small chart per parameter.")
     ps = reads.param_stats(ids, params=chosen)
-    chart(charts.facets(ps, "grad_norm_mean", "param", labels, "Gradient norm per parameter (mean over the epoch's steps)",
-                        log=log), "param_grad_norms", key=f"{key}_params")
+    chart(charts.facets(ps, "grad_norm_mean", "param", labels,
+                        "Gradient norm per parameter (mean over the epoch's steps)", log=log),
+          "param_grad_norms", key=f"{key}_params")
 
 
 def layers(ids: list[int], runs: pd.DataFrame, layer: int, key: str) -> None:
@@ -61,13 +64,18 @@ def layers(ids: list[int], runs: pd.DataFrame, layer: int, key: str) -> None:
                     help="A spectral radius that grows from 3 to 9,000 is readable only on a log axis.")
     chart(charts.two_panel(ls, [("rho", "ρ(W_hh) spectral radius", log), ("sigma_max", "σ_max(W_hh)", log),
                                 ("gamma_sigma_max", "γ·σ_max (vanilla; < 1 ⇒ vanishing)", log)],
-                           labels, f"Recurrent spectra, layer {layer}", hlines={"gamma_sigma_max": 1.0}), "spectra", key=f"{key}_spec")
-    chart(charts.two_panel(ls, [("saturated_frac", "saturated fraction (tanh |h|>0.99, sigmoid <0.01 or >0.99)", False),
-                                ("dead_frac", "dead ReLU fraction", False)], labels, f"Activation health, layer {layer}"),
+                           labels, f"Recurrent spectra, layer {layer}", hlines={"gamma_sigma_max": 1.0}),
+          "spectra", key=f"{key}_spec")
+    chart(charts.two_panel(ls, [("saturated_frac", "saturated fraction (tanh |h|>0.99, sigmoid <0.01 or >0.99)",
+                                 False),
+                                ("dead_frac", "dead ReLU fraction", False)], labels,
+                           f"Activation health, layer {layer}"),
           "health", key=f"{key}_health")
-    chart(charts.two_panel(ls, [("horizon", "effective horizon (steps)", False), ("log_ratio", "log10 ‖g_1‖/‖g_T‖", False),
+    chart(charts.two_panel(ls, [("horizon", "effective horizon (steps)", False),
+                                ("log_ratio", "log10 ‖g_1‖/‖g_T‖", False),
                                 ("decay_per_step", "decay of log10‖g_t‖ per step", False)], labels,
-                           f"Gradient-flow summaries over training, layer {layer}"), "flow_summaries", key=f"{key}_flow")
+                           f"Gradient-flow summaries over training, layer {layer}"),
+          "flow_summaries", key=f"{key}_flow")
 
 
 # --- which stored profile a chart shows ---------------------------------------------------------
@@ -155,14 +163,17 @@ def heatmaps(ids: list[int], runs: pd.DataFrame, layer: int, kind: str, key: str
     max_t = 200 if len(ids) <= 3 else 120  # small multiples are ~300 px wide: 120 columns is plenty
     mats = [(labels[i], reads.profile_matrix(i, layer, kinds[i], max_t)) for i in ids]
     what = _what(kind, loss)
-    chart(charts.heatmaps(mats, f"log10 {what} over t × epoch, layer {layer} (one colour scale)"), "heatmaps", key=f"{key}_heat")
+    chart(charts.heatmaps(mats, f"log10 {what} over t × epoch, layer {layer} (one colour scale)"), "heatmaps",
+          key=f"{key}_heat")
     _no_last_step_note(ids, kinds, {i for i, (_, m) in zip(ids, mats) if len(m["epochs"])})
     if len(ids) >= 2:
         a, b = st.columns(2)
-        ra = a.selectbox("Difference: run A", ids, index=0, key=f"{key}_da", format_func=lambda i: html.unescape(labels[i]))
+        ra = a.selectbox("Difference: run A", ids, index=0, key=f"{key}_da",
+                         format_func=lambda i: html.unescape(labels[i]))
         rb = b.selectbox("minus run B", ids, index=1, key=f"{key}_db", format_func=lambda i: html.unescape(labels[i]))
         mat = dict(zip(ids, (m for _, m in mats)))
-        chart(charts.diff_heatmap((f"#{ra}", mat[ra]), (f"#{rb}", mat[rb]), f"Difference of log10 {what.split(' (')[0]}"),
+        chart(charts.diff_heatmap((f"#{ra}", mat[ra]), (f"#{rb}", mat[rb]),
+                                  f"Difference of log10 {what.split(' (')[0]}"),
               "difference_heatmap", key=f"{key}_diff")
 
 
@@ -175,7 +186,8 @@ def histograms(ids: list[int], runs: pd.DataFrame, epoch: int | None, key: str) 
     default = next((i for i, n in enumerate(names) if n.startswith("weight_hh")), 0)
     param = st.selectbox("Parameter", names, index=default, key=f"{key}_param")
     hist = reads.histograms(ids, epoch, param)
-    chart(charts.ridgelines(hist, labels, f"Gradient histogram of {param} on the shared log10 bins"), "histograms", key=f"{key}_hist")
+    chart(charts.ridgelines(hist, labels, f"Gradient histogram of {param} on the shared log10 bins"), "histograms",
+          key=f"{key}_hist")
 
 
 def spec_table(runs: pd.DataFrame, key: str) -> None:

@@ -12,7 +12,7 @@ from db.models import Run, RunAttempt
 
 def now() -> dt.datetime:
     """The current time in UTC (every timestamp the store writes)."""
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def db_now(s) -> dt.datetime:
@@ -34,7 +34,7 @@ def forward(column, t: dt.datetime):
 
 def aware(t: dt.datetime) -> dt.datetime:
     """A timestamp with its UTC zone (SQLite returns naive UTC datetimes)."""
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def close_attempt(s, run_id: int, attempt: int, outcome: str, message: str | None, t: dt.datetime,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,16 @@ from sqlalchemy import Text, and_, case, cast, func, or_, select
 from sqlalchemy.engine import Engine
 
 from db.models import (
-    Epoch, GradProfile, Histogram, LayerStatRow, ParamStatRow, Run, RunAttempt, RunTag, Sweep, Worker,
+    Epoch,
+    GradProfile,
+    Histogram,
+    LayerStatRow,
+    ParamStatRow,
+    Run,
+    RunAttempt,
+    RunTag,
+    Sweep,
+    Worker,
 )
 from rnnlab.health import EXPLODE_LOG_RATIO, spike_factor
 from rnnlab.records import decode_float
@@ -52,7 +61,7 @@ def _eng(engine: Engine | None) -> Engine:
 def _utc(dt: datetime | None) -> datetime | None:
     if dt is None:
         return None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
 
 
 def _restore_nan(df: pd.DataFrame) -> pd.DataFrame:
@@ -146,7 +155,7 @@ def _tags_of(conn, ids: list[int]) -> dict[int, list[str]]:
 
 
 def _decorate_runs(df: pd.DataFrame, tags: dict[int, list[str]]) -> pd.DataFrame:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     df["tags"] = [", ".join(tags.get(i, [])) for i in df["id"]]
     df["progress"] = [
         (min(d, t) / t if t else 0.0) for d, t in zip(df["epochs_done"], df["epochs_total"])
@@ -186,7 +195,8 @@ def runs_by_ids(ids: list[int], engine: Engine | None = None) -> pd.DataFrame:
         return pd.DataFrame(columns=[c.key for c in _RUN_LIST_COLS] + ["spec", "info", "tags"])
     with _eng(engine).connect() as conn:
         rows = conn.execute(select(*_RUN_LIST_COLS, Run.spec, Run.info, Run.spec_hash).where(Run.id.in_(ids)))
-        df = pd.DataFrame(rows.mappings().all(), columns=[c.key for c in _RUN_LIST_COLS] + ["spec", "info", "spec_hash"])
+        df = pd.DataFrame(rows.mappings().all(),
+                          columns=[c.key for c in _RUN_LIST_COLS] + ["spec", "info", "spec_hash"])
         tags = _tags_of(conn, ids)
     df = _decorate_runs(df, tags)
     order = {i: k for k, i in enumerate(ids)}
@@ -435,14 +445,16 @@ def histograms(run_ids: list[int], epoch: int | None = None, param: str | None =
     latest = select(Histogram.run_id, func.max(Histogram.epoch).label("e")).where(*cond) \
         .group_by(Histogram.run_id).subquery()
     q = select(Histogram.run_id, Histogram.epoch, Histogram.param, Histogram.counts, Histogram.zeros,
-               Histogram.nonfinite).join(latest, and_(Histogram.run_id == latest.c.run_id, Histogram.epoch == latest.c.e))
+               Histogram.nonfinite).join(latest, and_(Histogram.run_id == latest.c.run_id,
+                                                      Histogram.epoch == latest.c.e))
     if param:
         q = q.where(Histogram.param == param)
     cols = ["run_id", "epoch", "param", "counts", "zeros", "nonfinite"]
     with _eng(engine).connect() as conn:
         df = pd.DataFrame([tuple(r) for r in conn.execute(q)], columns=cols)
     order = {rid: k for k, rid in enumerate(ids)}
-    return df.sort_values(["run_id", "param"], key=lambda c: c.map(order) if c.name == "run_id" else c).reset_index(drop=True)
+    return df.sort_values(["run_id", "param"],
+                          key=lambda c: c.map(order) if c.name == "run_id" else c).reset_index(drop=True)
 
 
 def final_summary(run_ids: list[int], engine: Engine | None = None) -> pd.DataFrame:
@@ -451,11 +463,13 @@ def final_summary(run_ids: list[int], engine: Engine | None = None) -> pd.DataFr
     if not ids:
         return pd.DataFrame(columns=["run_id", "val_loss", "val_metric", "horizon", "decay_per_step", "log_ratio"])
     with _eng(engine).connect() as conn:
-        last_e = select(Epoch.run_id, func.max(Epoch.epoch).label("e")).where(Epoch.run_id.in_(ids)).group_by(Epoch.run_id).subquery()
+        last_e = (select(Epoch.run_id, func.max(Epoch.epoch).label("e"))
+                  .where(Epoch.run_id.in_(ids)).group_by(Epoch.run_id).subquery())
         ep = conn.execute(select(Epoch.run_id, Epoch.val_loss, Epoch.val_metric, Epoch.nan_fields).join(
             last_e, and_(Epoch.run_id == last_e.c.run_id, Epoch.epoch == last_e.c.e))).mappings().all()
         last_l = (select(LayerStatRow.run_id, func.max(LayerStatRow.epoch).label("e"))
-                  .where(LayerStatRow.run_id.in_(ids), LayerStatRow.layer == 0).group_by(LayerStatRow.run_id).subquery())
+                  .where(LayerStatRow.run_id.in_(ids), LayerStatRow.layer == 0)
+                  .group_by(LayerStatRow.run_id).subquery())
         ly = conn.execute(select(LayerStatRow.run_id, LayerStatRow.horizon, LayerStatRow.decay_per_step,
                                  LayerStatRow.log_ratio, LayerStatRow.nan_fields).join(
             last_l, and_(LayerStatRow.run_id == last_l.c.run_id, LayerStatRow.epoch == last_l.c.e))
@@ -534,7 +548,7 @@ def workers(engine: Engine | None = None, lost_after_s: float | None = None) -> 
     with _eng(engine).connect() as conn:
         rows = conn.execute(select(*Worker.__table__.c).order_by(Worker.heartbeat_at.desc())).mappings().all()
     df = pd.DataFrame(rows, columns=cols)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     ages = [(now - _utc(h)).total_seconds() if h is not None and not pd.isna(h) else None for h in df["heartbeat_at"]]
     df["heartbeat_age_s"] = ages
     df["alive"] = [a is not None and a <= lost and (s is None or pd.isna(s)) for a, s in zip(ages, df["stopped_at"])]

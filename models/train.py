@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -141,7 +141,8 @@ class Trainer:
         ratios, weight_norms = update_ratios(start, [p.detach() for p in self.params])
         if stats.steps:
             s = stats.summary()
-            train_loss, gmean, gmax, clip_frac = s["train_loss"], s["grad_norm_mean"], s["grad_norm_max"], s["clip_fraction"]
+            train_loss, gmean, gmax, clip_frac = (s["train_loss"], s["grad_norm_mean"], s["grad_norm_max"],
+                                                  s["clip_fraction"])
             pmean, pmax, nonfinite = s["param_mean"], s["param_max"], s["nonfinite_steps"]
         else:  # epoch 0: gradient sizes from the probe batch
             pmean = torch.stack(torch._foreach_norm(probe_grads)).double().tolist()

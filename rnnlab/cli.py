@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -137,9 +136,9 @@ def spec(example: bool = typer.Option(False, "--example", help="print an annotat
 @app.command()
 def train(
     spec_file: Path = typer.Argument(..., help="a job spec (YAML or JSON)"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the records to this JSON file"),
+    json_out: Path | None = typer.Option(None, "--json", help="also write the records to this JSON file"),
     no_db: bool = typer.Option(False, "--no-db", help="do not record the run in the database"),
-    owner: Optional[str] = typer.Option(None, "--owner",
+    owner: str | None = typer.Option(None, "--owner",
                                         help="owner recorded on the run (default: your OS user name)"),
     tag: list[str] = typer.Option([], "--tag", help="tag for the recorded run (repeatable)"),
 ) -> None:
@@ -164,7 +163,7 @@ def train(
 def submit(
     spec_file: Path = typer.Argument(..., help="a job spec or a sweep spec (YAML or JSON)"),
     tag: list[str] = typer.Option([], "--tag", help="tag every run (repeatable)"),
-    owner: Optional[str] = typer.Option(None, "--owner",
+    owner: str | None = typer.Option(None, "--owner",
                                         help="owner recorded on the runs (default: your OS user name)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="only report what would be submitted"),
     skip_existing: bool = typer.Option(False, "--skip-existing",
@@ -218,8 +217,9 @@ def _id_ranges(ids: list[int]) -> str:
 def worker(
     queues: str = typer.Option("cpu", "--queues", "-Q", help="comma-separated: cpu, gpu"),
     concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, help="runs at a time"),
-    gpu: Optional[int] = typer.Option(None, "--gpu", help="pin to this GPU (sets CUDA_VISIBLE_DEVICES)"),
-    name: Optional[str] = typer.Option(None, "--name", "-n", help="worker name (default <queues><pid>@<host>, or gpu<N>@<host> with --gpu N)"),
+    gpu: int | None = typer.Option(None, "--gpu", help="pin to this GPU (sets CUDA_VISIBLE_DEVICES)"),
+    name: str | None = typer.Option(None, "--name", "-n",
+                                    help="worker name (default <queues><pid>@<host>, or gpu<N>@<host> with --gpu N)"),
     loglevel: str = typer.Option("INFO", "--loglevel", "-l"),
 ) -> None:
     """Start a Celery worker that trains queued runs (one per GPU: --queues gpu --gpu N)."""
@@ -383,7 +383,7 @@ def requeue(run_id: int = typer.Argument(..., help="run id of a finished run")) 
 def export(
     run_id: int = typer.Argument(..., help="run id"),
     fmt: str = typer.Option("json", "--format", "-f", help="json (everything) or csv (per-epoch scalars)"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="file (default: stdout)"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="file (default: stdout)"),
 ) -> None:
     """Export a run: JSON with the run, its info and every epoch record, or CSV of the epoch scalars."""
     from db.codec import encode_json

@@ -103,7 +103,7 @@ class AddingTask(_Strict):
     seq_len: int = Field(100, ge=2, description="sequence length T")
 
     @model_validator(mode="after")
-    def _p13_needs_room(self) -> "AddingTask":
+    def _p13_needs_room(self) -> AddingTask:
         # P13 places marker 1 in the first 10% and marker 2 in [10%, 50%): below 10 steps they collide
         if self.variant == "p13" and self.seq_len < 10:
             raise ValueError(f"task.seq_len: got {self.seq_len}; the p13 variant needs at least 10 steps")
@@ -167,7 +167,7 @@ class ForecastTask(_Strict):
         return check_text("task.path", v)
 
     @model_validator(mode="after")
-    def _csv_needs_path(self) -> "ForecastTask":
+    def _csv_needs_path(self) -> ForecastTask:
         if self.series == "csv" and not self.path:
             raise ValueError("task.path is required when task.series is 'csv'")
         if self.series != "csv" and self.path:
@@ -176,7 +176,7 @@ class ForecastTask(_Strict):
 
 
 TaskSpec = Annotated[
-    Union[AddingTask, CopyTask, TemporalOrderTask, DigitsTask, CharLMTask, ForecastTask],
+    AddingTask | CopyTask | TemporalOrderTask | DigitsTask | CharLMTask | ForecastTask,
     Field(discriminator="name"),
 ]
 TASK_NAMES = ("adding", "copy", "temporal_order", "digits", "charlm", "forecast")
@@ -206,7 +206,7 @@ class InitSpec(_Strict):
     )
 
     @model_validator(mode="after")
-    def _radius_needs_nonzero(self) -> "InitSpec":
+    def _radius_needs_nonzero(self) -> InitSpec:
         if self.spectral_radius is not None and self.recurrent == "zeros":
             raise ValueError(
                 "init.spectral_radius cannot rescale init.recurrent 'zeros' (its spectral radius is 0)"
@@ -223,7 +223,7 @@ class ClipSpec(_Strict):
     clip_value: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
-    def _params_match_mode(self) -> "ClipSpec":
+    def _params_match_mode(self) -> ClipSpec:
         if self.mode == "norm" and self.max_norm is None:
             raise ValueError("clip.max_norm is required when clip.mode is 'norm'")
         if self.mode == "value" and self.clip_value is None:
@@ -242,7 +242,7 @@ class OptimizerSpec(_Strict):
     weight_decay: float = Field(0.0, ge=0)
 
     @model_validator(mode="after")
-    def _momentum_applies(self) -> "OptimizerSpec":
+    def _momentum_applies(self) -> OptimizerSpec:
         if self.name == "adam" and self.momentum != 0.0:
             raise ValueError("optimizer.momentum applies only to optimizer.name 'sgd' or 'rmsprop', not 'adam'")
         return self
@@ -296,7 +296,7 @@ class JobSpec(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _combinations(self) -> "JobSpec":
+    def _combinations(self) -> JobSpec:
         if self.cell != "rnn" and self.activation is not None:
             raise ValueError(
                 f"activation applies only to cell 'rnn' (LSTM and GRU have fixed gate activations); "

@@ -40,7 +40,6 @@ def train_foreground(spec: JobSpec, *, json_out: Path | None, record: bool, owne
                      tags: list[str], console: Console) -> int:
     """Train ``spec`` here and now; returns the exit code."""
     import models
-
     from db import store
     from rnnlab.settings import get_settings
     from worker.runner import db_retry

@@ -72,14 +72,17 @@ elif specs:
     b.metric("Duplicates", f"{len(dups)} in sweep · {len(in_db)} in DB")
     c.metric("Time estimate", f"≈ {estimate.fmt(total)}", help="compute time summed over the runs")
     st.caption(f"{estimate.describe(total, max(alive, 1))}; "
-               + (f"calibrated on {n_samples} finished run(s)." if n_samples else "default model (no finished runs yet).")
+               + (f"calibrated on {n_samples} finished run(s)." if n_samples
+                  else "default model (no finished runs yet).")
                + ("" if alive else " No worker is alive right now: runs will wait in the queue."))
     if dups or in_db:
         rows = [{"#": j + 1, "same as": f"#{i + 1} in this sweep", "label": specs[j].label()} for i, j in dups]
-        rows += [{"#": i + 1, "same as": "runs " + ", ".join(map(str, ids)), "label": specs[i].label()} for i, ids in in_db.items()]
+        rows += [{"#": i + 1, "same as": "runs " + ", ".join(map(str, ids)), "label": specs[i].label()}
+                 for i, ids in in_db.items()]
         with st.expander(f"{len(rows)} duplicate(s)", expanded=True):
             table(pd.DataFrame(rows), "duplicates", key="dups_table")
-        skip = st.checkbox("Skip the duplicates (submit each distinct spec once, and nothing already in the DB)", value=True, key="skip_dups")
+        skip = st.checkbox("Skip the duplicates (submit each distinct spec once, and nothing already in the DB)",
+                           value=True, key="skip_dups")
         if skip:
             drop = {j for _, j in dups} | set(in_db)
             specs = [s for k, s in enumerate(specs) if k not in drop]
@@ -94,14 +97,16 @@ elif specs:
         if len(specs) == 1:
             st.code(yaml.safe_dump(specs[0].to_dict(), sort_keys=False), language="yaml")
         else:
-            table(pd.DataFrame([{"#": k + 1, "label": s.label(), "hash": s.spec_hash()[:12], "spec": s.model_dump_json()}
+            table(pd.DataFrame([{"#": k + 1, "label": s.label(), "hash": s.spec_hash()[:12],
+                                 "spec": s.model_dump_json()}
                                 for k, s in enumerate(specs)]), "sweep_specs", key="sweep_specs")
 
 tags = st.text_input("Tags (comma-separated)", key="submit_tags", help="Added to every run submitted now.")
 allowed = can(user, "submit")
 if not allowed:
     st.info("Your role cannot submit runs.")
-if st.button(f"Submit {len(specs)} run(s)", type="primary", disabled=bool(errors) or not specs or not allowed, key="submit"):
+if st.button(f"Submit {len(specs)} run(s)", type="primary", disabled=bool(errors) or not specs or not allowed,
+             key="submit"):
     from rnnlab.submit import submit
 
     try:

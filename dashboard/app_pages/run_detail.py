@@ -39,7 +39,8 @@ if r.get("message"):
     st.text(f"Outcome: {r['message']}")
 if r.get("diagnosis"):
     st.text(f"Diagnosis: {r['diagnosis']}")
-st.caption(plain(f"Owner {r.get('owner') or '—'} · worker {r.get('worker') or '—'} · code {r.get('code_version') or '—'}"
+st.caption(plain(f"Owner {r.get('owner') or '—'} · worker {r.get('worker') or '—'}"
+                 f" · code {r.get('code_version') or '—'}"
                  f" · sweep {r.get('sweep_id') or '—'} · spec hash {r['spec_hash'][:12]}"))
 
 actions.panel(user, runs, key="detail_act")
@@ -53,7 +54,8 @@ with st.expander("Notes", icon=":material/edit_note:"):
 
 probed = reads.probed_epochs([int(rid)])
 a, b, c, d = st.columns([3, 1, 1, 1.4])
-epoch = a.select_slider("Epoch of the profile and histograms", probed, value=probed[-1], key="det_epoch") if probed else None
+epoch = (a.select_slider("Epoch of the profile and histograms", probed, value=probed[-1], key="det_epoch")
+         if probed else None)
 layer = b.selectbox("Layer", list(range(int(r["num_layers"]))), key="det_layer")
 kind = c.selectbox("Gradient of", ["h", "c"] if r["cell"] == "lstm" else ["h"], key="det_kind")
 loss = views.loss_switch(d, "det_profile_of") if kind == "h" else "every"

@@ -23,7 +23,8 @@ with st.expander("Filters", expanded=True, icon=":material/filter_list:"):
     search = c.text_input("Search name / diagnosis / message", key="flt_search")
     sweep = d.selectbox("Sweep", [None] + [s["id"] for s in opts["sweeps"]], key="flt_sweep",
                         format_func=lambda i: "all" if i is None else next(
-                            f"#{s['id']} {s['name'] or ''} ({s['n_runs']} runs)" for s in opts["sweeps"] if s["id"] == i))
+                            f"#{s['id']} {s['name'] or ''} ({s['n_runs']} runs)"
+                            for s in opts["sweeps"] if s["id"] == i))
     cols = st.columns(7)
     spec_cols = {}
     for col, name in zip(cols, ("task", "cell", "activation", "init", "clip", "num_layers", "seq_len")):
@@ -62,7 +63,8 @@ COLUMNS = {
     "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
     "val loss": st.column_config.NumberColumn(format="%.4g"), "baseline": st.column_config.NumberColumn(format="%.4g"),
     "loss ÷ baseline": st.column_config.NumberColumn(format="%.3f", help="< 1 beats the trivial predictor"),
-    "metric": st.column_config.NumberColumn(format="%.4g"), "metric baseline": st.column_config.NumberColumn(format="%.4g"),
+    "metric": st.column_config.NumberColumn(format="%.4g"),
+    "metric baseline": st.column_config.NumberColumn(format="%.4g"),
     "horizon": st.column_config.NumberColumn(format="%.1f", help="effective gradient horizon in steps (layer 0)"),
     "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
 }
@@ -97,7 +99,8 @@ def _table() -> None:
     if w.empty:
         st.info("No worker has registered yet. Start one with `rnnlab worker`.")
     else:
-        table(w[["name", "alive", "device", "queues", "current_run_id", "heartbeat_at", "heartbeat_age_s", "host", "pid"]],
+        table(w[["name", "alive", "device", "queues", "current_run_id", "heartbeat_at", "heartbeat_age_s", "host",
+                 "pid"]],
               "workers", key="workers_table", column_config={
                   "alive": st.column_config.CheckboxColumn("alive"),
                   "heartbeat_age_s": st.column_config.NumberColumn("seconds since heartbeat", format="%.0f"),

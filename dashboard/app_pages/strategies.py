@@ -90,7 +90,8 @@ chart(charts.band(analysis.aggregate(ep, groups, "epoch", "val_loss", band, log=
 ls = reads.layer_stats(ids)
 ls0 = ls[ls["layer"] == 0] if len(ls) else ls
 chart(charts.band(analysis.aggregate(ls0, groups, "epoch", "horizon", band), "epoch",
-                  f"Effective gradient horizon by {factor} (layer 0)", "horizon (steps)"), f"strategy_horizon_{factor}", key="st_hor")
+                  f"Effective gradient horizon by {factor} (layer 0)", "horizon (steps)"),
+      f"strategy_horizon_{factor}", key="st_hor")
 prof = reads.profiles(ids, None, 0, "h")
 if len(prof):
     prof = prof[np.isfinite(prof["norm"])]

@@ -26,7 +26,7 @@ class Batch:
     x: torch.Tensor
     y: torch.Tensor
 
-    def to(self, device: torch.device | str) -> "Batch":
+    def to(self, device: torch.device | str) -> Batch:
         return Batch(self.x.to(device, non_blocking=True), self.y.to(device, non_blocking=True))
 
     @property

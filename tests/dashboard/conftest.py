@@ -20,9 +20,8 @@ APP = str(REPO / "dashboard" / "app.py")
 def _reset_caches() -> None:
     import streamlit as st
 
-    from rnnlab.settings import get_settings
-
     from rnnlab.queue import get_app
+    from rnnlab.settings import get_settings
 
     get_settings.cache_clear()
     get_app.cache_clear()

@@ -71,7 +71,8 @@ def records(s: JobSpec, *, diverge_at: int | None = None) -> list[EpochRecord]:
                 dead_frac=0.1 * f if s.act == "relu" else None, gate_mean={}, gate_saturated={},
                 grad_h=g.tolist(), grad_c=(g * 1.5).tolist() if s.cell == "lstm" else None,
                 log_ratio=float(math.log10(g[0] / g[-1])), decay_per_step=slope,
-                horizon=float(-1 / slope) if slope < 0 else float(T), steps_in_past=float((g ** 2 >= 1e-20).mean() * T)))
+                horizon=float(-1 / slope) if slope < 0 else float(T),
+                steps_in_past=float((g ** 2 >= 1e-20).mean() * T)))
         params = [ParamStat(name=n, grad_norm_mean=float(0.1 * (1 + rng.random()) * (0.5 if "bias" in n else 1)),
                             grad_norm_max=float(0.3 + rng.random()), update_ratio=float(1e-3 * (1 + rng.random())),
                             weight_norm=float(3 + f), hist=_hist(rng, -3.5 + (1.0 if s.cell != "rnn" else 0) - 0.5 * f),

@@ -69,7 +69,8 @@ def test_submit_from_the_form_train_and_compare(sqlite_url, fs_broker, start_wor
             page.goto(f"{url}/compare?runs={ids[0]},{ids[1]}")
             wait_idle(page)
             drawn = 0
-            for tab in ["Loss & norms", "Spectra & health", "Per-timestep profile", "Heatmaps", "Histograms", "Spec diff"]:
+            for tab in ["Loss & norms", "Spectra & health", "Per-timestep profile", "Heatmaps", "Histograms",
+                        "Spec diff"]:
                 page.get_by_role("tab", name=tab).click()
                 wait_idle(page)
                 if tab != "Spec diff":

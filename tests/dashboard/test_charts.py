@@ -129,7 +129,7 @@ NOTHING_DRAWABLE = [0.0, NAN, 0.0, -INF]
 
 
 def _check_every_point_drawn(fig, values: dict[int, list[float]], xs: dict[int, list[float]], log: bool = True):
-    for rid, vs in values.items():
+    for rid in values:
         assert _drawn_x(fig, str(rid)) == {float(x) for x in xs[rid]}, f"run {rid}: a point is missing"
     finite = [v for vs in values.values() for v in vs if math.isfinite(v) and (v > 0 or not log)]
     lo, hi = min(finite), max(finite)

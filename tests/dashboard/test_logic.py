@@ -27,7 +27,8 @@ def test_default_form_is_the_default_spec():
 
 
 def test_fields_that_do_not_apply_are_left_out():
-    d = forms.collect(form_state(**{"cell": "gru", "activation": "relu", "leaky_slope": 0.2, "init.forget_bias_on": True,
+    d = forms.collect(form_state(**{"cell": "gru", "activation": "relu", "leaky_slope": 0.2,
+                                    "init.forget_bias_on": True,
                                     "clip.mode": "none", "optimizer.name": "adam", "optimizer.momentum": 0.9}))
     assert "activation" not in d and "leaky_slope" not in d and "forget_bias" not in d["init"]
     assert d["clip"] == {"mode": "none"} and "momentum" not in d["optimizer"]
@@ -39,9 +40,10 @@ def test_fields_that_do_not_apply_are_left_out():
 
 
 def test_load_spec_round_trips_through_the_form():
-    original = parse_spec({"cell": "lstm", "init": {"recurrent": "orthogonal", "input": "xavier_normal", "forget_bias": 1.0,
-                                                    "spectral_radius": 0.9},
-                           "clip": {"mode": "norm", "max_norm": 2.0}, "task": {"name": "copy", "seq_len": 30, "n_copy": 5},
+    original = parse_spec({"cell": "lstm", "init": {"recurrent": "orthogonal", "input": "xavier_normal",
+                                                    "forget_bias": 1.0, "spectral_radius": 0.9},
+                           "clip": {"mode": "norm", "max_norm": 2.0},
+                           "task": {"name": "copy", "seq_len": 30, "n_copy": 5},
                            "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9}, "seed": 4, "name": "mine"})
     state = form_state()
     forms.load_spec(state, original.to_dict())
@@ -100,9 +102,11 @@ def _strategy_case(losses: dict[str, list[float]]):
         for seed, loss in enumerate(values):
             i += 1
             spec = parse_spec({"cell": cell, "seed": seed}).to_dict()
-            rows.append({"id": i, "status": "succeeded", "seed": seed, "baseline_loss": 1 / 6, "seq_len": 100, "spec": spec})
+            rows.append({"id": i, "status": "succeeded", "seed": seed, "baseline_loss": 1 / 6, "seq_len": 100,
+                         "spec": spec})
             horizon = 11.0 if cell == "rnn" else 150.0
-            final.append({"run_id": i, "val_loss": loss, "val_metric": loss, "horizon": horizon, "decay_per_step": -0.1})
+            final.append({"run_id": i, "val_loss": loss, "val_metric": loss, "horizon": horizon,
+                          "decay_per_step": -0.1})
     runs = _runs(rows)
     return analysis.summary(runs, _runs(final), analysis.groups_of(runs, "cell"))
 
@@ -252,7 +256,8 @@ def test_aggregate_bands():
 
 
 def test_time_estimate_scales_with_size_and_calibrates():
-    small, big = parse_spec({"hidden_size": 32}), parse_spec({"hidden_size": 128, "task": {"name": "adding", "seq_len": 400}})
+    small, big = parse_spec({"hidden_size": 32}), parse_spec({"hidden_size": 128,
+                                                              "task": {"name": "adding", "seq_len": 400}})
     assert estimate.seconds(big) > 4 * estimate.seconds(small)
     samples = pd.DataFrame([{"cell": "rnn", "hidden_size": 32, "seq_len": 100, "num_layers": 1, "batch_size": 64,
                              "steps": 100, "seconds": 100 * 2 * estimate._model("rnn", 32, 100, 1, 64)}])

@@ -44,7 +44,8 @@ def test_dashboard_pages_never_import_torch_models_or_worker(tmp_path):
     url = f"sqlite:///{tmp_path / 'rnnlab.db'}"
     code = SCRIPT.format(repo=str(REPO), url=url, app=str(REPO / "dashboard" / "app.py"))
     env = {"PATH": "/usr/bin:/bin", "RNNLAB_DATABASE_URL": url, "RNNLAB_HOME": str(tmp_path), "HOME": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["errors"] == []

@@ -73,7 +73,8 @@ def test_run_detail_shows_charts_spec_and_attempts(lab, open_page):
         charts += len(page.get("plotly_chart"))
     assert charts >= 10
     assert any("cell: rnn" in c.value for c in open_page("run_detail", run=rid, view="Spec").code)
-    attempts = [d.value for d in open_page("run_detail", run=rid, view="Attempts").dataframe if "attempt" in d.value.columns]
+    attempts = [d.value for d in open_page("run_detail", run=rid, view="Attempts").dataframe
+                if "attempt" in d.value.columns]
     assert attempts and attempts[0]["outcome"].tolist() == ["succeeded"]
 
 
@@ -154,7 +155,7 @@ def test_clone_shows_the_duplicate_in_the_db_and_the_spec_diff(lab, open_page):
     rid = ids["cells"][0]
     at = open_page("new", clone=str(rid))
     no_errors(at)
-    assert {m.label: m.value for m in at.metric}["Duplicates"] == f"0 in sweep · 1 in DB"
+    assert {m.label: m.value for m in at.metric}["Duplicates"] == "0 in sweep · 1 in DB"
     at.number_input(key="f.hidden_size").set_value(48).run()
     diffs = [d.value for d in at.dataframe if "field" in d.value.columns]
     assert diffs and diffs[-1]["field"].tolist() == ["hidden_size"]

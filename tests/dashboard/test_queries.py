@@ -30,8 +30,10 @@ def test_list_runs_filters_and_pages_on_both_backends(seeded):
     assert total == 9 and df["id"].tolist() == [9, 8, 7, 6]
     df, total = q.list_runs({}, 2, 4, engine=eng)
     assert df["id"].tolist() == [1] and total == 9
-    assert q.list_runs({"status": ["succeeded"], "cell": ["gru"]}, engine=eng)[0]["id"].tolist() == sorted(ids["cells"][4:], reverse=True)
-    assert q.list_runs({"spec": {"task.seq_len": "50", "activation": "relu"}}, engine=eng)[0]["id"].tolist() == ids["diverged"]
+    assert q.list_runs({"status": ["succeeded"], "cell": ["gru"]}, engine=eng)[0]["id"].tolist() == sorted(
+        ids["cells"][4:], reverse=True)
+    assert (q.list_runs({"spec": {"task.seq_len": "50", "activation": "relu"}}, engine=eng)[0]["id"].tolist()
+            == ids["diverged"])
     assert q.list_runs({"spec": {"optimizer.lr": 0.001}}, engine=eng)[1] == 9
     assert q.list_runs({"spec": {"optimizer.lr": "0.01"}}, engine=eng)[1] == 0
     assert q.list_runs({"tags": ["<b>html</b>"]}, engine=eng)[0]["tags"].tolist() == ["<b>html</b>"]
@@ -103,7 +105,8 @@ def test_sql_console_refuses_writes_on_both_backends(seeded, sql):
     assert c.run_sql("SELECT COUNT(*) AS n FROM run_tags", 5, 100, url=url)[0]["n"].iloc[0] > 0
 
 
-@pytest.mark.parametrize("sql", ["ATTACH '{p}' AS x", "VACUUM INTO '{p}'", "PRAGMA query_only = OFF", "BEGIN IMMEDIATE"])
+@pytest.mark.parametrize("sql", ["ATTACH '{p}' AS x", "VACUUM INTO '{p}'", "PRAGMA query_only = OFF",
+                                 "BEGIN IMMEDIATE"])
 def test_sqlite_console_cannot_create_files_or_unlock_itself(sqlite_url, tmp_path, sql):
     target = tmp_path / "created.db"
     with pytest.raises(c.QueryError):
@@ -126,7 +129,7 @@ def test_example_queries_all_run_read_only(seeded):
     from db.examples import example_queries
 
     dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
-    for title, sql in example_queries(dialect):
+    for _title, sql in example_queries(dialect):
         c.run_sql(sql, 10, 100, url=url)  # raises QueryError on failure
     assert c.example_queries()  # the console's list is not empty
 

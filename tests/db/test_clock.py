@@ -25,7 +25,7 @@ def skew_clock(monkeypatch):
     """skew_clock(): from now on, this process's clock runs 5 minutes ahead (the healthy workers wrote
     their heartbeats before, with a right clock)."""
     def ahead() -> dt.datetime:
-        return dt.datetime.now(dt.timezone.utc) + AHEAD
+        return dt.datetime.now(dt.UTC) + AHEAD
 
     def apply() -> None:
         for module in (db.attempts, db.liveness, db.store):

@@ -3,6 +3,8 @@ were stored under different hashes become one spec (and duplicate detection find
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from alembic import command
 from sqlalchemy import text
 
@@ -13,7 +15,7 @@ from rnnlab.spec import parse_spec
 
 def _insert_old_run(url: str, spec_dict: dict, old_hash: str) -> int:
     import json
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     with get_engine(url).begin() as conn:
         conn.execute(text(
@@ -21,7 +23,7 @@ def _insert_old_run(url: str, spec_dict: dict, old_hash: str) -> int:
             "num_layers, seed, queue, status, cancel_requested, created_at, attempts, max_attempts, "
             "epochs_total, epochs_done) VALUES (:spec, 1, :h, 'adding', 'rnn', 'xavier', 'none', 10, 8, 1, 0, "
             "'cpu', 'queued', false, :t, 0, 3, 1, 0)"),
-            {"spec": json.dumps(spec_dict), "h": old_hash, "t": datetime.now(timezone.utc)})
+            {"spec": json.dumps(spec_dict), "h": old_hash, "t": datetime.now(UTC)})
         return conn.execute(text("SELECT max(id) FROM runs")).scalar_one()
 
 

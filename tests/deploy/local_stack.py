@@ -33,7 +33,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, ok=(200,), timeout: float = 90, proc: "Service | None" = None) -> int:
+def wait_http(url: str, ok=(200,), timeout: float = 90, proc: Service | None = None) -> int:
     """Poll url until it answers with one of the ok statuses; returns that status."""
     deadline, last = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
@@ -144,7 +144,8 @@ class LocalStack:
     def start_redis(self) -> Service:
         """The redis service's own command on a free port, with its data in a temporary folder."""
         if not shutil.which("redis-server"):
-            raise RuntimeError("redis-server is needed to stand in for the redis service (apt-get install redis-server)")
+            raise RuntimeError("redis-server is needed to stand in for the redis service "
+                               "(apt-get install redis-server)")
         data = self.tmp / "redis"
         data.mkdir(exist_ok=True)
         return self.start("redis", ["--port", str(self.redis_port), "--bind", "127.0.0.1", "--dir", str(data),

@@ -8,7 +8,6 @@ import tomllib
 
 import pytest
 import yaml
-
 from compose_helpers import ENV_EXAMPLE, MAIN, REPO, WORKERS, filled_env, services, validator
 
 
@@ -36,7 +35,8 @@ def test_schema_rejects_invalid_files(mutate, expected):
 
 
 @pytest.mark.parametrize("mutate, expected", [
-    (lambda s: s["dashboard"]["build"].update(dockerfile="docker/nope.Dockerfile"), "Dockerfile docker/nope.Dockerfile"),
+    (lambda s: s["dashboard"]["build"].update(dockerfile="docker/nope.Dockerfile"),
+     "Dockerfile docker/nope.Dockerfile"),
     (lambda s: s["dashboard"].update(command=["streamlit", "run", "dashboard/nope.py"]), "dashboard/nope.py"),
     (lambda s: s["postgres"].update(volumes=["./docker/nope:/x"]), "./docker/nope"),
     (lambda s: s["migrate"]["depends_on"].update(cache={"condition": "service_healthy"}), "cache"),

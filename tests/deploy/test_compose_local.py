@@ -20,7 +20,6 @@ import urllib.request
 import psycopg
 import pytest
 import redis as redis_lib
-
 from local_stack import BIN, LocalStack, wait_http
 from pg_helpers import PG_BASE_URL, REPO, fresh_database
 
@@ -151,7 +150,8 @@ def test_flower_requires_basic_auth(stack):
 
 
 def test_flower_sees_the_worker_with_credentials(stack):
-    req = urllib.request.Request(stack.flower_url + "/api/workers?refresh=1", headers=_basic(FLOWER_USER, FLOWER_PASSWORD))
+    req = urllib.request.Request(stack.flower_url + "/api/workers?refresh=1",
+                                 headers=_basic(FLOWER_USER, FLOWER_PASSWORD))
 
     def fetch():
         with urllib.request.urlopen(req, timeout=30) as r:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-
 from pg_helpers import fresh_database, run_init_script
 
 
@@ -41,7 +40,8 @@ def test_reads_tables_created_later_by_the_owner(target):
     ("INSERT INTO runs VALUES (2, 'mallory')", "read-only transaction"),
     ("DELETE FROM runs", "read-only transaction"),
     ("CREATE TABLE t (x int)", "read-only transaction"),
-    ("SET default_transaction_read_only = off; BEGIN READ WRITE; INSERT INTO runs VALUES (2, 'x')", "permission denied"),
+    ("SET default_transaction_read_only = off; BEGIN READ WRITE; INSERT INTO runs VALUES (2, 'x')",
+     "permission denied"),
     ("BEGIN READ WRITE; CREATE TABLE t (x int)", "permission denied"),
 ], ids=["insert", "delete", "create", "read-write-insert", "read-write-create"])
 def test_writes_are_refused_even_after_leaving_read_only_mode(target, sql, error):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from compose_helpers import REPO, services
 
 UNSAFE = re.compile(r"unsafe_allow_html\s*=\s*True|\bst\.html\(|components\.v1\.html|components\.html\(")

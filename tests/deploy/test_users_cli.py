@@ -70,7 +70,8 @@ def test_add_existing_needs_update(users_file):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["add", "alice", "--role", "owner", "--no-password"], "role 'owner' is not allowed; choose one of: viewer, member, admin"),
+    (["add", "alice", "--role", "owner", "--no-password"],
+     "role 'owner' is not allowed; choose one of: viewer, member, admin"),
     (["add", "al ice", "--no-password"], "user name 'al ice' is not allowed"),
     (["add", "-x", "--no-password"], "No such option"),
     (["remove", "nobody"], "no user 'nobody'"),

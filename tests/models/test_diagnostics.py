@@ -167,7 +167,8 @@ def test_saturation_and_dead_units_by_direct_computation(tiny, activation):
     for t in range(x.shape[0]):
         z = x[t] @ p["w_ih"].T + p["b_ih"] + h @ p["w_hh"].T + p["b_hh"]
         h = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}[activation](z)
-        hs.append(h.numpy()); zs.append(z.numpy())
+        hs.append(h.numpy())
+        zs.append(z.numpy())
     H, Z = np.array(hs), np.array(zs)
     layer = recs[1].layers[0]
     if activation == "tanh":

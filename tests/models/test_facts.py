@@ -51,13 +51,15 @@ def test_gradient_bound_for_vanilla_cells(tiny, activation, init):
 
 def test_gamma_values(tiny):
     from models import describe
-    gammas = {a: describe(tiny(cell="rnn", activation=a)).gamma for a in ("tanh", "sigmoid", "relu", "leaky_relu", "prelu")}
+    gammas = {a: describe(tiny(cell="rnn", activation=a)).gamma
+              for a in ("tanh", "sigmoid", "relu", "leaky_relu", "prelu")}
     assert gammas == {"tanh": 1.0, "sigmoid": 0.25, "relu": 1.0, "leaky_relu": 1.0, "prelu": 1.0}
     assert describe(tiny(cell="lstm")).gamma is None
 
 
 def test_exploding_init_diverges_without_raising(tiny):
-    spec = tiny(cell="rnn", activation="relu", init={"recurrent": "identity", "input": "uniform", "scale": 30.0, "bound": 1.0},
+    spec = tiny(cell="rnn", activation="relu",
+                init={"recurrent": "identity", "input": "uniform", "scale": 30.0, "bound": 1.0},
                 task={"name": "adding", "seq_len": 40}, epochs=3)
     res, recs = _records(spec)
     assert res.outcome == "diverged"

@@ -40,8 +40,10 @@ def _cells(net):
         kw = {"nonlinearity": net.activation} if net.cell == "rnn" else {}
         c = CELLS[net.cell](p["w_ih"].shape[1], net.hidden_size, **kw).double()
         with torch.no_grad():
-            c.weight_ih.copy_(p["w_ih"]); c.weight_hh.copy_(p["w_hh"])
-            c.bias_ih.copy_(p["b_ih"]); c.bias_hh.copy_(p["b_hh"])
+            c.weight_ih.copy_(p["w_ih"])
+            c.weight_hh.copy_(p["w_hh"])
+            c.bias_ih.copy_(p["b_ih"])
+            c.bias_hh.copy_(p["b_hh"])
         out.append(c)
     return out
 
@@ -67,7 +69,8 @@ def _hand_forward(net, cells, x, delta=None):
             if h.requires_grad:
                 h.retain_grad()
             hs.append(h)
-        hs_all.append(hs); cs_all.append(cs)
+        hs_all.append(hs)
+        cs_all.append(cs)
         inp = hs
     top = torch.stack(hs_all[-1])
     return net.head(top[-1] if net.output_mode == "last" else top), hs_all, cs_all

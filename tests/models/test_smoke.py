@@ -17,7 +17,8 @@ CLIPS = [None, {"mode": "norm", "max_norm": 0.5}, {"mode": "value", "clip_value"
 @pytest.mark.parametrize("init", INITS)
 @pytest.mark.parametrize("cell,activation", CELLS, ids=[f"{c}-{a}" if a else c for c, a in CELLS])
 def test_one_tiny_epoch(tiny, cell, activation, init, clip):
-    spec = tiny(cell=cell, activation=activation, init={"recurrent": init, "input": init if init != "identity" else "default"},
+    spec = tiny(cell=cell, activation=activation,
+                init={"recurrent": init, "input": init if init != "identity" else "default"},
                 clip=clip, epochs=1, steps_per_epoch=2, hidden_size=4, task={"name": "adding", "seq_len": 6},
                 leaky_slope=0.1 if activation == "leaky_relu" else None)
     recs = []

@@ -23,7 +23,7 @@ def _many(task, n_batches=40, B=500):
 
 def test_adding_a16_data_and_baselines():
     t = _task(name="adding", variant="a16", seq_len=30)
-    ys, solved = [], []
+    ys = []
     for b in _many(t):
         marks = b.x[:, :, 1]
         assert torch.all(marks[:15].sum(0) == 1) and torch.all(marks[15:].sum(0) == 1)  # one per half
@@ -45,7 +45,8 @@ def test_adding_p13_lengths_markers_and_baselines():
         assert 50 <= L < 55
         pos = b.x[:, :, 1].T.nonzero()           # (example, step), sorted by example then step
         first, second = pos[::2, 1], pos[1::2, 1]
-        assert torch.all(first < int(L * 0.1)) and torch.all(second >= int(L * 0.1)) and torch.all(second < int(L * 0.5))
+        assert (torch.all(first < int(L * 0.1)) and torch.all(second >= int(L * 0.1))
+                and torch.all(second < int(L * 0.5)))
         ys.append(b.y[:, 0].numpy())
     y = np.concatenate(ys)
     assert len(lengths) > 1

@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from models import diagnose, train
 from rnnlab.records import EpochRecord, LayerStat
 
@@ -41,7 +40,8 @@ def test_healthy_whole_sequence():
 
 
 def test_exploding_by_ratio_norm_and_nonfinite():
-    assert diagnose(_record([_layer([1e5] + [1.0] * 9, 5.0, 9.0)]), None).startswith("gradients explode: ‖g_1‖/‖g_T‖ = 1e+05")
+    assert diagnose(_record([_layer([1e5] + [1.0] * 9, 5.0, 9.0)]), None).startswith(
+        "gradients explode: ‖g_1‖/‖g_T‖ = 1e+05")
     assert diagnose(_record([_layer([1.0] * 10, 0.0, 9.0)], gmax=5e3), None).startswith("gradients explode")
     assert diagnose(_record([], gmax=math.inf, nonfinite=1), None).startswith("gradients explode: non-finite")
 

@@ -5,7 +5,14 @@ import math
 import pytest
 
 from rnnlab.spec import (
-    JobSpec, Limits, SpecError, SweepSpec, expand_sweep, find_duplicates, load, parse_spec,
+    JobSpec,
+    Limits,
+    SpecError,
+    SweepSpec,
+    expand_sweep,
+    find_duplicates,
+    load,
+    parse_spec,
 )
 
 

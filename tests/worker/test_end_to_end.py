@@ -2,7 +2,6 @@
 for each broker (filesystem, Redis) × each database (SQLite, Postgres)."""
 
 import pytest
-
 from sqlalchemy import select
 
 from db import store

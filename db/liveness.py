@@ -6,13 +6,15 @@ handed back while shutting down."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import struct
 from dataclasses import dataclass, field
 
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from db.attempts import aware, close_attempt, db_now, forward, owned
-from db.engine import session
+from db.engine import default_url, session
 from db.models import Run, RunAttempt, Worker
 
 
@@ -164,3 +166,45 @@ def list_workers(*, url: str | None = None) -> list[dict]:
                 w[k] = aware(w[k])
         w["heartbeat_age_s"] = (t - w["heartbeat_at"]).total_seconds()
     return out
+
+
+# SQLite's unix VFS takes the write lock of a WAL database as a POSIX (fcntl) lock on this byte of the
+# "-shm" file (UNIX_SHM_BASE + WAL_WRITE_LOCK); another process can see who holds it (F_GETLK)
+SQLITE_WAL_WRITE_LOCK_BYTE = 120
+_FLOCK = "hhqqi4x"   # Linux struct flock: l_type, l_whence, l_start, l_len, l_pid
+
+
+def sqlite_writer_pid(url: str | None = None) -> int | None:
+    """The pid of another process holding the SQLite database's write lock; None if nobody does, the
+    database is not a SQLite file, or the platform has no fcntl."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url or default_url())
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    try:
+        import fcntl
+
+        fd = os.open(u.database + "-shm", os.O_RDONLY)
+    except (ImportError, OSError):
+        return None
+    try:
+        got = fcntl.fcntl(fd, fcntl.F_GETLK, struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET,
+                                                          SQLITE_WAL_WRITE_LOCK_BYTE, 1, 0))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    l_type, _, _, _, pid = struct.unpack(_FLOCK, got)
+    return None if l_type == fcntl.F_UNLCK else pid
+
+
+def lost_worker_pids(stale_after_s: float, host: str, *, url: str | None = None) -> set[int]:
+    """The pids (main processes) of the workers on ``host`` that hold a running run whose heartbeat is
+    older than ``stale_after_s``: a read, so it works while another process holds the write lock."""
+    with session(url) as s:
+        cutoff = db_now(s) - dt.timedelta(seconds=stale_after_s)
+        rows = s.execute(select(Worker.pid).join(Run, Run.worker == Worker.name)
+                         .where(Run.status == "running", Run.heartbeat_at < cutoff, Worker.host == host,
+                                Worker.pid.is_not(None))).scalars().all()
+    return set(rows)

@@ -17,10 +17,13 @@ every step. It also stops the run when its worker shuts down (worker_stopping).
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 import time
+from pathlib import Path
 
-from db import store
+from db import liveness, store
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +99,7 @@ class WorkerHeartbeat(threading.Thread):
         self._orphan_next = 0.0
         self._setup = setup
         self._registered = False   # the first successful beat is the start (db.liveness.heartbeat)
+        self.watch: FrozenWriterWatch | None = None   # SQLite: started by run()
 
     def beat(self) -> None:
         if self._setup is not None:
@@ -134,6 +138,13 @@ class WorkerHeartbeat(threading.Thread):
         return resend
 
     def run(self) -> None:
+        from sqlalchemy.engine import make_url
+
+        from db.engine import default_url
+
+        if make_url(self.url or default_url()).get_backend_name() == "sqlite":
+            self.watch = FrozenWriterWatch(self.host, self.lost_after_s, self.period_s, self.url)
+            self.watch.start()
         while not self._stop_event.is_set():
             try:
                 self.beat()
@@ -143,11 +154,63 @@ class WorkerHeartbeat(threading.Thread):
 
     def stop(self) -> None:
         self._stop_event.set()
+        if self.watch is not None:
+            self.watch.stop()
         self.join(timeout=10)
         try:
             store.worker_stopped(self.worker, url=self.url)
         except Exception:  # noqa: BLE001
             log.exception("could not mark worker %s stopped", self.worker)
+
+
+def _proc_state(pid: int) -> tuple[str, int] | None:
+    """(state letter, parent pid) of a process from /proc; None if it is gone or there is no /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], int(fields[1])
+
+
+def free_frozen_writer(host: str, lost_after_s: float, url: str | None = None) -> int | None:
+    """SQLite: a training process frozen (SIGSTOP) inside a write transaction holds the database's write
+    lock, so every other process's writes (the reapers' too) wait on it until it wakes, and its run is
+    never taken over. Once its run is lost (no heartbeat for ``lost_after_s``) and it is still stopped,
+    kill it (SIGKILL): the lock goes with it, the reaper requeues the run, and its worker's pool starts a
+    new child when the worker wakes. Only a pool child of a worker on this host with a lost run is killed,
+    never a worker's main process or anything else. Returns the pid killed, else None."""
+    pid = liveness.sqlite_writer_pid(url)
+    state = None if pid is None else _proc_state(pid)
+    if state is None or state[0] != "T":
+        return None
+    if state[1] not in liveness.lost_worker_pids(lost_after_s, host, url=url):
+        log.error("process %s is stopped while it holds the SQLite write lock, blocking every worker; it is "
+                  "not the pool child of a worker with a lost run, so it is left alone (SIGCONT or end it)", pid)
+        return None
+    log.error("process %s (pool child of worker pid %s) is stopped while it holds the SQLite write lock and its "
+              "run is lost; killing it so the run can be taken over", pid, state[1])
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+class FrozenWriterWatch(threading.Thread):
+    """Calls free_frozen_writer every ``period_s`` (SQLite only), beside the heartbeat: the heartbeat's own
+    writes wait on the frozen process's lock, this thread only reads."""
+
+    def __init__(self, host: str, lost_after_s: float, period_s: float, url: str | None = None):
+        super().__init__(name="rnnlab-frozen-writer-watch", daemon=True)
+        self.host, self.lost_after_s, self.period_s, self.url = host, lost_after_s, period_s, url
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.period_s):
+            try:
+                free_frozen_writer(self.host, self.lost_after_s, self.url)
+            except Exception:  # noqa: BLE001 - a failed look must not end the watch
+                log.exception("frozen-writer check failed")
+
+    def stop(self) -> None:
+        self._stop_event.set()
 
 
 class RunMonitor(threading.Thread):

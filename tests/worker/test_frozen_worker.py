@@ -1,12 +1,15 @@
-"""A worker frozen (SIGSTOP) in the middle of a write transaction on Postgres: its run's row stays locked, so
-before the fix every other worker's reaper waited on that lock until the frozen worker woke, and the run
-was never taken over (bench/faults "SIGSTOP past reassignment"). Now Postgres ends the frozen session
+"""A worker frozen (SIGSTOP) in the middle of a write transaction (bench/faults "SIGSTOP past reassignment").
+Postgres: its run's row stays locked, so before the fix every other worker's reaper waited on that lock
+until the frozen worker woke, and the run was never taken over; now Postgres ends the frozen session
 after lost_after (worker.heartbeat.bound_transactions), the reaper requeues the run, another worker
-claims it, and the woken worker's writes are refused. The frozen worker is a real process stopped with
+claims it, and the woken worker's writes are refused. SQLite: the frozen process holds the file's write
+lock and every other writer waits; now a live worker kills it once its run is lost (it is a stopped pool
+child of a worker with a lost run), and reaps the run. The frozen worker is a real process stopped with
 SIGSTOP inside a fenced write, as the fault suite's victim is."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +18,7 @@ from pathlib import Path
 
 from db import store
 from rnnlab.spec import parse_spec
+from worker.heartbeat import WorkerHeartbeat
 
 TINY = {"hidden_size": 8, "task": {"name": "adding", "seq_len": 10}, "epochs": 5, "steps_per_epoch": 2}
 LOST_S = 1.0
@@ -32,7 +36,7 @@ url, run_id, lost_s = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 bound_transactions(lost_s)
 try:
     with session(url, write=True) as s:
-        fence(s, run_id, 1)
+        fence(s, run_id, 1, message="the frozen worker's write")
         print("locked", flush=True)
         os.kill(os.getpid(), signal.SIGSTOP)
     print("write committed", flush=True)
@@ -83,3 +87,35 @@ def test_frozen_worker_loses_its_run_and_its_late_writes(pg_url):
     assert "heartbeat refused" in out, out
     run = store.get_run(run_id, url=pg_url)
     assert (run["status"], run["worker"], run["attempts"]) == ("running", "live", 2)
+
+
+def test_sqlite_frozen_training_process_is_killed_and_its_run_taken_over(sqlite_url):
+    (run_id,) = store.create_runs([parse_spec(TINY)], url=sqlite_url)
+    # the frozen worker: this process is its main process, the child below its training (pool) process
+    store.heartbeat("frozen", host=socket.gethostname(), pid=os.getpid(), queues="cpu", device="cpu", start=True,
+                    url=sqlite_url)
+    assert store.claim_run(run_id, "frozen", url=sqlite_url)["attempt"] == 1
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", FROZEN, sqlite_url, str(run_id), str(LOST_S)], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sent = []
+    live = WorkerHeartbeat("live", host=socket.gethostname(), pid=1, queues="cpu", device="cpu", period_s=0.2,
+                           lost_after_s=LOST_S, send_run=lambda i, q: sent.append(i), url=sqlite_url)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        while not stopped(proc.pid):
+            time.sleep(0.05)
+        live.start()
+        end = time.monotonic() + 60
+        while not sent and time.monotonic() < end:
+            time.sleep(0.2)
+        assert sent == [run_id], "the frozen worker's run was not requeued while it was stopped"
+        assert store.claim_run(run_id, "live", url=sqlite_url)["attempt"] == 2
+    finally:
+        live.stop()
+        os.kill(proc.pid, signal.SIGCONT)
+        proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    run = store.get_run(run_id, url=sqlite_url)
+    assert (run["status"], run["worker"], run["attempts"]) == ("running", "live", 2)
+    assert run["message"] != "the frozen worker's write"

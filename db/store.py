@@ -23,8 +23,18 @@ from db.engine import session
 from db.errors import LostOwnership, RunNotFound, RunStateError
 from db.liveness import Reaped, heartbeat, list_workers, reap_lost, released_by, run_heartbeat, worker_stopped
 from db.models import (
-    FINAL_STATUSES, Checkpoint, Epoch, GradProfile, Histogram, LayerStatRow, ParamStatRow, Run,
-    RunAttempt, RunTag, Sweep, Worker,
+    FINAL_STATUSES,
+    Checkpoint,
+    Epoch,
+    GradProfile,
+    Histogram,
+    LayerStatRow,
+    ParamStatRow,
+    Run,
+    RunAttempt,
+    RunTag,
+    Sweep,
+    Worker,
 )
 from db.reads import epoch_records, epoch_scalars, get_run, list_runs
 from rnnlab.records import EpochRecord, RunInfo

@@ -49,7 +49,6 @@ class Plan:
 def plan(doc: JobSpec | SweepSpec, *, url: str | None = None, limits=None) -> Plan:
     """Expand a job or sweep and find duplicates, without writing anything."""
     from db.store import find_existing
-
     from rnnlab.settings import get_settings
 
     sweep = doc if isinstance(doc, SweepSpec) else None

@@ -172,6 +172,9 @@ def _proc_state(pid: int) -> tuple[str, int] | None:
     return fields[0], int(fields[1])
 
 
+_FROZEN_SEEN: set[int] = set()   # stopped lock holders already logged
+
+
 def free_frozen_writer(host: str, lost_after_s: float, url: str | None = None) -> int | None:
     """SQLite: a training process frozen (SIGSTOP) inside a write transaction holds the database's write
     lock, so every other process's writes (the reapers' too) wait on it until it wakes, and its run is
@@ -184,8 +187,10 @@ def free_frozen_writer(host: str, lost_after_s: float, url: str | None = None) -
     if state is None or state[0] != "T":
         return None
     if state[1] not in liveness.lost_worker_pids(lost_after_s, host, url=url):
-        log.error("process %s is stopped while it holds the SQLite write lock, blocking every worker; it is "
-                  "not the pool child of a worker with a lost run, so it is left alone (SIGCONT or end it)", pid)
+        if pid not in _FROZEN_SEEN:
+            _FROZEN_SEEN.add(pid)
+            log.error("process %s is stopped while it holds the SQLite write lock, blocking every worker; it is "
+                      "killed once it is the pool child of a worker with a lost run, else SIGCONT or end it", pid)
         return None
     log.error("process %s (pool child of worker pid %s) is stopped while it holds the SQLite write lock and its "
               "run is lost; killing it so the run can be taken over", pid, state[1])

@@ -27,6 +27,14 @@ from worker.heartbeat import RunMonitor
 log = logging.getLogger(__name__)
 
 DB_TRANSIENT = (OperationalError, InterfaceError)   # "database is locked", connection refused or dropped
+# Postgres ended the session (SQLAlchemy raises InternalError): idle_in_transaction_session_timeout, which a
+# worker sets (worker.heartbeat.bound_transactions), hit by a worker that was frozen or starved mid-write
+TRANSIENT_SQLSTATES = {"25P03"}
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a database error may pass if the write is retried on a new connection."""
+    return isinstance(exc, DB_TRANSIENT) or getattr(getattr(exc, "orig", None), "sqlstate", None) in TRANSIENT_SQLSTATES
 # how long one write retries a transient database error before the run is handed back
 DB_RETRY_S = float(os.environ.get("RNNLAB_DB_RETRY_SECONDS", "60"))
 
@@ -48,8 +56,8 @@ def db_retry(fn, what: str, run_id: int, budget_s: float | None = None):
     while True:
         try:
             return fn()
-        except DB_TRANSIENT as e:
-            if time.monotonic() + delay > deadline:
+        except Exception as e:
+            if not transient(e) or time.monotonic() + delay > deadline:
                 raise
             log.warning("run %s: %s: %s; retrying in %.1f s", run_id, what,
                         "disk full" if disk_full(e) else "database error", delay)
@@ -90,12 +98,12 @@ def execute(run_id: int, worker: str, *, heartbeat_s: float, lost_after_s: float
     except store.LostOwnership as e:
         log.warning("run %s: %s; leaving it to its new owner", run_id, e)
         return None
-    except DB_TRANSIENT as e:   # the database stayed unusable past DB_RETRY_S: hand the run back, never fail it
-        monitor.stop()
-        why = f"disk full: {e}" if disk_full(e) else f"database unavailable: {type(e).__name__}"
-        log.error("run %s: %s; handing it back to the queue", run_id, why)
-        return _hand_back(run, attempt, worker, url, reason=f"{why} (worker {worker})"[:500], tries=30)
     except Exception as e:  # noqa: BLE001 - every failure is recorded on the run
+        if transient(e):   # the database stayed unusable past DB_RETRY_S: hand the run back, never fail it
+            monitor.stop()
+            why = f"disk full: {e}" if disk_full(e) else f"database unavailable: {type(e).__name__}"
+            log.error("run %s: %s; handing it back to the queue", run_id, why)
+            return _hand_back(run, attempt, worker, url, reason=f"{why} (worker {worker})"[:500], tries=30)
         status, message = "failed", _failure_message(e)
         if message == str(e):   # the engine's own clear message: no traceback needed
             log.warning("run %s failed: %s", run_id, message)

@@ -9,6 +9,12 @@ also re-sends the task of a run left ``queued`` with no message in the broker (w
 worker killed after taking a message but before claiming its run, a task that gave up on a database
 outage.
 
+A worker frozen (SIGSTOP, a paused VM) inside a write transaction must not hold its lost run hostage:
+on Postgres the worker's sessions are ended by the server once idle in a transaction for
+``lost_after_seconds`` (bound_transactions), and the reaper skips a locked row until then; on SQLite,
+where a frozen process keeps the file's write lock, FrozenWriterWatch kills a stopped pool child that
+holds it once its run is lost.
+
 RunMonitor runs beside each training run: it refreshes the run's heartbeat, and polls the cancel
 flag about once a second so that ``should_stop`` is a cheap in-memory check the engine can call
 every step. It also stops the run when its worker shuts down (worker_stopping).

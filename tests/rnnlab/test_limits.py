@@ -22,15 +22,16 @@ def test_more_than_fifty_bad_inputs_each_through_at_least_one_channel():
     assert len(CASES) > 50 and len({c.id for c in CASES}) == len(CASES)
 
 
-@pytest.mark.parametrize("channel", CHANNELS)
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_is_refused_naming_the_problem(results, case, channel):
-    msg = results[case.id][channel]
-    if msg == NA:
-        pytest.skip(f"the {channel} channel cannot express {case.what!r}")
-    assert msg is not None, f"{case.what!r} was accepted through the {channel}"
-    assert case.expect in msg, msg
-    assert "Traceback" not in msg
+def test_bad_input_is_refused_naming_the_problem(results, case):
+    # every channel that can express the input (NA: the form has no widget for a duplicate YAML key, …)
+    tried = [ch for ch in CHANNELS if results[case.id][ch] != NA]
+    assert tried, f"no channel can express {case.what!r}"
+    for channel in tried:
+        msg = results[case.id][channel]
+        assert msg is not None, f"{case.what!r} was accepted through the {channel}"
+        assert case.expect in msg, f"{channel}: {msg}"
+        assert "Traceback" not in msg, f"{channel}: {msg}"
 
 
 def test_every_case_is_tried_somewhere(results):

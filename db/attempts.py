@@ -21,7 +21,8 @@ def db_now(s) -> dt.datetime:
     Postgres: clock_timestamp() (the real time, not the transaction's start). SQLite: its 'now'; SQLite
     runs inside each process, and every process that opens the file runs on the file's host (SQLite
     over a network filesystem is not supported), so that is the one host clock they all share."""
-    if s.get_bind().dialect.name == "postgresql":
+    bind = s.get_bind() if hasattr(s, "get_bind") else s   # a Session or a Connection
+    if bind.dialect.name == "postgresql":
         return aware(s.execute(text("SELECT clock_timestamp()")).scalar_one())
     raw = s.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
     return aware(dt.datetime.fromisoformat(raw))

@@ -17,6 +17,7 @@ import pandas as pd
 from sqlalchemy import Text, and_, case, cast, func, or_, select
 from sqlalchemy.engine import Engine
 
+from db.attempts import db_now
 from db.models import (
     Epoch,
     GradProfile,
@@ -547,8 +548,8 @@ def workers(engine: Engine | None = None, lost_after_s: float | None = None) -> 
     cols = [c.key for c in Worker.__table__.c]
     with _eng(engine).connect() as conn:
         rows = conn.execute(select(*Worker.__table__.c).order_by(Worker.heartbeat_at.desc())).mappings().all()
+        now = db_now(conn)   # the database's clock, as heartbeats and the reaper use (db.attempts)
     df = pd.DataFrame(rows, columns=cols)
-    now = datetime.now(UTC)
     ages = [(now - _utc(h)).total_seconds() if h is not None and not pd.isna(h) else None for h in df["heartbeat_at"]]
     df["heartbeat_age_s"] = ages
     df["alive"] = [a is not None and a <= lost and (s is None or pd.isna(s)) for a, s in zip(ages, df["stopped_at"])]

@@ -8,7 +8,7 @@ Channels:
 - form: the dashboard's form-collecting function (dashboard.forms.collect + validate) with the widget
   values set as a user would set them, or the sweep builder's functions (dashboard.sweeps.parse_seeds,
   build) for seeds and grids;
-- submit: rnnlab.submit.submit() called as an API user would, with a spec that passed the schema
+- submit: client.submit.submit() called as an API user would, with a spec that passed the schema
   under no size limits (so the limits inside submit() are what refuses it).
 
 A case that a channel cannot express (a raw file for the form, an unknown field in a form) shows "—".
@@ -184,7 +184,7 @@ def via_cli(case: Case, tmp: Path) -> str | None:
     import yaml
     from typer.testing import CliRunner
 
-    from rnnlab.cli import app
+    from cli.main import app
 
     args: list[str] = []
     if case.raw is not None:
@@ -262,8 +262,8 @@ def via_form(case: Case) -> str | None:
 
 
 def via_submit(case: Case, url: str, app) -> str | None:
+    from client.submit import submit
     from rnnlab.spec import Limits, SpecError, expand_sweep, parse_spec, parse_sweep, sweep_size
-    from rnnlab.submit import submit
 
     big = Limits(**{k: 10**18 for k in ("max_hidden_size", "max_seq_len", "max_batch_size", "max_epochs",
                                          "max_steps_per_epoch", "max_work", "max_sweep_runs")})

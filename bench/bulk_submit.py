@@ -1,4 +1,4 @@
-"""Bulk submit: how long N runs take to reach Redis through rnnlab.submit.submit (rows + messages).
+"""Bulk submit: how long N runs take to reach Redis through client.submit.submit (rows + messages).
 
 Usage: .venv/bin/python bench/bulk_submit.py [--runs 1000] [--repeat 3] [--db URL] [--redis URL]
 Each repeat uses a fresh database (a SQLite file unless --db is given: then that database, migrated)
@@ -34,10 +34,10 @@ def one(n: int, db: str | None, redis_url: str) -> tuple[float, float, float, in
     """(submit wall s, submit CPU s of this process, old-way send s, messages in Redis after submit)."""
     import redis
 
+    from client.submit import submit
     from db.migrate import upgrade
     from rnnlab.queue import make_app, send_run
     from rnnlab.spec import parse_spec
-    from rnnlab.submit import submit
 
     r = redis.Redis.from_url(redis_url)
     prefix = f"rnnlab-bench-bulk-{uuid.uuid4().hex[:8]}-"

@@ -21,9 +21,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20)
     add_setup_args(ap)
     a = ap.parse_args()
+    from client.submit import submit
     from db.store import get_run
     from rnnlab.spec import parse_spec
-    from rnnlab.submit import submit
 
     print("| broker | database | n | median ms | p90 ms | max ms |")
     print("|---|---|---|---|---|---|")

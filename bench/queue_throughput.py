@@ -20,9 +20,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     add_setup_args(ap)
     a = ap.parse_args()
+    from client.submit import submit
     from db.store import list_runs
     from rnnlab.spec import parse_spec
-    from rnnlab.submit import submit
 
     print("| broker | database | runs | workers | submit s | total s | runs/s | failed |")
     print("|---|---|---|---|---|---|---|---|")

@@ -1,5 +1,5 @@
 """What users do to runs from the Runs and Run-detail pages: cancel, re-run, clone with edits,
-tags, notes and delete (with confirmation). Writes go through db.store / rnnlab.submit only, and
+tags, notes and delete (with confirmation). Writes go through db.store / client.submit only, and
 every action checks dashboard.auth.can first."""
 
 from __future__ import annotations
@@ -57,9 +57,9 @@ def cancel(user: User, rows: pd.DataFrame) -> None:
 
 def rerun(user: User, rows: pd.DataFrame) -> None:
     """Submit each run's exact spec again as a new run (same seed, so the same records on CPU)."""
+    from client.submit import submit
     from rnnlab.settings import get_settings
     from rnnlab.spec import parse_spec
-    from rnnlab.submit import submit
 
     if not can(user, "submit"):
         flash("warning", "Your role cannot submit runs.")

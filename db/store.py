@@ -107,7 +107,7 @@ def create_runs(
     message: str | None = None, url: str | None = None,
 ) -> list[int]:
     """Insert queued runs (and their sweep) in one transaction, one batched INSERT; returns the run ids
-    in order. ``message``: the runs' initial message (rnnlab.submit marks them as being sent), stamped in
+    in order. ``message``: the runs' initial message (client.submit marks them as being sent), stamped in
     ``heartbeat_at`` with the database's clock (the submitter refreshes it while it sends)."""
     if not specs:
         raise ValueError("specs: nothing to create (the list is empty)")

@@ -17,7 +17,7 @@ from kombu import Queue
 
 TASK_RUN = "rnnlab.run"
 QUEUES = ("cpu", "gpu")
-# the message of a run whose task the submitter is still sending (rnnlab.submit); the lost-message
+# the message of a run whose task the submitter is still sending (client.submit); the lost-message
 # check (worker.orphans) gives such runs SENDING_GRACE_S before it treats their message as lost
 SENDING = "sending: the submitter is sending this run's task message"
 SENDING_GRACE_S = 600.0

@@ -13,7 +13,7 @@ claiming it; Redis would redeliver it only after the visibility timeout, days la
 with no message, still so (same attempts and message, never seen held) for ``grace_s``
 (RNNLAB_LOST_AFTER_SECONDS) over consecutive checks, gets its task re-sent. The grace covers the
 short, normal gaps: a worker that took the message and is claiming the run.
-A run whose submission is still being sent (rnnlab.submit commits the rows with the message
+A run whose submission is still being sent (client.submit commits the rows with the message
 rnnlab.queue.SENDING and clears it batch by batch as the tasks reach the broker) is not treated as
 lost while it says so and its submitter makes progress: create_runs stamps the mark (heartbeat_at, by
 the database's clock) and the submitter refreshes the stamp of the runs it has still to send every few
@@ -48,7 +48,7 @@ from rnnlab.queue import QUEUES, SENDING, SENDING_GRACE_S, TASK_RUN
 log = logging.getLogger(__name__)
 
 # a run marked as being sent whose stamp is older than this was left by a submitter that stopped: a live
-# submitter refreshes the stamp every few seconds (rnnlab.submit.STAMP_EVERY_S) while it sends
+# submitter refreshes the stamp every few seconds (client.submit.STAMP_EVERY_S) while it sends
 SENDING_STALE_S = 30.0
 
 try:

@@ -1,5 +1,5 @@
 """The fault suite's plumbing: one setup (database + broker + real Celery workers) per scenario, tiny
-runs submitted through rnnlab.submit, and the audit that counts lost and duplicated runs.
+runs submitted through client.submit, and the audit that counts lost and duplicated runs.
 
 Definitions (docs/reliability.md repeats them):
 - lost: a run not in a final status (succeeded, failed, diverged, cancelled) when the scenario's
@@ -170,7 +170,7 @@ class Setup:
         return w
 
     def submit(self, specs) -> list[int]:
-        from rnnlab.submit import submit
+        from client.submit import submit
 
         return submit(list(specs), url=self.db_url, app=self.app())
 

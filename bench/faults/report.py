@@ -116,7 +116,7 @@ _DEFINITIONS = f"""\
 Every scenario starts its own worker processes (`celery -A worker.app worker`, concurrency 1, heartbeat
 {h.HEARTBEAT_S:g} s, a run is lost after {h.LOST_AFTER_S:g} s of silence) against a fresh database and private queue
 names on the suite's **own** Redis and PostgreSQL (free ports, temporary folders; the shared services are
-never touched), submits tiny runs through `rnnlab.submit` (hidden 8, T 10), injects one fault, and waits
+never touched), submits tiny runs through `client.submit` (hidden 8, T 10), injects one fault, and waits
 for every run to end.
 
 - **runs**: runs submitted in the scenario.

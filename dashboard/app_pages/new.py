@@ -107,7 +107,7 @@ if not allowed:
     st.info("Your role cannot submit runs.")
 if st.button(f"Submit {len(specs)} run(s)", type="primary", disabled=bool(errors) or not specs or not allowed,
              key="submit"):
-    from rnnlab.submit import submit
+    from client.submit import submit
 
     try:
         ids = submit(specs, owner=user.name, tags=[t.strip() for t in tags.split(",") if t.strip()],

@@ -33,7 +33,7 @@ for page, query in pages.items():
     at.switch_page(f"app_pages/{{page}}.py")
     at.run()
     errors += [f"{{page}}: {{e.value}}" for e in list(at.exception) + list(at.error)]
-import db.store, rnnlab.queue, rnnlab.submit  # what the pages' actions import lazily
+import db.store, rnnlab.queue, client.submit  # what the pages' actions import lazily
 rnnlab.queue.get_app()
 bad = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "models", "worker", "sklearn"))
 print(json.dumps({{"bad": bad, "errors": errors}}))

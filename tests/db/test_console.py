@@ -125,7 +125,7 @@ def _cli(url: str, *args: str, stdin: str | None = None) -> subprocess.Completed
 
     env = {**os.environ, "RNNLAB_DATABASE_URL": url, "RNNLAB_SQL_ROW_LIMIT": "50"}
     env.pop("RNNLAB_READONLY_DATABASE_URL", None)
-    return subprocess.run([sys.executable, "-m", "rnnlab.cli", "sql", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cli.main", "sql", *args], capture_output=True, text=True,
                           env=env, input=stdin, timeout=120, cwd=REPO)
 
 

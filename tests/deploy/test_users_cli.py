@@ -1,4 +1,4 @@
-"""Built-in users: the users file (rnnlab.users) and `rnnlab user add|list|remove` (rnnlab.cli_users)."""
+"""Built-in users: the users file (rnnlab.users) and `rnnlab user add|list|remove` (cli.users)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from cli.users import users_app
 from rnnlab import users
-from rnnlab.cli_users import users_app
 
 
 @pytest.fixture
@@ -125,8 +125,8 @@ def test_default_path_follows_rnnlab_home(tmp_path, monkeypatch):
 
 
 def test_cli_mounts_users_app():
-    """rnnlab.cli mounts users_app as `rnnlab user`."""
-    from rnnlab.cli import app
+    """cli.main mounts users_app as `rnnlab user`."""
+    from cli.main import app
 
     result = CliRunner().invoke(app, ["user", "--help"])
     assert result.exit_code == 0 and "add" in result.output and "remove" in result.output

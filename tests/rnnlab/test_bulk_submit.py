@@ -5,10 +5,10 @@ bench/bulk_submit.py, not here."""
 
 import pytest
 
+from client.submit import submit
 from db import store
 from rnnlab.queue import SENDING
 from rnnlab.spec import parse_spec
-from rnnlab.submit import submit
 from worker.orphans import waiting_function
 
 TINY = {"hidden_size": 8, "task": {"name": "adding", "seq_len": 10}, "epochs": 1, "steps_per_epoch": 2,
@@ -48,7 +48,7 @@ def test_broker_down_fails_the_runs_not_sent(sqlite_url, free_port):
 
 
 def test_the_mark_is_cleared_only_where_it_is_still_the_mark(sqlite_url, fs_broker):
-    from rnnlab.submit import _clear_sending
+    from client.submit import _clear_sending
 
     (a, b) = store.create_runs([parse_spec({**TINY, "seed": 1}), parse_spec({**TINY, "seed": 2})],
                                message=SENDING, url=sqlite_url)
@@ -136,7 +136,7 @@ def test_runs_the_full_database_could_not_fail_go_to_the_lost_message_check(sqli
             lifts.append(_cap_database(sqlite_url))
     before_task_publish.connect(fill, weak=False)
     try:
-        with pytest.raises(ValueError) as refused:   # rnnlab.submit.SubmitError
+        with pytest.raises(ValueError) as refused:   # client.submit.SubmitError
             submit([parse_spec({**TINY, "seed": i}) for i in range(300)], url=sqlite_url, app=app)
     finally:
         before_task_publish.disconnect(fill)

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = {"hidden_size": 8, "task": {"name": "adding", "seq_len": 10}, "epochs": 2, "steps_per_epoch": 3,
         "batch_size": 8, "probe": {"batch_size": 4}, "device": "cpu"}
 NO_TORCH = "import sys; sys.modules['torch'] = None; sys.modules['models'] = None; " \
-           "from rnnlab.cli import main; sys.argv[0] = 'rnnlab'; main()"
+           "from cli.main import main; sys.argv[0] = 'rnnlab'; main()"
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def cli(home):
     env.update({"RNNLAB_HOME": str(home), "OMP_NUM_THREADS": "1", "COLUMNS": "200"})
 
     def run(*args, torch=True, timeout=120):
-        cmd = [sys.executable, "-m", "rnnlab.cli"] if torch else [sys.executable, "-c", NO_TORCH]
+        cmd = [sys.executable, "-m", "cli.main"] if torch else [sys.executable, "-c", NO_TORCH]
         return subprocess.run([*cmd, *map(str, args)], cwd=REPO, env=env, capture_output=True, text=True,
                               timeout=timeout)
 
@@ -210,7 +210,7 @@ def _listening_addresses(port: int) -> set[str]:
 def test_app_shared_on_the_network_without_users_warns(cli, home, tmp_path):
     port = _free_port()
     log_path = tmp_path / "app.log"
-    proc = subprocess.Popen([sys.executable, "-m", "rnnlab.cli", "app", "--port", str(port), "--host", "0.0.0.0",
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "app", "--port", str(port), "--host", "0.0.0.0",
                              "--workers", "0"], cwd=REPO, env=cli.env, stdout=open(log_path, "w"),
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -232,7 +232,7 @@ def test_app_starts_a_worker_and_the_dashboard_and_stops_them(cli, home, tmp_pat
     serves the dashboard, and stops the worker when it exits, handing its running run back to the queue."""
     port = _free_port()
     log = open(tmp_path / "app.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "rnnlab.cli", "app", "--port", str(port)], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "app", "--port", str(port)], cwd=REPO,
                             env=cli.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 90

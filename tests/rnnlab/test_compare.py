@@ -25,7 +25,7 @@ NORM = {"mode": "norm", "max_norm": 1.0}
 def compare(url: str, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RNNLAB_")}
     env.update({"RNNLAB_DATABASE_URL": url, "RNNLAB_HOME": str(REPO / ".pytest_cache"), "COLUMNS": "200"})
-    return subprocess.run([sys.executable, "-m", "rnnlab.cli", "compare", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "cli.main", "compare", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -65,7 +65,7 @@ def store_run(url: str, cell: str, clip, seed: int, final_loss: float, *, explod
 
 
 def test_factor_names_match_the_strategies_module():
-    from rnnlab.cli_compare import FACTOR_NAMES
+    from cli.compare import FACTOR_NAMES
 
     assert FACTOR_NAMES == tuple(FACTORS)
 

@@ -101,8 +101,8 @@ def test_the_sweep_builder_is_not_drawn_for_a_role_that_cannot_submit(monkeypatc
 
 
 def test_submit_enforces_the_limits_itself_and_writes_nothing(sqlite_url, fs_broker):
+    from client.submit import submit
     from db import store
-    from rnnlab.submit import submit
 
     loose = Limits(max_hidden_size=10**6, max_work=10**18)
     spec = parse_spec({**TINY, "hidden_size": 5000}, loose)   # built under looser limits

@@ -187,10 +187,10 @@ def test_different_specs_keep_different_hashes(a, b):
 def test_runs_stored_under_the_old_hash_are_still_found(sqlite_url):
     from sqlalchemy import update
 
+    from client.submit import plan
     from db import store
     from db.engine import session
     from db.models import Run
-    from rnnlab.submit import plan
 
     written = parse_spec({"hidden_size": 8})
     (old,) = store.create_runs([written], url=sqlite_url)

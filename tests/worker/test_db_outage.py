@@ -7,10 +7,10 @@ import time
 
 import pytest
 
+from client.submit import submit
 from db import store
 from db.engine import dispose_all
 from rnnlab.spec import parse_spec
-from rnnlab.submit import submit
 from tests.worker.pg_server import PrivatePostgres
 
 # many short epochs: the run writes every second or two, so writes are sure to hit the 4 s outage

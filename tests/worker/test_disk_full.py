@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from client.submit import submit
 from db import store
 from db.migrate import upgrade
 from rnnlab.spec import parse_spec
-from rnnlab.submit import submit
 
 SLOW = {"hidden_size": 16, "task": {"name": "adding", "seq_len": 30}, "epochs": 12, "steps_per_epoch": 10,
         "batch_size": 8, "probe": {"batch_size": 4}, "device": "cpu", "seed": 5}

@@ -4,11 +4,11 @@ for each broker (filesystem, Redis) × each database (SQLite, Postgres)."""
 import pytest
 from sqlalchemy import select
 
+from client.submit import submit
 from db import store
 from db.engine import session
 from db.models import Worker
 from rnnlab.spec import parse_spec
-from rnnlab.submit import submit
 
 TINY = {"hidden_size": 8, "task": {"name": "adding", "seq_len": 12}, "epochs": 2, "steps_per_epoch": 3,
         "batch_size": 8, "probe": {"batch_size": 4}, "device": "cpu"}

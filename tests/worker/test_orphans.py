@@ -7,10 +7,10 @@ import time
 
 import pytest
 
+from client.submit import submit
 from db import store
 from rnnlab.queue import TASK_RUN, send_run
 from rnnlab.spec import parse_spec
-from rnnlab.submit import submit
 from worker.orphans import OrphanWatch, message_run_id, redis_waiting_run_ids, unsent_queued_runs, waiting_function
 
 SPEC = {"hidden_size": 8, "task": {"name": "adding", "seq_len": 10}, "batch_size": 8,

@@ -8,10 +8,10 @@ import time
 import pytest
 import torch
 
+from client.submit import submit
 from db import store
 from rnnlab.queue import send_run
 from rnnlab.spec import parse_spec
-from rnnlab.submit import submit
 
 BASE = {"hidden_size": 8, "task": {"name": "adding", "seq_len": 12}, "batch_size": 8,
         "probe": {"batch_size": 4}, "device": "cpu"}

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
+from client.submit import submit
 from db import store
 from rnnlab.spec import parse_spec
-from rnnlab.submit import submit
 
 # about a second or more an epoch on this machine: the run is still going when the worker is stopped
 SPEC = {"hidden_size": 16, "task": {"name": "adding", "seq_len": 30}, "batch_size": 16,

@@ -4,9 +4,9 @@ import threading
 
 import pytest
 
+from client.submit import submit
 from db import store
 from rnnlab.spec import parse_spec
-from rnnlab.submit import submit
 
 TINY = {"hidden_size": 8, "task": {"name": "adding", "seq_len": 12}, "epochs": 4, "steps_per_epoch": 10,
         "batch_size": 8, "probe": {"batch_size": 4}, "device": "cpu"}

@@ -27,15 +27,15 @@ app = typer.Typer(help="rnnlab: a lab bench for vanishing and exploding gradient
 db_app = typer.Typer(help="The results database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 try:
-    from rnnlab.cli_users import users_app
+    from cli.users import users_app
 
     app.add_typer(users_app, name="user")
 except ImportError:  # the users module is optional
     pass
-from rnnlab.cli_compare import compare  # noqa: E402  (`rnnlab compare`: the Strategies verdict)
+from cli.compare import compare  # noqa: E402  (`rnnlab compare`: the Strategies verdict)
 
 app.command("compare")(compare)
-from rnnlab.cli_sql import sql as _sql  # noqa: E402
+from cli.sql import sql as _sql  # noqa: E402
 
 app.command("sql")(_sql)
 
@@ -170,8 +170,8 @@ def submit(
                                        help="leave out specs already in the database and repeats"),
 ) -> None:
     """Queue a run or a sweep; prints how many runs and which are duplicates."""
-    from rnnlab.submit import plan as make_plan
-    from rnnlab.submit import submit as send
+    from client.submit import plan as make_plan
+    from client.submit import submit as send
 
     doc = _load(spec_file)
     _ready_db()
@@ -454,7 +454,7 @@ def run_app(
     procs = []
     for i in range(workers):
         name = f"local{i + 1}-{os.getpid()}@{socket.gethostname()}"
-        cmd = [sys.executable, "-m", "rnnlab.cli", "worker", "--name", name]
+        cmd = [sys.executable, "-m", "cli.main", "worker", "--name", name]
         procs.append(subprocess.Popen(cmd, start_new_session=True))
     local_only = host in ("127.0.0.1", "localhost", "::1")
     out.print(f"started {workers} local worker(s); dashboard on http://{'localhost' if local_only else host}:{port}")

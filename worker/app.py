@@ -6,7 +6,8 @@ On start: migrate the database if needed, record the worker, and start its heart
 (with the filesystem broker and Redis, it also re-sends queued runs whose message is gone: worker.orphans).
 An empty, corrupt or unreadable broker message (a filesystem message file, a Redis list item) is
 quarantined and skipped (worker.broker_guard).
-In each pool child: limit torch's threads (RNNLAB_TORCH_THREADS) so N children share the cores.
+In each pool child (a slot: ``rnnlab worker --slots N`` runs N): limit torch's threads (RNNLAB_TORCH_THREADS)
+so N children share the cores; worker.slots sizes them and caps each child's CUDA memory.
 On a warm shutdown (SIGTERM, Ctrl-C, ``docker compose stop``): a flag shared with the pool children
 (worker.heartbeat.stop_this_process) is set; a running run stops at its next step and goes back to the
 queue (worker.runner), so the worker exits within seconds instead of after the run; once its
@@ -27,7 +28,7 @@ from celery import signals
 from db.attempts import now
 from rnnlab.queue import get_app, send_run
 from rnnlab.settings import get_settings
-from worker import broker_guard, heartbeat
+from worker import broker_guard, heartbeat, slots
 
 log = logging.getLogger(__name__)
 broker_guard.install()   # a bad message (file or Redis list item) is quarantined, not fatal
@@ -84,7 +85,8 @@ def _on_ready(sender=None, **_):
                       "%.1f s", sender.hostname, s.heartbeat_seconds)
     hb.start()     # started whatever the first beat did: its loop retries
     _state["heartbeat"] = hb
-    log.info("rnnlab worker %s ready: queues %s, device %s", sender.hostname, queues, device)
+    log.info("rnnlab worker %s ready: queues %s, device %s, %s slot(s), %s torch thread(s) each", sender.hostname,
+             queues, device, os.environ.get(slots.ENV_SLOTS, "?"), os.environ.get(slots.ENV_THREADS, "all"))
 
 
 @signals.worker_init.connect
@@ -112,11 +114,7 @@ def _on_shutting_down(**_):
 
 @signals.worker_process_init.connect
 def _on_child(**_):
-    threads = os.environ.get("RNNLAB_TORCH_THREADS")
-    if threads:
-        import torch
-
-        torch.set_num_threads(int(threads))
+    slots.init_child()   # torch threads of this slot (RNNLAB_TORCH_THREADS, sized by rnnlab worker --slots)
 
 
 @signals.worker_shutdown.connect

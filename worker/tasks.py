@@ -18,6 +18,7 @@ from __future__ import annotations
 from worker.app import app, worker_settings
 from worker.heartbeat import worker_stopping
 from worker.runner import DB_TRANSIENT, execute
+from worker.slots import before_run
 
 DB_MAX_RETRIES = 15
 HANDED_BACK_RETRY_S = 5
@@ -29,6 +30,7 @@ HANDED_BACK_RETRY_S = 5
 def run(self, run_id: int) -> str | None:
     """Train run ``run_id`` (claim → engine with recording callbacks → finish)."""
     s = worker_settings()
+    before_run(int(run_id))   # this slot's CUDA memory cap (once per process); logs its pid and torch threads
     status = execute(int(run_id), self.request.hostname, heartbeat_s=s.heartbeat_seconds,
                      lost_after_s=s.lost_after_seconds)
     if status == "requeued" and not worker_stopping():   # handed back on a database outage: send it again

@@ -216,29 +216,45 @@ def _id_ranges(ids: list[int]) -> str:
 @app.command()
 def worker(
     queues: str = typer.Option("cpu", "--queues", "-Q", help="comma-separated: cpu, gpu"),
-    concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, help="runs at a time"),
+    slots: int | None = typer.Option(None, "--slots", "-s",
+                                     help="runs at a time, each in its own process (1 to 64, at most the cores; "
+                                          "default 1)"),
+    concurrency: int | None = typer.Option(None, "--concurrency", "-c", help="the old name of --slots"),
+    threads: int | None = typer.Option(None, "--threads", envvar="RNNLAB_TORCH_THREADS",
+                                       help="torch threads per slot (default: cores // slots; slots x threads "
+                                            "may not exceed the cores)"),
     gpu: int | None = typer.Option(None, "--gpu", help="pin to this GPU (sets CUDA_VISIBLE_DEVICES)"),
+    mem_fraction: float | None = typer.Option(None, "--mem-fraction",
+                                              help="GPU workers: cap of each slot's CUDA memory, as a fraction of "
+                                                   "the GPU (default 0.9 / slots)"),
     name: str | None = typer.Option(None, "--name", "-n",
                                     help="worker name (default <queues><pid>@<host>, or gpu<N>@<host> with --gpu N)"),
     loglevel: str = typer.Option("INFO", "--loglevel", "-l"),
 ) -> None:
-    """Start a Celery worker that trains queued runs (one per GPU: --queues gpu --gpu N)."""
+    """Start a Celery worker that trains queued runs (one per GPU: --queues gpu --gpu N; --slots N runs N at once)."""
     from rnnlab.queue import QUEUES, queue_name
+    from worker.slots import SlotError, apply_env, plan
 
     wanted = [q.strip() for q in queues.split(",") if q.strip()]
     bad = [q for q in wanted if q not in QUEUES]
     if bad or not wanted:
         fail(f"--queues: got {queues!r}; allowed: {', '.join(QUEUES)} (comma-separated)")
-    if gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    if slots is not None and concurrency is not None and slots != concurrency:
+        fail(f"--concurrency: got {concurrency} with --slots {slots}; --concurrency is the old name of --slots, "
+             f"give one of them")
+    try:
+        p = plan(slots if slots is not None else (concurrency if concurrency is not None else 1), threads=threads,
+                 gpu=gpu, cuda="gpu" in wanted, mem_fraction=mem_fraction)
+    except SlotError as e:
+        fail(str(e))
+    apply_env(p)   # CUDA_VISIBLE_DEVICES, torch threads and the memory cap, for the pool children
     host = socket.gethostname()
     name = name or (f"gpu{gpu}@{host}" if gpu is not None else f"{'-'.join(wanted)}{os.getpid()}@{host}")
-    if concurrency > 1 and "RNNLAB_TORCH_THREADS" not in os.environ:
-        os.environ["RNNLAB_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // concurrency))
     _ready_db()
     from worker.app import app as celery_app
 
-    argv = ["worker", "-n", name, "-Q", ",".join(queue_name(q) for q in wanted), "-c", str(concurrency),
+    out.print(f"worker {name}: {p.describe()}", highlight=False)
+    argv = ["worker", "-n", name, "-Q", ",".join(queue_name(q) for q in wanted), "-c", str(p.slots),
             "--pool", "prefork", "-l", loglevel, "--without-mingle", "--without-gossip"]
     if "gpu" in wanted:
         argv += ["--max-tasks-per-child", "1"]  # a fresh CUDA context per run

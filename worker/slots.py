@@ -128,7 +128,7 @@ def plan(slots: int = 1, *, threads: int | None = None, gpu: int | None = None, 
         if slots * threads > cores:
             raise SlotError(f"--threads: {slots} slot(s) x {threads} thread(s) = {slots * threads} torch threads, "
                             f"more than the {cores} core(s) here; allowed with --slots {slots}: "
-                            f"1 to {cores // slots}")
+                            f"at most {cores // slots}")
     if gpu is not None:
         gpu = _whole("--gpu", gpu, 0, MAX_GPU_INDEX)
         cuda = True

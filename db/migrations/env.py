@@ -17,10 +17,25 @@ def run_offline() -> None:
 
 def run_online() -> None:
     with get_engine(url).connect() as connection:
-        context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True,
-                          compare_type=True)
-        with context.begin_transaction():
-            context.run_migrations()
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # Batch migrations rebuild a table (copy, drop, rename). With foreign keys on, dropping the
+            # old table would cascade-delete every child row. SQLite ignores this pragma inside a
+            # transaction, so it is set on the driver's connection before SQLAlchemy begins one.
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys = OFF")
+        try:
+            context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True,
+                              compare_type=True)
+            with context.begin_transaction():
+                context.run_migrations()
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"migration left {len(broken)} rows with a dangling foreign key; "
+                                           f"rolled back (first: {broken[0]})")
+        finally:
+            if sqlite:
+                connection.invalidate()  # never pool a connection with foreign keys off
 
 
 if context.is_offline_mode():

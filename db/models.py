@@ -71,6 +71,7 @@ class Run(Base):
         Index("ix_runs_status_created", "status", "created_at"),
         Index("ix_runs_sweep", "sweep_id"),
         Index("ix_runs_spec_hash", "spec_hash"),
+        {"sqlite_autoincrement": True},  # a deleted run's id is never reused (migration 0004)
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sweep_id: Mapped[int | None] = mapped_column(ForeignKey("sweeps.id", ondelete="SET NULL"))
@@ -257,3 +258,17 @@ class LoginThrottle(Base):
     first_failure_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     last_failure_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SavedView(Base):
+    """A named view of a dashboard page (runs, compare, strategies, explorer): its URL query string,
+    listed for the whole team."""
+
+    __tablename__ = "saved_views"
+    __table_args__ = (UniqueConstraint("page", "name"), {"sqlite_autoincrement": True})
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    page: Mapped[str] = mapped_column(String(20), nullable=False)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    query: Mapped[str] = mapped_column(Text, nullable=False)               # URL query string, ≤ 4096 chars
+    owner: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

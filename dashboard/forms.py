@@ -1,54 +1,184 @@
 """The job-spec form: every JobSpec field as a widget with help text, fields that do not apply
 hidden, and SpecError messages shown next to the field they name.
 
-Widget values live in st.session_state under ``f.<dotted spec path>``; ``collect`` turns them into a
-spec mapping (applying the visibility rules), ``validate`` runs rnnlab.spec.parse_spec on it, and
-``render`` draws the widgets with each error under its field.
+The form is read from the spec model (rnnlab.spec): the choices of a selectbox are the field's
+``Literal`` values, the defaults are the model's defaults, the help text is the field's description
+with its allowed range, and the fields of each task are the fields of its model. A field added to
+the spec appears in the form (drawn under "Other fields" until it is given a place) and in
+``collect`` with nothing copied by hand. What stays here is what the spec does not say: the layout,
+the labels, and which fields apply when (``APPLIES``, ``TASK_APPLIES``).
+
+Number inputs have no minimum or maximum: the browser would turn an out-of-range value red and
+keep sending the previous one. Whatever is typed is sent, checked by rnnlab.spec.parse_spec, and
+the error (naming the field and the allowed range) is shown under the field; submit stays disabled.
+
+Widget values live in st.session_state under ``f.<dotted spec path>`` (a task's fields under
+``f.task.<task>.<field>``); ``collect`` turns them into a spec mapping (applying the visibility
+rules), ``validate`` runs parse_spec on it, and ``render`` draws the widgets with each error under
+its field.
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
-from typing import Any
+import types
+import typing
+from collections.abc import Callable, MutableMapping
+from typing import Any, Literal, Union
 
 import streamlit as st
+from pydantic import BaseModel
 
 from dashboard.components import flatten, plain
-from rnnlab.spec import TASK_NAMES, ClipSpec, InitSpec, JobSpec, Limits, SpecError, parse_spec
+from rnnlab.spec import ClipSpec, InitSpec, JobSpec, Limits, ProbeSpec, SpecError, parse_spec
 
 P = "f."
-INITS = ["default", "zeros", "normal", "uniform", "xavier_uniform", "xavier_normal", "kaiming", "orthogonal",
-         "identity"]
-ACTIVATIONS = ["tanh", "sigmoid", "relu", "leaky_relu", "prelu"]
-TASK_FIELDS = {  # the fields each task has, besides its name
-    "adding": ["variant", "seq_len"], "copy": ["seq_len", "n_symbols", "n_copy"],
-    "temporal_order": ["variant", "seq_len"], "digits": ["permuted", "perm_seed"],
-    "charlm": ["path", "seq_len"], "forecast": ["series", "path", "seq_len"],
+
+# ---------------------------------------------------------------------------------------------
+# What the spec model says: choices, defaults, ranges, tasks
+# ---------------------------------------------------------------------------------------------
+
+
+def _unwrap(tp: Any) -> Any:
+    """The annotation without Optional (``X | None``) and Annotated."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Annotated:
+        return _unwrap(args[0])
+    if origin in (Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        return _unwrap(rest[0]) if len(rest) == 1 else tp
+    return tp
+
+
+def choices(model: type[BaseModel], name: str) -> list[Any]:
+    """The values a ``Literal`` field allows, in the spec's order."""
+    tp = _unwrap(model.model_fields[name].annotation)
+    if typing.get_origin(tp) is not Literal:
+        raise TypeError(f"{model.__name__}.{name} is not a Literal field")
+    return list(typing.get_args(tp))
+
+
+def kind(model: type[BaseModel], name: str) -> str:
+    """'choice', 'bool', 'number', 'text' or 'model' (a nested spec)."""
+    tp = _unwrap(model.model_fields[name].annotation)
+    if typing.get_origin(tp) is Literal:
+        return "choice"
+    if tp is bool:
+        return "bool"
+    if tp in (int, float):
+        return "number"
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return "model"
+    return "text"
+
+
+def default(model: type[BaseModel], name: str) -> Any:
+    return model.model_fields[name].get_default(call_default_factory=True)
+
+
+def _num(v: float) -> str:
+    return f"{v:,}" if isinstance(v, int) else f"{v:g}"
+
+
+def allowed(model: type[BaseModel], name: str) -> str:
+    """The range a number field allows, from its constraints: '≥ 1', '> 0 and ≤ 10' ('' if none)."""
+    parts = []
+    for m in model.model_fields[name].metadata:
+        for attr, sym in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<")):
+            v = getattr(m, attr, None)
+            if v is not None:
+                parts.append(f"{sym} {_num(v)}")
+    return " and ".join(parts)
+
+
+def _task_models() -> dict[str, type[BaseModel]]:
+    """{task name: its model}, from the members of JobSpec.task's tagged union."""
+    members = typing.get_args(_unwrap(JobSpec.model_fields["task"].annotation))
+    return {default(m, "name"): m for m in members}
+
+
+TASKS = _task_models()
+
+
+def task_fields(task: str) -> list[str]:
+    """A task's fields besides its name, in the model's order."""
+    return [f for f in TASKS[task].model_fields if f != "name"]
+
+
+def _leaves(model: type[BaseModel], prefix: str = "") -> dict[str, tuple[type[BaseModel], str]]:
+    """{dotted path: (model, field)} of every scalar field of a spec model (the task excepted)."""
+    out: dict[str, tuple[type[BaseModel], str]] = {}
+    for name, f in model.model_fields.items():
+        if prefix == "" and name == "task":
+            continue
+        if kind(model, name) == "model":
+            out.update(_leaves(_unwrap(f.annotation), f"{prefix}{name}."))
+        else:
+            out[prefix + name] = (model, name)
+    return out
+
+
+LEAVES = _leaves(JobSpec)
+
+# Fields whose spec default is None (not set) get this value in the form when they are switched on.
+WHEN_ON = {"init.spectral_radius": 1.0, "init.forget_bias": 1.0, "clip.max_norm": 1.0, "clip.clip_value": 1.0,
+           "leaky_slope": JobSpec().slope}
+
+# The operator's limit (rnnlab.spec.Limits) behind a field, shown in its help.
+LIMIT_OF = {"hidden_size": "max_hidden_size", "batch_size": "max_batch_size", "probe.batch_size": "max_batch_size",
+            "epochs": "max_epochs", "steps_per_epoch": "max_steps_per_epoch", "task.seq_len": "max_seq_len"}
+
+Getter = Callable[[str], Any]
+
+# When a field goes into the spec; any other field goes in whenever the form holds a value for it.
+APPLIES: dict[str, Callable[[Getter], bool]] = {
+    "name": lambda g: bool(g("name")),
+    "activation": lambda g: g("cell") == "rnn" and g("activation") not in (None, JobSpec().act),
+    "leaky_slope": lambda g: g("cell") == "rnn" and g("activation") == "leaky_relu",
+    "init.std": lambda g: "normal" in (g("init.recurrent"), g("init.input")),
+    "init.bound": lambda g: "uniform" in (g("init.recurrent"), g("init.input")),
+    "init.scale": lambda g: "identity" in (g("init.recurrent"), g("init.input")),
+    "init.spectral_radius": lambda g: bool(g("init.spectral_radius_on")),
+    "init.forget_bias": lambda g: g("cell") == "lstm" and bool(g("init.forget_bias_on")),
+    "init.bias": lambda g: g("init.bias") in choices(InitSpec, "bias"),
+    "clip.max_norm": lambda g: g("clip.mode") == "norm",
+    "clip.clip_value": lambda g: g("clip.mode") == "value",
+    "optimizer.momentum": lambda g: g("optimizer.name") in ("sgd", "rmsprop"),
 }
-TASK_DEFAULTS = {
-    "adding": {"variant": "a16", "seq_len": 100}, "copy": {"seq_len": 50, "n_symbols": 8, "n_copy": 10},
-    "temporal_order": {"variant": "p13", "seq_len": 50}, "digits": {"permuted": False, "perm_seed": 0},
-    "charlm": {"path": "", "seq_len": 100}, "forecast": {"series": "sine", "path": "", "seq_len": 100},
+TASK_APPLIES: dict[tuple[str, str], Callable[[Getter], bool]] = {
+    ("digits", "perm_seed"): lambda g: bool(g("task.digits.permuted")),
+    ("forecast", "path"): lambda g: g("task.forecast.series") == "csv",
 }
-TASK_HELP = {
-    "adding": "Adding problem: sum (a16, baseline MSE 1/6) or mean (p13, baseline 1/24) of two marked values.",
-    "copy": "Copy memory: recall n_copy symbols after T blanks; baseline n_copy·ln(n_symbols)/(T+2·n_copy).",
-    "temporal_order": "Temporal order: classify the order of two symbols among distractors (4 classes, chance 25%).",
-    "digits": "Sequential 8×8 digits, one pixel per step (T = 64), optionally permuted.",
-    "charlm": "Character-level language model on a text file (empty path: the bundled text).",
-    "forecast": "One-step-ahead forecasting of a sine mixture, Mackey-Glass (τ=17) or a CSV of series.",
-}
+TASK_LABELS = {"variant": "Variant", "seq_len": "Sequence length T", "n_symbols": "Symbols",
+               "n_copy": "Symbols to copy", "permuted": "Permuted pixels", "perm_seed": "Permutation seed",
+               "path": "Data file path", "series": "Series"}
+
+
+def applies(path: str, g: Getter) -> bool:
+    rule = APPLIES.get(path)
+    return rule(g) if rule else g(path) is not None
+
+
+def task_applies(task: str, name: str, g: Getter) -> bool:
+    rule = TASK_APPLIES.get((task, name))
+    return rule(g) if rule else True
+
+
+# ---------------------------------------------------------------------------------------------
+# State ↔ spec mapping
+# ---------------------------------------------------------------------------------------------
 
 
 def defaults() -> dict[str, Any]:
     """Widget defaults: the JobSpec defaults plus the form's own switches."""
     d = {P + k: v for k, v in flatten(JobSpec().to_dict()).items()}
-    for task, fields in TASK_DEFAULTS.items():
-        for k, v in fields.items():
-            d[f"{P}task.{task}.{k}"] = v
-    d.update({P + "name": "", P + "activation": "tanh", P + "leaky_slope": 0.01, P + "init.spectral_radius": 1.0,
-              P + "init.spectral_radius_on": False, P + "init.forget_bias": 1.0, P + "init.forget_bias_on": False,
-              P + "init.bias": "auto", P + "clip.max_norm": 1.0, P + "clip.clip_value": 1.0, P + "task.name": "adding"})
+    for task, model in TASKS.items():
+        for k in task_fields(task):
+            v = default(model, k)
+            d[f"{P}task.{task}.{k}"] = "" if v is None else v
+    d.update({P + k: v for k, v in WHEN_ON.items()})
+    d.update({P + "name": "", P + "activation": JobSpec().act, P + "init.spectral_radius_on": False,
+              P + "init.forget_bias_on": False, P + "init.bias": "auto",
+              P + "task.name": default(JobSpec, "task").name})
     return d
 
 
@@ -58,80 +188,46 @@ def ensure_defaults(state: MutableMapping[str, Any]) -> None:
             state[k] = v
 
 
-def load_spec(state: MutableMapping[str, Any], spec: dict[str, Any]) -> None:
+def load_spec(state: MutableMapping[str, Any], spec: dict[str, Any] | JobSpec) -> None:
     """Fill the form from a spec mapping (a run to clone, a preset's base)."""
-    full = parse_spec(spec).to_dict() if not isinstance(spec, JobSpec) else spec.to_dict()
-    for k, v in defaults().items():
-        state[k] = v
-    task = full["task"]
+    full = spec.to_dict() if isinstance(spec, JobSpec) else parse_spec(spec).to_dict()
+    state.update(defaults())
+    task = full.pop("task")
     state[P + "task.name"] = task["name"]
     for k, v in task.items():
         if k != "name":
             state[f"{P}task.{task['name']}.{k}"] = "" if v is None else v
-    for k, v in flatten({x: y for x, y in full.items() if x != "task"}).items():
-        if v is None:
-            continue
-        state[P + k] = v
-    state[P + "name"] = full.get("name") or ""
+    state.update({P + k: v for k, v in flatten(full).items() if v is not None})
     state[P + "init.spectral_radius_on"] = full["init"]["spectral_radius"] is not None
     state[P + "init.forget_bias_on"] = full["init"]["forget_bias"] is not None
-    state[P + "init.bias"] = full["init"]["bias"] or "auto"
-    for k, default in (("init.spectral_radius", 1.0), ("init.forget_bias", 1.0), ("clip.max_norm", 1.0),
-                       ("clip.clip_value", 1.0), ("leaky_slope", 0.01)):
-        if state.get(P + k) is None:
-            state[P + k] = default
-    state[P + "activation"] = full["activation"] or "tanh"
+
+
+def _set(d: dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    for k in parents:
+        d = d.setdefault(k, {})
+    d[last] = value
+
+
+def _collect_task(g: Getter) -> dict[str, Any]:
+    name = g("task.name")
+    task: dict[str, Any] = {"name": name}
+    for f in task_fields(name) if name in TASKS else []:
+        v = g(f"task.{name}.{f}")
+        if v not in (None, "") and task_applies(name, f, g):
+            task[f] = v
+    return task
 
 
 def collect(state: MutableMapping[str, Any]) -> dict[str, Any]:
     """The spec mapping the form describes; fields that do not apply are left out."""
-    g = lambda k: state.get(P + k)  # noqa: E731
-    task_name = g("task.name")
-    task: dict[str, Any] = {"name": task_name}
-    for f in TASK_FIELDS.get(task_name, []):
-        v = g(f"task.{task_name}.{f}")
-        if f == "path" and (task_name == "forecast" and g("task.forecast.series") != "csv" or not v):
-            continue
-        if f == "perm_seed" and not g("task.digits.permuted"):
-            continue
-        task[f] = v
-    d: dict[str, Any] = {"task": task, "cell": g("cell"), "hidden_size": g("hidden_size"),
-                         "num_layers": g("num_layers"), "batch_size": g("batch_size"), "epochs": g("epochs"),
-                         "steps_per_epoch": g("steps_per_epoch"), "seed": g("seed"), "device": g("device")}
-    if g("name"):
-        d["name"] = g("name")
-    if d["cell"] == "rnn":
-        act = g("activation")
-        if act and act != "tanh":
-            d["activation"] = act
-        if act == "leaky_relu":
-            d["leaky_slope"] = g("leaky_slope")
-    rec, inp = g("init.recurrent"), g("init.input")
-    init: dict[str, Any] = {"recurrent": rec, "input": inp}
-    if "normal" in (rec, inp):
-        init["std"] = g("init.std")
-    if "uniform" in (rec, inp):
-        init["bound"] = g("init.bound")
-    if "identity" in (rec, inp):
-        init["scale"] = g("init.scale")
-    if g("init.spectral_radius_on"):
-        init["spectral_radius"] = g("init.spectral_radius")
-    if d["cell"] == "lstm" and g("init.forget_bias_on"):
-        init["forget_bias"] = g("init.forget_bias")
-    if g("init.bias") in ("default", "zeros"):
-        init["bias"] = g("init.bias")
-    d["init"] = init
-    mode = g("clip.mode")
-    d["clip"] = {"mode": mode}
-    if mode == "norm":
-        d["clip"]["max_norm"] = g("clip.max_norm")
-    elif mode == "value":
-        d["clip"]["clip_value"] = g("clip.clip_value")
-    opt = {"name": g("optimizer.name"), "lr": g("optimizer.lr"), "weight_decay": g("optimizer.weight_decay")}
-    if opt["name"] in ("sgd", "rmsprop"):
-        opt["momentum"] = g("optimizer.momentum")
-    d["optimizer"] = opt
-    d["probe"] = {"every": g("probe.every"), "batch_size": g("probe.batch_size")}
+    def g(k: str) -> Any:
+        return state.get(P + k)
+
+    d: dict[str, Any] = {"task": _collect_task(g)}
+    for path in LEAVES:
+        if applies(path, g):
+            _set(d, path, g(path))
     return d
 
 
@@ -142,11 +238,20 @@ def validate(d: dict[str, Any], limits: Limits | None = None) -> tuple[JobSpec |
         return None, list(e.errors)
 
 
+def bare(error: str) -> str:
+    """An error without the grid point a sweep puts in front of it ('[cell='rnn'] …')."""
+    return error.split("] ", 1)[-1] if error.startswith("[") else error
+
+
 def field_of(error: str) -> str:
     """The dotted field an error message names ('clip.max_norm is required …' → 'clip.max_norm')."""
-    msg = error.split("] ", 1)[-1] if error.startswith("[") else error
-    head = msg.split(":", 1)[0].split(" ", 1)[0]
+    head = bare(error).split(":", 1)[0].split(" ", 1)[0]
     return head.strip()
+
+
+# ---------------------------------------------------------------------------------------------
+# Drawing
+# ---------------------------------------------------------------------------------------------
 
 
 class _Errors:
@@ -156,8 +261,7 @@ class _Errors:
     def __init__(self, errors: list[str]):
         grouped: dict[str, list[str]] = {}
         for e in errors:
-            bare = e.split("] ", 1)[-1] if e.startswith("[") else e
-            grouped.setdefault(bare, []).append(e)
+            grouped.setdefault(bare(e), []).append(e)
         self.errors = [(v[0] if len(v) == 1 else f"{k} (in {len(v)} grid points)") for k, v in grouped.items()]
         self.shown: set[int] = set()
 
@@ -173,119 +277,172 @@ class _Errors:
                 st.error(plain(e), icon=":material/error:")
 
 
-def _desc(model: type, name: str) -> str | None:
-    return model.model_fields[name].description
+def help_text(model: type[BaseModel], name: str, path: str, limits: Limits, text: str | None = None) -> str:
+    """The field's help: its description, then its name and allowed range, with the operator's limit."""
+    desc = text or model.model_fields[name].description or ""
+    rng = allowed(model, name) if kind(model, name) == "number" else ""
+    cap = getattr(limits, LIMIT_OF[path]) if path in LIMIT_OF else None
+    if cap is not None:
+        rng = f"{rng + ' and ' if rng else ''}≤ {cap:,} (the operator's limit)"
+    if kind(model, name) == "choice":
+        rng = "one of " + ", ".join(map(str, choices(model, name)))
+    line = f"Allowed {path}: {rng}." if rng else ""
+    return "  \n".join(p for p in (desc, line) if p)
 
 
-def render(errors: list[str]) -> None:
+class _Form:
+    """Draws fields from the spec model, each with its errors right under it, and remembers which
+    spec paths it drew (the rest go under "Other fields")."""
+
+    def __init__(self, errors: list[str], limits: Limits):
+        self.E, self.limits, self.drawn = _Errors(errors), limits, set()
+
+    def field(self, where: Any, path: str, label: str, *, model: type[BaseModel] | None = None,
+              name: str | None = None, key: str | None = None, help: str | None = None, **kw: Any) -> None:
+        """One widget for a spec field: a selectbox for a Literal, a checkbox for a bool, a number input
+        with no bounds for a number, a text input otherwise; then the errors that name ``path``."""
+        model, name = (model, name) if model else LEAVES[path]
+        key = key or P + path
+        self.drawn.add(path)
+        with where:
+            k, h = kind(model, name), help_text(model, name, path, self.limits, help)
+            if k == "choice":
+                st.selectbox(label, choices(model, name), key=key, help=h)
+            elif k == "bool":
+                st.checkbox(label, key=key, help=h)
+            elif k == "number":
+                fmt = "%g" if _unwrap(model.model_fields[name].annotation) is float else None
+                st.number_input(label, key=key, format=fmt, help=h, **kw)
+            else:
+                st.text_input(label, key=key, max_chars=kw.pop("max_chars", 1000), help=h)
+            self.E.at(path)
+
+
+def render(errors: list[str], limits: Limits | None = None) -> None:
     """Draw the form (values come from session state) with each error under its field."""
-    ss, E = st.session_state, _Errors(errors)
+    F = _Form(errors, limits or Limits())
     c1, c2 = st.columns(2)
     with c1:
-        st.text_input("Name (optional)", key=P + "name", max_chars=200,
-                      help="A label shown in tables; not part of the spec hash.")
-        st.selectbox("Task", TASK_NAMES, key=P + "task.name", help=TASK_HELP[ss[P + "task.name"]])
-        E.at("task", "task.name")
-        _task_fields(ss[P + "task.name"], E)
+        F.field(st.container(), "name", "Name (optional)", max_chars=200,
+                help="A label shown in tables; not part of the spec hash.")
+        _task(F)
     with c2:
-        st.selectbox("Cell", ["rnn", "lstm", "gru"], key=P + "cell",
-                     help="rnn: vanilla h_t = φ(W h_{t−1} + U x_t + b); lstm and gru have gates (fixed activations).")
-        if ss[P + "cell"] == "rnn":
-            st.selectbox("Activation φ", ACTIVATIONS, key=P + "activation",
-                         help="Vanilla cell only. γ = sup φ′: 1/4 sigmoid, 1 tanh and ReLU; "
-                              "σ_max(W) < 1/γ guarantees vanishing.")
-            if ss[P + "activation"] == "leaky_relu":
-                st.number_input("Leaky slope", key=P + "leaky_slope", min_value=0.0001, max_value=0.9999, step=0.01,
-                                format="%.4f", help="Slope for z < 0 (leaky_relu only).")
-        E.at("cell", "activation", "leaky_slope")
-        a, b = st.columns(2)
-        a.number_input("Hidden size", key=P + "hidden_size", min_value=1, step=16, help="Units per layer (H).")
-        b.number_input("Layers", key=P + "num_layers", min_value=1, max_value=8,
-                       help="Stacked recurrent layers (depth).")
-        E.at("hidden_size", "num_layers", "hidden_size·steps·batch_size·num_layers",
-             "hidden_size·steps·probe.batch_size·num_layers")
-
+        _model(F)
     st.markdown("**Initialization**")
+    _init(F)
+    st.markdown("**Training**")
+    _training(F)
+    st.markdown("**Clipping, probe and device**")
+    _clip_probe_device(F)
+    _others(F)
+    F.E.rest()
+
+
+def _model(F: _Form) -> None:
+    ss = st.session_state
+    F.field(st.container(), "cell", "Cell",
+            help="rnn: vanilla h_t = φ(W h_{t−1} + U x_t + b); lstm and gru have gates (fixed activations).")
+    if ss[P + "cell"] == "rnn":
+        F.field(st.container(), "activation", "Activation φ",
+                help="Vanilla cell only. γ = sup φ′: 1/4 sigmoid, 1 tanh and ReLU; σ_max(W) < 1/γ guarantees "
+                     "vanishing.")
+        if ss[P + "activation"] == "leaky_relu":
+            F.field(st.container(), "leaky_slope", "Leaky slope", step=0.01,
+                    help="Slope for z < 0 (leaky_relu only).")
+    F.drawn.update({"activation", "leaky_slope"})
+    a, b = st.columns(2)
+    F.field(a, "hidden_size", "Hidden size", step=16, help="Units per layer (H).")
+    F.field(b, "num_layers", "Layers", help="Stacked recurrent layers (depth).")
+    F.E.at("hidden_size·steps·batch_size·num_layers", "hidden_size·steps·probe.batch_size·num_layers")
+
+
+def _task(F: _Form) -> None:
+    ss = st.session_state
+    task = ss[P + "task.name"]
+    st.selectbox("Task", list(TASKS), key=P + "task.name", help=TASKS[task].__doc__)
+    F.E.at("task", "task.name")
+    model, g = TASKS[task], ss.get
+    for f in task_fields(task):
+        if not task_applies(task, f, lambda k: g(P + k)):
+            continue
+        if kind(model, f) == "choice" and len(choices(model, f)) == 1:
+            st.caption(f"{TASK_LABELS.get(f, f)}: {choices(model, f)[0]} (fixed for this task)")
+            continue
+        label = "Delay T" if (task, f) == ("copy", "seq_len") else TASK_LABELS.get(f, f.replace("_", " "))
+        F.field(st.container(), f"task.{f}", label, model=model, name=f, key=f"{P}task.{task}.{f}",
+                step=10 if f == "seq_len" else None)
+    F.drawn.add("task")
+
+
+def _init(F: _Form) -> None:
+    ss = st.session_state
     a, b, c = st.columns(3)
-    a.selectbox("Recurrent W_hh", INITS, key=P + "init.recurrent",
-                help=InitSpec.__doc__.split(".")[0] + ". 'kaiming' is He init; 'identity' is IRNN.")
-    b.selectbox("Input W_ih", INITS, key=P + "init.input", help="Initialization of the input weights.")
-    c.selectbox("Biases", ["auto", "default", "zeros"], key=P + "init.bias", help=_desc(InitSpec, "bias"))
-    chosen = (ss[P + "init.recurrent"], ss[P + "init.input"])
-    a, b, c = st.columns(3)
-    if "normal" in chosen:
-        a.number_input("std (normal)", key=P + "init.std", min_value=1e-8, format="%g", help=_desc(InitSpec, "std"))
-    if "uniform" in chosen:
-        b.number_input("bound (uniform)", key=P + "init.bound", min_value=1e-8, format="%g",
-                       help=_desc(InitSpec, "bound"))
-    if "identity" in chosen:
-        c.number_input("scale (identity)", key=P + "init.scale", min_value=1e-8, format="%g",
-                       help=_desc(InitSpec, "scale"))
+    F.field(a, "init.recurrent", "Recurrent W_hh",
+            help=InitSpec.__doc__.split(".")[0] + ". 'kaiming' is He init; 'identity' is IRNN.")
+    F.field(b, "init.input", "Input W_ih", help="Initialization of the input weights.")
+    with c:   # 'auto' is the form's name for the spec's None
+        st.selectbox("Biases", ["auto", *choices(InitSpec, "bias")], key=P + "init.bias",
+                     help=InitSpec.model_fields["bias"].description)
+        F.E.at("init.bias")
+    F.drawn.add("init.bias")
+    g = lambda k: ss.get(P + k)  # noqa: E731
+    for col, path, label in ((a, "init.std", "std (normal)"), (b, "init.bound", "bound (uniform)"),
+                             (c, "init.scale", "scale (identity)")):
+        if applies(path, g):
+            F.field(col, path, label)
     a, b = st.columns(2)
     a.checkbox("Rescale W_hh to a spectral radius", key=P + "init.spectral_radius_on",
-               help=_desc(InitSpec, "spectral_radius"))
+               help=InitSpec.model_fields["spectral_radius"].description)
     if ss[P + "init.spectral_radius_on"]:
-        a.number_input("spectral radius ρ", key=P + "init.spectral_radius", min_value=1e-6, format="%g")
+        F.field(a, "init.spectral_radius", "spectral radius ρ")
     if ss[P + "cell"] == "lstm":
-        b.checkbox("Set the forget-gate bias", key=P + "init.forget_bias_on", help=_desc(InitSpec, "forget_bias"))
+        b.checkbox("Set the forget-gate bias", key=P + "init.forget_bias_on",
+                   help=InitSpec.model_fields["forget_bias"].description)
         if ss[P + "init.forget_bias_on"]:
-            b.number_input("forget bias", key=P + "init.forget_bias", format="%g")
-    E.at("init", "init.recurrent", "init.input", "init.std", "init.bound", "init.scale", "init.spectral_radius",
-         "init.forget_bias", "init.bias")
+            F.field(b, "init.forget_bias", "forget bias")
+    F.drawn.update({"init.spectral_radius", "init.forget_bias", "init.std", "init.bound", "init.scale"})
+    F.E.at("init")
 
-    st.markdown("**Training**")
+
+def _training(F: _Form) -> None:
+    ss = st.session_state
     a, b, c, d = st.columns(4)
-    a.selectbox("Optimizer", ["adam", "sgd", "rmsprop"], key=P + "optimizer.name")
-    b.number_input("Learning rate", key=P + "optimizer.lr", min_value=1e-8, max_value=10.0, format="%g", step=1e-4)
+    F.field(a, "optimizer.name", "Optimizer")
+    F.field(b, "optimizer.lr", "Learning rate", step=1e-4)
     if ss[P + "optimizer.name"] in ("sgd", "rmsprop"):
-        c.number_input("Momentum", key=P + "optimizer.momentum", min_value=0.0, max_value=0.999, step=0.1,
-                       help="sgd and rmsprop only")
-    d.number_input("Weight decay", key=P + "optimizer.weight_decay", min_value=0.0, format="%g")
-    E.at("optimizer", "optimizer.name", "optimizer.lr", "optimizer.momentum", "optimizer.weight_decay")
+        F.field(c, "optimizer.momentum", "Momentum", step=0.1, help="sgd and rmsprop only")
+    F.drawn.add("optimizer.momentum")
+    F.field(d, "optimizer.weight_decay", "Weight decay")
+    F.E.at("optimizer")
     a, b, c, d = st.columns(4)
-    a.number_input("Batch size", key=P + "batch_size", min_value=1, step=16)
-    b.number_input("Epochs", key=P + "epochs", min_value=1, help="Epoch 0 is recorded at initialization, then 1..N.")
-    c.number_input("Steps per epoch", key=P + "steps_per_epoch", min_value=1, step=10)
-    d.number_input("Seed", key=P + "seed", min_value=0, max_value=2**31 - 1,
-                   help="Same spec + seed ⇒ identical records on CPU.")
-    E.at("batch_size", "epochs", "steps_per_epoch", "seed")
+    F.field(a, "batch_size", "Batch size", step=16)
+    F.field(b, "epochs", "Epochs", help="Epoch 0 is recorded at initialization, then 1..N.")
+    F.field(c, "steps_per_epoch", "Steps per epoch", step=10)
+    F.field(d, "seed", "Seed", help="Same spec + seed ⇒ identical records on CPU.")
 
-    st.markdown("**Clipping, probe and device**")
+
+def _clip_probe_device(F: _Form) -> None:
+    ss = st.session_state
     a, b, c, d, e = st.columns(5)
-    a.selectbox("Clipping", ["none", "norm", "value"], key=P + "clip.mode", help=ClipSpec.__doc__)
-    if ss[P + "clip.mode"] == "norm":
-        b.number_input("max norm θ", key=P + "clip.max_norm", min_value=1e-8, format="%g",
-                       help="Rescale the global gradient to θ when larger [P13 Alg. 1].")
-    elif ss[P + "clip.mode"] == "value":
-        b.number_input("clip value", key=P + "clip.clip_value", min_value=1e-8, format="%g",
-                       help="Clamp each gradient element to ±value.")
-    c.number_input("Probe every (epochs)", key=P + "probe.every", min_value=1,
-                   help="The per-timestep ‖∂L/∂h_t‖ probe; always at epoch 0 and the last epoch.")
-    d.number_input("Probe batch", key=P + "probe.batch_size", min_value=1, help="Examples in the fixed probe batch.")
-    e.selectbox("Device", ["auto", "cpu", "cuda"], key=P + "device", help="auto: the cpu queue; cuda: the gpu queue.")
-    E.at("clip", "clip.mode", "clip.max_norm", "clip.clip_value", "probe", "probe.every", "probe.batch_size", "device")
-    E.rest()
+    F.field(a, "clip.mode", "Clipping", help=ClipSpec.__doc__)
+    mode = ss[P + "clip.mode"]
+    if mode == "norm":
+        F.field(b, "clip.max_norm", "max norm θ", help="Rescale the global gradient to θ when larger [P13 Alg. 1].")
+    elif mode == "value":
+        F.field(b, "clip.clip_value", "clip value", help="Clamp each gradient element to ±value.")
+    F.drawn.update({"clip.max_norm", "clip.clip_value"})
+    F.field(c, "probe.every", "Probe every (epochs)",
+            help=ProbeSpec.__doc__.split(" (")[0] + "; always at epoch 0 and the last epoch.")
+    F.field(d, "probe.batch_size", "Probe batch", help="Examples in the fixed probe batch.")
+    F.field(e, "device", "Device", help="auto: the cpu queue; cuda: the gpu queue.")
+    F.E.at("clip", "probe")
 
 
-def _task_fields(task: str, E: _Errors) -> None:
-    ss, k = st.session_state, f"{P}task.{task}."
-    if task in ("adding", "temporal_order"):
-        opts = ["a16", "p13"] if task == "adding" else ["p13"]
-        st.selectbox("Variant", opts, key=k + "variant", help=TASK_HELP[task])
-    if task == "forecast":
-        st.selectbox("Series", ["sine", "mackey_glass", "csv"], key=k + "series")
-    if task == "digits":
-        st.checkbox("Permuted pixels", key=k + "permuted", help="One fixed permutation of the 64 pixels.")
-        if ss[k + "permuted"]:
-            st.number_input("Permutation seed", key=k + "perm_seed", min_value=0)
-        st.caption("T = 64 (one pixel per step)")
-    else:
-        label = "Delay T" if task == "copy" else "Sequence length T"
-        st.number_input(label, key=k + "seq_len", min_value=1, step=10,
-                        help="The number of steps gradients must cross.")
-    if task == "copy":
-        st.number_input("Symbols", key=k + "n_symbols", min_value=2, max_value=64)
-        st.number_input("Symbols to copy", key=k + "n_copy", min_value=1, max_value=100)
-    if task == "charlm" or (task == "forecast" and ss[f"{P}task.forecast.series"] == "csv"):
-        st.text_input("Data file path", key=k + "path", help="A path readable by the worker.")
-    E.at(*[f"task.{f}" for f in TASK_FIELDS[task]], "task.seq_len")
+def _others(F: _Form) -> None:
+    """Spec fields the layout above has no place for yet (a field just added to the spec)."""
+    rest = [p for p in LEAVES if p not in F.drawn]
+    if rest:
+        st.markdown("**Other fields**")
+        for path in rest:
+            F.field(st.container(), path, path)
+

@@ -9,6 +9,8 @@ import torch
 
 from rnnlab.records import HIST_EDGES, HIST_LEN
 
+from . import foreach
+
 HORIZON_FRACTION = 1e-3      # horizon: steps back from T while ‖g_t‖ ≥ this · ‖g_T‖
 STEPS_IN_PAST_EPS = 1e-20    # P13: step t counts when ‖g_t‖² ≥ this
 TANH_SAT, SIGMOID_SAT = 0.99, 0.01
@@ -145,8 +147,7 @@ def histogram(g: torch.Tensor) -> tuple[list[int], int, int]:
 
 def update_ratios(start: list[torch.Tensor], end: list[torch.Tensor]) -> tuple[list[float], list[float]]:
     """(‖θ_end − θ_start‖ / ‖θ_start‖ per parameter, ‖θ_end‖ per parameter)."""
-    diff = torch._foreach_sub(end, start)
-    num = torch.stack(torch._foreach_norm(diff)).double()
-    den = torch.stack(torch._foreach_norm(start)).double()
+    num = foreach.norms(foreach.sub(end, start)).double()
+    den = foreach.norms(start).double()
     ratio = torch.where(den > 0, num / den, torch.full_like(num, math.nan))
-    return ratio.tolist(), torch.stack(torch._foreach_norm(end)).double().tolist()
+    return ratio.tolist(), foreach.norms(end).double().tolist()

@@ -31,10 +31,13 @@ class ProbeResult:
     param_grads: list[torch.Tensor]                  # ∂L/∂θ on the probe batch, in named_params order
 
 
-def _layer_steps(net: RecurrentNet, k: int, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def _layer_steps(net: RecurrentNet, k: int, x: torch.Tensor, keep: dict[str, list] | None = None
+                 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Layer k over the whole sequence, its cell equations written out over the module's own weights
     (linear maps, then the gate equations), so the autograd graph is the same on every device; returns
-    the per-step states h_t (and c_t for LSTM) as graph nodes.
+    the per-step states h_t (and c_t for LSTM) as graph nodes. With ``keep``, the per-step gate values
+    (gated cells) or pre-activations ``z`` (vanilla cells) are appended to it, detached: the very
+    values of this pass, at no extra cost.
 
     ATen's fused cells are avoided on purpose: on CUDA ``torch.lstm_cell`` is one node
     (``_thnn_fused_lstm_cell``) that outputs h_t and c_t together, so ∂L/∂c_t taken at its output
@@ -46,66 +49,71 @@ def _layer_steps(net: RecurrentNet, k: int, x: torch.Tensor) -> tuple[list[torch
     hs, cs = [], []
     if net.cell == "gru":  # PyTorch's GRU: r multiplies (W_hn h + b_hn), so b_hh stays in the loop
         for gi_t in F.linear(x, p["w_ih"], p["b_ih"]).unbind(0):
-            h = _gru_step(gi_t, torch.addmm(p["b_hh"], h, w_hh_t), h)
+            h = _gru_step(gi_t, torch.addmm(p["b_hh"], h, w_hh_t), h, keep)
             hs.append(h)
         return hs, cs
     # the input projection of every step in one matmul; only h @ W_hhᵀ stays in the loop
     for xp_t in F.linear(x, p["w_ih"], p["b_ih"] + p["b_hh"]).unbind(0):
         a = torch.addmm(xp_t, h, w_hh_t)
         if net.cell == "lstm":
-            h, c = _lstm_step(a, c)
+            h, c = _lstm_step(a, c, keep)
             cs.append(c)
         else:
+            if keep is not None:
+                keep.setdefault("z", []).append(a.detach())
             h = activate(a, net.activation, net.slope, p["prelu"])
         hs.append(h)
     return hs, cs
 
 
-def _lstm_step(a: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _keep(keep: dict[str, list] | None, **values: torch.Tensor) -> None:
+    if keep is not None:
+        for name, v in values.items():
+            keep.setdefault(name, []).append(v.detach())
+
+
+def _lstm_step(a: torch.Tensor, c: torch.Tensor, keep: dict[str, list] | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
     """LSTM gates (i, f, g, o stacked as in weight_hh) from pre-activations a: c_t = f⊙c + i⊙g,
     h_t = o⊙tanh(c_t)."""
     i, f, g, o = a.chunk(4, dim=1)
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(c), c
+    i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+    _keep(keep, i=i, f=f, g=g, o=o)
+    c = f * c + i * g
+    return o * torch.tanh(c), c
 
 
-def _gru_step(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+def _gru_step(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor, keep: dict[str, list] | None = None
+              ) -> torch.Tensor:
     """GRU as PyTorch computes it: r, z from gi + gh, n = tanh(gi_n + r⊙gh_n), h_t = (1−z)⊙n + z⊙h."""
     xr, xz, xn = gi.chunk(3, dim=1)
     hr, hz, hn = gh.chunk(3, dim=1)
     r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
     n = torch.tanh(xn + r * hn)
+    _keep(keep, r=r, z=z, n=n)
     return n + z * (h - n)
 
 
-@torch.no_grad()
-def _trace(net: RecurrentNet, k: int, x: torch.Tensor, h: torch.Tensor) -> LayerTrace:
-    """Pre-activations and gate values of layer k, recomputed for all steps at once from its inputs
-    x (T, B, in) and states h (T, B, H)."""
-    p = net.layer_params(k)
-    h_prev = torch.cat([torch.zeros_like(h[:1]), h[:-1]])
-    gi = F.linear(x, p["w_ih"], p["b_ih"])
-    gh = F.linear(h_prev, p["w_hh"], p["b_hh"])
+def _trace(net: RecurrentNet, h: torch.Tensor, keep: dict[str, list]) -> LayerTrace:
+    """The layer's trace from its states h (T, B, H) and the per-step values its pass kept."""
+    kept = {name: torch.stack(vs) for name, vs in keep.items()}
     if net.cell == "rnn":
-        return LayerTrace(h=h, z=gi + gh)
-    if net.cell == "lstm":
-        i, f, g, o = (gi + gh).chunk(4, dim=-1)
-        gates = {"i": torch.sigmoid(i), "f": torch.sigmoid(f), "g": torch.tanh(g), "o": torch.sigmoid(o)}
-    else:  # GRU as PyTorch computes it: r multiplies (W_hn h + b_hn)
-        xr, xz, xn = gi.chunk(3, dim=-1)
-        hr, hz, hn = gh.chunk(3, dim=-1)
-        r = torch.sigmoid(xr + hr)
-        gates = {"r": r, "z": torch.sigmoid(xz + hz), "n": torch.tanh(xn + r * hn)}
-    return LayerTrace(h=h, gates=gates)
+        return LayerTrace(h=h, z=kept["z"])
+    return LayerTrace(h=h, gates=kept)
 
 
-def unrolled_forward(net: RecurrentNet, x: torch.Tensor):
-    """The network step by step: (head output, per-layer [h_t], per-layer [c_t], per-layer inputs)."""
+def unrolled_forward(net: RecurrentNet, x: torch.Tensor, keep: list[dict[str, list]] | None = None):
+    """The network step by step: (head output, per-layer [h_t], per-layer [c_t], per-layer inputs).
+    With ``keep`` (a list), one dict of the per-step gate values / pre-activations per layer is appended."""
     x = x.to(net.head.weight.dtype)
     hs_all, cs_all, inputs = [], [], []
     for k in range(net.num_layers):
         inputs.append(x)
-        hs, cs = _layer_steps(net, k, x)
+        kept: dict[str, list] | None = None
+        if keep is not None:
+            kept = {}
+            keep.append(kept)
+        hs, cs = _layer_steps(net, k, x, kept)
         hs_all.append(hs)
         cs_all.append(cs)
         x = torch.stack(hs)
@@ -123,7 +131,8 @@ def run_probe(net: RecurrentNet, task: Task, batch: Batch) -> ProbeResult:
     params = [p for _, p in net.named_params()]
     every = task.output_mode == "every"
     with torch.enable_grad():
-        out, hs_all, cs_all, inputs = unrolled_forward(net, batch.x)
+        kept: list[dict[str, list]] = []
+        out, hs_all, cs_all, inputs = unrolled_forward(net, batch.x, kept)
         loss = task.loss(out, batch.y)
         states = [s for hs, cs in zip(hs_all, cs_all) for s in hs + cs]
         grads = torch.autograd.grad(loss, states + params, retain_graph=every, allow_unused=True)
@@ -133,7 +142,7 @@ def run_probe(net: RecurrentNet, task: Task, batch: Batch) -> ProbeResult:
             last = torch.autograd.grad(task.last_step_loss(out, batch.y), flat_h, allow_unused=True)
     layers, i, j = [], 0, 0
     for k, (hs, cs) in enumerate(zip(hs_all, cs_all)):
-        trace = _trace(net, k, inputs[k].detach(), torch.stack(hs).detach())
+        trace = _trace(net, torch.stack(hs).detach(), kept[k])
         trace.grad_h = _norms(grads[i:i + len(hs)], hs)
         i += len(hs)
         if cs:

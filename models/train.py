@@ -11,7 +11,7 @@ import torch
 from rnnlab.records import EpochRecord, RunInfo, RunResult
 from rnnlab.spec import JobSpec
 
-from . import checkpoint
+from . import checkpoint, foreach
 from .build import build_model, make_optimizer, resolve_device, run_info
 from .diagnostics import StepStats, update_ratios
 from .errors import EngineError
@@ -81,15 +81,15 @@ class Trainer:
         self.opt.zero_grad(set_to_none=False)
         loss.backward()
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        norms = torch.stack(torch._foreach_norm(grads))
-        if clip.mode == "norm":  # clip_grad_norm_ returns the total norm before clipping
-            total = torch.nn.utils.clip_grad_norm_(self.params, clip.max_norm)
+        norms = foreach.norms(grads)
+        total = torch.linalg.vector_norm(norms)  # the global norm, exactly as clip_grad_norm_ computes it
+        if clip.mode == "norm":  # clip with the norms already at hand instead of clip_grad_norm_ (same result)
             clipped = total > clip.max_norm
+            foreach.clip_by_total_norm_(grads, clip.max_norm, total)
         else:
-            total = torch.linalg.vector_norm(norms)
             clipped = torch.zeros((), dtype=torch.bool, device=total.device)
             if clip.mode == "value":
-                clipped = torch.stack(torch._foreach_norm(grads, math.inf)).max() > clip.clip_value
+                clipped = foreach.norms(grads, math.inf).max() > clip.clip_value
                 torch.nn.utils.clip_grad_value_(self.params, clip.clip_value)
         stats.add(loss.detach(), norms, total, clipped)
         ok = torch.isfinite(loss) & torch.isfinite(total)
@@ -145,7 +145,7 @@ class Trainer:
                                                   s["clip_fraction"])
             pmean, pmax, nonfinite = s["param_mean"], s["param_max"], s["nonfinite_steps"]
         else:  # epoch 0: gradient sizes from the probe batch
-            pmean = torch.stack(torch._foreach_norm(probe_grads)).double().tolist()
+            pmean = foreach.norms(probe_grads).double().tolist()
             pmax = pmean
             gmean = gmax = global_norm(pmean)
             train_loss, clip_frac, nonfinite = None, None, 0

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 from pydantic_core import PydanticCustomError
+
+from rnnlab.records import run_label
 
 SPEC_VERSION = 1
 
@@ -250,10 +252,29 @@ class OptimizerSpec(_Strict):
 
 class ProbeSpec(_Strict):
     """The exact per-timestep diagnostics run on a fixed probe batch every ``every`` epochs
-    (and always at epoch 0 and at the last epoch)."""
+    (and always at epoch 0 and at the last epoch), or, with ``budget``, in the epochs the engine
+    picks so that the diagnostics take at most that fraction of the training time."""
 
     every: int = Field(1, ge=1)
     batch_size: int = Field(32, ge=1)
+    budget: float | None = Field(
+        None, ge=0.001, le=1.0,
+        description="fraction of training time the diagnostics may take; the engine picks the probed epochs")
+
+    @model_validator(mode="after")
+    def _budget_or_every(self) -> ProbeSpec:
+        if self.budget is not None and self.every != 1:
+            raise ValueError(f"probe.budget and probe.every exclude each other: with a budget the engine picks "
+                             f"the probed epochs; remove probe.every (got every {self.every}) or probe.budget")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_budget(self, handler: Any) -> Any:
+        # no budget is written as no key, so every spec without one keeps its spec hash and legacy hash
+        d = handler(self)
+        if isinstance(d, dict) and d.get("budget") is None:
+            d.pop("budget", None)
+        return d
 
 
 class JobSpec(_Strict):
@@ -366,11 +387,11 @@ class JobSpec(_Strict):
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
     def label(self) -> str:
-        """A short human label: 'lstm adding T=100 h128x1 s0', then ' · name' when the spec has one."""
-        act = f"/{self.act}" if self.cell == "rnn" else ""
-        base = (f"{self.cell}{act} {self.task.name} T={self.task.seq_len} "
-                f"h{self.hidden_size}x{self.num_layers} s{self.seed}")
-        return f"{base} · {self.name}" if self.name else base
+        """The run label of rnnlab.records.run_label without a run id: 'lstm adding T=100 h128x1 s0',
+        then ' · name' when the spec has one."""
+        return run_label({"cell": self.cell, "activation": self.act, "task": self.task.name,
+                          "seq_len": self.task.seq_len, "hidden_size": self.hidden_size,
+                          "num_layers": self.num_layers, "seed": self.seed, "name": self.name})
 
 
 # ---------------------------------------------------------------------------------------------

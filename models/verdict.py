@@ -111,9 +111,17 @@ def diagnose(record: EpochRecord, info: RunInfo | None, initial: EpochRecord | N
     if not record.layers:
         return (f"not probed this epoch: gradient norm mean {_fmt(record.grad_norm_mean)}, "
                 f"max {_fmt(record.grad_norm_max)}")
+    return _layers_verdict(record, initial)
+
+
+def _layers_verdict(record: EpochRecord, initial: EpochRecord | None) -> str:
+    """The verdict of a probed epoch whose norms are finite and bounded: explosions and dead or saturated
+    units first (both named when both hold), then vanishing, then healthy."""
     exploded, dead = _layer_explosion(record, initial), _dead(record)
+    if exploded and dead:
+        return f"{exploded}; {dead.split(': ', 1)[1]}"
     if exploded or dead:
-        return f"{exploded}; {dead.split(': ', 1)[1]}" if exploded and dead else exploded or dead
+        return exploded or dead
     worst = min(record.layers, key=lambda ly: ly.log_ratio if not math.isnan(ly.log_ratio) else math.inf)
     if worst.log_ratio < VANISH_LOG_RATIO:
         return f"gradients vanish{_where(record, worst)}: {_ratio(worst)}, {_horizon(worst)}"

@@ -218,26 +218,27 @@ def dockerfile_problems(path: Path, context: Path, build_args: set[str]) -> list
     return out
 
 
-def service_problems(name: str, svc: dict, services: dict, base: Path) -> list[str]:
-    """Problems of one service that the schema does not catch."""
-    out = []
+def _build_problems(name: str, svc: dict, base: Path) -> list[str]:
+    """The build context and Dockerfile of a service exist, and the Dockerfile is sound; or it has an image."""
     build = svc.get("build")
     if isinstance(build, str):
         build = {"context": build}
-    if build:
-        context = (base / build.get("context", ".")).resolve()
-        if not context.is_dir():
-            out.append(f"{name}: build context {build.get('context')} does not exist")
-        else:
-            dockerfile = context / build.get("dockerfile", "Dockerfile")
-            if not dockerfile.is_file():
-                out.append(f"{name}: Dockerfile {build.get('dockerfile', 'Dockerfile')} does not exist")
-            else:
-                args = build.get("args") or {}
-                names = set(args) if isinstance(args, dict) else {a.split("=", 1)[0] for a in args}
-                out += [f"{name}: {p}" for p in dockerfile_problems(dockerfile, context, names)]
-    elif "image" not in svc:
-        out.append(f"{name}: has neither image nor build")
+    if not build:
+        return [] if "image" in svc else [f"{name}: has neither image nor build"]
+    context = (base / build.get("context", ".")).resolve()
+    if not context.is_dir():
+        return [f"{name}: build context {build.get('context')} does not exist"]
+    dockerfile = context / build.get("dockerfile", "Dockerfile")
+    if not dockerfile.is_file():
+        return [f"{name}: Dockerfile {build.get('dockerfile', 'Dockerfile')} does not exist"]
+    args = build.get("args") or {}
+    names = set(args) if isinstance(args, dict) else {a.split("=", 1)[0] for a in args}
+    return [f"{name}: {p}" for p in dockerfile_problems(dockerfile, context, names)]
+
+
+def _path_problems(name: str, svc: dict, base: Path) -> list[str]:
+    """Relative files named by the command or entrypoint, and bind-mount sources, exist."""
+    out = []
     for word in _command_words(svc.get("command")) + _command_words(svc.get("entrypoint")):
         if _FILE_WORD.match(word) and not word.startswith("/") and not (base / word).exists():
             out.append(f"{name}: command names {word}, which does not exist")
@@ -245,6 +246,12 @@ def service_problems(name: str, svc: dict, services: dict, base: Path) -> list[s
         src = _bind_source(vol)
         if src and not src.startswith(("/", "~")) and not (base / src).exists():
             out.append(f"{name}: bind-mount source {src} does not exist")
+    return out
+
+
+def _depends_problems(name: str, svc: dict, services: dict) -> list[str]:
+    """depends_on names services, and each condition can be met by the service it waits for."""
+    out = []
     depends = svc.get("depends_on", {})
     for dep in depends:
         if dep not in services:
@@ -255,6 +262,12 @@ def service_problems(name: str, svc: dict, services: dict, base: Path) -> list[s
             out.append(f"{name}: waits for {dep} to be healthy, but {dep} has no healthcheck")
         if cond == "service_completed_successfully" and services[dep].get("restart", "no") != "no":
             out.append(f"{name}: waits for {dep} to complete, but {dep} restarts")
+    return out
+
+
+def _device_problems(name: str, svc: dict) -> list[str]:
+    """Each reserved device has capabilities, and not both count and device_ids."""
+    out = []
     devices = svc.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", [])
     for dev in devices:
         if not dev.get("capabilities"):
@@ -262,6 +275,12 @@ def service_problems(name: str, svc: dict, services: dict, base: Path) -> list[s
         if "count" in dev and "device_ids" in dev:
             out.append(f"{name}: a reserved device cannot have both count and device_ids")
     return out
+
+
+def service_problems(name: str, svc: dict, services: dict, base: Path) -> list[str]:
+    """Problems of one service that the schema does not catch."""
+    return (_build_problems(name, svc, base) + _path_problems(name, svc, base)
+            + _depends_problems(name, svc, services) + _device_problems(name, svc))
 
 
 def check_file(path: Path, documented: dict[str, str]) -> Report:

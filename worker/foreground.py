@@ -2,7 +2,10 @@
 
 The run is created and claimed as ``cli-<pid>@<host>`` and heartbeats like a worker's, so the
 dashboard shows it live and can cancel it; Ctrl-C cancels it cleanly (a second Ctrl-C aborts).
-A transient database error is retried like a worker's (worker.runner.db_retry) before it fails the run.
+The recording is a worker's (worker.recorder.Recorder): the same writes, retries and final status and
+message; a transient database error that outlives its retries fails the run ("database unavailable: ...").
+If the run is taken over (this process stalled past the lost-after time and another worker claimed it),
+it is left to that worker.
 Exit codes: 0 succeeded, 1 failed, 3 diverged, 130 cancelled.
 """
 
@@ -37,12 +40,12 @@ def _epoch_line(rec) -> str:
 
 
 def train_foreground(spec: JobSpec, *, json_out: Path | None, record: bool, owner: str | None,
-                     tags: list[str], console: Console) -> int:
-    """Train ``spec`` here and now; returns the exit code."""
+                     tags: list[str], console: Console, url: str | None = None) -> int:
+    """Train ``spec`` here and now; returns the exit code. ``url``: the database (default: the settings')."""
     import models
     from db import store
     from rnnlab.settings import get_settings
-    from worker.runner import db_retry
+    from worker.recorder import Recorder
 
     s = get_settings()
     run_id = attempt = monitor = None
@@ -50,11 +53,11 @@ def train_foreground(spec: JobSpec, *, json_out: Path | None, record: bool, owne
         from db.migrate import ensure_schema
         from worker.heartbeat import RunMonitor
 
-        ensure_schema()
+        ensure_schema(url)
         (run_id,) = store.create_runs([spec], owner=owner or os.environ.get("USER"), tags=tags,
-                                      max_attempts=s.max_attempts)
-        attempt = store.claim_run(run_id, f"cli-{os.getpid()}@{socket.gethostname()}")["attempt"]
-        monitor = RunMonitor(run_id, attempt, heartbeat_s=s.heartbeat_seconds)
+                                      max_attempts=s.max_attempts, url=url)
+        attempt = store.claim_run(run_id, f"cli-{os.getpid()}@{socket.gethostname()}", url=url)["attempt"]
+        monitor = RunMonitor(run_id, attempt, heartbeat_s=s.heartbeat_seconds, url=url)
         monitor.start()
         console.print(f"run {run_id}: {spec.label()}", highlight=False)
     interrupted = {"n": 0}
@@ -66,55 +69,46 @@ def train_foreground(spec: JobSpec, *, json_out: Path | None, record: bool, owne
         console.print("[yellow]stopping after this step (Ctrl-C again to abort)[/]")
 
     old_handler = signal.signal(signal.SIGINT, on_sigint)
-    facts: dict = {"records": []}
+    records: list = []
     progress = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console, transient=True)
     bar = progress.add_task("train", total=spec.epochs * spec.steps_per_epoch, epoch=0)
 
-    def on_info(info):
-        facts["info"] = info
-        if record:
-            db_retry(lambda: store.record_info(run_id, info, attempt=attempt), "record info", run_id)
-
-    def on_epoch(rec):
-        facts["records"].append(rec)
+    def on_record(rec):
+        records.append(rec)
         progress.console.print(_epoch_line(rec), highlight=False)
-        if record:
-            db_retry(lambda: store.record_epoch(run_id, rec, attempt=attempt), f"epoch {rec.epoch}", run_id)
-            if rec.probed and rec.layers:
-                text = models.diagnose(rec, facts["info"], facts["records"][0])
-                db_retry(lambda: store.record_diagnosis(run_id, text, attempt=attempt), "diagnosis", run_id)
 
-    def on_checkpoint(epoch, state):
-        if record:
-            db_retry(lambda: store.save_checkpoint(run_id, epoch, state, attempt=attempt), "checkpoint", run_id)
-
-    def on_step(epoch, step):
+    def on_progress(epoch, step):
         progress.update(bar, completed=(epoch - 1) * spec.steps_per_epoch + step, epoch=epoch)
 
-    def should_stop():
-        return interrupted["n"] > 0 or (monitor is not None and monitor.should_stop())
-
+    recorder = Recorder(run_id, attempt, url=url, monitor=monitor, stop=lambda: interrupted["n"] > 0,
+                        on_record=on_record, on_progress=on_progress)
+    lost = None
     try:
         with progress:
-            result = models.train(spec, on_info=on_info, on_epoch=on_epoch, on_checkpoint=on_checkpoint,
-                                  should_stop=should_stop, on_step=on_step)
-        status, message = result.outcome, result.message
+            status, message = recorder.train(spec)
     except KeyboardInterrupt:
         status, message = "cancelled", "aborted with Ctrl-C"
+    except store.LostOwnership as e:   # reaped (this process stalled past the lost-after time), claimed elsewhere
+        lost = e
     except Exception as e:  # noqa: BLE001 - report, record as failed
-        status, message = "failed", str(e) if isinstance(e, models.EngineError) else f"{type(e).__name__}: {e}"
+        status, message = recorder.failed(e)
     finally:
         signal.signal(signal.SIGINT, old_handler)
         if monitor is not None:
             monitor.stop()
-    if record:
-        db_retry(lambda: store.finish_run(run_id, status, message, attempt=attempt), "finish", run_id)
+    if lost is None and recorder.lost:
+        lost = store.LostOwnership(f"run {run_id}: attempt {attempt} lost the run while training")
+    if lost is not None:
+        console.print(f"[bold red]lost[/]: {lost}; it is left to the worker that took it over", highlight=False)
+        return EXIT["failed"]
+    message = recorder.finish(status, message)
+    facts = {"info": recorder.info, "records": records}
     _summary(console, status, message, facts, models)
     if json_out is not None:
         doc = {"run_id": run_id, "spec": spec.to_dict(), "status": status, "message": message,
-               "info": vars(facts["info"]) if "info" in facts else None,
-               "epochs": [r.to_dict() for r in facts["records"]]}
+               "info": vars(recorder.info) if recorder.info is not None else None,
+               "epochs": [r.to_dict() for r in records]}
         json_out.write_text(json.dumps(encode_json(doc), indent=1, allow_nan=False) + "\n")
         console.print(f"wrote {json_out}")
     return EXIT[status]

@@ -1,0 +1,74 @@
+"""One recorder (worker.recorder) for both ways a run is trained: the same spec ends with the same final
+status and message whether a worker ran it (worker.runner.execute, what the Celery task calls) or
+`rnnlab train` did (worker.foreground.train_foreground), for an engine error, a divergence and an
+unexpected exception. Old code: the two kept their own callbacks, and `rnnlab train` recorded an
+unexpected exception without where it was raised."""
+
+import io
+import re
+
+import pytest
+from rich.console import Console
+
+from db import store
+from rnnlab.settings import get_settings
+from rnnlab.spec import parse_spec
+from worker import runner
+from worker.foreground import EXIT, train_foreground
+
+BASE = {"hidden_size": 8, "task": {"name": "adding", "seq_len": 12}, "batch_size": 8,
+        "probe": {"batch_size": 4}, "device": "cpu", "epochs": 1, "steps_per_epoch": 2}
+
+
+@pytest.fixture
+def settings_db(sqlite_url, monkeypatch):
+    """`rnnlab train` reads its database from the settings: point them at the test's database."""
+    monkeypatch.setenv("RNNLAB_DATABASE_URL", sqlite_url)
+    get_settings.cache_clear()
+    yield sqlite_url
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def both_paths(url: str, spec) -> tuple[dict, dict, int]:
+    """The run as a worker ends it and as `rnnlab train` ends it (plus train's exit code)."""
+    (run_id,) = store.create_runs([spec], url=url)
+    status = runner.execute(run_id, "w@host", heartbeat_s=5, lost_after_s=60, url=url)
+    worker_run = store.get_run(run_id, url=url)
+    assert status == worker_run["status"]
+    out = io.StringIO()
+    code = train_foreground(spec, json_out=None, record=True, owner="tester", tags=[],
+                            console=Console(file=out, width=200))
+    cli_id = int(re.match(r"run (\d+): ", out.getvalue()).group(1))   # "run 2: rnn/tanh adding ..."
+    assert cli_id != run_id
+    cli_run = store.get_run(cli_id, url=url)
+    assert cli_run["message"] in out.getvalue()   # what the user sees is what was recorded
+    return worker_run, cli_run, code
+
+
+def cases(tmp_path) -> list[tuple[str, dict, str, str]]:
+    """(name, spec, expected status, a phrase of the expected message)."""
+    undecodable = tmp_path / "series.csv"
+    undecodable.write_bytes(b"\xff\xfe\x00 1,2,3\n" * 50)      # not UTF-8: the engine's csv reader raises
+    return [
+        ("engine error", {**BASE, "task": {"name": "charlm", "path": str(tmp_path / "missing.txt")}},
+         "failed", "task.path: file not found"),
+        ("divergence", {**BASE, "activation": "relu", "init": {"recurrent": "identity", "scale": 3.0},
+                        "optimizer": {"name": "sgd", "lr": 1.0}, "epochs": 3, "steps_per_epoch": 3},
+         "diverged", "non-finite"),
+        ("unexpected exception", {**BASE, "task": {"name": "forecast", "series": "csv", "path": str(undecodable),
+                                                   "seq_len": 5}},
+         "failed", "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff"),
+    ]
+
+
+def test_worker_and_rnnlab_train_end_a_run_alike(settings_db, tmp_path):
+    for name, doc, status, phrase in cases(tmp_path):
+        worker_run, cli_run, code = both_paths(settings_db, parse_spec(doc))
+        assert worker_run["status"] == status and phrase in worker_run["message"], (name, worker_run["message"])
+        assert (cli_run["status"], cli_run["message"]) == (worker_run["status"], worker_run["message"]), name
+        assert code == EXIT[status], name
+        if name == "unexpected exception":   # says where it was raised, on both paths
+            assert " (at " in cli_run["message"], cli_run["message"]
+        for run in (worker_run, cli_run):
+            store.delete_run(run["id"], url=settings_db)

@@ -1,0 +1,247 @@
+"""The built-in studies: each one's claim, source, sweep at two scales and analysis.
+
+Calibrated numbers (every seed, wall time, command) are in docs/studies.md. Bump a study's
+``version`` whenever its sweep or its analysis changes: its runs are found by the tag
+``study:NAME@vN:SCALE``, so old runs are never judged by new rules.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from studies import sql
+from studies.core import Check, Figure, Number, Scale, Series, Study, StudyData
+
+# ---------------------------------------------------------------------------------------------
+# helpers shared by the analyses
+# ---------------------------------------------------------------------------------------------
+
+
+def per_seed(runs: pd.DataFrame, key: str, group, column: str) -> dict[int, float]:
+    """{seed: value} of one column for the runs whose ``key`` equals ``group``."""
+    rows = runs[runs[key].map(lambda v: v == group)]
+    return {int(s): float(v) if v is not None and not pd.isna(v) else math.nan
+            for s, v in zip(rows["seed"], rows[column])}
+
+
+def points_figure(title: str, ylabel: str, numbers: list[Number], log_y: bool = False,
+                  hline: tuple[float, str] | None = None) -> Figure:
+    """One point per seed for each group, groups along x."""
+    series = []
+    for n in numbers:
+        seeds = sorted(n.per_seed)
+        series.append(Series(name=n.group, x=[n.group] * len(seeds), y=[n.per_seed[s] for s in seeds],
+                             group=n.group))
+    return Figure(title=title, xlabel="", ylabel=ylabel, series=series, log_y=log_y, hline=hline)
+
+
+def seeds_of(runs: pd.DataFrame) -> list[int]:
+    return sorted({int(s) for s in runs["seed"]})
+
+
+def _lt(a: float, b: float) -> bool:
+    """a < b, with −inf below every finite value and NaN never comparable."""
+    return not (math.isnan(a) or math.isnan(b)) and a < b
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. Activations at initialization [P13 §2.1]
+# ---------------------------------------------------------------------------------------------
+
+ACTS = ["sigmoid", "tanh", "relu"]
+
+
+def _activations(study: Study, d: StudyData):
+    r = d.runs
+    seeds = seeds_of(r)
+    q_init = sql.layer0(d.tag, "activation", "l.log_ratio, l.horizon, l.rho, l.sigma_max")
+    lr = {a: Number("log10 ‖g_1‖/‖g_T‖ at init", a, per_seed(r, "activation", a, "log_ratio0"), q_init, ".3g")
+          for a in ACTS}
+    hz = {a: Number("horizon at init (steps)", a, per_seed(r, "activation", a, "horizon0"), q_init, ".0f")
+          for a in ACTS}
+    checks = [
+        Check("log10 ‖g_1‖/‖g_T‖ at init: sigmoid < tanh < ReLU",
+              {s: _lt(lr["sigmoid"].per_seed[s], lr["tanh"].per_seed[s])
+               and _lt(lr["tanh"].per_seed[s], lr["relu"].per_seed[s]) for s in seeds}),
+        Check("horizon at init: sigmoid < tanh ≤ ReLU",
+              {s: _lt(hz["sigmoid"].per_seed[s], hz["tanh"].per_seed[s])
+               and hz["tanh"].per_seed[s] <= hz["relu"].per_seed[s] for s in seeds}),
+    ]
+    figs = [points_figure("log10 ‖g_1‖/‖g_T‖ at initialization (−∞ drawn at the bottom)", "log10 ratio",
+                          list(lr.values())),
+            points_figure("Horizon at initialization", "steps back from T", list(hz.values()))]
+    return checks, [*lr.values(), *hz.values()], figs
+
+
+_TINY_TRAIN = {"epochs": 1, "steps_per_epoch": 1, "batch_size": 16}
+
+ACTIVATIONS = Study(
+    name="activations", version=1, title="Activations at initialization",
+    claim="At initialization with W_hh = I, gradients vanish fastest through sigmoid (γ = 1/4), then tanh, "
+          "then ReLU: sigmoid < tanh < ReLU in log10 ‖g_1‖/‖g_T‖, and in horizon sigmoid < tanh ≤ ReLU.",
+    source="[P13] §2.1 (‖J‖ ≤ γ‖W‖ with γ = 1/4 for sigmoid, 1 for tanh and ReLU); docs/metrics.md for the horizon",
+    group_by="activation",
+    notes="Measured at epoch 0 (before any update) on the probe batch; the run then takes one step. W_hh = I is "
+          "chosen because with orthogonal, Xavier or PyTorch's default W_hh a ReLU net vanishes faster than tanh "
+          "(about half its units are off at each step), so the ordering tanh < ReLU depends on the init.",
+    scales={
+        "cpu": Scale(base={"cell": "rnn", "hidden_size": 64, "task": {"name": "adding", "seq_len": 50},
+                           "init": {"recurrent": "identity", "input": "xavier_uniform"},
+                           "probe": {"batch_size": 32}, **_TINY_TRAIN},
+                     vary={"activation": ACTS}, seeds=(0, 1, 2),
+                     differs="P13 states the bound, not this experiment; 64 units, T = 50, a 32-sequence probe batch.",
+                     budget="9 runs, ≈ 10 s"),
+        "paper": Scale(base={"cell": "rnn", "hidden_size": 128, "task": {"name": "adding", "seq_len": 100},
+                             "init": {"recurrent": "identity", "input": "xavier_uniform"},
+                             "probe": {"batch_size": 128}, **_TINY_TRAIN},
+                       vary={"activation": ACTS}, seeds=(0, 1, 2, 3, 4),
+                       differs="A16's adding sizes (128 units, T = 100); sigmoid's ratio underflows to −∞ there."),
+    },
+    analyse=_activations,
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. The recurrent init alone (input init fixed)
+# ---------------------------------------------------------------------------------------------
+
+INITS = ["zeros", "xavier_uniform", "kaiming", "orthogonal", "identity"]
+
+
+def _inits(study: Study, d: StudyData):
+    r = d.runs
+    seeds = seeds_of(r)
+    key = "init.recurrent"
+    q0 = sql.layer0(d.tag, "init", "l.rho, l.sigma_max, l.log_ratio, l.horizon")
+    qz = sql.layer0(d.tag, "init", "l.rho, l.sigma_max, l.log_ratio, l.horizon", at="last")
+    rho0 = {i: Number("ρ(W_hh) at init", i, per_seed(r, key, i, "rho0"), q0) for i in INITS}
+    lr0 = {i: Number("log10 ‖g_1‖/‖g_T‖ at init", i, per_seed(r, key, i, "log_ratio0"), q0) for i in INITS}
+    rhoz = {i: Number("ρ(W_hh) after training", i, per_seed(r, key, i, "rho_last"), qz) for i in INITS}
+    lrz = {i: Number("log10 ‖g_1‖/‖g_T‖ after training", i, per_seed(r, key, i, "log_ratio_last"), qz)
+           for i in INITS}
+
+    def at(nums, i, s):
+        return nums[i].per_seed.get(s, math.nan)
+
+    checks = [
+        Check("zero W_hh: ρ = 0 and no gradient reaches step 1 at init (‖g_1‖ = 0, log ratio −∞)",
+              {s: at(rho0, "zeros", s) == 0 and at(lr0, "zeros", s) == -math.inf for s in seeds}),
+        Check("zero W_hh after training: ρ > 0 and ‖g_1‖ > 0 (the recurrent weights are no longer zero)",
+              {s: at(rhoz, "zeros", s) > 0 and math.isfinite(at(lrz, "zeros", s)) for s in seeds}),
+        Check("orthogonal and identity: ρ = 1 at init (within 1e-6)",
+              {s: all(abs(at(rho0, i, s) - 1) < 1e-6 for i in ("orthogonal", "identity")) for s in seeds}),
+        Check("ρ at init: 0.9 < Xavier < He, and He > 1.3",
+              {s: 0.9 < at(rho0, "xavier_uniform", s) < at(rho0, "kaiming", s) and at(rho0, "kaiming", s) > 1.3
+               for s in seeds}),
+        Check("at init He's gradient grows going back (log ratio > 0); orthogonal's and identity's shrinks (< 0)",
+              {s: at(lr0, "kaiming", s) > 0 and at(lr0, "orthogonal", s) < 0 and at(lr0, "identity", s) < 0
+               for s in seeds}),
+    ]
+    figs = [points_figure("ρ(W_hh) at initialization", "ρ", list(rho0.values())),
+            points_figure("log10 ‖g_1‖/‖g_T‖ at initialization (zero init: −∞)", "log10 ratio", list(lr0.values())),
+            points_figure("log10 ‖g_1‖/‖g_T‖ after training", "log10 ratio", list(lrz.values()))]
+    return checks, [*rho0.values(), *lr0.values(), *rhoz.values(), *lrz.values()], figs
+
+
+RECURRENT_INIT = Study(
+    name="recurrent-init", version=1, title="Initialization of W_hh alone",
+    claim="With the input weights fixed (Xavier), the recurrent init sets ρ(W_hh): 0 for zero init, which passes "
+          "no gradient back at init but does after training, 1 for orthogonal and identity (gradients shrink "
+          "going back), ≈1.05 for Xavier and ≈1.5 for He, whose gradients grow going back.",
+    source="[P13] §2.1 (σ_max > 1/γ is necessary for exploding); the spectra table of docs' science reference "
+           "(128×128: Xavier ρ ≈ 1.05, He ≈ 1.48)",
+    group_by="init.recurrent",
+    notes="Only init.recurrent varies; init.input is xavier_uniform and the biases are zero in every run, so the "
+          "input scale is not confounded with the recurrent init. The tanh RNN trains for 50 Adam steps.",
+    scales={
+        "cpu": Scale(base={"cell": "rnn", "activation": "tanh", "hidden_size": 64,
+                           "task": {"name": "adding", "seq_len": 50},
+                           "init": {"input": "xavier_uniform"}, "epochs": 2, "steps_per_epoch": 25,
+                           "batch_size": 32, "optimizer": {"name": "adam", "lr": 0.001}},
+                     vary={"init.recurrent": INITS}, seeds=(0, 1, 2),
+                     differs="64 units instead of 128 (ρ of a random init depends little on the size); 50 steps.",
+                     budget="15 runs, ≈ 30 s"),
+        "paper": Scale(base={"cell": "rnn", "activation": "tanh", "hidden_size": 128,
+                             "task": {"name": "adding", "seq_len": 100},
+                             "init": {"input": "xavier_uniform"}, "epochs": 10, "steps_per_epoch": 100,
+                             "batch_size": 64, "optimizer": {"name": "adam", "lr": 0.001}},
+                       vary={"init.recurrent": INITS}, seeds=(0, 1, 2, 3, 4),
+                       differs="128 units, T = 100, 1,000 Adam steps."),
+    },
+    analyse=_inits,
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Adding problem: gated cells solve it, a tanh RNN stays at the baseline [A16, H97]
+# ---------------------------------------------------------------------------------------------
+
+CELLS = ["rnn", "lstm", "gru"]
+SOLVED = 0.1     # final val loss ≤ 10% of the trivial baseline (as in rnnlab.strategies)
+AT_BASELINE = 0.5  # final val loss ≥ half the baseline: it learned (almost) nothing
+
+
+def _adding(study: Study, d: StudyData):
+    r = d.runs.copy()
+    r["ratio"] = r["val_loss"] / r["baseline_loss"]
+    seeds = seeds_of(r)
+    q = sql.final_epoch(d.tag, "cell", "e.val_loss, r.baseline_loss, e.val_loss / r.baseline_loss AS ratio")
+    ratio = {c: Number("final val loss ÷ baseline", c, per_seed(r, "cell", c, "ratio"), q) for c in CELLS}
+
+    def at(c, s):
+        return ratio[c].per_seed.get(s, math.nan)
+
+    checks = [
+        Check(f"LSTM and GRU solve it: final val loss ≤ {SOLVED:g} × baseline",
+              {s: at("lstm", s) <= SOLVED and at("gru", s) <= SOLVED for s in seeds}),
+        Check(f"the tanh RNN stays at the baseline: final val loss ≥ {AT_BASELINE:g} × baseline",
+              {s: at("rnn", s) >= AT_BASELINE for s in seeds}),
+    ]
+    curves = []
+    e = d.epochs.merge(r[["id", "cell", "seed", "baseline_loss"]], left_on="run_id", right_on="id")
+    for (cell, seed), g in e.groupby(["cell", "seed"]):
+        g = g.sort_values("epoch")
+        curves.append(Series(name=f"{cell} s{seed}", x=[int(x) for x in g["epoch"]],
+                             y=list(np.asarray(g["val_loss"], float) / np.asarray(g["baseline_loss"], float)),
+                             mode="lines", group=str(cell)))
+    figs = [points_figure("Final validation loss ÷ the trivial baseline (1/6)", "loss ÷ baseline",
+                          list(ratio.values()), log_y=True, hline=(1.0, "baseline")),
+            Figure("Validation loss ÷ baseline over training", "epoch", "loss ÷ baseline", curves, log_y=True,
+                   categorical_x=False, hline=(1.0, "baseline"))]
+    return checks, list(ratio.values()), figs
+
+
+ADDING = Study(
+    name="adding", version=1, title="Cells on the adding problem",
+    claim="On the adding problem LSTM and GRU solve the task (validation MSE ≤ 10% of the trivial 1/6) while a "
+          "tanh RNN stays at the baseline.",
+    source="[A16] adding-problem experiment (LSTM beats the baseline up to T = 400, the tanh-RNN never does); "
+           "[H97] adding problem",
+    group_by="cell",
+    notes="A16 variant (values U[0,1], one marker per half, target the sum, baseline MSE 1/6). Adam with lr 0.01 "
+          "and norm clipping at 1 for every cell.",
+    scales={
+        "cpu": Scale(base={"task": {"name": "adding", "variant": "a16", "seq_len": 50}, "hidden_size": 32,
+                           "batch_size": 64, "epochs": 15, "steps_per_epoch": 100,
+                           "optimizer": {"name": "adam", "lr": 0.01}, "clip": {"mode": "norm", "max_norm": 1.0},
+                           "probe": {"every": 5}},
+                     vary={"cell": CELLS}, seeds=(0, 1, 2),
+                     differs="T = 50 (not 100–750), 32 units (not 128), Adam 1e-2 with norm clipping (A16: RMSProp "
+                             "1e-3, element-wise clipping), 1,500 steps.",
+                     budget="9 runs, ≈ 2 min"),
+        "paper": Scale(base={"task": {"name": "adding", "variant": "a16", "seq_len": 200}, "hidden_size": 128,
+                             "batch_size": 20, "epochs": 100, "steps_per_epoch": 100,
+                             "optimizer": {"name": "rmsprop", "lr": 0.001},
+                             "clip": {"mode": "value", "clip_value": 1.0}, "probe": {"every": 10}},
+                       vary={"cell": CELLS}, seeds=(0, 1, 2),
+                       differs="A16's setup at T = 200 (128 units, RMSProp 1e-3, element-wise clipping at 1, "
+                               "batch 20), 10,000 steps."),
+    },
+    analyse=_adding,
+)
+
+
+STUDIES: dict[str, Study] = {s.name: s for s in (ACTIVATIONS, RECURRENT_INIT, ADDING)}

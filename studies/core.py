@@ -1,0 +1,289 @@
+"""What a study is: a named, versioned sweep (grid × seeds, at two scales), the claim it tests with
+its source, and the analysis that decides the claim from the stored runs.
+
+Torch-free and database-free: the analysis is a function of a ``StudyData`` (pandas frames read
+through ``db.queries``, see ``studies.data``), so the CLI, the dashboard and the report share it.
+
+Verdicts (``decide``), from the per-seed checks of the runs of one scale:
+
+- ``pending``: some runs of the study are still queued or running (or none were submitted);
+- ``inconclusive (add seeds)``: fewer than ``MIN_SEEDS`` seeds have every grid point finished, or the
+  claim holds on some complete seeds and not on others;
+- ``reproduced``: every check holds on every complete seed (at least ``MIN_SEEDS`` of them);
+- ``not reproduced``: on every complete seed at least one check fails.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rnnlab.spec import JobSpec, SweepSpec, expand_sweep
+
+MIN_SEEDS = 3
+SCALES = ("cpu", "paper")
+REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, PENDING = ("reproduced", "not reproduced", "inconclusive (add seeds)",
+                                                     "pending")
+VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, PENDING)
+_T95 = [12.71, 4.30, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23, 2.20, 2.18, 2.16, 2.14, 2.13,
+        2.12, 2.11, 2.10, 2.09, 2.09, 2.08, 2.07, 2.07, 2.06, 2.06, 2.06, 2.05, 2.05, 2.05, 2.04]
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+
+
+def t95(n: int) -> float:
+    """Two-sided 95% Student t quantile for the mean of n values (n − 1 degrees of freedom)."""
+    return _T95[n - 2] if 2 <= n <= 31 else 1.96
+
+
+@dataclass(frozen=True)
+class Scale:
+    """One size of a study: the base spec, the grid and the seeds, and how it differs from the paper."""
+
+    base: dict[str, Any]
+    vary: dict[str, list[Any]]
+    seeds: tuple[int, ...] = (0, 1, 2)
+    differs: str = ""          # what differs from the paper's setup, in one or two sentences
+    budget: str = ""           # the expected wall time, e.g. "≈1 min on 2 cores"
+
+
+@dataclass
+class Number:
+    """One measured quantity for one group, per seed, with the SQL that re-derives its values."""
+
+    label: str
+    group: str
+    per_seed: dict[int, float]
+    sql: str
+    fmt: str = ".3g"
+
+    def values(self) -> np.ndarray:
+        return np.array([self.per_seed[s] for s in sorted(self.per_seed)], dtype=float)
+
+    def summary(self) -> dict[str, float]:
+        """mean, the 95% t interval of the mean (lo, hi), min and max over the seeds. Infinite values
+        are kept: the mean of values holding -inf is -inf, and its interval is (-inf, max)."""
+        v = self.values()
+        v = v[~np.isnan(v)]
+        if v.size == 0:
+            return dict.fromkeys(("mean", "lo", "hi", "min", "max"), math.nan)
+        lo_, hi_ = float(v.min()), float(v.max())
+        if not np.isfinite(v).all():
+            m = float(v.mean()) if not (np.isinf(v).any() and (v > 0).any() and (v < 0).any()) else math.nan
+            return {"mean": m, "lo": lo_, "hi": hi_, "min": lo_, "max": hi_}
+        m = float(v.mean())
+        h = t95(v.size) * float(v.std(ddof=1)) / math.sqrt(v.size) if v.size >= 2 else math.nan
+        return {"mean": m, "lo": m - h, "hi": m + h, "min": lo_, "max": hi_}
+
+    def text(self) -> str:
+        s = self.summary()
+        if math.isnan(s["mean"]) and math.isnan(s["min"]):
+            return "no finished run"
+        if not math.isfinite(s["lo"]) or not math.isfinite(s["hi"]) or math.isnan(s["lo"]):
+            return f"{fmt(s['mean'], self.fmt)} (seeds {fmt(s['min'], self.fmt)} … {fmt(s['max'], self.fmt)})"
+        return (f"{fmt(s['mean'], self.fmt)} [95% CI {fmt(s['lo'], self.fmt)}, {fmt(s['hi'], self.fmt)}; "
+                f"seeds {fmt(s['min'], self.fmt)} … {fmt(s['max'], self.fmt)}]")
+
+
+def fmt(x: float, spec: str = ".3g") -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "NaN"
+    if math.isinf(x):
+        return "−∞" if x < 0 else "∞"
+    return format(x, spec).replace("-", "−")
+
+
+@dataclass
+class Check:
+    """One statement of the claim, decided on each seed on its own."""
+
+    text: str
+    per_seed: dict[int, bool]
+
+
+@dataclass
+class Series:
+    name: str
+    x: list[Any]
+    y: list[float]
+    mode: str = "markers"      # "markers" (one point per seed) or "lines"
+    group: str = ""
+
+
+@dataclass
+class Figure:
+    title: str
+    xlabel: str
+    ylabel: str
+    series: list[Series]
+    log_y: bool = False
+    categorical_x: bool = True
+    hline: tuple[float, str] | None = None   # a reference line (value, label), e.g. the task's baseline
+
+
+@dataclass
+class Outcome:
+    """What the analysis of one scale found."""
+
+    study: str
+    version: int
+    scale: str
+    tag: str
+    verdict: str
+    reason: str
+    counts: dict[str, int]                    # runs by status
+    expected_runs: int
+    seeds_complete: list[int]
+    numbers: list[Number] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        def num(x: float) -> Any:
+            return x if x is None or math.isfinite(x) else ("NaN" if math.isnan(x) else ("Infinity" if x > 0
+                                                                                          else "-Infinity"))
+        return {
+            "study": self.study, "version": self.version, "scale": self.scale, "tag": self.tag,
+            "verdict": self.verdict, "reason": self.reason, "counts": self.counts,
+            "expected_runs": self.expected_runs, "seeds_complete": self.seeds_complete,
+            "checks": [{"text": c.text, "per_seed": {str(k): v for k, v in c.per_seed.items()}} for c in self.checks],
+            "numbers": [{"label": n.label, "group": n.group, "per_seed": {str(k): num(v) for k, v in n.per_seed.items()},
+                         **{k: num(v) for k, v in n.summary().items()}, "sql": n.sql} for n in self.numbers],
+        }
+
+
+@dataclass
+class StudyData:
+    """The stored results of one study at one scale, as read by ``studies.data.load``.
+
+    ``runs``: one row per run: id, status, seed, point (the grid point's label), one column per
+    varied field (named by its dotted path, values as JSON text for dicts), baseline_loss,
+    val_loss/val_metric of the last epoch, and layer 0's rho/sigma_max/log_ratio/horizon at epoch 0
+    (``*0``) and at the last probe (``*_last``), plus the spec.
+    ``epochs``: db.queries.epochs of those runs; ``layers``: db.queries.layer_stats.
+    """
+
+    tag: str
+    runs: pd.DataFrame
+    epochs: pd.DataFrame
+    layers: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    version: int
+    title: str
+    claim: str                     # one sentence
+    source: str                    # paper, figure or section
+    scales: dict[str, Scale]
+    analyse: Callable[[Study, StudyData], tuple[list[Check], list[Number], list[Figure]]]
+    group_by: str                  # the varied field whose value names a group (a dotted spec path)
+    notes: str = ""                # setup notes shown with the result
+
+    def __post_init__(self):
+        if not NAME_RE.match(self.name):
+            raise ValueError(f"study name: got {self.name!r}; use 1-40 lowercase letters, digits and '-'")
+        for s in self.scales:
+            if s not in SCALES:
+                raise ValueError(f"study {self.name}: scale {s!r}; allowed: {', '.join(SCALES)}")
+        for s, sc in self.scales.items():
+            if len(sc.seeds) < MIN_SEEDS:
+                raise ValueError(f"study {self.name}, scale {s}: {len(sc.seeds)} seeds; a study needs at least "
+                                 f"{MIN_SEEDS}")
+
+    def tag(self, scale: str) -> str:
+        self.scale(scale)
+        return f"study:{self.name}@v{self.version}:{scale}"
+
+    def scale(self, scale: str) -> Scale:
+        if scale not in self.scales:
+            raise ValueError(f"scale: got {scale!r}; study {self.name} has {', '.join(self.scales)}")
+        return self.scales[scale]
+
+    def sweep(self, scale: str) -> SweepSpec:
+        sc = self.scale(scale)
+        return SweepSpec(name=f"study {self.name} v{self.version} ({scale})", base=json.loads(json.dumps(sc.base)),
+                         vary={k: list(v) for k, v in sc.vary.items()}, seeds=list(sc.seeds))
+
+    def specs(self, scale: str, limits=None) -> list[JobSpec]:
+        return expand_sweep(self.sweep(scale), limits)
+
+    def n_runs(self, scale: str) -> int:
+        sc = self.scale(scale)
+        return math.prod(len(v) for v in sc.vary.values()) * len(sc.seeds)
+
+    def points(self, scale: str) -> list[str]:
+        """The grid points' labels, in grid order."""
+        sc = self.scale(scale)
+        import itertools
+
+        keys = list(sc.vary)
+        return [point_label(keys, p) for p in itertools.product(*(sc.vary[k] for k in keys))]
+
+    def decide(self, data: StudyData, scale: str) -> Outcome:
+        return decide(self, data, scale)
+
+
+def value_text(v: Any) -> str:
+    return v if isinstance(v, str) else json.dumps(v, sort_keys=True, separators=(",", ":"))
+
+
+def point_label(keys: list[str], values: tuple) -> str:
+    return " ".join(f"{k}={value_text(v)}" for k, v in zip(keys, values))
+
+
+FINISHED = ("succeeded", "diverged")
+
+
+def decide(study: Study, data: StudyData, scale: str) -> Outcome:
+    """Run the study's analysis on the complete seeds and turn its per-seed checks into a verdict."""
+    sc = study.scale(scale)
+    runs = data.runs
+    counts = {str(k): int(v) for k, v in runs["status"].value_counts().items()} if len(runs) else {}
+    expected = study.n_runs(scale)
+    base = dict(study=study.name, version=study.version, scale=scale, tag=data.tag, counts=counts,
+                expected_runs=expected)
+    if runs.empty:
+        return Outcome(**base, verdict=PENDING, reason="no runs of this study at this scale yet", seeds_complete=[])
+    open_ = runs[runs["status"].isin(["queued", "running"])]
+    points = study.points(scale)
+    complete = []
+    for seed in sc.seeds:
+        mine = runs[(runs["seed"] == seed) & runs["status"].isin(FINISHED)]
+        if set(points) <= set(mine["point"]):
+            complete.append(int(seed))
+    done = runs[runs["seed"].isin(complete) & runs["status"].isin(FINISHED)]
+    sub = StudyData(tag=data.tag, runs=done, epochs=data.epochs[data.epochs["run_id"].isin(done["id"])]
+                    if len(data.epochs) else data.epochs,
+                    layers=data.layers[data.layers["run_id"].isin(done["id"])] if len(data.layers) else data.layers)
+    checks, numbers, figures = study.analyse(study, sub) if complete else ([], [], [])
+    out = Outcome(**base, verdict=PENDING, reason="", seeds_complete=complete, numbers=numbers, checks=checks,
+                  figures=figures)
+    if len(open_):
+        out.reason = f"{len(open_)} of {len(runs)} runs are still queued or running"
+        return out
+    passed = [s for s in complete if all(c.per_seed.get(s, False) for c in checks)]
+    failed_any = [s for s in complete if s not in passed]
+    missing = len(sc.seeds) - len(complete)
+    lost = f"; {missing} seed(s) lack a finished run at some grid point (failed or cancelled)" if missing else ""
+    if len(complete) < MIN_SEEDS:
+        out.verdict = INCONCLUSIVE
+        out.reason = f"only {len(complete)} complete seed(s), at least {MIN_SEEDS} are needed{lost}"
+    elif not failed_any:
+        out.verdict = REPRODUCED
+        out.reason = f"every check holds on all {len(complete)} seeds{lost}"
+    elif not passed:
+        out.verdict = NOT_REPRODUCED
+        out.reason = f"on each of the {len(complete)} seeds at least one check fails{lost}"
+    else:
+        out.verdict = INCONCLUSIVE
+        out.reason = (f"the claim holds on seeds {', '.join(map(str, passed))} and fails on "
+                      f"{', '.join(map(str, failed_any))}{lost}")
+    return out

@@ -1,0 +1,93 @@
+"""Read a study's stored runs through the read API (``db.queries``) into a ``StudyData``.
+
+A study's runs are the runs tagged ``Study.tag(scale)``: ``study:NAME@vN:SCALE``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+
+from studies.core import Study, StudyData, point_label
+
+MAX_RUNS = 1000   # db.queries.list_runs' page cap; a study has far fewer runs
+
+
+def _path(spec: dict, dotted: str):
+    cur = spec
+    for k in dotted.split("."):
+        if not isinstance(cur, dict) or k not in cur:
+            return None
+        cur = cur[k]
+    return cur
+
+
+def _layer0(layers: pd.DataFrame, first: bool) -> pd.DataFrame:
+    cols = ["rho", "sigma_max", "log_ratio", "horizon", "decay_per_step", "saturated_frac", "dead_frac"]
+    if layers.empty:
+        return pd.DataFrame(columns=["run_id"] + [c + ("0" if first else "_last") for c in cols])
+    l0 = layers[layers["layer"] == 0].sort_values(["run_id", "epoch"])
+    pick = l0.groupby("run_id").head(1) if first else l0.groupby("run_id").tail(1)
+    if first:
+        pick = pick[pick["epoch"] == 0]
+    out = pick[["run_id", *cols]].copy()
+    return out.rename(columns={c: c + ("0" if first else "_last") for c in cols})
+
+
+def load(study: Study, scale: str, url: str | None = None) -> StudyData:
+    """Every run tagged with the study's tag at ``scale``, with its final numbers and its layer-0
+    diagnostics at initialization and at the last probe."""
+    from db import queries as q
+
+    tag = study.tag(scale)
+    eng = q.engine_for(url)
+    listed, _ = q.list_runs({"tags": [tag]}, page_size=MAX_RUNS, sort="oldest", engine=eng)
+    ids = [int(i) for i in listed["id"]]
+    if not ids:
+        empty = pd.DataFrame(columns=["id", "status", "seed", "point", "spec"])
+        return StudyData(tag=tag, runs=empty, epochs=pd.DataFrame(columns=["run_id", "epoch"]),
+                         layers=pd.DataFrame(columns=["run_id", "epoch", "layer"]))
+    full = q.runs_by_ids(ids, engine=eng)
+    epochs = q.epochs(ids, max_epochs=None, engine=eng)
+    layers = q.layer_stats(ids, max_epochs=None, engine=eng)
+    final = q.final_summary(ids, engine=eng)[["run_id", "val_loss", "val_metric"]]
+    keys = list(study.scale(scale).vary)
+    runs = pd.DataFrame({
+        "id": [int(i) for i in full["id"]], "status": list(full["status"]), "seed": [int(s) for s in full["seed"]],
+        "cell": list(full["cell"]), "baseline_loss": [float(b) if b is not None and not pd.isna(b) else math.nan
+                                                      for b in full["baseline_loss"]],
+        "spec": list(full["spec"]),
+    })
+    for k in keys:
+        runs[k] = [_path(s, k) for s in runs["spec"]]
+    runs["point"] = [point_label(keys, tuple(_as_given(study, scale, k, v) for k, v in zip(keys, vals)))
+                     for vals in zip(*(runs[k] for k in keys))] if keys else ""
+    runs = runs.merge(final.rename(columns={"run_id": "id"}), on="id", how="left")
+    for first in (True, False):
+        runs = runs.merge(_layer0(layers, first).rename(columns={"run_id": "id"}), on="id", how="left")
+    return StudyData(tag=tag, runs=runs, epochs=epochs, layers=layers)
+
+
+def _as_given(study: Study, scale: str, key: str, stored):
+    """The grid value as the study wrote it, for a value read back from a stored spec (a clip dict
+    comes back with every field filled in; the string 'none' comes back as {mode: none, ...})."""
+    for v in study.scale(scale).vary[key]:
+        if _same(v, stored):
+            return v
+    return stored
+
+
+def _same(given, stored) -> bool:
+    if given == stored:
+        return True
+    if isinstance(stored, dict):
+        if isinstance(given, str):   # a shorthand: clip 'none', init 'orthogonal'
+            return stored.get("mode") == given or (stored.get("recurrent") == given == stored.get("input"))
+        if isinstance(given, dict):
+            return all(_same(v, stored.get(k)) for k, v in given.items())
+    if isinstance(given, (int, float)) and isinstance(stored, (int, float)):
+        return bool(np.isclose(given, stored))
+    return json.dumps(given, sort_keys=True) == json.dumps(stored, sort_keys=True)

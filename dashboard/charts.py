@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,49 @@ from rnnlab.records import HIST_BIN_WIDTH, HIST_EDGES
 
 PALETTE = qualitative.Plotly + qualitative.D3
 GL_THRESHOLD = 5_000  # points per figure above which traces use WebGL (Scattergl)
+
+# --- options of every time-series chart ----------------------------------------------------------
+# x axes: the epoch, the optimizer step (cumulative optimizer steps) or the time (cumulative training
+# + diagnostics seconds); the page adds the 'step' and 'seconds' columns (db.chart_reads.epoch_clock).
+X_AXES = {"epoch": "epoch", "step": "optimizer step", "seconds": "time (s, training + diagnostics)"}
+MAX_SMOOTHING = 0.99
+RAW_OPACITY = 0.25  # the raw series under a smoothed one
+
+
+@dataclass(frozen=True)
+class ChartOptions:
+    """What the options row above the time-series charts chose: the EMA weight (0 = off) and the x axis."""
+
+    smoothing: float = 0.0
+    x: str = "epoch"
+
+    def __post_init__(self):
+        if self.x not in X_AXES:
+            raise ValueError(f"x axis: {self.x!r} is not one of {', '.join(X_AXES)}")
+        if not (isinstance(self.smoothing, (int, float)) and 0 <= self.smoothing <= MAX_SMOOTHING):
+            raise ValueError(f"smoothing: {self.smoothing!r} is not a weight between 0 and {MAX_SMOOTHING}")
+
+
+def ema(y, weight: float, *, log: bool = False) -> np.ndarray:
+    """Exponential moving average of the drawable points of ``y``, in order:
+    s_1 = y_1 and s_i = w·s_{i−1} + (1 − w)·y_i (pandas ``ewm(alpha=1 − w, adjust=False)``; the state
+    starts at the first value, not at 0, so there is no start-up bias to correct). On a log axis the
+    average is taken of log10 y (a geometric average) and returned as 10^s.
+    Points the axis cannot draw (NaN, ±inf, and y ≤ 0 on a log axis) are not averaged in: they get NaN
+    (a gap in the smoothed line; the chart marks them at the floor or ceiling) and the state passes
+    over them unchanged, so a NaN never spreads into its neighbours."""
+    if not 0 <= weight < 1:
+        raise ValueError(f"smoothing: {weight!r} is not a weight in [0, 1)")
+    y = np.asarray(y, dtype=float)
+    ok = np.isfinite(y) & (y > 0) if log else np.isfinite(y)
+    out = np.full(len(y), np.nan)
+    with np.errstate(all="ignore"):
+        u = np.log10(y) if log else y
+    s = None
+    for i in np.flatnonzero(ok):
+        s = u[i] if s is None else weight * s + (1 - weight) * u[i]
+        out[i] = s
+    return np.power(10.0, out) if log else out
 
 
 def colors(ids: list[Any]) -> dict[Any, str]:
@@ -57,6 +101,10 @@ def _grid(n: int, cols: int, titles: list[str], hspace: float = 0.06, vspace: fl
                                       "xanchor": "center", "yanchor": "bottom", "showarrow": False,
                                       "font": {"size": 11}})
     return layout
+
+
+def x_title(x: str) -> str:
+    return X_AXES.get(x, x)
 
 
 def _unit(v: float) -> float:
@@ -133,11 +181,14 @@ class ValueAxis:
         return 10 ** u if self.log else u
 
     def series(self, kind: str, x, y, name: str, color: str | None, *, axis: int = 0, markers: bool = False,
-               group: Any = None, legend: bool = True, recorded_only: bool = True, **kw: Any) -> list[dict]:
+               group: Any = None, legend: bool = True, recorded_only: bool = True, smooth: float = 0.0,
+               **kw: Any) -> list[dict]:
         """The run's line (breaking at undrawable points) plus, if any, its floor/ceiling markers.
         With ``recorded_only``, NaN before the run's first recorded value means "not recorded" (NULL
         in the database, e.g. the clip fraction at epoch 0) and is left out, as is a series with no
-        value at all (a quantity that does not apply to the run, e.g. γ·σ_max of a gated cell)."""
+        value at all (a quantity that does not apply to the run, e.g. γ·σ_max of a gated cell).
+        With ``smooth`` > 0 the line is the EMA of the drawable points (``ema``, in log space on a log
+        axis) and the raw line is drawn faintly under it; the markers always show the raw values."""
         x, y = np.asarray(x), np.asarray(y, dtype=float)
         if recorded_only:
             first = np.flatnonzero(~np.isnan(y))
@@ -145,12 +196,22 @@ class ValueAxis:
                 return []
             x, y = x[first[0]:], y[first[0]:]
         drawable = np.isfinite(y) & (y > 0) if self.log else np.isfinite(y)
-        if drawable.all():  # the common case: nothing to mark
+        out = []
+        if smooth > 0:
+            raw_kw = {k: v for k, v in kw.items() if k != "line"}
+            out.append(_line(kind, x, np.where(drawable, y, np.nan), f"{name} (raw)", color, axis=axis, group=group,
+                             legend=False, opacity=RAW_OPACITY, **raw_kw))
+            out.append(_line(kind, x, ema(y, smooth, log=self.log), name, color, axis=axis, group=group,
+                             legend=legend, **kw))
+            if drawable.all():
+                return out
+        elif drawable.all():  # the common case: nothing to mark
             return [_line(kind, x, y, name, color, axis=axis, markers=markers, group=group, legend=legend, **kw)]
         sk = _special_kinds(y, self.log)
         bad = ~drawable
         line = np.where(bad, np.nan, y)
-        out = [_line(kind, x, line, name, color, axis=axis, markers=True, group=group, legend=legend, **kw)]
+        if not out:
+            out = [_line(kind, x, line, name, color, axis=axis, markers=True, group=group, legend=legend, **kw)]
         self.specials |= set(sk[bad])
         xa, ya = _axes(axis)
         pos = np.where(sk[bad] == "floor", self.value(self.floor_u), self.value(self.ceil_u))
@@ -207,14 +268,51 @@ def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str], list[float]
     return [m * 10.0 ** k for m, k in majors], [_pow10(m, k) for m, k in majors], minor
 
 
+# --- legends -------------------------------------------------------------------------------------
+# The legend sits below the plot in a block of its own: a fixed number of columns (each a fixed
+# fraction of the width), so the number of rows is known here, and the figure grows by that many
+# rows. The plot area keeps its height whatever the number of runs, and nothing overlaps.
+LEGEND_ROW_PX = 19
+LEGEND_FONT = 10
+X_TITLE_PX = 52  # below the plot: tick labels and the x-axis title
+
+
+def legend_columns(names: list[str]) -> int:
+    """3 columns for short labels, 2 for medium, 1 for long ones (a half-width chart is ~600 px)."""
+    longest = max((len(html.unescape(n)) for n in names), default=0)
+    return 3 if longest <= 22 else 2 if longest <= 42 else 1
+
+
+def _legend_names(traces: list[dict]) -> list[str]:
+    return [str(t.get("name", "")) for t in traces if t.get("showlegend", True) and t.get("name")
+            and t.get("type") not in ("heatmap",)]
+
+
+def legend_block(traces: list[dict]) -> tuple[dict, int]:
+    """The legend layout and the pixels it needs below the plot (0 when there is no legend)."""
+    names = _legend_names(traces)
+    if not names:
+        return {"visible": False}, 0
+    cols = legend_columns(names)
+    rows = math.ceil(len(names) / cols)
+    px = rows * LEGEND_ROW_PX + 8
+    return dict(font=dict(size=LEGEND_FONT), orientation="h", xref="container", x=0, xanchor="left",
+                yref="container", y=0, yanchor="bottom", entrywidthmode="fraction", entrywidth=round(1 / cols, 4),
+                tracegroupgap=0, valign="middle"), px
+
+
 def _figure(traces: list[dict], title: str, height: int = 380, layout: dict | None = None,
             shapes: list | None = None, notes: list | None = None) -> go.Figure:
+    """``height`` is the plot area plus 60 px (title and x axis); the legend's rows are added below."""
     lay = dict(layout or {})
     corner = any(n and n.get("name") == "corner" for n in notes or ())
     top = 80 if corner else 50  # the title on its own line above a corner note
+    legend, legend_px = legend_block(traces)
+    bottom = (X_TITLE_PX + legend_px) if legend_px else 10
+    plot = height - 60
     lay.update(title={"text": title, "y": 1, "yref": "container", "yanchor": "top", "pad": {"t": 12}},
-               height=height + top - 50, margin=dict(l=10, r=10, t=top, b=10), hovermode="closest",
-               legend=dict(font=dict(size=10), orientation="h", yanchor="top", y=-0.3, x=0))
+               height=plot + top + bottom, margin=dict(l=10, r=10, t=top, b=bottom), hovermode="closest",
+               legend=legend, showlegend=bool(legend_px))
     lay["shapes"] = list(lay.get("shapes", [])) + list(shapes or [])
     lay["annotations"] = list(lay.get("annotations", [])) + [n for n in (notes or []) if n]
     return go.Figure(data=traces, layout=lay, _validate=False)
@@ -226,7 +324,8 @@ def empty(title: str, note: str = "no data yet") -> go.Figure:
 
 
 def curves(df: pd.DataFrame, y: str, labels: dict[int, str], title: str, *, log: bool = False,
-           baselines: dict[int, float | None] | None = None, x: str = "epoch", ytitle: str | None = None) -> go.Figure:
+           baselines: dict[int, float | None] | None = None, x: str = "epoch", ytitle: str | None = None,
+           smooth: float = 0.0) -> go.Figure:
     """One line per run of column ``y`` against ``x``; each run's task baseline as a dotted line.
     Undrawable values (NaN, ±inf, and ≤ 0 on a log axis) are markers at the floor or ceiling."""
     d = df if y in df else df.iloc[0:0]
@@ -238,7 +337,7 @@ def curves(df: pd.DataFrame, y: str, labels: dict[int, str], title: str, *, log:
     ax = ValueAxis([d[y]], log, [v for v in groups if v > 0 or not log])
     traces = [t for rid, g in d.groupby("run_id", sort=False)
               for t in ax.series(kind, g[x], g[y], labels.get(rid, str(rid)), col.get(rid), markers=len(g) < 40,
-                                 group=rid)]
+                                 group=rid, smooth=smooth)]
     shapes, notes = [], [_special_note([ax])]
     for value, rids in groups.items():
         if log and value <= 0:
@@ -247,7 +346,7 @@ def curves(df: pd.DataFrame, y: str, labels: dict[int, str], title: str, *, log:
         sh, note = _hline(value, 0, text, log=log)
         shapes.append(sh)
         notes.append(note)
-    return _figure(traces, title, 420, {"xaxis": {"title": {"text": x}}, "yaxis": ax.layout(ytitle or y)},
+    return _figure(traces, title, 420, {"xaxis": {"title": {"text": x_title(x)}}, "yaxis": ax.layout(ytitle or y)},
                    shapes, notes)
 
 
@@ -260,7 +359,7 @@ def _group_baselines(baselines: dict[int, float | None]) -> dict[float, list[int
 
 
 def facets(df: pd.DataFrame, y: str, facet: str, labels: dict[int, str], title: str, *, log: bool = True,
-           wrap: int = 3, x: str = "epoch") -> go.Figure:
+           wrap: int = 3, x: str = "epoch", smooth: float = 0.0) -> go.Figure:
     """Small multiples of ``y`` per value of ``facet`` (e.g. per parameter), runs coloured alike."""
     d = df if y in df else df.iloc[0:0]
     if d.empty:
@@ -276,14 +375,16 @@ def facets(df: pd.DataFrame, y: str, facet: str, labels: dict[int, str], title: 
         ax = ValueAxis([part[y]], log)
         for rid, g in part.groupby("run_id", sort=False):
             traces += ax.series(kind, g[x], g[y], labels.get(rid, str(rid)), col.get(rid), axis=j,
-                                group=rid, legend=i == 0, line={"width": 1.5})
+                                group=rid, legend=i == 0, line={"width": 1.5}, smooth=smooth)
         layout["yaxis" + _axes(j)[1][1:]].update(ax.layout())
+        if j >= len(keys) - cols:  # the bottom row names the x axis
+            layout["xaxis" + _axes(j)[0][1:]]["title"] = {"text": x_title(x)}
         axes.append(ax)
     return _figure(traces, title, max(300, 230 * math.ceil(len(keys) / cols)), layout, notes=[_special_note(axes)])
 
 
 def two_panel(df: pd.DataFrame, panels: list[tuple[str, str, bool]], labels: dict[int, str], title: str,
-              *, x: str = "epoch", hlines: dict[str, float] | None = None) -> go.Figure:
+              *, x: str = "epoch", hlines: dict[str, float] | None = None, smooth: float = 0.0) -> go.Figure:
     """Side-by-side panels of several columns (name, title, log y), runs coloured alike."""
     present = [(c, t, lg) for c, t, lg in panels if c in df and df[c].notna().any()]
     if not present:
@@ -294,10 +395,10 @@ def two_panel(df: pd.DataFrame, panels: list[tuple[str, str, bool]], labels: dic
     traces, shapes, axes, shown = [], [], [], set()
     for j, (c, _, lg) in enumerate(present):
         ax = ValueAxis([df[c]], lg, [hlines[c]] if hlines and c in hlines else [])
-        layout["xaxis" + _axes(j)[0][1:]]["title"] = {"text": x}
+        layout["xaxis" + _axes(j)[0][1:]]["title"] = {"text": x_title(x)}
         for rid, g in df.groupby("run_id", sort=False):
             new = ax.series(kind, g[x], g[c], labels.get(rid, str(rid)), col.get(rid), axis=j,
-                            markers=len(g) < 40, group=rid, legend=rid not in shown)
+                            markers=len(g) < 40, group=rid, legend=rid not in shown, smooth=smooth)
             shown |= {rid} if new else set()
             traces += new
         layout["yaxis" + _axes(j)[1][1:]].update(ax.layout())
@@ -433,7 +534,7 @@ def ridgelines(hist: pd.DataFrame, labels: dict[int, str], title: str) -> go.Fig
 
 
 def band(df: pd.DataFrame, x: str, title: str, ytitle: str, *, log: bool = False,
-         baseline: float | None = None) -> go.Figure:
+         baseline: float | None = None, smooth: float = 0.0) -> go.Figure:
     """Group means with a shaded band: ``df`` has columns group, x, mean, lo, hi, n."""
     if df.empty:
         return empty(title)
@@ -448,7 +549,7 @@ def band(df: pd.DataFrame, x: str, title: str, ytitle: str, *, log: bool = False
         traces.append(_line(kind, g[x], g["lo"], "", c, group=grp, legend=False, hoverinfo="skip", line={"width": 0},
                             fill="tonexty", fillcolor=_alpha(c, 0.2)))
         name = f"{html.escape(str(grp), quote=False)} (n={int(g['n'].max())})"  # group values may be user text
-        traces += ax.series(kind, g[x], g["mean"], name, c, group=grp, line={"width": 2})
+        traces += ax.series(kind, g[x], g["mean"], name, c, group=grp, line={"width": 2}, smooth=smooth)
     shapes, notes = [], [_special_note([ax])]
     if keep:
         sh, note = _hline(baseline, 0, f"baseline {baseline:.4g}", log=log)
@@ -460,3 +561,53 @@ def _alpha(color: str, a: float) -> str:
     color = color.lstrip("#")
     r, g, b = (int(color[i:i + 2], 16) for i in (0, 2, 4))
     return f"rgba({r},{g},{b},{a})"
+
+
+HIST_VALUES = {"fraction": "fraction of the epoch's entries", "count": "count"}
+
+
+def hist_matrix(df: pd.DataFrame) -> dict:
+    """One run's stored histograms of one parameter (rows run_id, epoch, counts, zeros, nonfinite) as
+    {"epochs", "counts" (epochs × bins), "zeros", "nonfinite"}."""
+    df = df.sort_values("epoch")
+    counts = np.array([np.asarray(c, dtype=float) for c in df["counts"]]).reshape(len(df), -1)
+    return {"epochs": [int(e) for e in df["epoch"]], "counts": counts,
+            "zeros": df["zeros"].to_numpy(dtype=float), "nonfinite": df["nonfinite"].to_numpy(dtype=float)}
+
+
+def hist_heatmap(mats: list[tuple[str, dict]], title: str, *, value: str = "fraction", wrap: int = 3) -> go.Figure:
+    """The log10|g| histogram of one parameter across epochs: epochs × bins, one panel per run, one
+    colour scale. ``value`` 'count' colours the stored counts; 'fraction' divides each epoch's counts
+    by all of its entries (exact zeros and non-finite values included, so a row sums to less than 1
+    when there are any). The outermost bins hold underflow (< 1e-10) and overflow (≥ 1e2)."""
+    if value not in HIST_VALUES:
+        raise ValueError(f"value: {value!r} is not one of {', '.join(HIST_VALUES)}")
+    mats = [(lbl, m) for lbl, m in mats if len(m.get("epochs", []))]
+    if not mats:
+        return empty(title, "no gradient histograms")
+    x = _bin_centres()
+    cols = min(wrap, len(mats))
+    layout = _grid(len(mats), cols, [lbl for lbl, _ in mats], hspace=0.04)
+    traces, zs = [], []
+    for i, (_, m) in enumerate(mats):
+        c = np.asarray(m["counts"], dtype=float)
+        total = c.sum(axis=1) + np.asarray(m["zeros"], dtype=float) + np.asarray(m["nonfinite"], dtype=float)
+        with np.errstate(all="ignore"):
+            z = c if value == "count" else np.where(total[:, None] > 0, c / total[:, None], 0.0)
+        zs.append(z)
+        xa, ya = _axes(i)
+        extra = np.stack([c, np.broadcast_to(m["zeros"], c.T.shape).T, np.broadcast_to(m["nonfinite"], c.T.shape).T],
+                         axis=-1)
+        traces.append(dict(type="heatmap", x=x, y=np.asarray(m["epochs"]), z=z, coloraxis="coloraxis", xaxis=xa,
+                           yaxis=ya, customdata=extra,
+                           hovertemplate=("log10|g|=%{x:.2f}<br>epoch=%{y}<br>count=%{customdata[0]:.0f}"
+                                          "<br>" + HIST_VALUES[value] + "=%{z:.3g}<br>zeros=%{customdata[1]:.0f}, "
+                                          "non-finite=%{customdata[2]:.0f}<extra></extra>")))
+        layout["xaxis" + xa[1:]]["title"] = {"text": "log10 |∂L/∂θ|"}
+        if i % cols == 0:
+            layout["yaxis" + ya[1:]]["title"] = {"text": "epoch"}
+    zmax = max(float(np.nanmax(z)) if z.size else 0.0 for z in zs)
+    layout["coloraxis"] = dict(colorscale="Viridis", cmin=0, cmax=zmax if zmax > 0 else 1,
+                               colorbar=dict(title=dict(text=HIST_VALUES[value])))
+    notes = [_corner_note("edge bins: underflow |g| < 1e-10, overflow |g| ≥ 1e2; zeros and non-finite on hover")]
+    return _figure(traces, title, max(320, 260 * math.ceil(len(mats) / cols)), layout, notes=notes)

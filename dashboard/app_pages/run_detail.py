@@ -1,94 +1,137 @@
-"""One run (?run=ID): outcome, spec, attempt history, tags and notes, and all of its charts."""
+"""One run (?run=ID): outcome, spec, attempt history, tags and notes, and all of its charts. The run id
+and the view come back when you return to the page; while the run is running, its status and charts
+redraw every 5 s."""
 
 import pandas as pd
 import streamlit as st
 import yaml
 
-from dashboard import actions, reads, views
+from dashboard import actions, chart_views, page_context, reads, views
 from dashboard.auth import can, current_user
-from dashboard.components import fmt_duration, plain, run_label, table
+from dashboard.components import fmt_duration, guard, plain, run_label, table
 
+PAGE = "run_detail"
+KEYS = ("run", "view", "smooth", "x")
+STATUS_ICON = {"succeeded": "✅", "running": "⏳", "queued": "🕓", "failed": "❌", "diverged": "💥", "cancelled": "⏹"}
 user = current_user()
 qp = st.query_params
 actions.show_flash()
-rid = st.number_input("Run id", min_value=1, step=1, key="detail_id",
-                      value=int(qp["run"]) if qp.get("run", "").isdigit() else None, placeholder="run id")
+page_context.restore(PAGE, ("run",))
+want, bad = page_context.run_id(qp.get("run"))
+if bad:
+    st.warning(bad, icon=":material/link_off:")
+rid = st.number_input("Run id", min_value=1, max_value=page_context.MAX_ID, step=1, key="detail_id", value=want,
+                      placeholder="run id")
 if rid is None:
     st.title("Run detail")
     st.info("Enter a run id, or open a run from the Runs page.")
+    qp.pop("run", None)
+    page_context.remember(PAGE, KEYS)
     st.stop()
-qp["run"] = str(int(rid))
-r = reads.run(int(rid))
+rid = int(rid)
+qp["run"] = str(rid)
+page_context.remember(PAGE, KEYS)
+r = reads.run(rid)
 if r is None:
     st.title("Run detail")
-    st.warning(f"Run {int(rid)} does not exist (it may have been deleted).")
+    st.warning(f"Run {rid} does not exist (it may have been deleted).")
     st.stop()
 
-runs = reads.runs_by_ids([int(rid)])
-row = runs.iloc[0]
-st.title(plain(run_label(row)))
-status_icon = {"succeeded": "✅", "running": "⏳", "queued": "🕓", "failed": "❌", "diverged": "💥", "cancelled": "⏹"}
-a, b, c, d = st.columns(4)
-a.metric("Status", f"{status_icon.get(r['status'], '')} {r['status']}")
-b.metric("Epoch", f"{r['epochs_done']}/{r['epochs_total']}")
-c.metric("Val loss (baseline)", "—" if pd.isna(row["last_val_loss"]) else f"{row['last_val_loss']:.4g}",
-         delta=None if pd.isna(row["baseline_loss"]) or pd.isna(row["last_val_loss"]) else
-         f"{row['last_val_loss'] / row['baseline_loss']:.2f} × baseline", delta_color="off")
-d.metric("Duration", fmt_duration(row["duration_s"]) or "—")
-if r.get("message"):
-    st.text(f"Outcome: {r['message']}")
-if r.get("diagnosis"):
-    st.text(f"Diagnosis: {r['diagnosis']}")
-st.caption(plain(f"Owner {r.get('owner') or '—'} · worker {r.get('worker') or '—'}"
-                 f" · code {r.get('code_version') or '—'}"
-                 f" · sweep {r.get('sweep_id') or '—'} · spec hash {r['spec_hash'][:12]}"))
+runs = reads.runs_by_ids([rid])
+st.title(plain(run_label(runs.iloc[0])))
+live = r["status"] == "running" and st.toggle(
+    "Live updates every 5 s", value=True, key="det_live",
+    help="While the run is running, its status and charts redraw every 5 s with its new epochs.")
 
+
+def _fresh() -> tuple[dict, pd.DataFrame]:
+    """The run now; when it has just stopped running, the whole page is redrawn once (no more polling)."""
+    now = reads.run(rid)
+    if now is None or (live and now["status"] != "running"):
+        st.rerun()
+    return now, reads.runs_by_ids([rid])
+
+
+@st.fragment(run_every=chart_views.LIVE_EVERY_S if live else None)
+def header() -> None:
+    with guard("Run detail"):  # a fragment reruns alone, outside the app's guard
+        r, runs = _fresh()
+        row = runs.iloc[0]
+        a, b, c, d = st.columns(4)
+        a.metric("Status", f"{STATUS_ICON.get(r['status'], '')} {r['status']}")
+        b.metric("Epoch", f"{r['epochs_done']}/{r['epochs_total']}")
+        c.metric("Val loss (baseline)", "—" if pd.isna(row["last_val_loss"]) else f"{row['last_val_loss']:.4g}",
+                 delta=None if pd.isna(row["baseline_loss"]) or pd.isna(row["last_val_loss"]) else
+                 f"{row['last_val_loss'] / row['baseline_loss']:.2f} × baseline", delta_color="off")
+        d.metric("Duration", fmt_duration(row["duration_s"]) or "—")
+        if r.get("message"):
+            st.text(f"Outcome: {r['message']}")
+        if r.get("diagnosis"):
+            st.text(f"Diagnosis: {r['diagnosis']}")
+        st.caption(plain(f"Owner {r.get('owner') or '—'} · worker {r.get('worker') or '—'}"
+                         f" · code {r.get('code_version') or '—'}"
+                         f" · sweep {r.get('sweep_id') or '—'} · spec hash {r['spec_hash'][:12]}"))
+
+
+header()
 actions.panel(user, runs, key="detail_act")
 with st.expander("Notes", icon=":material/edit_note:"):
     notes = st.text_area("Notes (plain text)", value=r.get("notes") or "", key="detail_notes")
     if st.button("Save notes", disabled=not can(user, "edit", r.get("owner")), key="detail_save_notes"):
-        actions.set_notes(user, int(rid), r.get("owner"), notes)
+        actions.set_notes(user, rid, r.get("owner"), notes)
         st.rerun()
     if r.get("notes"):
         st.text(r["notes"])
 
-probed = reads.probed_epochs([int(rid)])
-a, b, c, d = st.columns([3, 1, 1, 1.4])
-epoch = (a.select_slider("Epoch of the profile and histograms", probed, value=probed[-1], key="det_epoch")
-         if probed else None)
-layer = b.selectbox("Layer", list(range(int(r["num_layers"]))), key="det_layer")
-kind = c.selectbox("Gradient of", ["h", "c"] if r["cell"] == "lstm" else ["h"], key="det_kind")
-loss = views.loss_switch(d, "det_profile_of") if kind == "h" else "every"
-TABS = ["Curves", "Spectra & health", "Profile", "Heatmap", "Histograms", "Spec", "Attempts"]
-tabs = st.tabs(TABS, key="view", bind="query-params")  # lazy: only the open tab runs
-sections = [
-    lambda: views.curves([int(rid)], runs, "det"),
-    lambda: views.layers([int(rid)], runs, layer, "det"),
-    lambda: views.profile([int(rid)], runs, epoch, layer, kind, "det", loss),
-    lambda: views.heatmaps([int(rid)], runs, layer, kind, "det", loss),
-    lambda: views.histograms([int(rid)], runs, epoch, "det"),
-    lambda: _spec(),
-    lambda: _attempts(),
-]
+
+@st.fragment(run_every=chart_views.LIVE_EVERY_S if live else None)
+def charts() -> None:
+    with guard("Run detail"):
+        _charts(*_fresh())
 
 
-def _spec() -> None:
+def _charts(r: dict, runs: pd.DataFrame) -> None:
+    probed = reads.probed_epochs([rid])
+    a, b, c, d = st.columns([3, 1, 1, 1.4])
+    epoch = (a.select_slider("Epoch of the profile and histograms", probed, value=probed[-1], key="det_epoch")
+             if probed else None)
+    layer = b.selectbox("Layer", list(range(int(r["num_layers"]))), key="det_layer")
+    kind = c.selectbox("Gradient of", ["h", "c"] if r["cell"] == "lstm" else ["h"], key="det_kind")
+    loss = views.loss_switch(d, "det_profile_of") if kind == "h" else "every"
+    names = ["Curves", "Spectra & health", "Profile", "Heatmap", "Histograms", "Histograms over time", "Spec",
+             "Attempts"]
+    tabs = st.tabs(names, key="view", bind="query-params")  # lazy: only the open tab runs
+    sections = [
+        lambda: chart_views.curves([rid], runs, "det", chart_views.options_row("det")),
+        lambda: chart_views.layers([rid], runs, layer, "det", chart_views.options_row("det")),
+        lambda: views.profile([rid], runs, epoch, layer, kind, "det", loss),
+        lambda: views.heatmaps([rid], runs, layer, kind, "det", loss),
+        lambda: views.histograms([rid], runs, epoch, "det"),
+        lambda: chart_views.histogram_history_section([rid], runs, "det"),
+        lambda: _spec(r),
+        lambda: _attempts(r),
+    ]
+    for tab, draw in zip(tabs, sections):
+        if tab.open:
+            with tab:
+                draw()
+    page_context.remember(PAGE, KEYS)
+
+
+def _spec(r: dict) -> None:
     st.code(yaml.safe_dump(r["spec"], sort_keys=False), language="yaml")
     if r.get("info"):
         st.caption("Engine facts (RunInfo)")
         st.json(r["info"], expanded=False)
 
 
-def _attempts() -> None:
+def _attempts(r: dict) -> None:
     att = r["attempts"]
     if att.empty:
         st.caption("No attempt yet (the run is queued).")
     else:
-        table(att, f"run{int(rid)}_attempts", key="det_attempts")
+        table(att, f"run{rid}_attempts", key="det_attempts")
     st.caption(f"Tags: {plain(r['tags'] and ', '.join(r['tags']) or '—')}")
 
 
-for tab, draw in zip(tabs, sections):
-    if tab.open:
-        with tab:
-            draw()
+charts()

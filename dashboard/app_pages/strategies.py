@@ -1,58 +1,104 @@
 """Strategies: group a sweep (or any runs) by one factor, aggregate the seeds with a band, and read the
 conclusion and a plain-words verdict per group on screen, best first, above the summary table
-(?sweep=3&factor=cell or ?runs=…&factor=…). The same verdicts as `rnnlab compare` (rnnlab.strategies)."""
+(?sweep=3&factor=cell or ?runs=…&factor=… or ?tag=…). The same verdicts as `rnnlab compare`
+(rnnlab.strategies). The source and the factor come back when you return to the page."""
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import analysis, charts, reads
+from dashboard import analysis, charts, page_context, reads
 from dashboard.auth import current_user
-from dashboard.components import chart, parse_ids, plain, table
+from dashboard.components import chart, plain, table
 
+MAX_RUNS = 1000
+PAGE = "strategies"
+SOURCES = {"Sweep": "sweep", "Run ids": "runs", "Tag": "tag"}  # source → its URL key
+KEYS = ("sweep", "runs", "tag", "factor", "band", "smooth")
 user = current_user()
 st.title("Strategies")
 st.caption("Which mitigation of vanishing/exploding gradients works here, and how sure are we?")
 qp, ss = st.query_params, st.session_state
+page_context.restore(PAGE, tuple(SOURCES.values()))
 opts = reads.filter_options()
 
-sources = ["Sweep", "Run ids", "Tag"]
-default_src = "Run ids" if qp.get("runs") else ("Tag" if qp.get("tag") else "Sweep")
-src = st.segmented_control("Runs from", sources, default=default_src, key="st_src") or default_src
+
+def _warn(text: str) -> None:
+    st.warning(text, icon=":material/link_off:")
+
+
+def _smoothing_of_url() -> float:
+    raw = qp.get("smooth")
+    try:
+        v = float(raw) if raw is not None else 0.0
+    except ValueError:
+        v = -1.0
+    if not 0 <= v <= charts.MAX_SMOOTHING:  # NaN fails too
+        _warn(f"smooth: {str(raw)[:40]!r} is not a number from 0 to {charts.MAX_SMOOTHING}; using 0.")
+        return 0.0
+    return round(v, 2)
+
+
+default_src = "Run ids" if "runs" in qp else ("Tag" if "tag" in qp else "Sweep")
+src = st.segmented_control("Runs from", list(SOURCES), default=default_src, key="st_src") or default_src
+for other in set(SOURCES.values()) - {SOURCES[src]}:  # one source in the URL, so it comes back as it was
+    qp.pop(other, None)
 if src == "Sweep":
     sweep_ids = [s["id"] for s in opts["sweeps"]]
     if not sweep_ids:
         st.info("No sweep yet: submit one from New experiment (presets are a quick start), or use run ids or a tag.")
         st.stop()
-    want = int(qp["sweep"]) if qp.get("sweep", "").isdigit() and int(qp["sweep"]) in sweep_ids else sweep_ids[0]
+    asked, bad = page_context.run_id(qp.get("sweep"), "sweep")
+    if bad:
+        _warn(bad.replace("run id", "sweep id"))
+    elif asked is not None and asked not in sweep_ids:
+        _warn(f"sweep: there is no sweep #{asked}; showing the latest.")
+    want = asked if asked in sweep_ids else sweep_ids[0]
     sweep = st.selectbox("Sweep", sweep_ids, index=sweep_ids.index(want), key="st_sweep", format_func=lambda i: next(
         f"#{s['id']} {s['name'] or ''} ({s['n_runs']} runs)" for s in opts["sweeps"] if s["id"] == i))
     qp["sweep"] = str(sweep)
     filters = {"sweep_id": sweep}
 elif src == "Run ids":
-    ss.setdefault("st_ids", qp.get("runs", ""))
-    ids_in = parse_ids(st.text_input("Run ids", key="st_ids"))
-    qp["runs"] = ",".join(map(str, ids_in))
+    if "st_ids" not in ss or ss.get("_st_url") != qp.get("runs", ""):
+        ss["st_ids"] = qp.get("runs", "")[:page_context.MAX_IDS_TEXT]
+    ids_in, problems = page_context.run_ids(st.text_input("Run ids", key="st_ids", max_chars=page_context.MAX_IDS_TEXT),
+                                            "Run ids", MAX_RUNS)
+    for p in problems:
+        _warn(p)
+    qp["runs"] = ss["_st_url"] = ",".join(map(str, ids_in))
     filters = {"ids": ids_in or [-1]}
 else:
-    tag = st.selectbox("Tag", opts["tags"] or ["—"], key="st_tag")
+    tags = opts["tags"]
+    if not tags:
+        st.info("No run has a tag yet.")
+        st.stop()
+    asked_tag = qp.get("tag")
+    if asked_tag is not None and asked_tag not in tags:
+        _warn(f"tag: {asked_tag[:40]!r} is on no run; pick one of the {len(tags)} tags.")
+    tag = st.selectbox("Tag", tags, index=tags.index(asked_tag) if asked_tag in tags else 0, key="st_tag")
     qp["tag"] = tag
     filters = {"tags": [tag]}
-listed, total = reads.runs_page(filters, 0, 1000, "oldest")
+page_context.remember(PAGE, KEYS)
+listed, total = reads.runs_page(filters, 0, MAX_RUNS, "oldest")
 if total == 0:
     st.info("No runs match.")
     st.stop()
-if total > 1000:
-    st.warning(f"Using the first 1,000 of {total} runs.")
+if total > MAX_RUNS:
+    st.warning(f"Using the first {MAX_RUNS:,} of {total} runs.")
 runs = reads.runs_by_ids(listed["id"].tolist())
 
 factors = list(analysis.FACTORS)
+if "factor" in qp and qp["factor"] not in factors:
+    _warn(f"factor: {qp['factor'][:40]!r} is not one of {', '.join(factors)}; using the one that varies.")
 want_f = qp.get("factor") if qp.get("factor") in factors else analysis.varying_factor(runs)
+BANDS = ["min–max", "95% CI"]
 a, b = st.columns(2)
 factor = a.selectbox("Factor", factors, index=factors.index(want_f), key="st_factor",
                      help="Runs are grouped by this factor's value; the seeds in a group are aggregated.")
-band = b.radio("Band", ["min–max", "95% CI"], horizontal=True, key="st_band")
-qp["factor"] = factor
+band = b.radio("Band", BANDS, horizontal=True, key="st_band",
+               index=BANDS.index(qp["band"]) if qp.get("band") in BANDS else 0)
+qp["factor"], qp["band"] = factor, band
+page_context.remember(PAGE, KEYS)
 groups = analysis.groups_of(runs, factor)
 ids = [int(i) for i in runs["id"]]
 final = reads.final_summary(ids)
@@ -84,13 +130,26 @@ table(shown, f"strategies_{factor}", key="st_summary", column_config={
 
 ep = reads.epochs(ids)
 baseline = float(runs["baseline_loss"].dropna().median()) if runs["baseline_loss"].notna().any() else None
+c, d, e = st.columns([3, 1, 1])
+want_s = _smoothing_of_url()
+smooth = c.slider("Smoothing of the group means (EMA weight)", 0.0, charts.MAX_SMOOTHING, value=want_s, step=0.01,
+                  key="st_smooth", help="The same EMA as on Compare (docs/dashboard.md): the mean is smoothed, the "
+                  "raw mean stays faint, the band is not smoothed. The x axis is the epoch: the seeds of a group "
+                  "are aggregated epoch by epoch.")
+if smooth:
+    qp["smooth"] = f"{smooth:g}"
+else:
+    qp.pop("smooth", None)
+page_context.remember(PAGE, KEYS)
+loss_log = d.toggle("Log loss axis", value=True, key="st_loss_log")
+hor_log = e.toggle("Log horizon axis", value=False, key="st_hor_log")
 chart(charts.band(analysis.aggregate(ep, groups, "epoch", "val_loss", band, log=True), "epoch",
-                  f"Validation loss by {factor} (geometric mean, {band} band over seeds)", "val loss", log=True,
-                  baseline=baseline), f"strategy_loss_{factor}", key="st_loss")
+                  f"Validation loss by {factor} (geometric mean, {band} band over seeds)", "val loss", log=loss_log,
+                  baseline=baseline, smooth=smooth), f"strategy_loss_{factor}", key="st_loss")
 ls = reads.layer_stats(ids)
 ls0 = ls[ls["layer"] == 0] if len(ls) else ls
 chart(charts.band(analysis.aggregate(ls0, groups, "epoch", "horizon", band), "epoch",
-                  f"Effective gradient horizon by {factor} (layer 0)", "horizon (steps)"),
+                  f"Effective gradient horizon by {factor} (layer 0)", "horizon (steps)", log=hor_log, smooth=smooth),
       f"strategy_horizon_{factor}", key="st_hor")
 prof = reads.profiles(ids, None, 0, "h")
 if len(prof):

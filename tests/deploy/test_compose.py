@@ -156,8 +156,9 @@ def test_gpu_worker_reserves_one_pinned_gpu_with_shared_memory():
     assert w["deploy"]["resources"]["reservations"]["devices"] == [
         {"driver": "nvidia", "device_ids": ["0"], "capabilities": ["gpu"]}]
     assert w["environment"]["CUDA_VISIBLE_DEVICES"] == "0"
-    assert w["command"] == ["rnnlab", "worker", "--queues", "gpu", "--gpu", "0", "--concurrency", "1",
+    assert w["command"] == ["rnnlab", "worker", "--queues", "gpu", "--gpu", "0", "--slots", "1",
                             "--name", "gpu0@main"]
+    assert services(RNNLAB_GPU_SLOTS="4")["worker-gpu"]["command"][5:8] == ["0", "--slots", "4"]
     assert w["shm_size"] == "8gb"
     assert w["hostname"] == "main-gpu0"
     assert "/whl/cu" in w["build"]["args"]["TORCH_INDEX_URL"]
@@ -169,7 +170,7 @@ def test_gpu_worker_reserves_one_pinned_gpu_with_shared_memory():
 def test_cpu_worker_uses_the_cpu_torch_index():
     w = services()["worker-cpu"]
     assert w["build"]["args"]["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
-    assert w["command"] == ["rnnlab", "worker", "--queues", "cpu", "--concurrency", "2", "--name", "cpu@main"]
+    assert w["command"] == ["rnnlab", "worker", "--queues", "cpu", "--slots", "2", "--name", "cpu@main"]
     assert w["environment"]["CUDA_VISIBLE_DEVICES"] == ""
     assert "deploy" not in w and w["shm_size"] == "8gb" and w["hostname"] == "main-cpu"
 
@@ -190,7 +191,8 @@ def test_workers_file_only_runs_workers_that_join_the_main_host():
     assert ids == [["0"], ["1"], ["2"], ["3"]]
     assert [s[n]["hostname"] for n in gpus] == ["box2-gpu0", "box2-gpu1", "box2-gpu2", "box2-gpu3"]
     assert [s[n]["command"][-1] for n in gpus] == ["gpu0@box2", "gpu1@box2", "gpu2@box2", "gpu3@box2"]
-    assert all(s[n]["command"][:6] == ["rnnlab", "worker", "--queues", "gpu", "--gpu", "0"] for n in gpus)
+    assert all(s[n]["command"][:8] == ["rnnlab", "worker", "--queues", "gpu", "--gpu", "0", "--slots", "1"]
+               for n in gpus)
     assert s["worker-cpu"]["command"][-1] == "cpu@box2"
     for svc in s.values():
         env = svc["environment"]

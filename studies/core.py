@@ -153,7 +153,8 @@ class Outcome:
             "verdict": self.verdict, "reason": self.reason, "counts": self.counts,
             "expected_runs": self.expected_runs, "seeds_complete": self.seeds_complete,
             "checks": [{"text": c.text, "per_seed": {str(k): v for k, v in c.per_seed.items()}} for c in self.checks],
-            "numbers": [{"label": n.label, "group": n.group, "per_seed": {str(k): num(v) for k, v in n.per_seed.items()},
+            "numbers": [{"label": n.label, "group": n.group,
+                         "per_seed": {str(k): num(v) for k, v in n.per_seed.items()},
                          **{k: num(v) for k, v in n.summary().items()}, "sql": n.sql} for n in self.numbers],
         }
 

@@ -1,0 +1,41 @@
+"""Plant a study's runs in a real database through db.store, with chosen results per run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from db import store
+from db.synthetic import epoch_record, run_info
+from rnnlab.spec import JobSpec
+from studies.core import Study
+
+
+def plant(study: Study, url: str, values: Callable[[JobSpec], dict | None], scale: str = "cpu") -> list[int]:
+    """Create the study's runs (tagged as the study tags them) and record two epochs each.
+
+    ``values(spec)`` gives what to store for that run: ``status`` (succeeded, diverged, failed, or
+    queued/running to leave it unfinished), ``val_loss`` of the last epoch, and layer 0's ``rho0``,
+    ``log_ratio0``, ``horizon0`` (epoch 0) and ``rho_last``, ``log_ratio_last``, ``horizon_last`` (epoch 1).
+    """
+    specs = study.specs(scale)
+    ids = store.create_runs(specs, tags=[study.tag(scale)], url=url)
+    for run_id, spec in zip(ids, specs):
+        v = values(spec) or {}
+        status = v.get("status", "succeeded")
+        if status == "queued":
+            continue
+        claimed = store.claim_run(run_id, "test-worker", url=url)
+        a = claimed["attempt"]
+        store.record_info(run_id, run_info(spec.cell, spec.task.seq_len), attempt=a, url=url)
+        for epoch, suffix in ((0, "0"), (1, "_last")):
+            rec = epoch_record(epoch, cell=spec.cell, seq_len=spec.task.seq_len, seed=run_id)
+            layer = rec.layers[0]
+            for f in ("rho", "log_ratio", "horizon"):
+                if f + suffix in v:
+                    setattr(layer, f, v[f + suffix])
+            if epoch == 1 and "val_loss" in v:
+                rec.val_loss = v["val_loss"]
+            store.record_epoch(run_id, rec, attempt=a, url=url)
+        if status != "running":
+            store.finish_run(run_id, status, "planted", attempt=a, url=url)
+    return ids

@@ -1,0 +1,183 @@
+"""Study verdicts from stored runs (real SQLite through db.store and db.queries, no mocks), on cases
+whose answer is known: the claim holds on every seed, on none ("nothing worked"), on some; too few
+complete seeds; runs still open. The numbers and the SQL that re-derives them are checked against the
+planted values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+from sqlalchemy import create_engine, text
+
+import studies
+from studies.core import Number, Scale, Study
+from studies.data import load
+from tests.studies.helpers import plant
+
+ACT = studies.get("activations")
+INIT = studies.get("recurrent-init")
+ADD = studies.get("adding")
+
+# log ratio and horizon per activation where the claim holds (seed added so seeds differ)
+GOOD = {"sigmoid": (-30.0, 4.0), "tanh": (-1.0, 49.0), "relu": (-0.2, 49.0)}
+
+
+def act_values(table, status=None):
+    def values(spec):
+        lr, hz = table(spec.activation, spec.seed)
+        out = {"log_ratio0": lr, "horizon0": hz}
+        if status:
+            out["status"] = status(spec.activation, spec.seed)
+        return out
+    return values
+
+
+def decide(study, url):
+    return study.decide(load(study, "cpu", url), "cpu")
+
+
+def test_claim_holding_on_every_seed_is_reproduced_and_numbers_are_the_stored_ones(sqlite_url):
+    plant(ACT, sqlite_url, act_values(lambda a, s: (GOOD[a][0] - 0.1 * s, GOOD[a][1])))
+    out = decide(ACT, sqlite_url)
+    assert out.verdict == studies.REPRODUCED, out.reason
+    assert out.seeds_complete == [0, 1, 2] and out.counts == {"succeeded": 9}
+    tanh = next(n for n in out.numbers if n.group == "tanh" and n.label.startswith("log10"))
+    assert tanh.per_seed == {0: -1.0, 1: pytest.approx(-1.1), 2: pytest.approx(-1.2)}
+    # the interval against an independent computation (scipy's t quantile)
+    s = tanh.summary()
+    v = np.array([-1.0, -1.1, -1.2])
+    half = stats.t.ppf(0.975, 2) * v.std(ddof=1) / math.sqrt(3)
+    assert s["mean"] == pytest.approx(-1.1) and s["lo"] == pytest.approx(-1.1 - half, rel=1e-3)
+    assert s["hi"] == pytest.approx(-1.1 + half, rel=1e-3)
+
+
+def test_sql_of_each_number_rederives_its_values(sqlite_url):
+    plant(ACT, sqlite_url, act_values(lambda a, s: (GOOD[a][0] - 0.1 * s, GOOD[a][1] - s)))
+    out = decide(ACT, sqlite_url)
+    eng = create_engine(sqlite_url)
+    for n in out.numbers:
+        col = "log_ratio" if n.label.startswith("log10") else "horizon"
+        with eng.connect() as c:
+            rows = c.execute(text(n.sql)).mappings().all()
+        got = {r["seed"]: r[col] for r in rows if r["grp"] == n.group}
+        assert got == pytest.approx(n.per_seed), n.label
+
+
+def test_nothing_worked_is_not_reproduced(sqlite_url):
+    # every activation vanishes alike: no strict ordering on any seed
+    plant(ACT, sqlite_url, act_values(lambda a, s: (-5.0, 10.0)))
+    out = decide(ACT, sqlite_url)
+    assert out.verdict == studies.NOT_REPRODUCED
+    assert all(not v for c in out.checks for v in c.per_seed.values())
+
+
+def test_reversed_order_on_one_seed_is_inconclusive(sqlite_url):
+    def table(a, s):
+        lr, hz = GOOD[a]
+        return (-lr - 31 if s == 1 else lr), hz   # seed 1: sigmoid now on top
+    plant(ACT, sqlite_url, act_values(table))
+    out = decide(ACT, sqlite_url)
+    assert out.verdict == studies.INCONCLUSIVE
+    assert "holds on seeds 0, 2 and fails on 1" in out.reason
+
+
+def test_a_failed_run_leaves_too_few_seeds(sqlite_url):
+    plant(ACT, sqlite_url, act_values(lambda a, s: GOOD[a],
+                                      status=lambda a, s: "failed" if (a, s) == ("relu", 2) else "succeeded"))
+    out = decide(ACT, sqlite_url)
+    assert out.verdict == studies.INCONCLUSIVE and out.seeds_complete == [0, 1]
+    assert "only 2 complete seed(s)" in out.reason
+
+
+def test_open_runs_are_pending_and_nothing_is_pending_without_runs(sqlite_url):
+    assert decide(ACT, sqlite_url).verdict == studies.PENDING
+    plant(ACT, sqlite_url, act_values(lambda a, s: GOOD[a],
+                                      status=lambda a, s: "queued" if s == 2 else "succeeded"))
+    out = decide(ACT, sqlite_url)
+    assert out.verdict == studies.PENDING and "3 of 9 runs" in out.reason
+
+
+def test_runs_of_another_version_or_scale_are_not_counted(sqlite_url):
+    plant(ACT, sqlite_url, act_values(lambda a, s: GOOD[a]))
+    other = Study(name="activations", version=2, title="", claim="", source="", group_by="activation",
+                  scales=ACT.scales, analyse=ACT.analyse)
+    assert decide(other, sqlite_url).verdict == studies.PENDING
+    assert ACT.decide(load(ACT, "paper", sqlite_url), "paper").verdict == studies.PENDING
+
+
+def test_zero_init_minus_infinity_round_trips_and_decides(sqlite_url):
+    rho = {"zeros": 0.0, "xavier_uniform": 1.07, "kaiming": 1.5, "orthogonal": 1.0, "identity": 1.0}
+    lr0 = {"zeros": -math.inf, "xavier_uniform": -0.4, "kaiming": 1.5, "orthogonal": -2.0, "identity": -0.8}
+
+    def values(spec):
+        i = spec.init.recurrent
+        return {"rho0": rho[i], "log_ratio0": lr0[i], "rho_last": rho[i] + 0.4, "log_ratio_last": -6.0}
+    plant(INIT, sqlite_url, values)
+    out = decide(INIT, sqlite_url)
+    assert out.verdict == studies.REPRODUCED, [(c.text, c.per_seed) for c in out.checks]
+    zero = next(n for n in out.numbers if n.group == "zeros" and n.label == "log10 ‖g_1‖/‖g_T‖ at init")
+    assert zero.per_seed == {0: -math.inf, 1: -math.inf, 2: -math.inf}
+    assert zero.summary()["mean"] == -math.inf and zero.text().startswith("−∞")
+
+
+def test_zero_init_that_stays_zero_is_not_reproduced(sqlite_url):
+    # the false preset text: "zero init keeps h ≡ 0", i.e. W_hh never moves; that check must fail
+    def values(spec):
+        zero = spec.init.recurrent == "zeros"
+        return {"rho0": 0.0 if zero else 1.0, "log_ratio0": -math.inf if zero else -1.0,
+                "rho_last": 0.0 if zero else 1.0, "log_ratio_last": -math.inf if zero else -1.0}
+    plant(INIT, sqlite_url, values)
+    out = decide(INIT, sqlite_url)
+    assert out.verdict == studies.NOT_REPRODUCED
+    after = next(c for c in out.checks if c.text.startswith("zero W_hh after training"))
+    assert after.per_seed == {0: False, 1: False, 2: False}
+
+
+@pytest.mark.parametrize(("losses", "verdict"), [
+    ({"rnn": 0.17, "lstm": 0.001, "gru": 0.0005}, studies.REPRODUCED),
+    ({"rnn": 0.17, "lstm": 0.17, "gru": 0.16}, studies.NOT_REPRODUCED),     # nothing learned
+    ({"rnn": 0.001, "lstm": 0.001, "gru": 0.001}, studies.NOT_REPRODUCED),  # the tanh RNN solved it too
+])
+def test_adding_verdicts(sqlite_url, losses, verdict):
+    plant(ADD, sqlite_url, lambda spec: {"val_loss": losses[spec.cell]})
+    out = decide(ADD, sqlite_url)
+    assert out.verdict == verdict
+    lstm = next(n for n in out.numbers if n.group == "lstm")
+    assert lstm.per_seed[0] == pytest.approx(losses["lstm"] * 6)   # ÷ the stored baseline 1/6
+
+
+def test_a_diverged_run_counts_as_finished_with_its_nan_loss(sqlite_url):
+    plant(ADD, sqlite_url, lambda spec: {"val_loss": math.nan, "status": "diverged"} if spec.cell == "lstm"
+          else {"val_loss": 0.001 if spec.cell == "gru" else 0.17})
+    out = decide(ADD, sqlite_url)
+    assert out.verdict == studies.NOT_REPRODUCED and out.counts == {"succeeded": 6, "diverged": 3}
+    assert next(n for n in out.numbers if n.group == "lstm").text() == "no finished run"
+
+
+def test_study_definitions_are_checked():
+    sc = Scale(base={}, vary={"cell": ["rnn"]}, seeds=(0, 1))
+    with pytest.raises(ValueError, match="at least 3"):
+        Study(name="x", version=1, title="", claim="", source="", scales={"cpu": sc}, analyse=None, group_by="cell")
+    with pytest.raises(ValueError, match="lowercase"):
+        Study(name="Bad Name", version=1, title="", claim="", source="", scales={}, analyse=None, group_by="cell")
+    with pytest.raises(ValueError, match="known studies: activations"):
+        studies.get("nope")
+    with pytest.raises(ValueError, match="scale: got 'gpu'"):
+        ACT.tag("gpu")
+
+
+def test_every_builtin_study_expands_and_has_three_seeds_per_scale():
+    for st in studies.STUDIES.values():
+        assert st.claim and st.source and {"cpu", "paper"} <= set(st.scales)
+        for scale in st.scales:
+            specs = st.specs(scale)
+            assert len(specs) == st.n_runs(scale) and len({s.seed for s in specs}) >= 3
+
+
+def test_interval_of_two_values_uses_t_with_one_degree_of_freedom():
+    n = Number("x", "g", {0: 1.0, 1: 3.0}, "")
+    s = n.summary()
+    assert s["hi"] - s["mean"] == pytest.approx(stats.t.ppf(0.975, 1) * math.sqrt(2) / math.sqrt(2), rel=1e-3)

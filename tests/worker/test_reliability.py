@@ -81,7 +81,10 @@ def test_duplicate_delivery_runs_once(sqlite_url, fs_broker, start_worker, wait_
         time.sleep(0.2)
     assert "not claimable" in w.log(), w.log()[-3000:]
     send_run(app, run_id, "cpu")  # and once more after it finished
-    time.sleep(2)
+    deadline = time.monotonic() + 30   # wait for the event itself: the worker has seen and skipped it
+    while w.log().count("not claimable") < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert w.log().count("not claimable") >= 2, w.log()[-3000:]
     run = store.get_run(run_id, url=sqlite_url)
     assert run["status"] == "succeeded" and run["attempts"] == 1 and len(run["attempt_history"]) == 1
     assert [r.epoch for r in store.epoch_records(run_id, url=sqlite_url)] == [0, 1, 2]

@@ -19,7 +19,11 @@ def test_worker_started_before_the_database_heartbeats_once_it_is_up(tmp_path, f
     while "ready" not in w.log() and time.monotonic() < deadline:   # Celery's own "… ready." line
         assert w.proc.poll() is None, w.log()[-3000:]
         time.sleep(0.2)
-    time.sleep(1.0)                      # a few failed beats
+    deadline = time.monotonic() + 30     # a few failed beats, seen in the log
+    while w.log().count("heartbeat failed") < 2 and time.monotonic() < deadline:
+        assert w.proc.poll() is None, w.log()[-3000:]
+        time.sleep(0.1)
+    assert w.log().count("heartbeat failed") >= 2, w.log()[-3000:]
     folder.mkdir()                       # the database comes up
     deadline = time.monotonic() + 30
     row = None
@@ -32,7 +36,9 @@ def test_worker_started_before_the_database_heartbeats_once_it_is_up(tmp_path, f
             pass
         time.sleep(0.2)
     assert row is not None, f"worker never registered:\n{w.log()[-4000:]}"
-    time.sleep(1.5)                      # and it keeps beating (period 0.5 s)
-    with session(db_url) as s:
-        later = s.execute(select(Worker.heartbeat_at).where(Worker.name == w.name)).scalar_one()
+    later, deadline = row.heartbeat_at, time.monotonic() + 30   # and it keeps beating (period 0.5 s)
+    while later <= row.heartbeat_at and time.monotonic() < deadline:
+        time.sleep(0.1)
+        with session(db_url) as s:
+            later = s.execute(select(Worker.heartbeat_at).where(Worker.name == w.name)).scalar_one()
     assert later > row.heartbeat_at

@@ -53,6 +53,48 @@ def _probe_grads(net, task: Task, batch) -> list[torch.Tensor]:
         return [g.detach() for g in torch.autograd.grad(loss, params)]
 
 
+class ProbePlanner:
+    """Picks the probed epochs under ``probe.budget``: the diagnostics (``diag_seconds``, which
+    includes packing the checkpoint) may take at most ``budget`` × the training time so far
+    (``train_seconds``), epoch 0 counted.
+
+    Epoch 0, the last epoch and a diverged epoch are always probed. Any other epoch is probed when
+    the time spent so far, plus what a probed epoch last cost, plus a reserve for the extra cost of
+    the forced last probe, fits in ``budget`` × (training time including this epoch's); otherwise
+    it gets the cheap diagnostics only. Costs are the latest measured ones (wall clock), so which
+    epochs are probed depends on timings: a budgeted run is not bit-reproducible in *which* epochs
+    are probed, while everything trained (weights, losses, gradient statistics) still is. After a
+    resume the accounting starts afresh and the first epoch is probed to measure the cost.
+
+    The budget moves only the probe: held-out evaluation, the gradient histograms and the
+    checkpoint happen every epoch, so when they alone take more than the budget only the forced
+    epochs are probed and the recorded share exceeds it."""
+
+    def __init__(self, budget: float, last_epoch: int):
+        self.budget = budget
+        self.last = last_epoch
+        self.trained = 0.0         # seconds of training so far
+        self.spent = 0.0           # seconds of diagnostics so far
+        self.cost_probed: float | None = None   # diag seconds of the latest probed epoch
+        self.cost_plain: float | None = None    # diag seconds of the latest unprobed epoch
+        self.probe_part = 0.0      # of cost_probed, the probe itself
+
+    def wants(self, epoch: int, train_seconds: float) -> bool:
+        if epoch == 0 or epoch == self.last or self.cost_probed is None:
+            return True
+        plain = self.cost_plain if self.cost_plain is not None else max(self.cost_probed - self.probe_part, 0.0)
+        extra = max(self.cost_probed - plain, 0.0)
+        return self.spent + self.cost_probed + extra <= self.budget * (self.trained + train_seconds)
+
+    def record(self, rec: EpochRecord, probe_seconds: float) -> None:
+        self.trained += rec.train_seconds
+        self.spent += rec.diag_seconds
+        if rec.probed:
+            self.cost_probed, self.probe_part = rec.diag_seconds, probe_seconds
+        else:
+            self.cost_plain = rec.diag_seconds
+
+
 class Trainer:
     """One run: the model, optimizer, task and the per-epoch bookkeeping."""
 
@@ -66,12 +108,18 @@ class Trainer:
         self.params = [p for _, p in self.net.named_params()]
         self.probe_batch = self.task.probe(spec.probe.batch_size).to(self.device)
         self.spec_hash = spec.spec_hash()
+        budget = spec.probe.budget
+        self.planner = ProbePlanner(budget, spec.epochs) if budget is not None else None
+        self.probe_seconds = 0.0   # time of the probe (pass and layer statistics) in the latest diagnosis
 
     def info(self) -> RunInfo:
         return run_info(self.spec, self.task, self.net, str(self.device))
 
     def is_probe_epoch(self, epoch: int) -> bool:
-        return epoch == 0 or epoch == self.spec.epochs or epoch % self.spec.probe.every == 0
+        """Probed by the cadence alone (with a budget: only epoch 0 and the last; the planner adds more)."""
+        if epoch == 0 or epoch == self.spec.epochs:
+            return True
+        return self.planner is None and epoch % self.spec.probe.every == 0
 
     # -- one optimizer step ----------------------------------------------------------------
     def step(self, epoch: int, step: int, stats: StepStats) -> None:
@@ -127,7 +175,8 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         t1 = time.perf_counter()
-        rec = self.diagnose_epoch(epoch, stats, start, diverged is not None)
+        force = diverged is not None or (self.planner is not None and self.planner.wants(epoch, t1 - t0))
+        rec = self.diagnose_epoch(epoch, stats, start, force)
         rec.train_seconds = t1 - t0
         rec.diag_seconds = time.perf_counter() - t1
         rec.steps = taken
@@ -136,7 +185,10 @@ class Trainer:
     def diagnose_epoch(self, epoch: int, stats: StepStats, start: list[torch.Tensor], force_probe: bool) -> EpochRecord:
         val_loss, val_metric, val_loss_se = evaluate(self.net, self.task, self.device)
         probed = force_probe or self.is_probe_epoch(epoch)
+        tp = time.perf_counter()
         probe = run_probe(self.net, self.task, self.probe_batch) if probed else None
+        layers = layer_stats(self.net, probe) if probe else []
+        self.probe_seconds = time.perf_counter() - tp if probe else 0.0
         probe_grads = probe.param_grads if probe else _probe_grads(self.net, self.task, self.probe_batch)
         ratios, weight_norms = update_ratios(start, [p.detach() for p in self.params])
         if stats.steps:
@@ -154,8 +206,13 @@ class Trainer:
             grad_norm_mean=gmean, grad_norm_max=gmax, clip_fraction=clip_frac, nonfinite_steps=nonfinite,
             train_seconds=0.0, diag_seconds=0.0, probed=probed,
             params=param_stats(self.names, pmean, pmax, ratios, weight_norms, probe_grads),
-            layers=layer_stats(self.net, probe) if probe else [], val_loss_se=val_loss_se,
+            layers=layers, val_loss_se=val_loss_se,
         )
+
+    def account(self, rec: EpochRecord) -> None:
+        """Count the epoch's measured times towards the probe budget (no-op without one)."""
+        if self.planner is not None:
+            self.planner.record(rec, self.probe_seconds)
 
     # -- checkpoints -----------------------------------------------------------------------
     def checkpoint(self, epoch: int) -> bytes:
@@ -196,11 +253,17 @@ def train(
         rec, diverged = tr.run_epoch(epoch, should_stop, on_step)
         if rec is None:
             return RunResult("cancelled", f"cancelled during epoch {epoch}", done)
+        blob = None
+        if not diverged and on_checkpoint is not None:  # packed before the record is emitted: its time is
+            t = time.perf_counter()                      # part of the epoch's diag_seconds
+            blob = tr.checkpoint(epoch)
+            rec.diag_seconds += time.perf_counter() - t
+        tr.account(rec)
         if on_epoch is not None:
             on_epoch(rec)
         if diverged:
             return RunResult("diverged", diverged, done)
         done = epoch
-        if on_checkpoint is not None:
-            on_checkpoint(epoch, tr.checkpoint(epoch))
+        if blob is not None:
+            on_checkpoint(epoch, blob)
     return RunResult("succeeded", f"trained {spec.epochs} epochs", done)

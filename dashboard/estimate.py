@@ -5,11 +5,19 @@ Model (docs/dashboard.md): one optimizer step of an unrolled cell costs about
 (Python and kernel launches) plus the matrix work. The default a, b were measured on a 2-core CPU;
 when the database has finished runs, the estimate is rescaled by the median ratio of their measured
 seconds per step (training + diagnostics) to this model.
+
+Wall time: a run is trained by one worker, so more workers never make one run faster. The runs are
+scheduled longest first on the least-loaded worker; the estimate is when the last one ends: never
+less than the longest run, never less than the total divided by the workers, and ⌈runs / workers⌉
+runs' time when the runs are alike. Count only the runs that will be submitted (duplicates that the
+submission skips are not work; ``dashboard.sweeps.to_submit``).
 """
 
 from __future__ import annotations
 
+import heapq
 import math
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -56,9 +64,22 @@ def fmt(s: float) -> str:
     return f"{s / 3600:.1f} h"
 
 
-def describe(total_s: float, n_workers: int) -> str:
-    """'about 12 min of compute (≈ 6 min on 2 workers)'."""
+def wall_seconds(times: Sequence[float], workers: int) -> float:
+    """When the last of these runs ends on ``workers`` identical workers, one run per worker at a time,
+    longest run first onto the least-loaded worker."""
+    loads = [0.0] * max(1, min(int(workers), len(times)))
+    for t in sorted(times, reverse=True):
+        heapq.heappush(loads, heapq.heappop(loads) + t)
+    return max(loads) if times else 0.0
+
+
+def describe(total_s: float, n_workers: int, wall_s: float | None = None) -> str:
+    """'about 12 min of compute (≈ 6 min on 2 workers)'. ``wall_s`` is wall_seconds of the runs; without
+    it the compute is taken to be one run, which more workers cannot shorten."""
+    if not math.isfinite(total_s):
+        return "unknown"
     text = f"about {fmt(total_s)} of compute"
     if n_workers > 1:
-        text += f" (≈ {fmt(total_s / n_workers)} on {n_workers} workers)"
-    return text if math.isfinite(total_s) else "unknown"
+        wall = total_s if wall_s is None else wall_s
+        text += f" (≈ {fmt(wall)} on {n_workers} workers)"
+    return text

@@ -170,7 +170,7 @@ def task_applies(task: str, name: str, g: Getter) -> bool:
 
 def defaults() -> dict[str, Any]:
     """Widget defaults: the JobSpec defaults plus the form's own switches."""
-    d = {P + k: v for k, v in flatten(JobSpec().to_dict()).items()}
+    d = {P + path: default(model, name) for path, (model, name) in LEAVES.items()}
     for task, model in TASKS.items():
         for k in task_fields(task):
             v = default(model, k)
@@ -311,8 +311,9 @@ class _Form:
             elif k == "bool":
                 st.checkbox(label, key=key, help=h)
             elif k == "number":
-                fmt = "%g" if _unwrap(model.model_fields[name].annotation) is float else None
-                st.number_input(label, key=key, format=fmt, help=h, **kw)
+                is_float = _unwrap(model.model_fields[name].annotation) is float
+                kw["step"] = kw.get("step") or (None if is_float else 1)   # the type when the value is None
+                st.number_input(label, key=key, format="%g" if is_float else None, help=h, **kw)
             else:
                 st.text_input(label, key=key, max_chars=kw.pop("max_chars", 1000), help=h)
             self.E.at(path)
@@ -435,6 +436,8 @@ def _clip_probe_device(F: _Form) -> None:
             help=ProbeSpec.__doc__.split(" (")[0] + "; always at epoch 0 and the last epoch.")
     F.field(d, "probe.batch_size", "Probe batch", help="Examples in the fixed probe batch.")
     F.field(e, "device", "Device", help="auto: the cpu queue; cuda: the gpu queue.")
+    F.field(c, "probe.budget", "Probe time budget (optional)", step=0.01,
+            help=ProbeSpec.model_fields["budget"].description + "; empty: probe every `probe.every` epochs.")
     F.E.at("clip", "probe")
 
 

@@ -1,8 +1,15 @@
 """The sweep builder: pick spec fields to vary, their values and the seeds; build a SweepSpec from
-the form's base spec, and plan it (runs, duplicates within it and in the database, time)."""
+the form's base spec, and plan it through client.submit.plan (the runs, duplicates within it and in
+the database: the same plan the submission and the CLI use).
+
+An error of a grid point that comes from a varied value is shown under that value's editor, naming
+the exact value: ``vary.hidden_size[1] = 0: hidden_size: got 0; …`` (the 0-based index in the list).
+Errors of the base spec itself are shown under the form's field."""
 
 from __future__ import annotations
 
+import itertools
+import json
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,16 +17,10 @@ from typing import Any
 import streamlit as st
 import yaml
 
-from rnnlab.spec import (
-    JobSpec,
-    Limits,
-    SpecError,
-    SweepSpec,
-    check_sweep_size,
-    expand_sweep,
-    find_duplicates,
-    parse_sweep,
-)
+from client.submit import plan as submit_plan
+from dashboard.components import plain
+from dashboard.forms import bare, field_of
+from rnnlab.spec import JobSpec, Limits, SpecError, SweepSpec, check_sweep_size, expand_sweep, parse_sweep
 
 S = "sw."
 VARY_FIELDS: dict[str, tuple[str, str]] = {  # path: (suggested values, help)
@@ -76,9 +77,16 @@ def load_sweep(state: MutableMapping[str, Any], sweep: SweepSpec) -> None:
     state[S + "name"] = sweep.name or ""
 
 
-def render_builder(limits: Limits | None = None) -> tuple[dict[str, list[Any]], list[int], str | None, list[str]]:
-    """Widgets of the builder; returns (vary, seeds, name, errors). Only a role that can submit gets
-    the builder: for any other, nothing is read or expanded (seeds come back empty)."""
+def _error(where: Any, message: str) -> None:
+    where.error(plain(message), icon=":material/error:")
+
+
+def render_builder(limits: Limits | None = None, slots: dict[str, Any] | None = None,
+                   ) -> tuple[dict[str, list[Any]], list[int], str | None, list[str]]:
+    """Widgets of the builder; returns (vary, seeds, name, errors), each error also shown under its
+    editor. ``slots``, when given, receives a container under each field's values (``show_errors``
+    fills them once the grid is checked). Only a role that can submit gets the builder: for any
+    other, nothing is read or expanded (seeds come back empty)."""
     from dashboard import auth
     from rnnlab.settings import get_settings
 
@@ -100,13 +108,18 @@ def render_builder(limits: Limits | None = None) -> tuple[dict[str, list[Any]], 
         ss.setdefault(S + "vals." + path, suggested)
         txt = st.text_input(f"Values of {path}", key=S + "vals." + path, max_chars=2000,
                             help=f"Comma-separated; {hint}.")
+        slot = st.container()
+        if slots is not None:
+            slots[path] = slot
         try:
             vals = parse_values(txt)
             if not vals:
                 errors.append(f"vary.{path}: give at least one value")
+                _error(slot, errors[-1])
             vary[path] = vals
         except ValueError as e:
             errors.append(f"vary.{path}: {e}")
+            _error(slot, errors[-1])
     a, b = st.columns(2)
     seeds_txt = a.text_input("Seeds", key=S + "seeds", max_chars=2000,
                              help="Comma-separated seeds, or a range such as 0-4.")
@@ -115,6 +128,7 @@ def render_builder(limits: Limits | None = None) -> tuple[dict[str, list[Any]], 
         seeds = parse_seeds(seeds_txt, limits.max_sweep_runs)
     except ValueError as e:
         errors.append(f"seeds: {e}")
+        _error(a, errors[-1])
         seeds = [0]
     return vary, seeds, name or None, errors
 
@@ -155,29 +169,110 @@ def parse_seeds(text: str, max_count: int | None = None) -> list[int]:
 
 @dataclass
 class SweepPlan:
+    """A checked sweep: the specs and duplicates of client.submit.plan, or the errors. ``vary_errors``
+    holds the errors of varied values, by varied path; ``form_errors`` the others (the base spec's,
+    shown under the form's fields); ``errors`` all of them."""
+
     sweep: SweepSpec | None = None
     specs: list[JobSpec] = field(default_factory=list)
-    duplicates: list[tuple[int, int]] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    duplicates: list[tuple[int, int]] = field(default_factory=list)   # (i, j): spec j trains what spec i does
+    existing: dict[int, list[int]] = field(default_factory=dict)      # spec index -> run ids in the DB
+    form_errors: list[str] = field(default_factory=list)
+    vary_errors: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[str]:
+        return self.form_errors + [e for v in self.vary_errors.values() for e in v]
+
+
+def plan_one(spec: JobSpec, *, url: str | None = None) -> SweepPlan:
+    """One job planned through client.submit.plan (its runs already in the database)."""
+    p = submit_plan(spec, url=url)
+    return SweepPlan(specs=p.specs, duplicates=p.duplicates, existing=p.existing)
 
 
 def build(base: dict[str, Any], vary: dict[str, list[Any]], seeds: list[int], name: str | None,
-          limits: Limits | None = None) -> SweepPlan:
-    """Expand the sweep (base without its seed) into validated specs, collecting every error. The grid's
-    size is checked by arithmetic first; no seeds (a role that cannot submit) expands nothing."""
+          limits: Limits | None = None, *, url: str | None = None) -> SweepPlan:
+    """Check the sweep (base without its seed) and plan it through client.submit.plan, which expands
+    it and finds the duplicates within it and in the database at ``url``. The grid's size is checked
+    by arithmetic first; no seeds (a role that cannot submit) plans nothing. Each error of a grid
+    point is put under the varied path it comes from (``locate``)."""
     if not seeds:
         return SweepPlan()
+    limits = limits or Limits()
     try:
-        check_sweep_size(vary, len(seeds), limits or Limits())
+        check_sweep_size(vary, len(seeds), limits)
+        sweep = parse_sweep({"name": name, "base": {k: v for k, v in base.items() if k != "seed"},
+                             "vary": vary, "seeds": seeds})
     except SpecError as e:
-        return SweepPlan(errors=list(e.errors))
-    base = {k: v for k, v in base.items() if k != "seed"}
+        return SweepPlan(form_errors=list(e.errors))
     try:
-        sweep = parse_sweep({"name": name, "base": base, "vary": vary, "seeds": seeds})
+        p = submit_plan(sweep, url=url, limits=limits)
     except SpecError as e:
-        return SweepPlan(errors=list(e.errors))
-    try:
-        specs = expand_sweep(sweep, limits)
-    except SpecError as e:
-        return SweepPlan(sweep=sweep, errors=list(e.errors))
-    return SweepPlan(sweep=sweep, specs=specs, duplicates=find_duplicates(specs))
+        vary_errors = locate(sweep, limits)
+        rest = [m for m in e.errors if varied_path(field_of(m), list(sweep.vary)) not in vary_errors]
+        return SweepPlan(sweep=sweep, form_errors=rest, vary_errors=vary_errors)
+    return SweepPlan(sweep=sweep, specs=p.specs, duplicates=p.duplicates, existing=p.existing)
+
+
+def to_submit(plan: SweepPlan, skip_duplicates: bool) -> list[JobSpec]:
+    """The specs a submission sends: all, or, skipping duplicates, each distinct spec once and none that
+    is already in the database (the duplicates and runs found by client.submit.plan)."""
+    if not skip_duplicates:
+        return list(plan.specs)
+    drop = {j for _, j in plan.duplicates} | set(plan.existing)
+    return [s for k, s in enumerate(plan.specs) if k not in drop]
+
+
+def varied_path(error_field: str, paths: list[str]) -> str | None:
+    """The varied path an error's field comes from: the path itself, the varied path above it
+    ('clip' for 'clip.max_norm'), or the varied path below it ('foo.bar' for an unknown 'foo')."""
+    if error_field in paths:
+        return error_field
+    above = [p for p in paths if error_field.startswith(p + ".")]
+    if above:
+        return max(above, key=len)
+    return next((p for p in paths if p.startswith(error_field + ".")), None)
+
+
+def _short(v: Any) -> str:
+    return v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))
+
+
+def locate(sweep: SweepSpec, limits: Limits) -> dict[str, list[str]]:
+    """{varied path: messages}: each grid point is checked alone (rnnlab.spec.expand_sweep of that
+    point, with the first seed; seeds do not change validity), and each error that a varied value
+    causes is named by the value's exact place: 'vary.hidden_size[1] = 0: hidden_size: got 0; …'. An
+    error that holds only with some values of the other varied fields names them ('(with cell=lstm)')."""
+    keys = list(sweep.vary)
+    hits: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for idx in itertools.product(*(range(len(sweep.vary[k])) for k in keys)):
+        point = {k: sweep.vary[k][i] for k, i in zip(keys, idx)}
+        one = SweepSpec(name=sweep.name, base=sweep.base, vary={k: [v] for k, v in point.items()},
+                        seeds=sweep.seeds[:1])
+        try:
+            expand_sweep(one, limits)
+        except SpecError as e:
+            for m in map(bare, e.errors):
+                path = varied_path(field_of(m), keys)
+                if path is not None:
+                    hits.setdefault((path, idx[keys.index(path)], m), []).append(point)
+    out: dict[str, list[str]] = {}
+    for (path, i, m), points in hits.items():
+        others = [k for k in keys if k != path]
+        combos = 1
+        for k in others:
+            combos *= len(sweep.vary[k])
+        where = f"vary.{path}[{i}] = {_short(sweep.vary[path][i])}"
+        if len(points) < combos:
+            shown = "; ".join(" ".join(f"{k}={_short(p[k])}" for k in others) for p in points[:3])
+            where += f" (with {shown}{' …' if len(points) > 3 else ''})"
+        out.setdefault(path, []).append(f"{where}: {m}")
+    return out
+
+
+def show_errors(plan: SweepPlan, slots: dict[str, Any]) -> None:
+    """Each varied value's errors in the slot under its editor (render_builder's ``slots``)."""
+    for path, messages in plan.vary_errors.items():
+        for m in messages:
+            _error(slots.get(path, st), m)

@@ -7,7 +7,7 @@ import yaml
 
 from dashboard import estimate, forms, reads, sweeps
 from dashboard.auth import can, current_user
-from dashboard.components import plain, show_errors, spec_diff, table
+from dashboard.components import plain, spec_diff, table
 from dashboard.presets import PRESETS
 from rnnlab.settings import get_settings
 
@@ -42,50 +42,50 @@ with st.expander("Presets", icon=":material/science:"):
 
 ss.setdefault("mode", "Single run")
 mode = st.segmented_control("What to run", ["Single run", "Sweep"], key="mode") or "Single run"
-plan = None
 if mode == "Sweep":
     st.subheader("Sweep: fields to vary")
-    vary, seeds, name, builder_errors = sweeps.render_builder()
-    show_errors(builder_errors)
-    plan = sweeps.build(forms.collect(ss), vary, seeds, name, limits)
+    slots: dict = {}
+    vary, seeds, name, builder_errors = sweeps.render_builder(limits, slots)   # shows its own errors
+    plan = sweeps.build(forms.collect(ss), vary, seeds, name, limits, url=reads.db_url())
+    sweeps.show_errors(plan, slots)   # a bad varied value: under its editor, named vary.<path>[i]
     st.subheader("Base spec")
-    forms.render(plan.errors)
-    errors, specs = builder_errors + plan.errors, plan.specs
+    forms.render(plan.form_errors, limits)
+    errors = builder_errors + plan.errors
 else:
     spec, errors = forms.validate(forms.collect(ss), limits)
-    forms.render(errors)
-    specs = [spec] if spec else []
+    forms.render(errors, limits)
+    plan = sweeps.plan_one(spec, url=reads.db_url()) if spec else None
 
 st.divider()
 st.subheader("Check and submit")
+specs = []
 if errors:
     st.error(f"{len(errors)} problem(s) above; nothing can be submitted until they are fixed.", icon=":material/block:")
-elif specs:
-    existing = reads.find_existing([s.spec_hash() for s in specs])
-    in_db = {i: existing[s.spec_hash()] for i, s in enumerate(specs) if s.spec_hash() in existing}
-    dups = plan.duplicates if plan else []
+elif plan and plan.specs:
+    dups, in_db = plan.duplicates, plan.existing
+    skip = ss.get("skip_dups", True) if (dups or in_db) else False
+    specs = sweeps.to_submit(plan, skip)   # the estimate counts only what is submitted
     scale, n_samples = estimate.calibration(reads.timing_samples())
     alive = int(reads.workers()["alive"].sum())
-    total = sum(estimate.seconds(s, scale) for s in specs)
+    times = [estimate.seconds(s, scale) for s in specs]
+    total, wall = sum(times), estimate.wall_seconds(times, max(alive, 1))
     a, b, c = st.columns(3)
-    a.metric("Runs", len(specs))
+    a.metric("Runs", len(specs), help=f"{len(plan.specs)} planned; {len(plan.specs) - len(specs)} skipped as "
+             "duplicates" if skip else "every planned run is submitted")
     b.metric("Duplicates", f"{len(dups)} in sweep · {len(in_db)} in DB")
-    c.metric("Time estimate", f"≈ {estimate.fmt(total)}", help="compute time summed over the runs")
-    st.caption(f"{estimate.describe(total, max(alive, 1))}; "
+    c.metric("Time estimate", f"≈ {estimate.fmt(total)}", help="compute time summed over the runs submitted")
+    st.caption(f"{estimate.describe(total, max(alive, 1), wall)}; "
                + (f"calibrated on {n_samples} finished run(s)." if n_samples
                   else "default model (no finished runs yet).")
                + ("" if alive else " No worker is alive right now: runs will wait in the queue."))
     if dups or in_db:
-        rows = [{"#": j + 1, "same as": f"#{i + 1} in this sweep", "label": specs[j].label()} for i, j in dups]
-        rows += [{"#": i + 1, "same as": "runs " + ", ".join(map(str, ids)), "label": specs[i].label()}
+        rows = [{"#": j + 1, "same as": f"#{i + 1} in this sweep", "label": plan.specs[j].label()} for i, j in dups]
+        rows += [{"#": i + 1, "same as": "runs " + ", ".join(map(str, ids)), "label": plan.specs[i].label()}
                  for i, ids in in_db.items()]
         with st.expander(f"{len(rows)} duplicate(s)", expanded=True):
             table(pd.DataFrame(rows), "duplicates", key="dups_table")
-        skip = st.checkbox("Skip the duplicates (submit each distinct spec once, and nothing already in the DB)",
-                           value=True, key="skip_dups")
-        if skip:
-            drop = {j for _, j in dups} | set(in_db)
-            specs = [s for k, s in enumerate(specs) if k not in drop]
+        st.checkbox("Skip the duplicates (submit each distinct spec once, and nothing already in the DB)",
+                    value=True, key="skip_dups")
     if ss.get("_clone_spec") and mode == "Single run" and specs:
         st.markdown(f"**Changes from run {plain(ss['_cloned'])}**")
         diff = spec_diff({"original": ss["_clone_spec"], "this run": specs[0].to_dict()})
@@ -111,7 +111,7 @@ if st.button(f"Submit {len(specs)} run(s)", type="primary", disabled=bool(errors
 
     try:
         ids = submit(specs, owner=user.name, tags=[t.strip() for t in tags.split(",") if t.strip()],
-                     sweep=plan.sweep if plan else None)
+                     sweep=plan.sweep)
     except Exception as e:  # noqa: BLE001 - a broker/database failure is shown, not raised
         st.error(f"Submitting failed: {plain(type(e).__name__)}: {plain(e)}")
     else:

@@ -69,11 +69,11 @@ def test_sweep_values_and_seeds_parse():
         sweeps.parse_seeds("a")
 
 
-def test_sweep_build_reports_every_bad_grid_point_and_duplicates():
+def test_sweep_build_reports_every_bad_grid_point_and_duplicates(sqlite_url):
     base = forms.collect(form_state())
-    bad = sweeps.build(base, {"cell": ["rnn", "lstm"], "activation": ["relu"]}, [0], None)
+    bad = sweeps.build(base, {"cell": ["rnn", "lstm"], "activation": ["relu"]}, [0], None, url=sqlite_url)
     assert bad.errors and all("activation" in e for e in bad.errors) and not bad.specs
-    dup = sweeps.build(base, {"hidden_size": [64, 64]}, [0, 1], "x")
+    dup = sweeps.build(base, {"hidden_size": [64, 64]}, [0, 1], "x", url=sqlite_url)
     assert len(dup.specs) == 4 and dup.duplicates == [(0, 2), (1, 3)]
 
 
@@ -82,13 +82,14 @@ def test_every_preset_expands():
         assert isinstance(sweep, SweepSpec) and len(expand_sweep(sweep)) >= 4, name
 
 
-def test_loading_a_preset_reproduces_its_sweep():
+def test_loading_a_preset_reproduces_its_sweep(sqlite_url):
     _, sweep = PRESETS["Exploding init: clipping off vs on"]
     state = form_state()
     forms.load_spec(state, sweep.base)
     sweeps.load_sweep(state, sweep)
     vary = {k: sweeps.parse_values(state[sweeps.S + "vals." + k]) for k in state[sweeps.S + "fields"]}
-    plan = sweeps.build(forms.collect(state), vary, sweeps.parse_seeds(state[sweeps.S + "seeds"]), sweep.name)
+    plan = sweeps.build(forms.collect(state), vary, sweeps.parse_seeds(state[sweeps.S + "seeds"]), sweep.name,
+                        url=sqlite_url)
     assert [s.spec_hash() for s in plan.specs] == [s.spec_hash() for s in expand_sweep(sweep)]
 
 

@@ -29,14 +29,13 @@ anyway is harmless: the claim is atomic.
 Cost: each check reads every waiting message of this setup's queues, a few times per grace period
 and only while the database has queued runs: with 10,000 queued runs, about 0.2 s (Redis) to 0.4 s
 (filesystem) per check (bench/lost_message_check.py). Other brokers (e.g. AMQP) are not checked.
+How each broker stores its messages is kombu's business, read through worker.kombu_internals (the one
+module that touches kombu's internals, tested against the installed kombu).
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +43,7 @@ from pathlib import Path
 from db import liveness
 from db.attempts import now
 from rnnlab.queue import QUEUES, SENDING, SENDING_GRACE_S, TASK_RUN
+from worker import kombu_internals
 
 log = logging.getLogger(__name__)
 
@@ -51,36 +51,24 @@ log = logging.getLogger(__name__)
 # submitter refreshes the stamp every few seconds (client.submit.STAMP_EVERY_S) while it sends
 SENDING_STALE_S = 30.0
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: read without the lock
-    fcntl = None
-
-
 def message_run_id(raw: bytes | str) -> int | None:
     """The run id in one stored kombu message (a filesystem message file, a Redis list entry) of task
     "rnnlab.run"; None if it is another task or unreadable."""
     try:
-        return envelope_run_id(json.loads(raw))
+        env = kombu_internals.parse_message(raw)
     except ValueError:
         return None
+    return envelope_run_id(env) if isinstance(env, dict) else None
 
 
 def envelope_run_id(env: dict) -> int | None:
     """The run id in a parsed kombu envelope of task "rnnlab.run"; None if it is another task or malformed.
 
-    The envelope's ``body`` is the Celery message, base64-encoded when ``properties.body_encoding``
-    says so: protocol 2 ``[args, kwargs, embed]`` (task name in the headers) or protocol 1
-    ``{"task", "args", ...}``."""
+    The envelope's body (kombu_internals.envelope_body) is the Celery message: protocol 2 ``[args,
+    kwargs, embed]`` (task name in the headers) or protocol 1 ``{"task", "args", ...}``."""
     try:
         headers = env.get("headers") or {}
-        body = env.get("body")
-        if (env.get("properties") or {}).get("body_encoding") == "base64":
-            body = base64.b64decode(body)
-        if isinstance(body, (bytes, bytearray)):
-            body = body.decode(env.get("content-encoding") or "utf-8")
-        if isinstance(body, str):
-            body = json.loads(body)
+        body = kombu_internals.envelope_body(env)
         if isinstance(body, dict):                       # protocol 1
             task, args = body.get("task"), body.get("args")
         else:                                            # protocol 2
@@ -92,28 +80,13 @@ def envelope_run_id(env: dict) -> int | None:
         return None
 
 
-def _read_locked(path: Path) -> bytes:
-    """A message file's bytes, under a shared lock: kombu writes it under an exclusive one."""
-    with open(path, "rb") as f:
-        if fcntl is not None:
-            fcntl.flock(f.fileno(), fcntl.LOCK_SH)
-        try:
-            return f.read()
-        finally:
-            if fcntl is not None:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
 def waiting_run_ids(folder: str | Path, prefix: str) -> set[int]:
     """Run ids with a task message waiting in the filesystem broker ``folder`` on this setup's
     queues (``prefix`` + cpu/gpu). A file taken by a worker while we read is simply not waiting."""
-    names = {f"{prefix}{q}.msg" for q in QUEUES}
     out: set[int] = set()
-    for filename in os.listdir(folder):
-        if filename.partition(".")[2] not in names:   # kombu's own test: "<time>_<uuid>.<queue>.msg"
-            continue
+    for path in kombu_internals.message_files(folder, [f"{prefix}{q}" for q in QUEUES]):
         try:
-            raw = _read_locked(Path(folder) / filename)
+            raw = kombu_internals.read_message_file(path)
         except OSError:
             continue
         run_id = message_run_id(raw)
@@ -125,33 +98,21 @@ def waiting_run_ids(folder: str | Path, prefix: str) -> set[int]:
 def redis_waiting_run_ids(channel, queue_names: list[str], *, unacked_stale_after_s: float | None = None,
                           clock: float | None = None) -> set[int]:
     """Run ids whose task message a Redis broker still holds for the queues ``queue_names``: waiting
-    in a queue list (kombu keeps one list per priority level: ``queue``, ``queue<sep>3``, …) or
-    delivered and not acked yet (the ``unacked`` hash; each value is ``[message, exchange,
-    routing_key]``, and only this setup's routing keys count). ``channel``: a kombu Redis channel.
+    in a queue list (every priority level) or delivered and not acked yet (only this setup's routing
+    keys count). ``channel``: a kombu Redis channel (kombu_internals.redis_held reads both).
 
-    ``unacked_stale_after_s``: an unacked message delivered longer ago than this (kombu's
-    ``unacked_index`` holds each delivery's time) whose run is still queued was most likely taken by
-    a worker killed before it claimed the run; Redis would redeliver it only after the visibility
-    timeout (days), so it does not count as held. (A task waiting out a retry countdown also holds
-    its message unacked: re-sending it then is a harmless duplicate, the claim being atomic.)"""
-    keys = {q if not p else f"{q}{channel.sep}{p}" for q in queue_names for p in channel.priority_steps}
-    pipe = channel.client.pipeline(transaction=False)   # one round trip, a consistent enough look
-    for key in sorted(keys):
-        pipe.lrange(key, 0, -1)
-    pipe.hgetall(channel.unacked_key)
-    pipe.zrange(channel.unacked_index_key, 0, -1, withscores=True)
-    *lists, unacked, index = pipe.execute()
-    out = {message_run_id(raw) for entries in lists for raw in entries}
-    delivered = {tag: at for tag, at in index}
+    ``unacked_stale_after_s``: an unacked message delivered longer ago than this whose run is still
+    queued was most likely taken by a worker killed before it claimed the run; Redis would redeliver
+    it only after the visibility timeout (days), so it does not count as held. (A task waiting out a
+    retry countdown also holds its message unacked: re-sending it then is a harmless duplicate, the
+    claim being atomic.)"""
+    waiting, unacked = kombu_internals.redis_held(channel, queue_names)
+    out = {message_run_id(raw) for raw in waiting}
     t = time.time() if clock is None else clock
-    for tag, raw in unacked.items():
-        if unacked_stale_after_s is not None and t - delivered.get(tag, t) > unacked_stale_after_s:
+    for env, routing_key, delivered_at in unacked:
+        if unacked_stale_after_s is not None and delivered_at is not None and t - delivered_at > unacked_stale_after_s:
             continue
-        try:
-            env, _exchange, routing_key = json.loads(raw)
-        except (ValueError, TypeError):
-            continue
-        if routing_key in queue_names and isinstance(env, dict):
+        if routing_key in queue_names:
             out.add(envelope_run_id(env))
     out.discard(None)
     return out
@@ -165,9 +126,9 @@ def waiting_function(app, *, unacked_stale_after_s: float | None = None) -> Call
     prefix = app.conf.rnnlab_queue_prefix
     options = app.conf.broker_transport_options or {}
     if url.startswith("filesystem"):
-        folder = options["data_folder_in"]
+        folder = kombu_internals.filesystem_queue_folder(options)
         return lambda: waiting_run_ids(folder, prefix)
-    if url.startswith(("redis://", "rediss://")) and not options.get("global_keyprefix"):
+    if url.startswith(("redis://", "rediss://")) and kombu_internals.redis_supported(options):
         names = [f"{prefix}{q}" for q in QUEUES]
         # a Redis that hangs must not stall the heartbeat thread that runs this check
         timeouts = {"socket_timeout": 30, "socket_connect_timeout": 10}

@@ -1,73 +1,121 @@
 """Runs: every run with its status and progress, filtered and paginated on the server, updated live
-(only the table reruns); actions on the selected runs; the workers panel."""
+(only the table reruns); actions on the selected runs; the workers panel. The filters live in the
+URL (``dashboard.runs_query``), so a reload keeps them and a link shares them; views can be saved."""
 
 import math
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import actions, reads
+from dashboard import actions, reads, runs_query, saved_views
 from dashboard.auth import current_user
-from dashboard.components import fmt_duration, guard, table
+from dashboard.components import fmt_duration, guard, plain, table
 from db.models import RUN_STATUSES
 
 user = current_user()
 st.title("Runs")
 actions.show_flash()
 opts = reads.filter_options()
+ss = st.session_state
+
+# --- the URL and the filter widgets -------------------------------------------------------------
+# The URL holds the filters. It is applied to the widgets when it differs from what this page last
+# wrote: a fresh load, a shared link, a saved view. A URL without filters (back from another page
+# through the sidebar) restores the filters this session last had here.
+url_params = {k: st.query_params.get_all(k) for k in runs_query.URL_KEYS if st.query_params.get_all(k)}
+url_qs = runs_query.query_string(url_params)
+applied = False
+if url_qs != ss.get("_runs_qs"):
+    if not url_params and ss.get("_runs_params"):
+        url_params = ss["_runs_params"]
+    values, problems = runs_query.from_params(url_params, opts)
+    ss.update(values)
+    ss["_runs_problems"] = problems
+    applied = True
 
 with st.expander("Filters", expanded=True, icon=":material/filter_list:"):
     a, b, c, d = st.columns(4)
     status = a.multiselect("Status", RUN_STATUSES, key="flt_status")
     tags = b.multiselect("Tags (any of)", opts["tags"], key="flt_tags")
-    search = c.text_input("Search name / diagnosis / message", key="flt_search")
+    search = c.text_input("Search name / diagnosis / message / notes", key="flt_search",
+                          max_chars=runs_query.MAX_TEXT)
     sweep = d.selectbox("Sweep", [None] + [s["id"] for s in opts["sweeps"]], key="flt_sweep",
                         format_func=lambda i: "all" if i is None else next(
                             f"#{s['id']} {s['name'] or ''} ({s['n_runs']} runs)"
                             for s in opts["sweeps"] if s["id"] == i))
     cols = st.columns(7)
     spec_cols = {}
-    for col, name in zip(cols, ("task", "cell", "activation", "init", "clip", "num_layers", "seq_len")):
+    for col, name in zip(cols, runs_query.SPEC_COLUMNS.values()):
         spec_cols[name] = col.multiselect(name, opts.get(name, []), key=f"flt_{name}")
-    a, b, c = st.columns([2, 2, 1])
-    spec_path = a.text_input("Any spec field (dotted path)", key="flt_path", placeholder="optimizer.lr")
-    spec_value = b.text_input("equals", key="flt_value", placeholder="0.001")
-    sort = c.selectbox("Sort", ["newest", "oldest", "val_loss", "horizon"], key="flt_sort")
+    a, b, c, d = st.columns([2, 2, 1, 1])
+    spec_path = a.text_input("Any spec field (dotted path)", key="flt_path", placeholder="optimizer.lr",
+                             max_chars=runs_query.MAX_TEXT)
+    spec_value = b.text_input("equals", key="flt_value", placeholder="0.001", max_chars=runs_query.MAX_TEXT)
+    sort = c.selectbox("Sort", runs_query.SORTS, key="flt_sort")
+    d.selectbox("Per page", runs_query.PAGE_SIZES, key="page_size")
 
 filters = {"status": status, "tags": tags, "search": search or None, "sweep_id": sweep,
            **{k: v for k, v in spec_cols.items() if v}, "spec": {spec_path: spec_value} if spec_path else {}}
-if st.session_state.get("_filters") != repr(filters):  # new filters: back to the first page
-    st.session_state["_filters"] = repr(filters)
-    st.session_state["page"] = 1
+if ss.get("_filters") != repr(filters) or applied:  # new filters: back to the first page
+    ss["_filters"] = repr(filters)
+    ss["page"] = 1
+
+params = runs_query.to_params({w: ss.get(w) for w in runs_query.WIDGETS.values()})
+ss["_runs_params"], ss["_runs_qs"] = params, runs_query.query_string(params)
+if ss["_runs_qs"] != url_qs:
+    st.query_params.from_dict(params)
+if applied:  # what the URL asked for and could not have stays on screen until the filters change
+    ss["_runs_problems_qs"] = ss["_runs_qs"]
+if ss.get("_runs_problems_qs") == ss["_runs_qs"]:
+    for p in ss.get("_runs_problems", []):
+        st.warning(plain(p), icon=":material/link_off:")
+
+saved_views.panel(page="runs")
 live = st.toggle("Live updates every 5 s", value=True, key="live")
+
+# --- the table ----------------------------------------------------------------------------------
+# Key columns first, so that status, progress, loss ÷ baseline, diagnosis and tags are on screen
+# at 1440 px (widths in pixels; the rest scrolls).
+KEY_COLUMNS = ("id", "name", "status", "progress", "loss ÷ baseline", "diagnosis", "tags")
 
 
 def view(df: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({
         "id": df["id"], "name": df["name"].fillna(""), "status": df["status"], "progress": df["progress"],
+        "loss ÷ baseline": df["last_val_loss"] / df["baseline_loss"],
+        "diagnosis": df["diagnosis"].fillna(df["message"]).fillna(""), "tags": df["tags"],
         "epoch": [f"{d}/{t}" for d, t in zip(df["epochs_done"], df["epochs_total"])],
         "cell": df["cell"] + df["activation"].map(lambda a: "" if a == "—" else f"/{a}"),
         "task": df["task"] + " T=" + df["seq_len"].astype(str), "layers": df["num_layers"], "seed": df["seed"],
         "val loss": df["last_val_loss"], "baseline": df["baseline_loss"],
-        "loss ÷ baseline": df["last_val_loss"] / df["baseline_loss"],
         "metric": df["last_val_metric"], "metric baseline": df["baseline_metric"], "metric name": df["metric_name"],
-        "horizon": df["last_horizon"],
-        "diagnosis": df["diagnosis"].fillna(df["message"]).fillna(""), "worker": df["worker"].fillna(""),
-        "duration": df["duration_s"].map(fmt_duration), "owner": df["owner"].fillna(""), "tags": df["tags"],
-        "created": df["created_at"],
+        "horizon": df["last_horizon"], "worker": df["worker"].fillna(""),
+        "duration": df["duration_s"].map(fmt_duration), "owner": df["owner"].fillna(""), "created": df["created_at"],
     })
     return out
 
 
 COLUMNS = {
-    "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
+    "id": st.column_config.NumberColumn("id", width=55, pinned=True),
+    "name": st.column_config.TextColumn("name", width=140),
+    "status": st.column_config.TextColumn("status", width=85),
+    "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent",
+                                                width=95),
+    "loss ÷ baseline": st.column_config.NumberColumn(format="%.3f", help="< 1 beats the trivial predictor",
+                                                     width=105),
+    "diagnosis": st.column_config.TextColumn("diagnosis", width=260),
+    "tags": st.column_config.TextColumn("tags", width=120),
     "val loss": st.column_config.NumberColumn(format="%.4g"), "baseline": st.column_config.NumberColumn(format="%.4g"),
-    "loss ÷ baseline": st.column_config.NumberColumn(format="%.3f", help="< 1 beats the trivial predictor"),
     "metric": st.column_config.NumberColumn(format="%.4g"),
     "metric baseline": st.column_config.NumberColumn(format="%.4g"),
     "horizon": st.column_config.NumberColumn(format="%.1f", help="effective gradient horizon in steps (layer 0)"),
     "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
 }
+
+
+def selected_rows(df: pd.DataFrame, positions: list[int]) -> pd.DataFrame:
+    """The rows at the ticked positions; a position past the end (a row that is gone) is dropped."""
+    return df.iloc[[p for p in positions if 0 <= p < len(df)]]
 
 
 @st.fragment(run_every=5 if live else None)
@@ -79,20 +127,25 @@ def runs_table() -> None:
 def _table() -> None:
     counts = reads.status_counts()
     st.caption(" · ".join(f"{s}: {counts.get(s, 0)}" for s in RUN_STATUSES) + f" · total {sum(counts.values())}")
-    size = st.session_state.get("page_size", 50)
-    page = int(st.session_state.get("page", 1))
+    size = int(ss.get("page_size", runs_query.DEFAULT_PAGE_SIZE))
+    page = int(ss.get("page", 1))
     df, total = reads.runs_page(filters, page - 1, size, sort)
     pages = max(1, math.ceil(total / size))
     if page > pages:
-        st.session_state["page"], page = pages, pages
+        ss["page"], page = pages, pages
         df, total = reads.runs_page(filters, page - 1, size, sort)
     st.caption(f"{total} run(s) match · page {page} of {pages}")
-    event = table(view(df), "runs", key="runs_table", column_config=COLUMNS,
-                  on_select="rerun", selection_mode="multi-row")
-    a, b, _ = st.columns([1, 1, 4])
-    a.number_input("Page", min_value=1, max_value=pages, key="page")
-    b.selectbox("Per page", [25, 50, 100, 200], index=1, key="page_size")
-    selected = df.iloc[event.selection.rows] if event and event.selection.rows else df.iloc[0:0]
+    # The grid's selection is by position. Its key follows the rows shown, so a ticked position always
+    # refers to the rows it was ticked on; when the rows change (new filters, a deleted or a new run)
+    # the grid starts afresh with the runs still shown ticked again (by id).
+    ids = [int(i) for i in df["id"]]
+    remembered = set(ss.get("_runs_selected", []))
+    default = {"selection": {"rows": [k for k, i in enumerate(ids) if i in remembered], "columns": []}}
+    event = table(view(df), "runs", key=f"runs_table_{hash(tuple(ids)) & 0xFFFFFFFF:08x}", column_config=COLUMNS,
+                  on_select="rerun", selection_mode="multi-row", selection_default=default)
+    selected = selected_rows(df, list(event.selection.rows) if event else [])
+    ss["_runs_selected"] = [int(i) for i in selected["id"]]
+    st.number_input("Page", min_value=1, max_value=pages, key="page", width=160)
     actions.panel(user, selected)
     st.subheader("Workers")
     w = reads.workers()

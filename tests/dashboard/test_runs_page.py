@@ -1,0 +1,168 @@
+"""The Runs page: ticked rows that disappear, the filters in the URL, the column order that keeps the
+key columns on screen, and the search over notes (AppTest against a real seeded SQLite database)."""
+
+from __future__ import annotations
+
+import json
+
+from dashboard import runs_query
+from db import store
+from tests.dashboard.conftest import no_errors
+
+
+def _tick(at, *positions: int):
+    """Tick rows of the runs grid as the browser does: the grid's selection state, by position."""
+    at.session_state[at.dataframe[0].key] = {"selection": {"rows": list(positions), "columns": []}}
+    return at.run()
+
+
+def _selected_caption(at) -> str:
+    return next(c.value for c in at.caption if "selected" in c.value or "Select rows" in c.value)
+
+
+def _actions_and_workers_shown(at) -> None:
+    assert not at.button(key="act_cmp").disabled or at.button(key="act_cmp") is not None
+    assert {b.key for b in at.button} >= {"act_cmp", "act_det", "act_cancel", "act_rerun", "act_del"}
+    assert at.dataframe[1].value["name"].tolist() == ["seed-worker@lab"]  # the workers panel
+
+
+def test_a_ticked_row_that_is_gone_after_a_search_is_no_error(lab, open_page):
+    url, ids = lab
+    at = open_page("runs")
+    shown = at.dataframe[0].value["id"].tolist()
+    at = _tick(at, 6)
+    assert _selected_caption(at) == f"1 selected: {shown[6]}"
+    target = next(i for i in shown[:6])  # a run other than the ticked one
+    store.set_notes(target, "xylophone tuning run", url=url)
+    at.text_input(key="flt_search").set_value("xylophone").run()
+    no_errors(at)
+    assert at.dataframe[0].value["id"].tolist() == [target]
+    assert _selected_caption(at).startswith("Select rows")  # the ticked run is not shown: nothing is selected
+    _actions_and_workers_shown(at)
+
+
+def test_the_ticked_run_stays_ticked_when_the_rows_move(lab, open_page):
+    url, ids = lab
+    at = open_page("runs")
+    shown = at.dataframe[0].value["id"].tolist()
+    at = _tick(at, 6)
+    store.set_notes(shown[6], "xylophone", url=url)
+    at.text_input(key="flt_search").set_value("xylophone").run()
+    no_errors(at)
+    assert at.dataframe[0].value["id"].tolist() == [shown[6]]
+    assert _selected_caption(at) == f"1 selected: {shown[6]}"  # now row 0, still the same run
+    assert not at.button(key="act_det").disabled
+
+
+def test_deleting_the_only_run_of_a_filtered_view_is_no_error(lab, open_page):
+    url, ids = lab
+    at = open_page("runs")
+    at.multiselect(key="flt_status").set_value(["diverged"]).run()
+    assert at.dataframe[0].value["id"].tolist() == ids["diverged"]
+    at = _tick(at, 0)
+    at.button(key="act_del").click().run()
+    at.button(key="act_del_yes").click().run()
+    no_errors(at)
+    assert store.get_run(ids["diverged"][0], url=url) is None
+    assert len(at.dataframe[0].value) == 0
+    assert _selected_caption(at).startswith("Select rows")
+    _actions_and_workers_shown(at)
+
+
+def test_search_matches_notes_and_is_bounded(lab, open_page):
+    url, ids = lab
+    a, b = ids["cells"][:2]
+    store.set_notes(a, "Clipping at 1.0 rescued this one", url=url)
+    store.set_notes(b, "nothing to see", url=url)
+    at = open_page("runs")
+    at.text_input(key="flt_search").set_value("RESCUED").run()  # case-insensitive, like the other fields
+    assert at.dataframe[0].value["id"].tolist() == [a]
+    assert at.text_input(key="flt_search").proto.max_chars == runs_query.MAX_TEXT
+    no_errors(at)
+
+
+# --- the filters in the URL -----------------------------------------------------------------
+
+def test_the_url_holds_the_filters_and_a_fresh_load_restores_them(lab, open_page):
+    url, ids = lab
+    at = open_page("runs")
+    at.multiselect(key="flt_status").set_value(["succeeded"]).run()
+    at.multiselect(key="flt_cell").set_value(["lstm", "gru"]).run()
+    at.selectbox(key="flt_sort").set_value("val_loss").run()
+    at.text_input(key="flt_path").set_value("task.seq_len").run()
+    at.text_input(key="flt_value").set_value("50").run()
+    qp = {k: v if isinstance(v, list) else [v] for k, v in at.query_params.items()}
+    assert qp == {"status": ["succeeded"], "cell": ["lstm", "gru"], "sort": ["val_loss"], "field": ["task.seq_len"],
+                  "equals": ["50"]}
+    expected = at.dataframe[0].value["id"].tolist()
+    assert len(expected) == 4
+    fresh = open_page("runs", **qp)  # a reload, or the link opened by someone else
+    no_errors(fresh)
+    assert fresh.dataframe[0].value["id"].tolist() == expected
+    assert fresh.multiselect(key="flt_cell").value == ["lstm", "gru"]
+    assert fresh.selectbox(key="flt_sort").value == "val_loss"
+
+
+def test_integer_filters_and_page_size_come_back_from_the_url(lab, open_page):
+    at = open_page("runs", T=["50"], layers=["1"], per=["25"])
+    no_errors(at)
+    assert at.multiselect(key="flt_seq_len").value == [50] and at.multiselect(key="flt_num_layers").value == [1]
+    assert at.selectbox(key="page_size").value == 25
+    assert len(at.dataframe[0].value) == 9
+
+
+def test_bad_url_values_are_dropped_with_a_message_naming_the_field(lab, open_page):
+    at = open_page("runs", status=["bogus", "failed"], sort="sideways", q="x" * 300, field="a b", sweep="999")
+    assert not at.exception
+    warnings = " ".join(w.value for w in at.warning)
+    for field in ("'status'", "'sort'", "'q'", "'field'", "'sweep'"):
+        assert field in warnings, field
+    assert at.multiselect(key="flt_status").value == ["failed"]
+    assert at.selectbox(key="flt_sort").value == "newest" and at.text_input(key="flt_search").value == ""
+    assert not at.error
+
+
+def test_leaving_the_page_and_coming_back_keeps_the_filters(lab, open_page):
+    _, ids = lab
+    at = open_page("runs")
+    at.multiselect(key="flt_status").set_value(["diverged"]).run()
+    at.switch_page("app_pages/query.py").run()
+    at.query_params.clear()  # the sidebar opens a page without its query
+    at.switch_page("app_pages/runs.py").run()
+    no_errors(at)
+    assert at.multiselect(key="flt_status").value == ["diverged"]
+    assert at.dataframe[0].value["id"].tolist() == ids["diverged"]
+    assert at.query_params["status"] in ("diverged", ["diverged"])
+
+
+def test_url_round_trip_and_bounds_of_runs_query():
+    opts = {"tags": ["a", "b"], "cell": ["gru", "lstm", "rnn"], "seq_len": [25, 50], "num_layers": [1, 2],
+            "sweeps": [{"id": 3}]}
+    values = {**runs_query.defaults(), "flt_status": ["failed", "queued"], "flt_tags": ["b"], "flt_seq_len": [50],
+              "flt_search": "x & y = z?", "flt_sweep": 3, "flt_sort": "horizon", "page_size": 200,
+              "flt_path": "optimizer.lr", "flt_value": "1e-3"}
+    params = runs_query.to_params(values)
+    assert runs_query.from_params(params, opts) == (values, [])
+    assert runs_query.to_params(runs_query.defaults()) == {}
+    back, problems = runs_query.from_params({"tag": ["a"] * 51, "T": ["50", "51"], "per": ["1000"]}, opts)
+    assert back["flt_tags"] == [] and back["flt_seq_len"] == [50] and back["page_size"] == 50
+    assert [p.split(":")[0] for p in problems] == ["URL field 'tag'", "URL field 'T'", "URL field 'per'"]
+
+
+# --- columns ---------------------------------------------------------------------------------
+
+# Streamlit's wide layout at a 1440 px window: the sidebar takes 256 px and the main column has
+# 5 rem (80 px) of padding on each side, leaving 1024 px for the grid; its row-selection column
+# takes about 40 px.
+GRID_AT_1440 = 1440 - 256 - 2 * 80 - 40
+
+
+def test_key_columns_come_first_and_fit_at_1440_px(lab, open_page):
+    at = open_page("runs")
+    cols = at.dataframe[0].value.columns.tolist()
+    key = ["id", "name", "status", "progress", "loss ÷ baseline", "diagnosis", "tags"]
+    assert cols[:len(key)] == key
+    config = json.loads(at.dataframe[0].proto.columns)
+    widths = [config[c]["width"] for c in key]
+    assert all(isinstance(w, int) for w in widths), widths
+    assert sum(widths) <= GRID_AT_1440, (sum(widths), GRID_AT_1440)

@@ -1,0 +1,90 @@
+"""The report (self-contained HTML with inline SVG, and Markdown) and the `rnnlab study` commands, on
+planted runs in a real SQLite database."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+
+import pytest
+
+import studies
+from studies import report, service, svg
+from studies.core import Figure, Series
+from tests.conftest import REPO
+from tests.studies.helpers import plant
+
+ACT = studies.get("activations")
+GOOD = {"sigmoid": (-30.0, 4.0), "tanh": (-1.0, 49.0), "relu": (-0.2, 49.0)}
+
+
+def planted(url):
+    plant(ACT, url, lambda spec: {"log_ratio0": GOOD[spec.activation][0] - 0.01 * spec.seed,
+                                  "horizon0": GOOD[spec.activation][1]})
+
+
+def test_report_is_self_contained_and_holds_every_number_and_its_sql(sqlite_url, tmp_path):
+    planted(sqlite_url)
+    html, md, out = service.write_report(ACT, "cpu", tmp_path / "r.html", url=sqlite_url)
+    text, mtext = html.read_text(), md.read_text()
+    assert out.verdict == studies.REPRODUCED
+    # offline: no scripts, no external resources
+    assert "<script" not in text and not re.search(r"(src|href)\s*=\s*['\"]?https?:", text)
+    assert text.count("<svg") == len(out.figures) == 2
+    for n in out.numbers:
+        assert n.text().replace("−", "−") in mtext
+    assert "SELECT r.activation AS grp" in text and "study:activations@v1:cpu" in mtext
+    assert "reproduced" in mtext and ACT.claim in mtext and ACT.source in mtext
+    for scale in ACT.scales:
+        assert ACT.scale(scale).differs in mtext
+
+
+def test_report_refuses_a_non_html_path(sqlite_url, tmp_path):
+    with pytest.raises(service.StudyError, match="an .html file"):
+        service.write_report(ACT, "cpu", tmp_path / "r.pdf", url=sqlite_url)
+
+
+@pytest.mark.parametrize(("url", "shown", "hidden"), [
+    ("postgresql+psycopg://ana:s3cret@db:5432/rnnlab", "ana:***@db:5432/rnnlab", "s3cret"),
+    ("postgresql+psycopg://ana@db/rnnlab?password=s3cret&sslmode=require", "sslmode=require", "s3cret"),
+    ("sqlite:////home/ana/rnnlab.db", "sqlite:////home/ana/rnnlab.db", None),
+])
+def test_database_url_loses_its_secrets(url, shown, hidden):
+    s = report.safe_url(url)
+    assert shown in s and (hidden is None or hidden not in s)
+
+
+def test_svg_draws_minus_infinity_on_the_bottom_edge_and_skips_nan():
+    fig = Figure("t", "", "y", [Series("a", ["a", "a", "a"], [-math.inf, 1.0, math.nan])])
+    s = svg.render(fig)
+    assert s.count("<circle") == 1 and s.count("<path") == 1 and "−∞" in s
+
+
+def run_cli(*args, url):
+    env = {"RNNLAB_DATABASE_URL": url, "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-m", "cli.study", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_cli_status_report_and_bad_input(sqlite_url, tmp_path):
+    planted(sqlite_url)
+    r = run_cli("status", "activations", "--json", url=sqlite_url)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["verdict"] == "reproduced" and data["counts"] == {"succeeded": 9}
+    tanh = next(n for n in data["numbers"] if n["group"] == "tanh" and n["label"].startswith("log10"))
+    assert tanh["mean"] == pytest.approx(-1.01)
+    r = run_cli("report", "activations", "-o", str(tmp_path / "x.html"), url=sqlite_url)
+    assert r.returncode == 0 and (tmp_path / "x.md").exists()
+    for args, msg in [(("status", "nope"), "known studies: activations"),
+                      (("status", "activations", "--scale", "gpu"), "--scale: got 'gpu'; allowed: cpu, paper"),
+                      (("run", "adding", "--scale", "x" * 500), "--scale: got 'xxxx")]:
+        r = run_cli(*args, url=sqlite_url)
+        assert r.returncode == 2 and msg in r.stderr, r.stderr
+    r = run_cli("list", "--json", url=sqlite_url)
+    rows = {x["name"]: x for x in json.loads(r.stdout)}
+    assert rows["activations"]["verdict"] == {"cpu": "reproduced", "paper": "pending"}
+    assert set(rows) == set(studies.STUDIES)

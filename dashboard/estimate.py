@@ -58,7 +58,7 @@ def fmt(s: float) -> str:
     if not math.isfinite(s):
         return "unknown"
     if s < 90:
-        return f"{max(1, round(s))} s"
+        return f"{max(1, round(s)) if s > 0 else 0} s"
     if s < 5400:
         return f"{s / 60:.0f} min"
     return f"{s / 3600:.1f} h"

@@ -12,10 +12,11 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+from rnnlab.records import FINAL_STATUSES as FINAL
+
 REPO = Path(__file__).resolve().parent.parent
 TINY = {"hidden_size": 8, "task": {"name": "adding", "seq_len": 10}, "epochs": 1, "steps_per_epoch": 2,
         "batch_size": 8, "probe": {"batch_size": 4}, "device": "cpu"}
-FINAL = ("succeeded", "failed", "diverged", "cancelled")
 
 
 def add_setup_args(ap) -> None:

@@ -21,7 +21,7 @@ def main() -> None:
     add_setup_args(ap)
     a = ap.parse_args()
     from client.submit import submit
-    from db.store import list_runs
+    from db.reads import runs_by_ids
     from rnnlab.spec import parse_spec
 
     print("| broker | database | runs | workers | submit s | total s | runs/s | failed |")
@@ -38,7 +38,7 @@ def main() -> None:
                 total = time.perf_counter() - t0
             finally:
                 stop_workers(procs)
-            bad = sum(r["status"] != "succeeded" for r in list_runs(limit=a.runs, url=url))
+            bad = int((runs_by_ids(ids, url=url)["status"] != "succeeded").sum())
             db = "postgres" if url.startswith("postgresql") else "sqlite"
             print(f"| {broker} | {db} | {a.runs} | {a.workers} | {t_submit:.2f} | {total:.1f} | {a.runs / total:.1f} "
                   f"| {bad} |")

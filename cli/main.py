@@ -41,7 +41,6 @@ app.command("sql")(_sql)
 
 out = Console()
 err = Console(stderr=True)
-FINAL = ("succeeded", "failed", "diverged", "cancelled")
 
 EXAMPLE_SPEC = """\
 # An rnnlab job spec (docs/spec.md documents every field). Train it with
@@ -280,24 +279,23 @@ def _fmt(x) -> str:
 def runs(
     status: list[str] = typer.Option([], "--status", help="filter by status (repeatable)"),
     tag: list[str] = typer.Option([], "--tag", help="filter by tag (repeatable; all must match)"),
-    limit: int = typer.Option(30, "--limit", min=1, help="how many, newest first"),
+    limit: int = typer.Option(30, "--limit", min=1, max=1000, help="how many, newest first"),
 ) -> None:
     """List runs, newest first."""
-    from db.models import RUN_STATUSES
-    from db.store import list_runs
+    from db.reads import list_runs
+    from rnnlab.records import RUN_STATUSES, run_label
 
     bad = [s for s in status if s not in RUN_STATUSES]
     if bad:
         fail(f"--status: got {bad[0]!r}; allowed: {', '.join(RUN_STATUSES)}")
     _ready_db()
-    rows = list_runs(status=status, tag=tag, limit=limit)
+    df, _ = list_runs({"status": status, "all_tags": tag}, 0, limit)
+    rows = df.astype(object).where(df.notna(), None).to_dict("records")
     table = Table("id", "status", "label", "epoch", "val loss", "metric", "horizon", "tags", "created")
     for r in rows:
-        label = f"{r['cell']}{'/' + r['activation'] if r['activation'] else ''} {r['task']} T={r['seq_len']} " \
-                f"h{r['hidden_size']} s{r['seed']}" + (f" · {r['name']}" if r["name"] else "")
-        table.add_row(str(r["id"]), r["status"], label, f"{r['epochs_done']}/{r['epochs_total']}",
+        table.add_row(str(r["id"]), r["status"], run_label(r), f"{r['epochs_done']}/{r['epochs_total']}",
                       _fmt(r["last_val_loss"]), _fmt(r["last_val_metric"]), _fmt(r["last_horizon"]),
-                      ",".join(r["tags"]), r["created_at"].strftime("%Y-%m-%d %H:%M"))
+                      r["tags"], r["created_at"].strftime("%Y-%m-%d %H:%M"))
     out.print(table)
     if not rows:
         out.print("no runs")
@@ -305,17 +303,14 @@ def runs(
 
 @app.command()
 def workers() -> None:
-    """List workers with their queues, device, current run and heartbeat age."""
+    """List workers with their state (db.liveness.worker_state), queues, device, current run and heartbeat age."""
     from db.liveness import list_workers
-    from rnnlab.settings import get_settings
 
     _ready_db()
-    lost_after = get_settings().lost_after_seconds
     table = Table("name", "state", "queues", "device", "run", "heartbeat", "host", "pid")
     rows = list_workers()
     for w in rows:
-        state = "stopped" if w["stopped_at"] else ("lost" if w["heartbeat_age_s"] > lost_after else "alive")
-        table.add_row(w["name"], state, w["queues"], w["device"] or "", _fmt(w["current_run_id"]),
+        table.add_row(w["name"], w["state"], w["queues"], w["device"] or "", _fmt(w["current_run_id"]),
                       f"{w['heartbeat_age_s']:.0f} s ago", w["host"], _fmt(w["pid"]))
     out.print(table)
     if not rows:
@@ -475,9 +470,10 @@ def run_app(
     local_only = host in ("127.0.0.1", "localhost", "::1")
     out.print(f"started {workers} local worker(s); dashboard on http://{'localhost' if local_only else host}:{port}")
     if not local_only:
-        from rnnlab.users import AuthSettings, load_users
+        from rnnlab.settings import Settings
+        from rnnlab.users import load_users
 
-        auth = AuthSettings()
+        auth = Settings()
         secrets = [Path(".streamlit/secrets.toml"), Path.home() / ".streamlit" / "secrets.toml"]
         oidc = any(p.is_file() and "[auth" in p.read_text(errors="replace") for p in secrets)
         if auth.auth == "none" or (auth.auth == "auto" and not oidc and not load_users(auth.users_path)):

@@ -1,6 +1,6 @@
 """Who is using the dashboard and what they may do (viewer < member < admin).
 
-Login mode (RNNLAB_AUTH, see rnnlab.users.AuthSettings):
+Login mode (RNNLAB_AUTH, see rnnlab.settings.Settings):
   none   everyone is the local user with the admin role (the laptop setup);
   users  built-in users from the users file, signed in with a form (bcrypt-hashed passwords);
   oidc   Streamlit's st.login against the [auth] section of .streamlit/secrets.toml; the role
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from rnnlab import users
+from rnnlab.settings import Settings
 from rnnlab.users import ROLES
 
 ACTIONS = ("view", "submit", "cancel", "edit", "delete", "sql")
@@ -33,7 +34,7 @@ LOCAL_USER = User(name="local", role="admin")
 
 def current_user() -> User:
     """The signed-in user; call at the top of every page (it may stop the page to show a login)."""
-    settings = users.AuthSettings()
+    settings = Settings()
     mode = auth_mode(settings)
     if mode == "none":
         return LOCAL_USER
@@ -56,9 +57,9 @@ def can(user: User, action: str, run_owner: str | None = None) -> bool:
     return False
 
 
-def auth_mode(settings: users.AuthSettings | None = None) -> str:
+def auth_mode(settings: Settings | None = None) -> str:
     """The login mode in force: 'none', 'users' or 'oidc' (resolving 'auto')."""
-    settings = settings or users.AuthSettings()
+    settings = settings or Settings()
     if settings.auth != "auto":
         return settings.auth
     if _oidc_configured():
@@ -78,7 +79,7 @@ def _oidc_configured() -> bool:
 
 # ---- built-in users ---------------------------------------------------------------------------
 
-def _builtin_user(settings: users.AuthSettings) -> User:
+def _builtin_user(settings: Settings) -> User:
     """The user signed in through the form, or show the form and stop."""
     try:
         known = users.load_users(settings.users_path)
@@ -101,7 +102,7 @@ def _builtin_user(settings: users.AuthSettings) -> User:
     st.stop()
 
 
-def _login_form(settings: users.AuthSettings) -> None:
+def _login_form(settings: Settings) -> None:
     """The sign-in form; on success remember the user in the session and rerun."""
     st.title("rnnlab")
     st.subheader("Sign in")
@@ -132,7 +133,7 @@ def _login_form(settings: users.AuthSettings) -> None:
     st.rerun()
 
 
-def client_address(settings: users.AuthSettings) -> str:
+def client_address(settings: Settings) -> str:
     """Who is signing in, for throttling (see client_from); 'unknown' outside a browser session."""
     try:
         peer = st.context.ip_address or "127.0.0.1"      # Streamlit gives None for a loopback peer
@@ -174,7 +175,7 @@ def _sign_out_builtin() -> None:
 
 # ---- OIDC (st.login) --------------------------------------------------------------------------
 
-def _oidc_user(settings: users.AuthSettings) -> User:
+def _oidc_user(settings: Settings) -> User:
     """The user signed in with the identity provider, or show a sign-in button and stop."""
     if not _oidc_configured():
         st.title("rnnlab")
@@ -201,7 +202,7 @@ def _oidc_user(settings: users.AuthSettings) -> User:
     return user
 
 
-def _oidc_login(settings: users.AuthSettings) -> None:
+def _oidc_login(settings: Settings) -> None:
     if settings.oidc_provider:
         st.login(settings.oidc_provider)
     else:

@@ -1,5 +1,5 @@
 """Shared page pieces: charts with PNG/SVG download, tables with CSV download, safe text,
-error guard, run labels and spec diffs."""
+error guard, run labels (rnnlab.records.run_label) and spec diffs."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
+
+from rnnlab.records import run_label  # noqa: F401  (the one run label; pages import it from here too)
 
 IMAGE_FORMATS = ("png", "svg")
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>$~:])")
@@ -57,18 +59,6 @@ def parse_ids(text: str | None) -> list[int]:
     """'1, 2,3 7' → [1, 2, 3, 7] (duplicates dropped, order kept; junk ignored)."""
     ids = [int(t) for t in re.findall(r"\d+", text or "")]
     return list(dict.fromkeys(ids))
-
-
-def run_label(row: Any) -> str:
-    """'#12 lstm adding T=100 s0' from a runs row (dict or Series)."""
-    g = row.get if hasattr(row, "get") else row.__getitem__
-    act = g("activation")
-    cell = g("cell")
-    cell_s = f"{cell}/{act}" if cell == "rnn" and act else str(cell)
-    name = g("name")
-    name = name if isinstance(name, str) else None  # None, or NaN where a DataFrame column mixes names and None
-    base = f"#{g('id')} {cell_s} {g('task')} T={g('seq_len')} L{g('num_layers')} s{g('seed')}"
-    return f"{base} · {name}" if name else base
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -9,9 +9,11 @@ import pandas as pd
 import streamlit as st
 
 from db import queries as q
+from db.models import RunAttempt, Worker
 from rnnlab.settings import get_settings
 
 LIVE_TTL = 3      # seconds: the runs table, workers, counts
+ATTEMPT_COLUMNS = [c.key for c in RunAttempt.__table__.c if c.key not in ("id", "run_id")]
 # Per-run series are cached without a TTL, keyed by each run's (id, epochs_done, status): a new
 # epoch or a new status changes the key, so the cache is never stale and finished runs stay hot.
 SERIES_ENTRIES = 512
@@ -68,12 +70,28 @@ def filter_options() -> dict[str, list]:
     return _simple(db_url(), "filter_options")
 
 
+# the columns of the workers table, so that pages can index an empty one
+WORKER_COLUMNS = [c.key for c in Worker.__table__.c] + ["heartbeat_age_s", "state", "alive"]
+
+
+@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
+def _workers(url: str) -> pd.DataFrame:
+    rows = q.list_workers(engine=_engine(url))
+    return pd.DataFrame(rows, columns=WORKER_COLUMNS)
+
+
 def workers() -> pd.DataFrame:
-    return _simple(db_url(), "workers")
+    """db.liveness.list_workers as a table (``alive`` and ``state`` by its one rule)."""
+    return _workers(db_url())
 
 
 def run(run_id: int) -> dict | None:
-    return _simple(db_url(), "run", int(run_id))
+    """db.reads.get_run, with its attempt history also as a table (``attempts``, for the Attempts tab)."""
+    r = _simple(db_url(), "get_run", int(run_id))
+    if r is None:
+        return None
+    att = pd.DataFrame(r["attempt_history"], columns=ATTEMPT_COLUMNS)
+    return {**r, "attempts": att}
 
 
 def runs_by_ids(ids: list[int]) -> pd.DataFrame:
@@ -143,3 +161,4 @@ def clear() -> None:
     """Drop cached data after an action (cancel, tag, delete, submit) so the next read is fresh."""
     _runs_page.clear()
     _simple.clear()
+    _workers.clear()

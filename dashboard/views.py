@@ -11,7 +11,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, reads
-from dashboard.components import chart, run_label, spec_diff, table
+from dashboard.components import chart, spec_diff, table
+from rnnlab.records import run_label
 
 # tasks whose loss is taken at the last step only: there the bound holds at every step
 LAST_STEP_TASKS = frozenset({"adding", "temporal_order", "digits"})

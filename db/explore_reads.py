@@ -13,6 +13,7 @@ from sqlalchemy import Text, and_, cast, func, select
 from sqlalchemy.engine import Engine
 
 from db.models import LayerStatRow, Run
+from db.reads import engine_of, run_filters
 
 EXPLORE_LIMIT = 20_000   # most runs one Explorer view reads
 
@@ -63,16 +64,14 @@ def _parse_shared(texts: list) -> list[dict]:
 
 def explore_runs(filters: dict[str, Any] | None = None, limit: int = EXPLORE_LIMIT,
                  engine: Engine | None = None) -> tuple[pd.DataFrame, int]:
-    """Matching runs (filters as in ``db.queries.list_runs``), oldest first, at most ``limit``, and
+    """Matching runs (filters as in ``db.reads.list_runs``), oldest first, at most ``limit``, and
     the number that matched. Columns: the run's id, name, status, sweep, seed, epochs done, its
     ``spec`` with its seed set to 0 (a dict; runs that differ only in the seed share one dict
     object: treat it as read-only), the stored outcome columns and layer 0's rho, sigma_max, saturated_frac and
     dead_frac of the last epoch that has them (NaN when none)."""
-    from db.queries import _eng, _run_filters  # one filter language for every page
-
-    conds = _run_filters(filters)
+    conds = run_filters(filters)   # one filter language for every page
     limit = max(1, min(int(limit), EXPLORE_LIMIT))
-    with _eng(engine).connect() as conn:
+    with engine_of(engine=engine).connect() as conn:
         count_q = select(func.count(Run.id))
         total = int(conn.execute(count_q.where(*conds) if conds else count_q).scalar_one())
         ids_q = select(Run.id).where(*conds).order_by(Run.id).limit(limit)

@@ -10,7 +10,7 @@ import os
 import struct
 from dataclasses import dataclass, field
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import and_, insert, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from db.attempts import aware, close_attempt, db_now, forward, owned
@@ -54,6 +54,12 @@ def run_heartbeat(run_id: int, attempt: int, *, url: str | None = None) -> bool:
         return res.rowcount == 1
 
 
+def lost_run(cutoff: dt.datetime):
+    """The one rule of a lost run: still 'running' but silent since before ``cutoff`` (the database's
+    time minus lost_after_seconds). The reaper, claim_run's takeover and lost_worker_pids all use it."""
+    return and_(Run.status == "running", Run.heartbeat_at < cutoff)
+
+
 @dataclass
 class Reaped:
     requeued: list[dict]   # runs put back in the queue: [{"id", "queue"}]
@@ -70,7 +76,7 @@ def reap_lost(stale_after_s: float, *, url: str | None = None) -> Reaped:
     with session(url) as s:
         t = db_now(s)
         cutoff = t - dt.timedelta(seconds=stale_after_s)
-        stale = s.execute(select(Run.id).where(Run.status == "running", Run.heartbeat_at < cutoff)).scalars().all()
+        stale = s.execute(select(Run.id).where(lost_run(cutoff))).scalars().all()
     for run_id in stale:
         try:
             _reap_one(run_id, cutoff, t, out, url)
@@ -93,7 +99,7 @@ def _reap_one(run_id: int, cutoff: dt.datetime, t: dt.datetime, out: Reaped, url
         if s.get_bind().dialect.name == "postgresql":
             s.execute(text(f"SET LOCAL lock_timeout = {REAP_LOCK_TIMEOUT_MS}"))
         row = s.execute(
-            update(Run).where(Run.id == run_id, Run.status == "running", Run.heartbeat_at < cutoff)
+            update(Run).where(Run.id == run_id, lost_run(cutoff))
             .values(status="queued").returning(Run.attempts, Run.max_attempts, Run.worker, Run.queue,
                                                Run.heartbeat_at, Run.cancel_requested)
         ).one_or_none()
@@ -154,17 +160,38 @@ def note_resent(run_id: int, attempts: int, message: str | None, note: str, *, u
         return res.rowcount == 1
 
 
-def list_workers(*, url: str | None = None) -> list[dict]:
-    """Every worker row, newest heartbeat first, with ``heartbeat_age_s`` (by the database's clock)."""
-    with session(url) as s:
-        t = db_now(s)
-        rows = s.execute(select(Worker).order_by(Worker.heartbeat_at.desc())).scalars().all()
-        out = [{c.key: getattr(w, c.key) for c in Worker.__table__.columns} for w in rows]
-    for w in out:
-        for k in ("started_at", "heartbeat_at", "stopped_at"):
-            if w[k] is not None:
-                w[k] = aware(w[k])
-        w["heartbeat_age_s"] = (t - w["heartbeat_at"]).total_seconds()
+WORKER_STATES = ("alive", "lost", "stopped")
+
+
+def worker_state(heartbeat_age_s: float | None, stopped: bool, lost_after_s: float) -> str:
+    """The one rule of a worker's state: 'stopped' once it shut down cleanly, else 'lost' when its last
+    heartbeat is older than ``lost_after_s`` (by the database's clock; the reaper's threshold for its
+    runs), else 'alive'."""
+    if stopped:
+        return "stopped"
+    return "alive" if heartbeat_age_s is not None and heartbeat_age_s <= lost_after_s else "lost"
+
+
+def list_workers(*, lost_after_s: float | None = None, url: str | None = None, engine=None) -> list[dict]:
+    """Every worker row, newest heartbeat first (datetimes aware), with ``heartbeat_age_s`` (by the
+    database's clock), ``state`` (worker_state) and ``alive`` (state == 'alive'). ``lost_after_s``:
+    default the settings' lost_after_seconds."""
+    from db.reads import engine_of
+
+    if lost_after_s is None:
+        from rnnlab.settings import get_settings
+
+        lost_after_s = get_settings().lost_after_seconds
+    with engine_of(url, engine).connect() as conn:
+        rows = conn.execute(select(*Worker.__table__.c).order_by(Worker.heartbeat_at.desc())).mappings().all()
+        t = db_now(conn)   # the database's clock, as heartbeats and the reaper use (db.attempts)
+    out = []
+    for r in rows:
+        w = {k: (aware(v) if isinstance(v, dt.datetime) else v) for k, v in r.items()}
+        w["heartbeat_age_s"] = (t - w["heartbeat_at"]).total_seconds() if w["heartbeat_at"] is not None else None
+        w["state"] = worker_state(w["heartbeat_age_s"], w["stopped_at"] is not None, lost_after_s)
+        w["alive"] = w["state"] == "alive"
+        out.append(w)
     return out
 
 
@@ -205,6 +232,6 @@ def lost_worker_pids(stale_after_s: float, host: str, *, url: str | None = None)
     with session(url) as s:
         cutoff = db_now(s) - dt.timedelta(seconds=stale_after_s)
         rows = s.execute(select(Worker.pid).join(Run, Run.worker == Worker.name)
-                         .where(Run.status == "running", Run.heartbeat_at < cutoff, Worker.host == host,
+                         .where(lost_run(cutoff), Worker.host == host,
                                 Worker.pid.is_not(None))).scalars().all()
     return set(rows)

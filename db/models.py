@@ -27,8 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-RUN_STATUSES = ("queued", "running", "succeeded", "failed", "diverged", "cancelled")
-FINAL_STATUSES = ("succeeded", "failed", "diverged", "cancelled")
+from rnnlab.records import FINAL_STATUSES, RUN_STATUSES  # noqa: F401  (defined once, in the core; re-exported)
 
 # Named constraints and indexes (stable names make migrations and drift checks reliable).
 NAMING = {

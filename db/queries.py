@@ -1,5 +1,11 @@
-"""Read-only queries of the results database for the dashboard: pandas DataFrames and dicts out,
-filtered, paginated and downsampled on the server. The SQL console lives in ``db.console``.
+"""The dashboard's one entry point to the results database: read-only, pandas DataFrames and dicts
+out, filtered, paginated and downsampled on the server.
+
+The per-epoch series of runs (epochs, layer and parameter statistics, per-timestep profiles,
+histograms and the summaries built on them) are read here. The runs themselves are read by
+``db.reads``, the workers by ``db.liveness`` and the Explorer's rows by ``db.explore_reads``; their
+functions are re-exported below, so a page imports this module only. The SQL console lives in
+``db.console``.
 
 Every function takes an optional SQLAlchemy ``engine`` (default: the settings' database). Nothing
 here writes.
@@ -9,43 +15,37 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Text, and_, case, cast, func, or_, select
+from sqlalchemy import Text, and_, cast, func, or_, select
 from sqlalchemy.engine import Engine
 
-from db.attempts import db_now
-from db.models import (
-    Epoch,
-    GradProfile,
-    Histogram,
-    LayerStatRow,
-    ParamStatRow,
-    Run,
-    RunAttempt,
-    RunTag,
-    Sweep,
-    Worker,
+from db.explore_reads import explore_runs
+from db.liveness import list_workers
+from db.models import Epoch, GradProfile, Histogram, LayerStatRow, ParamStatRow, Run
+from db.reads import (
+    RUN_COLUMNS,
+    SORTS,
+    filter_options,
+    find_existing,
+    get_run,
+    list_runs,
+    run_filters,
+    runs_by_ids,
+    status_counts,
+    timing_samples,
 )
-from rnnlab.health import EXPLODE_LOG_RATIO, spike_factor
+from rnnlab.health import spike_factor
 from rnnlab.records import decode_float
-from rnnlab.settings import get_settings
 
-# Columns of ``runs`` that can be filtered by equality without touching the JSON spec.
-RUN_COLUMNS = (
-    "task", "cell", "activation", "init", "clip", "seq_len", "hidden_size", "num_layers", "seed",
-    "queue", "owner", "sweep_id", "worker", "metric_name",
-)
-# A diverged, exploded, saturated or dead run never sorts first by horizon (its horizon is meaningless):
-# the diagnosis words are models.diagnose's (docs/metrics.md), plus ‖g_1‖/‖g_T‖ above 1e3.
-_BROKEN = or_(Run.status == "diverged", Run.last_log_ratio > EXPLODE_LOG_RATIO,
-              *(Run.diagnosis.like(w + "%") for w in ("gradients explode", "weights explode", "saturated",
-                                                      "dead units", "gradients are zero")))
-SORTS = {"newest": Run.id.desc(), "oldest": Run.id.asc(), "val_loss": Run.last_val_loss.asc(),
-         "horizon": case((_BROKEN, None), else_=Run.last_horizon).desc().nulls_last()}
+__all__ = [  # the series read here, then the re-exported reads
+    "engine_for", "epochs", "final_summary", "histograms", "layer_stats", "param_names", "param_stats",
+    "probed_epochs", "profile_matrix", "profiles", "run_health",
+    "RUN_COLUMNS", "SORTS", "explore_runs", "filter_options", "find_existing", "get_run", "list_runs",
+    "list_workers", "run_filters", "runs_by_ids", "status_counts", "timing_samples",
+]
 
 
 def engine_for(url: str | None = None) -> Engine:
@@ -59,12 +59,6 @@ def _eng(engine: Engine | None) -> Engine:
     return engine if engine is not None else engine_for()
 
 
-def _utc(dt: datetime | None) -> datetime | None:
-    if dt is None:
-        return None
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
-
-
 def _restore_nan(df: pd.DataFrame) -> pd.DataFrame:
     """Rows keep the names of their NaN columns in ``nan_fields`` (SQLite stores NaN as NULL)."""
     if "nan_fields" not in df:
@@ -75,193 +69,6 @@ def _restore_nan(df: pd.DataFrame) -> pd.DataFrame:
             if n in df.columns:
                 df.at[i, n] = np.nan
     return df.drop(columns="nan_fields")
-
-
-# ------------------------------------------------------------------------------------------------
-# Runs
-# ------------------------------------------------------------------------------------------------
-
-def _coerce(value: Any) -> Any:
-    if isinstance(value, str):
-        v = value.strip()
-        if v.lower() in ("true", "false"):
-            return v.lower() == "true"
-        if v.lower() in ("none", "null"):
-            return None
-        try:
-            return int(v)
-        except ValueError:
-            try:
-                return float(v)
-            except ValueError:
-                return v
-    return value
-
-
-def _spec_condition(path: str, value: Any):
-    """Equality on any spec field by its dotted path (``optimizer.lr``, ``task.variant``)."""
-    node = Run.spec[tuple(path.split("."))]
-    value = _coerce(value)
-    if value is None:
-        return or_(node.as_string().is_(None), node.as_string() == "null")
-    if isinstance(value, bool):
-        return node.as_boolean() == value
-    if isinstance(value, (int, float)):
-        return func.abs(node.as_float() - float(value)) <= 1e-12 * max(1.0, abs(float(value)))
-    return node.as_string() == value
-
-
-def _run_filters(filters: dict[str, Any] | None) -> list:
-    """Filters: ``status`` (list), ``tags`` (list, any of), ``search`` (name/label substring),
-    ``ids`` (list), ``sweep_id``, any of RUN_COLUMNS (value or list), ``spec`` ({dotted path: value})."""
-    f = filters or {}
-    conds = []
-    if f.get("status"):
-        conds.append(Run.status.in_(list(f["status"])))
-    if f.get("ids"):
-        conds.append(Run.id.in_([int(i) for i in f["ids"]]))
-    if f.get("tags"):
-        conds.append(Run.id.in_(select(RunTag.run_id).where(RunTag.tag.in_(list(f["tags"])))))
-    if f.get("search"):
-        like = f"%{f['search']}%"
-        conds.append(or_(Run.name.ilike(like), Run.diagnosis.ilike(like), Run.message.ilike(like)))
-    for col in RUN_COLUMNS:
-        v = f.get(col)
-        if v is None or v == [] or v == "":
-            continue
-        c = getattr(Run, col)
-        conds.append(c.in_(list(v)) if isinstance(v, (list, tuple, set)) else c == v)
-    for path, v in (f.get("spec") or {}).items():
-        if path:
-            conds.append(_spec_condition(path, v))
-    return conds
-
-
-_RUN_LIST_COLS = [
-    Run.id, Run.name, Run.status, Run.epochs_done, Run.epochs_total, Run.task, Run.cell, Run.activation,
-    Run.init, Run.clip, Run.seq_len, Run.hidden_size, Run.num_layers, Run.seed, Run.metric_name,
-    Run.last_val_loss, Run.baseline_loss, Run.last_val_metric, Run.baseline_metric, Run.last_horizon,
-    Run.diagnosis, Run.message, Run.worker, Run.owner, Run.sweep_id, Run.created_at, Run.started_at,
-    Run.finished_at, Run.cancel_requested, Run.attempts,
-]
-
-
-def _tags_of(conn, ids: list[int]) -> dict[int, list[str]]:
-    out: dict[int, list[str]] = {}
-    if ids:
-        rows = conn.execute(select(RunTag.run_id, RunTag.tag).where(RunTag.run_id.in_(ids)).order_by(RunTag.tag))
-        for rid, tag in rows:
-            out.setdefault(rid, []).append(tag)
-    return out
-
-
-def _decorate_runs(df: pd.DataFrame, tags: dict[int, list[str]]) -> pd.DataFrame:
-    now = datetime.now(UTC)
-    df["tags"] = [", ".join(tags.get(i, [])) for i in df["id"]]
-    df["progress"] = [
-        (min(d, t) / t if t else 0.0) for d, t in zip(df["epochs_done"], df["epochs_total"])
-    ]
-    durations = []
-    for s, e in zip(df["started_at"], df["finished_at"]):
-        s, e = _utc(None if pd.isna(s) else s), _utc(None if pd.isna(e) else e)
-        durations.append((((e or now) - s).total_seconds()) if s else None)
-    df["duration_s"] = durations
-    df["activation"] = [a if isinstance(a, str) and a else ("tanh" if c == "rnn" else "—")
-                        for a, c in zip(df["activation"], df["cell"])]
-    return df
-
-
-def list_runs(filters: dict[str, Any] | None = None, page: int = 0, page_size: int = 50,
-              sort: str = "newest", engine: Engine | None = None) -> tuple[pd.DataFrame, int]:
-    """One page of runs (newest first by default) and the total number matching the filters."""
-    conds = _run_filters(filters)
-    where = and_(*conds) if conds else None
-    page_size = max(1, min(int(page_size), 1000))
-    with _eng(engine).connect() as conn:
-        count_q = select(func.count(Run.id))
-        total = conn.execute(count_q.where(where) if where is not None else count_q).scalar_one()
-        q = select(*_RUN_LIST_COLS).order_by(SORTS.get(sort, Run.id.desc()), Run.id.desc())
-        if where is not None:
-            q = q.where(where)
-        q = q.offset(max(0, int(page)) * page_size).limit(page_size)
-        df = pd.DataFrame(conn.execute(q).mappings().all(), columns=[c.key for c in _RUN_LIST_COLS])
-        tags = _tags_of(conn, df["id"].tolist())
-    return _decorate_runs(df, tags), int(total)
-
-
-def runs_by_ids(ids: list[int], engine: Engine | None = None) -> pd.DataFrame:
-    """Summary rows (as in list_runs) plus the full ``spec`` and ``info`` of the given runs, in order."""
-    ids = [int(i) for i in ids]
-    if not ids:
-        return pd.DataFrame(columns=[c.key for c in _RUN_LIST_COLS] + ["spec", "info", "tags"])
-    with _eng(engine).connect() as conn:
-        rows = conn.execute(select(*_RUN_LIST_COLS, Run.spec, Run.info, Run.spec_hash).where(Run.id.in_(ids)))
-        df = pd.DataFrame(rows.mappings().all(),
-                          columns=[c.key for c in _RUN_LIST_COLS] + ["spec", "info", "spec_hash"])
-        tags = _tags_of(conn, ids)
-    df = _decorate_runs(df, tags)
-    order = {i: k for k, i in enumerate(ids)}
-    return df.sort_values("id", key=lambda s: s.map(order)).reset_index(drop=True)
-
-
-def run(run_id: int, engine: Engine | None = None) -> dict[str, Any] | None:
-    """Everything about one run as a dict (spec, info, tags, notes, attempts), or None."""
-    with _eng(engine).connect() as conn:
-        r = conn.execute(select(*Run.__table__.c).where(Run.id == int(run_id))).mappings().first()
-        if r is None:
-            return None
-        out = dict(r)
-        out["tags"] = _tags_of(conn, [int(run_id)]).get(int(run_id), [])
-        att = conn.execute(select(*RunAttempt.__table__.c).where(RunAttempt.run_id == int(run_id))
-                           .order_by(RunAttempt.attempt)).mappings().all()
-    out["attempts"] = pd.DataFrame(att, columns=[c.key for c in RunAttempt.__table__.c]).drop(columns=["id", "run_id"])
-    return out
-
-
-def status_counts(engine: Engine | None = None) -> dict[str, int]:
-    with _eng(engine).connect() as conn:
-        return dict(conn.execute(select(Run.status, func.count()).group_by(Run.status)).all())
-
-
-def filter_options(engine: Engine | None = None) -> dict[str, list[Any]]:
-    """Distinct values for the filter widgets (tags and the denormalized spec columns)."""
-    out: dict[str, list[Any]] = {}
-    with _eng(engine).connect() as conn:
-        out["tags"] = [t for (t,) in conn.execute(select(RunTag.tag).distinct().order_by(RunTag.tag))]
-        for col in ("task", "cell", "activation", "init", "clip", "seq_len", "hidden_size", "num_layers", "owner"):
-            c = getattr(Run, col)
-            out[col] = [v for (v,) in conn.execute(select(c).distinct().where(c.is_not(None)).order_by(c))]
-        out["sweeps"] = [dict(r) for r in conn.execute(
-            select(Sweep.id, Sweep.name, Sweep.n_runs).order_by(Sweep.id.desc()).limit(500)).mappings()]
-    return out
-
-
-def find_existing(spec_hashes: list[str], engine: Engine | None = None) -> dict[str, list[int]]:
-    """Runs already in the database with these spec hashes."""
-    out: dict[str, list[int]] = {}
-    hashes = list(dict.fromkeys(spec_hashes))
-    with _eng(engine).connect() as conn:
-        for k in range(0, len(hashes), 500):
-            rows = conn.execute(select(Run.spec_hash, Run.id).where(Run.spec_hash.in_(hashes[k:k + 500])))
-            for h, rid in rows:
-                out.setdefault(h, []).append(rid)
-    return out
-
-
-def timing_samples(limit: int = 500, engine: Engine | None = None) -> pd.DataFrame:
-    """Seconds per optimizer step of recent finished runs, with their size, for time estimates."""
-    with _eng(engine).connect() as conn:
-        q = (select(Run.id, Run.cell, Run.hidden_size, Run.seq_len, Run.num_layers, Run.spec,
-                    func.sum(Epoch.train_seconds + Epoch.diag_seconds).label("seconds"),
-                    func.sum(Epoch.steps).label("steps"))
-             .join(Epoch, Epoch.run_id == Run.id)
-             .where(Run.status == "succeeded").group_by(Run.id).order_by(Run.id.desc()).limit(limit))
-        df = pd.DataFrame(conn.execute(q).mappings().all(),
-                          columns=["id", "cell", "hidden_size", "seq_len", "num_layers", "spec", "seconds", "steps"])
-    if df.empty:
-        return df
-    df["batch_size"] = [s.get("batch_size", 64) for s in df["spec"]]
-    return df.drop(columns="spec")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -537,23 +344,3 @@ def _layer_health(ls: pd.DataFrame, first: int | None, last: int | None) -> dict
             "log_ratio_max": z["log_ratio"].astype(float).max(),
             "steps_in_past_min": z["steps_in_past"].astype(float).min()}
 
-
-# ------------------------------------------------------------------------------------------------
-# Workers
-# ------------------------------------------------------------------------------------------------
-
-def workers(engine: Engine | None = None, lost_after_s: float | None = None) -> pd.DataFrame:
-    """Workers with ``alive`` (heartbeat within settings.lost_after_seconds and not stopped)."""
-    lost = lost_after_s if lost_after_s is not None else get_settings().lost_after_seconds
-    cols = [c.key for c in Worker.__table__.c]
-    with _eng(engine).connect() as conn:
-        rows = conn.execute(select(*Worker.__table__.c).order_by(Worker.heartbeat_at.desc())).mappings().all()
-        now = db_now(conn)   # the database's clock, as heartbeats and the reaper use (db.attempts)
-    df = pd.DataFrame(rows, columns=cols)
-    ages = [(now - _utc(h)).total_seconds() if h is not None and not pd.isna(h) else None for h in df["heartbeat_at"]]
-    df["heartbeat_age_s"] = ages
-    df["alive"] = [a is not None and a <= lost and (s is None or pd.isna(s)) for a, s in zip(ages, df["stopped_at"])]
-    return df
-
-
-from db.explore_reads import explore_runs  # noqa: E402,F401  (the Explorer page's read, see db/explore_reads.py)

@@ -1,69 +1,271 @@
-"""The reads that go with the store: one run as a dict, a run listing, a run's epoch records."""
+"""The one read API of the runs (the ``runs`` table with its tags, attempts and sweeps), for every
+caller: the dashboard (through ``db.queries``), the CLI, the submitter and the worker (through
+``db.store``). One run as a dict, pages of runs as DataFrames, server-side filtered and sorted with one
+filter language (``run_filters``), duplicate lookup by spec hash, and a run's epoch records.
+
+Every function takes ``url`` or an SQLAlchemy ``engine`` (default: the settings' database). Datetimes
+come back timezone-aware (UTC). Nothing here writes.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+import pandas as pd
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.engine import Engine
 
 from db.attempts import aware
 from db.codec import join_nan, record_from_rows
-from db.engine import session
-from db.models import Epoch, GradProfile, Histogram, LayerStatRow, ParamStatRow, Run, RunAttempt, RunTag
+from db.engine import get_engine, session
+from db.models import Epoch, GradProfile, Histogram, LayerStatRow, ParamStatRow, Run, RunAttempt, RunTag, Sweep
+from rnnlab.health import EXPLODE_LOG_RATIO
 from rnnlab.records import EpochRecord
+
+
+def engine_of(url: str | None = None, engine: Engine | None = None) -> Engine:
+    """``engine`` if given, else the shared engine of ``url`` (``db.engine.get_engine``)."""
+    return engine if engine is not None else get_engine(url)
 
 
 def _aware_or_none(v: Any) -> Any:
     return aware(v) if isinstance(v, dt.datetime) else v
 
 
-def _run_dict(row: Run) -> dict:
-    d = {c.key: getattr(row, c.key) for c in Run.__table__.columns}
-    for k in ("created_at", "started_at", "finished_at", "heartbeat_at"):
-        if d[k] is not None:
-            d[k] = aware(d[k])
-    return d
+# ------------------------------------------------------------------------------------------------
+# The filter language and the sort orders of run listings
+# ------------------------------------------------------------------------------------------------
+
+# Columns of ``runs`` that can be filtered by equality without touching the JSON spec.
+RUN_COLUMNS = (
+    "task", "cell", "activation", "init", "clip", "seq_len", "hidden_size", "num_layers", "seed",
+    "queue", "owner", "sweep_id", "worker", "metric_name",
+)
+# A diverged, exploded, saturated or dead run never sorts first by horizon (its horizon is meaningless):
+# the diagnosis words are models.diagnose's (docs/metrics.md), plus ‖g_1‖/‖g_T‖ above 1e3.
+_BROKEN = or_(Run.status == "diverged", Run.last_log_ratio > EXPLODE_LOG_RATIO,
+              *(Run.diagnosis.like(w + "%") for w in ("gradients explode", "weights explode", "saturated",
+                                                      "dead units", "gradients are zero")))
+SORTS = {"newest": Run.id.desc(), "oldest": Run.id.asc(), "val_loss": Run.last_val_loss.asc(),
+         "horizon": case((_BROKEN, None), else_=Run.last_horizon).desc().nulls_last()}
 
 
-def get_run(run_id: int, *, url: str | None = None) -> dict | None:
-    """The run as a dict (every runs column plus 'tags' and 'attempt_history'), or None."""
-    with session(url) as s:
-        row = s.get(Run, run_id)
+def _coerce(value: Any) -> Any:
+    if isinstance(value, str):
+        v = value.strip()
+        if v.lower() in ("true", "false"):
+            return v.lower() == "true"
+        if v.lower() in ("none", "null"):
+            return None
+        try:
+            return int(v)
+        except ValueError:
+            try:
+                return float(v)
+            except ValueError:
+                return v
+    return value
+
+
+def _spec_condition(path: str, value: Any):
+    """Equality on any spec field by its dotted path (``optimizer.lr``, ``task.variant``)."""
+    node = Run.spec[tuple(path.split("."))]
+    value = _coerce(value)
+    if value is None:
+        return or_(node.as_string().is_(None), node.as_string() == "null")
+    if isinstance(value, bool):
+        return node.as_boolean() == value
+    if isinstance(value, (int, float)):
+        return func.abs(node.as_float() - float(value)) <= 1e-12 * max(1.0, abs(float(value)))
+    return node.as_string() == value
+
+
+def run_filters(filters: dict[str, Any] | None) -> list:
+    """The WHERE conditions of a run listing. Filters: ``status`` (list), ``tags`` (list: a run with any
+    of them), ``all_tags`` (list: a run with every one of them), ``search`` (name, diagnosis, message or
+    notes substring), ``ids`` (list), any of RUN_COLUMNS (a value or a list), ``spec`` ({dotted path: value})."""
+    f = filters or {}
+    conds = []
+    if f.get("status"):
+        conds.append(Run.status.in_(list(f["status"])))
+    if f.get("ids"):
+        conds.append(Run.id.in_([int(i) for i in f["ids"]]))
+    if f.get("tags"):
+        conds.append(Run.id.in_(select(RunTag.run_id).where(RunTag.tag.in_(list(f["tags"])))))
+    for t in dict.fromkeys(f.get("all_tags") or ()):
+        conds.append(Run.id.in_(select(RunTag.run_id).where(RunTag.tag == t)))
+    if f.get("search"):
+        like = f"%{f['search']}%"
+        conds.append(or_(Run.name.ilike(like), Run.diagnosis.ilike(like), Run.message.ilike(like),
+                         Run.notes.ilike(like)))
+    for col in RUN_COLUMNS:
+        v = f.get(col)
+        if v is None or v == [] or v == "":
+            continue
+        c = getattr(Run, col)
+        conds.append(c.in_(list(v)) if isinstance(v, (list, tuple, set)) else c == v)
+    for path, v in (f.get("spec") or {}).items():
+        if path:
+            conds.append(_spec_condition(path, v))
+    return conds
+
+
+# ------------------------------------------------------------------------------------------------
+# Runs
+# ------------------------------------------------------------------------------------------------
+
+RUN_LIST_COLS = [
+    Run.id, Run.name, Run.status, Run.epochs_done, Run.epochs_total, Run.task, Run.cell, Run.activation,
+    Run.init, Run.clip, Run.seq_len, Run.hidden_size, Run.num_layers, Run.seed, Run.metric_name,
+    Run.last_val_loss, Run.baseline_loss, Run.last_val_metric, Run.baseline_metric, Run.last_horizon,
+    Run.diagnosis, Run.message, Run.worker, Run.owner, Run.sweep_id, Run.created_at, Run.started_at,
+    Run.finished_at, Run.cancel_requested, Run.attempts,
+]
+MAX_PAGE_SIZE = 1000
+
+
+def _tags_of(conn, ids: list[int]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for k in range(0, len(ids), 500):
+        rows = conn.execute(select(RunTag.run_id, RunTag.tag).where(RunTag.run_id.in_(ids[k:k + 500]))
+                            .order_by(RunTag.tag))
+        for rid, tag in rows:
+            out.setdefault(rid, []).append(tag)
+    return out
+
+
+def _utc(t: datetime | None) -> datetime | None:
+    return None if t is None or pd.isna(t) else aware(t)
+
+
+def _decorate_runs(df: pd.DataFrame, tags: dict[int, list[str]]) -> pd.DataFrame:
+    now = datetime.now(UTC)
+    df["tags"] = [", ".join(tags.get(i, [])) for i in df["id"]]
+    df["progress"] = [
+        (min(d, t) / t if t else 0.0) for d, t in zip(df["epochs_done"], df["epochs_total"])
+    ]
+    durations = []
+    for s, e in zip(df["started_at"], df["finished_at"]):
+        s, e = _utc(s), _utc(e)
+        durations.append((((e or now) - s).total_seconds()) if s else None)
+    df["duration_s"] = durations
+    df["activation"] = [a if isinstance(a, str) and a else ("tanh" if c == "rnn" else "—")
+                        for a, c in zip(df["activation"], df["cell"])]
+    return df
+
+
+def list_runs(filters: dict[str, Any] | None = None, page: int = 0, page_size: int = 50, sort: str = "newest", *,
+              url: str | None = None, engine: Engine | None = None) -> tuple[pd.DataFrame, int]:
+    """One page of runs (``sort``: one of SORTS, newest first by default) and the number of runs that
+    match ``filters`` (see run_filters). Columns: RUN_LIST_COLS plus ``tags`` (comma-separated),
+    ``progress``, ``duration_s``; ``page_size`` is at most MAX_PAGE_SIZE."""
+    conds = run_filters(filters)
+    where = and_(*conds) if conds else None
+    page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
+    with engine_of(url, engine).connect() as conn:
+        count_q = select(func.count(Run.id))
+        total = conn.execute(count_q.where(where) if where is not None else count_q).scalar_one()
+        q = select(*RUN_LIST_COLS).order_by(SORTS.get(sort, Run.id.desc()), Run.id.desc())
+        if where is not None:
+            q = q.where(where)
+        q = q.offset(max(0, int(page)) * page_size).limit(page_size)
+        df = pd.DataFrame(conn.execute(q).mappings().all(), columns=[c.key for c in RUN_LIST_COLS])
+        tags = _tags_of(conn, df["id"].tolist())
+    return _decorate_runs(df, tags), int(total)
+
+
+def runs_by_ids(ids: Iterable[int], *, url: str | None = None, engine: Engine | None = None) -> pd.DataFrame:
+    """Rows as in list_runs plus the full ``spec``, ``info`` and ``spec_hash`` of the given runs, in
+    the order given (missing ids are left out)."""
+    ids = [int(i) for i in ids]
+    cols = [c.key for c in RUN_LIST_COLS] + ["spec", "info", "spec_hash"]
+    if not ids:
+        return pd.DataFrame(columns=cols + ["tags"])
+    with engine_of(url, engine).connect() as conn:
+        rows = []
+        for k in range(0, len(ids), 500):
+            rows += conn.execute(select(*RUN_LIST_COLS, Run.spec, Run.info, Run.spec_hash)
+                                 .where(Run.id.in_(ids[k:k + 500]))).mappings().all()
+        df = pd.DataFrame(rows, columns=cols)
+        tags = _tags_of(conn, ids)
+    df = _decorate_runs(df, tags)
+    order = {i: k for k, i in enumerate(ids)}
+    return df.sort_values("id", key=lambda s: s.map(order)).reset_index(drop=True)
+
+
+def get_run(run_id: int, *, url: str | None = None, engine: Engine | None = None) -> dict | None:
+    """One run as a dict, or None: every ``runs`` column (datetimes aware), ``tags`` (sorted) and
+    ``attempt_history`` (one dict per attempt, oldest first: attempt, worker, started_at, ended_at,
+    outcome, message, resumed_from_epoch)."""
+    run_id = int(run_id)
+    with engine_of(url, engine).connect() as conn:
+        row = conn.execute(select(*Run.__table__.c).where(Run.id == run_id)).mappings().first()
         if row is None:
             return None
-        d = _run_dict(row)
-        d["tags"] = list(s.execute(select(RunTag.tag).where(RunTag.run_id == run_id).order_by(RunTag.tag)).scalars())
-        d["attempt_history"] = [
-            {c.key: _aware_or_none(getattr(a, c.key)) for c in RunAttempt.__table__.columns
-             if c.key not in ("id", "run_id")}
-            for a in s.execute(select(RunAttempt).where(RunAttempt.run_id == run_id)
-                               .order_by(RunAttempt.attempt)).scalars()
-        ]
+        d = {k: _aware_or_none(v) for k, v in row.items()}
+        d["tags"] = _tags_of(conn, [run_id]).get(run_id, [])
+        att = conn.execute(select(*(c for c in RunAttempt.__table__.c if c.key not in ("id", "run_id")))
+                           .where(RunAttempt.run_id == run_id).order_by(RunAttempt.attempt)).mappings().all()
+    d["attempt_history"] = [{k: _aware_or_none(v) for k, v in a.items()} for a in att]
     return d
 
 
-def list_runs(*, status: Sequence[str] = (), tag: Sequence[str] = (), limit: int = 50,
-              url: str | None = None) -> list[dict]:
-    """The newest runs first, optionally filtered by statuses and tags (a run needs all tags)."""
-    q = select(Run).order_by(Run.id.desc()).limit(limit)
-    if status:
-        q = q.where(Run.status.in_(list(status)))
-    for t in tag:
-        q = q.where(Run.id.in_(select(RunTag.run_id).where(RunTag.tag == t)))
-    with session(url) as s:
-        runs = [_run_dict(r) for r in s.execute(q).scalars()]
-        ids = [r["id"] for r in runs]
-        tags: dict[int, list[str]] = {}
-        if ids:
-            for run_id, t in s.execute(select(RunTag.run_id, RunTag.tag).where(RunTag.run_id.in_(ids))
-                                       .order_by(RunTag.tag)):
-                tags.setdefault(run_id, []).append(t)
-    for r in runs:
-        r["tags"] = tags.get(r["id"], [])
-    return runs
+def find_existing(spec_hashes: Iterable[str], *, url: str | None = None,
+                  engine: Engine | None = None) -> dict[str, list[int]]:
+    """Runs already in the database with these spec hashes: {hash: [run ids, ascending]} (only hashes found)."""
+    hashes = list(dict.fromkeys(spec_hashes))
+    out: dict[str, list[int]] = {}
+    with engine_of(url, engine).connect() as conn:
+        for k in range(0, len(hashes), 500):
+            rows = conn.execute(select(Run.spec_hash, Run.id).where(Run.spec_hash.in_(hashes[k:k + 500]))
+                                .order_by(Run.id))
+            for h, rid in rows:
+                out.setdefault(h, []).append(rid)
+    return out
 
+
+def status_counts(*, url: str | None = None, engine: Engine | None = None) -> dict[str, int]:
+    """The number of runs in each status (statuses with none are left out)."""
+    with engine_of(url, engine).connect() as conn:
+        return dict(conn.execute(select(Run.status, func.count()).group_by(Run.status)).all())
+
+
+def filter_options(*, url: str | None = None, engine: Engine | None = None) -> dict[str, list[Any]]:
+    """Distinct values for the filter widgets (tags and the denormalized spec columns), and the 500
+    newest sweeps."""
+    out: dict[str, list[Any]] = {}
+    with engine_of(url, engine).connect() as conn:
+        out["tags"] = [t for (t,) in conn.execute(select(RunTag.tag).distinct().order_by(RunTag.tag))]
+        for col in ("task", "cell", "activation", "init", "clip", "seq_len", "hidden_size", "num_layers", "owner"):
+            c = getattr(Run, col)
+            out[col] = [v for (v,) in conn.execute(select(c).distinct().where(c.is_not(None)).order_by(c))]
+        out["sweeps"] = [dict(r) for r in conn.execute(
+            select(Sweep.id, Sweep.name, Sweep.n_runs).order_by(Sweep.id.desc()).limit(500)).mappings()]
+    return out
+
+
+def timing_samples(limit: int = 500, *, url: str | None = None, engine: Engine | None = None) -> pd.DataFrame:
+    """Seconds per optimizer step of recent finished runs, with their size, for time estimates."""
+    with engine_of(url, engine).connect() as conn:
+        q = (select(Run.id, Run.cell, Run.hidden_size, Run.seq_len, Run.num_layers, Run.spec,
+                    func.sum(Epoch.train_seconds + Epoch.diag_seconds).label("seconds"),
+                    func.sum(Epoch.steps).label("steps"))
+             .join(Epoch, Epoch.run_id == Run.id)
+             .where(Run.status == "succeeded").group_by(Run.id).order_by(Run.id.desc()).limit(limit))
+        df = pd.DataFrame(conn.execute(q).mappings().all(),
+                          columns=["id", "cell", "hidden_size", "seq_len", "num_layers", "spec", "seconds", "steps"])
+    if df.empty:
+        return df
+    df["batch_size"] = [s.get("batch_size", 64) for s in df["spec"]]
+    return df.drop(columns="spec")
+
+
+# ------------------------------------------------------------------------------------------------
+# One run's epochs, as the engine reported them (re-derivation, export)
+# ------------------------------------------------------------------------------------------------
 
 def epoch_records(run_id: int, *, url: str | None = None) -> list[EpochRecord]:
     """Every recorded epoch of a run as EpochRecords (NaN/inf restored; profiles at stored precision)."""

@@ -3,7 +3,8 @@
 Every function takes ``url`` (default: the settings' database). Each call is one short
 transaction. Writes that a redelivered or resumed run may repeat are idempotent: an epoch's rows
 are replaced, a claim succeeds only once, and a worker that lost its run cannot write to it.
-Heartbeats and the reaper live in db.liveness, the matching reads in db.reads (both re-exported).
+Heartbeats and the reaper live in db.liveness, the reads of runs in db.reads (the one read API of
+the runs, shared with the dashboard's db.queries); both are re-exported here.
 """
 
 from __future__ import annotations
@@ -15,13 +16,22 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 
 from db.attempts import check_owned, close_attempt, db_now, fence, forward, now, owned
 from db.codec import epoch_rows, info_row, is_nan
 from db.engine import session
 from db.errors import LostOwnership, RunNotFound, RunStateError
-from db.liveness import Reaped, heartbeat, list_workers, reap_lost, released_by, run_heartbeat, worker_stopped
+from db.liveness import (
+    Reaped,
+    heartbeat,
+    list_workers,
+    lost_run,
+    reap_lost,
+    released_by,
+    run_heartbeat,
+    worker_stopped,
+)
 from db.models import (
     FINAL_STATUSES,
     Checkpoint,
@@ -36,7 +46,7 @@ from db.models import (
     Sweep,
     Worker,
 )
-from db.reads import epoch_records, epoch_scalars, get_run, list_runs
+from db.reads import epoch_records, epoch_scalars, find_existing, get_run, list_runs, runs_by_ids
 from rnnlab.records import EpochRecord, RunInfo
 from rnnlab.spec import SPEC_VERSION, JobSpec, SweepSpec
 
@@ -45,7 +55,8 @@ __all__ = [
     "code_version", "create_runs", "delete_run", "epoch_records", "epoch_scalars", "fail_unsent",
     "find_existing", "finish_run", "get_run", "heartbeat", "list_runs", "list_workers", "load_checkpoint",
     "queue_for", "reap_lost", "record_diagnosis", "record_epoch", "record_info", "release_run", "released_by",
-    "request_cancel", "requeue_run", "run_heartbeat", "save_checkpoint", "set_notes", "set_tags", "worker_stopped",
+    "request_cancel", "requeue_run", "run_heartbeat", "runs_by_ids", "save_checkpoint", "set_notes", "set_tags",
+    "worker_stopped",
 ]
 
 QUEUES = ("cpu", "gpu")
@@ -140,19 +151,6 @@ def fail_unsent(run_ids: int | Iterable[int], message: str, *, url: str | None =
                       .values(status="failed", message=message, finished_at=now()))
 
 
-def find_existing(spec_hashes: Iterable[str], *, url: str | None = None) -> dict[str, list[int]]:
-    """Runs already in the database with these spec hashes: {hash: [run ids]} (only hashes found)."""
-    hashes = list(set(spec_hashes))
-    out: dict[str, list[int]] = {}
-    with session(url) as s:
-        for i in range(0, len(hashes), 500):
-            rows = s.execute(select(Run.spec_hash, Run.id).where(Run.spec_hash.in_(hashes[i:i + 500]))
-                             .order_by(Run.id))
-            for h, run_id in rows:
-                out.setdefault(h, []).append(run_id)
-    return out
-
-
 # --------------------------------------------------------------------------------------------
 # The run lifecycle (worker side)
 # --------------------------------------------------------------------------------------------
@@ -170,7 +168,7 @@ def claim_run(run_id: int, worker: str, *, stale_after_s: float | None = None,
         claimable = Run.status == "queued"
         if stale_after_s is not None:
             cutoff = t - dt.timedelta(seconds=stale_after_s)
-            claimable = or_(claimable, and_(Run.status == "running", Run.heartbeat_at < cutoff))
+            claimable = or_(claimable, lost_run(cutoff))
         prev = s.execute(select(Run.status, Run.worker, Run.attempts, Run.max_attempts)
                          .where(Run.id == run_id)).one_or_none()
         if prev is None:

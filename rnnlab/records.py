@@ -22,6 +22,37 @@ HIST_EDGES = [HIST_LOG10_MIN + i * HIST_BIN_WIDTH for i in range(HIST_NBINS + 1)
 HIST_LEN = HIST_NBINS + 2  # with the underflow and overflow bins
 
 OUTCOMES = ("succeeded", "diverged", "cancelled")
+# Every state of a run (the runs.status column), and the final ones: a run in one of these never changes
+# again (it is not claimed, reaped or resumed). The one definition, shared by the database, CLI and dashboard.
+RUN_STATUSES = ("queued", "running", "succeeded", "failed", "diverged", "cancelled")
+FINAL_STATUSES = ("succeeded", "failed", "diverged", "cancelled")
+
+
+def run_label(run: Any) -> str:
+    """The one short human label of a run: '#12 lstm adding T=100 h128x1 s0 · name'.
+
+    ``run`` is a runs row (a dict or a pandas Series: id, cell, activation, task, seq_len,
+    hidden_size, num_layers, seed, name) or any mapping with those keys; without an ``id`` (a spec not
+    yet submitted) the '#12 ' is left out, without a name the ' · name'. The activation shows for
+    vanilla cells only ('rnn/relu'), the cell's one free choice."""
+    g = run.get if hasattr(run, "get") else run.__getitem__
+
+    def text(key: str) -> str | None:
+        v = g(key)
+        return v if isinstance(v, str) and v else None   # None, or NaN where a DataFrame column mixes
+
+    def num(key: str) -> str:
+        v = g(key)
+        return "?" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(v))
+
+    cell, act = text("cell") or "?", text("activation")
+    run_id = g("id")
+    base = (f"{cell}{'/' + act if cell == 'rnn' and act else ''} {text('task') or '?'} T={num('seq_len')} "
+            f"h{num('hidden_size')}x{num('num_layers')} s{num('seed')}")
+    if run_id is not None and not (isinstance(run_id, float) and math.isnan(run_id)):
+        base = f"#{int(run_id)} {base}"
+    name = text("name")
+    return f"{base} · {name}" if name else base
 
 
 @dataclass

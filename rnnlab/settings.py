@@ -1,4 +1,5 @@
-"""Deployment settings (URLs, secrets, limits), read from RNNLAB_* environment variables or .env.
+"""Deployment settings (URLs, secrets, limits, sign-in), read from RNNLAB_* environment variables or .env:
+the one settings class of rnnlab.
 
 Embedded defaults need no server: SQLite in ``$RNNLAB_HOME/rnnlab.db`` and kombu's filesystem
 broker under ``$RNNLAB_HOME/broker``. Teams set RNNLAB_DATABASE_URL (postgresql+psycopg://…) and
@@ -36,6 +37,28 @@ class Settings(BaseSettings, Limits):
     visibility_timeout: int = Field(7 * 24 * 3600, description="Redis: seconds before an unacked job is redelivered")
     sql_timeout_seconds: float = Field(10.0, gt=0, description="statement timeout of the SQL console")
     sql_row_limit: int = Field(10_000, ge=1, description="row limit of the SQL console")
+    # sign-in (dashboard.auth, rnnlab.users, `rnnlab up`)
+    auth: Literal["auto", "none", "users", "oidc"] = Field(
+        "auto", description="auto: oidc if secrets have [auth], else users if the users file has any, else none"
+    )
+    users_file: Path | None = Field(None, description="users file; default $RNNLAB_HOME/users.yaml")
+    oidc_default_role: Literal["viewer", "member", "admin"] = Field(
+        "viewer", description="role of an OIDC user who is not in the users file"
+    )
+    oidc_provider: str | None = Field(None, description="provider name for st.login, if [auth] has several")
+    trusted_proxies: str = Field(
+        "", description="comma-separated addresses of reverse proxies whose X-Forwarded-For names the client "
+        "(for sign-in throttling); 127.0.0.1 for a proxy on this host. Empty: the TCP peer is the client"
+    )
+
+    @property
+    def trusted_proxy_set(self) -> set[str]:
+        return {a.strip() for a in self.trusted_proxies.split(",") if a.strip()}
+
+    @property
+    def users_path(self) -> Path:
+        return self.users_file or self.home / "users.yaml"
+
     @property
     def db_url(self) -> str:
         if self.database_url:

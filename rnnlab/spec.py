@@ -24,6 +24,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 from pydantic_core import PydanticCustomError
 
+from rnnlab.records import run_label
+
 SPEC_VERSION = 1
 
 Cell = Literal["rnn", "lstm", "gru"]
@@ -385,11 +387,11 @@ class JobSpec(_Strict):
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
     def label(self) -> str:
-        """A short human label: 'lstm adding T=100 h128x1 s0', then ' · name' when the spec has one."""
-        act = f"/{self.act}" if self.cell == "rnn" else ""
-        base = (f"{self.cell}{act} {self.task.name} T={self.task.seq_len} "
-                f"h{self.hidden_size}x{self.num_layers} s{self.seed}")
-        return f"{base} · {self.name}" if self.name else base
+        """The run label of rnnlab.records.run_label without a run id: 'lstm adding T=100 h128x1 s0',
+        then ' · name' when the spec has one."""
+        return run_label({"cell": self.cell, "activation": self.act, "task": self.task.name,
+                          "seq_len": self.task.seq_len, "hidden_size": self.hidden_size,
+                          "num_layers": self.num_layers, "seed": self.seed, "name": self.name})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ The file (RNNLAB_USERS_FILE, default ``$RNNLAB_HOME/users.yaml``) looks like::
 
 A file rather than a database table keeps login independent of the results schema and lets an
 operator manage users before the database exists. Writes are atomic (temp file + rename) under a
-lock file, and the file is created with mode 0600. Login settings (RNNLAB_AUTH, ...) are read here
-too, so that the CLI and the dashboard agree on them.
+lock file, and the file is created with mode 0600. Login settings (RNNLAB_AUTH, RNNLAB_USERS_FILE, ...)
+are fields of rnnlab.settings.Settings, so that the CLI and the dashboard agree on them.
 """
 
 from __future__ import annotations
@@ -22,46 +22,15 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import bcrypt
 import yaml
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROLES = ("viewer", "member", "admin")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}")
 MIN_PASSWORD_LEN = 8
 MAX_PASSWORD_BYTES = 72      # bcrypt uses only the first 72 bytes; longer ones are refused
 BCRYPT_ROUNDS = 12
-
-
-class AuthSettings(BaseSettings):
-    """Login settings of the dashboard, from RNNLAB_* environment variables or .env."""
-
-    model_config = SettingsConfigDict(env_prefix="RNNLAB_", env_file=".env", extra="ignore")
-
-    auth: Literal["auto", "none", "users", "oidc"] = Field(
-        "auto", description="auto: oidc if secrets have [auth], else users if the users file has any, else none"
-    )
-    users_file: Path | None = Field(None, description="users file; default $RNNLAB_HOME/users.yaml")
-    home: Path = Field(Path.home() / ".rnnlab", description="data folder (as in rnnlab.settings)")
-    oidc_default_role: Literal["viewer", "member", "admin"] = Field(
-        "viewer", description="role of an OIDC user who is not in the users file"
-    )
-    oidc_provider: str | None = Field(None, description="provider name for st.login, if [auth] has several")
-    trusted_proxies: str = Field(
-        "", description="comma-separated addresses of reverse proxies whose X-Forwarded-For names the client "
-        "(for sign-in throttling); 127.0.0.1 for a proxy on this host. Empty: the TCP peer is the client"
-    )
-
-    @property
-    def trusted_proxy_set(self) -> set[str]:
-        return {a.strip() for a in self.trusted_proxies.split(",") if a.strip()}
-
-    @property
-    def users_path(self) -> Path:
-        return self.users_file or self.home / "users.yaml"
 
 
 @dataclass(frozen=True)
@@ -101,8 +70,10 @@ def hash_password(password: str) -> str:
 
 
 def default_path() -> Path:
-    """The users file named by the settings."""
-    return AuthSettings().users_path
+    """The users file named by the settings (read afresh: RNNLAB_USERS_FILE may change at run time)."""
+    from rnnlab.settings import Settings
+
+    return Settings().users_path
 
 
 def load_users(path: Path | None = None) -> dict[str, UserRecord]:

@@ -25,8 +25,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rnnlab.records import FINAL_STATUSES as FINAL
+
 REPO = Path(__file__).resolve().parents[2]
-FINAL = ("succeeded", "failed", "diverged", "cancelled")
 HEARTBEAT_S, LOST_AFTER_S = 0.5, 5.0
 BASE = {"hidden_size": 8, "task": {"name": "adding", "seq_len": 10}, "batch_size": 8, "probe": {"batch_size": 4},
         "device": "cpu"}

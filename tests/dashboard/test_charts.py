@@ -267,7 +267,7 @@ def test_sweep_labels_show_their_quotes_and_stay_inert():
 
     names = ['clip-sweep · clip={"mode":"norm","max_norm":1.0}', "it's <b>bold</b> & more"]
     runs = pd.DataFrame([{"id": i + 1, "cell": "rnn", "activation": "tanh", "task": "adding", "seq_len": 50,
-                          "num_layers": 1, "seed": 0, "name": n} for i, n in enumerate(names)])
+                          "hidden_size": 32, "num_layers": 1, "seed": 0, "name": n} for i, n in enumerate(names)])
     labels = labels_of(runs)
     for (_, row), label in zip(runs.iterrows(), labels.values()):
         assert plotly_text(label) == run_label(row), label
@@ -280,12 +280,12 @@ def test_a_run_without_a_name_has_no_name_in_its_label():
     from dashboard.views import labels_of
 
     runs = pd.DataFrame([{"id": 1, "cell": "lstm", "activation": None, "task": "adding", "seq_len": 50,
-                          "num_layers": 1, "seed": 0, "name": None},
+                          "hidden_size": 32, "num_layers": 1, "seed": 0, "name": None},
                          {"id": 2, "cell": "lstm", "activation": None, "task": "adding", "seq_len": 50,
-                          "num_layers": 1, "seed": 0, "name": "named"}])
+                          "hidden_size": 32, "num_layers": 1, "seed": 0, "name": "named"}])
     runs.loc[0, "name"] = np.nan  # what a mixed column from the database holds
-    assert labels_of(runs) == {1: "#1 lstm adding T=50 L1 s0", 2: "#2 lstm adding T=50 L1 s0 · named"}
-    assert run_label(runs.iloc[0]) == "#1 lstm adding T=50 L1 s0"
+    assert labels_of(runs) == {1: "#1 lstm adding T=50 h32x1 s0", 2: "#2 lstm adding T=50 h32x1 s0 · named"}
+    assert run_label(runs.iloc[0]) == "#1 lstm adding T=50 h32x1 s0"
 
 
 def test_band_legend_names_are_escaped_once():

@@ -79,15 +79,19 @@ def test_histograms_and_workers(seeded):
     eng = q.engine_for(url)
     h = q.histograms(ids["cells"][:2], None, "weight_hh_l0", engine=eng)
     assert len(h) == 2 and all(len(c) == 50 for c in h["counts"])
-    w = q.workers(engine=eng, lost_after_s=3600)
-    assert w["alive"].tolist() == [True]
-    assert q.workers(engine=eng, lost_after_s=0)["alive"].tolist() == [False]
+    w = q.list_workers(engine=eng, lost_after_s=3600)
+    assert [(x["alive"], x["state"]) for x in w] == [(True, "alive")]
+    assert [(x["alive"], x["state"]) for x in q.list_workers(engine=eng, lost_after_s=0)] == [(False, "lost")]
 
 
-def test_find_existing_matches_the_store(seeded):
-    url, _ = seeded
+def test_find_existing_lists_every_run_of_a_hash_in_id_order(seeded):
+    url, ids = seeded
     h = spec("rnn", seed=0).spec_hash()
-    assert q.find_existing([h, "0" * 64], engine=q.engine_for(url)) == store.find_existing([h], url=url)
+    # one run of the seed lab has this spec; a second one is submitted with it
+    (first,) = q.find_existing([h], engine=q.engine_for(url))[h]
+    (again,) = store.create_runs([spec("rnn", seed=0)], url=url)
+    assert q.find_existing([h, "0" * 64, h], engine=q.engine_for(url)) == {h: [first, again]}
+    assert store.find_existing is q.find_existing   # one implementation, whichever module it is read from
 
 
 WRITES = [

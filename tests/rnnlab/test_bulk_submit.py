@@ -23,10 +23,10 @@ def test_a_thousand_runs_reach_redis_each_once_in_order(db_url, broker_factory):
     specs = [parse_spec({**TINY, "seed": i, "device": "cuda" if i % 10 == 0 else "cpu"}) for i in range(1000)]
     ids = submit(specs, tags=["bulk"], url=db_url, app=app)
     assert len(ids) == 1000 and len(set(ids)) == 1000
-    runs = {r["id"]: r for r in store.list_runs(limit=2000, url=db_url)}
-    assert [runs[i]["seed"] for i in ids] == list(range(1000))            # ids follow the specs' order
-    assert all(runs[i]["message"] is None and runs[i]["status"] == "queued" for i in ids)
-    assert all(runs[i]["tags"] == ["bulk"] for i in ids)
+    runs = store.runs_by_ids(ids, url=db_url)
+    assert runs["id"].tolist() == ids and runs["seed"].tolist() == list(range(1000))  # ids follow the specs' order
+    assert runs["message"].isna().all() and (runs["status"] == "queued").all()
+    assert (runs["tags"] == "bulk").all()
     assert waiting_function(app)() == set(ids)                            # every run has a message
     r = redis_py.Redis.from_url(broker.url)
     cpu, gpu = (r.llen(f"{broker.prefix}{q}") for q in ("cpu", "gpu"))
@@ -92,7 +92,9 @@ def _cap_database(url: str):
 
 
 def _run_ids(url: str) -> list[int]:
-    return sorted(r["id"] for r in store.list_runs(limit=10_000, url=url))
+    runs, total = store.list_runs(page_size=1000, url=url)
+    assert total == len(runs)
+    return sorted(runs["id"].tolist())
 
 
 def test_a_full_database_refuses_the_submission_and_creates_nothing(sqlite_url, fs_broker):

@@ -1,6 +1,7 @@
 """Engine overhead: instrumented training vs a plain PyTorch loop over the same model, task and steps.
 
 Run:  .venv/bin/python bench/engine_overhead.py [--cells lstm gru rnn] [--epochs 2] [--steps 50]
+      .venv/bin/python bench/engine_overhead.py --peers --threads 1   (needs: pip install -e '.[bench]')
 
 Two measurements, both in this one process:
 - paired: the engine's own step and diagnostics (``Trainer.step``, ``diagnose_epoch`` and the
@@ -10,6 +11,16 @@ Two measurements, both in this one process:
   the one that survives other processes sharing the machine; use --threads 1 for it to be exact);
 - end to end: wall time of ``models.train`` vs the plain loop run back to back (best of --repeats).
 Then the unrolled vanilla cell (custom activations) vs a plain hand-written loop and TorchScript.
+
+--peers: rnnlab next to other tools that instrument the same plain loop, each a whole run of
+epochs × steps (default 2 × 50, LSTM), as a ratio to the plain loop measured in the same repeat:
+``models.train`` at the default cadence (epoch 0, held-out evaluation, probe, histograms and a
+packed checkpoint every epoch), ``models.train`` with ``probe.budget``, ``wandb.watch(log='gradients')``
+every step and every 10 steps (offline: WANDB_MODE=offline, nothing leaves the machine; the loss
+is wandb.log'ged every step, which is what commits the histograms), and TensorBoard's
+``add_histogram`` of every gradient every step and every 10 steps. Repeats rotate the order;
+ratios are medians over repeats of this process's CPU time (all its threads; wandb's separate
+service process is not counted) and of wall time.
 """
 
 from __future__ import annotations
@@ -155,6 +166,148 @@ def unrolled_table(args) -> None:
         print(f"| {name} | {1e3 * statistics.median(ts):.1f} |", flush=True)
 
 
+# -- --peers: rnnlab next to wandb.watch and TensorBoard histograms ------------------------------
+
+def _plain_run(spec, hook=None) -> None:
+    """The plain loop over all epochs × steps; ``hook(loop, global_step, loss)`` after each step."""
+    p = PlainLoop(spec)
+    n = 0
+    for e in range(1, spec.epochs + 1):
+        for s in range(spec.steps_per_epoch):
+            b = p.task.batch(e, s, spec.batch_size)
+            loss = p.task.loss(p.net(b.x), b.y)
+            p.opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(p.net.parameters(), CLIP)
+            p.opt.step()
+            if hook is not None:
+                hook(p, n, loss)
+            n += 1
+    return p
+
+
+def _wandb_run(spec, freq: int) -> None:
+    import wandb
+
+    p = PlainLoop(spec)   # built first so that watch() can hook it; the loop below reuses it
+    run = wandb.init(project="rnnlab-bench", mode="offline", reinit="finish_previous",
+                     settings=wandb.Settings(silent=True, console="off"))
+    wandb.watch(p.net, log="gradients", log_freq=freq)
+    t = _Clock()
+    n = 0
+    for e in range(1, spec.epochs + 1):
+        for s in range(spec.steps_per_epoch):
+            b = p.task.batch(e, s, spec.batch_size)
+            loss = p.task.loss(p.net(b.x), b.y)
+            p.opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(p.net.parameters(), CLIP)
+            p.opt.step()
+            wandb.log({"loss": loss.item()}, step=n)
+            n += 1
+    out = t.stop()
+    run.finish()
+    return out
+
+
+def _tensorboard_run(spec, freq: int, logdir: str) -> tuple[float, float]:
+    from torch.utils.tensorboard import SummaryWriter
+
+    w = SummaryWriter(logdir)
+
+    def hook(loop, n, loss):
+        w.add_scalar("loss", float(loss), n)
+        if n % freq == 0:
+            for name, prm in loop.net.named_parameters():
+                w.add_histogram(f"grad/{name}", prm.grad, n)
+    t = _Clock()
+    _plain_run(spec, hook)
+    w.flush()
+    out = t.stop()
+    w.close()
+    return out
+
+
+class _Clock:
+    """(wall seconds, CPU seconds of this process, all threads) since construction."""
+
+    def __init__(self):
+        self.w, self.c = time.perf_counter(), time.process_time()
+
+    def stop(self) -> tuple[float, float]:
+        return time.perf_counter() - self.w, time.process_time() - self.c
+
+
+def _timed_run(fn) -> tuple[float, float]:
+    t = _Clock()
+    fn()
+    return t.stop()
+
+
+def peers(args) -> None:
+    import os
+    import tempfile
+
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    tmp = tempfile.mkdtemp(prefix="rnnlab-peers-")
+    os.environ.setdefault("WANDB_DIR", tmp)
+    spec = spec_for(args.peer_cell, None, args)
+    budgeted = spec.model_copy(update={"probe": spec.probe.model_copy(update={"budget": args.budget})})
+    shares: dict[str, list[float]] = {"rnnlab": [], "budget": []}
+
+    def rnnlab_run(sp, key):
+        def go():
+            recs = []
+            train(sp, on_epoch=recs.append, on_checkpoint=lambda e, b: None)
+            shares[key].append(sum(r.diag_seconds for r in recs) / sum(r.train_seconds for r in recs))
+            shares[key + "_probed"] = [r.epoch for r in recs if r.probed]
+        return go
+
+    variants = {
+        "plain PyTorch loop": lambda: _timed_run(lambda: _plain_run(spec)),
+        "rnnlab models.train, default cadence (probe every epoch)": lambda: _timed_run(rnnlab_run(spec, "rnnlab")),
+        f"rnnlab models.train, probe.budget {args.budget}": lambda: _timed_run(rnnlab_run(budgeted, "budget")),
+        "wandb.watch(log='gradients', log_freq=1)": lambda: _wandb_run(spec, 1),
+        "wandb.watch(log='gradients', log_freq=10)": lambda: _wandb_run(spec, 10),
+        "TensorBoard add_histogram, every step": lambda: _tensorboard_run(spec, 1, f"{tmp}/tb1"),
+        "TensorBoard add_histogram, every 10 steps": lambda: _tensorboard_run(spec, 10, f"{tmp}/tb10"),
+    }
+    try:
+        import wandb  # noqa: F401
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+    except ImportError as e:
+        raise SystemExit(f"--peers needs the bench extra (pip install -e '.[bench]'): {e}") from None
+    names = list(variants)
+    print(f"CPU only: {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s); "
+          f"{args.peer_cell} adding T={args.seq_len}, H={args.hidden}, B={args.batch}, Adam, norm clipping; "
+          f"{args.epochs} epochs × {args.steps} steps; {args.peer_reps} repeats, order rotated; "
+          f"flush denormals: {args.flush_denormal}; load average before: {os.getloadavg()[0]:.1f}\n", flush=True)
+    _plain_run(spec.model_copy(update={"epochs": 1, "steps_per_epoch": 2}))   # warm up
+    _wandb_run(spec.model_copy(update={"epochs": 1, "steps_per_epoch": 2}), 1)
+    cpu: dict[str, list[float]] = {k: [] for k in names}
+    wall: dict[str, list[float]] = {k: [] for k in names}
+    for rep in range(args.peer_reps):
+        order = names[rep % len(names):] + names[:rep % len(names)]
+        for name in order:
+            w, c = variants[name]()
+            cpu[name].append(c)
+            wall[name].append(w)
+        print(f"  repeat {rep + 1}/{args.peer_reps} done, load average {os.getloadavg()[0]:.1f}", flush=True)
+    base = names[0]
+    print("\n| instrumentation | ratio to plain loop (CPU time, median) | ratio (wall time, median) "
+          "| CPU s per run (median) |")
+    print("|---|---|---|---|")
+    for name in names:
+        rc = statistics.median(a / b for a, b in zip(cpu[name], cpu[base]))
+        rw = statistics.median(a / b for a, b in zip(wall[name], wall[base]))
+        print(f"| {name} | {rc:.3f} | {rw:.3f} | {statistics.median(cpu[name]):.2f} |", flush=True)
+    print(f"\nrnnlab's own record, diag_seconds / train_seconds summed over the run (wall): default cadence "
+          f"{statistics.median(shares['rnnlab']):.3f}, probe.budget {args.budget} "
+          f"{statistics.median(shares['budget']):.3f} (probed epochs {shares.get('budget_probed')}); "
+          f"load average after: {os.getloadavg()[0]:.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cells", nargs="+", default=["lstm", "gru", "rnn"],
@@ -169,11 +322,19 @@ def main() -> None:
     ap.add_argument("--skip-engine", action="store_true", help="only the unrolled-cell table")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--flush-denormal", action="store_true", help="torch.set_flush_denormal(True) for both loops")
+    ap.add_argument("--peers", action="store_true",
+                    help="rnnlab vs wandb.watch and TensorBoard histograms (needs the bench extra)")
+    ap.add_argument("--peer-cell", default="lstm", choices=["lstm", "gru", "rnn"])
+    ap.add_argument("--peer-reps", type=int, default=5)
+    ap.add_argument("--budget", type=float, default=0.03, help="probe.budget of the budgeted rnnlab row")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.flush_denormal:  # both loops alike; see docs/benchmarks.md on denormals in vanishing regimes
         torch.set_flush_denormal(True)
+    if args.peers:
+        peers(args)
+        return
     if not args.skip_engine:
         print(f"CPU only (no GPU on this machine): {platform.machine()}, torch {torch.__version__}, "
               f"{torch.get_num_threads()} threads; adding T={args.seq_len}, H={args.hidden}, B={args.batch}; "

@@ -6,11 +6,12 @@ Model (docs/dashboard.md): one optimizer step of an unrolled cell costs about
 when the database has finished runs, the estimate is rescaled by the median ratio of their measured
 seconds per step (training + diagnostics) to this model.
 
-Wall time: a run is trained by one worker, so more workers never make one run faster. The runs are
-scheduled longest first on the least-loaded worker; the estimate is when the last one ends: never
-less than the longest run, never less than the total divided by the workers, and ⌈runs / workers⌉
-runs' time when the runs are alike. Count only the runs that will be submitted (duplicates that the
-submission skips are not work; ``dashboard.sweeps.to_submit``).
+Wall time: a run is trained by one worker, so more workers never make one run faster. The runs
+start in the order they are submitted (the queue's order), each on the first worker to be free; the
+estimate is when the last one ends: never less than the longest run, never less than the total
+divided by the workers, and ⌈runs / workers⌉ runs' time when the runs are alike. Count only the
+runs that will be submitted (duplicates that the submission skips are not work;
+``dashboard.sweeps.to_submit``).
 """
 
 from __future__ import annotations
@@ -66,9 +67,9 @@ def fmt(s: float) -> str:
 
 def wall_seconds(times: Sequence[float], workers: int) -> float:
     """When the last of these runs ends on ``workers`` identical workers, one run per worker at a time,
-    longest run first onto the least-loaded worker."""
+    taken in this order (the submission's) by the first worker to be free."""
     loads = [0.0] * max(1, min(int(workers), len(times)))
-    for t in sorted(times, reverse=True):
+    for t in times:
         heapq.heappush(loads, heapq.heappop(loads) + t)
     return max(loads) if times else 0.0
 

@@ -1,0 +1,175 @@
+"""Studies: every built-in study with its claim and last verdict, run with one click, its progress, and
+a result page (?study=NAME&scale=cpu): the claim, the deciding figures, the numbers with seed
+intervals, the verdict and what differs from the paper, plus the report (HTML, Markdown) to download.
+The same code as `rnnlab study` (studies.service); the studies are defined in studies/."""
+
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+import studies
+from dashboard import reads
+from dashboard.auth import can, current_user
+from dashboard.components import chart, plain, table
+from studies import service
+from studies.core import Figure, fmt
+
+user = current_user()
+qp = st.query_params
+ICON = {studies.REPRODUCED: ":material/check_circle:", studies.NOT_REPRODUCED: ":material/cancel:",
+        studies.INCONCLUSIVE: ":material/help:", studies.PENDING: ":material/hourglass_top:"}
+
+
+@st.cache_data(ttl=3, show_spinner=False)
+def _outcome(url: str, name: str, scale: str):
+    return service.outcome(studies.get(name), scale, url)
+
+
+def _verdict_line(out) -> str:
+    return f"{out.verdict} — {out.reason}"
+
+
+def _submit(name: str, scale: str) -> None:
+    if not can(user, "submit"):
+        st.session_state["_study_msg"] = ("warning", "Your role cannot submit runs.")
+        return
+    try:
+        ids = service.submit(studies.get(name), scale, owner=user.name, url=reads.db_url())
+    except ValueError as e:
+        st.session_state["_study_msg"] = ("error", str(e))
+        return
+    _outcome.clear()
+    st.session_state["_study_msg"] = ("success", f"Queued {len(ids)} runs of {name} ({scale}).")
+
+
+def _plotly(fig: Figure) -> go.Figure:
+    out = go.Figure()
+    lo = min((y for s in fig.series for y in s.y if y is not None and math.isfinite(y)), default=0.0)
+    for s in fig.series:
+        ys = [y if y is not None and math.isfinite(y) else None for y in s.y]
+        out.add_trace(go.Scatter(x=s.x, y=ys, name=s.name, mode="lines" if s.mode == "lines" else "markers",
+                                 legendgroup=s.group, marker={"size": 9}))
+        minus_inf = [x for x, y in zip(s.x, s.y) if y == -math.inf]
+        if minus_inf:   # −∞ (e.g. a gradient that never reaches step 1) drawn below the rest
+            out.add_trace(go.Scatter(x=minus_inf, y=[lo - 1] * len(minus_inf), name=f"{s.name} (−∞)",
+                                     mode="markers", marker={"symbol": "triangle-down", "size": 11}))
+    if fig.hline is not None:
+        out.add_hline(y=fig.hline[0], line_dash="dot", annotation_text=fig.hline[1])
+    out.update_layout(title=fig.title, xaxis_title=fig.xlabel, yaxis_title=fig.ylabel, height=360,
+                      margin={"t": 50, "b": 40})
+    if fig.log_y:
+        out.update_yaxes(type="log")
+    return out
+
+
+def _list() -> None:
+    st.title("Studies")
+    st.caption("Each study tests one published claim on ≥ 3 seeds and decides it from the stored runs: "
+               "reproduced, not reproduced, or inconclusive (add seeds). `rnnlab study` does the same.")
+    url = reads.db_url()
+    for st_ in studies.STUDIES.values():
+        with st.container(border=True):
+            st.subheader(plain(f"{st_.title} ({st_.name} v{st_.version})"))
+            st.markdown(f"**Claim.** {plain(st_.claim)}")
+            st.caption(plain(f"Source: {st_.source}"))
+            cols = st.columns(len(st_.scales))
+            for col, scale in zip(cols, st_.scales):
+                out = _outcome(url, st_.name, scale)
+                done = sum(v for k, v in out.counts.items() if k not in ("queued", "running"))
+                with col:
+                    st.markdown(f"{ICON[out.verdict]} **{plain(scale)}**: {plain(_verdict_line(out))}")
+                    st.progress(min(1.0, done / out.expected_runs) if out.expected_runs else 0.0,
+                                text=f"{done} of {out.expected_runs} runs finished")
+                    c1, c2 = st.columns(2)
+                    c1.button("Open", key=f"open-{st_.name}-{scale}", on_click=_open, args=(st_.name, scale))
+                    if not out.counts:
+                        c2.button(f"Run ({st_.n_runs(scale)} runs)", key=f"run-{st_.name}-{scale}",
+                                  on_click=_submit, args=(st_.name, scale), disabled=not can(user, "submit"),
+                                  type="primary" if scale == "cpu" else "secondary")
+
+
+def _open(name: str, scale: str) -> None:
+    qp["study"], qp["scale"] = name, scale
+
+
+def _back() -> None:
+    qp.pop("study", None)
+    qp.pop("scale", None)
+
+
+def _result(name: str, scale: str) -> None:
+    study = studies.get(name)
+    st.button("All studies", icon=":material/arrow_back:", on_click=_back)
+    st.title(plain(f"{study.title} ({study.name} v{study.version}, {scale})"))
+    st.markdown(f"**Claim.** {plain(study.claim)}")
+    st.caption(plain(f"Source: {study.source}"))
+
+    @st.fragment(run_every=5)
+    def live() -> None:
+        out = _outcome(reads.db_url(), name, scale)
+        done = sum(v for k, v in out.counts.items() if k not in ("queued", "running"))
+        box = {studies.REPRODUCED: st.success, studies.NOT_REPRODUCED: st.error}.get(out.verdict, st.warning)
+        box(f"**Verdict: {plain(out.verdict)}** — {plain(out.reason)}.", icon=ICON[out.verdict])
+        st.progress(min(1.0, done / out.expected_runs) if out.expected_runs else 0.0,
+                    text=plain(f"{done} of {out.expected_runs} runs finished; "
+                               + (", ".join(f"{k} {v}" for k, v in sorted(out.counts.items())) or "none submitted")
+                               + f"; tag {out.tag}"))
+        if not out.counts:
+            st.button(f"Run this study ({study.n_runs(scale)} runs)", on_click=_submit, args=(name, scale),
+                      disabled=not can(user, "submit"), type="primary")
+        if out.checks:
+            seeds = out.seeds_complete
+            st.subheader("Checks, seed by seed")
+            rows = [{"check": c.text, **{f"seed {s}": "holds" if c.per_seed.get(s) else "FAILS" for s in seeds}}
+                    for c in out.checks]
+            table(pd.DataFrame(rows), f"{name}-checks", "study_checks")
+        for i, f in enumerate(out.figures):
+            chart(_plotly(f), f"{name}-{scale}-{i}", key=f"fig-{i}")
+        if out.numbers:
+            st.subheader("Numbers (mean over seeds, 95% t interval, range)")
+            seeds = out.seeds_complete
+            table(pd.DataFrame([{"quantity": n.label, "group": n.group, "mean [95% CI; range]": n.text(),
+                                 **{f"seed {s}": fmt(n.per_seed.get(s, math.nan), n.fmt) for s in seeds}}
+                                for n in out.numbers]), f"{name}-numbers", "study_numbers")
+            with st.expander("The SQL that re-derives each number"):
+                for q in dict.fromkeys(n.sql for n in out.numbers):
+                    st.code(q, language="sql")
+            from studies import report
+
+            html = report.html(study, out, url=reads.db_url(), code_version=_code_version())
+            md = report.markdown(study, out, url=reads.db_url(), code_version=_code_version())
+            c1, c2 = st.columns(2)
+            c1.download_button("Report (HTML)", html, f"study-{name}-{scale}.html", "text/html")
+            c2.download_button("Report (Markdown)", md, f"study-{name}-{scale}.md", "text/markdown")
+
+    live()
+    st.subheader("What differs from the paper")
+    for s, sc in study.scales.items():
+        st.markdown(plain(f"{s} ({study.n_runs(s)} runs{', ' + sc.budget if sc.budget else ''}): {sc.differs}"))
+    if study.notes:
+        st.caption(plain(study.notes))
+
+
+@st.cache_resource(show_spinner=False)
+def _code_version() -> str:
+    from db.store import code_version
+
+    return code_version()
+
+
+name, scale = qp.get("study"), qp.get("scale", "cpu")
+if name is not None and name not in studies.STUDIES:
+    st.warning(plain(f"study: there is no study {name[:60]!r}; known: {', '.join(studies.STUDIES)}."))
+    name = None
+if name is not None and scale not in studies.get(name).scales:
+    st.warning(plain(f"scale: got {scale[:40]!r}; allowed: {', '.join(studies.get(name).scales)}; showing cpu."))
+    scale = "cpu"
+msg = st.session_state.pop("_study_msg", None)
+if msg:
+    getattr(st, msg[0])(plain(msg[1]))
+if name is None:
+    _list()
+else:
+    _result(name, scale)

@@ -72,3 +72,38 @@ def test_worker_and_rnnlab_train_end_a_run_alike(settings_db, tmp_path):
             assert " (at " in cli_run["message"], cli_run["message"]
         for run in (worker_run, cli_run):
             store.delete_run(run["id"], url=settings_db)
+
+
+def test_rnnlab_train_leaves_a_run_taken_over_by_a_worker(settings_db):
+    """`rnnlab train` stalled past the lost-after time (here: reaped at once) and a worker claimed its run:
+    it stops and leaves the run to that worker, as a worker does, instead of failing it or crashing.
+    Old code: LostOwnership escaped train_foreground."""
+    import threading
+    import time
+
+    url = settings_db
+    spec = parse_spec({**BASE, "epochs": 400, "steps_per_epoch": 20})
+    taken = {}
+
+    def take_over():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            run = store.get_run(1, url=url)   # train's run: the first in the database
+            if run is not None and run["epochs_done"] >= 1:
+                time.sleep(0.05)
+                assert store.reap_lost(0.0, url=url).requeued == [{"id": 1, "queue": "cpu"}]
+                taken.update(store.claim_run(1, "w2@host", url=url))
+                return
+            time.sleep(0.02)
+        store.request_cancel(1, url=url)   # never got going: stop it rather than train 400 epochs
+
+    thread = threading.Thread(target=take_over)
+    thread.start()
+    out = io.StringIO()
+    code = train_foreground(spec, json_out=None, record=True, owner="tester", tags=[],
+                            console=Console(file=out, width=200))
+    thread.join()
+    assert taken["attempt"] == 2, taken
+    assert code == EXIT["failed"] and "left to the worker that took it over" in out.getvalue(), out.getvalue()
+    run = store.get_run(1, url=url)
+    assert (run["status"], run["worker"], run["attempts"]) == ("running", "w2@host", 2)   # the new owner's

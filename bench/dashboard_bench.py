@@ -1,8 +1,9 @@
-"""Dashboard speed: the Compare page with 12 runs × 100 epochs × T=1000 × 2 layers, and the Runs
-page with 5,000 runs. Seeds real SQLite databases through db.store, then times the page scripts
-(Streamlit AppTest: every query, the downsampling and the Plotly figures, i.e. the server's work)
-with cold and warm caches, plus the main queries alone; ``--browser`` also times a real Chromium
-load of each page until Streamlit reports it idle.
+"""Dashboard speed: the Compare page with 12 runs × 100 epochs × T=1000 × 2 layers, the Runs
+page with 5,000 and 10,000 runs (``--only runs``), and the Explorer with 10,000 runs. Seeds real
+SQLite databases through db.store, then times the page scripts (Streamlit AppTest: every query,
+the downsampling and the Plotly figures, i.e. the server's work) with cold and warm caches, plus
+the main queries alone; ``--browser`` also times a real Chromium load of each page until Streamlit
+reports it idle.
 
     .venv/bin/python bench/dashboard_bench.py [--dir /tmp/rnnlab-bench] [--browser]
 """
@@ -142,6 +143,58 @@ def bench_runs(url: str, home: Path) -> dict[str, str]:
     for name, (filters, page) in cases.items():
         _, med = _timed(lambda: q.list_runs(filters, page, 50, engine=eng), repeat=4)
         out[name] = f"{med * 1000:.0f} ms"
+    return out
+
+
+def _runs_run(query: dict[str, str], cold: bool) -> tuple[float, float]:
+    """(wall, CPU) seconds of one run of the Runs page script with this URL query (the table, the
+    counts, the workers panel and the saved views: the server's work of one page load)."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.run()
+    at.switch_page("app_pages/runs.py")
+    if cold:
+        st.cache_data.clear()
+    wall, cpu = time.perf_counter(), time.process_time()
+    at.run()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    errors = [e.value for e in list(at.exception) + list(at.error)]
+    if errors or not len(at.dataframe):
+        raise RuntimeError(f"runs: {errors or 'no table drawn'}")
+    return wall, cpu
+
+
+def seed_runs_10k(url: str) -> None:
+    """seed_many with 10,000 runs, and notes on every 10th run (the search reads them)."""
+    from sqlalchemy import update
+
+    from db.engine import session
+    from db.models import Run
+
+    seed_many(url, 10_000)
+    with session(url, write=True) as s:
+        s.execute(update(Run).where(Run.id % 10 == 0).values(notes="lr sweep: clipping at 1.0 helped"))
+
+
+def bench_runs_10k(url: str, home: Path) -> dict[str, str]:
+    from db import queries as q
+
+    use_db(url, home)
+    eng = q.engine_for(url)
+    out = {}
+    cases = {"no filter": {}, "status + cell + search (name/diagnosis/message/notes), from the URL":
+             {"status": ["queued", "succeeded"], "cell": ["lstm"], "q": "clipping"}}
+    for (name, query), cold in [(c, True) for c in cases.items()] + [(("no filter", {}), False)]:
+        runs = [_runs_run(query, cold) for _ in range(3)]
+        wall, cpu = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+        out[f"Runs page script, {'cold' if cold else 'warm'} cache, {name} (10,000 runs, 50 per page)"] = \
+            f"{wall:.2f} s (CPU {cpu:.2f} s)"
+    out["list_runs search over name/diagnosis/message/notes, 10,000 runs"] = _wall_cpu(
+        lambda: q.list_runs({"search": "clipping"}, 0, 50, engine=eng))
     return out
 
 
@@ -305,6 +358,13 @@ def main() -> None:
         results.update(bench_compare(cmp_url, base, ids))
     if args.only in (None, "runs"):
         results.update(bench_runs(many_url, base))
+        runs10k_db = base / "runs10k.db"
+        if not runs10k_db.exists():
+            upgrade(f"sqlite:///{runs10k_db}")
+            t = time.perf_counter()
+            seed_runs_10k(f"sqlite:///{runs10k_db}")
+            print(f"seeded 10,000 runs in {time.perf_counter() - t:.0f} s")
+        results.update(bench_runs_10k(f"sqlite:///{runs10k_db}", base))
     if args.postgres:
         from db import queries as q
 

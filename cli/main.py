@@ -38,6 +38,9 @@ app.command("compare")(compare)
 from cli.sql import sql as _sql  # noqa: E402
 
 app.command("sql")(_sql)
+from cli.study import study_app  # noqa: E402  (`rnnlab study list|run|status|report`)
+
+app.add_typer(study_app, name="study")
 
 out = Console()
 err = Console(stderr=True)

@@ -18,6 +18,7 @@ pages = {
     "Analysis": [
         st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
         st.Page("app_pages/strategies.py", title="Strategies", icon=":material/insights:", url_path="strategies"),
+        st.Page("app_pages/studies.py", title="Studies", icon=":material/science:", url_path="studies"),
         st.Page("app_pages/explorer.py", title="Explorer", icon=":material/scatter_plot:", url_path="explorer"),
         st.Page("app_pages/query.py", title="Query (SQL)", icon=":material/database:", url_path="query"),
     ],

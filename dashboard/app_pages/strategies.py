@@ -45,14 +45,14 @@ for other in set(SOURCES.values()) - {SOURCES[src]}:  # one source in the URL, s
     qp.pop(other, None)
 if src == "Sweep":
     sweep_ids = [s["id"] for s in opts["sweeps"]]
-    if not sweep_ids:
-        st.info("No sweep yet: submit one from New experiment (presets are a quick start), or use run ids or a tag.")
-        st.stop()
     asked, bad = page_context.run_id(qp.get("sweep"), "sweep")
     if bad:
         _warn(bad.replace("run id", "sweep id"))
     elif asked is not None and asked not in sweep_ids:
         _warn(f"sweep: there is no sweep #{asked}; showing the latest.")
+    if not sweep_ids:
+        st.info("No sweep yet: submit one from New experiment (presets are a quick start), or use run ids or a tag.")
+        st.stop()
     want = asked if asked in sweep_ids else sweep_ids[0]
     sweep = st.selectbox("Sweep", sweep_ids, index=sweep_ids.index(want), key="st_sweep", format_func=lambda i: next(
         f"#{s['id']} {s['name'] or ''} ({s['n_runs']} runs)" for s in opts["sweeps"] if s["id"] == i))

@@ -30,29 +30,63 @@ def remember(page: str, keys: tuple[str, ...]) -> None:
 
 
 def run_ids(text: str | None, field: str, limit: int) -> tuple[list[int], list[str]]:
-    """'12, 13 14' → ([12, 13, 14], problems): ids in order, duplicates dropped, at most ``limit``;
-    each problem (a token that is no run id, too many ids, too long a text) is a message naming
-    ``field`` and what is allowed."""
+    """'12, 13 14' or '3-6' → ([12, 13, 14] or [3, 4, 5, 6], problems): ids in order, duplicates dropped,
+    at most ``limit``; a range a-b means every run from a to b. Each problem (a token that is no run id,
+    a range that ends before it starts or that spans more than ``limit`` runs, too many ids, too long a
+    text) is a message naming ``field`` and what is allowed."""
     text = text or ""
     problems = []
     if len(text) > MAX_IDS_TEXT:
         problems.append(f"{field}: the list is longer than {MAX_IDS_TEXT} characters; only its start is read.")
         text = text[:MAX_IDS_TEXT].rsplit(",", 1)[0] if "," in text[:MAX_IDS_TEXT] else text[:MAX_IDS_TEXT]
-    ids, bad = [], []
+    text = _RANGE_GAP.sub(r"\1-", text)   # '3 - 6' and '3–6' are the range 3-6
+    ids: dict[int, None] = {}
+    wrong: dict[str, list[str]] = {"bad": [], "backwards": [], "too_long": []}
     for tok in (t for t in re.split(r"[\s,;]+", text) if t):
-        if _is_id(tok):
-            ids.append(int(tok))
-        else:
-            bad.append(tok[:20])
+        got, problem = _id_token(tok, limit)
+        if problem:
+            wrong[problem].append(tok[:20] if problem == "bad" else tok[:40])
+        ids.update(dict.fromkeys(got))
+        if len(ids) > limit:
+            problems += _token_problems(field, limit, wrong)
+            problems.append(f"{field}: more than {limit} runs given; at most {limit} are shown, the first {limit}.")
+            return list(ids)[:limit], problems
+    return list(ids), problems + _token_problems(field, limit, wrong)
+
+
+def _id_token(tok: str, limit: int) -> tuple[range, str | None]:
+    """The ids of one token (an id, or a range a-b of at most ``limit`` runs), or what is wrong with it:
+    'bad' (no id), 'backwards' (b < a) or 'too_long'."""
+    if _is_id(tok):
+        return range(int(tok), int(tok) + 1), None
+    lo, sep, hi = tok.partition("-")
+    if not (sep and _is_id(lo) and _is_id(hi)):
+        return range(0), "bad"
+    a, b = int(lo), int(hi)
+    if b < a:
+        return range(0), "backwards"
+    if b - a + 1 > limit:
+        return range(0), "too_long"
+    return range(a, b + 1), None
+
+
+def _token_problems(field: str, limit: int, wrong: dict[str, list[str]]) -> list[str]:
+    out = []
+    bad, backwards, too_long = wrong["bad"], wrong["backwards"], wrong["too_long"]
     if bad:
-        problems.append(f"{field}: {', '.join(repr(b) for b in bad[:5])}{' …' if len(bad) > 5 else ''} "
-                        f"{'is' if len(bad) == 1 else 'are'} not run ids (whole numbers from 1 to {MAX_ID}, "
-                        "separated by commas); ignored.")
-    ids = list(dict.fromkeys(ids))
-    if len(ids) > limit:
-        problems.append(f"{field}: {len(ids)} runs given; at most {limit} are shown, the first {limit}.")
-        ids = ids[:limit]
-    return ids, problems
+        out.append(f"{field}: {', '.join(repr(b) for b in bad[:5])}{' …' if len(bad) > 5 else ''} "
+                   f"{'is' if len(bad) == 1 else 'are'} not run ids (whole numbers from 1 to {MAX_ID}, "
+                   "separated by commas, or ranges such as 3-6); ignored.")
+    if backwards:
+        out.append(f"{field}: the range {', '.join(backwards[:3])} ends before it starts (write the smaller id "
+                   "first, e.g. 3-6); ignored.")
+    if too_long:
+        out.append(f"{field}: the range {', '.join(too_long[:3])} spans more than {limit} runs, the most allowed "
+                   "here; ignored.")
+    return out
+
+
+_RANGE_GAP = re.compile(r"(\d)\s*[-\u2013]\s*(?=\d)")
 
 
 def run_id(text: str | None, field: str = "run") -> tuple[int | None, str | None]:

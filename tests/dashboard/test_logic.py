@@ -278,3 +278,31 @@ def test_the_varying_factor_is_picked_by_default():
     runs = pd.DataFrame({"spec": [parse_spec({"num_layers": n, "seed": s}).to_dict() for n in (1, 2) for s in (0, 1)]})
     assert analysis.varying_factor(runs) == "depth"
     assert analysis.varying_factor(runs.iloc[:1]) == "cell"
+
+
+def test_run_id_ranges_are_read_as_ranges_and_bounded():
+    from dashboard.page_context import run_ids
+
+    assert run_ids("3-6", "Run ids", 12) == ([3, 4, 5, 6], [])   # not runs 3 and 6
+    assert run_ids("3 - 5, 9; 4–7", "Run ids", 12) == ([3, 4, 5, 9, 6, 7], [])
+    ids, problems = run_ids("1-1000000000", "Run ids", 12)    # refused by arithmetic, nothing expanded
+    assert ids == [] and problems == ["Run ids: the range 1-1000000000 spans more than 12 runs, the most allowed "
+                                      "here; ignored."]
+    ids, problems = run_ids("6-3, 8", "Run ids", 12)
+    assert ids == [8] and "6-3 ends before it starts" in problems[0]
+    ids, problems = run_ids("1-10, 11-12, 13", "Run ids", 12)
+    assert ids == list(range(1, 13)) and "the first 12" in problems[-1]
+
+
+def test_compare_and_strategies_read_a_range_of_run_ids(lab, open_page):
+    _, ids = lab
+    a = ids["cells"][0]
+    assert ids["cells"][:3] == [a, a + 1, a + 2]
+    at = open_page("compare", runs=f"{a}-{a + 2}")
+    assert not at.exception and not at.warning, [w.value for w in at.warning]
+    assert at.query_params["runs"] in ([f"{a},{a + 1},{a + 2}"], f"{a},{a + 1},{a + 2}")
+    at = open_page("compare", runs=f"{a}-{a + 50}")
+    assert any("spans more than 12 runs" in w.value for w in at.warning), [w.value for w in at.warning]
+    at = open_page("strategies", runs=f"{a}-{a + 2}", factor="cell")
+    assert not at.exception
+    assert at.query_params["runs"] in ([f"{a},{a + 1},{a + 2}"], f"{a},{a + 1},{a + 2}")

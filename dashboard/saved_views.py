@@ -19,6 +19,8 @@ from db import saved_views as sv
 
 PAGE_FILES = {"runs": "app_pages/runs.py", "compare": "app_pages/compare.py",
               "strategies": "app_pages/strategies.py", "explorer": "app_pages/explorer.py"}
+MAX_LISTED = 50     # links shown at once in the sidebar
+FIND_FROM = 10      # with more views than this, a box filters them by name
 PAGE_TITLES = {"runs": "Runs", "compare": "Compare", "strategies": "Strategies", "explorer": "Explorer"}
 
 
@@ -77,6 +79,12 @@ def panel(page: str, user: User | None = None, container=None) -> None:
             return
         if not views:
             st.markdown(f"No saved {PAGE_TITLES[page]} views yet.")
+        if len(views) > FIND_FROM:
+            find = st.text_input("Find a view", max_chars=sv.MAX_NAME, key=f"sv_{page}_find").strip().lower()
+            views = [v for v in views if find in v["name"].lower()] if find else views
+        if len(views) > MAX_LISTED:
+            st.markdown(f"The first {MAX_LISTED} of {len(views)} views; type part of a name to find others.")
+            views = views[:MAX_LISTED]
         for v in views:
             a, b = st.columns([5, 1], vertical_alignment="center")
             a.page_link(PAGE_FILES[page], label=plain(v["name"]), icon=":material/bookmark:",

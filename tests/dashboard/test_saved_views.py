@@ -123,3 +123,16 @@ def test_viewers_only_open_views_and_members_delete_only_their_own(lab, open_pag
     (bobs,) = [b for b in at.button if (b.key or "").startswith("sv_del_")]
     bobs.click().run()
     assert sv.list_views("runs", url=url) == []
+
+
+def test_a_long_list_is_cut_and_can_be_searched_by_name(lab, open_page):
+    url, _ = lab
+    from dashboard.saved_views import MAX_LISTED
+
+    for k in range(MAX_LISTED + 5):
+        sv.save_view("runs", f"view {k:03d}", f"sort=horizon&per={(25, 50)[k % 2]}", owner="ada", url=url)
+    at = open_page("runs")
+    no_errors(at)
+    assert [lk.proto.label for lk in at.get("page_link")] == [f"view {k:03d}" for k in range(MAX_LISTED)]
+    at.text_input(key="sv_runs_find").set_value("VIEW 05").run()
+    assert [lk.proto.label for lk in at.get("page_link")] == [f"view {k:03d}" for k in range(50, MAX_LISTED + 5)]

@@ -159,6 +159,8 @@ def test_requeue_with_the_broker_down_says_so_and_how_to_resend(cli, home):
 
 def test_bad_options_exit_2(cli):
     assert cli("runs", "--status", "done", torch=False).returncode == 2
+    r = cli("runs", "--limit", 1001, torch=False)   # one page of db.reads.list_runs at most
+    assert r.returncode == 2 and "--limit" in r.stderr and "1000" in r.stderr, r.stderr
     assert cli("export", 1, "--format", "xml", torch=False).returncode == 2
     assert cli("worker", "--queues", "tpu").returncode == 2
 

@@ -7,7 +7,7 @@ below the selection redraws every 5 s."""
 
 import streamlit as st
 
-from dashboard import chart_views, page_context, reads, views
+from dashboard import chart_views, page_context, reads, saved_views, views
 from dashboard.auth import current_user
 from dashboard.components import fmt_duration, guard, table
 
@@ -38,6 +38,7 @@ if missing:
 ids = runs["id"].astype(int).tolist()
 qp["runs"] = ss["_cmp_url"] = ",".join(map(str, ids))
 page_context.remember(PAGE, KEYS)
+saved_views.panel(page=PAGE)
 if len(ids) < 2:
     st.info("Pick at least two runs to compare.")
     if not ids:

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 import yaml
 
-from dashboard import actions, chart_views, page_context, reads, views
+from dashboard import actions, chart_views, overhead, page_context, reads, views
 from dashboard.auth import can, current_user
 from dashboard.components import fmt_duration, guard, plain, run_label, table
 
@@ -98,8 +98,8 @@ def _charts(r: dict, runs: pd.DataFrame) -> None:
     layer = b.selectbox("Layer", list(range(int(r["num_layers"]))), key="det_layer")
     kind = c.selectbox("Gradient of", ["h", "c"] if r["cell"] == "lstm" else ["h"], key="det_kind")
     loss = views.loss_switch(d, "det_profile_of") if kind == "h" else "every"
-    names = ["Curves", "Spectra & health", "Profile", "Heatmap", "Histograms", "Histograms over time", "Spec",
-             "Attempts"]
+    names = ["Curves", "Spectra & health", "Profile", "Heatmap", "Histograms", "Histograms over time",
+             "Diagnostics overhead", "Spec", "Attempts"]
     tabs = st.tabs(names, key="view", bind="query-params")  # lazy: only the open tab runs
     sections = [
         lambda: chart_views.curves([rid], runs, "det", chart_views.options_row("det")),
@@ -108,6 +108,7 @@ def _charts(r: dict, runs: pd.DataFrame) -> None:
         lambda: views.heatmaps([rid], runs, layer, kind, "det", loss),
         lambda: views.histograms([rid], runs, epoch, "det"),
         lambda: chart_views.histogram_history_section([rid], runs, "det"),
+        lambda: overhead.section(rid, r["spec"]),
         lambda: _spec(r),
         lambda: _attempts(r),
     ]

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import analysis, charts, page_context, reads
+from dashboard import analysis, charts, page_context, reads, saved_views
 from dashboard.auth import current_user
 from dashboard.components import chart, plain, table
 
@@ -79,6 +79,7 @@ else:
     qp["tag"] = tag
     filters = {"tags": [tag]}
 page_context.remember(PAGE, KEYS)
+saved_views.panel(page=PAGE)
 listed, total = reads.runs_page(filters, 0, MAX_RUNS, "oldest")
 if total == 0:
     st.info("No runs match.")

@@ -272,3 +272,25 @@ def test_a_sweep_in_the_url_comes_back_and_a_missing_one_is_named(lab, open_page
     assert at.selectbox(key="st_sweep").value == sid and qp(at, "factor") == "cell"
     at = open_page("strategies", sweep=str(sid + 50))
     assert any(w.value.startswith(f"sweep: there is no sweep #{sid + 50}") for w in at.warning)
+
+
+# --- saved views ----------------------------------------------------------------------------------------
+
+def test_compare_and_strategies_save_their_view(lab, open_page):
+    from db import saved_views as sv
+
+    url, ids = lab
+    sel = ",".join(map(str, ids["cells"][:3]))
+    at = open_page("compare", runs=sel, view="Heatmaps")
+    at.text_input(key="sv_compare_name").set_value("three cells")  # a form: sent with its button
+    at.button(key="sv_compare_save").click().run()
+    no_errors(at)
+    (view,) = sv.list_views("compare", url=url)
+    assert view["name"] == "three cells" and f"runs={sel.replace(',', '%2C')}" in view["query"]
+    assert "view=Heatmaps" in view["query"]
+    at = open_page("strategies", tag="seed1", factor="cell")
+    at.text_input(key="sv_strategies_name").set_value("seed 1 by cell")
+    at.button(key="sv_strategies_save").click().run()
+    no_errors(at)
+    (view,) = sv.list_views("strategies", url=url)
+    assert "tag=seed1" in view["query"] and "factor=cell" in view["query"]

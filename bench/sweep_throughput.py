@@ -4,7 +4,7 @@ Usage (CPU):  nice -n 10 .venv/bin/python -m bench.sweep_throughput --slots 1 2 
       (GPU):  .venv/bin/python -m bench.sweep_throughput --device cuda --slots 1 4 8 --repeat 2
 
 The sweep (SWEEP below, 12 runs): tanh-RNN, GRU and LSTM x hidden 32 and 128 x seeds 1 and 2, on the adding
-task with T = 50, 3 epochs of 30 steps of batch 32, probes at their defaults: the kind of small runs a
+task with T = 50, 2 epochs of 20 steps of batch 32, probes at their defaults: the kind of small runs a
 vanishing-gradient study is made of. Each configuration gets a fresh SQLite database and private broker
 queues (filesystem broker by default, --broker redis for Redis), starts its worker(s) with the real CLI
 (``rnnlab worker --slots N [--threads T]``), waits until they have registered, then submits the whole
@@ -14,7 +14,8 @@ number of runs training at once.
 
 --split adds the CPU comparison of one worker with 2 torch threads (``--slots 1 --threads 2``) against
 two workers with 1 thread each (two ``--slots 1 --threads 1`` processes), and one worker with 1 thread as
-the baseline. Configurations the slot plan refuses (more slots x threads than cores) are reported as such.
+the baseline (measured last: the most useful rows come first on a slow machine). Configurations the
+slot plan refuses (more slots x threads than cores) are reported as such.
 With --repeat R the configurations are measured R times, interleaved, so a change in the machine's load
 hits all of them alike; the load average is printed with each row.
 """
@@ -34,7 +35,7 @@ from pathlib import Path
 from bench.queue_common import REPO, setup, stop_workers, wait_all
 
 CLI = [sys.executable, "-c", "from cli.main import main; main()", "worker"]
-SWEEP_BASE = {"task": {"name": "adding", "seq_len": 50}, "epochs": 3, "steps_per_epoch": 30, "batch_size": 32}
+SWEEP_BASE = {"task": {"name": "adding", "seq_len": 50}, "epochs": 2, "steps_per_epoch": 20, "batch_size": 32}
 SWEEP = [{"cell": cell, "hidden_size": h, "seed": seed}
          for cell in ("rnn", "gru", "lstm") for h in (32, 128) for seed in (1, 2)]
 
@@ -119,7 +120,7 @@ def configs(args, cores: int) -> list[Config]:
 
     out = [Config(label(1, n, max(1, cores // n)), 1, n) for n in args.slots]
     if args.split:
-        for workers, threads in ((1, 1), (1, 2), (2, 1)):
+        for workers, threads in ((1, 2), (2, 1), (1, 1)):
             if label(workers, 1, threads) not in {c.label for c in out}:
                 out.append(Config(label(workers, 1, threads), workers, 1, threads))
     return out

@@ -84,7 +84,7 @@ class Number:
     def text(self) -> str:
         s = self.summary()
         if math.isnan(s["mean"]) and math.isnan(s["min"]):
-            return "no finished run"
+            return "NaN on every seed (no finite value)"
         if not math.isfinite(s["lo"]) or not math.isfinite(s["hi"]) or math.isnan(s["lo"]):
             return f"{fmt(s['mean'], self.fmt)} (seeds {fmt(s['min'], self.fmt)} … {fmt(s['max'], self.fmt)})"
         return (f"{fmt(s['mean'], self.fmt)} [95% CI {fmt(s['lo'], self.fmt)}, {fmt(s['hi'], self.fmt)}; "

@@ -61,10 +61,9 @@ def load(study: Study, scale: str, url: str | None = None) -> StudyData:
                                                       for b in full["baseline_loss"]],
         "spec": list(full["spec"]),
     })
-    for k in keys:
-        runs[k] = [_path(s, k) for s in runs["spec"]]
-    runs["point"] = [point_label(keys, tuple(_as_given(study, scale, k, v) for k, v in zip(keys, vals)))
-                     for vals in zip(*(runs[k] for k in keys))] if keys else ""
+    for k in keys:   # each varied field as the study wrote it (a stored clip 'none' is a full dict)
+        runs[k] = pd.Series([_as_given(study, scale, k, _path(s, k)) for s in runs["spec"]], dtype=object)
+    runs["point"] = [point_label(keys, vals) for vals in zip(*(runs[k] for k in keys))] if keys else ""
     runs = runs.merge(final.rename(columns={"run_id": "id"}), on="id", how="left")
     for first in (True, False):
         runs = runs.merge(_layer0(layers, first).rename(columns={"run_id": "id"}), on="id", how="left")

@@ -27,14 +27,17 @@ def plant(study: Study, url: str, values: Callable[[JobSpec], dict | None], scal
         claimed = store.claim_run(run_id, "test-worker", url=url)
         a = claimed["attempt"]
         store.record_info(run_id, run_info(spec.cell, spec.task.seq_len), attempt=a, url=url)
-        for epoch, suffix in ((0, "0"), (1, "_last")):
+        losses = v.get("val_losses") or [0.5, v.get("val_loss", 0.5)]
+        for epoch, loss in enumerate(losses):
+            last = epoch == len(losses) - 1
             rec = epoch_record(epoch, cell=spec.cell, seq_len=spec.task.seq_len, seed=run_id)
             layer = rec.layers[0]
             for f in ("rho", "log_ratio", "horizon"):
-                if f + suffix in v:
-                    setattr(layer, f, v[f + suffix])
-            if epoch == 1 and "val_loss" in v:
-                rec.val_loss = v["val_loss"]
+                key = f + ("0" if epoch == 0 else "_last")
+                if key in v and (epoch == 0 or last):
+                    setattr(layer, f, v[key])
+            rec.val_loss = loss
+            rec.nonfinite_steps = (v.get("nonfinite") or [0] * len(losses))[epoch]
             store.record_epoch(run_id, rec, attempt=a, url=url)
         if status != "running":
             store.finish_run(run_id, status, "planted", attempt=a, url=url)

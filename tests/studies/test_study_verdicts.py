@@ -154,7 +154,7 @@ def test_a_diverged_run_counts_as_finished_with_its_nan_loss(sqlite_url):
           else {"val_loss": 0.001 if spec.cell == "gru" else 0.17})
     out = decide(ADD, sqlite_url)
     assert out.verdict == studies.NOT_REPRODUCED and out.counts == {"succeeded": 6, "diverged": 3}
-    assert next(n for n in out.numbers if n.group == "lstm").text() == "no finished run"
+    assert next(n for n in out.numbers if n.group == "lstm").text() == "NaN on every seed (no finite value)"
 
 
 def test_study_definitions_are_checked():
@@ -181,3 +181,32 @@ def test_interval_of_two_values_uses_t_with_one_degree_of_freedom():
     n = Number("x", "g", {0: 1.0, 1: 3.0}, "")
     s = n.summary()
     assert s["hi"] - s["mean"] == pytest.approx(stats.t.ppf(0.975, 1) * math.sqrt(2) / math.sqrt(2), rel=1e-3)
+
+
+EXP = studies.get("exploding")
+B = 1 / 6
+
+
+@pytest.mark.parametrize(("clipped_losses", "verdict"), [
+    ([300 * B, 2 * B, 1.1 * B, 0.9 * B, 1.0 * B, 1.2 * B], studies.REPRODUCED),
+    ([300 * B, 50 * B, 9 * B, 6 * B, 8 * B, 7 * B], studies.NOT_REPRODUCED),   # clipping did not help either
+])
+def test_exploding_verdicts(sqlite_url, clipped_losses, verdict):
+    def values(spec):
+        if spec.clip.mode == "none":
+            return {"status": "diverged", "val_losses": [300 * B, math.nan], "nonfinite": [0, 1]}
+        return {"val_losses": clipped_losses}
+    plant(EXP, sqlite_url, values)
+    out = decide(EXP, sqlite_url)
+    assert out.verdict == verdict, [(c.text, c.per_seed) for c in out.checks]
+    final = next(n for n in out.numbers if n.group == "norm ≤ 1" and n.label.startswith("final"))
+    assert final.per_seed[0] == pytest.approx(float(np.median(clipped_losses[-4:])) / B)
+
+
+def test_exploding_with_no_divergence_is_not_reproduced(sqlite_url):
+    # the old preset's outcome: without clipping nothing diverges, the net saturates at the baseline
+    plant(EXP, sqlite_url, lambda spec: {"val_losses": [300 * B, 1.0 * B, 1.0 * B, 1.0 * B, 1.0 * B, 1.0 * B]})
+    out = decide(EXP, sqlite_url)
+    assert out.verdict == studies.NOT_REPRODUCED
+    assert next(c for c in out.checks if c.text.startswith("without clipping")).per_seed == {0: False, 1: False,
+                                                                                             2: False}

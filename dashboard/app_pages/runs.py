@@ -62,7 +62,7 @@ if ss.get("_filters") != repr(filters) or applied:  # new filters: back to the f
 
 params = runs_query.to_params({w: ss.get(w) for w in runs_query.WIDGETS.values()})
 ss["_runs_params"], ss["_runs_qs"] = params, runs_query.query_string(params)
-if ss["_runs_qs"] != url_qs:
+if ss["_runs_qs"] != url_qs or applied:  # written again after a link: the browser may show the bare URL
     st.query_params.from_dict(params)
 if applied:  # what the URL asked for and could not have stays on screen until the filters change
     ss["_runs_problems_qs"] = ss["_runs_qs"]

@@ -1,6 +1,7 @@
 """The Runs page in a real browser at 1440 × 900 (``streamlit run`` + headless Chromium): the key
-columns fit in the grid's visible width, and the filters live in the URL (written by the page,
-kept on reload). A screenshot goes to tests/artifacts/runs_1440.png."""
+columns fit in the grid's visible width, the filters live in the URL (written by the page, kept
+on reload), and a saved view's link opens the page with its filters. Screenshots go to
+tests/artifacts/runs_1440.png and runs_saved_view.png."""
 
 from __future__ import annotations
 
@@ -43,7 +44,6 @@ def test_key_columns_fit_at_1440_and_the_filters_live_in_the_url(sqlite_url, tmp
             # the row-selection column is 40 px wide or less; every key column ends inside the grid
             # and inside the window
             need = 40 + sum(widths[c] for c in KEY)
-            print("grid at 1440:", grid, "key columns need", need)
             assert need <= grid["width"] and grid["x"] + need <= 1440, (need, grid)
             page.screenshot(path=str(ARTIFACTS / "runs_1440.png"))
 
@@ -56,6 +56,22 @@ def test_key_columns_fit_at_1440_and_the_filters_live_in_the_url(sqlite_url, tmp
             assert parse_qs(urlparse(page.url).query) == {"status": ["succeeded"], "cell": ["lstm"]}
             assert "2 run(s) match" in page.inner_text("body")
             assert len(ids["cells"]) == 6
+
+            # save this view from the sidebar, open the plain page, then the view's link
+            page.get_by_label("Name this view").fill("good lstms")
+            page.get_by_role("button", name="Save this view").click()
+            page.wait_for_timeout(1000)
+            wait_idle(page)
+            assert not error_texts(page)
+            page.goto(f"{url}/")
+            wait_idle(page)
+            assert "9 run(s) match" in page.inner_text("body")
+            page.get_by_role("link", name="good lstms").click()
+            page.wait_for_timeout(1000)
+            wait_idle(page)
+            assert parse_qs(urlparse(page.url).query) == {"status": ["succeeded"], "cell": ["lstm"]}
+            assert "2 run(s) match" in page.inner_text("body")
+            page.screenshot(path=str(ARTIFACTS / "runs_saved_view.png"))
         finally:
             browser.close()
             pw.stop()

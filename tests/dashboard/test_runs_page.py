@@ -165,3 +165,16 @@ def test_key_columns_come_first_and_fit_at_1440_px(lab, open_page):
     widths = [config[c]["width"] for c in key]
     assert all(isinstance(w, int) for w in widths), widths
     assert SELECT_COLUMN + sum(widths) <= GRID_AT_1440, (sum(widths), GRID_AT_1440)
+
+
+def test_search_reads_notes_on_both_backends(db_url):
+    from db import queries as q
+    from tests.dashboard.seed import spec
+
+    a, b, _ = store.create_runs([spec("rnn", seed=s) for s in range(3)], url=db_url)
+    store.set_notes(a, "Clipping at 1.0 rescued it", url=db_url)
+    store.set_notes(b, "no clipping", url=db_url)
+    eng = q.engine_for(db_url)
+    assert sorted(q.list_runs({"search": "CLIPPING"}, engine=eng)[0]["id"]) == [a, b]
+    assert q.list_runs({"search": "rescued"}, engine=eng)[0]["id"].tolist() == [a]
+    assert q.list_runs({"search": "rescued"}, engine=eng)[1] == 1

@@ -11,6 +11,7 @@ import struct
 from dataclasses import dataclass, field
 
 from sqlalchemy import and_, insert, select, text, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from db.attempts import aware, close_attempt, db_now, forward, owned
@@ -172,7 +173,8 @@ def worker_state(heartbeat_age_s: float | None, stopped: bool, lost_after_s: flo
     return "alive" if heartbeat_age_s is not None and heartbeat_age_s <= lost_after_s else "lost"
 
 
-def list_workers(*, lost_after_s: float | None = None, url: str | None = None, engine=None) -> list[dict]:
+def list_workers(*, lost_after_s: float | None = None, url: str | None = None,
+                 engine: Engine | None = None) -> list[dict]:
     """Every worker row, newest heartbeat first (datetimes aware), with ``heartbeat_age_s`` (by the
     database's clock), ``state`` (worker_state) and ``alive`` (state == 'alive'). ``lost_after_s``:
     default the settings' lost_after_seconds."""

@@ -3,8 +3,8 @@ caller: the dashboard (through ``db.queries``), the CLI, the submitter and the w
 ``db.store``). One run as a dict, pages of runs as DataFrames, server-side filtered and sorted with one
 filter language (``run_filters``), duplicate lookup by spec hash, and a run's epoch records.
 
-Every function takes ``url`` or an SQLAlchemy ``engine`` (default: the settings' database). Datetimes
-come back timezone-aware (UTC). Nothing here writes.
+Every function takes ``url`` or an SQLAlchemy ``engine`` (epoch_records and epoch_scalars: ``url``),
+default the settings' database. One run's datetimes come back timezone-aware (UTC). Nothing here writes.
 """
 
 from __future__ import annotations

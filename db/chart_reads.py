@@ -1,6 +1,6 @@
 """Reads for the dashboard's chart options (read-only, pandas out): the clock of each epoch (cumulative
-optimizer steps and seconds, for the step and time x axes) and one parameter's gradient histograms
-across epochs (the histogram-over-time heatmap).
+optimizer steps and seconds, for the step and time x axes), one parameter's gradient histograms
+across epochs (the histogram-over-time heatmap) and the runs' notes (shown on Compare).
 
 Every function takes an optional SQLAlchemy ``engine`` (default: the settings' database)."""
 

@@ -47,7 +47,8 @@ def histogram_history(ids: list[int], param: str, max_epochs: int = 60) -> pd.Da
 
 
 def notes(ids: list[int]) -> dict[int, str]:
-    return _read("notes", ids)
+    """Not cached: notes change without a new epoch (one primary-key lookup of at most 12 runs)."""
+    return chart_reads.notes([int(i) for i in ids], engine=reads.engine())
 
 
 # --- the options row -------------------------------------------------------------------------------

@@ -133,6 +133,9 @@ def test_notes_of_the_selected_runs_are_shown_as_plain_text(lab, open_page):
     no_errors(at)
     assert [t.value for t in at.text] == ["**lr** <b>too</b> high"]
     assert any(e.label.startswith("Notes (1 of 2 runs)") for e in at.expander)
+    store.set_notes(b, "second thoughts", url=url)  # notes change without a new epoch
+    at.run()
+    assert [t.value for t in at.text] == ["**lr** <b>too</b> high", "second thoughts"]
 
 
 def test_compare_refreshes_while_a_selected_run_is_running(lab, open_page, auto_reruns):

@@ -278,9 +278,10 @@ X_TITLE_PX = 52  # below the plot: tick labels and the x-axis title
 
 
 def legend_columns(names: list[str]) -> int:
-    """3 columns for short labels, 2 for medium, 1 for long ones (a half-width chart is ~600 px)."""
+    """3 columns for short labels, 2 for medium, 1 for long ones, so that a label fits its column on a
+    half-width chart (~500 px with the sidebar open; ~6 px per character at size 10)."""
     longest = max((len(html.unescape(n)) for n in names), default=0)
-    return 3 if longest <= 22 else 2 if longest <= 42 else 1
+    return 3 if longest <= 18 else 2 if longest <= 30 else 1
 
 
 def _legend_names(traces: list[dict]) -> list[str]:

@@ -15,6 +15,8 @@ import pandas as pd
 from studies import sql
 from studies.core import Check, Figure, Number, Scale, Series, Study, StudyData
 
+GPU = {"device": "cuda"}   # the paper scale goes to the gpu queue
+
 # ---------------------------------------------------------------------------------------------
 # helpers shared by the analyses
 # ---------------------------------------------------------------------------------------------
@@ -94,7 +96,7 @@ ACTIVATIONS = Study(
                      vary={"activation": ACTS}, seeds=(0, 1, 2),
                      differs="P13 states the bound, not this experiment; 64 units, T = 50, a 32-sequence probe batch.",
                      budget="9 runs, ≈ 10 s"),
-        "paper": Scale(base={"cell": "rnn", "hidden_size": 128, "task": {"name": "adding", "seq_len": 100},
+        "paper": Scale(base={**GPU, "cell": "rnn", "hidden_size": 128, "task": {"name": "adding", "seq_len": 100},
                              "init": {"recurrent": "identity", "input": "xavier_uniform"},
                              "probe": {"batch_size": 128}, **_TINY_TRAIN},
                        vary={"activation": ACTS}, seeds=(0, 1, 2, 3, 4),
@@ -164,7 +166,7 @@ RECURRENT_INIT = Study(
                      vary={"init.recurrent": INITS}, seeds=(0, 1, 2),
                      differs="64 units instead of 128 (ρ of a random init depends little on the size); 50 steps.",
                      budget="15 runs, ≈ 30 s"),
-        "paper": Scale(base={"cell": "rnn", "activation": "tanh", "hidden_size": 128,
+        "paper": Scale(base={**GPU, "cell": "rnn", "activation": "tanh", "hidden_size": 128,
                              "task": {"name": "adding", "seq_len": 100},
                              "init": {"input": "xavier_uniform"}, "epochs": 10, "steps_per_epoch": 100,
                              "batch_size": 64, "optimizer": {"name": "adam", "lr": 0.001}},
@@ -232,7 +234,7 @@ ADDING = Study(
                      differs="T = 50 (not 100–750), 32 units (not 128), Adam 1e-2 with norm clipping (A16: RMSProp "
                              "1e-3, element-wise clipping), 1,500 steps.",
                      budget="9 runs, ≈ 2 min"),
-        "paper": Scale(base={"task": {"name": "adding", "variant": "a16", "seq_len": 200}, "hidden_size": 128,
+        "paper": Scale(base={**GPU, "task": {"name": "adding", "variant": "a16", "seq_len": 200}, "hidden_size": 128,
                              "batch_size": 20, "epochs": 100, "steps_per_epoch": 100,
                              "optimizer": {"name": "rmsprop", "lr": 0.001},
                              "clip": {"mode": "value", "clip_value": 1.0}, "probe": {"every": 10}},
@@ -335,7 +337,7 @@ EXPLODING = Study(
                      differs="P13 shows clipping on its own tasks (temporal order, PTB) with tanh/sigmoid nets; here a "
                              "ReLU net made to explode by its init, 32 units, T = 50, 800 SGD steps.",
                      budget="6 runs, ≈ 1.5 min"),
-        "paper": Scale(base={"cell": "rnn", "activation": "relu", "hidden_size": 128,
+        "paper": Scale(base={**GPU, "cell": "rnn", "activation": "relu", "hidden_size": 128,
                              "task": {"name": "adding", "seq_len": 100},
                              "init": {"recurrent": "identity", "scale": 1.05, "input": "xavier_uniform"},
                              "optimizer": {"name": "sgd", "lr": 0.01}, "batch_size": 64, "epochs": 50,
@@ -403,7 +405,7 @@ IRNN = Study(
                      differs="L15 trains with SGD (lr 1e-2 to 1e-3, clipping at 10 or 100) at T = 150 to 750 with "
                              "100 units; here Adam 1e-2, T = 50, 32 units, 1,500 steps.",
                      budget="12 runs, ≈ 3 min"),
-        "paper": Scale(base={"cell": "rnn", "task": {"name": "adding", "variant": "a16", "seq_len": 150},
+        "paper": Scale(base={**GPU, "cell": "rnn", "task": {"name": "adding", "variant": "a16", "seq_len": 150},
                              "hidden_size": 100, "batch_size": 16, "epochs": 100, "steps_per_epoch": 100,
                              "optimizer": {"name": "sgd", "lr": 0.001}, "clip": {"mode": "norm", "max_norm": 10.0},
                              "probe": {"every": 10}},

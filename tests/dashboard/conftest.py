@@ -50,10 +50,11 @@ def open_page():
 
     def open_(page: str, **query: str) -> AppTest:
         at = AppTest.from_file(APP, default_timeout=60)
+        at.run()                          # the default page (Runs) writes its own filters to the URL
+        at.switch_page(f"app_pages/{page}.py")
+        at.query_params.clear()           # so the target page's query is set after it, as a link would be
         for k, v in query.items():
             at.query_params[k] = v
-        at.run()
-        at.switch_page(f"app_pages/{page}.py")
         return at.run()
 
     return open_

@@ -140,6 +140,7 @@ class Outcome:
     counts: dict[str, int]                    # runs by status
     expected_runs: int
     seeds_complete: list[int]
+    code_versions: list[str] = field(default_factory=list)
     numbers: list[Number] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
@@ -152,6 +153,7 @@ class Outcome:
             "study": self.study, "version": self.version, "scale": self.scale, "tag": self.tag,
             "verdict": self.verdict, "reason": self.reason, "counts": self.counts,
             "expected_runs": self.expected_runs, "seeds_complete": self.seeds_complete,
+            "code_versions": self.code_versions,
             "checks": [{"text": c.text, "per_seed": {str(k): v for k, v in c.per_seed.items()}} for c in self.checks],
             "numbers": [{"label": n.label, "group": n.group,
                          "per_seed": {str(k): num(v) for k, v in n.per_seed.items()},
@@ -174,6 +176,7 @@ class StudyData:
     runs: pd.DataFrame
     epochs: pd.DataFrame
     layers: pd.DataFrame
+    code_versions: list[str] = field(default_factory=list)   # of the code that created the runs
 
 
 @dataclass(frozen=True)
@@ -250,7 +253,7 @@ def decide(study: Study, data: StudyData, scale: str) -> Outcome:
     counts = {str(k): int(v) for k, v in runs["status"].value_counts().items()} if len(runs) else {}
     expected = study.n_runs(scale)
     base = dict(study=study.name, version=study.version, scale=scale, tag=data.tag, counts=counts,
-                expected_runs=expected)
+                expected_runs=expected, code_versions=list(data.code_versions))
     if runs.empty:
         return Outcome(**base, verdict=PENDING, reason="no runs of this study at this scale yet", seeds_complete=[])
     open_ = runs[runs["status"].isin(["queued", "running"])]

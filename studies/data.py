@@ -51,6 +51,7 @@ def load(study: Study, scale: str, url: str | None = None) -> StudyData:
         return StudyData(tag=tag, runs=empty, epochs=pd.DataFrame(columns=["run_id", "epoch"]),
                          layers=pd.DataFrame(columns=["run_id", "epoch", "layer"]))
     full = q.runs_by_ids(ids, engine=eng)
+    versions = sorted({v for i in ids if (v := (q.get_run(i, engine=eng) or {}).get("code_version"))})
     epochs = q.epochs(ids, max_epochs=None, engine=eng)
     layers = q.layer_stats(ids, max_epochs=None, engine=eng)
     final = q.final_summary(ids, engine=eng)[["run_id", "val_loss", "val_metric"]]
@@ -67,7 +68,7 @@ def load(study: Study, scale: str, url: str | None = None) -> StudyData:
     runs = runs.merge(final.rename(columns={"run_id": "id"}), on="id", how="left")
     for first in (True, False):
         runs = runs.merge(_layer0(layers, first).rename(columns={"run_id": "id"}), on="id", how="left")
-    return StudyData(tag=tag, runs=runs, epochs=epochs, layers=layers)
+    return StudyData(tag=tag, runs=runs, epochs=epochs, layers=layers, code_versions=versions)
 
 
 def _as_given(study: Study, scale: str, key: str, stored):

@@ -9,7 +9,6 @@ the paper, the code version and the database URL with its secrets removed.
 from __future__ import annotations
 
 import json
-import math
 from datetime import UTC, datetime
 from html import escape
 
@@ -94,7 +93,9 @@ def html(study: Study, out: Outcome, *, url: str, code_version: str, generated: 
         parts.append(f"<h3>{e(scale)} scale ({study.n_runs(scale)} runs{', ' + e(sc.budget) if sc.budget else ''})"
                      f"</h3><p><b>Differs from the paper:</b> {e(sc.differs)}</p><pre>{e(_spec_text(study, scale))}"
                      f"</pre>")
-    parts.append(f"<h2>Provenance</h2><p>Code version {e(code_version)}; database {e(safe_url(url))}; generated "
+    parts.append(f"<h2>Provenance</h2><p>Runs created by code version(s) "
+                 f"{e(', '.join(out.code_versions) or 'none yet')}; report by {e(code_version)}; "
+                 f"database {e(safe_url(url))}; generated "
                  f"{generated:%Y-%m-%d %H:%M UTC}. Re-run: <code>rnnlab study run {e(study.name)} --scale "
                  f"{e(out.scale)}</code>, then <code>rnnlab study report {e(study.name)}</code>.</p></body></html>")
     return "\n".join(parts)
@@ -135,10 +136,8 @@ def markdown(study: Study, out: Outcome, *, url: str, code_version: str, generat
         sc = study.scale(scale)
         lines += [f"### {scale} scale ({study.n_runs(scale)} runs{', ' + sc.budget if sc.budget else ''})", "",
                   f"Differs from the paper: {sc.differs}", "", "```json", _spec_text(study, scale), "```", ""]
-    lines += ["## Provenance", "", f"Code version {code_version}; database {safe_url(url)}; generated "
+    lines += ["## Provenance", "", f"Runs created by code version(s) {', '.join(out.code_versions) or 'none yet'}; "
+              f"report by {code_version}; database {safe_url(url)}; generated "
               f"{generated:%Y-%m-%d %H:%M UTC}.", ""]
     return "\n".join(lines)
 
-
-def finite_or_none(x: float) -> float | None:
-    return x if x is not None and math.isfinite(x) else None

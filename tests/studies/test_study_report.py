@@ -88,3 +88,12 @@ def test_cli_status_report_and_bad_input(sqlite_url, tmp_path):
     rows = {x["name"]: x for x in json.loads(r.stdout)}
     assert rows["activations"]["verdict"] == {"cpu": "reproduced", "paper": "pending"}
     assert set(rows) == set(studies.STUDIES)
+
+
+def test_report_names_the_code_version_that_created_the_runs(sqlite_url, tmp_path):
+    from db.store import code_version
+
+    planted(sqlite_url)
+    _, md, out = service.write_report(ACT, "cpu", tmp_path / "r.html", url=sqlite_url)
+    assert out.code_versions == [code_version()]
+    assert f"Runs created by code version(s) {code_version()}" in md.read_text()

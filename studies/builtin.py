@@ -247,7 +247,7 @@ ADDING = Study(
 
 
 # ---------------------------------------------------------------------------------------------
-# 6. Exploding gradients and norm clipping [P13 §3.2, Algorithm 1]
+# 6. Exploding gradients and norm clipping [P13 Algorithm 1]
 # ---------------------------------------------------------------------------------------------
 
 NORM1 = {"mode": "norm", "max_norm": 1.0}
@@ -322,7 +322,7 @@ EXPLODING = Study(
     name="exploding", version=1, title="Exploding gradients and norm clipping",
     claim="A ReLU RNN with W_hh = 1.05·I explodes (loss at init ≥ 10× the baseline); trained with SGD it diverges "
           "without clipping, and with norm clipping at 1 it stays finite and brings the loss down to the baseline.",
-    source="[P13] §3.2 and Algorithm 1 (norm clipping); γ·σ_max = 1.05 > 1 is the necessary condition of §2.1",
+    source="[P13] Algorithm 1 (norm clipping); γ·σ_max = 1.05 > 1 is the necessary condition of §2.1",
     group_by="clip",
     notes="Adding problem (A16 variant, baseline 1/6), SGD with lr 0.01 and no momentum. With clipping at 1 nearly "
           "every step is clipped (the gradient norm stays in the tens to hundreds): clipping prevents the "
@@ -389,7 +389,7 @@ IRNN = Study(
     name="irnn", version=1, title="IRNN: ReLU with W_hh = I against tanh",
     claim="On the adding problem a ReLU RNN initialized with W_hh = I (IRNN) solves the task (validation MSE ≤ 10% "
           "of the baseline 1/6) while a tanh RNN with PyTorch's default init stays at the baseline.",
-    source="[L15] §3 (adding problem: the IRNN matches the LSTM where the tanh RNN fails)",
+    source="[L15] adding-problem experiment (the IRNN matches the LSTM where the tanh RNN fails)",
     group_by="activation",
     notes="A 2 × 2 grid: ReLU and tanh, each with W_hh = I and with PyTorch's default init, so the effect of "
           "the identity init is told apart from that of the activation. The claim is about the two diagonal "

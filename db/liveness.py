@@ -161,9 +161,6 @@ def note_resent(run_id: int, attempts: int, message: str | None, note: str, *, u
         return res.rowcount == 1
 
 
-WORKER_STATES = ("alive", "lost", "stopped")
-
-
 def worker_state(heartbeat_age_s: float | None, stopped: bool, lost_after_s: float) -> str:
     """The one rule of a worker's state: 'stopped' once it shut down cleanly, else 'lost' when its last
     heartbeat is older than ``lost_after_s`` (by the database's clock; the reaper's threshold for its

@@ -3,6 +3,9 @@
 The engine emits these through its ``on_epoch`` callback; the worker writes them to the database;
 ``rnnlab train --json`` writes them to a file. ``docs/metrics.md`` defines every number.
 Non-finite values (NaN, ±inf) are kept as Python floats, never dropped.
+
+Also defined here, once for every part: the statuses of a run (RUN_STATUSES, FINAL_STATUSES) and its
+short human label (run_label).
 """
 
 from __future__ import annotations

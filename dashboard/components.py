@@ -55,12 +55,6 @@ def table(df: pd.DataFrame, filename: str, key: str, column_config: dict | None 
     return out
 
 
-def parse_ids(text: str | None) -> list[int]:
-    """'1, 2,3 7' → [1, 2, 3, 7] (duplicates dropped, order kept; junk ignored)."""
-    ids = [int(t) for t in re.findall(r"\d+", text or "")]
-    return list(dict.fromkeys(ids))
-
-
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in (d or {}).items():

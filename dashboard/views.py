@@ -25,60 +25,6 @@ def labels_of(runs: pd.DataFrame) -> dict[int, str]:
     return {int(r["id"]): html.escape(run_label(r), quote=False) for _, r in runs.iterrows()}
 
 
-def _info(runs: pd.DataFrame) -> dict[int, dict]:
-    return {int(i): (inf or {}) for i, inf in zip(runs["id"], runs["info"])}
-
-
-def curves(ids: list[int], runs: pd.DataFrame, key: str) -> None:
-    labels = labels_of(runs)
-    ep = reads.epochs(ids)
-    metric = ", ".join(sorted({m for m in runs["metric_name"].dropna()})) or "metric"
-    log = st.toggle("Log y-axes (loss and gradient norms)", value=True, key=f"{key}_log")
-    a, b = st.columns(2)
-    with a:
-        chart(charts.curves(ep, "val_loss", labels, "Validation loss (dotted: the task's trivial baseline)", log=log,
-                            baselines=dict(zip(runs["id"], runs["baseline_loss"]))), "val_loss", key=f"{key}_loss")
-    with b:
-        chart(charts.curves(ep, "val_metric", labels, f"Validation {metric}", ytitle=metric,
-                            baselines=dict(zip(runs["id"], runs["baseline_metric"]))),
-              "val_metric", key=f"{key}_metric")
-    chart(charts.two_panel(ep, [("grad_norm_mean", "global ‖∇θ‖ before clipping (mean over steps)", log),
-                                ("grad_norm_max", "max over steps", log),
-                                ("clip_fraction", "fraction of steps clipped", False)],
-                           labels, "Global gradient norm and clipping"), "global_norm", key=f"{key}_global")
-    names = list(dict.fromkeys(n for inf in _info(runs).values() for n in inf.get("param_names") or []))
-    names = names or reads.param_names(ids)
-    default = [n for n in names if n.startswith("weight_hh")] or names[:4]
-    chosen = st.multiselect("Parameters", names, default=default, key=f"{key}_pick",
-                            help="Gradient norm of each chosen parameter, one small chart per parameter.")
-    ps = reads.param_stats(ids, params=chosen)
-    chart(charts.facets(ps, "grad_norm_mean", "param", labels,
-                        "Gradient norm per parameter (mean over the epoch's steps)", log=log),
-          "param_grad_norms", key=f"{key}_params")
-
-
-def layers(ids: list[int], runs: pd.DataFrame, layer: int, key: str) -> None:
-    labels = labels_of(runs)
-    ls = reads.layer_stats(ids)
-    ls = ls[ls["layer"] == layer] if len(ls) else ls
-    log = st.toggle("Log y-axes for the spectra", value=True, key=f"{key}_spec_log",
-                    help="A spectral radius that grows from 3 to 9,000 is readable only on a log axis.")
-    chart(charts.two_panel(ls, [("rho", "ρ(W_hh) spectral radius", log), ("sigma_max", "σ_max(W_hh)", log),
-                                ("gamma_sigma_max", "γ·σ_max (vanilla; < 1 ⇒ vanishing)", log)],
-                           labels, f"Recurrent spectra, layer {layer}", hlines={"gamma_sigma_max": 1.0}),
-          "spectra", key=f"{key}_spec")
-    chart(charts.two_panel(ls, [("saturated_frac", "saturated fraction (tanh |h|>0.99, sigmoid <0.01 or >0.99)",
-                                 False),
-                                ("dead_frac", "dead ReLU fraction", False)], labels,
-                           f"Activation health, layer {layer}"),
-          "health", key=f"{key}_health")
-    chart(charts.two_panel(ls, [("horizon", "effective horizon (steps)", False),
-                                ("log_ratio", "log10 ‖g_1‖/‖g_T‖", False),
-                                ("decay_per_step", "decay of log10‖g_t‖ per step", False)], labels,
-                           f"Gradient-flow summaries over training, layer {layer}"),
-          "flow_summaries", key=f"{key}_flow")
-
-
 # --- which stored profile a chart shows ---------------------------------------------------------
 LOSS_CHOICES = {"every": "loss at every step", "last": "loss at the last step"}
 LOSS_HELP = ("Loss at every step: ‖∂L/∂h_t‖ of the whole loss. For copy, charlm and forecast it holds every "

@@ -5,7 +5,7 @@ diagram of two swept factors. Selections open in Compare. Every choice lives in 
 
 import streamlit as st
 
-from dashboard import explore, explore_charts, reads
+from dashboard import explore, explore_charts, reads, saved_views
 from dashboard.auth import current_user
 from dashboard.components import chart, plain, table
 from db.models import RUN_STATUSES
@@ -15,6 +15,7 @@ st.title("Explorer")
 st.caption("Which settings train, and where do gradients vanish or explode? One point per run.")
 opts = reads.filter_options()
 QP = {"bind": "query-params"}
+saved_views.panel(page="explorer")   # every choice below is bound to the URL, so a view is its query string
 
 
 def source() -> dict:

@@ -142,3 +142,24 @@ def test_an_empty_database_and_a_broken_one_give_messages(sqlite_url, tmp_path, 
     at = open_page("explorer", tab="Phase diagram")
     assert not at.exception and any("Explorer hit an error" in e.value for e in at.error)
     get_settings.cache_clear()
+
+
+def test_a_saved_explorer_view_reopens_the_same_points(lab, open_page, monkeypatch):
+    from dashboard import auth
+    from db import saved_views as sv
+
+    url, ids = lab
+    monkeypatch.setattr(auth, "current_user", lambda: auth.User(name="ada", role="member"))
+    at = open_page("explorer", src="Filter", path="cell", value="lstm", x="seed", y="ρ")
+    at.sidebar.text_input(key="sv_explorer_name").set_value("lstm rho")
+    at.button(key="sv_explorer_save").click().run()
+    no_errors(at)
+    (v,) = sv.list_views("explorer", url=url)
+    assert v["name"] == "lstm rho"
+    query = {k: vs[0] for k, vs in parse_qs(v["query"]).items()}
+    assert {k: query.get(k) for k in ("src", "path", "value", "x", "y")} == {
+        "src": "Filter", "path": "cell", "value": "lstm", "x": "seed", "y": "ρ"}
+    fresh = open_page("explorer", **query)
+    no_errors(fresh)
+    (fig,) = _figures(fresh)
+    assert sorted(int(i) for i in fig["data"][0]["customdata"]) == sorted(ids["cells"][2:4])

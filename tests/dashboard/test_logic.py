@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from dashboard import analysis, estimate, forms, sweeps
-from dashboard.components import parse_ids, plain, spec_diff
+from dashboard.components import plain, spec_diff
 from dashboard.presets import PRESETS
 from rnnlab.spec import SweepSpec, expand_sweep, parse_spec
 
@@ -268,7 +268,6 @@ def test_time_estimate_scales_with_size_and_calibrates():
 
 
 def test_helpers():
-    assert parse_ids("3, 1,3 x7") == [3, 1, 7]
     assert plain("**a** <b>") == r"\*\*a\*\* \<b\>"
     d = spec_diff({"a": {"x": 1, "y": {"z": 2}}, "b": {"x": 1, "y": {"z": 3}}})
     assert d.to_dict("records") == [{"field": "y.z", "a": "2", "b": "3"}]

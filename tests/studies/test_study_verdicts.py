@@ -210,3 +210,17 @@ def test_exploding_with_no_divergence_is_not_reproduced(sqlite_url):
     assert out.verdict == studies.NOT_REPRODUCED
     assert next(c for c in out.checks if c.text.startswith("without clipping")).per_seed == {0: False, 1: False,
                                                                                              2: False}
+
+
+IRNN = studies.get("irnn")
+
+
+@pytest.mark.parametrize(("irnn_loss", "verdict"), [(0.005, studies.REPRODUCED), (0.16, studies.NOT_REPRODUCED)])
+def test_irnn_verdict_reads_the_two_diagonal_arms(sqlite_url, irnn_loss, verdict):
+    losses = {("relu", "identity"): irnn_loss, ("relu", "default"): 0.001,   # off-diagonal arms do not count
+              ("tanh", "identity"): 0.001, ("tanh", "default"): 0.17}
+    plant(IRNN, sqlite_url, lambda spec: {"val_loss": losses[(spec.activation, spec.init.recurrent)]})
+    out = decide(IRNN, sqlite_url)
+    assert out.verdict == verdict
+    arm = next(n for n in out.numbers if n.group == "relu + identity")
+    assert arm.per_seed == pytest.approx({0: irnn_loss * 6, 1: irnn_loss * 6, 2: irnn_loss * 6})

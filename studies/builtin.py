@@ -420,4 +420,70 @@ IRNN = Study(
 )
 
 
-STUDIES: dict[str, Study] = {s.name: s for s in (ACTIVATIONS, RECURRENT_INIT, ADDING, EXPLODING, IRNN)}
+# ---------------------------------------------------------------------------------------------
+# 2. Copy memory: the memoryless baseline 10·ln 8/(T + 20), where each cell plateaus [A16]
+# ---------------------------------------------------------------------------------------------
+
+COPY_T = 200
+PLATEAU = 0.10    # "at the baseline": the final loss within ±10% of it
+
+
+def _copy(study: Study, d: StudyData):
+    r = d.runs.copy()
+    r["ratio"] = r["val_loss"] / r["baseline_loss"]
+    seeds = seeds_of(r)
+    T = int(r["spec"].iloc[0]["task"]["seq_len"]) if len(r) else COPY_T
+    formula = 10 * math.log(8) / (T + 20)
+    q = sql.final_epoch(d.tag, "cell", "e.val_loss, r.baseline_loss, e.val_loss / r.baseline_loss AS ratio")
+    base = {c: Number("stored baseline (nats per step)", c, per_seed(r, "cell", c, "baseline_loss"), q, ".5g")
+            for c in ("rnn", "lstm")}
+    ratio = {c: Number("final val loss ÷ memoryless baseline", c, per_seed(r, "cell", c, "ratio"), q, ".4g")
+             for c in ("rnn", "lstm")}
+    checks = [
+        Check(f"the stored baseline is 10·ln 8/(T + 20) = {formula:.5g} (T = {T})",
+              {s: all(abs(base[c].per_seed.get(s, math.nan) - formula) <= 1e-9 * formula for c in base)
+               for s in seeds}),
+        Check(f"tanh RNN and LSTM both plateau at the baseline: final loss within ±{PLATEAU:.0%} of it",
+              {s: all(abs(ratio[c].per_seed.get(s, math.nan) - 1) <= PLATEAU for c in ratio) for s in seeds}),
+    ]
+    curves = []
+    e = d.epochs.merge(r[["id", "cell", "seed", "baseline_loss"]], left_on="run_id", right_on="id")
+    for (cell, seed), g in e.groupby(["cell", "seed"]):
+        g = g.sort_values("epoch")
+        curves.append(Series(name=f"{cell} s{seed}", x=[int(x) for x in g["epoch"]],
+                             y=list(np.asarray(g["val_loss"], float) / np.asarray(g["baseline_loss"], float)),
+                             mode="lines", group=str(cell)))
+    figs = [Figure("Validation loss ÷ the memoryless baseline over training", "epoch", "loss ÷ baseline", curves,
+                   log_y=True, categorical_x=False, hline=(1.0, "memoryless baseline"))]
+    return checks, [*base.values(), *ratio.values()], figs
+
+
+COPY = Study(
+    name="copy", version=1, title="Copy memory: the memoryless baseline",
+    claim=f"On copy memory with T = {COPY_T} the memoryless baseline is 10·ln 8/(T + 20) nats per step, and both a "
+          "tanh RNN and an LSTM plateau on it (final loss within ±10%).",
+    source="[A16] copy-memory experiment (tanh-RNN and LSTM sit almost exactly on the baseline beyond T = 100)",
+    group_by="cell",
+    notes="10 symbols from 8 categories, T − 1 blanks, a delimiter, 10 blanks; mean cross-entropy over all "
+          "T + 20 steps. Adam 1e-3, norm clipping at 1.",
+    scales={
+        "cpu": Scale(base={"task": {"name": "copy", "seq_len": COPY_T, "n_symbols": 8, "n_copy": 10},
+                           "hidden_size": 64, "batch_size": 32, "epochs": 5, "steps_per_epoch": 100,
+                           "optimizer": {"name": "adam", "lr": 0.001}, "clip": {"mode": "norm", "max_norm": 1.0},
+                           "probe": {"every": 5, "batch_size": 16}},
+                     vary={"cell": ["rnn", "lstm"]}, seeds=(0, 1, 2),
+                     differs="A16 uses 80 units for the tanh-RNN and 40 for the LSTM, RMSProp 1e-3 and thousands of "
+                             "steps; here 64 units for both and 500 Adam steps.",
+                     budget="6 runs, ≈ 2 min"),
+        "paper": Scale(base={**GPU, "task": {"name": "copy", "seq_len": COPY_T, "n_symbols": 8, "n_copy": 10},
+                             "hidden_size": 80, "batch_size": 20, "epochs": 100, "steps_per_epoch": 100,
+                             "optimizer": {"name": "rmsprop", "lr": 0.001},
+                             "clip": {"mode": "value", "clip_value": 1.0}, "probe": {"every": 10}},
+                       vary={"cell": ["rnn", "lstm"]}, seeds=(0, 1, 2),
+                       differs="A16's optimizer and clipping, 80 units for both cells (A16: LSTM 40), 10,000 steps."),
+    },
+    analyse=_copy,
+)
+
+
+STUDIES: dict[str, Study] = {s.name: s for s in (ACTIVATIONS, RECURRENT_INIT, ADDING, EXPLODING, IRNN, COPY)}

@@ -26,7 +26,10 @@ def plant(study: Study, url: str, values: Callable[[JobSpec], dict | None], scal
             continue
         claimed = store.claim_run(run_id, "test-worker", url=url)
         a = claimed["attempt"]
-        store.record_info(run_id, run_info(spec.cell, spec.task.seq_len), attempt=a, url=url)
+        info = run_info(spec.cell, spec.task.seq_len)
+        if "baseline" in v:
+            info.baseline_loss = v["baseline"]
+        store.record_info(run_id, info, attempt=a, url=url)
         losses = v.get("val_losses") or [0.5, v.get("val_loss", 0.5)]
         for epoch, loss in enumerate(losses):
             last = epoch == len(losses) - 1

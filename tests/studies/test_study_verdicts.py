@@ -224,3 +224,19 @@ def test_irnn_verdict_reads_the_two_diagonal_arms(sqlite_url, irnn_loss, verdict
     assert out.verdict == verdict
     arm = next(n for n in out.numbers if n.group == "relu + identity")
     assert arm.per_seed == pytest.approx({0: irnn_loss * 6, 1: irnn_loss * 6, 2: irnn_loss * 6})
+
+
+COPY = studies.get("copy")
+COPY_BASE = 10 * math.log(8) / 220
+
+
+@pytest.mark.parametrize(("lstm_ratio", "baseline", "verdict"), [
+    (1.02, COPY_BASE, studies.REPRODUCED),
+    (0.5, COPY_BASE, studies.NOT_REPRODUCED),            # the LSTM beat the baseline: no plateau
+    (1.0, 10 * math.log(8) / 200, studies.NOT_REPRODUCED),  # a baseline computed with T instead of T + 20
+])
+def test_copy_verdicts(sqlite_url, lstm_ratio, baseline, verdict):
+    plant(COPY, sqlite_url, lambda spec: {"baseline": baseline,
+                                          "val_loss": baseline * (lstm_ratio if spec.cell == "lstm" else 0.97)})
+    out = decide(COPY, sqlite_url)
+    assert out.verdict == verdict, [(c.text, c.per_seed) for c in out.checks]

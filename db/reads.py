@@ -12,9 +12,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.engine import Engine
 
@@ -24,6 +23,9 @@ from db.engine import get_engine, session
 from db.models import Epoch, GradProfile, Histogram, LayerStatRow, ParamStatRow, Run, RunAttempt, RunTag, Sweep
 from rnnlab.health import EXPLODE_LOG_RATIO
 from rnnlab.records import EpochRecord
+
+if TYPE_CHECKING:  # pandas is imported where a DataFrame is built: the worker's writes never need it
+    import pandas as pd
 
 
 def engine_of(url: str | None = None, engine: Engine | None = None) -> Engine:
@@ -138,7 +140,7 @@ def _tags_of(conn, ids: list[int]) -> dict[int, list[str]]:
 
 
 def _utc(t: datetime | None) -> datetime | None:
-    return None if t is None or pd.isna(t) else aware(t)
+    return None if t is None or t != t else aware(t)   # t != t: pandas' NaT
 
 
 def _decorate_runs(df: pd.DataFrame, tags: dict[int, list[str]]) -> pd.DataFrame:
@@ -162,6 +164,7 @@ def list_runs(filters: dict[str, Any] | None = None, page: int = 0, page_size: i
     """One page of runs (``sort``: one of SORTS, newest first by default) and the number of runs that
     match ``filters`` (see run_filters). Columns: RUN_LIST_COLS plus ``tags`` (comma-separated),
     ``progress``, ``duration_s``; ``page_size`` is at most MAX_PAGE_SIZE."""
+    import pandas as pd
     conds = run_filters(filters)
     where = and_(*conds) if conds else None
     page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
@@ -180,6 +183,7 @@ def list_runs(filters: dict[str, Any] | None = None, page: int = 0, page_size: i
 def runs_by_ids(ids: Iterable[int], *, url: str | None = None, engine: Engine | None = None) -> pd.DataFrame:
     """Rows as in list_runs plus the full ``spec``, ``info`` and ``spec_hash`` of the given runs, in
     the order given (missing ids are left out)."""
+    import pandas as pd
     ids = [int(i) for i in ids]
     cols = [c.key for c in RUN_LIST_COLS] + ["spec", "info", "spec_hash"]
     if not ids:
@@ -249,6 +253,7 @@ def filter_options(*, url: str | None = None, engine: Engine | None = None) -> d
 
 def timing_samples(limit: int = 500, *, url: str | None = None, engine: Engine | None = None) -> pd.DataFrame:
     """Seconds per optimizer step of recent finished runs, with their size, for time estimates."""
+    import pandas as pd
     with engine_of(url, engine).connect() as conn:
         q = (select(Run.id, Run.cell, Run.hidden_size, Run.seq_len, Run.num_layers, Run.spec,
                     func.sum(Epoch.train_seconds + Epoch.diag_seconds).label("seconds"),

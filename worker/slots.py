@@ -12,7 +12,10 @@ environment (``SlotPlan.env``):
 - CPU threads: each child gets ``--threads`` torch threads, by default ``max(1, cores // slots)``;
   ``slots x threads`` may not exceed the cores this process may use (its CPU affinity and cgroup
   quota, ``available_cores``): such a plan is refused, not warned about, because oversubscribed
-  torch threads make every run slower than running fewer of them.
+  torch threads make every run slower than running fewer of them. OpenMP's idle threads sleep
+  instead of spinning (``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it): with spinning
+  threads, a small run with 2 threads took 11-70 s instead of 1.2 s on a loaded 2-core machine
+  (docs/benchmarks.md, "Sweep throughput").
 - GPU memory (``--gpu`` or a ``gpu`` queue): each child caps PyTorch's CUDA allocator at
   ``--mem-fraction`` of the device, by default ``0.9 / slots`` (the rest is left for the N CUDA
   contexts, which the cap does not count), with ``torch.cuda.set_per_process_memory_fraction`` when
@@ -90,7 +93,8 @@ class SlotPlan:
     def env(self) -> dict[str, str]:
         """The environment the worker's children read (set before torch is imported anywhere)."""
         env = {ENV_SLOTS: str(self.slots), ENV_THREADS: str(self.threads),
-               "OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)}
+               "OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads),
+               "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY") or "PASSIVE"}
         if self.gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = str(self.gpu)
         if self.mem_fraction is not None:

@@ -44,6 +44,7 @@ def test_threads_fill_the_cores_without_exceeding_them(cores):
         assert p.threads >= 1 and slots * p.threads <= cores < slots * (p.threads + 1), (cores, slots, p)
         assert p.mem_fraction is None and "CUDA_VISIBLE_DEVICES" not in p.env()
         assert p.env()["RNNLAB_TORCH_THREADS"] == p.env()["OMP_NUM_THREADS"] == str(p.threads)
+        assert p.env()["OMP_WAIT_POLICY"] == os.environ.get("OMP_WAIT_POLICY", "PASSIVE")   # idle threads sleep
     assert (plan(1, cores=16).threads, plan(3, cores=16).threads, plan(8, cores=16).threads) == (16, 5, 2)
     assert plan(2, threads=1, cores=cores if cores >= 2 else 2).threads == 1
 

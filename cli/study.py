@@ -78,7 +78,7 @@ def run_study(
     dry_run: bool = typer.Option(False, "--dry-run", help="list the runs without submitting"),
 ) -> None:
     """Queue every run of a study (or train them here with --local)."""
-    from studies.service import StudyError, existing_runs, submit
+    from studies.service import StudyError, submit
 
     st = _study(name)
     scale = _scale(st, scale)
@@ -91,12 +91,14 @@ def run_study(
         return
     _ready_db()
     if local:
-        from studies.local import run_local
+        from studies.service import create
+        from worker.local import train_here
 
-        if existing_runs(st, scale):
-            _fail(f"study {st.name} already has runs at scale {scale}; see `rnnlab study status {st.name}`")
-        run_local(st, scale, owner=owner,
-                  on_run=lambda i, o, sec: typer.echo(f"  run {i}: {o} in {sec:.1f} s"))
+        try:
+            ids = create(st, scale, owner=owner)
+        except (StudyError, ValueError) as e:
+            _fail(str(e))
+        train_here(ids, specs, on_run=lambda i, o, sec: typer.echo(f"  run {i}: {o} in {sec:.1f} s"))
         status(name, scale, False)
         return
     try:

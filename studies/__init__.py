@@ -1,7 +1,7 @@
 """Studies: named, versioned experiments that test one published claim each (docs/studies.md).
 
 ``STUDIES`` is the registry the CLI (``rnnlab study``) and the dashboard's Studies page share.
-Torch-free: running a study in-process (``studies.local``) imports the engine only when called.
+Torch-free: running a study in-process (`rnnlab study run NAME --local`) goes through worker.local, in the CLI.
 """
 
 from studies.builtin import STUDIES

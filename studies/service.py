@@ -25,17 +25,31 @@ def existing_runs(study: Study, scale: str, url: str | None = None) -> int:
     return int(total)
 
 
-def submit(study: Study, scale: str, *, owner: str | None = None, url: str | None = None, app=None) -> list[int]:
-    """Queue every run of the study at ``scale`` on the workers, tagged ``study.tag(scale)``; refuses
-    when the study already has runs at that scale (its verdict would mix two sets)."""
-    from client.submit import submit as send
-
+def _refuse_a_second_set(study: Study, scale: str, url: str | None) -> None:
     n = existing_runs(study, scale, url)
     if n:
         raise StudyError(f"study {study.name} v{study.version} already has {n} run(s) at scale {scale} "
                          f"(tag {study.tag(scale)}); see `rnnlab study status {study.name} --scale {scale}`, or "
                          f"delete those runs to start over")
+
+
+def submit(study: Study, scale: str, *, owner: str | None = None, url: str | None = None, app=None) -> list[int]:
+    """Queue every run of the study at ``scale`` on the workers, tagged ``study.tag(scale)``; refuses
+    when the study already has runs at that scale (its verdict would mix two sets)."""
+    from client.submit import submit as send
+
+    _refuse_a_second_set(study, scale, url)
     return send(study.specs(scale), owner=owner, tags=[study.tag(scale)], sweep=study.sweep(scale), url=url, app=app)
+
+
+def create(study: Study, scale: str, *, owner: str | None = None, url: str | None = None) -> list[int]:
+    """Create the study's runs at ``scale`` without sending them to a queue (to train them here: `rnnlab
+    study run NAME --local`); the same tag, sweep and refusal as ``submit``."""
+    from db import store
+
+    _refuse_a_second_set(study, scale, url)
+    return store.create_runs(study.specs(scale), owner=owner, tags=[study.tag(scale)], sweep=study.sweep(scale),
+                             url=url)
 
 
 def write_report(study: Study, scale: str, path: Path, *, url: str | None = None) -> tuple[Path, Path, Outcome]:

@@ -107,3 +107,26 @@ def test_rnnlab_train_leaves_a_run_taken_over_by_a_worker(settings_db):
     assert code == EXIT["failed"] and "left to the worker that took it over" in out.getvalue(), out.getvalue()
     run = store.get_run(1, url=url)
     assert (run["status"], run["worker"], run["attempts"]) == ("running", "w2@host", 2)   # the new owner's
+
+
+def test_training_here_ends_runs_as_a_worker_does(sqlite_url, tmp_path):
+    """`rnnlab study run --local` (worker.local.train_here) records through the same Recorder: the same
+    statuses and messages as runner.execute for the same specs, epochs and a diagnosis stored."""
+    from worker.local import train_here
+
+    specs = [parse_spec(BASE),
+             parse_spec({**BASE, "task": {"name": "charlm", "path": str(tmp_path / "missing.txt")}})]
+    worker_ids = store.create_runs(specs, url=sqlite_url)
+    for rid in worker_ids:
+        runner.execute(rid, "w@host", heartbeat_s=5, lost_after_s=60, url=sqlite_url)
+    here_ids = store.create_runs(specs, url=sqlite_url, tags=["here"])
+    seen = []
+    statuses = train_here(here_ids, specs, url=sqlite_url, on_run=lambda i, s, sec: seen.append((i, s)))
+    assert statuses == {here_ids[0]: "succeeded", here_ids[1]: "failed"} and seen == list(statuses.items())
+    for w, h in zip(worker_ids, here_ids):
+        wr, hr = store.get_run(w, url=sqlite_url), store.get_run(h, url=sqlite_url)
+        assert (hr["status"], hr["message"]) == (wr["status"], wr["message"])
+    good = store.get_run(here_ids[0], url=sqlite_url)
+    assert good["epochs_done"] == 1 and good["diagnosis"]
+    assert [r.epoch for r in store.epoch_records(here_ids[0], url=sqlite_url)] == [0, 1]
+    assert train_here(here_ids, specs, url=sqlite_url) == {}   # finished runs are not claimed again

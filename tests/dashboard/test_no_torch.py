@@ -23,7 +23,8 @@ upgrade({url!r})
 small_lab({url!r})
 from streamlit.testing.v1 import AppTest
 pages = {{"runs": {{}}, "new": {{}}, "run_detail": {{"run": "1"}}, "compare": {{"runs": "1,3,5"}},
-         "strategies": {{"runs": "1,2,3,4,5,6"}}, "query": {{}}}}
+         "strategies": {{"runs": "1,2,3,4,5,6"}}, "query": {{}},
+         "studies": {{"study": "activations"}}, "explorer": {{}}}}
 errors = []
 for page, query in pages.items():
     at = AppTest.from_file({app!r}, default_timeout=60)

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
+from pathlib import Path
 
-from db import store
-from db.engine import get_engine
-from db.migrate import upgrade
-from db.synthetic import epoch_record, run_info
-from rnnlab.spec import parse_spec
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # the checkout: tests/synthetic.py
+
+from db import store  # noqa: E402
+from db.engine import get_engine  # noqa: E402
+from db.migrate import upgrade  # noqa: E402
+from rnnlab.spec import parse_spec  # noqa: E402
+from tests.synthetic import epoch_record, run_info  # noqa: E402
 
 
 def measure(url: str, cell: str, epochs: int, seq_len: int, layers: int) -> tuple[int, float]:

@@ -10,9 +10,9 @@ import math
 import numpy as np
 
 from db import store
-from db.synthetic import param_names
 from rnnlab.records import HIST_EDGES, HIST_LEN, EpochRecord, LayerStat, ParamStat, RunInfo
 from rnnlab.spec import JobSpec, parse_spec
+from tests.synthetic import param_names
 
 GAMMA = {"tanh": 1.0, "sigmoid": 0.25, "relu": 1.0, "leaky_relu": 1.0, "prelu": 1.0}
 # per-step decay of ‖∂L/∂h_t‖ after training, and the loss reached (fraction of the baseline)

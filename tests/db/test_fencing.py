@@ -12,8 +12,8 @@ from sqlalchemy import event
 
 from db import store
 from db.engine import get_engine
-from db.synthetic import epoch_record, run_info
 from rnnlab.spec import parse_spec
+from tests.synthetic import epoch_record, run_info
 
 TINY = {"hidden_size": 8, "task": {"name": "adding", "seq_len": 10}, "epochs": 5, "steps_per_epoch": 2}
 

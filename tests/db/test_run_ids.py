@@ -7,8 +7,8 @@ import sqlite3
 
 from db.migrate import upgrade
 from db.store import create_runs, delete_run, record_epoch, record_info
-from db.synthetic import epoch_record, run_info
 from rnnlab.spec import parse_spec
+from tests.synthetic import epoch_record, run_info
 
 
 def _spec(seed: int):

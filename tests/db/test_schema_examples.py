@@ -8,7 +8,7 @@ from sqlalchemy import text
 from db import examples, store
 from db.engine import get_engine
 from db.models import Base
-from db.synthetic import seed_demo
+from tests.synthetic import seed_demo
 
 
 def test_doc_examples_are_current():

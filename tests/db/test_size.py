@@ -9,8 +9,8 @@ import pytest
 
 from db import store
 from db.engine import get_engine
-from db.synthetic import epoch_record, run_info
 from rnnlab.spec import parse_spec
+from tests.synthetic import epoch_record, run_info
 
 BUDGET = 10_000_000
 

@@ -9,8 +9,8 @@ import pytest
 
 from db import store
 from db.attempts import now
-from db.synthetic import epoch_record, run_info
 from rnnlab.spec import SweepSpec, expand_sweep, parse_spec
+from tests.synthetic import epoch_record, run_info
 
 TINY = {"hidden_size": 8, "task": {"name": "adding", "seq_len": 10}, "epochs": 2, "steps_per_epoch": 2}
 

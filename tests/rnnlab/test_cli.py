@@ -167,7 +167,7 @@ def test_bad_options_exit_2(cli):
 
 def test_export_json_keeps_nan(cli, home, tmp_path):
     from db.migrate import upgrade
-    from db.synthetic import epoch_record
+    from tests.synthetic import epoch_record
 
     upgrade(db_url(home))
     (run_id,) = store.create_runs([parse_spec(TINY)], url=db_url(home))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from db import store
-from db.synthetic import epoch_record, run_info
 from rnnlab.spec import JobSpec
 from studies.core import Study
+from tests.synthetic import epoch_record, run_info
 
 
 def plant(study: Study, url: str, values: Callable[[JobSpec], dict | None], scale: str = "cpu") -> list[int]:

@@ -216,7 +216,7 @@ def _tensorboard_run(spec, freq: int, logdir: str) -> tuple[float, float]:
     w = SummaryWriter(logdir)
 
     def hook(loop, n, loss):
-        w.add_scalar("loss", float(loss), n)
+        w.add_scalar("loss", loss.item(), n)
         if n % freq == 0:
             for name, prm in loop.net.named_parameters():
                 w.add_histogram(f"grad/{name}", prm.grad, n)

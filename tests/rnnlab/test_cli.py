@@ -228,6 +228,7 @@ def test_app_shared_on_the_network_without_users_warns(cli, home, tmp_path):
         proc.wait(30)
 
 
+@pytest.mark.slow   # a worker process and a Streamlit server: not in the fast tier
 @pytest.mark.timeout(180)
 def test_app_starts_a_worker_and_the_dashboard_and_stops_them(cli, home, tmp_path):
     """`rnnlab app` on embedded defaults: migrates, starts a local worker that trains a submitted run,

@@ -149,6 +149,7 @@ def two_cores():
         pytest.fail("the slot tests pin the worker to 2 cores (taskset -c 0,1); this machine has fewer")
 
 
+@pytest.mark.slow   # real worker processes: not in the fast tier
 @pytest.mark.timeout(240)
 def test_two_slots_train_two_runs_at_once_with_one_thread_each(two_cores, sqlite_url, fs_broker, tmp_path,
                                                                wait_status):
@@ -172,6 +173,7 @@ def test_two_slots_train_two_runs_at_once_with_one_thread_each(two_cores, sqlite
     assert "2 slot(s) x 1 torch thread(s) on 2 core(s)" in w.log()
 
 
+@pytest.mark.slow   # real worker processes: not in the fast tier
 @pytest.mark.timeout(240)
 def test_one_slot_gets_all_the_cores(two_cores, sqlite_url, fs_broker, tmp_path, wait_status):
     (run_id,) = submit([spec(3, steps=5, epochs=1)], url=sqlite_url, app=fs_broker.app())

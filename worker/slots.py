@@ -122,14 +122,18 @@ def plan(slots: int = 1, *, threads: int | None = None, gpu: int | None = None, 
     ``cores``: the cores to share (default: ``available_cores()``)."""
     cores = available_cores() if cores is None else cores
     slots = _whole("--slots", slots, 1, MAX_SLOTS)
-    if slots > cores:
+    cuda = cuda or gpu is not None
+    # On the CPU every slot computes on its own core(s). On a GPU the device does the work and a slot's
+    # CPU thread mostly launches kernels, so more slots than cores is allowed there (one thread each).
+    if slots > cores and not cuda:
         raise SlotError(f"--slots: got {slots}; this machine lets the worker use {cores} core(s), and each slot "
-                        f"needs at least one torch thread; allowed: 1 to {cores}")
+                        f"of a CPU worker needs at least one torch thread; allowed: 1 to {cores} (GPU workers "
+                        f"may have more slots than cores)")
     if threads is None:
         threads = max(1, cores // slots)
     else:
         threads = _whole("--threads", threads, 1, cores, f" (the {cores} core(s) here)")
-        if slots * threads > cores:
+        if slots * threads > cores and not (cuda and threads == 1):
             raise SlotError(f"--threads: {slots} slot(s) x {threads} thread(s) = {slots * threads} torch threads, "
                             f"more than the {cores} core(s) here; allowed with --slots {slots}: "
                             f"at most {cores // slots}")

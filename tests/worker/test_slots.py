@@ -55,6 +55,14 @@ def test_a_gpu_plan_pins_the_device_and_splits_its_memory():
     assert p.env()["CUDA_VISIBLE_DEVICES"] == "1" and float(p.env()["RNNLAB_GPU_MEM_FRACTION"]) == pytest.approx(0.225)
     assert plan(8, cuda=True, mem_fraction=0.125, cores=16).mem_fraction == 0.125   # exactly all of it: allowed
     assert plan(1, cuda=True, cores=2).mem_fraction == pytest.approx(0.9)
+    # a GPU slot mostly launches kernels: more slots than cores is allowed there, one thread each
+    p = plan(8, gpu=0, cores=4)
+    assert (p.slots, p.threads, p.mem_fraction) == (8, 1, pytest.approx(0.9 / 8))
+    assert plan(8, cuda=True, threads=1, cores=4).threads == 1
+    with pytest.raises(SlotError, match="^--threads:"):
+        plan(8, cuda=True, threads=2, cores=4)
+    with pytest.raises(SlotError, match="^--slots:"):
+        plan(8, cores=4)                    # the same on a CPU worker is refused
 
 
 BAD = [  # (kwargs of plan, the option named, CLI arguments expressing the same)

@@ -186,6 +186,22 @@ SOLVED = 0.1     # final val loss ≤ 10% of the trivial baseline (as in rnnlab.
 AT_BASELINE = 0.5  # final val loss ≥ half the baseline: it learned (almost) nothing
 
 
+def _loss_ratio_figures(d: StudyData, runs: pd.DataFrame, key: str, ratio: dict[str, Number]) -> list[Figure]:
+    """The final loss ÷ baseline per group and seed, and each run's curve of it over training, grouped by
+    ``key`` (a column of ``runs``)."""
+    curves = []
+    e = d.epochs.merge(runs[["id", key, "seed", "baseline_loss"]], left_on="run_id", right_on="id")
+    for (group, seed), g in e.groupby([key, "seed"]):
+        g = g.sort_values("epoch")
+        curves.append(Series(name=f"{group} s{seed}", x=[int(x) for x in g["epoch"]],
+                             y=list(np.asarray(g["val_loss"], float) / np.asarray(g["baseline_loss"], float)),
+                             mode="lines", group=str(group)))
+    return [points_figure("Final validation loss ÷ the trivial baseline (1/6)", "loss ÷ baseline",
+                          list(ratio.values()), log_y=True, hline=(1.0, "baseline")),
+            Figure("Validation loss ÷ baseline over training", "epoch", "loss ÷ baseline", curves, log_y=True,
+                   categorical_x=False, hline=(1.0, "baseline"))]
+
+
 def _adding(study: Study, d: StudyData):
     r = d.runs.copy()
     r["ratio"] = r["val_loss"] / r["baseline_loss"]
@@ -202,18 +218,7 @@ def _adding(study: Study, d: StudyData):
         Check(f"the tanh RNN stays at the baseline: final val loss ≥ {AT_BASELINE:g} × baseline",
               {s: at("rnn", s) >= AT_BASELINE for s in seeds}),
     ]
-    curves = []
-    e = d.epochs.merge(r[["id", "cell", "seed", "baseline_loss"]], left_on="run_id", right_on="id")
-    for (cell, seed), g in e.groupby(["cell", "seed"]):
-        g = g.sort_values("epoch")
-        curves.append(Series(name=f"{cell} s{seed}", x=[int(x) for x in g["epoch"]],
-                             y=list(np.asarray(g["val_loss"], float) / np.asarray(g["baseline_loss"], float)),
-                             mode="lines", group=str(cell)))
-    figs = [points_figure("Final validation loss ÷ the trivial baseline (1/6)", "loss ÷ baseline",
-                          list(ratio.values()), log_y=True, hline=(1.0, "baseline")),
-            Figure("Validation loss ÷ baseline over training", "epoch", "loss ÷ baseline", curves, log_y=True,
-                   categorical_x=False, hline=(1.0, "baseline"))]
-    return checks, list(ratio.values()), figs
+    return checks, list(ratio.values()), _loss_ratio_figures(d, r, "cell", ratio)
 
 
 ADDING = Study(
@@ -371,18 +376,7 @@ def _irnn(study: Study, d: StudyData):
         Check(f"a tanh RNN (PyTorch's default W_hh) stays at the baseline: ≥ {AT_BASELINE:g} × baseline",
               {s: at("tanh + default", s) >= AT_BASELINE for s in seeds}),
     ]
-    curves = []
-    e = d.epochs.merge(r[["id", "arm", "seed", "baseline_loss"]], left_on="run_id", right_on="id")
-    for (arm, seed), g in e.groupby(["arm", "seed"]):
-        g = g.sort_values("epoch")
-        curves.append(Series(name=f"{arm} s{seed}", x=[int(x) for x in g["epoch"]],
-                             y=list(np.asarray(g["val_loss"], float) / np.asarray(g["baseline_loss"], float)),
-                             mode="lines", group=str(arm)))
-    figs = [points_figure("Final validation loss ÷ the trivial baseline (1/6)", "loss ÷ baseline",
-                          list(ratio.values()), log_y=True, hline=(1.0, "baseline")),
-            Figure("Validation loss ÷ baseline over training", "epoch", "loss ÷ baseline", curves, log_y=True,
-                   categorical_x=False, hline=(1.0, "baseline"))]
-    return checks, list(ratio.values()), figs
+    return checks, list(ratio.values()), _loss_ratio_figures(d, r, "arm", ratio)
 
 
 IRNN = Study(

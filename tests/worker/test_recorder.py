@@ -5,7 +5,11 @@ unexpected exception. Old code: the two kept their own callbacks, and `rnnlab tr
 unexpected exception without where it was raised."""
 
 import io
+import os
 import re
+import signal
+import threading
+import time
 
 import pytest
 from rich.console import Console
@@ -130,3 +134,68 @@ def test_training_here_ends_runs_as_a_worker_does(sqlite_url, tmp_path):
     assert good["epochs_done"] == 1 and good["diagnosis"]
     assert [r.epoch for r in store.epoch_records(here_ids[0], url=sqlite_url)] == [0, 1]
     assert train_here(here_ids, specs, url=sqlite_url) == {}   # finished runs are not claimed again
+
+
+LONG = {**BASE, "epochs": 400, "steps_per_epoch": 20}
+
+
+def _when(cond, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def fast_beats(sqlite_url, monkeypatch):
+    monkeypatch.setenv("RNNLAB_HEARTBEAT_SECONDS", "0.2")
+    get_settings.cache_clear()
+    yield sqlite_url
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def test_training_here_heartbeats_and_stops_on_cancel(fast_beats):
+    """A run trained here keeps its heartbeat (a worker's reaper on the same database leaves it alone)
+    and stops at its next step when cancelled, as on a worker."""
+    from db.liveness import reap_lost
+    from worker.local import train_here
+
+    url = fast_beats
+    (run_id,) = store.create_runs([parse_spec(LONG)], url=url)
+    seen = {}
+
+    def meanwhile():
+        _when(lambda: store.get_run(run_id, url=url)["epochs_done"] >= 1)
+        time.sleep(1.5)                                  # past the 1 s lost-after below
+        seen["reaped"] = reap_lost(1.0, url=url)
+        seen["cancel"] = store.request_cancel(run_id, url=url)
+
+    t = threading.Thread(target=meanwhile)
+    t.start()
+    out = train_here([run_id], [parse_spec(LONG)], url=url)
+    t.join()
+    assert not seen["reaped"].requeued and seen["cancel"] is True
+    run = store.get_run(run_id, url=url)
+    assert out == {run_id: "cancelled"} and run["status"] == "cancelled" and run["attempts"] == 1, run
+    assert "cancel" in run["message"] and run["epochs_done"] < 400
+
+
+def test_ctrl_c_while_training_here_leaves_nothing_queued(fast_beats):
+    """The first Ctrl-C stops the current run at its next step and cancels the runs not started yet."""
+    from worker.local import train_here
+
+    url = fast_beats
+    specs = [parse_spec(LONG), parse_spec({**LONG, "seed": 1})]
+    ids = store.create_runs(specs, url=url)
+
+    def press_ctrl_c():
+        _when(lambda: store.get_run(ids[0], url=url)["epochs_done"] >= 1)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    t = threading.Thread(target=press_ctrl_c)
+    t.start()
+    out = train_here(ids, specs, url=url)
+    t.join()
+    assert out == {ids[0]: "cancelled", ids[1]: "cancelled"}
+    assert [store.get_run(i, url=url)["status"] for i in ids] == ["cancelled", "cancelled"]

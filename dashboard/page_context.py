@@ -9,7 +9,9 @@ import re
 
 import streamlit as st
 
-MAX_ID = 2 ** 53 - 1          # a database key the browser's number input can hold exactly
+from db.reads import MAX_RUN_ID
+
+MAX_ID = MAX_RUN_ID           # the largest run id, 2**31 - 1: runs.id is a 32-bit integer on PostgreSQL
 MAX_IDS_TEXT = 400            # characters of a typed or linked id list
 
 
@@ -100,4 +102,4 @@ def run_id(text: str | None, field: str = "run") -> tuple[int | None, str | None
 
 
 def _is_id(tok: str) -> bool:
-    return tok.isascii() and tok.isdigit() and len(tok) <= 16 and 1 <= int(tok) <= MAX_ID
+    return tok.isascii() and tok.isdigit() and len(tok) <= 10 and 1 <= int(tok) <= MAX_ID

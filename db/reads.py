@@ -55,6 +55,24 @@ SORTS = {"newest": Run.id.desc(), "oldest": Run.id.asc(), "val_loss": Run.last_v
          "horizon": case((_BROKEN, None), else_=Run.last_horizon).desc().nulls_last()}
 
 
+# The largest run id any page or caller can ask for: ``runs.id`` is a 32-bit integer on PostgreSQL (and
+# a 64-bit one on SQLite), so a larger id is refused here rather than sent to the database.
+MAX_RUN_ID = 2 ** 31 - 1
+
+
+def valid_ids(ids: Iterable[Any]) -> list[int]:
+    """The ids among ``ids`` that can be run ids (whole numbers from 1 to MAX_RUN_ID), in order."""
+    out = []
+    for i in ids:
+        try:
+            v = int(i)
+        except (TypeError, ValueError, OverflowError):
+            continue
+        if 1 <= v <= MAX_RUN_ID:
+            out.append(v)
+    return out
+
+
 def _coerce(value: Any) -> Any:
     if isinstance(value, str):
         v = value.strip()
@@ -94,7 +112,7 @@ def run_filters(filters: dict[str, Any] | None) -> list:
     if f.get("status"):
         conds.append(Run.status.in_(list(f["status"])))
     if f.get("ids"):
-        conds.append(Run.id.in_([int(i) for i in f["ids"]]))
+        conds.append(Run.id.in_(valid_ids(f["ids"])))   # ids out of range match no run
     if f.get("tags"):
         conds.append(Run.id.in_(select(RunTag.run_id).where(RunTag.tag.in_(list(f["tags"])))))
     for t in dict.fromkeys(f.get("all_tags") or ()):
@@ -182,9 +200,9 @@ def list_runs(filters: dict[str, Any] | None = None, page: int = 0, page_size: i
 
 def runs_by_ids(ids: Iterable[int], *, url: str | None = None, engine: Engine | None = None) -> pd.DataFrame:
     """Rows as in list_runs plus the full ``spec``, ``info`` and ``spec_hash`` of the given runs, in
-    the order given (missing ids are left out)."""
+    the order given (missing ids, and ids outside 1..MAX_RUN_ID, are left out)."""
     import pandas as pd
-    ids = [int(i) for i in ids]
+    ids = valid_ids(ids)
     cols = [c.key for c in RUN_LIST_COLS] + ["spec", "info", "spec_hash"]
     if not ids:
         return pd.DataFrame(columns=cols + ["tags"])
@@ -201,10 +219,13 @@ def runs_by_ids(ids: Iterable[int], *, url: str | None = None, engine: Engine | 
 
 
 def get_run(run_id: int, *, url: str | None = None, engine: Engine | None = None) -> dict | None:
-    """One run as a dict, or None: every ``runs`` column (datetimes aware), ``tags`` (sorted) and
+    """One run as a dict, or None (also for an id outside 1..MAX_RUN_ID): every ``runs`` column
+    (datetimes aware), ``tags`` (sorted) and
     ``attempt_history`` (one dict per attempt, oldest first: attempt, worker, started_at, ended_at,
     outcome, message, resumed_from_epoch)."""
     run_id = int(run_id)
+    if not 1 <= run_id <= MAX_RUN_ID:
+        return None
     with engine_of(url, engine).connect() as conn:
         row = conn.execute(select(*Run.__table__.c).where(Run.id == run_id)).mappings().first()
         if row is None:

@@ -114,3 +114,16 @@ def test_one_settings_class_reads_the_login_variables(monkeypatch, tmp_path):
     monkeypatch.setenv("RNNLAB_OIDC_DEFAULT_ROLE", "owner")
     with pytest.raises(ValueError, match="oidc_default_role"):
         Settings()
+
+
+def test_ids_beyond_a_32_bit_key_are_refused_not_sent(db_url):
+    """runs.id is int4 on PostgreSQL: an id above 2**31 - 1 (or below 1) is no run, on both backends,
+    instead of a DataError from the database."""
+    a, = store.create_runs([spec(seed=1)], url=db_url)
+    assert reads.MAX_RUN_ID == 2 ** 31 - 1
+    for big in (2 ** 31, 2 ** 53 - 1, 10 ** 30, 0, -5):
+        assert reads.get_run(big, url=db_url) is None
+        assert reads.runs_by_ids([big, a], url=db_url)["id"].tolist() == [a]
+        assert reads.list_runs({"ids": [big]}, url=db_url)[1] == 0
+    assert reads.list_runs({"ids": [2 ** 31, a]}, url=db_url)[0]["id"].tolist() == [a]
+    assert reads.get_run(a, url=db_url)["id"] == a

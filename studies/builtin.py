@@ -481,4 +481,203 @@ COPY = Study(
 )
 
 
-STUDIES: dict[str, Study] = {s.name: s for s in (ACTIVATIONS, RECURRENT_INIT, ADDING, EXPLODING, IRNN, COPY)}
+# ---------------------------------------------------------------------------------------------
+# 8. Sequence length: the horizon and success against T, for each cell
+# ---------------------------------------------------------------------------------------------
+
+SEQ_CELLS = ["rnn", "lstm"]
+SEQ_LENS = [25, 50, 100]
+
+
+def _seq_group(cell: str, T: int) -> str:
+    return f"{cell} T={T}"
+
+
+def _seq_len(study: Study, d: StudyData):
+    r = d.runs.copy()
+    r["ratio"] = r["val_loss"] / r["baseline_loss"]
+    r["grp"] = [_seq_group(c, int(t)) for c, t in zip(r["cell"], r["task.seq_len"])]
+    seeds = seeds_of(r)
+    Ts = sorted({int(t) for t in r["task.seq_len"]}) or SEQ_LENS
+    q0 = sql.layer0(d.tag, "cell", "r.seq_len, l.horizon, l.log_ratio")
+    ql = sql.layer0(d.tag, "cell", "r.seq_len, l.horizon, l.log_ratio", at="last")
+    qf = sql.final_epoch(d.tag, "cell", "r.seq_len, e.val_loss, r.baseline_loss, e.val_loss / r.baseline_loss AS ratio")
+    groups = [(c, T) for c in SEQ_CELLS for T in Ts]
+    hz0 = {g: Number("horizon at init (steps)", _seq_group(*g), per_seed(r, "grp", _seq_group(*g), "horizon0"), q0,
+                     ".0f") for g in groups}
+    lr0 = {g: Number("log10 ‖g_1‖/‖g_T‖ at init", _seq_group(*g), per_seed(r, "grp", _seq_group(*g), "log_ratio0"),
+                     q0) for g in groups}
+    ratio = {g: Number("final val loss ÷ baseline", _seq_group(*g), per_seed(r, "grp", _seq_group(*g), "ratio"), qf)
+             for g in groups}
+    hzl = {g: Number("horizon after training (steps)", _seq_group(*g),
+                     per_seed(r, "grp", _seq_group(*g), "horizon_last"), ql, ".0f") for g in groups}
+
+    def at(nums, c, T, s):
+        return nums[(c, T)].per_seed.get(s, math.nan)
+
+    lo, hi = Ts[0], Ts[-1]
+    checks = [
+        Check(f"at init the horizon does not grow with T: for each cell it is the same at every T (within "
+              f"{SEQ_HZ_SPREAD:g} steps) and below the shortest T − 1 = {lo - 1}",
+              {s: all(max(at(hz0, c, T, s) for T in Ts) - min(at(hz0, c, T, s) for T in Ts) <= SEQ_HZ_SPREAD
+                      and at(hz0, c, hi, s) < lo - 1 for c in SEQ_CELLS) for s in seeds}),
+        Check("at init log10 ‖g_1‖/‖g_T‖ falls as T grows, for each cell",
+              {s: all(_lt(at(lr0, c, b, s), at(lr0, c, a, s)) for c in SEQ_CELLS for a, b in zip(Ts, Ts[1:]))
+               for s in seeds}),
+        Check(f"after training the LSTM solves it at every T: final val loss ≤ {SOLVED:g} × baseline",
+              {s: all(at(ratio, "lstm", T, s) <= SOLVED for T in Ts) for s in seeds}),
+        Check(f"the tanh RNN fails at the longest T = {hi}: final val loss ≥ {AT_BASELINE:g} × baseline",
+              {s: at(ratio, "rnn", hi, s) >= AT_BASELINE for s in seeds}),
+    ]
+
+    def lines(nums, title, ylabel, log_y=False, hline=None):
+        series = []
+        for c in SEQ_CELLS:
+            for s in seeds:
+                series.append(Series(name=f"{c} s{s}", x=list(Ts), y=[at(nums, c, T, s) for T in Ts], mode="lines",
+                                     group=c))
+        return Figure(title, "T (sequence length)", ylabel, series, log_y=log_y, categorical_x=False, hline=hline)
+
+    figs = [lines(hz0, "Horizon at initialization against T", "steps back from T"),
+            lines(lr0, "log10 ‖g_1‖/‖g_T‖ at initialization against T", "log10 ratio"),
+            lines(ratio, "Final validation loss ÷ baseline against T", "loss ÷ baseline", log_y=True,
+                  hline=(1.0, "baseline")),
+            lines(hzl, "Horizon after training against T", "steps back from T")]
+    return checks, [*hz0.values(), *lr0.values(), *ratio.values(), *hzl.values()], figs
+
+
+SEQ_HZ_SPREAD = 2.0
+
+SEQ_LEN = Study(
+    name="seq-len", version=1, title="Sequence length: the horizon and success against T",
+    claim="At PyTorch's default init the gradient horizon of both the tanh RNN and the LSTM is a fixed number of "
+          "steps that does not grow with T (so log10 ‖g_1‖/‖g_T‖ falls with T); after training the LSTM solves "
+          "the adding problem at every T of the grid while the tanh RNN fails at the longest.",
+    source="[H97] §5 and [A16] adding problem (the LSTM keeps beating the baseline as T grows, the tanh RNN does "
+           "not); [P13] §2.1 (the long-term gradient shrinks like η^(t−k)); docs/metrics.md for the horizon",
+    group_by="task.seq_len",
+    notes="A 2 × 3 grid: tanh RNN and LSTM, each at T = 25, 50 and 100, PyTorch's default init. The adding "
+          "study's training (A16 variant, 32 units, Adam 1e-2, norm clipping at 1). At init the gated cell has no "
+          "edge: its forget gates sit near 1/2, so ‖∂L/∂h_t‖ shrinks about as fast as the tanh RNN's; the "
+          "LSTM's advantage is learned.",
+    scales={
+        "cpu": Scale(base={"task": {"name": "adding", "variant": "a16"}, "hidden_size": 32,
+                           "batch_size": 64, "epochs": 15, "steps_per_epoch": 100,
+                           "optimizer": {"name": "adam", "lr": 0.01}, "clip": {"mode": "norm", "max_norm": 1.0},
+                           "probe": {"every": 5}},
+                     vary={"cell": SEQ_CELLS, "task.seq_len": SEQ_LENS}, seeds=(0, 1, 2),
+                     differs="T = 25 to 100 (A16: 100 to 750), 32 units (not 128), Adam 1e-2 with norm clipping "
+                             "(A16: RMSProp 1e-3, element-wise clipping), 1,500 steps.",
+                     budget="18 runs, ≈ 5 min"),
+        "paper": Scale(base={**GPU, "task": {"name": "adding", "variant": "a16"}, "hidden_size": 128,
+                             "batch_size": 20, "epochs": 100, "steps_per_epoch": 100,
+                             "optimizer": {"name": "rmsprop", "lr": 0.001},
+                             "clip": {"mode": "value", "clip_value": 1.0}, "probe": {"every": 10}},
+                       vary={"cell": SEQ_CELLS, "task.seq_len": [100, 200, 400]}, seeds=(0, 1, 2),
+                       differs="A16's adding setup (128 units, RMSProp 1e-3, element-wise clipping at 1, batch 20) "
+                               "at T = 100, 200 and 400, 10,000 steps."),
+    },
+    analyse=_seq_len,
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# 9. Depth: 1-4 layers, with the per-layer profiles
+# ---------------------------------------------------------------------------------------------
+
+DEPTHS = [1, 2, 3, 4]
+DEPTH_CELLS = ["rnn", "lstm"]
+
+
+def _depth_group(cell: str, depth: int, layer: int) -> str:
+    return f"{cell} {depth} layer{'s' if depth > 1 else ''}, layer {layer + 1}"
+
+
+def _depth(study: Study, d: StudyData):
+    r = d.runs
+    seeds = seeds_of(r)
+    T = int(r["spec"].iloc[0]["task"]["seq_len"]) if len(r) else 0
+    depths = sorted({int(n) for n in r["num_layers"]}) or DEPTHS
+    runs = r[["id", "cell", "num_layers", "seed"]].rename(columns={"id": "run_id"})
+    lay = d.layers[d.layers["epoch"] == 0].merge(runs, on="run_id") if len(d.layers) else \
+        pd.DataFrame(columns=["run_id", "layer", "cell", "num_layers", "seed", "log_ratio", "horizon"])
+    tag = d.tag.replace("'", "''")
+    q = ("SELECT r.cell AS grp, r.num_layers, l.layer, r.seed, l.log_ratio, l.horizon\n"
+         "FROM runs r\n"
+         f"JOIN run_tags g ON g.run_id = r.id AND g.tag = '{tag}'\n"
+         "JOIN layer_stats l ON l.run_id = r.id AND l.epoch = 0\n"
+         "WHERE r.status IN ('succeeded', 'diverged')\n"
+         "ORDER BY grp, r.num_layers, l.layer, r.seed;\n"
+         "-- layer 0 is the first (bottom) layer, the one the input feeds")
+
+    def val(cell, n, k, s, col) -> float:
+        m = lay[(lay["cell"] == cell) & (lay["num_layers"] == n) & (lay["layer"] == k) & (lay["seed"] == s)]
+        return float(m[col].iloc[0]) if len(m) and not pd.isna(m[col].iloc[0]) else math.nan
+
+    lr, hz = {}, {}
+    for c in DEPTH_CELLS:
+        for n in depths:
+            for k in range(n):
+                g = _depth_group(c, n, k)
+                lr[(c, n, k)] = Number("log10 ‖g_1‖/‖g_T‖ at init", g, {s: val(c, n, k, s, "log_ratio") for s in seeds},
+                                       q)
+                hz[(c, n, k)] = Number("horizon at init (steps)", g, {s: val(c, n, k, s, "horizon") for s in seeds},
+                                       q, ".0f")
+
+    def at(nums, c, n, k, s):
+        return nums[(c, n, k)].per_seed.get(s, math.nan)
+
+    stacks = [(c, n) for c in DEPTH_CELLS for n in depths if n > 1]
+    checks = [
+        Check("in every stack (2-4 layers, both cells) log10 ‖g_1‖/‖g_T‖ at init rises from the top layer down to "
+              "the first: each layer keeps more of the gradient over time than the layer above it",
+              {s: all(_lt(at(lr, c, n, k + 1, s), at(lr, c, n, k, s)) for c, n in stacks for k in range(n - 1))
+               for s in seeds}),
+        Check("in every stack the horizon at init never falls going down a layer, and the first layer's is longer "
+              "than the top layer's",
+              {s: all(all(at(hz, c, n, k + 1, s) <= at(hz, c, n, k, s) for k in range(n - 1))
+                      and _lt(at(hz, c, n, n - 1, s), at(hz, c, n, 0, s)) for c, n in stacks) for s in seeds}),
+        Check(f"depth does not remove the bound: every layer's horizon at init stays below T − 1 = {T - 1}",
+              {s: all(_lt(at(hz, c, n, k, s), T - 1) for c in DEPTH_CELLS for n in depths for k in range(n))
+               for s in seeds}),
+    ]
+    figs = []
+    for nums, title, ylabel in ((lr, "log10 ‖g_1‖/‖g_T‖ at initialization, layer by layer", "log10 ratio"),
+                                (hz, "Horizon at initialization, layer by layer", "steps back from T")):
+        series = [Series(name=f"{c} {n}L s{s}", x=list(range(1, n + 1)), y=[at(nums, c, n, k, s) for k in range(n)],
+                         mode="lines", group=f"{c} {n}L")
+                  for c in DEPTH_CELLS for n in depths for s in seeds]
+        figs.append(Figure(title + " (layer 1 is the first)", "layer", ylabel, series, categorical_x=False))
+    return checks, [*lr.values(), *hz.values()], figs
+
+
+DEPTH = Study(
+    name="depth", version=1, title="Depth: 1-4 layers, layer by layer",
+    claim="At initialization, in a stack of 2 to 4 tanh-RNN or LSTM layers each lower layer keeps more of the "
+          "gradient over time than the layer above it (log10 ‖g_1‖/‖g_T‖ rises and the horizon does not fall from "
+          "the top layer down to the first), yet no layer's horizon reaches the start of the sequence.",
+    source="[P13] §2.1 and docs/metrics.md: a lower layer's g_t also receives the path through the layer above at "
+           "the same step, which does not go through its own W_hh, so the per-step bound holds only for the top "
+           "layer",
+    group_by="num_layers",
+    notes="Measured at epoch 0 (before any update) on a 64-sequence probe batch, from each layer's stored profile "
+          "‖∂L/∂h_t^(k)‖ (layer_stats: log ratio and horizon per layer). PyTorch's default init, adding problem "
+          "T = 50, 32 units per layer. The per-layer profiles also show the gradient at step T shrinking at each "
+          "layer down the stack; the study's analysis reads only the per-layer summaries.",
+    scales={
+        "cpu": Scale(base={"task": {"name": "adding", "variant": "a16", "seq_len": 50}, "hidden_size": 32,
+                           "probe": {"batch_size": 64}, **_TINY_TRAIN},
+                     vary={"cell": DEPTH_CELLS, "num_layers": DEPTHS}, seeds=(0, 1, 2),
+                     differs="No paper runs this experiment; 32 units, T = 50, the probe at init only.",
+                     budget="24 runs, ≈ 1 min"),
+        "paper": Scale(base={**GPU, "task": {"name": "adding", "variant": "a16", "seq_len": 100}, "hidden_size": 128,
+                             "probe": {"batch_size": 128}, **_TINY_TRAIN},
+                       vary={"cell": DEPTH_CELLS, "num_layers": DEPTHS}, seeds=(0, 1, 2, 3, 4),
+                       differs="A16's adding sizes (128 units, T = 100), 5 seeds."),
+    },
+    analyse=_depth,
+)
+
+
+STUDIES: dict[str, Study] = {s.name: s for s in (ACTIVATIONS, RECURRENT_INIT, ADDING, EXPLODING, IRNN, COPY,
+                                                         SEQ_LEN, DEPTH)}

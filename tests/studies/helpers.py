@@ -15,7 +15,8 @@ def plant(study: Study, url: str, values: Callable[[JobSpec], dict | None], scal
 
     ``values(spec)`` gives what to store for that run: ``status`` (succeeded, diverged, failed, or
     queued/running to leave it unfinished), ``val_loss`` of the last epoch, and layer 0's ``rho0``,
-    ``log_ratio0``, ``horizon0`` (epoch 0) and ``rho_last``, ``log_ratio_last``, ``horizon_last`` (epoch 1).
+    ``log_ratio0``, ``horizon0`` (epoch 0) and ``rho_last``, ``log_ratio_last``, ``horizon_last`` (epoch 1);
+    ``layers0``: for a stack, one dict per layer of the fields to store at epoch 0 (e.g. log_ratio, horizon).
     """
     specs = study.specs(scale)
     ids = store.create_runs(specs, tags=[study.tag(scale)], url=url)
@@ -26,19 +27,24 @@ def plant(study: Study, url: str, values: Callable[[JobSpec], dict | None], scal
             continue
         claimed = store.claim_run(run_id, "test-worker", url=url)
         a = claimed["attempt"]
-        info = run_info(spec.cell, spec.task.seq_len)
+        info = run_info(spec.cell, spec.task.seq_len, spec.num_layers)
         if "baseline" in v:
             info.baseline_loss = v["baseline"]
         store.record_info(run_id, info, attempt=a, url=url)
         losses = v.get("val_losses") or [0.5, v.get("val_loss", 0.5)]
         for epoch, loss in enumerate(losses):
             last = epoch == len(losses) - 1
-            rec = epoch_record(epoch, cell=spec.cell, seq_len=spec.task.seq_len, seed=run_id)
+            rec = epoch_record(epoch, cell=spec.cell, seq_len=spec.task.seq_len, num_layers=spec.num_layers,
+                               seed=run_id)
             layer = rec.layers[0]
             for f in ("rho", "log_ratio", "horizon"):
                 key = f + ("0" if epoch == 0 else "_last")
                 if key in v and (epoch == 0 or last):
                     setattr(layer, f, v[key])
+            if epoch == 0:
+                for stat, fields in zip(rec.layers, v.get("layers0") or []):
+                    for f, x in fields.items():
+                        setattr(stat, f, x)
             rec.val_loss = loss
             rec.nonfinite_steps = (v.get("nonfinite") or [0] * len(losses))[epoch]
             store.record_epoch(run_id, rec, attempt=a, url=url)

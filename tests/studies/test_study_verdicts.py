@@ -240,3 +240,58 @@ def test_copy_verdicts(sqlite_url, lstm_ratio, baseline, verdict):
                                           "val_loss": baseline * (lstm_ratio if spec.cell == "lstm" else 0.97)})
     out = decide(COPY, sqlite_url)
     assert out.verdict == verdict, [(c.text, c.per_seed) for c in out.checks]
+
+
+DEPTH = studies.get("depth")
+
+
+def depth_values(lr, hz, status=None):
+    """Per-layer log ratio and horizon at init: ``lr(n, k, seed)``, ``hz(n, k, seed)`` for layer k of n."""
+    def values(spec):
+        n = spec.num_layers
+        out = {"layers0": [{"log_ratio": lr(n, k, spec.seed), "horizon": hz(n, k, spec.seed)} for k in range(n)]}
+        if status:
+            out["status"] = status(spec.cell, n, spec.seed)
+        return out
+    return values
+
+
+def test_depth_reproduced_when_lower_layers_keep_more_and_sql_rederives_every_layer(sqlite_url):
+    plant(DEPTH, sqlite_url, depth_values(lambda n, k, s: -12.0 + (n - 1 - k) - 0.1 * s,
+                                          lambda n, k, s: 10.0 + 3 * (n - 1 - k)))
+    out = decide(DEPTH, sqlite_url)
+    assert out.verdict == studies.REPRODUCED, [(c.text, c.per_seed) for c in out.checks]
+    first = next(n for n in out.numbers if n.group == "lstm 4 layers, layer 1" and n.label.startswith("log10"))
+    assert first.per_seed == pytest.approx({0: -9.0, 1: -9.1, 2: -9.2})
+    top = next(n for n in out.numbers if n.group == "rnn 3 layers, layer 3" and n.label.startswith("horizon"))
+    assert top.per_seed == {0: 10.0, 1: 10.0, 2: 10.0}
+    eng = create_engine(sqlite_url)
+    with eng.connect() as c:
+        rows = c.execute(text(first.sql)).mappings().all()
+    got = {r["seed"]: r["log_ratio"] for r in rows if (r["grp"], r["num_layers"], r["layer"]) == ("lstm", 4, 0)}
+    assert got == pytest.approx(first.per_seed)
+
+
+def test_depth_that_changes_nothing_is_not_reproduced(sqlite_url):
+    # every layer of every stack the same: nothing is gained going down, on any seed
+    plant(DEPTH, sqlite_url, depth_values(lambda n, k, s: -10.0, lambda n, k, s: 12.0))
+    out = decide(DEPTH, sqlite_url)
+    assert out.verdict == studies.NOT_REPRODUCED
+    assert [all(c.per_seed.values()) for c in out.checks] == [False, False, True]
+
+
+def test_depth_with_a_horizon_reaching_the_start_fails_its_bound(sqlite_url):
+    plant(DEPTH, sqlite_url, depth_values(lambda n, k, s: -12.0 + (n - 1 - k),
+                                          lambda n, k, s: 49.0 if (n, k, s) == (4, 0, 1) else 10.0 + 3 * (n - 1 - k)))
+    out = decide(DEPTH, sqlite_url)
+    assert out.verdict == studies.INCONCLUSIVE and "holds on seeds 0, 2 and fails on 1" in out.reason
+    assert out.checks[2].per_seed == {0: True, 1: False, 2: True}
+
+
+def test_depth_with_a_failed_run_has_too_few_seeds(sqlite_url):
+    plant(DEPTH, sqlite_url, depth_values(lambda n, k, s: -12.0 + (n - 1 - k), lambda n, k, s: 10.0 + 3 * (n - 1 - k),
+                                          status=lambda c, n, s: "failed" if (c, n, s) == ("rnn", 3, 0) else
+                                          "succeeded"))
+    out = decide(DEPTH, sqlite_url)
+    assert out.verdict == studies.INCONCLUSIVE and out.seeds_complete == [1, 2]
+    assert "only 2 complete seed(s)" in out.reason

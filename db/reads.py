@@ -14,8 +14,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import Boolean, and_, case, false, func, or_, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from db.attempts import aware
 from db.codec import join_nan, record_from_rows
@@ -96,11 +98,47 @@ def _spec_condition(path: str, value: Any):
     value = _coerce(value)
     if value is None:
         return or_(node.as_string().is_(None), node.as_string() == "null")
+    # A number or a boolean is compared only where the field holds one (CASE, so the cast never sees
+    # text): a text field compared with 1 matches no run on both backends, instead of an error on
+    # PostgreSQL (the cast of 'a16') and a match of the text '1' on SQLite.
     if isinstance(value, bool):
-        return node.as_boolean() == value
+        return case((_JsonIsBool(node), node.as_boolean() == value), else_=false())
     if isinstance(value, (int, float)):
-        return func.abs(node.as_float() - float(value)) <= 1e-12 * max(1.0, abs(float(value)))
+        return case((_JsonIsNumber(node), func.abs(node.as_float() - float(value))
+                     <= 1e-12 * max(1.0, abs(float(value)))), else_=false())
     return node.as_string() == value
+
+
+class _JsonIsNumber(FunctionElement):
+    """True where a JSON path expression (``Run.spec[path]``) holds a number."""
+    name = "json_is_number"
+    type = Boolean()
+    inherit_cache = True
+
+
+class _JsonIsBool(FunctionElement):
+    """True where a JSON path expression (``Run.spec[path]``) holds true or false."""
+    name = "json_is_bool"
+    type = Boolean()
+    inherit_cache = True
+
+
+def _json_kind(element, compiler, pg_kind: str, sqlite_kinds: tuple[str, ...], **kw) -> str:
+    node = next(iter(element.clauses))
+    if compiler.dialect.name == "postgresql":
+        return compiler.process(func.jsonb_typeof(node) == pg_kind, **kw)
+    # SQLite: json_type(column, path); node is JSON_EXTRACT(column, path)
+    return compiler.process(func.json_type(node.left, node.right).in_(sqlite_kinds), **kw)
+
+
+@compiles(_JsonIsNumber)
+def _compile_is_number(element, compiler, **kw):
+    return _json_kind(element, compiler, "number", ("integer", "real"), **kw)
+
+
+@compiles(_JsonIsBool)
+def _compile_is_bool(element, compiler, **kw):
+    return _json_kind(element, compiler, "boolean", ("true", "false"), **kw)
 
 
 def run_filters(filters: dict[str, Any] | None) -> list:

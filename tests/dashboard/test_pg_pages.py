@@ -42,3 +42,11 @@ def test_a_run_id_above_the_int4_range_is_named_and_ignored(pg_lab, page, key):
     assert not at.error, [e.value for e in at.error]
     assert any("2147483648" in w.value and "2147483647" in w.value for w in at.warning), \
         [w.value for w in at.warning]
+
+
+def test_the_any_spec_field_filter_compares_a_number_with_a_text_field_without_error(pg_lab):
+    """Runs page, 'Any spec field … equals': task.variant holds text, so = 1 is no run (not an SQL error)."""
+    at = _open("runs", field="task.variant", equals="1")
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert any(c.value.startswith("0 run(s) match") for c in at.caption), [c.value for c in at.caption]

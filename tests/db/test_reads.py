@@ -127,3 +127,17 @@ def test_ids_beyond_a_32_bit_key_are_refused_not_sent(db_url):
         assert reads.list_runs({"ids": [big]}, url=db_url)[1] == 0
     assert reads.list_runs({"ids": [2 ** 31, a]}, url=db_url)[0]["id"].tolist() == [a]
     assert reads.get_run(a, url=db_url)["id"] == a
+
+
+def test_a_spec_field_compared_with_a_number_or_a_boolean_matches_only_numbers_or_booleans(db_url):
+    """task.variant is text ('a16'): equal to 1 or to true is no run on both backends (PostgreSQL cast
+    the text and failed with InvalidTextRepresentation); equal to 'a16', and seq_len to 10, still match."""
+    a, = store.create_runs([spec(seed=1, task={"name": "adding", "seq_len": 10, "variant": "a16"})], url=db_url)
+    b, = store.create_runs([spec(seed=2, task={"name": "adding", "seq_len": 12, "variant": "p13"})], url=db_url)
+    n = lambda path, v: reads.list_runs({"spec": {path: v}}, url=db_url)[1]  # noqa: E731
+    assert n("task.variant", "1") == 0
+    assert n("task.variant", "true") == 0
+    assert n("task.variant", "a16") == 1
+    assert n("task.seq_len", "10") == 1 and n("task.seq_len", "12.0") == 1
+    assert n("seed", "2") == 1
+    assert {r["id"] for r in [reads.get_run(a, url=db_url), reads.get_run(b, url=db_url)]} == {a, b}

@@ -32,14 +32,19 @@ SCALES = ("cpu", "paper")
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, PENDING = ("reproduced", "not reproduced", "inconclusive (add seeds)",
                                                      "pending")
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, PENDING)
-_T95 = [12.71, 4.30, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23, 2.20, 2.18, 2.16, 2.14, 2.13,
-        2.12, 2.11, 2.10, 2.09, 2.09, 2.08, 2.07, 2.07, 2.06, 2.06, 2.06, 2.05, 2.05, 2.05, 2.04]
+_T95 = [12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281, 2.2010, 2.1788, 2.1604,
+        2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860, 2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555,
+        2.0518, 2.0484, 2.0452, 2.0423]
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 
 
 def t95(n: int) -> float:
     """Two-sided 95% Student t quantile for the mean of n values (n − 1 degrees of freedom)."""
-    return _T95[n - 2] if 2 <= n <= 31 else 1.96
+    if 2 <= n <= 31:
+        return _T95[n - 2]
+    # beyond 30 degrees of freedom: the Cornish-Fisher expansion around z = 1.95996 (error < 1e-4 here)
+    z, df = 1.959963984540054, n - 1
+    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
 
 
 @dataclass(frozen=True)
@@ -85,10 +90,12 @@ class Number:
         s = self.summary()
         if math.isnan(s["mean"]) and math.isnan(s["min"]):
             return "NaN on every seed (no finite value)"
+        n_nan = int(np.isnan(self.values()).sum())
+        nan = f" ({n_nan} seed{'s' if n_nan > 1 else ''} NaN, left out)" if n_nan else ""
         if not math.isfinite(s["lo"]) or not math.isfinite(s["hi"]) or math.isnan(s["lo"]):
-            return f"{fmt(s['mean'], self.fmt)} (seeds {fmt(s['min'], self.fmt)} … {fmt(s['max'], self.fmt)})"
+            return f"{fmt(s['mean'], self.fmt)} (seeds {fmt(s['min'], self.fmt)} … {fmt(s['max'], self.fmt)}){nan}"
         return (f"{fmt(s['mean'], self.fmt)} [95% CI {fmt(s['lo'], self.fmt)}, {fmt(s['hi'], self.fmt)}; "
-                f"seeds {fmt(s['min'], self.fmt)} … {fmt(s['max'], self.fmt)}]")
+                f"seeds {fmt(s['min'], self.fmt)} … {fmt(s['max'], self.fmt)}]{nan}")
 
 
 def fmt(x: float, spec: str = ".3g") -> str:
@@ -280,9 +287,14 @@ def decide(study: Study, data: StudyData, scale: str) -> Outcome:
     if len(complete) < MIN_SEEDS:
         out.verdict = INCONCLUSIVE
         out.reason = f"only {len(complete)} complete seed(s), at least {MIN_SEEDS} are needed{lost}"
+    elif not failed_any and missing:
+        out.verdict = INCONCLUSIVE   # a failed or cancelled seed is not evidence for the claim
+        out.reason = (f"every check holds on the {len(complete)} complete seeds, but {missing} of the "
+                      f"{len(sc.seeds)} seeds lack a finished run at some grid point (failed or cancelled): "
+                      f"re-run them, or delete those runs and add seeds")
     elif not failed_any:
         out.verdict = REPRODUCED
-        out.reason = f"every check holds on all {len(complete)} seeds{lost}"
+        out.reason = f"every check holds on all {len(complete)} seeds"
     elif not passed:
         out.verdict = NOT_REPRODUCED
         out.reason = f"on each of the {len(complete)} seeds at least one check fails{lost}"

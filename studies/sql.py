@@ -37,14 +37,3 @@ def layer0(tag: str, group_col: str, cols: str, at: str = "init") -> str:
             f"JOIN layer_stats l ON l.run_id = r.id AND l.layer = 0{when}\n"
             f"WHERE r.status IN {FINISHED}\n"
             f"ORDER BY grp, r.seed;")
-
-
-def epochs_all(tag: str, group_col: str, cols: str) -> str:
-    """Every epoch's values per run (for a maximum or a sum over training)."""
-    return (f"SELECT r.{group_col} AS grp, r.seed, {cols}\n"
-            f"FROM runs r\n"
-            f"JOIN run_tags g ON g.run_id = r.id AND g.tag = {_q(tag)}\n"
-            f"JOIN epochs e ON e.run_id = r.id\n"
-            f"WHERE r.status IN {FINISHED}\n"
-            f"GROUP BY r.{group_col}, r.seed\n"
-            f"ORDER BY grp, r.seed;")

@@ -101,5 +101,17 @@ def run_id(text: str | None, field: str = "run") -> tuple[int | None, str | None
     return None, f"{field}: {text[:40]!r} is not a run id (a whole number from 1 to {MAX_ID})."
 
 
+def whole_number(text: str | None, field: str, lo: int, hi: int) -> tuple[int | None, str | None]:
+    """A whole number from ``lo`` to ``hi`` read from the URL, or (None, a message naming ``field`` and
+    what is allowed) when ``text`` is anything else: only the ASCII digits 0-9 count ('²' and '٣' are
+    digits to str.isdigit but not numbers), and no more of them than ``hi`` has."""
+    if text is None or text == "":
+        return None, None
+    t = text.strip()
+    if t.isascii() and t.isdigit() and len(t) <= len(str(hi)) and lo <= int(t) <= hi:
+        return int(t), None
+    return None, f"{field}: {text[:40]!r} is not a whole number from {lo} to {hi}; ignored."
+
+
 def _is_id(tok: str) -> bool:
     return tok.isascii() and tok.isdigit() and len(tok) <= 10 and 1 <= int(tok) <= MAX_ID

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
+from dashboard.page_context import MAX_ID, whole_number
 from db.models import RUN_STATUSES
 
 SORTS = ("newest", "oldest", "val_loss", "horizon")
@@ -102,8 +103,11 @@ def from_params(params: Mapping[str, Sequence[str]], opts: Mapping[str, Any]) ->
     sweep = _last(params, "sweep")
     if sweep is not None:
         ids = {int(s["id"]) for s in opts.get("sweeps", [])}
-        if sweep.isdigit() and len(sweep) <= 12 and int(sweep) in ids:
-            out["flt_sweep"] = int(sweep)
+        sid, bad = whole_number(sweep, "URL field 'sweep'", 1, MAX_ID)
+        if bad:
+            problems.append(bad)
+        elif sid in ids:
+            out["flt_sweep"] = sid
         else:
             problems.append(f"URL field 'sweep': {sweep[:40]!r} is not the id of a sweep in the database; ignored.")
     sort = _last(params, "sort")

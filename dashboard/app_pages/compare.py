@@ -12,6 +12,8 @@ from dashboard.auth import current_user
 from dashboard.components import fmt_duration, guard, table
 
 MAX_RUNS = 12
+MAX_EPOCH = 10 ** 9 - 1   # bounds of the epoch and layer read from the URL
+MAX_LAYER = 999
 PAGE = "compare"
 KEYS = ("runs", "epoch", "layer", "loss", "view", "smooth", "x")
 user = current_user()
@@ -62,7 +64,9 @@ def _body() -> None:
     epochs = reads.probed_epochs(ids)
     max_layers = int(runs["num_layers"].max())
     a, b, c, d = st.columns([3, 1, 1, 1.4])
-    want = int(qp["epoch"]) if qp.get("epoch", "").isdigit() and len(qp["epoch"]) < 10 else None
+    want, bad = page_context.whole_number(qp.get("epoch"), "URL field 'epoch'", 0, MAX_EPOCH)
+    if bad:
+        st.warning(bad, icon=":material/link_off:")
     if epochs:
         default = max((e for e in epochs if want is None or e <= want), default=epochs[-1])
         epoch = a.select_slider("Epoch of the profile and histograms", epochs, value=default, key="cmp_epoch",
@@ -71,7 +75,10 @@ def _body() -> None:
     else:
         epoch = None
         a.caption("No per-timestep probes recorded yet.")
-    want_layer = int(qp["layer"]) if qp.get("layer", "").isdigit() and len(qp["layer"]) < 4 else 0
+    want_layer, bad = page_context.whole_number(qp.get("layer"), "URL field 'layer'", 0, MAX_LAYER)
+    if bad:
+        st.warning(bad, icon=":material/link_off:")
+    want_layer = want_layer or 0
     layer = b.selectbox("Layer", list(range(max_layers)), index=min(want_layer, max_layers - 1), key="cmp_layer")
     qp["layer"] = str(layer)
     kind = c.selectbox("Gradient of", ["h", "c"] if (runs["cell"] == "lstm").any() else ["h"], key="cmp_kind",

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 import yaml
 
-from dashboard import estimate, forms, reads, sweeps
+from dashboard import estimate, forms, page_context, reads, sweeps
 from dashboard.auth import can, current_user
 from dashboard.components import plain, spec_diff, table
 from dashboard.presets import PRESETS
@@ -18,10 +18,13 @@ forms.ensure_defaults(ss)
 st.title("New experiment")
 
 clone = st.query_params.get("clone")
-if clone and clone.isdigit() and ss.get("_cloned") != clone:
-    source = reads.run(int(clone))
+clone_id, bad = page_context.whole_number(clone, "URL field 'clone' (a run id)", 1, page_context.MAX_ID)
+if bad:
+    st.warning(bad, icon=":material/link_off:")
+if clone_id is not None and ss.get("_cloned") != clone:
+    source = reads.run(clone_id)
     if source is None:
-        st.warning(f"Run {int(clone)} was not found; starting from the defaults.")
+        st.warning(f"Run {clone_id} was not found; starting from the defaults.")
     else:
         forms.load_spec(ss, source["spec"])
         ss["_clone_spec"], ss["mode"] = source["spec"], "Single run"

@@ -87,7 +87,8 @@ def source_hash(where: str) -> str:
 def parse_message(raw: bytes | str) -> dict:
     """A stored message (a filesystem message file, a Redis list item) parsed as kombu does; ValueError
     (including UnicodeDecodeError) if it is not JSON."""
-    return loads(bytes_to_str(raw))
+    # strict UTF-8: kombu's bytes_to_str would put U+FFFD in place of bad bytes and deliver a corrupt message
+    return loads(raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw)
 
 
 def envelope_body(env: dict):

@@ -238,3 +238,12 @@ def test_no_module_but_kombu_internals_touches_kombus_internals():
                 offenders[rel] = uses
     assert offenders == {}, f"use worker/kombu_internals.py instead: {offenders}"
     assert kombu_internal_uses((REPO / "worker/kombu_internals.py").read_text(), private)   # the scan sees it
+
+
+def test_a_message_that_is_not_utf8_is_refused_not_patched():
+    """Bad bytes raise (so the guard quarantines the message) instead of becoming U+FFFD in the body."""
+    from worker.kombu_internals import parse_message
+
+    with pytest.raises(UnicodeDecodeError):
+        parse_message(b'{"body": "x\xff"}')
+    assert parse_message(b'{"body": "x"}') == {"body": "x"}

@@ -35,7 +35,23 @@ def run_online() -> None:
                                            f"rolled back (first: {broken[0]})")
         finally:
             if sqlite:
-                connection.invalidate()  # never pool a connection with foreign keys off
+                _foreign_keys_back_on(connection)
+
+
+def _foreign_keys_back_on(connection) -> None:
+    """Never leave a pooled connection with foreign keys off: a file database's connection is thrown
+    away (the pool opens a fresh one with every pragma); an in-memory database lives only in this
+    connection, so the pragma is set back on it instead, after the migration's transaction."""
+    database = connection.engine.url.database
+    if database and database != ":memory:" and "mode=memory" not in str(connection.engine.url):
+        connection.invalidate()
+        return
+    if connection.in_transaction():
+        connection.commit()
+    driver = connection.connection.driver_connection
+    if driver.in_transaction:
+        driver.commit()
+    driver.execute("PRAGMA foreign_keys = ON")
 
 
 if context.is_offline_mode():

@@ -69,3 +69,20 @@ def test_the_rebuild_keeps_every_row_and_child_row(tmp_path):
     assert after["runs"] == before["runs"] - 1 and after["epochs"] == before["epochs"] - 2
     (new,) = create_runs([_spec(99)], url=url)
     assert new == ids[-1] + 1
+
+
+def test_an_in_memory_database_survives_its_migration_with_foreign_keys_on():
+    """The file case throws the migration's connection away; an in-memory database lives only in that
+    connection, so it keeps it and turns foreign keys back on."""
+    from sqlalchemy import inspect
+
+    from db.engine import get_engine
+    from db.migrate import ensure_schema
+    from db.models import Base
+
+    url = "sqlite://"
+    ensure_schema(url)
+    eng = get_engine(url)
+    assert set(Base.metadata.tables) <= set(inspect(eng).get_table_names())
+    with eng.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1

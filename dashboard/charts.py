@@ -80,6 +80,14 @@ def _line(kind: str, x, y, name: str, color: str | None, *, axis: int = 0, marke
                 xaxis=xa, yaxis=ya, **kw)
 
 
+def _isolated(drawable: np.ndarray) -> bool:
+    """True if some drawable point has no drawable neighbour (a line through it draws nothing)."""
+    d = np.asarray(drawable, dtype=bool)
+    left = np.r_[False, d[:-1]]
+    right = np.r_[d[1:], False]
+    return bool((d & ~left & ~right).any())
+
+
 def _axes(i: int) -> tuple[str, str]:
     k = "" if i == 0 else str(i + 1)
     return f"x{k}", f"y{k}"
@@ -198,11 +206,14 @@ class ValueAxis:
         drawable = np.isfinite(y) & (y > 0) if self.log else np.isfinite(y)
         out = []
         if smooth > 0:
+            # A line needs two neighbouring drawable points: a one-point series, or a point between
+            # undrawable ones, would vanish from a line-only trace, so both traces then get markers.
+            alone = _isolated(drawable)
             raw_kw = {k: v for k, v in kw.items() if k != "line"}
             out.append(_line(kind, x, np.where(drawable, y, np.nan), f"{name} (raw)", color, axis=axis, group=group,
-                             legend=False, opacity=RAW_OPACITY, **raw_kw))
+                             markers=alone or not drawable.all(), legend=False, opacity=RAW_OPACITY, **raw_kw))
             out.append(_line(kind, x, ema(y, smooth, log=self.log), name, color, axis=axis, group=group,
-                             legend=legend, **kw))
+                             markers=markers or alone, legend=legend, **kw))
             if drawable.all():
                 return out
         elif drawable.all():  # the common case: nothing to mark

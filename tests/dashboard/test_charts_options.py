@@ -214,3 +214,34 @@ def test_histogram_heatmap_bins_are_the_records_bins():
     assert x[0] == pytest.approx(HIST_EDGES[0] - HIST_BIN_WIDTH / 2)
     with pytest.raises(ValueError, match="value"):
         charts.hist_heatmap([], "h", value="density")
+
+
+def _seen(trace: dict) -> set:
+    """The x of the points a trace actually draws: every finite y with markers on, else only a finite y
+    with a finite neighbour (a line needs two points)."""
+    y = np.asarray(trace["y"], dtype=float)
+    ok = np.isfinite(y)
+    if "markers" in trace.get("mode", ""):
+        return set(np.asarray(trace["x"])[ok].tolist())
+    near = np.r_[False, ok[:-1]] | np.r_[ok[1:], False]
+    return set(np.asarray(trace["x"])[ok & near].tolist())
+
+
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("y", [[0.5], [0.9, NAN, 0.5, INF, 0.3, 0.2], [NAN, 0.4, NAN],
+                               [0.5] * 20 + [NAN, 0.3, NAN] + [0.2] * 30])
+def test_smoothing_never_hides_a_lone_point(y, log):
+    """A one-point series, or a point between NaN/inf, has no line segment: with smoothing on it was
+    drawn by line-only traces and vanished. Every drawable epoch is drawn, by the smoothed trace at
+    full colour and by the raw one."""
+    fig = charts.curves(_df({1: y}), "val_loss", {1: "#1"}, "loss", log=log, smooth=0.6)
+    tr = {t["name"]: t for t in _traces(fig)}
+    want = {e for e, v in enumerate(y) if math.isfinite(v)}
+    assert _seen(tr["#1"]) == want
+    assert _seen(tr["#1 (raw)"]) == want
+
+
+def test_smoothing_keeps_plain_lines_when_every_point_has_a_neighbour():
+    """A long series (40 epochs or more: no markers) with no lone point stays lines only."""
+    fig = charts.curves(_df({1: list(np.linspace(1, 0.1, 50))}), "val_loss", {1: "#1"}, "loss", smooth=0.6)
+    assert {t["name"]: t["mode"] for t in _traces(fig)} == {"#1 (raw)": "lines", "#1": "lines"}

@@ -44,6 +44,17 @@ def _submit(name: str, scale: str) -> None:
     st.session_state["_study_msg"] = ("success", f"Queued {len(ids)} runs of {name} ({scale}).")
 
 
+def _active(out) -> bool:
+    """True while some run of the study is queued or running."""
+    return bool(out.counts.get("queued") or out.counts.get("running"))
+
+
+def _show_msg() -> None:
+    msg = st.session_state.pop("_study_msg", None)
+    if msg:
+        getattr(st, msg[0])(plain(msg[1]))
+
+
 def _plotly(fig: Figure) -> go.Figure:
     out = go.Figure()
     lo = min((y for s in fig.series for y in s.y if y is not None and math.isfinite(y)), default=0.0)
@@ -106,9 +117,14 @@ def _result(name: str, scale: str) -> None:
     st.markdown(f"**Claim.** {plain(study.claim)}")
     st.caption(plain(f"Source: {study.source}"))
 
-    @st.fragment(run_every=5)
+    polling = _active(_outcome(reads.db_url(), name, scale))
+
+    @st.fragment(run_every=5 if polling else None)   # redraw only while runs are queued or running
     def live() -> None:
         out = _outcome(reads.db_url(), name, scale)
+        if _active(out) != polling:
+            st.rerun(scope="app")   # runs were queued, or the last one finished: start or stop polling
+        _show_msg()   # what the Run button did: it is in this fragment, whose click reruns only the fragment
         done = sum(v for k, v in out.counts.items() if k not in ("queued", "running"))
         box = {studies.REPRODUCED: st.success, studies.NOT_REPRODUCED: st.error}.get(out.verdict, st.warning)
         box(f"**Verdict: {plain(out.verdict)}** — {plain(out.reason)}.", icon=ICON[out.verdict])
@@ -166,10 +182,8 @@ if name is not None and name not in studies.STUDIES:
 if name is not None and scale not in studies.get(name).scales:
     st.warning(plain(f"scale: got {scale[:40]!r}; allowed: {', '.join(studies.get(name).scales)}; showing cpu."))
     scale = "cpu"
-msg = st.session_state.pop("_study_msg", None)
-if msg:
-    getattr(st, msg[0])(plain(msg[1]))
 if name is None:
+    _show_msg()
     _list()
 else:
     _result(name, scale)

@@ -1,0 +1,104 @@
+"""The Studies result page: the 'Run this study' button lives in the page's live part, so what the click
+did (queued, refused, an error) is shown there; the live part polls only while runs are queued or
+running."""
+
+from __future__ import annotations
+
+import pytest
+
+import studies
+from tests.conftest import REPO
+
+PAGE = str(REPO / "dashboard" / "app_pages" / "studies.py")
+ADDING = studies.get("adding")
+
+
+@pytest.fixture
+def page_db(sqlite_url, tmp_path, monkeypatch):
+    import streamlit as st
+
+    from rnnlab.settings import get_settings
+
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("RNNLAB_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("RNNLAB_HOME", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield sqlite_url
+    get_settings.cache_clear()
+    st.cache_data.clear()
+
+
+def open_result(scale: str = "cpu"):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params["study"], at.query_params["scale"] = ADDING.name, scale
+    return at.run()
+
+
+@pytest.fixture
+def fragments(monkeypatch):
+    """Watches st.fragment: the run_every of each fragment the page defines, and the alerts (st.error,
+    st.warning, st.success) drawn while a fragment runs. AppTest reruns the whole script on a click,
+    where the browser reruns only the fragment that holds the button: an alert drawn outside that
+    fragment would not be seen there."""
+    import functools
+
+    import streamlit as st
+
+    seen = {"run_every": [], "alerts_in_fragment": [], "alerts_outside": []}
+    depth = [0]
+    real_fragment = st.fragment
+
+    def fragment(func=None, *, run_every=None):
+        def wrap(f):
+            seen["run_every"].append(run_every)
+
+            @functools.wraps(f)
+            def inner(*a, **kw):
+                depth[0] += 1
+                try:
+                    return f(*a, **kw)
+                finally:
+                    depth[0] -= 1
+            return real_fragment(inner, run_every=run_every)
+        return wrap(func) if func is not None else wrap
+
+    def alert(real):
+        def draw(body, *a, **kw):
+            seen["alerts_in_fragment" if depth[0] else "alerts_outside"].append(str(body))
+            return real(body, *a, **kw)
+        return draw
+
+    monkeypatch.setattr(st, "fragment", fragment)
+    for kind in ("error", "warning", "success"):
+        monkeypatch.setattr(st, kind, alert(getattr(st, kind)))
+    return seen
+
+
+def test_a_refused_run_says_why_inside_the_live_part(page_db, fragments):
+    """The study's runs appear after the page was drawn (another user, the CLI): the click is refused,
+    and the page says so, naming the study's tag, inside the fragment that holds the button."""
+    from db import store
+
+    at = open_result()
+    button = next(b for b in at.button if b.label.startswith("Run this study"))
+    store.create_runs(ADDING.specs("cpu"), tags=[ADDING.tag("cpu")], url=page_db)
+    at = button.click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    said = [e.replace("\\", "") for e in fragments["alerts_in_fragment"]]
+    assert any("already has" in e and ADDING.tag("cpu") in e for e in said), fragments
+
+
+def test_the_live_part_polls_only_while_runs_are_queued_or_running(page_db, fragments):
+    from db import store
+
+    open_result()
+    assert fragments["run_every"] == [None]           # nothing submitted: nothing to poll
+    store.create_runs(ADDING.specs("cpu"), tags=[ADDING.tag("cpu")], url=page_db)   # created: queued
+    import streamlit as st
+    st.cache_data.clear()
+    open_result()
+    assert fragments["run_every"][-1] == 5

@@ -188,5 +188,9 @@ def histogram_history_section(ids: list[int], runs: pd.DataFrame, key: str) -> N
         st.caption(f"No histogram of {param} for {', '.join(f'#{i}' for i in missing)}.")
 
 
+ACTIVE = ("queued", "running")   # a run whose page keeps redrawing: it will have new epochs
+
+
 def any_running(runs: pd.DataFrame) -> bool:
-    return bool((runs["status"] == "running").any())
+    """True while some run of ``runs`` is queued or running (its page polls for new epochs)."""
+    return bool(runs["status"].isin(ACTIVE).any())

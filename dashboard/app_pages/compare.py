@@ -48,7 +48,7 @@ if len(ids) < 2:
 
 live = chart_views.any_running(runs) and st.toggle(
     "Live updates every 5 s", value=True, key="cmp_live",
-    help="While a selected run is running, everything below redraws every 5 s with its new epochs.")
+    help="While a selected run is queued or running, everything below redraws every 5 s with its new epochs.")
 
 
 @st.fragment(run_every=chart_views.LIVE_EVERY_S if live else None)

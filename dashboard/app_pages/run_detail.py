@@ -39,15 +39,15 @@ if r is None:
 
 runs = reads.runs_by_ids([rid])
 st.title(plain(run_label(runs.iloc[0])))
-live = r["status"] == "running" and st.toggle(
+live = r["status"] in chart_views.ACTIVE and st.toggle(
     "Live updates every 5 s", value=True, key="det_live",
-    help="While the run is running, its status and charts redraw every 5 s with its new epochs.")
+    help="While the run is queued or running, its status and charts redraw every 5 s with its new epochs.")
 
 
 def _fresh() -> tuple[dict, pd.DataFrame]:
     """The run now; when it has just stopped running, the whole page is redrawn once (no more polling)."""
     now = reads.run(rid)
-    if now is None or (live and now["status"] != "running"):
+    if now is None or (live and now["status"] not in chart_views.ACTIVE):
         st.rerun()
     return now, reads.runs_by_ids([rid])
 

@@ -10,6 +10,7 @@ Names are unique per page. Deleting is the owner's or an admin's: callers that a
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,10 +22,9 @@ from db.engine import session
 PAGES = ("runs", "compare", "strategies", "explorer")
 MAX_NAME = 100      # saved_views.name is String(100)
 MAX_QUERY = 4096    # characters of the query string
-MAX_OWNER = 64      # saved_views.owner is String(64)
+MAX_OWNER = 100     # saved_views.owner is String(100)
 # A percent-encoded query string: printable ASCII without spaces, quotes, '#' or angle brackets.
 _QUERY_CHARS = re.compile(r"[A-Za-z0-9%&=+.,:;_~!*()'/?@$\-\[\]]*")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class ViewError(ValueError):
@@ -46,8 +46,10 @@ def check_view(page: str, name: str, query: str, owner: str | None = None) -> tu
     name = name.strip()
     if len(name) > MAX_NAME:
         raise ViewError(f"name: at most {MAX_NAME} characters (this one has {len(name)})")
-    if _CONTROL.search(name):
-        raise ViewError("name: control characters (tabs, newlines) are not allowed")
+    bad = next((c for c in name if unicodedata.category(c) in ("Cc", "Cf")), None)
+    if bad is not None:   # Cc: tabs, newlines; Cf: invisible format characters, e.g. U+202E (right-to-left)
+        raise ViewError(f"name: control characters (tabs, newlines) and invisible format characters (bidi "
+                        f"overrides, zero-width) are not allowed; this one has U+{ord(bad):04X}")
     if not isinstance(query, str):
         raise ViewError("query: must be the page's URL query string")
     query = query[1:] if query.startswith("?") else query

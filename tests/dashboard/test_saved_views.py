@@ -35,7 +35,9 @@ def test_views_are_stored_listed_for_everyone_and_unique_per_page(db_url):
     ("runs", "ok", "q=<script>", None, r"^query: must be a percent-encoded"),
     ("query", "ok", "", None, r"^page: 'query' cannot be saved as a view; allowed: runs, compare, strategies, "
      r"explorer"),
-    ("runs", "ok", "", "o" * 65, r"^owner: 1 to 64 characters"),
+    ("runs", "ok", "", "o" * 101, r"^owner: 1 to 100 characters"),
+    ("runs", "evil\u202egnp.exe", "", None, r"^name: control characters .* U\+202E"),
+    ("runs", "a\u200bb", "", None, r"^name: control characters .* U\+200B"),
 ])
 def test_out_of_bounds_views_are_refused_naming_the_field(sqlite_url, page, name, query, owner, message):
     with pytest.raises(sv.ViewError, match=message):
@@ -45,7 +47,7 @@ def test_out_of_bounds_views_are_refused_naming_the_field(sqlite_url, page, name
 
 def test_the_limits_themselves_are_accepted(sqlite_url):
     query = "q=" + "a" * 4094
-    vid = sv.save_view("explorer", "n" * 100, "?" + query, owner="o" * 64, url=sqlite_url)
+    vid = sv.save_view("explorer", "n" * 100, "?" + query, owner="o" * 100, url=sqlite_url)
     (v,) = sv.list_views("explorer", url=sqlite_url)
     assert (v["id"], v["name"], len(v["query"]), v["query"]) == (vid, "n" * 100, 4096, query)
 

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from db import queries as q
+from db import reads as db_reads
 from db.models import RunAttempt, Worker
 from rnnlab.settings import get_settings
 
@@ -68,6 +69,11 @@ def status_counts() -> dict[str, int]:
 
 def filter_options() -> dict[str, list]:
     return _simple(db_url(), "filter_options")
+
+
+def sweep(sweep_id: int) -> dict | None:
+    """db.reads.sweep_summary: one sweep ({id, name, n_runs}) by its id, or None."""
+    return db_reads.sweep_summary(int(sweep_id), engine=_engine(db_url()))
 
 
 # the columns of the workers table, so that pages can index an empty one

@@ -9,7 +9,7 @@ the page applies them to ``st.query_params`` and ``st.session_state``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -65,10 +65,12 @@ def query_string(params: Mapping[str, Sequence[str]]) -> str:
     return urlencode([(k, v) for k, vs in params.items() for v in vs])
 
 
-def from_params(params: Mapping[str, Sequence[str]], opts: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def from_params(params: Mapping[str, Sequence[str]], opts: Mapping[str, Any],
+                sweep_exists: Callable[[int], bool] | None = None) -> tuple[dict[str, Any], list[str]]:
     """URL name -> values (as ``st.query_params.get_all`` gives them) into widget key -> value for every
     filter (defaults where the URL has none), and the problems found. A value that is not allowed is
-    dropped with a message naming its URL field; the rest of the URL still applies."""
+    dropped with a message naming its URL field; the rest of the URL still applies. A sweep id is
+    looked up in ``opts["sweeps"]`` (the newest ones), then with ``sweep_exists`` (any sweep)."""
     out = defaults()
     problems: list[str] = []
     allowed = choices(opts)
@@ -106,7 +108,7 @@ def from_params(params: Mapping[str, Sequence[str]], opts: Mapping[str, Any]) ->
         sid, bad = whole_number(sweep, "URL field 'sweep'", 1, MAX_ID)
         if bad:
             problems.append(bad)
-        elif sid in ids:
+        elif sid in ids or (sweep_exists is not None and sweep_exists(sid)):
             out["flt_sweep"] = sid
         else:
             problems.append(f"URL field 'sweep': {sweep[:40]!r} is not the id of a sweep in the database; ignored.")

@@ -310,6 +310,17 @@ def filter_options(*, url: str | None = None, engine: Engine | None = None) -> d
     return out
 
 
+def sweep_summary(sweep_id: int, *, url: str | None = None, engine: Engine | None = None) -> dict | None:
+    """One sweep by its id, as filter_options lists sweeps ({id, name, n_runs}), or None: a primary-key
+    lookup, for a sweep older than the 500 that filter_options lists (and None for an id out of range)."""
+    sweep_id = int(sweep_id)
+    if not 1 <= sweep_id <= MAX_RUN_ID:
+        return None
+    with engine_of(url, engine).connect() as conn:
+        row = conn.execute(select(Sweep.id, Sweep.name, Sweep.n_runs).where(Sweep.id == sweep_id)).mappings().first()
+    return dict(row) if row is not None else None
+
+
 def timing_samples(limit: int = 500, *, url: str | None = None, engine: Engine | None = None) -> pd.DataFrame:
     """Seconds per optimizer step of recent finished runs, with their size, for time estimates."""
     import pandas as pd

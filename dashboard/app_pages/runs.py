@@ -28,7 +28,7 @@ applied = False
 if url_qs != ss.get("_runs_qs"):
     if not url_params and ss.get("_runs_params"):
         url_params = ss["_runs_params"]
-    values, problems = runs_query.from_params(url_params, opts)
+    values, problems = runs_query.from_params(url_params, opts, lambda i: reads.sweep(i) is not None)
     ss.update(values)
     ss["_runs_problems"] = problems
     applied = True
@@ -39,6 +39,11 @@ with st.expander("Filters", expanded=True, icon=":material/filter_list:"):
     tags = b.multiselect("Tags (any of)", opts["tags"], key="flt_tags")
     search = c.text_input("Search name / diagnosis / message / notes", key="flt_search",
                           max_chars=runs_query.MAX_TEXT)
+    if ss.get("flt_sweep") is not None and ss["flt_sweep"] not in {s["id"] for s in opts["sweeps"]}:
+        older = reads.sweep(ss["flt_sweep"])   # a sweep older than the newest 500 that opts lists
+        opts = {**opts, "sweeps": opts["sweeps"] + [older]} if older else opts
+        if older is None:
+            ss["flt_sweep"] = None
     sweep = d.selectbox("Sweep", [None] + [s["id"] for s in opts["sweeps"]], key="flt_sweep",
                         format_func=lambda i: "all" if i is None else next(
                             f"#{s['id']} {s['name'] or ''} ({s['n_runs']} runs)"

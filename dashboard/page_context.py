@@ -16,13 +16,15 @@ MAX_IDS_TEXT = 400            # characters of a typed or linked id list
 
 
 def restore(page: str, keys: tuple[str, ...]) -> bool:
-    """If the URL names none of ``keys``, put back the page's last remembered query; True if it did."""
+    """If the URL names none of ``keys``, put back the page's last remembered query, except the keys the
+    URL has (a link's ?smooth=0.5 wins over the remembered smoothing); True if it did."""
     qp = st.query_params
     saved = st.session_state.get(f"_ctx_{page}")
     if not saved or any(k in qp for k in keys):
         return False
     for k, v in saved.items():
-        qp[k] = v
+        if k not in qp:
+            qp[k] = v
     return True
 
 

@@ -297,3 +297,16 @@ def test_compare_and_strategies_save_their_view(lab, open_page):
     no_errors(at)
     (view,) = sv.list_views("strategies", url=url)
     assert "tag=seed1" in view["query"] and "factor=cell" in view["query"]
+
+
+def test_a_link_without_a_selection_keeps_its_own_options_and_gets_the_remembered_runs(lab, open_page):
+    """?smooth=0.7 alone: the remembered selection comes back, but the remembered smoothing (0.4) does not
+    override the link's."""
+    _, ids = lab
+    sel = ",".join(map(str, ids["cells"][:3]))
+    at = open_page("compare", runs=sel, smooth="0.4", x="step")
+    go(at, "runs")
+    go(at, "compare", smooth="0.7")
+    no_errors(at)
+    assert qp(at, "runs") == sel and qp(at, "x") == "step"
+    assert qp(at, "smooth") == "0.7"

@@ -156,9 +156,10 @@ def run_filters(filters: dict[str, Any] | None) -> list:
     for t in dict.fromkeys(f.get("all_tags") or ()):
         conds.append(Run.id.in_(select(RunTag.run_id).where(RunTag.tag == t)))
     if f.get("search"):
-        like = f"%{f['search']}%"
-        conds.append(or_(Run.name.ilike(like), Run.diagnosis.ilike(like), Run.message.ilike(like),
-                         Run.notes.ilike(like)))
+        # the text is searched for as typed: '%' and '_' match themselves, not any characters
+        text = str(f["search"]).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        like = f"%{text}%"
+        conds.append(or_(*(c.ilike(like, escape="\\") for c in (Run.name, Run.diagnosis, Run.message, Run.notes))))
     for col in RUN_COLUMNS:
         v = f.get(col)
         if v is None or v == [] or v == "":

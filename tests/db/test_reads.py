@@ -141,3 +141,17 @@ def test_a_spec_field_compared_with_a_number_or_a_boolean_matches_only_numbers_o
     assert n("task.seq_len", "10") == 1 and n("task.seq_len", "12.0") == 1
     assert n("seed", "2") == 1
     assert {r["id"] for r in [reads.get_run(a, url=db_url), reads.get_run(b, url=db_url)]} == {a, b}
+
+
+def test_search_matches_percent_underscore_and_backslash_literally(db_url):
+    """'%' and '_' in the search box are the characters themselves, not LIKE wildcards."""
+    a, = store.create_runs([spec(seed=1, name="lr_1 at 50%")], url=db_url)
+    b, = store.create_runs([spec(seed=2, name="lrX1 at 50 runs")], url=db_url)
+    c, = store.create_runs([spec(seed=3, name="path a\\b")], url=db_url)
+    ids = lambda q: reads.list_runs({"search": q}, sort="oldest", url=db_url)[0]["id"].tolist()  # noqa: E731
+    assert ids("lr_1") == [a]
+    assert ids("50%") == [a]
+    assert ids("%") == [a]
+    assert ids("_") == [a]
+    assert ids("a\\b") == [c]
+    assert ids("LR") == [a, b]      # still case-insensitive

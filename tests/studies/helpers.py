@@ -14,7 +14,7 @@ def plant(study: Study, url: str, values: Callable[[JobSpec], dict | None], scal
     """Create the study's runs (tagged as the study tags them) and record two epochs each.
 
     ``values(spec)`` gives what to store for that run: ``status`` (succeeded, diverged, failed, or
-    queued/running to leave it unfinished), ``val_loss`` of the last epoch, and layer 0's ``rho0``,
+    queued/running to leave it unfinished), ``val_loss`` (and ``val_metric``) of the last epoch, and layer 0's ``rho0``,
     ``log_ratio0``, ``horizon0`` (epoch 0) and ``rho_last``, ``log_ratio_last``, ``horizon_last`` (epoch 1);
     ``layers0``: for a stack, one dict per layer of the fields to store at epoch 0 (e.g. log_ratio, horizon).
     """
@@ -46,6 +46,8 @@ def plant(study: Study, url: str, values: Callable[[JobSpec], dict | None], scal
                     for f, x in fields.items():
                         setattr(stat, f, x)
             rec.val_loss = loss
+            if last and "val_metric" in v:
+                rec.val_metric = v["val_metric"]
             rec.nonfinite_steps = (v.get("nonfinite") or [0] * len(losses))[epoch]
             store.record_epoch(run_id, rec, attempt=a, url=url)
         if status != "running":

@@ -295,3 +295,69 @@ def test_depth_with_a_failed_run_has_too_few_seeds(sqlite_url):
     out = decide(DEPTH, sqlite_url)
     assert out.verdict == studies.INCONCLUSIVE and out.seeds_complete == [1, 2]
     assert "only 2 complete seed(s)" in out.reason
+
+
+SEQ = studies.get("seq-len")
+_SEQ_T = SEQ.scales["cpu"].vary["task.seq_len"]
+T_LO, T_MID, T_HI = _SEQ_T[0], _SEQ_T[1], _SEQ_T[-1]
+
+
+def seq_values(ratio, horizon=lambda cell, T, s: 12.0 if cell == "rnn" else 10.0,
+               log_ratio=lambda cell, T, s: -0.2 * T, status=None):
+    """Planted seq-len runs: final val loss ÷ baseline ``ratio(cell, T, seed)`` (the stored baseline is 1/6),
+    the horizon and the log ratio at init."""
+    def values(spec):
+        c, T, s = spec.cell, spec.task.seq_len, spec.seed
+        out = {"val_loss": ratio(c, T, s) / 6, "horizon0": horizon(c, T, s), "log_ratio0": log_ratio(c, T, s),
+               "horizon_last": T - 1.0}
+        if status:
+            out["status"] = status(c, T, s)
+        return out
+    return values
+
+
+def seq_good(cell, T, s):
+    return 0.01 if cell == "lstm" else (0.1 if T == T_LO else 0.95 + 0.01 * s)
+
+
+def test_seq_len_reproduced_and_numbers_are_per_cell_and_length(sqlite_url):
+    plant(SEQ, sqlite_url, seq_values(seq_good))
+    out = decide(SEQ, sqlite_url)
+    assert out.verdict == studies.REPRODUCED, [(c.text, c.per_seed) for c in out.checks]
+    rnn_hi = next(n for n in out.numbers if n.group == f"rnn T={T_HI}" and n.label.startswith("final"))
+    assert rnn_hi.per_seed == pytest.approx({0: 0.95, 1: 0.96, 2: 0.97})
+    lr = next(n for n in out.numbers if n.group == f"lstm T={T_MID}" and n.label.startswith("log10"))
+    assert lr.per_seed == pytest.approx({0: -0.2 * T_MID, 1: -0.2 * T_MID, 2: -0.2 * T_MID})
+    eng = create_engine(sqlite_url)
+    with eng.connect() as c:
+        rows = c.execute(text(rnn_hi.sql)).mappings().all()
+    assert {r["seed"]: r["ratio"] for r in rows if (r["grp"], r["seq_len"]) == ("rnn", T_HI)} == \
+        pytest.approx(rnn_hi.per_seed)
+
+
+def test_seq_len_nothing_worked_is_not_reproduced(sqlite_url):
+    # the LSTM stays at the baseline too, and the horizon at init spans the whole sequence at every T
+    plant(SEQ, sqlite_url, seq_values(lambda c, T, s: 1.0, horizon=lambda c, T, s: T - 1.0))
+    out = decide(SEQ, sqlite_url)
+    assert out.verdict == studies.NOT_REPRODUCED
+    assert [all(c.per_seed.values()) for c in out.checks] == [False, True, False, True]
+
+
+def test_seq_len_lstm_failing_at_the_longest_t_on_one_seed_is_inconclusive(sqlite_url):
+    plant(SEQ, sqlite_url, seq_values(lambda c, T, s: 0.8 if (c, T, s) == ("lstm", T_HI, 2) else seq_good(c, T, s)))
+    out = decide(SEQ, sqlite_url)
+    assert out.verdict == studies.INCONCLUSIVE and "holds on seeds 0, 1 and fails on 2" in out.reason
+
+
+def test_seq_len_tanh_solving_the_longest_t_is_not_reproduced(sqlite_url):
+    plant(SEQ, sqlite_url, seq_values(lambda c, T, s: 0.01))
+    out = decide(SEQ, sqlite_url)
+    assert out.verdict == studies.NOT_REPRODUCED
+    assert out.checks[3].per_seed == {0: False, 1: False, 2: False}
+
+
+def test_seq_len_with_a_failed_run_has_too_few_seeds(sqlite_url):
+    plant(SEQ, sqlite_url, seq_values(seq_good, status=lambda c, T, s: "failed" if (c, T, s) == ("lstm", T_MID, 1)
+                                      else "succeeded"))
+    out = decide(SEQ, sqlite_url)
+    assert out.verdict == studies.INCONCLUSIVE and out.seeds_complete == [0, 2]

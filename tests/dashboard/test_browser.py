@@ -70,8 +70,8 @@ def test_submit_from_the_form_train_and_compare(sqlite_url, fs_broker, start_wor
             wait_idle(page)
             drawn = 0
             for tab in ["Loss & norms", "Spectra & health", "Per-timestep profile", "Heatmaps", "Histograms",
-                        "Spec diff"]:
-                page.get_by_role("tab", name=tab).click()
+                        "Histograms over time", "Spec diff"]:
+                page.get_by_role("tab", name=tab, exact=True).click()
                 wait_idle(page)
                 if tab != "Spec diff":
                     page.locator("[role=tabpanel]:not([hidden]) .js-plotly-plot").first.wait_for(timeout=30_000)

@@ -361,3 +361,41 @@ def test_seq_len_with_a_failed_run_has_too_few_seeds(sqlite_url):
                                       else "succeeded"))
     out = decide(SEQ, sqlite_url)
     assert out.verdict == studies.INCONCLUSIVE and out.seeds_complete == [0, 2]
+
+
+ORDER = studies.get("temporal-order")
+
+
+def order_values(acc, status=None):
+    """Planted temporal-order runs: final held-out accuracy ``acc(cell, seed)``."""
+    def values(spec):
+        out = {"val_metric": acc(spec.cell, spec.seed), "val_loss": 0.5}
+        if status:
+            out["status"] = status(spec.cell, spec.seed)
+        return out
+    return values
+
+
+@pytest.mark.parametrize(("accs", "verdict"), [
+    ({"rnn": 0.26, "lstm": 0.25, "gru": 0.995}, studies.REPRODUCED),    # the LSTM is reported, not checked
+    ({"rnn": 0.25, "lstm": 1.0, "gru": 0.26}, studies.NOT_REPRODUCED),     # the GRU learned nothing
+    ({"rnn": 0.5, "lstm": 1.0, "gru": 1.0}, studies.NOT_REPRODUCED),       # the tanh RNN left chance
+    ({"rnn": 0.25, "lstm": 1.0, "gru": 0.985}, studies.NOT_REPRODUCED),    # 1.5% wrong is not solved
+])
+def test_temporal_order_verdicts(sqlite_url, accs, verdict):
+    plant(ORDER, sqlite_url, order_values(lambda c, s: accs[c]))
+    out = decide(ORDER, sqlite_url)
+    assert out.verdict == verdict, [(c.text, c.per_seed) for c in out.checks]
+    lstm = next(n for n in out.numbers if n.group == "lstm")
+    assert lstm.per_seed == pytest.approx({0: accs["lstm"], 1: accs["lstm"], 2: accs["lstm"]})
+    eng = create_engine(sqlite_url)
+    with eng.connect() as c:
+        rows = c.execute(text(lstm.sql)).mappings().all()
+    assert {r["seed"]: r["accuracy"] for r in rows if r["grp"] == "lstm"} == pytest.approx(lstm.per_seed)
+
+
+def test_temporal_order_with_a_failed_run_has_too_few_seeds(sqlite_url):
+    plant(ORDER, sqlite_url, order_values(lambda c, s: 0.25 if c == "rnn" else 1.0,
+                                          status=lambda c, s: "failed" if (c, s) == ("gru", 0) else "succeeded"))
+    out = decide(ORDER, sqlite_url)
+    assert out.verdict == studies.INCONCLUSIVE and out.seeds_complete == [1, 2]

@@ -669,7 +669,7 @@ DEPTH = Study(
                            "probe": {"batch_size": 64}, **_TINY_TRAIN},
                      vary={"cell": DEPTH_CELLS, "num_layers": DEPTHS}, seeds=(0, 1, 2),
                      differs="No paper runs this experiment; 32 units, T = 50, the probe at init only.",
-                     budget="24 runs, ≈ 1 min"),
+                     budget="24 runs, ≈ 10 s"),
         "paper": Scale(base={**GPU, "task": {"name": "adding", "variant": "a16", "seq_len": 100}, "hidden_size": 128,
                              "probe": {"batch_size": 128}, **_TINY_TRAIN},
                        vary={"cell": DEPTH_CELLS, "num_layers": DEPTHS}, seeds=(0, 1, 2, 3, 4),
@@ -736,7 +736,7 @@ TEMPORAL_ORDER = Study(
                      vary={"cell": CELLS}, seeds=(0, 1, 2),
                      differs="H97 trains on T ≈ 100-110 with its own LSTM and online gradient descent; here T = 50, "
                              "32 units, Adam 1e-2 with norm clipping, 1,500 steps.",
-                     budget="9 runs, ≈ 3 min"),
+                     budget="9 runs, ≈ 2 min"),
         "paper": Scale(base={**GPU, "task": {"name": "temporal_order", "seq_len": 100}, "hidden_size": 128,
                              "batch_size": 20, "epochs": 100, "steps_per_epoch": 100,
                              "optimizer": {"name": "rmsprop", "lr": 0.001},

@@ -44,6 +44,12 @@ def seeds_of(runs: pd.DataFrame) -> list[int]:
     return sorted({int(s) for s in runs["seed"]})
 
 
+def _flat(values) -> bool:
+    """Every value finite and all within SEQ_HZ_SPREAD of each other (a NaN fails: max and min would skip it)."""
+    v = list(values)
+    return all(math.isfinite(x) for x in v) and max(v) - min(v) <= SEQ_HZ_SPREAD
+
+
 def _lt(a: float, b: float) -> bool:
     """a < b, with −inf below every finite value and NaN never comparable."""
     return not (math.isnan(a) or math.isnan(b)) and a < b
@@ -519,8 +525,8 @@ def _seq_len(study: Study, d: StudyData):
     checks = [
         Check(f"at init the horizon does not grow with T: for each cell it is the same at every T (within "
               f"{SEQ_HZ_SPREAD:g} steps) and below the shortest T − 1 = {lo - 1}",
-              {s: all(max(at(hz0, c, T, s) for T in Ts) - min(at(hz0, c, T, s) for T in Ts) <= SEQ_HZ_SPREAD
-                      and at(hz0, c, hi, s) < lo - 1 for c in SEQ_CELLS) for s in seeds}),
+              {s: all(_flat(at(hz0, c, T, s) for T in Ts) and at(hz0, c, hi, s) < lo - 1 for c in SEQ_CELLS)
+               for s in seeds}),
         Check("at init log10 ‖g_1‖/‖g_T‖ falls as T grows, for each cell",
               {s: all(_lt(at(lr0, c, b, s), at(lr0, c, a, s)) for c in SEQ_CELLS for a, b in zip(Ts, Ts[1:]))
                for s in seeds}),

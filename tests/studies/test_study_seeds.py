@@ -45,3 +45,23 @@ def test_a_nan_seed_is_left_out_and_said():
     half = stats.t.ppf(0.975, 1) * math.sqrt(2) / math.sqrt(2)     # std of (1, 3) is √2, n = 2
     assert s["mean"] == 2.0 and s["hi"] == pytest.approx(2.0 + half)
     assert n.text().endswith("(1 seed NaN, left out)")
+
+
+def test_a_nan_horizon_at_a_middle_length_fails_the_seq_len_check(sqlite_url):
+    """Python's max/min skip a NaN that is not first: a NaN horizon (‖g_T‖ = 0 or non-finite) must fail
+    the 'same horizon at every T' check, not pass it."""
+    seq = studies.get("seq-len")
+    Ts = sorted({s.task.seq_len for s in seq.specs("cpu")})
+    mid = Ts[len(Ts) // 2]
+
+    def values(spec):
+        c, T = spec.cell, spec.task.seq_len
+        ratio = 0.001 if c == "lstm" else (1.0 if T == Ts[-1] else 0.5)
+        hz = math.nan if (c == "rnn" and T == mid) else (12.0 if c == "rnn" else 10.0)
+        return {"val_loss": ratio / 6, "horizon0": hz, "log_ratio0": -0.2 * T, "horizon_last": T - 1.0}
+
+    plant(seq, sqlite_url, values)
+    out = seq.decide(load(seq, "cpu", sqlite_url), "cpu")
+    first = out.checks[0]
+    assert not any(first.per_seed.values()), first.per_seed
+    assert out.verdict == studies.NOT_REPRODUCED, out.reason

@@ -81,6 +81,12 @@ probe:
 """
 
 
+def passive_openmp() -> None:
+    """Before torch is imported: idle OpenMP threads sleep instead of spinning (as on a worker, see
+    worker/slots.py); on a shared machine spinning threads made small runs many times slower."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def fail(message: str, code: int = 2) -> None:
     """Print an error and exit (2: bad input)."""
     err.print(f"[bold red]error:[/] {message}", highlight=False)
@@ -152,6 +158,7 @@ def train(
         fail(f"{spec_file} is a sweep; queue it with `rnnlab submit {spec_file}`")
     from worker.foreground import train_foreground
 
+    passive_openmp()
     code = train_foreground(doc, json_out=json_out, record=not no_db, owner=owner or _default_owner(), tags=tag,
                             console=out)
     raise typer.Exit(code)

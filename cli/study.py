@@ -91,8 +91,11 @@ def run_study(
         return
     _ready_db()
     if local:
+        from cli.main import passive_openmp
         from studies.service import create
         from worker.local import train_here
+
+        passive_openmp()
 
         try:
             ids = create(st, scale, owner=owner)

@@ -265,6 +265,7 @@ NORM1 = {"mode": "norm", "max_norm": 1.0}
 CLIPS = ["none", NORM1]
 LAST = 4          # the final loss is the median of the last LAST epochs' validation losses
 NEAR_BASELINE = 1.25
+TRAINED = 0.8    # exploding v2: the clipped run ends clearly below the baseline (it learned something)
 EXPLODED_AT_INIT = 10.0
 
 
@@ -313,9 +314,10 @@ def _exploding(study: Study, d: StudyData):
               {s: init[none].get(s, math.nan) >= EXPLODED_AT_INIT for s in seeds}),
         Check("without clipping training diverges (a non-finite loss or gradient)",
               {s: status.get((none, s)) == "diverged" or nonfinite[none].get(s, 0) > 0 for s in seeds}),
-        Check(f"with norm clipping it stays finite and ends within {NEAR_BASELINE:g} × the baseline",
+        Check(f"with norm clipping it stays finite and trains: it ends at ≤ {TRAINED:g} × the baseline "
+              f"(median of the last {LAST} epochs)",
               {s: status.get((norm, s)) == "succeeded" and nonfinite[norm].get(s, 1) == 0
-               and final[norm].get(s, math.nan) <= NEAR_BASELINE for s in seeds}),
+               and final[norm].get(s, math.nan) <= TRAINED for s in seeds}),
     ]
     curves = []
     for (c, seed), g in e.groupby(["clip", "seed"]):
@@ -330,31 +332,33 @@ def _exploding(study: Study, d: StudyData):
 
 
 EXPLODING = Study(
-    name="exploding", version=1, title="Exploding gradients and norm clipping",
-    claim="A ReLU RNN with W_hh = 1.05·I explodes (loss at init ≥ 10× the baseline); trained with SGD it diverges "
-          "without clipping, and with norm clipping at 1 it stays finite and brings the loss down to the baseline.",
-    source="[P13] Algorithm 1 (norm clipping); γ·σ_max = 1.05 > 1 is the necessary condition of §2.1",
+    name="exploding", version=2, title="Exploding gradients and norm clipping",
+    claim="A ReLU RNN with W_hh = 1.2·I explodes (loss at init ≥ 10× the baseline); trained with SGD it diverges "
+          "without clipping, and with norm clipping at 1 it stays finite and trains, ending at ≤ 0.8× the baseline.",
+    source="[P13] Algorithm 1 (norm clipping); γ·σ_max = 1.2 > 1 is the necessary condition of §2.1",
     group_by="clip",
-    notes="Adding problem (A16 variant, baseline 1/6), SGD with lr 0.01 and no momentum. With clipping at 1 nearly "
-          "every step is clipped (the gradient norm stays in the tens to hundreds): clipping prevents the "
-          "divergence but, at this budget, the clipped run only reaches the baseline; it does not solve the task.",
+    notes="Adding problem (A16 variant, baseline 1/6) at T = 20, SGD with lr 0.2 and no momentum. Without clipping "
+          "the first step is already non-finite. With clipping at 1 about a third of the steps are clipped "
+          "(gradient norms up to 10⁴–10⁵), and the run learns part of the task in 1,500 steps; it does not solve "
+          "it. Version 1 (W_hh = 1.05·I, T = 50, lr 0.01, 800 steps) diverged without clipping too, but its "
+          "clipped runs only came back to the baseline.",
     scales={
         "cpu": Scale(base={"cell": "rnn", "activation": "relu", "hidden_size": 32,
-                           "task": {"name": "adding", "seq_len": 50},
-                           "init": {"recurrent": "identity", "scale": 1.05, "input": "xavier_uniform"},
-                           "optimizer": {"name": "sgd", "lr": 0.01}, "batch_size": 32, "epochs": 16,
+                           "task": {"name": "adding", "seq_len": 20},
+                           "init": {"recurrent": "identity", "scale": 1.2, "input": "xavier_uniform"},
+                           "optimizer": {"name": "sgd", "lr": 0.2}, "batch_size": 32, "epochs": 30,
                            "steps_per_epoch": 50, "probe": {"every": 4}},
                      vary={"clip": CLIPS}, seeds=(0, 1, 2),
                      differs="P13 shows clipping on its own tasks (temporal order, PTB) with tanh/sigmoid nets; here a "
-                             "ReLU net made to explode by its init, 32 units, T = 50, 800 SGD steps.",
-                     budget="6 runs, ≈ 1.5 min"),
+                             "ReLU net made to explode by its init, 32 units, T = 20, 1,500 SGD steps.",
+                     budget="6 runs, ≈ 1 min"),
         "paper": Scale(base={**GPU, "cell": "rnn", "activation": "relu", "hidden_size": 128,
                              "task": {"name": "adding", "seq_len": 100},
                              "init": {"recurrent": "identity", "scale": 1.05, "input": "xavier_uniform"},
-                             "optimizer": {"name": "sgd", "lr": 0.01}, "batch_size": 64, "epochs": 50,
+                             "optimizer": {"name": "sgd", "lr": 0.1}, "batch_size": 64, "epochs": 50,
                              "steps_per_epoch": 100, "probe": {"every": 10}},
                        vary={"clip": CLIPS}, seeds=(0, 1, 2, 3, 4),
-                       differs="128 units, T = 100, 5,000 SGD steps."),
+                       differs="128 units, T = 100, 5,000 SGD steps (not run: no GPU was available)."),
     },
     analyse=_exploding,
 )

@@ -39,4 +39,4 @@ def test_fast_study_on_a_real_worker_is_reproduced(name, runs, counts, sqlite_ur
     html, md, rep = service.write_report(st, "cpu", tmp_path / "report.html", url=sqlite_url)
     text = html.read_text()
     assert rep.verdict == studies.REPRODUCED and "reproduced" in text and text.count("<svg") == len(rep.figures)
-    assert f"study:{name}@v1:cpu" in md.read_text()
+    assert st.tag("cpu") in md.read_text()

@@ -188,7 +188,9 @@ B = 1 / 6
 
 
 @pytest.mark.parametrize(("clipped_losses", "verdict"), [
-    ([300 * B, 2 * B, 1.1 * B, 0.9 * B, 1.0 * B, 1.2 * B], studies.REPRODUCED),
+    ([300 * B, 2 * B, 0.7 * B, 0.5 * B, 0.6 * B, 0.55 * B], studies.REPRODUCED),
+    ([300 * B, 2 * B, 1.1 * B, 0.9 * B, 1.0 * B, 1.2 * B], studies.NOT_REPRODUCED),   # v1's outcome: back to the
+    ([300 * B, 2 * B, 0.9 * B, 0.78 * B, 0.82 * B, 0.85 * B], studies.NOT_REPRODUCED),  # baseline only; 0.835 > 0.8
     ([300 * B, 50 * B, 9 * B, 6 * B, 8 * B, 7 * B], studies.NOT_REPRODUCED),   # clipping did not help either
 ])
 def test_exploding_verdicts(sqlite_url, clipped_losses, verdict):

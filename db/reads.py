@@ -186,14 +186,18 @@ RUN_LIST_COLS = [
 MAX_PAGE_SIZE = 1000
 
 
-def _tags_of(conn, ids: list[int]) -> dict[int, list[str]]:
-    out: dict[int, list[str]] = {}
-    for k in range(0, len(ids), 500):
-        rows = conn.execute(select(RunTag.run_id, RunTag.tag).where(RunTag.run_id.in_(ids[k:k + 500]))
-                            .order_by(RunTag.tag))
-        for rid, tag in rows:
-            out.setdefault(rid, []).append(tag)
+def _grouped_in(conn, key, value, values: list, order) -> dict[Any, list]:
+    """{key: [value, …]} over the rows whose ``key`` is in ``values``, queried 500 values at a time (a
+    bounded IN list on every backend), values in ``order``."""
+    out: dict[Any, list] = {}
+    for k in range(0, len(values), 500):
+        for kv, v in conn.execute(select(key, value).where(key.in_(values[k:k + 500])).order_by(order)):
+            out.setdefault(kv, []).append(v)
     return out
+
+
+def _tags_of(conn, ids: list[int]) -> dict[int, list[str]]:
+    return _grouped_in(conn, RunTag.run_id, RunTag.tag, ids, RunTag.tag)
 
 
 def _utc(t: datetime | None) -> datetime | None:
@@ -281,14 +285,8 @@ def find_existing(spec_hashes: Iterable[str], *, url: str | None = None,
                   engine: Engine | None = None) -> dict[str, list[int]]:
     """Runs already in the database with these spec hashes: {hash: [run ids, ascending]} (only hashes found)."""
     hashes = list(dict.fromkeys(spec_hashes))
-    out: dict[str, list[int]] = {}
     with engine_of(url, engine).connect() as conn:
-        for k in range(0, len(hashes), 500):
-            rows = conn.execute(select(Run.spec_hash, Run.id).where(Run.spec_hash.in_(hashes[k:k + 500]))
-                                .order_by(Run.id))
-            for h, rid in rows:
-                out.setdefault(h, []).append(rid)
-    return out
+        return _grouped_in(conn, Run.spec_hash, Run.id, hashes, Run.id)
 
 
 def status_counts(*, url: str | None = None, engine: Engine | None = None) -> dict[str, int]:

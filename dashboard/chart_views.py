@@ -1,12 +1,11 @@
 """The time-series sections of Compare and Run detail with the chart options: one options row (EMA
 smoothing, x axis: epoch, optimizer step or time) over every time-series chart, a log/linear toggle
 on each chart, and the gradient histogram of one parameter across epochs. Plus the cached reads of
-db.chart_reads, keyed like dashboard.reads's per-run series."""
+db.queries through dashboard.reads."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -14,41 +13,15 @@ import streamlit as st
 from dashboard import charts, reads
 from dashboard.components import chart
 from dashboard.views import labels_of
-from db import chart_reads
 
 LIVE_EVERY_S = 5
-SERIES_ENTRIES = 512
 
 
-# --- cached reads ----------------------------------------------------------------------------------
+# --- reads (cached in dashboard.reads, keyed by each run's progress) --------------------------------
 
-def version(ids: list[int]) -> tuple:
-    """(id, epochs_done, status, created_at) of each run: a new epoch changes the cache key."""
-    df = reads.runs_by_ids(ids)
-    return tuple(zip(df["id"].astype(int), df["epochs_done"].astype(int), df["status"], df["created_at"].astype(str)))
-
-
-@st.cache_data(max_entries=SERIES_ENTRIES, show_spinner=False)
-def _cached(url: str, key: tuple, name: str, *args: Any) -> Any:
-    return getattr(chart_reads, name)(*args, engine=reads.engine())
-
-
-def _read(name: str, ids: list[int], *args: Any) -> Any:
-    ids = [int(i) for i in ids]
-    return _cached(reads.db_url(), version(ids), name, ids, *args)
-
-
-def epoch_clock(ids: list[int]) -> pd.DataFrame:
-    return _read("epoch_clock", ids)
-
-
-def histogram_history(ids: list[int], param: str, max_epochs: int = 60) -> pd.DataFrame:
-    return _read("histogram_history", ids, param, max_epochs)
-
-
-def notes(ids: list[int]) -> dict[int, str]:
-    """Not cached: notes change without a new epoch (one primary-key lookup of at most 12 runs)."""
-    return chart_reads.notes([int(i) for i in ids], engine=reads.engine())
+epoch_clock = reads.epoch_clock
+histogram_history = reads.histogram_history
+notes = reads.notes
 
 
 # --- the options row -------------------------------------------------------------------------------
@@ -106,7 +79,7 @@ def _log(container, label: str, key: str, default: bool, help: str | None = None
 def curves(ids: list[int], runs: pd.DataFrame, key: str, opts: charts.ChartOptions) -> None:
     labels = labels_of(runs)
     clock = epoch_clock(ids)
-    ep = chart_reads.with_clock(reads.epochs(ids), clock)
+    ep = reads.with_clock(reads.epochs(ids), clock)
     metric = ", ".join(sorted({m for m in runs["metric_name"].dropna()})) or "metric"
     x, sm = opts.x, opts.smoothing
     a, b = st.columns(2)
@@ -133,7 +106,7 @@ def curves(ids: list[int], runs: pd.DataFrame, key: str, opts: charts.ChartOptio
     chosen = c.multiselect("Parameters", names, default=default, key=f"{key}_pick", max_selections=12,
                            help="Gradient norm of each chosen parameter, one small chart per parameter.")
     plog = _log(d, "Log y-axes", f"{key}_params_log", True)
-    ps = chart_reads.with_clock(reads.param_stats(ids, params=chosen), clock)
+    ps = reads.with_clock(reads.param_stats(ids, params=chosen), clock)
     chart(charts.facets(ps, "grad_norm_mean", "param", labels,
                         "Gradient norm per parameter (mean over the epoch's steps)", log=plog, x=x, smooth=sm),
           "param_grad_norms", key=f"{key}_params")
@@ -143,7 +116,7 @@ def layers(ids: list[int], runs: pd.DataFrame, layer: int, key: str, opts: chart
     labels = labels_of(runs)
     ls = reads.layer_stats(ids)
     ls = ls[ls["layer"] == layer] if len(ls) else ls
-    ls = chart_reads.with_clock(ls, epoch_clock(ids))
+    ls = reads.with_clock(ls, epoch_clock(ids))
     x, sm = opts.x, opts.smoothing
     log = _log(st, "Log y-axes", f"{key}_spec_log", True,
                "A spectral radius that grows from 3 to 9,000 is readable only on a log axis.")

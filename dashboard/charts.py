@@ -20,7 +20,7 @@ GL_THRESHOLD = 5_000  # points per figure above which traces use WebGL (Scatterg
 
 # --- options of every time-series chart ----------------------------------------------------------
 # x axes: the epoch, the optimizer step (cumulative optimizer steps) or the time (cumulative training
-# + diagnostics seconds); the page adds the 'step' and 'seconds' columns (db.chart_reads.epoch_clock).
+# + diagnostics seconds); the page adds the 'step' and 'seconds' columns (db.queries.epoch_clock).
 X_AXES = {"epoch": "epoch", "step": "optimizer step", "seconds": "time (s, training + diagnostics)"}
 MAX_SMOOTHING = 0.99
 RAW_OPACITY = 0.25  # the raw series under a smoothed one

@@ -63,6 +63,23 @@ def _series(url: str, name: str, ids: list[int] | int, *args: Any) -> Any:
     return _cached_series(url, _version(key_ids), name, ids, *args)
 
 
+def epoch_clock(ids: list[int]) -> pd.DataFrame:
+    """db.queries.epoch_clock: optimizer step and seconds at the end of each epoch (the chart x axes)."""
+    return _series(db_url(), "epoch_clock", [int(i) for i in ids])
+
+
+def histogram_history(ids: list[int], param: str, max_epochs: int = 60) -> pd.DataFrame:
+    return _series(db_url(), "histogram_history", [int(i) for i in ids], param, max_epochs)
+
+
+def notes(ids: list[int]) -> dict[int, str]:
+    """Not cached: notes change without a new epoch (one primary-key lookup of at most 12 runs)."""
+    return q.run_notes([int(i) for i in ids], engine=engine())
+
+
+with_clock = q.with_clock   # a DataFrame merge, no query
+
+
 def status_counts() -> dict[str, int]:
     return _simple(db_url(), "status_counts")
 

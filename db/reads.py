@@ -369,3 +369,13 @@ def epoch_scalars(run_id: int, *, url: str | None = None) -> list[dict]:
     with session(url) as s:
         rows = s.execute(select(Epoch).where(Epoch.run_id == run_id).order_by(Epoch.epoch)).scalars().all()
         return [join_nan({c.key: getattr(r, c.key) for c in Epoch.__table__.columns}) for r in rows]
+
+
+def run_notes(run_ids: list[int], *, url: str | None = None, engine: Engine | None = None) -> dict[int, str]:
+    """The notes of those runs that have any, by run id."""
+    ids = [int(i) for i in run_ids]
+    if not ids:
+        return {}
+    with engine_of(url, engine).connect() as conn:
+        rows = conn.execute(select(Run.id, Run.notes).where(Run.id.in_(ids), Run.notes.is_not(None)))
+        return {int(i): n for i, n in rows if n and n.strip()}

@@ -1,4 +1,4 @@
-"""db.chart_reads on real databases (SQLite and Postgres): the epoch clock behind the step and time x
+"""db.queries' chart reads on real databases (SQLite and Postgres): the epoch clock behind the step and time x
 axes, against the records the store was given, and one parameter's histograms across epochs."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from db import chart_reads as cr  # noqa: E402
+from db import queries as cr  # noqa: E402
 from db import queries as q  # noqa: E402
 from db import store  # noqa: E402
 from tests.dashboard.seed import records, seed_run, spec  # noqa: E402
@@ -70,7 +70,7 @@ def test_notes_of_the_runs_that_have_any(sqlite_url):
     a, b = seed_run(sqlite_url, spec("rnn", seed=0)), seed_run(sqlite_url, spec("rnn", seed=1))
     store.set_notes(a, "lr too high?", url=sqlite_url)
     store.set_notes(b, "   ", url=sqlite_url)
-    assert cr.notes([a, b], engine=eng) == {a: "lr too high?"}
+    assert cr.run_notes([a, b], engine=eng) == {a: "lr too high?"}
 
 
 def test_with_clock_of_an_empty_frame_has_the_columns():

@@ -5,12 +5,10 @@ db.queries through dashboard.reads."""
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, reads
+from dashboard import charts, page_context, reads
 from dashboard.components import chart
 from dashboard.views import labels_of
 
@@ -26,24 +24,11 @@ notes = reads.notes
 
 # --- the options row -------------------------------------------------------------------------------
 
-def _float_param(qp, name: str, lo: float, hi: float, default: float) -> tuple[float, str | None]:
-    raw = qp.get(name)
-    if raw is None:
-        return default, None
-    try:
-        v = float(raw)
-    except ValueError:
-        v = math.nan
-    if not (math.isfinite(v) and lo <= v <= hi):
-        return default, f"{name}: {raw[:40]!r} is not a number from {lo} to {hi}; using {default}."
-    return v, None
-
-
 def options_row(key: str) -> charts.ChartOptions:
     """The smoothing slider and the x-axis choice, kept in the URL (?smooth=0.6&x=step) and checked
     when read back."""
     qp = st.query_params
-    smooth, bad = _float_param(qp, "smooth", 0.0, charts.MAX_SMOOTHING, 0.0)
+    smooth, bad = page_context.number_in_range(qp.get("smooth"), "smooth", 0.0, charts.MAX_SMOOTHING, 0.0)
     x = qp.get("x", "epoch")
     if x not in charts.X_AXES:
         bad = f"x: {x[:40]!r} is not one of {', '.join(charts.X_AXES)}; using epoch."

@@ -5,6 +5,7 @@ another page. ``restore`` puts the page's last query back when it is opened with
 
 from __future__ import annotations
 
+import math
 import re
 
 import streamlit as st
@@ -113,6 +114,20 @@ def whole_number(text: str | None, field: str, lo: int, hi: int) -> tuple[int | 
     if t.isascii() and t.isdigit() and len(t) <= len(str(hi)) and lo <= int(t) <= hi:
         return int(t), None
     return None, f"{field}: {text[:40]!r} is not a whole number from {lo} to {hi}; ignored."
+
+
+def number_in_range(text: str | None, field: str, lo: float, hi: float, default: float) -> tuple[float, str | None]:
+    """A finite number from ``lo`` to ``hi`` read from the URL; ``default`` when absent, and (``default``, a
+    message naming ``field`` and what is allowed) when it is anything else (NaN, inf and junk included)."""
+    if text is None:
+        return default, None
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not (math.isfinite(v) and lo <= v <= hi):
+        return default, f"{field}: {text[:40]!r} is not a number from {lo:g} to {hi:g}; using {default:g}."
+    return v, None
 
 
 def _is_id(tok: str) -> bool:

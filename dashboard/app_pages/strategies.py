@@ -28,14 +28,9 @@ def _warn(text: str) -> None:
 
 
 def _smoothing_of_url() -> float:
-    raw = qp.get("smooth")
-    try:
-        v = float(raw) if raw is not None else 0.0
-    except ValueError:
-        v = -1.0
-    if not 0 <= v <= charts.MAX_SMOOTHING:  # NaN fails too
-        _warn(f"smooth: {str(raw)[:40]!r} is not a number from 0 to {charts.MAX_SMOOTHING}; using 0.")
-        return 0.0
+    v, bad = page_context.number_in_range(qp.get("smooth"), "smooth", 0.0, charts.MAX_SMOOTHING, 0.0)
+    if bad:
+        _warn(bad)
     return round(v, 2)
 
 

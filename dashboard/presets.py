@@ -30,15 +30,20 @@ PRESETS: dict[str, tuple[str, SweepSpec]] = {
     "Activations: sigmoid vs tanh vs ReLU": _study("activations"),
     "Initializations of W_hh: zero vs Xavier vs He vs orthogonal vs identity": _study("recurrent-init"),
     "Exploding init: clipping off vs on": _study("exploding"),
+    "IRNN: ReLU with W_hh = I against tanh": _study("irnn"),
+    "Copy memory and its memoryless baseline": _study("copy"),
+    "Temporal order: GRU against the tanh RNN": _study("temporal-order"),
+    "Sequence length: horizon and success against T": _study("seq-len"),
+    "Depth 1–4, layer by layer (at initialization)": _study("depth"),
     "Depth 1–4": (
         "Stacked tanh-RNNs of 1 to 4 layers on adding T = 50, 2 seeds: compare the per-layer gradient profiles "
-        "(no claim is tested; a study would need 3 seeds or more).",
+        "(no claim is tested here; the depth study above tests one).",
         SweepSpec(name="depth", base={**_TRAIN, "cell": "rnn", "task": {**_ADD, "seq_len": 50},
                                       "clip": {"mode": "norm", "max_norm": 1.0}},
                   vary={"num_layers": [1, 2, 3, 4]}, seeds=[0, 1])),
     "Sequence length 25–400": (
         "tanh-RNN vs LSTM as T grows from 25 to 400 on the adding problem, one seed, 500 steps: a first look "
-        "at the horizon against T (no claim is tested).",
+        "at the horizon against T (no claim is tested here; the sequence-length study above tests one).",
         SweepSpec(name="seq-len", base={**_TRAIN, "task": _ADD, "epochs": 10,
                                         "clip": {"mode": "norm", "max_norm": 1.0}},
                   vary={"task.seq_len": [25, 50, 100, 200, 400], "cell": ["rnn", "lstm"]}, seeds=[0])),

@@ -82,6 +82,24 @@ def test_every_preset_expands():
         assert isinstance(sweep, SweepSpec) and len(expand_sweep(sweep)) >= 4, name
 
 
+def test_a_preset_claims_only_what_a_study_tests():
+    """A preset's text is either a built-in study's claim over exactly that study's CPU sweep (which its
+    runs reproduce on every calibrated seed, docs/studies.md), or says that it tests no claim."""
+    import studies
+
+    by_claim = {st.claim: st for st in studies.STUDIES.values()}
+    tested = set()
+    for name, (text, sweep) in PRESETS.items():
+        st = next((st for claim, st in by_claim.items() if claim in text), None)
+        if st is None:
+            assert "no claim is tested" in text, name
+            continue
+        tested.add(st.name)
+        assert sweep == st.sweep("cpu"), name
+        assert f"Study {st.name} v{st.version}" in text, name
+    assert tested == {st.name for st in by_claim.values()}   # every study can be started from a preset
+
+
 def test_loading_a_preset_reproduces_its_sweep(sqlite_url):
     _, sweep = PRESETS["Exploding init: clipping off vs on"]
     state = form_state()

@@ -531,11 +531,17 @@ def parse_spec(data: Any, limits: Limits | None = None) -> JobSpec:
 class SweepSpec(_Strict):
     """A grid of jobs: ``base`` is a job spec, ``vary`` maps dotted field paths to lists of
     values (``cell: [rnn, lstm]``, ``task.seq_len: [50, 100]``), ``seeds`` lists the seeds.
-    The grid is the cartesian product of every list."""
+    The grid is the cartesian product of every list.
+
+    ``points`` (optional) lists settings that only make sense together, each a mapping of dotted
+    paths to values (``{cell: lstm, init.forget_bias: 3}`` next to ``{cell: gru}``): the grid is
+    then every point × the product of ``vary`` × the seeds. A path is set by ``vary`` or by
+    ``points``, never both."""
 
     name: str | None = Field(None, max_length=200)
     base: dict[str, Any] = Field(default_factory=dict)
     vary: dict[str, list[Any]] = Field(default_factory=dict)
+    points: list[dict[str, Any]] = Field(default_factory=list)
     seeds: list[int] = Field(default_factory=lambda: [0])
 
     @field_validator("name")
@@ -550,6 +556,26 @@ class SweepSpec(_Strict):
             if not vals:
                 raise ValueError(f"vary.{k}: the list of values is empty")
         return v
+
+    @field_validator("points")
+    @classmethod
+    def _points_ok(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for i, p in enumerate(v):
+            if not p:
+                raise ValueError(f"points[{i}]: the point sets no field; give at least one path: value")
+            for k in p:
+                if not k or any(not part for part in k.split(".")):
+                    raise ValueError(f"points[{i}]: {k!r} is not a dotted field path (e.g. init.forget_bias)")
+        return v
+
+    @model_validator(mode="after")
+    def _points_apart_from_vary(self) -> SweepSpec:
+        for i, p in enumerate(self.points):
+            both = [k for k in p if k in self.vary]
+            if both:
+                raise ValueError(f"points[{i}]: {', '.join(both)} is also in vary; a path is set by vary or by "
+                                 f"points, not both")
+        return self
 
     @field_validator("seeds")
     @classmethod
@@ -588,38 +614,47 @@ def _point_name(base: str | None, keys: list[str], values: tuple) -> str | None:
     return name if name is None or len(name) <= 200 else name[:199] + "…"
 
 
-def sweep_size(vary: dict[str, list[Any]], n_seeds: int) -> int:
-    """The number of grid points, by arithmetic (nothing is expanded)."""
-    return math.prod(len(v) for v in vary.values()) * n_seeds
+def sweep_size(vary: dict[str, list[Any]], n_seeds: int, n_points: int = 0) -> int:
+    """The number of grid points, by arithmetic (nothing is expanded); ``n_points`` explicit points
+    (``SweepSpec.points``) multiply the grid, none leave it as it is."""
+    return math.prod(len(v) for v in vary.values()) * n_seeds * max(n_points, 1)
 
 
-def check_sweep_size(vary: dict[str, list[Any]], n_seeds: int, limits: Limits) -> None:
+def check_sweep_size(vary: dict[str, list[Any]], n_seeds: int, limits: Limits, n_points: int = 0) -> None:
     """Raise SpecError when the grid is over RNNLAB_MAX_SWEEP_RUNS; call before expanding anything."""
-    n = sweep_size(vary, n_seeds)
+    n = sweep_size(vary, n_seeds, n_points)
     if n > limits.max_sweep_runs:
-        axes = " × ".join(f"{len(v)} {k}" for k, v in vary.items())
+        axes = " × ".join([*([f"{n_points} points"] if n_points else []), *(f"{len(v)} {k}" for k, v in vary.items())])
         raise SpecError([f"sweep: {n:,} runs ({axes + ' × ' if axes else ''}{n_seeds} seeds); the operator's "
                          f"limit is {limits.max_sweep_runs} (RNNLAB_MAX_SWEEP_RUNS raises it)"])
+
+
+def grid_points(sweep: SweepSpec):
+    """Yield (paths, values, seed) for every run of the sweep, in grid order: the explicit points
+    (or one empty point), then the product of ``vary``, then the seeds. Check the size first."""
+    keys = list(sweep.vary)
+    for point in sweep.points or [{}]:
+        for values in itertools.product(*(sweep.vary[k] for k in keys)):
+            for seed in sweep.seeds:
+                yield [*point, *keys], (*point.values(), *values), seed
 
 
 def expand_sweep(sweep: SweepSpec, limits: Limits | None = None) -> list[JobSpec]:
     """Expand a sweep into validated job specs (errors for every bad grid point are collected). The
     grid's size is checked first, by arithmetic."""
     limits = limits or Limits()
-    check_sweep_size(sweep.vary, len(sweep.seeds), limits)
-    keys = list(sweep.vary)
-    grid = list(itertools.product(*(sweep.vary[k] for k in keys), sweep.seeds))
+    check_sweep_size(sweep.vary, len(sweep.seeds), limits, len(sweep.points))
     specs, errors = [], []
-    for point in grid:
+    for keys, values, seed in grid_points(sweep):
         d = json.loads(json.dumps(sweep.base))
-        for k, v in zip(keys, point[:-1]):
+        for k, v in zip(keys, values):
             _set_path(d, k, v)
-        d["seed"] = point[-1]
-        d["name"] = _point_name(d.get("name") or sweep.name, keys, point[:-1])
+        d["seed"] = seed
+        d["name"] = _point_name(d.get("name") or sweep.name, keys, values)
         try:
             specs.append(parse_spec(d, limits))
         except SpecError as e:
-            where = ", ".join(f"{k}={v!r}" for k, v in zip(keys, point[:-1]))
+            where = ", ".join(f"{k}={v!r}" for k, v in zip(keys, values))
             errors += [f"[{where}] {m}" for m in e.errors]
     if errors:
         raise SpecError(sorted(set(errors), key=errors.index))

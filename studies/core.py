@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rnnlab.spec import JobSpec, SweepSpec, expand_sweep
+from rnnlab.spec import JobSpec, SweepSpec, expand_sweep, grid_points, sweep_size
 
 MIN_SEEDS = 3
 SCALES = ("cpu", "paper")
@@ -35,6 +35,7 @@ VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, PENDING)
 _T95 = [12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281, 2.2010, 2.1788, 2.1604,
         2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860, 2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555,
         2.0518, 2.0484, 2.0452, 2.0423]
+PROFILE_COLUMNS = ("run_id", "layer", "epoch", "t", "k", "norm")
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 
 
@@ -54,6 +55,7 @@ class Scale:
     base: dict[str, Any]
     vary: dict[str, list[Any]]
     seeds: tuple[int, ...] = (0, 1, 2)
+    points: tuple[dict[str, Any], ...] = ()   # settings that go together (rnnlab.spec.SweepSpec.points)
     differs: str = ""          # what differs from the paper's setup, in one or two sentences
     budget: str = ""           # the expected wall time, e.g. "≈1 min on 2 cores"
 
@@ -177,6 +179,9 @@ class StudyData:
     val_loss/val_metric of the last epoch, and layer 0's rho/sigma_max/log_ratio/horizon at epoch 0
     (``*0``) and at the last probe (``*_last``), plus the spec.
     ``epochs``: db.queries.epochs of those runs; ``layers``: db.queries.layer_stats.
+    ``profiles``: only for a study whose ``profiles_at`` names epochs (empty otherwise): every layer's
+    profile ‖∂L/∂h_t^(k)‖ at those epochs, long format (run_id, layer, epoch, t, k = T − t, norm), every
+    step t = 1..T, as db.queries.profiles(ids, epoch=e, layer=k, kind="h") reads it; layer 0 is the first.
     """
 
     tag: str
@@ -184,6 +189,18 @@ class StudyData:
     epochs: pd.DataFrame
     layers: pd.DataFrame
     code_versions: list[str] = field(default_factory=list)   # of the code that created the runs
+    profiles: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(PROFILE_COLUMNS)))
+
+    def of_runs(self, run_ids) -> StudyData:
+        """The same data restricted to the runs whose id is in ``run_ids``."""
+        keep = {int(i) for i in run_ids}
+
+        def only(frame: pd.DataFrame, col: str = "run_id") -> pd.DataFrame:
+            return frame[frame[col].isin(keep)] if len(frame) else frame
+
+        return StudyData(tag=self.tag, runs=only(self.runs, "id"), epochs=only(self.epochs),
+                         layers=only(self.layers), code_versions=list(self.code_versions),
+                         profiles=only(self.profiles))
 
 
 @dataclass(frozen=True)
@@ -197,6 +214,7 @@ class Study:
     analyse: Callable[[Study, StudyData], tuple[list[Check], list[Number], list[Figure]]]
     group_by: str                  # the varied field whose value names a group (a dotted spec path)
     notes: str = ""                # setup notes shown with the result
+    profiles_at: tuple[int, ...] = ()   # epochs whose per-layer profiles the analysis reads (StudyData.profiles)
 
     def __post_init__(self):
         if not NAME_RE.match(self.name):
@@ -221,22 +239,28 @@ class Study:
     def sweep(self, scale: str) -> SweepSpec:
         sc = self.scale(scale)
         return SweepSpec(name=f"study {self.name} v{self.version} ({scale})", base=json.loads(json.dumps(sc.base)),
-                         vary={k: list(v) for k, v in sc.vary.items()}, seeds=list(sc.seeds))
+                         vary={k: list(v) for k, v in sc.vary.items()},
+                         points=[json.loads(json.dumps(p)) for p in sc.points], seeds=list(sc.seeds))
 
     def specs(self, scale: str, limits=None) -> list[JobSpec]:
         return expand_sweep(self.sweep(scale), limits)
 
     def n_runs(self, scale: str) -> int:
         sc = self.scale(scale)
-        return math.prod(len(v) for v in sc.vary.values()) * len(sc.seeds)
+        return sweep_size(sc.vary, len(sc.seeds), len(sc.points))
+
+    def grid(self, scale: str) -> list[tuple[list[str], tuple]]:
+        """The grid points as (dotted paths, values), in grid order, without the seeds."""
+        sw = self.sweep(scale)
+        return [(keys, values) for keys, values, _ in grid_points(sw.model_copy(update={"seeds": [0]}))]
+
+    def varied(self, scale: str) -> list[str]:
+        """Every path a grid point sets: the explicit points' paths, then vary's."""
+        return list(dict.fromkeys(k for keys, _ in self.grid(scale) for k in keys))
 
     def points(self, scale: str) -> list[str]:
         """The grid points' labels, in grid order."""
-        sc = self.scale(scale)
-        import itertools
-
-        keys = list(sc.vary)
-        return [point_label(keys, p) for p in itertools.product(*(sc.vary[k] for k in keys))]
+        return [point_label(keys, values) for keys, values in self.grid(scale)]
 
     def decide(self, data: StudyData, scale: str) -> Outcome:
         return decide(self, data, scale)
@@ -271,9 +295,7 @@ def decide(study: Study, data: StudyData, scale: str) -> Outcome:
         if set(points) <= set(mine["point"]):
             complete.append(int(seed))
     done = runs[runs["seed"].isin(complete) & runs["status"].isin(FINISHED)]
-    sub = StudyData(tag=data.tag, runs=done, epochs=data.epochs[data.epochs["run_id"].isin(done["id"])]
-                    if len(data.epochs) else data.epochs,
-                    layers=data.layers[data.layers["run_id"].isin(done["id"])] if len(data.layers) else data.layers)
+    sub = data.of_runs(done["id"])
     checks, numbers, figures = study.analyse(study, sub) if complete else ([], [], [])
     out = Outcome(**base, verdict=PENDING, reason="", seeds_complete=complete, numbers=numbers, checks=checks,
                   figures=figures)

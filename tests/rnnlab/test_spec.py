@@ -13,6 +13,8 @@ from rnnlab.spec import (
     find_duplicates,
     load,
     parse_spec,
+    parse_sweep,
+    sweep_size,
 )
 
 
@@ -121,6 +123,42 @@ def test_sweep_reports_duplicates_and_bad_points():
     with pytest.raises(SpecError) as ei:
         expand_sweep(SweepSpec(vary={"cell": ["rnn", "lstm"]}, base={"activation": "relu"}))
     assert any("cell='lstm'" in e and "activation" in e for e in ei.value.errors)
+
+
+def test_sweep_points_set_settings_together():
+    """Explicit points × vary × seeds: an LSTM with its forget bias next to a GRU without one."""
+    sweep = parse_sweep({"base": {"task": {"name": "adding", "seq_len": 20}},
+                         "points": [{"cell": "gru"}, {"cell": "lstm", "init.forget_bias": 3}],
+                         "vary": {"hidden_size": [8, 16]}, "seeds": [0, 1, 2]})
+    specs = expand_sweep(sweep)
+    assert len(specs) == 2 * 2 * 3 == sweep_size(sweep.vary, len(sweep.seeds), len(sweep.points))
+    got = {(s.cell, s.init.forget_bias, s.hidden_size, s.seed) for s in specs}
+    assert got == {(c, fb, h, seed) for c, fb in (("gru", None), ("lstm", 3.0)) for h in (8, 16) for seed in (0, 1, 2)}
+    assert specs[0].name == "cell=gru hidden_size=8" and specs[-1].name == "cell=lstm init.forget_bias=3 hidden_size=16"
+    # the same sweep without points is the plain product, as before
+    assert len(expand_sweep(sweep.model_copy(update={"points": []}))) == 2 * 3
+
+
+@pytest.mark.parametrize("points, vary, needle", [
+    ([{}], {}, "points[0]: the point sets no field"),
+    ([{"cell": "lstm"}], {"cell": ["rnn"]}, "points[0]: cell is also in vary"),
+    ([{"cell": "gru"}, {"init..forget_bias": 1}], {}, "points[1]: 'init..forget_bias' is not a dotted field path"),
+])
+def test_bad_sweep_points_are_named(points, vary, needle):
+    with pytest.raises(SpecError) as ei:
+        parse_sweep({"points": points, "vary": vary})
+    assert any(needle in e for e in ei.value.errors), ei.value.errors
+
+
+def test_sweep_points_count_in_the_size_limit_before_expanding():
+    sweep = SweepSpec(points=[{"hidden_size": h} for h in range(8, 18)], vary={"cell": ["rnn", "gru"]}, seeds=[0, 1])
+    with pytest.raises(SpecError) as ei:
+        expand_sweep(sweep, Limits(max_sweep_runs=39))
+    assert "40 runs (10 points × 2 cell × 2 seeds)" in ei.value.errors[0]
+    assert len(expand_sweep(sweep, Limits(max_sweep_runs=40))) == 40
+    with pytest.raises(SpecError) as ei:   # a point that is invalid for its own settings is named
+        expand_sweep(SweepSpec(points=[{"cell": "gru", "init.forget_bias": 1}]))
+    assert any("init.forget_bias" in e and "cell='gru'" in e for e in ei.value.errors)
 
 
 def test_sweep_init_path_on_top_of_shorthand():

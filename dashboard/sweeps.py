@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import streamlit as st
 import yaml
@@ -67,12 +68,39 @@ def _number(v: Any) -> Any:
     return v
 
 
+MAX_POINTS_CHARS = 20_000
+
+
+def _flow(v: Any) -> str:
+    text = yaml.safe_dump(v, default_flow_style=True, sort_keys=False, width=10**6)
+    return text.strip().removesuffix("\n...").strip()
+
+
+def parse_points(text: str) -> list[dict[str, Any]]:
+    """'- {cell: lstm, init.forget_bias: 3}' lines (a YAML list of mappings) → SweepSpec.points; the
+    text's length is bounded by the widget (MAX_POINTS_CHARS), and the grid's size is checked with
+    the rest of the sweep before anything is expanded."""
+    t = (text or "").strip()
+    if not t:
+        return []
+    if len(t) > MAX_POINTS_CHARS:
+        raise ValueError(f"{len(t):,} characters; at most {MAX_POINTS_CHARS:,}")
+    try:
+        doc = yaml.safe_load(t)
+    except yaml.YAMLError as e:
+        raise ValueError(f"could not read the points: {str(e).splitlines()[0]}") from None
+    if not isinstance(doc, list) or not all(isinstance(p, dict) and p for p in doc):
+        raise ValueError("write one point a line, each a mapping of field paths to values, "
+                         "e.g. '- {cell: lstm, init.forget_bias: 3}'")
+    return [{str(k): _number(v) for k, v in p.items()} for p in doc]
+
+
 def load_sweep(state: MutableMapping[str, Any], sweep: SweepSpec) -> None:
-    """Put a sweep's vary lists and seeds into the builder's widgets."""
+    """Put a sweep's vary lists, explicit points and seeds into the builder's widgets."""
     state[S + "fields"] = [k for k in sweep.vary]
     for k, vals in sweep.vary.items():
-        state[S + "vals." + k] = ", ".join(
-            yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("\n...").strip() for v in vals)
+        state[S + "vals." + k] = ", ".join(_flow(v) for v in vals)
+    state[S + "points"] = "\n".join(f"- {_flow(p)}" for p in sweep.points)
     state[S + "seeds"] = ", ".join(str(s) for s in sweep.seeds)
     state[S + "name"] = sweep.name or ""
 
@@ -81,9 +109,16 @@ def _error(where: Any, message: str) -> None:
     where.error(plain(message), icon=":material/error:")
 
 
-def render_builder(limits: Limits | None = None, slots: dict[str, Any] | None = None,
-                   ) -> tuple[dict[str, list[Any]], list[int], str | None, list[str]]:
-    """Widgets of the builder; returns (vary, seeds, name, errors), each error also shown under its
+class Built(NamedTuple):
+    vary: dict[str, list[Any]]
+    seeds: list[int]
+    name: str | None
+    errors: list[str]
+    points: list[dict[str, Any]] = []
+
+
+def render_builder(limits: Limits | None = None, slots: dict[str, Any] | None = None) -> Built:
+    """Widgets of the builder; returns (vary, seeds, name, errors, points), each error also shown under its
     editor. ``slots``, when given, receives a container under each field's values (``show_errors``
     fills them once the grid is checked). Only a role that can submit gets the builder: for any
     other, nothing is read or expanded (seeds come back empty)."""
@@ -93,7 +128,7 @@ def render_builder(limits: Limits | None = None, slots: dict[str, Any] | None = 
     limits = limits or get_settings().limits
     if not auth.can(auth.current_user(), "submit"):
         st.info("Your role cannot build sweeps (it cannot submit runs).")
-        return {}, [], None, []
+        return Built({}, [], None, [])
     ss = st.session_state
     ss.setdefault(S + "fields", ["cell"])
     ss.setdefault(S + "seeds", "0, 1, 2")
@@ -120,6 +155,23 @@ def render_builder(limits: Limits | None = None, slots: dict[str, Any] | None = 
         except ValueError as e:
             errors.append(f"vary.{path}: {e}")
             _error(slot, errors[-1])
+    ss.setdefault(S + "points", "")
+    with st.expander("Points: settings that go together", expanded=bool(ss[S + "points"].strip())):
+        txt = st.text_area("Points (one a line; each is crossed with the fields above)", key=S + "points",
+                           max_chars=MAX_POINTS_CHARS, height=110,
+                           placeholder="- {cell: gru}\n- {cell: lstm, init.forget_bias: 3}",
+                           help="For settings that only make sense together, e.g. a forget-gate bias that only an "
+                                "LSTM has. The grid is every point × the values above × the seeds. A field is set "
+                                "by a point or by the fields above, not both. Leave empty for a plain grid.")
+        slot = st.container()
+        if slots is not None:
+            slots["points"] = slot
+        try:
+            points = parse_points(txt)
+        except ValueError as e:
+            points = []
+            errors.append(f"points: {e}")
+            _error(slot, errors[-1])
     a, b = st.columns(2)
     seeds_txt = a.text_input("Seeds", key=S + "seeds", max_chars=2000,
                              help="Comma-separated seeds, or a range such as 0-4.")
@@ -130,7 +182,7 @@ def render_builder(limits: Limits | None = None, slots: dict[str, Any] | None = 
         errors.append(f"seeds: {e}")
         _error(a, errors[-1])
         seeds = [0]
-    return vary, seeds, name or None, errors
+    return Built(vary, seeds, name or None, errors, points)
 
 
 MAX_SEED = 2**31 - 1
@@ -192,7 +244,8 @@ def plan_one(spec: JobSpec, *, url: str | None = None) -> SweepPlan:
 
 
 def build(base: dict[str, Any], vary: dict[str, list[Any]], seeds: list[int], name: str | None,
-          limits: Limits | None = None, *, url: str | None = None) -> SweepPlan:
+          limits: Limits | None = None, *, url: str | None = None,
+          points: list[dict[str, Any]] | None = None) -> SweepPlan:
     """Check the sweep (base without its seed) and plan it through client.submit.plan, which expands
     it and finds the duplicates within it and in the database at ``url``. The grid's size is checked
     by arithmetic first; no seeds (a role that cannot submit) plans nothing. Each error of a grid
@@ -201,16 +254,18 @@ def build(base: dict[str, Any], vary: dict[str, list[Any]], seeds: list[int], na
         return SweepPlan()
     limits = limits or Limits()
     try:
-        check_sweep_size(vary, len(seeds), limits)
+        check_sweep_size(vary, len(seeds), limits, len(points or []))
         sweep = parse_sweep({"name": name, "base": {k: v for k, v in base.items() if k != "seed"},
-                             "vary": vary, "seeds": seeds})
+                             "vary": vary, "points": points or [], "seeds": seeds})
     except SpecError as e:
         return SweepPlan(form_errors=list(e.errors))
     try:
         p = submit_plan(sweep, url=url, limits=limits)
     except SpecError as e:
         vary_errors = locate(sweep, limits)
-        rest = [m for m in e.errors if varied_path(field_of(m), list(sweep.vary)) not in vary_errors]
+        point_paths = {k for p in sweep.points for k in p}
+        placed = set(vary_errors) | (point_paths if "points" in vary_errors else set())
+        rest = [m for m in e.errors if varied_path(field_of(m), [*sweep.vary, *point_paths]) not in placed]
         return SweepPlan(sweep=sweep, form_errors=rest, vary_errors=vary_errors)
     return SweepPlan(sweep=sweep, specs=p.specs, duplicates=p.duplicates, existing=p.existing)
 
@@ -243,29 +298,37 @@ def locate(sweep: SweepSpec, limits: Limits) -> dict[str, list[str]]:
     """{varied path: messages}: each grid point is checked alone (rnnlab.spec.expand_sweep of that
     point, with the first seed; seeds do not change validity), and each error that a varied value
     causes is named by the value's exact place: 'vary.hidden_size[1] = 0: hidden_size: got 0; …'. An
-    error that holds only with some values of the other varied fields names them ('(with cell=lstm)')."""
+    error that holds only with some values of the other varied fields names them ('(with cell=lstm)').
+    An error caused by a field of an explicit point is filed under 'points': 'points[1] = {…}: …'."""
     keys = list(sweep.vary)
+    explicit = sweep.points or [{}]
     hits: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
-    for idx in itertools.product(*(range(len(sweep.vary[k])) for k in keys)):
-        point = {k: sweep.vary[k][i] for k, i in zip(keys, idx)}
-        one = SweepSpec(name=sweep.name, base=sweep.base, vary={k: [v] for k, v in point.items()},
-                        seeds=sweep.seeds[:1])
-        try:
-            expand_sweep(one, limits)
-        except SpecError as e:
-            for m in map(bare, e.errors):
-                path = varied_path(field_of(m), keys)
-                if path is not None:
-                    hits.setdefault((path, idx[keys.index(path)], m), []).append(point)
+    for pi, pt in enumerate(explicit):
+        for idx in itertools.product(*(range(len(sweep.vary[k])) for k in keys)):
+            point = {k: sweep.vary[k][i] for k, i in zip(keys, idx)}
+            one = SweepSpec(name=sweep.name, base=sweep.base, vary={k: [v] for k, v in point.items()},
+                            points=[pt] if pt else [], seeds=sweep.seeds[:1])
+            try:
+                expand_sweep(one, limits)
+            except SpecError as e:
+                for m in map(bare, e.errors):
+                    path = varied_path(field_of(m), [*keys, *pt])
+                    if path in pt:
+                        hits.setdefault(("points", pi, m), []).append(point)
+                    elif path is not None:
+                        hits.setdefault((path, idx[keys.index(path)], m), []).append({**pt, **point})
     out: dict[str, list[str]] = {}
     for (path, i, m), points in hits.items():
-        others = [k for k in keys if k != path]
-        combos = 1
-        for k in others:
-            combos *= len(sweep.vary[k])
-        where = f"vary.{path}[{i}] = {_short(sweep.vary[path][i])}"
+        if path == "points":
+            others, combos = keys, math.prod(len(sweep.vary[k]) for k in keys)
+            where = f"points[{i}] = {_short(explicit[i])}"
+        else:
+            others = [k for k in keys if k != path]
+            combos = math.prod(len(sweep.vary[k]) for k in others) * len(explicit)
+            others = [*dict.fromkeys(k for p in sweep.points for k in p), *others]
+            where = f"vary.{path}[{i}] = {_short(sweep.vary[path][i])}"
         if len(points) < combos:
-            shown = "; ".join(" ".join(f"{k}={_short(p[k])}" for k in others) for p in points[:3])
+            shown = "; ".join(" ".join(f"{k}={_short(p[k])}" for k in others if k in p) for p in points[:3])
             where += f" (with {shown}{' …' if len(points) > 3 else ''})"
         out.setdefault(path, []).append(f"{where}: {m}")
     return out

@@ -48,8 +48,8 @@ mode = st.segmented_control("What to run", ["Single run", "Sweep"], key="mode") 
 if mode == "Sweep":
     st.subheader("Sweep: fields to vary")
     slots: dict = {}
-    vary, seeds, name, builder_errors = sweeps.render_builder(limits, slots)   # shows its own errors
-    plan = sweeps.build(forms.collect(ss), vary, seeds, name, limits, url=reads.db_url())
+    vary, seeds, name, builder_errors, points = sweeps.render_builder(limits, slots)   # shows its own errors
+    plan = sweeps.build(forms.collect(ss), vary, seeds, name, limits, url=reads.db_url(), points=points)
     sweeps.show_errors(plan, slots)   # a bad varied value: under its editor, named vary.<path>[i]
     st.subheader("Base spec")
     forms.render(plan.form_errors, limits)

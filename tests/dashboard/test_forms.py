@@ -108,6 +108,43 @@ def test_a_varied_value_error_names_the_value_and_the_combination(sqlite_url):
     assert plan.vary_errors == {} and all("num_layers" in e for e in plan.form_errors) and plan.form_errors
 
 
+def test_an_explicit_point_error_names_the_point(sqlite_url):
+    base = parse_spec({}).to_dict()
+    points = [{"cell": "lstm", "init.forget_bias": 3}, {"cell": "gru", "init.forget_bias": 3}]
+    plan = sweeps.build(base, {"hidden_size": [8, 0]}, [0], None, url=sqlite_url, points=points)
+    assert not plan.specs and plan.form_errors == []
+    fb = "init.forget_bias applies only to cell 'lstm', not 'gru'"
+    assert plan.vary_errors["points"] == [f'points[1] = {{"cell":"gru","init.forget_bias":3}} (with hidden_size=8): {fb}']
+    # hidden_size = 0 fails with both points (it is checked before the combination), so no point is named
+    assert plan.vary_errors["hidden_size"] == [
+        "vary.hidden_size[1] = 0: hidden_size: got 0; input should be greater than or equal to 1"]
+    plan = sweeps.build(base, {"activation": ["relu"]}, [0], None, url=sqlite_url,
+                        points=[{"cell": "rnn"}, {"cell": "gru"}])
+    assert len(plan.vary_errors["activation"]) == 1 and \
+        plan.vary_errors["activation"][0].startswith("vary.activation[0] = relu (with cell=gru): activation applies")
+    ok = sweeps.build(base, {"hidden_size": [8, 16]}, [0, 1], None, url=sqlite_url, points=points[:1])
+    assert not ok.errors and [(s.cell, s.init.forget_bias, s.hidden_size) for s in ok.specs] == \
+        [("lstm", 3.0, 8)] * 2 + [("lstm", 3.0, 16)] * 2
+
+
+@pytest.mark.parametrize("text, points, error", [
+    ("", [], None),
+    ("- {cell: gru}\n- {cell: lstm, init.forget_bias: 3}", [{"cell": "gru"}, {"cell": "lstm", "init.forget_bias": 3}],
+     None),
+    ("- {optimizer.lr: 1e-3}", [{"optimizer.lr": 0.001}], None),          # 1e-3 read as a number, as in vary
+    ("cell: lstm", None, "write one point a line"),
+    ("- {}", None, "write one point a line"),
+    ("- [1, 2", None, "could not read the points"),
+    ("- {a: 1}\n" * 3000, None, "at most 20,000"),
+])
+def test_points_text_is_read_and_bounded(text, points, error):
+    if error is None:
+        assert sweeps.parse_points(text) == points
+    else:
+        with pytest.raises(ValueError, match=error):
+            sweeps.parse_points(text)
+
+
 def test_to_submit_skips_what_submit_plan_found(sqlite_url):
     from db import store
 

@@ -100,14 +100,18 @@ def test_a_preset_claims_only_what_a_study_tests():
     assert tested == {st.name for st in by_claim.values()}   # every study can be started from a preset
 
 
-def test_loading_a_preset_reproduces_its_sweep(sqlite_url):
-    _, sweep = PRESETS["Exploding init: clipping off vs on"]
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_loading_a_preset_reproduces_its_sweep(sqlite_url, preset):
+    """Every preset, loaded into the form and read back from the widgets' text, plans exactly its
+    sweep's runs (explicit points included)."""
+    _, sweep = PRESETS[preset]
     state = form_state()
     forms.load_spec(state, sweep.base)
     sweeps.load_sweep(state, sweep)
     vary = {k: sweeps.parse_values(state[sweeps.S + "vals." + k]) for k in state[sweeps.S + "fields"]}
     plan = sweeps.build(forms.collect(state), vary, sweeps.parse_seeds(state[sweeps.S + "seeds"]), sweep.name,
-                        url=sqlite_url)
+                        url=sqlite_url, points=sweeps.parse_points(state[sweeps.S + "points"]))
+    assert not plan.errors, plan.errors
     assert [s.spec_hash() for s in plan.specs] == [s.spec_hash() for s in expand_sweep(sweep)]
 
 

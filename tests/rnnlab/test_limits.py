@@ -84,7 +84,7 @@ def test_the_sweep_builder_is_not_drawn_for_a_role_that_cannot_submit(monkeypatc
         from dashboard import sweeps
 
         st.session_state.setdefault("sw.seeds", "0-20000000")
-        vary, seeds, _, errors = sweeps.render_builder()
+        vary, seeds, _, errors, _ = sweeps.render_builder()
         st.write(f"seeds={len(seeds)}")
         for e in errors:
             st.error(e)

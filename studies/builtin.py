@@ -603,6 +603,21 @@ def _depth_group(cell: str, depth: int, layer: int) -> str:
     return f"{cell} {depth} layer{'s' if depth > 1 else ''}, layer {layer + 1}"
 
 
+def _depth_gT_sql(tag: str) -> str:
+    """‖g_T^(k)‖ = ‖∂L/∂h_T^(k)‖ at init, per run and layer: the last entry of the stored profile (both
+    backends: ->> with an integer is an array index in SQLite ≥ 3.38 and on Postgres' JSONB)."""
+    tag = tag.replace("'", "''")
+    return ("SELECT r.cell AS grp, r.num_layers, p.layer, r.seed,\n"
+            "       CAST(p.norms ->> (p.seq_len - 1) AS DOUBLE PRECISION) AS last_step_norm\n"
+            "FROM runs r\n"
+            f"JOIN run_tags g ON g.run_id = r.id AND g.tag = '{tag}'\n"
+            "JOIN grad_profiles p ON p.run_id = r.id AND p.epoch = 0 AND p.kind = 'h'\n"
+            "WHERE r.status IN ('succeeded', 'diverged')\n"
+            "ORDER BY grp, r.num_layers, p.layer, r.seed;\n"
+            "-- layer 0 is the first (bottom) layer; a non-finite g_T is stored as the text 'NaN' or 'Infinity',\n"
+            "-- which Postgres casts back and SQLite casts to 0")
+
+
 def _depth(study: Study, d: StudyData):
     r = d.runs
     seeds = seeds_of(r)
@@ -611,6 +626,12 @@ def _depth(study: Study, d: StudyData):
     runs = r[["id", "cell", "num_layers", "seed"]].rename(columns={"id": "run_id"})
     lay = d.layers[d.layers["epoch"] == 0].merge(runs, on="run_id") if len(d.layers) else \
         pd.DataFrame(columns=["run_id", "layer", "cell", "num_layers", "seed", "log_ratio", "horizon"])
+    prof = d.profiles[d.profiles["epoch"] == 0].merge(runs, on="run_id") if len(d.profiles) else \
+        pd.DataFrame(columns=["run_id", "layer", "t", "norm", "cell", "num_layers", "seed"])
+    # ‖g_T^(k)‖: the profile's value at the last step t = T, per run and layer
+    last = prof[prof["t"] == prof.groupby(["run_id", "layer"])["t"].transform("max")] if len(prof) else prof
+    gT_at = {(c, int(n), int(k), int(s)): float(v)
+             for c, n, k, s, v in zip(last["cell"], last["num_layers"], last["layer"], last["seed"], last["norm"])}
     tag = d.tag.replace("'", "''")
     q = ("SELECT r.cell AS grp, r.num_layers, l.layer, r.seed, l.log_ratio, l.horizon\n"
          "FROM runs r\n"
@@ -624,7 +645,8 @@ def _depth(study: Study, d: StudyData):
         m = lay[(lay["cell"] == cell) & (lay["num_layers"] == n) & (lay["layer"] == k) & (lay["seed"] == s)]
         return float(m[col].iloc[0]) if len(m) and not pd.isna(m[col].iloc[0]) else math.nan
 
-    lr, hz = {}, {}
+    q_gT = _depth_gT_sql(d.tag)
+    lr, hz, gT = {}, {}, {}
     for c in DEPTH_CELLS:
         for n in depths:
             for k in range(n):
@@ -633,6 +655,8 @@ def _depth(study: Study, d: StudyData):
                                        q)
                 hz[(c, n, k)] = Number("horizon at init (steps)", g, {s: val(c, n, k, s, "horizon") for s in seeds},
                                        q, ".0f")
+                gT[(c, n, k)] = Number("‖g_T‖ = ‖∂L/∂h_T‖ at init", g,
+                                       {s: gT_at.get((c, n, k, s), math.nan) for s in seeds}, q_gT)
 
     def at(nums, c, n, k, s):
         return nums[(c, n, k)].per_seed.get(s, math.nan)
@@ -650,6 +674,10 @@ def _depth(study: Study, d: StudyData):
         Check(f"depth does not remove the bound: every layer's horizon at init stays below T − 1 = {T - 1}",
               {s: all(_lt(at(hz, c, n, k, s), T - 1) for c in DEPTH_CELLS for n in depths for k in range(n))
                for s in seeds}),
+        Check("in every stack the last-step gradient ‖g_T‖ = ‖∂L/∂h_T‖ at init shrinks going down: each layer's "
+              "is smaller than the layer above's (read from the stored profiles)",
+              {s: all(_lt(at(gT, c, n, k, s), at(gT, c, n, k + 1, s)) for c, n in stacks for k in range(n - 1))
+               for s in seeds}),
     ]
     figs = []
     for nums, title, ylabel in ((lr, "log10 ‖g_1‖/‖g_T‖ at initialization, layer by layer", "log10 ratio"),
@@ -658,22 +686,46 @@ def _depth(study: Study, d: StudyData):
                          mode="lines", group=f"{c} {n}L")
                   for c in DEPTH_CELLS for n in depths for s in seeds]
         figs.append(Figure(title + " (layer 1 is the first)", "layer", ylabel, series, categorical_x=False))
-    return checks, [*lr.values(), *hz.values()], figs
+    figs.append(Figure("‖g_T‖ at initialization, layer by layer (layer 1 is the first)", "layer", "‖∂L/∂h_T‖",
+                       [Series(name=f"{c} {n}L s{s}", x=list(range(1, n + 1)),
+                               y=[at(gT, c, n, k, s) for k in range(n)], mode="lines", group=f"{c} {n}L")
+                        for c in DEPTH_CELLS for n in depths if n > 1 for s in seeds],
+                       log_y=True, categorical_x=False))
+    deepest = max(depths)
+    for c in DEPTH_CELLS:
+        figs.append(_depth_profile_figure(prof, c, deepest, seeds))
+    return checks, [*lr.values(), *hz.values(), *gT.values()], figs
+
+
+def _depth_profile_figure(prof: pd.DataFrame, cell: str, n: int, seeds: list[int]) -> Figure:
+    """The profiles ‖∂L/∂h_t^(k)‖ over t at init of the ``n``-layer stack of ``cell``: one line per layer and
+    seed (each seed's own run, not an average), coloured by layer."""
+    mine = prof[(prof["cell"] == cell) & (prof["num_layers"] == n)]
+    series = []
+    for k in range(n):
+        for s in seeds:
+            g = mine[(mine["layer"] == k) & (mine["seed"] == s)].sort_values("t")
+            series.append(Series(name=f"layer {k + 1} s{s}", x=[int(t) for t in g["t"]],
+                                 y=[float(v) for v in g["norm"]], mode="lines", group=f"layer {k + 1}"))
+    name = "tanh RNN" if cell == "rnn" else cell.upper()
+    return Figure(f"{name}, {n} layers: ‖∂L/∂h_t‖ at initialization, per layer (one line per seed)",
+                  "t (time step; T is the last)", "‖∂L/∂h_t‖", series, log_y=True, categorical_x=False)
 
 
 DEPTH = Study(
-    name="depth", version=1, title="Depth: 1-4 layers, layer by layer",
-    claim="At initialization, in a stack of 2 to 4 tanh-RNN or LSTM layers each lower layer keeps more of the "
-          "gradient over time than the layer above it (log10 ‖g_1‖/‖g_T‖ rises and the horizon does not fall from "
-          "the top layer down to the first), yet no layer's horizon reaches the start of the sequence.",
+    name="depth", version=2, title="Depth: 1-4 layers, layer by layer",
+    claim="At initialization, in a stack of 2 to 4 tanh-RNN or LSTM layers each lower layer receives a smaller "
+          "gradient at the last step than the layer above it (‖g_T‖ shrinks going down) but keeps more of it over "
+          "time (log10 ‖g_1‖/‖g_T‖ rises and the horizon does not fall from the top layer down to the first), yet "
+          "no layer's horizon reaches the start of the sequence.",
     source="[P13] §2.1 and docs/metrics.md: a lower layer's g_t also receives the path through the layer above at "
            "the same step, which does not go through its own W_hh, so the per-step bound holds only for the top "
            "layer",
     group_by="num_layers",
-    notes="Measured at epoch 0 (before any update) on a 64-sequence probe batch, from each layer's stored profile "
-          "‖∂L/∂h_t^(k)‖ (layer_stats: log ratio and horizon per layer). PyTorch's default init, adding problem "
-          "T = 50, 32 units per layer. The per-layer profiles also show the gradient at step T shrinking at each "
-          "layer down the stack; the study's analysis reads only the per-layer summaries.",
+    notes="Measured at epoch 0 (before any update) on a 64-sequence probe batch. The log ratio and the horizon "
+          "are each layer's summaries of its profile ‖∂L/∂h_t^(k)‖ (layer_stats); ‖g_T‖ and the profile figures "
+          "are read from the stored profiles themselves (grad_profiles, epoch 0, every step). PyTorch's default "
+          "init, adding problem T = 50, 32 units per layer.",
     scales={
         "cpu": Scale(base={"task": {"name": "adding", "variant": "a16", "seq_len": 50}, "hidden_size": 32,
                            "probe": {"batch_size": 64}, **_TINY_TRAIN},
@@ -686,6 +738,7 @@ DEPTH = Study(
                        differs="A16's adding sizes (128 units, T = 100), 5 seeds."),
     },
     analyse=_depth,
+    profiles_at=(0,),
 )
 
 

@@ -11,9 +11,10 @@ import math
 import numpy as np
 import pandas as pd
 
-from studies.core import Study, StudyData, point_label
+from studies.core import PROFILE_COLUMNS, Study, StudyData, point_label
 
 MAX_RUNS = 1000   # db.queries.list_runs' page cap; a study has far fewer runs
+EVERY_STEP = 10 ** 9   # db.queries.profiles' max_points: keep every step of a profile
 
 
 def _path(spec: dict, dotted: str):
@@ -39,7 +40,8 @@ def _layer0(layers: pd.DataFrame, first: bool) -> pd.DataFrame:
 
 def load(study: Study, scale: str, url: str | None = None) -> StudyData:
     """Every run tagged with the study's tag at ``scale``, with its final numbers and its layer-0
-    diagnostics at initialization and at the last probe."""
+    diagnostics at initialization and at the last probe; every layer's gradient profile at the epochs of
+    ``study.profiles_at`` (none when it is empty, the default)."""
     from db import queries as q
 
     tag = study.tag(scale)
@@ -55,7 +57,7 @@ def load(study: Study, scale: str, url: str | None = None) -> StudyData:
     epochs = q.epochs(ids, max_epochs=None, engine=eng)
     layers = q.layer_stats(ids, max_epochs=None, engine=eng)
     final = q.final_summary(ids, engine=eng)[["run_id", "val_loss", "val_metric"]]
-    keys = list(study.scale(scale).vary)
+    keys = study.varied(scale)
     runs = pd.DataFrame({
         "id": [int(i) for i in full["id"]], "status": list(full["status"]), "seed": [int(s) for s in full["seed"]],
         "cell": list(full["cell"]), "baseline_loss": [float(b) if b is not None and not pd.isna(b) else math.nan
@@ -64,17 +66,49 @@ def load(study: Study, scale: str, url: str | None = None) -> StudyData:
     })
     for k in keys:   # each varied field as the study wrote it (a stored clip 'none' is a full dict)
         runs[k] = pd.Series([_as_given(study, scale, k, _path(s, k)) for s in runs["spec"]], dtype=object)
-    runs["point"] = [point_label(keys, vals) for vals in zip(*(runs[k] for k in keys))] if keys else ""
+    grid = study.grid(scale)
+    runs["point"] = [_point_of(grid, s) for s in runs["spec"]] if keys else ""
     runs = runs.merge(final.rename(columns={"run_id": "id"}), on="id", how="left")
     for first in (True, False):
         runs = runs.merge(_layer0(layers, first).rename(columns={"run_id": "id"}), on="id", how="left")
-    return StudyData(tag=tag, runs=runs, epochs=epochs, layers=layers, code_versions=versions)
+    profiles = _profiles(ids, [s for s in runs["spec"]], study.profiles_at, eng) if study.profiles_at else \
+        pd.DataFrame(columns=list(PROFILE_COLUMNS))
+    return StudyData(tag=tag, runs=runs, epochs=epochs, layers=layers, code_versions=versions, profiles=profiles)
+
+
+def _profiles(ids: list[int], specs: list[dict], at: tuple[int, ...], eng) -> pd.DataFrame:
+    """Every layer's profile ‖∂L/∂h_t^(k)‖ of the runs at each epoch of ``at`` (the latest probed epoch
+    ≤ it, as db.queries.profiles picks), every step, in one frame with a ``layer`` column."""
+    from db import queries as q
+
+    depth = max((int(s.get("num_layers") or 1) for s in specs if isinstance(s, dict)), default=1)
+    frames = []
+    for epoch in at:
+        for layer in range(depth):
+            p = q.profiles(ids, epoch=int(epoch), layer=layer, kind="h", max_points=EVERY_STEP, engine=eng)
+            if len(p):
+                frames.append(p.assign(layer=layer))
+    if not frames:
+        return pd.DataFrame(columns=list(PROFILE_COLUMNS))
+    out = pd.concat(frames, ignore_index=True)[list(PROFILE_COLUMNS)]
+    return out.drop_duplicates(["run_id", "layer", "epoch", "t"], ignore_index=True)
+
+
+def _point_of(grid: list[tuple[list[str], tuple]], spec: dict) -> str:
+    """The label of the grid point a stored spec belongs to (``Study.points``' label): of the points whose
+    every setting the spec holds, the one that sets the most fields; '' when none does."""
+    hits = [(keys, values) for keys, values in grid if all(_same(v, _path(spec, k)) for k, v in zip(keys, values))]
+    if not hits:
+        return ""
+    keys, values = max(hits, key=lambda kv: len(kv[0]))
+    return point_label(keys, values)
 
 
 def _as_given(study: Study, scale: str, key: str, stored):
     """The grid value as the study wrote it, for a value read back from a stored spec (a clip dict
     comes back with every field filled in; the string 'none' comes back as {mode: none, ...})."""
-    for v in study.scale(scale).vary[key]:
+    sc = study.scale(scale)
+    for v in [*sc.vary.get(key, []), *(p[key] for p in sc.points if key in p)]:
         if _same(v, stored):
             return v
     return stored

@@ -247,11 +247,17 @@ def test_copy_verdicts(sqlite_url, lstm_ratio, baseline, verdict):
 DEPTH = studies.get("depth")
 
 
-def depth_values(lr, hz, status=None):
-    """Per-layer log ratio and horizon at init: ``lr(n, k, seed)``, ``hz(n, k, seed)`` for layer k of n."""
+def depth_values(lr, hz, status=None, g_T=lambda n, k, s: 0.2 * 2.0 ** (k + 1 - n)):
+    """Per-layer log ratio and horizon at init: ``lr(n, k, seed)``, ``hz(n, k, seed)`` for layer k of n; the
+    stored profile of layer k falls geometrically from ‖g_T‖ = ``g_T(n, k, seed)`` (by default halving at each
+    layer down the stack) to ‖g_1‖ = ‖g_T‖ · 10^lr."""
+    def profile(T, last, log_ratio):
+        return [last * 10 ** (log_ratio * (T - t) / (T - 1)) for t in range(1, T + 1)]
+
     def values(spec):
-        n = spec.num_layers
-        out = {"layers0": [{"log_ratio": lr(n, k, spec.seed), "horizon": hz(n, k, spec.seed)} for k in range(n)]}
+        n, T = spec.num_layers, spec.task.seq_len
+        out = {"layers0": [{"log_ratio": lr(n, k, spec.seed), "horizon": hz(n, k, spec.seed),
+                            "grad_h": profile(T, g_T(n, k, spec.seed), lr(n, k, spec.seed))} for k in range(n)]}
         if status:
             out["status"] = status(spec.cell, n, spec.seed)
         return out
@@ -276,10 +282,10 @@ def test_depth_reproduced_when_lower_layers_keep_more_and_sql_rederives_every_la
 
 def test_depth_that_changes_nothing_is_not_reproduced(sqlite_url):
     # every layer of every stack the same: nothing is gained going down, on any seed
-    plant(DEPTH, sqlite_url, depth_values(lambda n, k, s: -10.0, lambda n, k, s: 12.0))
+    plant(DEPTH, sqlite_url, depth_values(lambda n, k, s: -10.0, lambda n, k, s: 12.0, g_T=lambda n, k, s: 0.1))
     out = decide(DEPTH, sqlite_url)
     assert out.verdict == studies.NOT_REPRODUCED
-    assert [all(c.per_seed.values()) for c in out.checks] == [False, False, True]
+    assert [all(c.per_seed.values()) for c in out.checks] == [False, False, True, False]
 
 
 def test_depth_with_a_horizon_reaching_the_start_fails_its_bound(sqlite_url):

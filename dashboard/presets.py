@@ -32,7 +32,7 @@ PRESETS: dict[str, tuple[str, SweepSpec]] = {
     "Exploding init: clipping off vs on": _study("exploding"),
     "IRNN: ReLU with W_hh = I against tanh": _study("irnn"),
     "Copy memory and its memoryless baseline": _study("copy"),
-    "Temporal order: GRU against the tanh RNN": _study("temporal-order"),
+    "Temporal order: the gated cells against the tanh RNN": _study("temporal-order"),
     "Sequence length: horizon and success against T": _study("seq-len"),
     "Depth 1–4, layer by layer (at initialization)": _study("depth"),
     "Depth 1–4": (

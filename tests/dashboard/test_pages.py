@@ -150,6 +150,21 @@ def test_preset_loads_a_sweep_and_counts_runs_and_duplicates(lab, open_page):
     assert "f.cell" in _keys(at.selectbox) and at.text_input(key="sw.vals.cell").value == "rnn, lstm, gru"
 
 
+def test_a_preset_with_explicit_points_plans_every_point(lab, open_page):
+    """The temporal-order study's LSTM arm sets its forget-gate bias alone (sweep points): loaded
+    from the preset, the form plans all 9 runs, and a point edited into an invalid one is named."""
+    at = open_page("new")
+    at.selectbox(key="preset").set_value("Temporal order: the gated cells against the tanh RNN").run()
+    at.button(key="load_preset").click().run()
+    no_errors(at)
+    assert {m.label: m.value for m in at.metric}["Runs"] == "9"
+    assert "init.forget_bias: 3.0" in at.text_area(key="sw.points").value
+    at.text_area(key="sw.points").set_value("- {cell: gru, init.forget_bias: 3}").run()
+    errors = [e.value.replace("\\", "") for e in at.error]
+    assert any(e.startswith("points[0] = ") and "forget_bias applies only to cell 'lstm'" in e for e in errors), errors
+    assert at.button(key="submit").disabled
+
+
 def test_clone_shows_the_duplicate_in_the_db_and_the_spec_diff(lab, open_page):
     _, ids = lab
     rid = ids["cells"][0]

@@ -385,8 +385,10 @@ def order_values(acc, status=None):
 
 
 @pytest.mark.parametrize(("accs", "verdict"), [
-    ({"rnn": 0.26, "lstm": 0.25, "gru": 0.995}, studies.REPRODUCED),    # the LSTM is reported, not checked
+    ({"rnn": 0.26, "lstm": 0.992, "gru": 0.995}, studies.REPRODUCED),
+    ({"rnn": 0.26, "lstm": 0.25, "gru": 0.995}, studies.NOT_REPRODUCED),   # the LSTM learned nothing (v2's case)
     ({"rnn": 0.25, "lstm": 1.0, "gru": 0.26}, studies.NOT_REPRODUCED),     # the GRU learned nothing
+    ({"rnn": 0.25, "lstm": 0.25, "gru": 0.25}, studies.NOT_REPRODUCED),    # nothing learned anything
     ({"rnn": 0.5, "lstm": 1.0, "gru": 1.0}, studies.NOT_REPRODUCED),       # the tanh RNN left chance
     ({"rnn": 0.25, "lstm": 1.0, "gru": 0.985}, studies.NOT_REPRODUCED),    # 1.5% wrong is not solved
 ])
@@ -395,6 +397,8 @@ def test_temporal_order_verdicts(sqlite_url, accs, verdict):
     out = decide(ORDER, sqlite_url)
     assert out.verdict == verdict, [(c.text, c.per_seed) for c in out.checks]
     lstm = next(n for n in out.numbers if n.group == "lstm")
+    assert [c.per_seed for c in out.checks] == [{s: ok for s in (0, 1, 2)} for ok in
+                                                (accs["gru"] >= 0.99, accs["lstm"] >= 0.99, accs["rnn"] <= 0.35)]
     assert lstm.per_seed == pytest.approx({0: accs["lstm"], 1: accs["lstm"], 2: accs["lstm"]})
     eng = create_engine(sqlite_url)
     with eng.connect() as c:
@@ -407,3 +411,15 @@ def test_temporal_order_with_a_failed_run_has_too_few_seeds(sqlite_url):
                                           status=lambda c, s: "failed" if (c, s) == ("gru", 0) else "succeeded"))
     out = decide(ORDER, sqlite_url)
     assert out.verdict == studies.INCONCLUSIVE and out.seeds_complete == [1, 2]
+
+
+def test_temporal_order_plants_the_lstm_with_its_forget_bias(sqlite_url):
+    """The study's LSTM arm is its own grid point (sweep points): its stored spec carries the bias,
+    the other cells' do not, and the analysis finds all three groups."""
+    plant(ORDER, sqlite_url, order_values(lambda c, s: 0.25 if c == "rnn" else 1.0))
+    data = load(ORDER, "cpu", sqlite_url)
+    bias = {c: {spec["init"]["forget_bias"] for spec in data.runs[data.runs["cell"] == c]["spec"]}
+            for c in ("rnn", "gru", "lstm")}
+    assert bias == {"rnn": {None}, "gru": {None}, "lstm": {3.0}}
+    assert sorted(set(data.runs["point"])) == sorted(ORDER.points("cpu"))
+    assert decide(ORDER, sqlite_url).verdict == studies.REPRODUCED

@@ -53,7 +53,7 @@ RUN_COLUMNS = (
 _BROKEN = or_(Run.status == "diverged", Run.last_log_ratio > EXPLODE_LOG_RATIO,
               *(Run.diagnosis.like(w + "%") for w in ("gradients explode", "weights explode", "saturated",
                                                       "dead units", "gradients are zero")))
-SORTS = {"newest": Run.id.desc(), "oldest": Run.id.asc(), "val_loss": Run.last_val_loss.asc(),
+SORTS = {"newest": Run.id.desc(), "oldest": Run.id.asc(), "val_loss": Run.last_val_loss.asc().nulls_last(),
          "horizon": case((_BROKEN, None), else_=Run.last_horizon).desc().nulls_last()}
 
 

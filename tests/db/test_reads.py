@@ -155,3 +155,20 @@ def test_search_matches_percent_underscore_and_backslash_literally(db_url):
     assert ids("_") == [a]
     assert ids("a\\b") == [c]
     assert ids("LR") == [a, b]      # still case-insensitive
+
+
+def test_sorting_by_val_loss_puts_the_best_run_first_and_runs_without_a_loss_last(db_url):
+    """NaN is stored as NULL; SQLite sorts NULL first in ascending order, so without NULLS LAST the
+    Runs page's "val_loss" order began with a diverged (NaN) run and a queued one, not the best run."""
+    from tests.synthetic import epoch_record
+
+    ids = store.create_runs([spec(seed=s) for s in range(4)], url=db_url)
+    losses = {ids[0]: 0.5, ids[1]: math.nan, ids[2]: 0.001}     # ids[3] stays queued: no loss at all
+    for rid, loss in losses.items():
+        store.claim_run(rid, "w", url=db_url)
+        rec = epoch_record(0, seq_len=10)
+        rec.val_loss = loss
+        store.record_epoch(rid, rec, attempt=1, url=db_url)
+    got = reads.list_runs({}, sort="val_loss", url=db_url)[0]["id"].tolist()
+    assert got[:2] == [ids[2], ids[0]]                      # ascending by loss, best first
+    assert set(got[2:]) == {ids[1], ids[3]}                 # no finite loss: after every run that has one

@@ -125,7 +125,12 @@ table(shown, f"strategies_{factor}", key="st_summary", column_config={
         format="%.4f", help="slope of log10‖g_t‖ per step back (layer 0, last probe)")})
 
 ep = reads.epochs(ids)
-baseline = float(runs["baseline_loss"].dropna().median()) if runs["baseline_loss"].notna().any() else None
+baselines = runs["baseline_loss"].dropna()
+baseline = charts.shared_baseline(baselines)
+if baseline is None and len(baselines):
+    st.caption(f"No baseline line on the loss chart: the runs' trivial baselines differ "
+               f"({baselines.min():.4g} to {baselines.max():.4g}; on the copy task it depends on T). "
+               "Compare draws each run's own baseline.")
 c, d, e = st.columns([3, 1, 1])
 want_s = _smoothing_of_url()
 smooth = c.slider("Smoothing of the group means (EMA weight)", 0.0, charts.MAX_SMOOTHING, value=want_s, step=0.01,

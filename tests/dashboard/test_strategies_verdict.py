@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.dashboard.browser import chromium, error_texts, running_app, wait_idle
-from tests.dashboard.conftest import no_errors
+from tests.dashboard.conftest import _reset_caches, no_errors
 from tests.rnnlab.test_compare import NORM, store_run
 
 
@@ -62,3 +62,35 @@ def test_the_verdicts_are_on_screen_at_1440_px(sqlite_url, tmp_path):
         finally:
             browser.close()
             pw.stop()
+
+
+def test_the_loss_chart_draws_a_baseline_only_when_every_run_shares_it(lab, open_page):
+    """A line at the median baseline was wrong for every group whose baseline is not the median (the
+    copy task's baseline changes with T): with different baselines no line is drawn, and the page
+    says why; with one shared baseline the line is at that value."""
+    from sqlalchemy import create_engine, text
+
+    from dashboard import charts
+    from tests.dashboard.test_compare_page import figures
+
+    url, _ = lab
+    ids = [store_run(url, cell, NORM, s, 0.05) for cell in ("rnn", "lstm") for s in range(2)]
+
+    def loss_chart(at):
+        return next(f for f in figures(at) if "Validation loss by cell" in f["layout"]["title"]["text"])
+
+    at = open_page("strategies", runs=",".join(map(str, ids)), factor="cell")
+    no_errors(at)
+    shared = loss_chart(at)
+    lines = [s for s in shared["layout"].get("shapes", []) if s.get("type") == "line"]
+    assert len(lines) == 1 and lines[0]["y0"] == pytest.approx(1 / 6, rel=1e-9)   # the adding task's 1/6
+
+    with create_engine(url).begin() as c:
+        c.execute(text("UPDATE runs SET baseline_loss = 0.5 WHERE id IN (:a, :b)"), {"a": ids[0], "b": ids[1]})
+    _reset_caches()   # the page's reads are cached for a few seconds, as a user would see after them
+    at = open_page("strategies", runs=",".join(map(str, ids)), factor="cell")
+    no_errors(at)
+    assert not [s for s in loss_chart(at)["layout"].get("shapes", []) if s.get("type") == "line"]
+    assert any("the runs' trivial baselines differ (0.1667 to 0.5" in c.value for c in at.caption)
+    assert charts.shared_baseline([0.5, 0.5, float("nan"), None]) == 0.5
+    assert charts.shared_baseline([0.5, 1 / 6]) is None and charts.shared_baseline([]) is None

@@ -125,14 +125,23 @@ class Recorder:
                     f"epoch {rec.epoch}")
         if rec.epoch == 0:
             self.initial = rec
-        if self.recording and rec.probed and rec.layers and self.info is not None:
-            import models
-
-            text = models.diagnose(rec, self.info, self.initial)
-            self._write(lambda: store.record_diagnosis(self.run_id, text, attempt=self.attempt, url=self.url),
-                        "diagnosis")
+        if self.recording and self.info is not None:
+            self._diagnose(rec)
         if self._on_record is not None:
             self._on_record(rec)
+
+    def _diagnose(self, rec) -> None:
+        """The run's diagnosis is the newest evidence: every probed epoch's verdict, and an unprobed
+        epoch's only when its own numbers show a problem (non-finite values, an exploding or spiking
+        gradient norm). An unprobed epoch that shows none keeps the last probed verdict, which it
+        cannot check; before, an explosion in an unprobed epoch left an older "healthy" on show."""
+        import models
+
+        text = models.diagnose(rec, self.info, self.initial)
+        if text.startswith("not probed"):   # models.diagnose of an epoch without layer statistics
+            return
+        self._write(lambda: store.record_diagnosis(self.run_id, text, attempt=self.attempt, url=self.url),
+                    "diagnosis")
 
     def on_checkpoint(self, epoch: int, state: bytes) -> None:
         self._write(lambda: store.save_checkpoint(self.run_id, epoch, state, attempt=self.attempt, url=self.url),

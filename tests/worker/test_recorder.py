@@ -199,3 +199,37 @@ def test_ctrl_c_while_training_here_leaves_nothing_queued(fast_beats):
     t.join()
     assert out == {ids[0]: "cancelled", ids[1]: "cancelled"}
     assert [store.get_run(i, url=url)["status"] for i in ids] == ["cancelled", "cancelled"]
+
+
+def test_an_explosion_in_an_unprobed_epoch_replaces_an_older_healthy_diagnosis(sqlite_url):
+    """The diagnosis is the newest evidence. Old code diagnosed probed epochs only, so a gradient norm
+    of 1.5e7 in an unprobed epoch left epoch 0's "healthy" on the Runs page."""
+    import dataclasses
+
+    from tests.synthetic import epoch_record, run_info
+    from worker.recorder import Recorder
+
+    (run_id,) = store.create_runs([parse_spec(BASE)], url=sqlite_url)
+    attempt = store.claim_run(run_id, "w", url=sqlite_url)["attempt"]
+    rec = Recorder(run_id, attempt, url=sqlite_url)
+    rec.on_info(run_info("rnn", 12))
+
+    def epoch(e, **kw):
+        r = epoch_record(e, seq_len=12)
+        r.grad_norm_mean, r.grad_norm_max = 1.0, 1.5   # bounded norms: whatever is found comes from kw
+        return dataclasses.replace(r, **kw)
+
+    def diagnosis():
+        return store.get_run(run_id, url=sqlite_url)["diagnosis"]
+
+    rec.on_epoch(epoch(0))
+    first = diagnosis()
+    assert first and not first.startswith("gradients explode")
+    rec.on_epoch(epoch(1, probed=False, layers=[]))                 # quiet and unprobed: nothing to say
+    assert diagnosis() == first
+    rec.on_epoch(epoch(2, probed=False, layers=[], grad_norm_max=1.5e7, grad_norm_mean=1e6))
+    assert diagnosis().startswith("gradients explode: gradient norm reached ") and "in epoch 2" in diagnosis()
+    rec.on_epoch(epoch(3, probed=False, layers=[]))                 # quiet again: the explosion stays on show
+    assert diagnosis().startswith("gradients explode")
+    rec.on_epoch(epoch(4))                                          # a probed epoch is newer evidence
+    assert not diagnosis().startswith("gradients explode")

@@ -37,8 +37,12 @@ def _verdict_color(v: str) -> str:
 
 
 def _spec_text(study: Study, scale: str) -> str:
+    """The scale's sweep as a sweep file (`rnnlab submit` takes it): base, the explicit points when it
+    has any, vary and the seeds."""
     sc = study.scale(scale)
-    return json.dumps({"base": sc.base, "vary": sc.vary, "seeds": list(sc.seeds)}, indent=2, ensure_ascii=False)
+    doc = {"base": sc.base, **({"points": list(sc.points)} if sc.points else {}), "vary": sc.vary,
+           "seeds": list(sc.seeds)}
+    return json.dumps(doc, indent=2, ensure_ascii=False)
 
 
 def _seed_cells(per_seed: dict[int, float], seeds: list[int], spec: str) -> list[str]:

@@ -97,3 +97,17 @@ def test_report_names_the_code_version_that_created_the_runs(sqlite_url, tmp_pat
     _, md, out = service.write_report(ACT, "cpu", tmp_path / "r.html", url=sqlite_url)
     assert out.code_versions == [code_version()]
     assert f"Runs created by code version(s) {code_version()}" in md.read_text()
+
+
+def test_the_reports_sweep_is_a_sweep_file_that_trains_the_studys_runs(sqlite_url, tmp_path):
+    """The sweep printed in the report, explicit points included (temporal-order's LSTM arm has its
+    forget-gate bias only there), expands to exactly the study's specs."""
+    from rnnlab.spec import expand_sweep, parse_sweep
+
+    order = studies.get("temporal-order")
+    plant(order, sqlite_url, lambda spec: {"val_metric": 0.25 if spec.cell == "rnn" else 1.0, "val_loss": 0.5})
+    html, md, _ = service.write_report(order, "cpu", tmp_path / "r.html", url=sqlite_url)
+    block = md.read_text().split("```json\n", 1)[1].split("```", 1)[0]
+    sweep = parse_sweep(json.loads(block))
+    assert [s.spec_hash() for s in expand_sweep(sweep)] == [s.spec_hash() for s in order.specs("cpu")]
+    assert {s.init.forget_bias for s in expand_sweep(sweep) if s.cell == "lstm"} == {3.0}

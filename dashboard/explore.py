@@ -115,7 +115,7 @@ def _codes(values: pd.Series, order: list) -> np.ndarray:
     return np.where(codes < 0, len(order) - 1, codes)
 
 
-_EMPTY = {"s": 0.0, "n": 0, "runs": 0, "seeds": 0, "diverged": 0, "died": 0, "ids": []}
+_EMPTY = {"s": 0.0, "n": 0, "runs": 0, "seeds": 0, "diverged": 0, "died": 0, "neginf": 0, "posinf": 0, "ids": []}
 
 
 def _mark(diverged: int, died: int, runs: int) -> str:
@@ -126,40 +126,64 @@ def _mark(diverged: int, died: int, runs: int) -> str:
     return "some diverged" if diverged else ""
 
 
+def _cell_mean(total: float, finite: int, neginf: int, posinf: int) -> float:
+    """The mean over a cell's values: −inf when a value is −inf (one seed whose gradient vanished
+    entirely pulls the mean all the way down; dropping it would show the cell better than it is),
+    +inf when one is +inf, NaN when there are both or no value at all."""
+    if neginf and posinf:
+        return math.nan
+    if neginf or posinf:
+        return -math.inf if neginf else math.inf
+    return total / finite if finite else math.nan
+
+
 def phase_grid(table: pd.DataFrame, x: str, y: str, outcome: str) -> pd.DataFrame:
     """One row per cell of the x × y grid (every pair of values seen, empty cells included):
-    ``mean`` of the outcome over the cell's runs with a finite value, ``n`` those runs, ``runs`` all
-    its runs, ``seeds`` its distinct seeds, ``diverged`` and ``died`` counts, ``mark`` ('all
-    diverged', 'died', 'some diverged' or '') and the run ``ids``; ``xi``/``yi`` index the axes."""
+    ``mean`` of the outcome over the cell's runs with a value (−inf if one of them is −inf, +inf if
+    one is +inf, NaN with both: see _cell_mean), ``n`` those runs, ``neginf``/``posinf`` those
+    whose value is −inf/+inf, ``runs`` all its runs, ``seeds`` its distinct seeds, ``diverged`` and
+    ``died`` counts, ``mark`` ('all diverged', 'died', 'some diverged' or '') and the run ``ids``;
+    ``xi``/``yi`` index the axes."""
     xs, ys = _ordered(table[x]), _ordered(table[y])
     v = table[outcome].to_numpy(dtype=float)
     ok = np.isfinite(v)
     d = pd.DataFrame({"xi": _codes(table[x], xs), "yi": _codes(table[y], ys), "v": np.where(ok, v, 0.0), "ok": ok,
+                      "neg": np.isneginf(v), "pos": np.isposinf(v),
                       "div": (table["status"] == "diverged").to_numpy(), "died": table["status"].isin(DIED).to_numpy(),
                       "seed": table["seed"].to_numpy() if "seed" in table else table["id"].to_numpy(),
                       "id": table["id"].to_numpy(dtype=np.int64)})
     g = d.groupby(["yi", "xi"], sort=False)
-    agg = pd.DataFrame({"s": g["v"].sum(), "n": g["ok"].sum(), "runs": g.size(), "seeds": g["seed"].nunique(),
+    agg = pd.DataFrame({"s": g["v"].sum(), "n": g["ok"].sum(), "neginf": g["neg"].sum(), "posinf": g["pos"].sum(),
+                        "runs": g.size(), "seeds": g["seed"].nunique(),
                         "diverged": g["div"].sum(), "died": g["died"].sum(), "ids": g["id"].agg(list)})
     rows = []
     for yi, yv in enumerate(ys):
         for xi, xv in enumerate(xs):
             a = agg.loc[(yi, xi)] if (yi, xi) in agg.index else _EMPTY
-            n, runs, div, died = (int(a[k]) for k in ("n", "runs", "diverged", "died"))
-            rows.append({"xi": xi, "yi": yi, x: xv, y: yv, "mean": float(a["s"]) / n if n else math.nan, "n": n,
-                         "runs": runs, "seeds": int(a["seeds"]), "diverged": div, "died": died,
+            finite, neg, pos, runs, div, died = (int(a[k]) for k in ("n", "neginf", "posinf", "runs", "diverged",
+                                                                    "died"))
+            rows.append({"xi": xi, "yi": yi, x: xv, y: yv, "mean": _cell_mean(float(a["s"]), finite, neg, pos),
+                         "n": finite + neg + pos, "neginf": neg, "posinf": pos, "runs": runs,
+                         "seeds": int(a["seeds"]), "diverged": div, "died": died,
                          "mark": _mark(div, died, runs), "ids": [int(i) for i in a["ids"]]})
-    cols = ["xi", "yi", x, y, "mean", "n", "runs", "seeds", "diverged", "died", "mark", "ids"]
+    cols = ["xi", "yi", x, y, "mean", "n", "neginf", "posinf", "runs", "seeds", "diverged", "died", "mark", "ids"]
     return pd.DataFrame(rows, columns=cols)
 
 
 def cell_text(row: dict) -> str:
-    """'0.42<br>n=3' (or 'n=2/3' when some runs have no value; '—' for the mean when none has)."""
+    """'0.42<br>n=3' (or 'n=2/3' when some runs have no value; '—' for the mean when none has).
+    A cell with infinite values says how many: '−∞ (2/3 seeds)', '+∞ (1/3 seeds)', or with both
+    '−∞ and +∞ (1 and 1 of 2 seeds)'."""
     if not row["runs"]:
         return ""
+    neg, pos, runs = int(row.get("neginf", 0)), int(row.get("posinf", 0)), row["runs"]
+    n = "" if row["n"] == runs else f"<br>n={row['n']}/{runs}"
+    if neg and pos:
+        return f"−∞ and +∞ ({neg} and {pos} of {runs} seeds){n}"
+    if neg or pos:
+        return f"{'−∞' if neg else '+∞'} ({neg or pos}/{runs} seeds){n}"
     mean = "—" if math.isnan(row["mean"]) else f"{row['mean']:.3g}"
-    n = f"n={row['n']}" if row["n"] == row["runs"] else f"n={row['n']}/{row['runs']}"
-    return f"{mean}<br>{n}"
+    return f"{mean}<br>n={row['n']}" if not n else f"{mean}{n}"
 
 
 def _first(v: Any) -> Any:

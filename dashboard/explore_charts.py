@@ -7,19 +7,30 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import make_colorscale, sequential
 
+from dashboard.charts import DIFF_SCALE
 from dashboard.explore import cell_text
 
 GL_THRESHOLD = 2_000          # points above which the scatter uses WebGL
 MAX_COLOR_GROUPS = 20         # a text colour field with more values is drawn in one colour
 # Outcomes with a meaningful middle get a diverging scale centred there: 0 between vanishing and
-# exploding gradients, 1 for the trivial predictor's loss.
+# exploding gradients, 1 for the trivial predictor's loss. The scale is DIFF_SCALE (blue below the
+# middle, red above), sent as a list of colours: the figure is not validated, so a plotly.py name
+# such as "RdBu_r" would reach plotly.js, which does not know it and falls back to the template's.
 MIDPOINTS = {"log10 ‖g_1‖/‖g_T‖": 0.0, "loss ÷ baseline": 1.0}
+VIRIDIS = make_colorscale(sequential.Viridis)   # the other outcomes' scale, as a list for the same reason
+# What the colours of an outcome with a middle mean (the colour bar says it under the outcome's name)
+COLOUR_MEANING = {"log10 ‖g_1‖/‖g_T‖": "blue < 0: vanishing · red > 0: exploding",
+                  "loss ÷ baseline": "blue < 1: beats the baseline (better) · red > 1: worse"}
 MARKS = {  # phase-diagram cell mark → (legend text, marker symbol, colour, size)
     "all diverged": ("every run diverged", "x", "#d62728", 16),
     "some diverged": ("some runs diverged", "x-open", "#d62728", 12),
     "died": ("a run died (failed)", "diamond-open", "#111111", 12),
 }
+# Cells with a −inf (+inf) value: their mean is −inf (+inf), coloured as the bottom (top) of the scale
+INF_MARKS = {"neginf": ("−∞ on some seed (bottom colour)", "triangle-down", "#08306b"),
+             "posinf": ("+∞ on some seed (top colour)", "triangle-up", "#67000d")}
 
 
 def _layout(title: str, height: int, **kw) -> dict:
@@ -94,13 +105,39 @@ def _marks(cells: pd.DataFrame) -> list[dict]:
                            name=label, customdata=d.index.to_numpy(), hoverinfo="skip", showlegend=True,
                            visible=True if len(d) else "legendonly",
                            marker=dict(symbol=symbol, size=size, color=colour, line=dict(width=2, color=colour))))
+    for col, (label, symbol, colour) in INF_MARKS.items():
+        d = cells[cells[col] > 0] if col in cells else cells.iloc[:0]
+        if len(d):  # rare: no legend entry unless some cell has one
+            traces.append(dict(type="scatter", mode="markers", x=(d["xi"] - 0.32).to_numpy(),
+                               y=(d["yi"] + 0.3).to_numpy(), name=label, customdata=d.index.to_numpy(),
+                               hoverinfo="skip", showlegend=True,
+                               marker=dict(symbol=symbol, size=11, color=colour, line=dict(width=1, color="white"))))
     return traces
 
 
-def _scale(outcome: str) -> dict:
+def _scale(outcome: str, means: np.ndarray) -> dict:
+    """Colour scale and range. An outcome with a middle gets DIFF_SCALE on a range symmetric about
+    it (so the middle is white); any other Viridis over its finite means. ±inf cells are drawn at
+    zmin/zmax (see phase)."""
+    finite = means[np.isfinite(means)]
+    # With an infinite cell the range reaches a quarter beyond the finite means, so that the ±inf
+    # colour is the end of the scale and no finite cell shares it
+    stretch = 1.25 if np.isinf(means).any() else 1.0
     if outcome in MIDPOINTS:
-        return {"colorscale": "RdBu_r", "zmid": MIDPOINTS[outcome]}
-    return {"colorscale": "Viridis"}
+        mid = MIDPOINTS[outcome]
+        m = float(np.abs(finite - mid).max()) if finite.size else 1.0
+        m = (m if m > 0 else 1.0) * stretch
+        return {"colorscale": DIFF_SCALE, "zmin": mid - m, "zmax": mid + m, "zauto": False}
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    pad = (hi - lo) * (stretch - 1)
+    return {"colorscale": VIRIDIS, "zmin": lo - pad, "zmax": hi + pad, "zauto": False}
+
+
+def _colour_title(outcome: str) -> str:
+    meaning = COLOUR_MEANING.get(outcome)
+    return f"{outcome}<br>{meaning}" if meaning else outcome
 
 
 def phase(cells: pd.DataFrame, x: str, y: str, outcome: str) -> go.Figure:
@@ -117,10 +154,12 @@ def phase(cells: pd.DataFrame, x: str, y: str, outcome: str) -> go.Figure:
         z[r["yi"], r["xi"]] = r["mean"]
         text[r["yi"], r["xi"]] = cell_text(r)
         row[r["yi"], r["xi"]] = i if r["runs"] else -1
+    scale = _scale(outcome, z)
+    # ±inf would reach the browser as null (a blank cell): draw them at the ends of the colour range
+    z = np.where(np.isneginf(z), scale["zmin"], np.where(np.isposinf(z), scale["zmax"], z))
     heat = dict(type="heatmap", z=z, x=list(range(len(xs))), y=list(range(len(ys))), text=text, customdata=row,
-                texttemplate="%{text}", hoverinfo="skip", xgap=2, ygap=2,
-                **_scale(outcome),
-                colorbar=dict(title=dict(text=outcome, side="right")))
+                texttemplate="%{text}", hoverinfo="skip", xgap=2, ygap=2, **scale,
+                colorbar=dict(title=dict(text=_colour_title(outcome), side="right")))
     filled = cells[cells["runs"] > 0]
     # Clickable (and box-selectable) cell centres: heatmaps cannot be selected in Plotly, markers can
     hover = [f"{x} = {r[x]}<br>{y} = {r[y]}<br>{outcome} = {r['mean']:.4g}<br>{r['runs']} runs, {r['seeds']} seeds"

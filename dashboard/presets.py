@@ -49,8 +49,10 @@ PRESETS: dict[str, tuple[str, SweepSpec]] = {
                   vary={"task.seq_len": [25, 50, 100, 200, 400], "cell": ["rnn", "lstm"]}, seeds=[0])),
     "Phase diagram: spectral radius × T": (
         "tanh-RNN, orthogonal W_hh rescaled to spectral radius 0.5–2, on adding with T = 10–100, 2 seeds, no "
-        "clipping: open it in the Explorer's phase diagram to see where the gradient at init shrinks or grows "
-        "with T [P13 §2.1] (no claim is tested).",
+        "clipping: open it in the Explorer's phase diagram to see where the gradient after training (log10 "
+        "‖g_1‖/‖g_T‖ at each run's last probe) shrinks or grows with T; the x axis is the spectral radius set "
+        "at init, the ρ outcome the one measured at the last probe. [P13 §2.1] predicts the picture before "
+        "training (no claim is tested).",
         SweepSpec(name="phase-radius-T", base={**_TRAIN, "hidden_size": 32, "epochs": 5, "steps_per_epoch": 30,
                                                "cell": "rnn", "activation": "tanh", "task": _ADD,
                                                "init": {"recurrent": "orthogonal", "input": "xavier_uniform"}},

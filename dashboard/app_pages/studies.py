@@ -10,10 +10,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import studies
-from dashboard import reads
+from dashboard import charts, reads
 from dashboard.auth import can, current_user
 from dashboard.components import chart, plain, table
-from studies import service
+from studies import service, svg
 from studies.core import Figure, fmt
 
 user = current_user()
@@ -55,23 +55,57 @@ def _show_msg() -> None:
         getattr(st, msg[0])(plain(msg[1]))
 
 
+EDGE = {"floor": ("triangle-down", "−∞"), "ceiling": ("triangle-up", "+∞")}
+
+
+def _edge(y: float, log: bool) -> str:
+    """Where a value the axis cannot draw goes: '' (drawable, or NaN: left out, as in the report),
+    'floor' (−∞, and 0 or below on a log axis) or 'ceiling' (+∞)."""
+    if y is None or math.isnan(y):
+        return ""
+    if y == math.inf:
+        return "ceiling"
+    return "floor" if y == -math.inf or (log and y <= 0) else ""
+
+
 def _plotly(fig: Figure) -> go.Figure:
-    out = go.Figure()
-    lo = min((y for s in fig.series for y in s.y if y is not None and math.isfinite(y)), default=0.0)
+    """A study figure as the HTML report draws it (studies/svg.py): one colour per group (the
+    report's), −∞ and 0-on-a-log-axis as ▼ on the bottom edge and +∞ as ▲ on the top edge, in the
+    group's colour; the y range (charts.ValueAxis) leaves room for those edges."""
+    groups = list(dict.fromkeys(s.group or s.name for s in fig.series))
+    colour = {g: svg.COLORS[i % len(svg.COLORS)] for i, g in enumerate(groups)}
+    hline = fig.hline if fig.hline is not None and (fig.hline[0] > 0 or not fig.log_y) else None
+    ax = charts.ValueAxis([[math.nan if y is None else y for y in s.y] for s in fig.series], fig.log_y,
+                          [hline[0]] if hline else [])
+    traces, edges = [], set()
     for s in fig.series:
-        ys = [y if y is not None and math.isfinite(y) else None for y in s.y]
-        out.add_trace(go.Scatter(x=s.x, y=ys, name=s.name, mode="lines" if s.mode == "lines" else "markers",
-                                 legendgroup=s.group, marker={"size": 9}))
-        minus_inf = [x for x, y in zip(s.x, s.y) if y == -math.inf]
-        if minus_inf:   # −∞ (e.g. a gradient that never reaches step 1) drawn below the rest
-            out.add_trace(go.Scatter(x=minus_inf, y=[lo - 1] * len(minus_inf), name=f"{s.name} (−∞)",
-                                     mode="markers", marker={"symbol": "triangle-down", "size": 11}))
-    if fig.hline is not None:
-        out.add_hline(y=fig.hline[0], line_dash="dot", annotation_text=fig.hline[1])
-    out.update_layout(title=fig.title, xaxis_title=fig.xlabel, yaxis_title=fig.ylabel, height=360,
-                      margin={"t": 50, "b": 40})
-    if fig.log_y:
-        out.update_yaxes(type="log")
+        c, grp = colour[s.group or s.name], s.group or s.name
+        where = [_edge(y, fig.log_y) for y in s.y]
+        ys = [None if y is None or math.isnan(y) or w else y for y, w in zip(s.y, where)]
+        traces.append(go.Scatter(x=s.x, y=ys, name=s.name, mode="lines" if s.mode == "lines" else "markers",
+                                 legendgroup=grp, marker={"size": 9, "color": c}, line={"color": c}))
+        for kind, (symbol, label) in EDGE.items():
+            at = [(x, y) for x, y, w in zip(s.x, s.y, where) if w == kind]
+            if not at:
+                continue
+            edges.add(kind)
+            u = ax.floor_u if kind == "floor" else ax.ceil_u
+            traces.append(go.Scatter(
+                x=[x for x, _ in at], y=[ax.value(u)] * len(at), mode="markers", legendgroup=grp, showlegend=False,
+                name=f"{s.name} ({label})", marker={"symbol": symbol, "size": 11, "color": c},
+                customdata=["−∞" if y == -math.inf else "+∞" if y == math.inf else f"{y:g}" for _, y in at],
+                hovertemplate=f"{s.name}<br>%{{x}}: %{{customdata}}<extra></extra>"))
+    out = go.Figure(traces)
+    if hline:
+        out.add_hline(y=hline[0], line_dash="dot", annotation_text=hline[1])
+    floor = "−∞ or ≤ 0 (no log)" if fig.log_y else "−∞"
+    note = " · ".join(t for k, t in (("floor", f"▼ {floor}: bottom edge"), ("ceiling", "▲ +∞: top edge"))
+                      if k in edges)
+    if note:
+        out.add_annotation(text=note, xref="paper", yref="paper", x=1, y=1, xanchor="right", yanchor="bottom",
+                           showarrow=False, font={"size": 10, "color": "#555"})
+    out.update_layout(title=fig.title, xaxis_title=fig.xlabel, height=360, margin={"t": 50, "b": 40},
+                      yaxis=ax.layout(fig.ylabel) | {"range": list(ax.range)})
     return out
 
 

@@ -100,6 +100,25 @@ def test_a_preset_claims_only_what_a_study_tests():
     assert tested == {st.name for st in by_claim.values()}   # every study can be started from a preset
 
 
+def test_the_phase_diagram_preset_says_which_probe_the_explorer_shows(sqlite_url):
+    """The Explorer's gradient outcome (and its ρ) is the run's last probe, after training, not the
+    gradient at initialization: the preset that sends the user there says so."""
+    from dashboard import explore
+    from db import queries as q
+    from tests.dashboard.seed import records, seed_run, spec
+
+    text, _ = PRESETS["Phase diagram: spectral radius × T"]
+    assert "at init" not in text.replace("spectral radius set at init", "")
+    assert "last probe" in text and "after training" in text
+    s = spec("rnn", seq_len=30, seed=0, init={"recurrent": "orthogonal", "spectral_radius": 1.5})
+    rid = seed_run(sqlite_url, s)
+    recs = records(s)
+    first, last = recs[0].layers[0], recs[-1].layers[0]
+    assert abs(first.log_ratio - last.log_ratio) > 0.1 and abs(first.rho - last.rho) > 0.1  # the probes differ
+    row = explore.outcomes_table(q.explore_runs({}, engine=q.engine_for(sqlite_url))[0]).set_index("id").loc[rid]
+    assert row["log10 ‖g_1‖/‖g_T‖"] == pytest.approx(last.log_ratio) and row["ρ"] == pytest.approx(last.rho)
+
+
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_loading_a_preset_reproduces_its_sweep(sqlite_url, preset):
     """Every preset, loaded into the form and read back from the widgets' text, plans exactly its

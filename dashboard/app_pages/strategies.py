@@ -3,7 +3,6 @@ conclusion and a plain-words verdict per group on screen, best first, above the 
 (?sweep=3&factor=cell or ?runs=…&factor=… or ?tag=…). The same verdicts as `rnnlab compare`
 (rnnlab.strategies). The source and the factor come back when you return to the page."""
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -154,7 +153,7 @@ chart(charts.band(analysis.aggregate(ls0, groups, "epoch", "horizon", band), "ep
       f"strategy_horizon_{factor}", key="st_hor")
 prof = reads.profiles(ids, None, 0, "h")
 if len(prof):
-    prof = prof[np.isfinite(prof["norm"])]
+    prof = prof[prof["norm"].notna()]   # NaN is no evidence; +inf (an overflowed norm) pulls the mean up
     chart(charts.band(analysis.aggregate(prof, groups, "k", "norm", band, log=True), "k",
                       f"‖∂L/∂h_t‖ at the last probe vs steps back k = T − t, by {factor}", "‖∂L/∂h_t‖", log=True),
           f"strategy_profile_{factor}", key="st_prof")

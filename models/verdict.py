@@ -20,6 +20,9 @@ from rnnlab.health import (
     VANISH_LOG_RATIO,
 )
 from rnnlab.records import EpochRecord, LayerStat, RunInfo
+from rnnlab.strategies import SOLVED_FRACTION, baseline_of, no_gradient_is_dead
+
+from .diagnostics import STEPS_IN_PAST_EPS
 
 
 def _fmt(x: float | None) -> str:
@@ -86,6 +89,26 @@ def _zero_steps(layer: LayerStat) -> str:
     return f"; ‖∂L/∂h_t‖ = 0 at {zeros} of {len(layer.grad_h)} steps" if zeros else ""
 
 
+def _no_gradient(layer: LayerStat) -> bool:
+    """Every ‖g_t‖² below STEPS_IN_PAST_EPS (1e-20): steps_in_past = 0, the Strategies verdict's test."""
+    return bool(layer.grad_h) and all(g * g < STEPS_IN_PAST_EPS for g in layer.grad_h)
+
+
+def _zero_gradients(record: EpochRecord, info: RunInfo | None) -> str | None:
+    """Some layer has no gradient at any step: 'gradients are zero' unless the epoch's loss solves the
+    task (rnnlab.strategies.no_gradient_is_dead, the rule the Strategies verdict applies), when it
+    converged: 'healthy: converged …'. Without ``info`` the baseline is unknown: no such exemption."""
+    flat = next((ly for ly in record.layers if _no_gradient(ly)), None)
+    if flat is None:
+        return None
+    base = baseline_of(info.baseline_heldout_loss, info.baseline_loss) if info is not None else math.nan
+    size = "= 0" if max(flat.grad_h) == 0 else "< 1e-10"
+    if no_gradient_is_dead(record.val_loss, base):
+        return f"gradients are zero{_where(record, flat)}: ‖∂L/∂h_t‖ {size} at every step (e.g. an all-zero init)"
+    return (f"healthy{_where(record, flat)}: converged (loss {_fmt(record.val_loss)} ≤ {SOLVED_FRACTION:.0%} of the "
+            f"baseline {_fmt(base)}), ‖∂L/∂h_t‖ {size} at every step")
+
+
 def _dead(record: EpochRecord) -> str | None:
     for ly in record.layers:
         if ly.saturated_frac is not None and ly.saturated_frac >= SATURATED_FRAC:
@@ -93,8 +116,6 @@ def _dead(record: EpochRecord) -> str | None:
     for ly in record.layers:
         if ly.dead_frac is not None and ly.dead_frac >= DEAD_FRAC:
             return f"dead units{_where(record, ly)}: {ly.dead_frac:.0%} of units never active{_zero_steps(ly)}"
-    if all(ly.grad_h and max(ly.grad_h) == 0 for ly in record.layers):
-        return "gradients are zero: ‖∂L/∂h_t‖ = 0 at every step (e.g. an all-zero init)"
     return None
 
 
@@ -103,25 +124,31 @@ def diagnose(record: EpochRecord, info: RunInfo | None, initial: EpochRecord | N
     'dead units: …', 'gradients are zero: …', 'gradients vanish: …', 'healthy: …' or 'not probed …'.
 
     ``initial``: the run's epoch-0 record (at initialization), when the caller has it; with it a
-    spectral radius that grew RHO_GROWTH-fold or more reads as an explosion. ``info`` is unused
-    today (kept for callers)."""
+    spectral radius that grew RHO_GROWTH-fold or more reads as an explosion. ``info``: its baselines
+    tell a converged network (no gradient because its loss is ~0) from a dead one."""
     found = _nonfinite(record) or _norm_explosion(record)
     if found:
         return found
     if not record.layers:
         return (f"not probed this epoch: gradient norm mean {_fmt(record.grad_norm_mean)}, "
                 f"max {_fmt(record.grad_norm_max)}")
-    return _layers_verdict(record, initial)
+    return _layers_verdict(record, info, initial)
 
 
-def _layers_verdict(record: EpochRecord, initial: EpochRecord | None) -> str:
+def _layers_verdict(record: EpochRecord, info: RunInfo | None, initial: EpochRecord | None) -> str:
     """The verdict of a probed epoch whose norms are finite and bounded: explosions and dead or saturated
-    units first (both named when both hold), then vanishing, then healthy."""
+    units first (both named when both hold), then no gradient at any step (dead, or converged), then
+    vanishing, then healthy."""
     exploded, dead = _layer_explosion(record, initial), _dead(record)
+    zero = _zero_gradients(record, info)
+    if zero and zero.startswith("gradients are zero") and not dead:
+        dead = zero
     if exploded and dead:
         return f"{exploded}; {dead.split(': ', 1)[1]}"
     if exploded or dead:
         return exploded or dead
+    if zero:
+        return zero
     worst = min(record.layers, key=lambda ly: ly.log_ratio if not math.isnan(ly.log_ratio) else math.inf)
     if worst.log_ratio < VANISH_LOG_RATIO:
         return f"gradients vanish{_where(record, worst)}: {_ratio(worst)}, {_horizon(worst)}"

@@ -20,6 +20,7 @@ from rnnlab.records import encode_float
 
 SOLVED_FRACTION = 0.1   # a run "solves" the task when its final val loss ≤ 10% of the trivial baseline
 NO_SE_MARGIN = 0.25     # one run and no stored standard error: it must be ≥ 25% below the baseline
+LOSS_FLOOR = 1e-12      # a final loss of 0 counts as this in log-loss means and intervals (the best possible)
 IGNORED_FIELDS = ("seed", "name")   # fields that may vary within a group without confounding it
 FINISHED = ("succeeded", "diverged")
 _T95 = [12.71, 4.30, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23, 2.20, 2.18, 2.16, 2.14, 2.13,
@@ -97,9 +98,29 @@ def _num(r: dict, key: str) -> float:
         return math.nan
 
 
+def baseline_of(heldout: float | None, analytic: float | None) -> float:
+    """The trivial baseline a run's loss is compared with: on its own held-out set when stored, else the
+    analytic one (NaN when neither is known)."""
+    return float(heldout) if health.finite(heldout) else float(analytic) if health.finite(analytic) else math.nan
+
+
+def solved(loss: float | None, baseline: float) -> bool:
+    """Whether a final loss is at most SOLVED_FRACTION of ``baseline`` (False when either is unknown)."""
+    return health.finite(loss) and math.isfinite(baseline) and baseline > 0 and loss <= SOLVED_FRACTION * baseline
+
+
+def no_gradient_is_dead(loss: float | None, baseline: float) -> bool:
+    """Whether a run (or epoch) with no gradient at any step (every ‖g_t‖² < 1e-20, steps_in_past = 0,
+    in some layer) is dead: yes unless it solved the task. A network that solved it has converged, and
+    its gradient is ~0 because its loss is; an all-zero init, which never learns, stays near the
+    baseline. The one rule of both verdicts: this one and models.diagnose (which imports it)."""
+    return not solved(loss, baseline)
+
+
 def run_flags(r: dict) -> list[str]:
     """The problems of one finished run, worst first: 'non-finite', 'exploding', 'saturated', 'dead',
-    'vanishing'. ``r`` holds its status, final val_loss and log_ratio, and db.queries.run_health's columns."""
+    'vanishing'. ``r`` holds its status, final val_loss and log_ratio, its baselines (baseline_loss,
+    baseline_heldout_loss) and db.queries.run_health's columns."""
     out = []
     loss = _num(r, "val_loss")
     if r.get("status") == "diverged" or _num(r, "nonfinite_steps") > 0 or loss in (math.inf, -math.inf):
@@ -108,7 +129,9 @@ def run_flags(r: dict) -> list[str]:
         out.append("exploding")
     if _num(r, "saturated_frac") >= health.SATURATED_FRAC:
         out.append("saturated")
-    if _num(r, "dead_frac") >= health.DEAD_FRAC or _num(r, "steps_in_past_min") == 0:
+    no_gradient = _num(r, "steps_in_past_min") == 0 and no_gradient_is_dead(
+        loss, baseline_of(_num(r, "baseline_heldout_loss"), _num(r, "baseline_loss")))
+    if _num(r, "dead_frac") >= health.DEAD_FRAC or no_gradient:
         out.append("dead")
     if _num(r, "log_ratio") < health.VANISH_LOG_RATIO:
         out.append("vanishing")
@@ -144,8 +167,10 @@ def confounds(specs: list[dict]) -> dict[str, list[str]]:
 def _beats(done: pd.DataFrame) -> tuple[float, float, str]:
     """(mean loss ÷ baseline, its upper 95% bound, the basis of that bound) over the finished runs.
     The baseline is the trivial predictor on the run's own held-out set when stored, else the analytic one.
-    Bound: the runs' stored standard errors (val_loss_se) when every run has one, else the seed spread
-    (t interval), else (one run) a NO_SE_MARGIN margin."""
+    Bound: with n ≥ 2 runs, the seeds' t interval (its spread already holds each run's held-out noise);
+    when every run has a stored standard error (val_loss_se), the wider of that and 1.96·√(ΣSE²)/n (the
+    held-out noise alone, a floor for seeds that agree by chance); one run: its SE, else a NO_SE_MARGIN
+    margin."""
     held = done["baseline_heldout_loss"].astype(float)
     base = held.where(held.notna(), done["baseline_loss"].astype(float))
     r = (done["val_loss"].astype(float) / base.astype(float)).to_numpy(dtype=float)
@@ -153,10 +178,12 @@ def _beats(done: pd.DataFrame) -> tuple[float, float, str]:
         return math.nan, math.inf, "a run's loss or baseline is not finite"
     se = (done["val_loss_se"].astype(float) / base.astype(float)).to_numpy(dtype=float)
     m, n = float(r.mean()), r.size
-    if np.isfinite(se).all():
-        return m, m + 1.96 * math.sqrt(float((se ** 2).sum())) / n, "held-out standard errors"
-    if n >= 2:
-        return m, m + t95(n) * float(r.std(ddof=1)) / math.sqrt(n), f"spread over {n} seeds"
+    by_se = m + 1.96 * math.sqrt(float((se ** 2).sum())) / n if np.isfinite(se).all() else math.nan
+    by_seeds = m + t95(n) * float(r.std(ddof=1)) / math.sqrt(n) if n >= 2 else math.nan
+    if math.isfinite(by_seeds) and not by_se > by_seeds:
+        return m, by_seeds, f"spread over {n} seeds"
+    if math.isfinite(by_se):
+        return m, by_se, "held-out standard errors"
     return m, m + NO_SE_MARGIN, f"one run, no standard error stored: a {NO_SE_MARGIN:.0%} margin"
 
 
@@ -174,7 +201,7 @@ def _loss_interval(done: pd.DataFrame, m: float, lo: float, hi: float) -> tuple[
 def _group_row(grp: str, g: pd.DataFrame) -> dict[str, Any]:
     done = g[g["status"].isin(FINISHED)]
     ratio = (done["val_loss"] / done["baseline_loss"]).to_numpy(dtype=float)
-    logl = np.log10(done["val_loss"].where(done["val_loss"] > 0)).to_numpy(dtype=float)
+    logl = np.log10(np.fmax(done["val_loss"].to_numpy(dtype=float), LOSS_FLOOR))   # NaN stays NaN
     m, lo, hi = stats(logl, "95% CI")
     mean_r, upper, basis = _beats(done) if len(done) else (math.nan, math.inf, "no finished runs")
     ilo, ihi = _loss_interval(done, m, lo, hi)
@@ -226,11 +253,22 @@ def per_run(runs: pd.DataFrame, final: pd.DataFrame, groups: dict[int, str],
     return d
 
 
+def _evidence(r: dict) -> tuple[float, float, float]:
+    """The tie-break of groups within noise on loss, smaller first: −horizon ÷ (T − 1) (capped at 1),
+    |log10 ‖g_1‖/‖g_T‖| (closest to 1 either way: shrinking toward vanishing and growing toward an
+    explosion are both worse than flat; unknown is worst), −solve rate."""
+    h = r["horizon (steps)"]
+    hfrac = min(h / max(r["T"] - 1, 1), 1.0) if math.isfinite(h) else -1.0
+    lr = abs(r["_log_ratio"]) if not math.isnan(r["_log_ratio"]) else math.inf
+    return -hfrac, lr, -r["solve rate"]
+
+
 def _order(out: pd.DataFrame) -> tuple[list[int], list[int | None]]:
     """(position, rank) of each group. Ranked (1, 2, …) are only the groups that beat the baseline and
-    are not broken; those whose loss is within noise of the lowest one come first, ordered by gradient
-    evidence (horizon ÷ (T − 1), then ‖g_1‖/‖g_T‖, then solve rate), then the others by loss. Unranked,
-    in this order: healthy groups that did not beat it, broken groups, groups without finished runs."""
+    are not broken; those whose loss is within noise of the lowest one come first, ordered by
+    _evidence (horizon ÷ (T − 1), then ‖g_1‖/‖g_T‖ closest to 1, then solve rate), then the others by
+    loss. Unranked, in this order: healthy groups that did not beat it, broken groups, groups without
+    finished runs."""
     recs = out.to_dict("records")
     tier = [3 if r["finished"] == 0 else 2 if r["_broken"] else 0 if r["beats baseline"] else 1 for r in recs]
     top = [r for r, k in zip(recs, tier) if k == 0]
@@ -239,10 +277,7 @@ def _order(out: pd.DataFrame) -> tuple[list[int], list[int | None]]:
     for r, k in zip(recs, tier):
         m = r["_m"] if math.isfinite(r["_m"]) else math.inf
         if k == 0:
-            h = r["horizon (steps)"]
-            hfrac = min(h / max(r["T"] - 1, 1), 1.0) if math.isfinite(h) else -1.0
-            lr = r["_log_ratio"] if not math.isnan(r["_log_ratio"]) else -math.inf
-            keys.append((0, not r["_ilo"] <= best_hi, -hfrac, -lr, -r["solve rate"], m))
+            keys.append((0, not r["_ilo"] <= best_hi, *_evidence(r), m))
         else:
             keys.append((k, False, 0.0, 0.0, 0.0, m))
     order = sorted(range(len(keys)), key=lambda i: keys[i])
@@ -329,6 +364,19 @@ def verdict(r: dict) -> str:
     return "; ".join(parts)
 
 
+def _decided_by(best: dict, second: dict) -> str:
+    """The tie-break key (_evidence) that put ``best`` before ``second``, in words with both values."""
+    a, b = _evidence(best), _evidence(second)
+    if a[0] != b[0]:
+        return (f"gradient evidence (horizon {_reach(best['horizon (steps)'], best['T'])} vs "
+                f"{_reach(second['horizon (steps)'], second['T'])})")
+    if a[1] != b[1]:
+        return f"gradient evidence (‖g_1‖/‖g_T‖ ≈ {_g(best['‖g_1‖/‖g_T‖'])} vs {_g(second['‖g_1‖/‖g_T‖'])})"
+    if a[2] != b[2]:
+        return f"solve rate ({best['solve rate']:.0%} vs {second['solve rate']:.0%})"
+    return "the order of the groups (every tie-break is equal)"
+
+
 def _sureness(best: dict, second: dict) -> str:
     if min(best["seeds"], second["seeds"]) < 2:
         return "With a single seed per group this is a hint, not a result: add seeds."
@@ -379,8 +427,7 @@ def overall(table: pd.DataFrame, factor: str) -> str:
              + ("" if second["beats baseline"] else ", does not beat the baseline") + ").")
     if second["beats baseline"] and best["_m"] > second["_m"]:
         lead += (f" {second['group']}'s loss is lower but within noise of {best['group']}'s; {best['group']} ranks "
-                 f"first on gradient evidence (horizon {_reach(best['horizon (steps)'], best['T'])} vs "
-                 f"{_reach(second['horizon (steps)'], second['T'])}).")
+                 f"first on {_decided_by(best, second)}.")
     return f"{lead} {_sureness(best, second)}{_tail(t)}"
 
 

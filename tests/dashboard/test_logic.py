@@ -193,6 +193,10 @@ def _verdict_case(factor: str, T: int, cases: list[tuple[dict, int, float, float
     return table.set_index("group", drop=False), analysis.overall(table, factor)
 
 
+T975 = {1: 12.706205, 2: 4.302653}   # two-sided 95% Student t quantiles by degrees of freedom, written out
+B = 1 / 6                            # _verdict_case's analytic baseline
+
+
 EXPLODE = {"cell": "rnn", "init": {"recurrent": "orthogonal", "input": "xavier_uniform", "spectral_radius": 3.0},
            "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9}}
 
@@ -219,23 +223,37 @@ def test_exploding_init_preset_nothing_worked():
 
 
 def test_identity_horizon_beats_kaiming_loss_noise():
-    """Inits preset, T = 50, two seeds: kaiming's geometric-mean loss is lower (0.0816 vs 0.0829) but
-    the seeds' intervals overlap; identity's gradient reaches 49 of 50 steps, kaiming's 12. The zero
-    init never moves (no gradient at any step) and is flagged dead."""
+    """Inits preset, T = 50, three seeds (the preset's two plus one between them): kaiming's
+    geometric-mean loss is lower (0.0816 vs 0.0830) but the seeds' intervals overlap; identity's
+    gradient reaches 49 of 50 steps, kaiming's 12. The zero init never moves (no gradient at any step,
+    loss on the baseline) and is flagged dead."""
     base = {"cell": "rnn"}
+    zeros = [({**base, "init": "zeros"}, s, 1 / 6, math.nan, math.nan, {"steps_in_past_min": 0, "saturated_frac": 0.0})
+             for s in range(2)]
     cases = [({**base, "init": "identity"}, s, loss, 49.0, -0.3, {"val_loss_se": 0.004})
-             for s, loss in enumerate([0.080, 0.086])]
+             for s, loss in enumerate([0.080, 0.083, 0.086])]
     cases += [({**base, "init": "kaiming"}, s, loss, 12.0, -2.5, {"val_loss_se": 0.004})
-              for s, loss in enumerate([0.074, 0.090])]
-    cases += [({**base, "init": "zeros"}, s, 1 / 6, math.nan, math.nan, {"steps_in_past_min": 0, "saturated_frac": 0.0})
-              for s in range(2)]
-    table, text = _verdict_case("init", 50, cases)
+              for s, loss in enumerate([0.074, 0.082, 0.090])]
+    table, text = _verdict_case("init", 50, cases + zeros)
     assert table.loc["kaiming", "final loss"] < table.loc["identity", "final loss"]
     assert table.loc["identity", "rank"] == 1 and table.loc["kaiming", "rank"] == 2
     assert pd.isna(table.loc["zeros", "rank"])
     assert list(table["group"]) == ["identity", "kaiming", "zeros"]
-    assert text.startswith("Best init here: **identity**") and "ranks first on gradient evidence" in text
+    assert text.startswith("Best init here: **identity**")
+    assert ("ranks first on gradient evidence (horizon the whole sequence (49 steps) vs ≈12 of 50 steps)" in text)
     assert "**zeros**: dead in 2/2 runs" in text
+    # With the preset's two seeds only, kaiming's (0.074 and 0.090: 44% and 54% of the baseline) are too far
+    # apart for two seeds to show it beats the baseline: 0.49 + 12.71·0.068/√2 ≈ 1.10 > 1. Unranked.
+    two = [({**base, "init": "identity"}, s, loss, 49.0, -0.3, {"val_loss_se": 0.004})
+           for s, loss in enumerate([0.080, 0.086])]
+    two += [({**base, "init": "kaiming"}, s, loss, 12.0, -2.5, {"val_loss_se": 0.004})
+            for s, loss in enumerate([0.074, 0.090])]
+    table, text = _verdict_case("init", 50, two + zeros)
+    r = [0.074 * 6, 0.090 * 6]
+    assert table.loc["kaiming", "_upper"] == pytest.approx(
+        sum(r) / 2 + T975[1] * abs(r[0] - r[1]) / math.sqrt(2) / math.sqrt(2), rel=1e-3)
+    assert table.loc["identity", "rank"] == 1 and pd.isna(table.loc["kaiming", "rank"])
+    assert text.startswith("Best init here: **identity**") and "does not beat the baseline" in text
 
 
 def test_a_broken_group_is_never_first_even_with_the_lowest_loss():
@@ -279,11 +297,116 @@ def test_beating_the_baseline_uses_its_uncertainty():
     ({"rho_growth": 6.8e3, "saturated_frac": 0.99999}, ["exploding", "saturated"]),
     ({"dead_frac": 1.0}, ["dead"]),
     ({"steps_in_past_min": 0.0}, ["dead"]),
+    ({"steps_in_past_min": 0.0, "val_loss": 0.1, "baseline_loss": 1 / 6}, ["dead"]),      # 60%: not learned
+    ({"steps_in_past_min": 0.0, "val_loss": 1e-9, "baseline_loss": 1 / 6}, []),           # converged
+    ({"steps_in_past_min": 0.0, "val_loss": 1e-9, "baseline_heldout_loss": 1e-9, "baseline_loss": 1 / 6}, ["dead"]),
     ({"log_ratio": -9.0}, ["vanishing"]),
     ({"grad_norm_max": 999.0, "spike": 99.0, "rho_growth": 99.0, "saturated_frac": 0.98, "log_ratio": -2.9}, []),
 ])
 def test_run_flags(evidence, flags):
     assert analysis.run_flags({"status": "succeeded", "val_loss": 0.1, **evidence}) == flags
+
+
+# The review's cases (strategies defects 1-4): the baseline is 1/6 here, so each loss is the review's
+# loss ÷ baseline times B.
+
+
+def test_seed_disagreement_is_not_hidden_by_small_held_out_errors():
+    """LSTM seeds at 0.2, 0.9 and 1.5 × the baseline, each with a held-out SE of 1% of it: the old
+    bound (√ΣSE² ÷ n) said 88% and named LSTM best although one seed is 50% worse than the baseline.
+    The seeds' t interval is far wider: nothing beats the baseline ('nothing worked')."""
+    se = {"val_loss_se": 0.01 * B}
+    cases = [({"cell": "lstm"}, s, r * B, 49.0, -0.5, dict(se)) for s, r in enumerate([0.2, 0.9, 1.5])]
+    cases += [({"cell": "gru"}, s, B, 49.0, -0.5, dict(se)) for s in range(3)]
+    table, text = _verdict_case("cell", 50, cases)
+    r = [0.2, 0.9, 1.5]
+    mean = sum(r) / 3
+    sd = math.sqrt(sum((x - mean) ** 2 for x in r) / 2)
+    assert table.loc["lstm", "_upper"] == pytest.approx(mean + T975[2] * sd / math.sqrt(3), rel=1e-3)   # ≈ 2.48
+    assert table.loc["lstm", "_basis"] == "spread over 3 seeds"
+    assert not table["beats baseline"].any() and table["rank"].isna().all()
+    assert text.startswith("No group solved the task: none beat the trivial baseline") and "Best" not in text
+    assert "95% upper bound 248% (spread over 3 seeds)" in table.loc["lstm", "verdict"]
+
+
+def test_held_out_errors_still_bound_seeds_that_agree():
+    """Two seeds both at 0.9 × the baseline (no spread) with SEs of 5% of it: the SE bound,
+    0.9 + 1.96·√(2·0.05²)/2 ≈ 0.969, is the wider one and is used; still below 1."""
+    cases = [({"cell": "lstm"}, s, 0.9 * B, 49.0, -0.5, {"val_loss_se": 0.05 * B}) for s in range(2)]
+    table, _ = _verdict_case("cell", 50, cases)
+    assert table.loc["lstm", "_upper"] == pytest.approx(0.9 + 1.96 * math.sqrt(2 * 0.05 ** 2) / 2)
+    assert table.loc["lstm", "_basis"] == "held-out standard errors" and table.loc["lstm", "beats baseline"]
+
+
+def test_a_growing_gradient_profile_does_not_win_the_tie_break():
+    """Both reach the whole sequence and their losses are within noise; LSTM's ‖g_1‖/‖g_T‖ = 10^2.8
+    (growing toward the explosion threshold 1e3), GRU's = 1 (flat). GRU must rank first, and the
+    conclusion must name ‖g_1‖/‖g_T‖ as the deciding evidence, not the (equal) horizons."""
+    cases = [({"cell": "lstm"}, s, r * B, 49.0, 2.8, {}) for s, r in enumerate([0.05, 0.08])]
+    cases += [({"cell": "gru"}, s, r * B, 49.0, 0.0, {}) for s, r in enumerate([0.06, 0.07])]
+    table, text = _verdict_case("cell", 50, cases)
+    assert table.loc["lstm", "final loss"] < table.loc["gru", "final loss"]      # 0.063 vs 0.065 of 1: lstm lower
+    assert table.loc["gru", "rank"] == 1 and table.loc["lstm", "rank"] == 2
+    assert text.startswith("Best cell here: **gru**")
+    assert "gru ranks first on gradient evidence (‖g_1‖/‖g_T‖ ≈ 1 vs 6.3e+02)" in text
+    assert "horizon the whole sequence (49 steps) vs" not in text
+
+
+def test_the_review_growing_vs_flat_case_ranks_the_flat_profile_first():
+    """The review's case 4 as given: LSTM 0.05, 0.08 × baseline with log ratio 2.8; GRU 0.03, 0.05 with 0."""
+    cases = [({"cell": "lstm"}, s, r * B, 49.0, 2.8, {}) for s, r in enumerate([0.05, 0.08])]
+    cases += [({"cell": "gru"}, s, r * B, 49.0, 0.0, {}) for s, r in enumerate([0.03, 0.05])]
+    table, text = _verdict_case("cell", 50, cases)
+    assert list(table["group"]) == ["gru", "lstm"] and text.startswith("Best cell here: **gru**")
+    assert "ranks first on gradient evidence" not in text          # gru's loss is lower anyway
+
+
+def test_the_tie_break_prefers_log_ratio_closest_to_zero_either_side():
+    """Ties on learning and horizon: |log10 ‖g_1‖/‖g_T‖| decides, so −0.5 beats +1.5 and +1.5 beats −2.5."""
+    cases = [({"cell": c}, s, 0.05 * B * (1 + 0.01 * s), 49.0, lr, {})
+             for c, lr in (("rnn", -2.5), ("gru", 1.5), ("lstm", -0.5)) for s in range(3)]
+    table, _ = _verdict_case("cell", 50, cases)
+    assert list(table["group"]) == ["lstm", "gru", "rnn"] and list(table["rank"]) == [1, 2, 3]
+
+
+def test_a_loss_of_exactly_zero_is_the_best_loss_not_a_missing_one():
+    """LSTM final losses (0, 0, 0.3 × baseline): zeros count as 1e-12 (the floor), so the geometric mean
+    is (1e-12 · 1e-12 · 0.05)^(1/3), not 0.05 (the old code dropped the zeros)."""
+    cases = [({"cell": "lstm"}, s, r * B, 49.0, -0.5, {}) for s, r in enumerate([0.0, 0.0, 0.3])]
+    cases += [({"cell": "gru"}, s, 0.1 * B, 49.0, -0.5, {}) for s in range(3)]
+    table, text = _verdict_case("cell", 50, cases)
+    assert table.loc["lstm", "final loss"] == pytest.approx((1e-12 * 1e-12 * 0.3 * B) ** (1 / 3), rel=1e-9)
+    assert table.loc["lstm", "final loss"] < table.loc["gru", "final loss"]
+    # within noise of each other (lstm's seeds span 11 decades); gru solves 3/3 vs 2/3 and ranks first on that
+    assert list(table["group"]) == ["gru", "lstm"]
+    assert "lstm's loss is lower but within noise of gru's; gru ranks first on solve rate (100% vs 67%)" in text
+
+
+def test_an_all_zero_loss_group_ranks_first():
+    cases = [({"cell": "lstm"}, s, 0.0, 49.0, -0.5, {}) for s in range(2)]
+    cases += [({"cell": "gru"}, s, 0.05 * B, 49.0, -0.5, {}) for s in range(2)]
+    table, text = _verdict_case("cell", 50, cases)
+    assert table.loc["lstm", "final loss"] == pytest.approx(1e-12) and table.loc["lstm", "rank"] == 1
+    assert text.startswith("Best cell here: **lstm**") and "final loss 1e-12" in text
+
+
+def test_a_converged_run_with_no_gradient_is_not_dead():
+    """Loss 1e-9 × baseline and every ‖g_t‖ < 1e-10 (steps_in_past = 0): it converged, the gradient is
+    ~0 because the loss is. models.diagnose calls the same profile healthy (tests/models/test_verdict.py)."""
+    cases = [({"cell": "lstm"}, s, 1e-9 * B, 49.0, -0.5, {"steps_in_past_min": 0.0}) for s in range(2)]
+    cases += [({"cell": "gru"}, s, 0.05 * B, 49.0, -0.5, {}) for s in range(2)]
+    table, text = _verdict_case("cell", 50, cases)
+    assert table.loc["lstm", "_broken"] == [] and table.loc["lstm", "rank"] == 1
+    assert text.startswith("Best cell here: **lstm**") and "dead" not in text
+
+
+def test_no_gradient_and_no_learning_is_dead_nothing_worked():
+    """No gradient at any step and the loss on the baseline (all-zero init) in every group: both dead."""
+    cases = [({"cell": c}, s, B, math.nan, math.nan, {"steps_in_past_min": 0.0, "saturated_frac": 0.0})
+             for c in ("lstm", "gru") for s in range(2)]
+    table, text = _verdict_case("cell", 50, cases)
+    assert table["rank"].isna().all() and all(b == ["dead"] for b in table["_broken"])
+    assert text.startswith("No group solved the task") and "**lstm**: dead in 2/2 runs" in text
 
 
 def test_aggregate_bands():

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from models import diagnose, train
-from rnnlab.records import EpochRecord, LayerStat
+from rnnlab.records import EpochRecord, LayerStat, RunInfo
 
 
 def _layer(grad_h, log_ratio, horizon, layer=0, rho=0.5, saturated=0.0, dead=None):
@@ -136,3 +136,50 @@ def test_import_and_describe_do_not_touch_cuda():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "False"
+
+
+# A converged network: every ‖g_t‖ < 1e-10 (steps_in_past = 0) because its loss is ~0. Not dead, and
+# models.diagnose and rnnlab.strategies.run_flags (the Strategies verdict) must say the same (rnnlab/health.py).
+TINY = [1e-11 * 0.9 ** (50 - t) for t in range(1, 51)]          # the review's profile: smooth, all < 1e-10
+BASELINE = 1 / 6
+
+
+def _info(heldout=None):
+    return RunInfo(task="adding", variant="a16", seq_len=50, metric_name="mse", higher_is_better=False,
+                   baseline_loss=BASELINE, baseline_metric=BASELINE, loss_name="mse", num_params=100, device="cpu",
+                   gamma=1.0, baseline_heldout_loss=heldout)
+
+
+def _converging(profile, loss, saturated=0.1):
+    rec = _record([_layer(profile, math.log10(profile[0] / profile[-1]) if profile[-1] else math.nan, 49.0,
+                          saturated=saturated)], gmax=1e-9)
+    rec.val_loss = loss
+    return rec
+
+
+def test_a_converged_network_is_healthy_a_stuck_one_has_zero_gradients():
+    assert diagnose(_converging(TINY, 1e-9 * BASELINE), _info()).startswith("healthy")
+    stuck = diagnose(_converging(TINY, BASELINE), _info())        # the same profile, loss on the baseline
+    assert stuck == "gradients are zero: ‖∂L/∂h_t‖ < 1e-10 at every step (e.g. an all-zero init)"
+    zero = diagnose(_converging([0.0] * 50, 1e-9 * BASELINE), _info())
+    assert zero.startswith("healthy: converged (loss 2e-10 ≤ 10% of the baseline 0.17)"), zero
+    # the run's own held-out baseline, when stored, is the one compared with (as for 'beats baseline')
+    assert diagnose(_converging(TINY, 1e-9), _info(heldout=1e-9)).startswith("gradients are zero")
+    assert diagnose(_converging(TINY, 1e-9), None).startswith("gradients are zero")   # no baseline: no evidence
+
+
+def test_one_dead_layer_of_a_stack_is_named():
+    rec = _record([_layer([0.0] * 10, math.nan, math.nan, 0), _layer([0.3] * 9 + [1.0], math.log10(0.3), 9.0, 1)])
+    assert diagnose(rec, _info()) == "gradients are zero (layer 0): ‖∂L/∂h_t‖ = 0 at every step (e.g. an all-zero init)"
+
+
+def test_diagnose_and_the_strategy_flags_agree_on_dead():
+    from models.diagnostics import steps_in_past
+    from rnnlab.strategies import run_flags
+
+    for profile in (TINY, [0.0] * 50, [1e-11] * 49 + [2e-10], [0.3] * 49 + [1.0]):
+        for loss in (0.0, 1e-9 * BASELINE, 0.1 * BASELINE, 0.11 * BASELINE, BASELINE):
+            line = diagnose(_converging(profile, loss), _info())
+            flags = run_flags({"status": "succeeded", "val_loss": loss, "baseline_loss": BASELINE,
+                               "steps_in_past_min": steps_in_past(profile), "saturated_frac": 0.1})
+            assert line.startswith("gradients are zero") == ("dead" in flags), (profile[:2], loss, line, flags)

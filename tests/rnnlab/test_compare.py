@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from db import queries, store
@@ -30,14 +31,16 @@ def compare(url: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def store_run(url: str, cell: str, clip, seed: int, final_loss: float, *, explode_at: int | None = None,
-              saturate: bool = False, grow: bool = False, tags=("e2e",)) -> int:
+              saturate: bool = False, grow: bool = False, no_gradient: float | None = None, tags=("e2e",)) -> int:
     """A finished run taken through the store like a worker does; its last val loss is ``final_loss``.
     ``explode_at``: that epoch's gradient norm reaches 1.5e7 (mean 1e6 over its 20 steps).
     ``saturate``: from epoch 2 on, ρ(W_hh) is 6,800× its initial value, 99.999 % of units are
     saturated and ‖g_t‖ = 0 at all but the last two steps (as the exploding-init preset records).
-    ``grow``: the last probe's ‖g_t‖ grows 1e5-fold going back (horizon T − 1). The diagnosis is
-    models.diagnose's, as the worker stores it."""
+    ``grow``: the last probe's ‖g_t‖ grows 1e5-fold going back (horizon T − 1). ``no_gradient``: from
+    epoch 2 on, ‖g_t‖ = no_gradient · 0.9^(T − t), every one < 1e-10 (steps_in_past = 0) when
+    no_gradient < 1e-10 (0: exactly zero). The diagnosis is models.diagnose's, as the worker stores it."""
     import models
+    from models import diagnostics as D
 
     s = spec(cell, seq_len=T, seed=seed, clip=clip)
     (run_id,) = store.create_runs([s], tags=tags, url=url)
@@ -54,6 +57,12 @@ def store_run(url: str, cell: str, clip, seed: int, final_loss: float, *, explod
             layer.rho, layer.saturated_frac = 6.8e3 * rho0, 0.99999
             layer.grad_h = [0.0] * (T - 2) + [0.038, 0.093]
             layer.log_ratio, layer.horizon, layer.steps_in_past = -math.inf, 1.0, 2 / T
+        if no_gradient is not None and rec.epoch >= 2:
+            layer = rec.layers[0]
+            layer.grad_h = [no_gradient * 0.9 ** (T - t) for t in range(1, T + 1)]
+            layer.grad_c = None
+            g = np.array(layer.grad_h)
+            layer.steps_in_past, layer.log_ratio, layer.horizon = D.steps_in_past(g), D.log_ratio(g), D.horizon(g)
         if grow and rec is recs[-1]:
             layer = rec.layers[0]
             layer.grad_h = [10 ** (5 * (T - t) / (T - 1)) for t in range(1, T + 1)]
@@ -102,6 +111,30 @@ def test_compare_says_no_group_solved_the_task(db_url):
     assert not by["norm ≤ 1.0"]["beats_baseline"] and by["norm ≤ 1.0"]["rank"] is None
     text = compare(db_url, "--by", "clipping", "--runs", ",".join(map(str, ids)))
     assert text.returncode == 0 and "No group solved the task" in text.stdout and "! none:" in text.stdout
+
+
+def test_compare_tells_a_converged_group_from_a_dead_one(sqlite_url):
+    """Both groups have no gradient at any step of the last probe (every ‖g_t‖ < 1e-10). The LSTMs'
+    loss is 1e-9 (converged: ~0 gradient because ~0 loss): healthy, best. The RNNs sit on the baseline
+    (1/6) with exactly zero gradients: dead. The stored diagnoses (models.diagnose) say the same."""
+    conv = [store_run(sqlite_url, "lstm", NORM, s, 1e-9, no_gradient=1e-11) for s in range(2)]
+    dead = [store_run(sqlite_url, "rnn", NORM, s, loss, no_gradient=0.0) for s, loss in enumerate([0.166, 0.168])]
+    ids = ",".join(map(str, conv + dead))
+    h = queries.run_health(conv + dead, engine=queries.engine_for(sqlite_url)).set_index("run_id")
+    assert (h.loc[conv + dead, "steps_in_past_min"] == 0).all()
+    r = compare(sqlite_url, "--by", "cell", "--runs", ids, "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    by = {g["group"]: g for g in doc["groups"]}
+    assert doc["best"] == "lstm" and by["lstm"]["rank"] == 1 and by["lstm"]["broken"] == []
+    assert by["lstm"]["final_loss"] == pytest.approx(1e-9)
+    assert by["rnn"]["broken"] == ["dead"] and by["rnn"]["rank"] is None
+    assert doc["conclusion"].startswith("Best cell here: **lstm**") and "**rnn**: dead in 2/2 runs" in doc["conclusion"]
+    runs = queries.runs_by_ids(conv + dead, engine=queries.engine_for(sqlite_url)).set_index("id")["diagnosis"]
+    assert all(runs[i].startswith("healthy: converged (loss 1e-09 ≤ 10% of the baseline 0.17)") for i in conv), runs
+    assert all(runs[i] == "gradients are zero: ‖∂L/∂h_t‖ = 0 at every step (e.g. an all-zero init)" for i in dead)
+    text = compare(sqlite_url, "--by", "cell", "--runs", ids)
+    assert text.returncode == 0 and "Best cell here: lstm" in text.stdout.replace("*", "") and "! rnn:" in text.stdout
 
 
 def test_run_health_reads_the_evidence_from_the_stored_rows(db_url):

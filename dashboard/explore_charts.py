@@ -4,6 +4,8 @@ per-property validation) so that 10,000 runs draw fast. Pure: no Streamlit, no d
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -18,11 +20,15 @@ MAX_COLOR_GROUPS = 20         # a text colour field with more values is drawn in
 # exploding gradients, 1 for the trivial predictor's loss. The scale is DIFF_SCALE (blue below the
 # middle, red above), sent as a list of colours: the figure is not validated, so a plotly.py name
 # such as "RdBu_r" would reach plotly.js, which does not know it and falls back to the template's.
-MIDPOINTS = {"log10 ‖g_1‖/‖g_T‖": 0.0, "loss ÷ baseline": 1.0}
+MIDPOINTS = {"log10 ‖g_1‖/‖g_T‖": 0.0, "loss ÷ baseline": 1.0}   # in the outcome's own units
+# Ratios are coloured by their log10, so that 0.1 and 10 sit equally far from 1 and one diverged cell
+# at 1e4 × the baseline does not wash every cell between 0 and 2 out to white (on a linear range
+# symmetric about 1 it did); the colour bar is labelled in the ratio itself
+LOG_COLOUR = {"loss ÷ baseline"}
 VIRIDIS = make_colorscale(sequential.Viridis)   # the other outcomes' scale, as a list for the same reason
 # What the colours of an outcome with a middle mean (the colour bar says it under the outcome's name)
 COLOUR_MEANING = {"log10 ‖g_1‖/‖g_T‖": "blue < 0: vanishing · red > 0: exploding",
-                  "loss ÷ baseline": "blue < 1: beats the baseline (better) · red > 1: worse"}
+                  "loss ÷ baseline": "blue < 1: beats the baseline (better) · red > 1: worse (log scale)"}
 MARKS = {  # phase-diagram cell mark → (legend text, marker symbol, colour, size)
     "all diverged": ("every run diverged", "x", "#d62728", 16),
     "some diverged": ("some runs diverged", "x-open", "#d62728", 12),
@@ -115,6 +121,23 @@ def _marks(cells: pd.DataFrame) -> list[dict]:
     return traces
 
 
+def colour_value(outcome: str, v):
+    """Where a value of ``outcome`` sits on its colour scale: log10 of a ratio (0 → −inf, drawn at the
+    bottom), the value itself otherwise."""
+    if outcome not in LOG_COLOUR:
+        return v
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log10(np.asarray(v, dtype=float))
+
+
+def _log_ticks(zmin: float, zmax: float) -> dict:
+    """Colour-bar ticks of a log10-coloured ratio, labelled in the ratio: 0.01, 0.1, 1, 10, …"""
+    lo, hi = math.ceil(zmin - 1e-9), math.floor(zmax + 1e-9)
+    step = max(1, math.ceil((hi - lo + 1) / 9))
+    vals = [k for k in range(lo, hi + 1) if k % step == 0] or [0]
+    return {"tickvals": vals, "ticktext": [f"{10.0 ** k:g}" for k in vals]}
+
+
 def _scale(outcome: str, means: np.ndarray) -> dict:
     """Colour scale and range. An outcome with a middle gets DIFF_SCALE on a range symmetric about
     it (so the middle is white); any other Viridis over its finite means. ±inf cells are drawn at
@@ -124,7 +147,7 @@ def _scale(outcome: str, means: np.ndarray) -> dict:
     # colour is the end of the scale and no finite cell shares it
     stretch = 1.25 if np.isinf(means).any() else 1.0
     if outcome in MIDPOINTS:
-        mid = MIDPOINTS[outcome]
+        mid = float(colour_value(outcome, MIDPOINTS[outcome]))
         m = float(np.abs(finite - mid).max()) if finite.size else 1.0
         m = (m if m > 0 else 1.0) * stretch
         return {"colorscale": DIFF_SCALE, "zmin": mid - m, "zmax": mid + m, "zauto": False}
@@ -154,12 +177,14 @@ def phase(cells: pd.DataFrame, x: str, y: str, outcome: str) -> go.Figure:
         z[r["yi"], r["xi"]] = r["mean"]
         text[r["yi"], r["xi"]] = cell_text(r)
         row[r["yi"], r["xi"]] = i if r["runs"] else -1
+    z = colour_value(outcome, z)
     scale = _scale(outcome, z)
     # ±inf would reach the browser as null (a blank cell): draw them at the ends of the colour range
     z = np.where(np.isneginf(z), scale["zmin"], np.where(np.isposinf(z), scale["zmax"], z))
+    ticks = _log_ticks(scale["zmin"], scale["zmax"]) if outcome in LOG_COLOUR else {}
     heat = dict(type="heatmap", z=z, x=list(range(len(xs))), y=list(range(len(ys))), text=text, customdata=row,
                 texttemplate="%{text}", hoverinfo="skip", xgap=2, ygap=2, **scale,
-                colorbar=dict(title=dict(text=_colour_title(outcome), side="right")))
+                colorbar=dict(title=dict(text=_colour_title(outcome), side="right"), **ticks))
     filled = cells[cells["runs"] > 0]
     # Clickable (and box-selectable) cell centres: heatmaps cannot be selected in Plotly, markers can
     hover = [f"{x} = {r[x]}<br>{y} = {r[y]}<br>{outcome} = {r['mean']:.4g}<br>{r['runs']} runs, {r['seeds']} seeds"

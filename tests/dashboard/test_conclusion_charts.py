@@ -60,13 +60,17 @@ def _cell(grid: pd.DataFrame, radius: float, T: int) -> dict:
 # --- 1. the phase diagram's colours say what its colour bar says -----------------------------------
 
 @pytest.mark.parametrize("outcome, values, centre", [
-    (LOSS, [0.05, 1.0, 1.4], 1.0),
+    (LOSS, [0.05, 1.0, 14.0], 1.0),
     (RATIO, [-8.0, 0.0, 2.0], 0.0),
 ])
 def test_the_phase_diagram_sends_an_explicit_scale_centred_where_its_colour_bar_says(outcome, values, centre):
     _, trace, sent = _phase(outcome, {(0.5, 50): [values[0]], (1.0, 50): [values[1]], (1.5, 50): [values[2]]})
     # The browser gets a list of colours, not a name that plotly.js may not know
     assert isinstance(sent["colorscale"], list) and all(isinstance(c, str) for _, c in sent["colorscale"])
+    # where each value sits on the colour scale: a ratio by its log10, by hand
+    at = (lambda v: math.log10(v)) if outcome == LOSS else (lambda v: v)
+    assert explore_charts.colour_value(outcome, values[0]) == pytest.approx(at(values[0]))
+    values, centre = [at(v) for v in values], at(centre)
     assert trace["zmin"] < centre < trace["zmax"]
     assert (trace["zmin"] + trace["zmax"]) / 2 == pytest.approx(centre)
     assert trace["zmin"] <= min(values) + 1e-12 and trace["zmax"] >= max(values) - 1e-12
@@ -83,6 +87,20 @@ def test_the_phase_diagram_sends_an_explicit_scale_centred_where_its_colour_bar_
     assert hue(colour_of(trace, below)) == better.group(1) == "blue"
     assert hue(colour_of(trace, above)) == worse.group(1) == "red"
     assert hue(colour_of(trace, values[0])) == "blue" and hue(colour_of(trace, values[2])) == "red"
+
+
+def test_one_diverged_cell_does_not_wash_out_the_cells_that_beat_the_baseline():
+    """On a linear range symmetric about 1, a cell at 1e4 × the baseline made the range −1e4 … 1e4 and
+    a cell at 0.05 × the baseline (20× better) nearly white. Coloured by log10 it stays clearly blue,
+    and the colour bar is labelled in the ratio itself."""
+    _, trace, _ = _phase(LOSS, {(0.5, 50): [0.05], (1.0, 50): [1.0], (1.5, 50): [1e4]})
+    good, mid, bad = (colour_of(trace, explore_charts.colour_value(LOSS, v)) for v in (0.05, 1.0, 1e4))
+    assert hue(good) == "blue" and hue(bad) == "red" and hue(mid) == "neither"
+    white = np.array([247.0, 247.0, 247.0])
+    assert np.linalg.norm(good - white) > 60, good          # far from the white middle
+    ticks = dict(zip(trace["colorbar"]["tickvals"], trace["colorbar"]["ticktext"]))
+    assert ticks[0] == "1" and ticks[4] == "10000" and ticks[-4] == "0.0001"
+    assert all(float(t) == pytest.approx(10.0 ** v) for v, t in ticks.items())
 
 
 def test_outcomes_without_a_middle_keep_a_sequential_scale():

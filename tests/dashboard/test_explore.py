@@ -81,7 +81,9 @@ def test_phase_figure_puts_values_marks_and_clickable_cells_in_place():
     heat, centres, *marks = fig.data
     z = np.asarray(heat.z, dtype=float)
     assert z.shape == (2, 3)
-    np.testing.assert_allclose(z[0, :2], [0.3, 0.3]) and np.testing.assert_allclose(z[1, [0, 2]], [0.9, 0.5])
+    # the colour value of a ratio is its log10 (the text keeps the ratio itself)
+    np.testing.assert_allclose(z[0, :2], np.log10([0.3, 0.3]))
+    np.testing.assert_allclose(z[1, [0, 2]], np.log10([0.9, 0.5]))
     assert math.isnan(z[0, 2]) and math.isnan(z[1, 1])  # all diverged; empty
     assert np.asarray(heat.text)[0, 0] == "0.3<br>n=2"
     assert np.asarray(heat.customdata).tolist() == [[0, 1, 2], [3, -1, 5]]  # a click names the cell; -1: empty

@@ -16,11 +16,13 @@ from rnnlab.health import (
     EXPLODE_NORM,
     RHO_GROWTH,
     SATURATED_FRAC,
+    SOLVED_FRACTION,
     SPIKE_FACTOR,
     VANISH_LOG_RATIO,
+    baseline_of,
+    no_gradient_is_dead,
 )
 from rnnlab.records import EpochRecord, LayerStat, RunInfo
-from rnnlab.strategies import SOLVED_FRACTION, baseline_of, no_gradient_is_dead
 
 from .diagnostics import STEPS_IN_PAST_EPS
 
@@ -96,7 +98,7 @@ def _no_gradient(layer: LayerStat) -> bool:
 
 def _zero_gradients(record: EpochRecord, info: RunInfo | None) -> str | None:
     """Some layer has no gradient at any step: 'gradients are zero' unless the epoch's loss solves the
-    task (rnnlab.strategies.no_gradient_is_dead, the rule the Strategies verdict applies), when it
+    task (rnnlab.health.no_gradient_is_dead, the rule the Strategies verdict applies), when it
     converged: 'healthy: converged …'. Without ``info`` the baseline is unknown: no such exemption."""
     flat = next((ly for ly in record.layers if _no_gradient(ly)), None)
     if flat is None:

@@ -16,6 +16,7 @@ EXPLODE_LOG_RATIO = 3.0    # ‖g_1‖/‖g_T‖ above 1e3: gradients grow going
 SATURATED_FRAC = 0.99      # ≥ 99 % of units saturated (tanh |h| > 0.99, sigmoid h < 0.01 or > 0.99)
 DEAD_FRAC = 0.99           # ≥ 99 % of ReLU units never active on the probe batch
 VANISH_LOG_RATIO = -3.0    # ‖g_1‖/‖g_T‖ below 1e-3: gradients vanish
+SOLVED_FRACTION = 0.1      # a run "solves" the task when its final val loss ≤ 10% of the trivial baseline
 
 # Per-run problems, worst first: a run or group with any of the first four is never ranked first.
 BROKEN = ("non-finite", "exploding", "saturated", "dead")
@@ -48,3 +49,22 @@ def is_exploding(norm_max: float | None = None, spike: float | None = None, grow
     return ((finite(norm_max) and norm_max >= EXPLODE_NORM) or (finite(spike) and spike >= SPIKE_FACTOR)
             or (finite(growth) and growth >= RHO_GROWTH)
             or (log_ratio is not None and not math.isnan(log_ratio) and log_ratio > EXPLODE_LOG_RATIO))
+
+
+def baseline_of(heldout: float | None, analytic: float | None) -> float:
+    """The trivial baseline a run's loss is compared with: on its own held-out set when stored, else the
+    analytic one (NaN when neither is known)."""
+    return float(heldout) if finite(heldout) else float(analytic) if finite(analytic) else math.nan
+
+
+def solved(loss: float | None, baseline: float) -> bool:
+    """Whether a final loss is at most SOLVED_FRACTION of ``baseline`` (False when either is unknown)."""
+    return finite(loss) and math.isfinite(baseline) and baseline > 0 and loss <= SOLVED_FRACTION * baseline
+
+
+def no_gradient_is_dead(loss: float | None, baseline: float) -> bool:
+    """Whether a run (or epoch) with no gradient at any step (every ‖g_t‖² < 1e-20, steps_in_past = 0,
+    in some layer) is dead: yes unless it solved the task. A network that solved it has converged, and
+    its gradient is ~0 because its loss is; an all-zero init, which never learns, stays near the
+    baseline. The one rule of both verdicts: rnnlab.strategies and models.diagnose."""
+    return not solved(loss, baseline)

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from rnnlab import health
+from rnnlab.health import SOLVED_FRACTION, baseline_of, no_gradient_is_dead, solved  # noqa: F401  (callers' names)
 from rnnlab.records import encode_float
 
-SOLVED_FRACTION = 0.1   # a run "solves" the task when its final val loss ≤ 10% of the trivial baseline
 NO_SE_MARGIN = 0.25     # one run and no stored standard error: it must be ≥ 25% below the baseline
 LOSS_FLOOR = 1e-12      # a final loss of 0 counts as this in log-loss means and intervals (the best possible)
 IGNORED_FIELDS = ("seed", "name")   # fields that may vary within a group without confounding it
@@ -96,25 +96,6 @@ def _num(r: dict, key: str) -> float:
         return math.nan if v is None else float(v)
     except (TypeError, ValueError):
         return math.nan
-
-
-def baseline_of(heldout: float | None, analytic: float | None) -> float:
-    """The trivial baseline a run's loss is compared with: on its own held-out set when stored, else the
-    analytic one (NaN when neither is known)."""
-    return float(heldout) if health.finite(heldout) else float(analytic) if health.finite(analytic) else math.nan
-
-
-def solved(loss: float | None, baseline: float) -> bool:
-    """Whether a final loss is at most SOLVED_FRACTION of ``baseline`` (False when either is unknown)."""
-    return health.finite(loss) and math.isfinite(baseline) and baseline > 0 and loss <= SOLVED_FRACTION * baseline
-
-
-def no_gradient_is_dead(loss: float | None, baseline: float) -> bool:
-    """Whether a run (or epoch) with no gradient at any step (every ‖g_t‖² < 1e-20, steps_in_past = 0,
-    in some layer) is dead: yes unless it solved the task. A network that solved it has converged, and
-    its gradient is ~0 because its loss is; an all-zero init, which never learns, stays near the
-    baseline. The one rule of both verdicts: this one and models.diagnose (which imports it)."""
-    return not solved(loss, baseline)
 
 
 def run_flags(r: dict) -> list[str]:

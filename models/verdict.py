@@ -44,6 +44,8 @@ def _horizon(layer: LayerStat) -> str:
 
 def _ratio(layer: LayerStat) -> str:
     r = layer.log_ratio
+    if math.isnan(r):   # ‖g_1‖ = ‖g_T‖ = 0: 0/0 is no ratio (it was printed as "inf")
+        return "‖g_1‖/‖g_T‖ undefined (‖g_1‖ = ‖g_T‖ = 0)"
     return f"‖g_1‖/‖g_T‖ = {_fmt(10 ** r) if math.isfinite(r) else ('0' if r < 0 else 'inf')}"
 
 
@@ -154,4 +156,6 @@ def _layers_verdict(record: EpochRecord, info: RunInfo | None, initial: EpochRec
     worst = min(record.layers, key=lambda ly: ly.log_ratio if not math.isnan(ly.log_ratio) else math.inf)
     if worst.log_ratio < VANISH_LOG_RATIO:
         return f"gradients vanish{_where(record, worst)}: {_ratio(worst)}, {_horizon(worst)}"
+    if math.isnan(worst.log_ratio):   # every layer's ratio is 0/0: nothing says the gradient is healthy
+        return f"no gradient verdict{_where(record, worst)}: {_ratio(worst)}, {_horizon(worst)}"
     return f"healthy{_where(record, worst)}: {_ratio(worst)}, {_horizon(worst)}"

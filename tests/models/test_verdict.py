@@ -56,6 +56,23 @@ def test_zero_and_unprobed():
     assert diagnose(_record([], probed=False), None).startswith("not probed this epoch")
 
 
+def test_a_ratio_of_zero_over_zero_is_undefined_not_infinite_and_not_healthy():
+    """‖g_1‖ = ‖g_T‖ = 0 with gradient in between (log ratio 0/0 = NaN): the line read "healthy:
+    ‖g_1‖/‖g_T‖ = inf". A NaN ratio is no evidence of health; one finite healthy layer still is."""
+    import numpy as np
+
+    from models import diagnostics as D
+
+    g = [0.0] + [0.5] * 48 + [0.0]
+    lr, hz = D.log_ratio(np.array(g)), D.horizon(np.array(g))
+    assert math.isnan(lr)
+    line = diagnose(_record([_layer(g, lr, hz)]), None)
+    assert line.startswith("no gradient verdict: ‖g_1‖/‖g_T‖ undefined (‖g_1‖ = ‖g_T‖ = 0)"), line
+    assert "inf" not in line and "healthy" not in line
+    two = diagnose(_record([_layer(g, lr, hz, 0), _layer([0.3] * 9 + [1.0], math.log10(0.3), 9.0, 1)]), None)
+    assert two.startswith("healthy (layer 1): ‖g_1‖/‖g_T‖ = 0.3"), two
+
+
 # The exploding-init preset (tanh, ρ(W_hh) = 3, SGD + momentum, no clipping), seed 0, as recorded:
 # at epoch 1 the gradient norm reached 3.9e6 (mean 7.7e4 over 50 steps) while the profile already
 # vanished; from epoch 2 on ρ(W_hh) ≈ 2.0e4, 99.999 % of units saturated, ‖g_t‖ = 0 at 48 of 50 steps.

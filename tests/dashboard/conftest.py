@@ -64,3 +64,27 @@ def no_errors(at) -> None:
     """No exception element and no error alert on the page."""
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
+
+
+def decode_plotly(o):
+    """A Plotly JSON value with its typed arrays ({dtype, bdata[, shape]}) decoded to numpy."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(o, dict):
+        if set(o) >= {"dtype", "bdata"}:
+            a = np.frombuffer(base64.b64decode(o["bdata"]), dtype=np.dtype(o["dtype"]))
+            if "shape" not in o:
+                return a
+            shape = o["shape"]
+            return a.reshape([int(n) for n in shape.split(",")] if isinstance(shape, str) else shape)
+        return {k: decode_plotly(v) for k, v in o.items()}
+    return [decode_plotly(v) for v in o] if isinstance(o, list) else o
+
+
+def figures(at) -> list[dict]:
+    """The Plotly figures an AppTest page drew, as dicts with their typed arrays decoded to numpy."""
+    import json
+
+    return [decode_plotly(json.loads(c.proto.spec)) for c in at.get("plotly_chart")]

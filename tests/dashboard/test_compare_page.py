@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from db import store
-from tests.dashboard.conftest import no_errors
+from tests.dashboard.conftest import figures, no_errors
 from tests.dashboard.seed import records, seed_run, spec
 
 
@@ -40,27 +40,6 @@ def go(at, page: str, **query: str):
 def qp(at, key: str):
     v = at.query_params.get(key)
     return v[0] if isinstance(v, list) else v
-
-
-def figures(at) -> list[dict]:
-    """The Plotly figures of the page as dicts, typed arrays ({dtype, bdata, shape}) decoded to numpy."""
-    import base64
-    import json
-
-    def decode(o):
-        if isinstance(o, dict):
-            if set(o) >= {"dtype", "bdata"}:
-                a = np.frombuffer(base64.b64decode(o["bdata"]), dtype=np.dtype(o["dtype"]))
-                if "shape" in o:
-                    shape = o["shape"]
-                    a = a.reshape([int(v) for v in shape.split(",")] if isinstance(shape, str) else shape)
-                return a
-            return {k: decode(v) for k, v in o.items()}
-        if isinstance(o, list):
-            return [decode(v) for v in o]
-        return o
-
-    return [decode(json.loads(c.proto.spec)) for c in at.get("plotly_chart")]
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from dashboard import analysis, charts, explore, explore_charts
+from tests.dashboard.conftest import figures
 from tests.dashboard.test_charts import _rgb, colour_of, hue
 
 INF = math.inf
@@ -210,15 +211,6 @@ def test_an_infinite_value_pulls_a_geometric_mean_up():
 
 # --- 4. the Studies page draws what the report draws --------------------------------------------------
 
-def _decode(o):
-    if isinstance(o, dict):
-        if set(o) >= {"dtype", "bdata"}:
-            a = np.frombuffer(base64.b64decode(o["bdata"]), dtype=np.dtype(o["dtype"]))
-            return a.reshape([int(n) for n in str(o["shape"]).split(",")]) if "shape" in o else a
-        return {k: _decode(v) for k, v in o.items()}
-    return [_decode(v) for v in o] if isinstance(o, list) else o
-
-
 @pytest.fixture
 def planted_study(sqlite_url, tmp_path, monkeypatch):
     """The adding study's result page whose outcome carries the figures below (the page's figure code
@@ -275,7 +267,7 @@ def test_the_studies_page_marks_infinities_and_log_zeros_at_the_edges_like_the_r
     at.query_params["study"], at.query_params["scale"] = "adding", "cpu"
     at.run()
     no_errors(at)
-    shown = [_decode(json.loads(c.proto.spec)) for c in at.get("plotly_chart")]
+    shown = figures(at)
     assert len(shown) == len(planted_study)
     for fig, spec in zip(planted_study, shown):
         log = fig.log_y

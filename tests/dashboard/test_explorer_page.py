@@ -3,30 +3,16 @@ the sources, parallel coordinates and the phase diagram (values checked against 
 
 from __future__ import annotations
 
-import base64
-import json
 from urllib.parse import parse_qs
 
 import numpy as np
 import pytest
 
-from tests.dashboard.conftest import no_errors
+from tests.dashboard.conftest import figures, no_errors
 from tests.dashboard.seed import records, seed_run, spec
 
 PHASE = {"src": "Tag", "tag": "phase", "tab": "Phase diagram", "fx": "init.spectral_radius", "fy": "task.seq_len",
          "out": "loss ÷ baseline"}
-
-
-def _figures(at) -> list[dict]:
-    def decode(o):
-        if isinstance(o, dict):
-            if set(o) >= {"dtype", "bdata"}:
-                a = np.frombuffer(base64.b64decode(o["bdata"]), dtype=np.dtype(o["dtype"]))
-                return a.reshape([int(n) for n in str(o["shape"]).split(",")]) if "shape" in o else a
-            return {k: decode(v) for k, v in o.items()}
-        return [decode(v) for v in o] if isinstance(o, list) else o
-
-    return [decode(json.loads(c.proto.spec)) for c in at.get("plotly_chart")]
 
 
 def _phase_lab(url: str) -> dict[tuple, list]:
@@ -48,11 +34,11 @@ def test_scatter_of_all_finished_runs_carries_their_ids(lab, open_page):
     no_errors(at)
     finished = sorted(ids["cells"] + ids["diverged"])
     assert f"{len(finished)} runs" in at.caption[1].value and "cell" in at.caption[1].value
-    (fig,) = _figures(at)
+    (fig,) = figures(at)
     shown = sorted(int(i) for t in fig["data"] for i in t["customdata"])
     assert shown == finished
     at.toggle(key="done").set_value(False).run()
-    (fig,) = _figures(at)
+    (fig,) = figures(at)
     assert len([i for t in fig["data"] for i in t["customdata"]]) == 9
     no_errors(at)
 
@@ -61,7 +47,7 @@ def test_filter_source_and_axis_choices_come_from_the_url(lab, open_page):
     _, ids = lab
     at = open_page("explorer", src="Filter", path="cell", value="lstm", x="seed", y="ρ", color="horizon")
     no_errors(at)
-    (fig,) = _figures(at)
+    (fig,) = figures(at)
     assert fig["layout"]["xaxis"]["title"]["text"] == "seed" and fig["layout"]["yaxis"]["title"]["text"] == "ρ"
     lstm_done = sorted(ids["cells"][2:4])
     assert sorted(int(i) for i in fig["data"][0]["customdata"]) == lstm_done
@@ -71,7 +57,7 @@ def test_filter_source_and_axis_choices_come_from_the_url(lab, open_page):
 def test_parallel_coordinates_over_varied_fields_and_outcomes(lab, open_page):
     at = open_page("explorer", tab="Parallel coordinates")
     no_errors(at)
-    (fig,) = _figures(at)
+    (fig,) = figures(at)
     dims = {d["label"]: d for d in fig["data"][0]["dimensions"]}
     assert {"cell", "loss ÷ baseline", "horizon"} <= set(dims)
     assert dims["cell"]["ticktext"] == ["gru", "lstm", "rnn"] and len(dims["cell"]["values"]) == 7
@@ -95,7 +81,7 @@ def test_phase_diagram_cells_match_the_seeded_runs(lab, open_page):
     marks = dict(zip(zip(cells["init.spectral_radius"], cells["task.seq_len"]), cells["mark"]))
     assert marks == {(0.5, 20): "died", (1.0, 20): "", (2.0, 20): "", (0.5, 40): "", (1.0, 40): "",
                      (2.0, 40): "all diverged"}
-    (fig,) = _figures(at)
+    (fig,) = figures(at)
     legend = {t.get("name") for t in fig["data"] if t.get("showlegend")}
     assert {"every run diverged", "a run died (failed)"} <= legend
 
@@ -161,5 +147,5 @@ def test_a_saved_explorer_view_reopens_the_same_points(lab, open_page, monkeypat
         "src": "Filter", "path": "cell", "value": "lstm", "x": "seed", "y": "ρ"}
     fresh = open_page("explorer", **query)
     no_errors(fresh)
-    (fig,) = _figures(fresh)
+    (fig,) = figures(fresh)
     assert sorted(int(i) for i in fig["data"][0]["customdata"]) == sorted(ids["cells"][2:4])

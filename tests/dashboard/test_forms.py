@@ -114,7 +114,8 @@ def test_an_explicit_point_error_names_the_point(sqlite_url):
     plan = sweeps.build(base, {"hidden_size": [8, 0]}, [0], None, url=sqlite_url, points=points)
     assert not plan.specs and plan.form_errors == []
     fb = "init.forget_bias applies only to cell 'lstm', not 'gru'"
-    assert plan.vary_errors["points"] == [f'points[1] = {{"cell":"gru","init.forget_bias":3}} (with hidden_size=8): {fb}']
+    assert plan.vary_errors["points"] == [
+        f'points[1] = {{"cell":"gru","init.forget_bias":3}} (with hidden_size=8): {fb}']
     # hidden_size = 0 fails with both points (it is checked before the combination), so no point is named
     assert plan.vary_errors["hidden_size"] == [
         "vary.hidden_size[1] = 0: hidden_size: got 0; input should be greater than or equal to 1"]

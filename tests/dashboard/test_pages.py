@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from db import store
-from tests.dashboard.conftest import no_errors
+from tests.dashboard.conftest import figures, no_errors
 
 
 def _keys(widgets) -> set[str]:
@@ -297,26 +297,6 @@ def test_user_text_in_run_names_is_escaped_everywhere(lab, open_page):
 
 # --- Charts on Compare and Run detail: toggles, the profile switch, labels ----------------------------
 
-def _figures(at) -> list[dict]:
-    """The Plotly figures of the page as dicts, typed arrays ({dtype, bdata}) decoded to numpy."""
-    import base64
-    import json
-
-    import numpy as np
-
-    def decode(o):
-        if isinstance(o, dict):
-            if set(o) >= {"dtype", "bdata"}:
-                a = np.frombuffer(base64.b64decode(o["bdata"]), dtype=np.dtype(o["dtype"]))
-                return a.reshape(o["shape"]) if "shape" in o else a
-            return {k: decode(v) for k, v in o.items()}
-        if isinstance(o, list):
-            return [decode(v) for v in o]
-        return o
-
-    return [decode(json.loads(c.proto.spec)) for c in at.get("plotly_chart")]
-
-
 def _copy_spec(seed: int):
     from rnnlab.spec import parse_spec
 
@@ -363,7 +343,7 @@ def test_profile_switch_shows_the_loss_at_the_last_step_and_says_which_runs_lack
 
     at = open_page("compare", runs=sel, view="Per-timestep profile", loss="last")
     no_errors(at)
-    (fig,) = _figures(at)
+    (fig,) = figures(at)
     (tr,) = _run_traces(fig, new)
     np.testing.assert_allclose(tr["y"], last, rtol=1e-4)
     (tr,) = _run_traces(fig, adding)  # a last-step task: its 'h' profile already is the last-step one
@@ -376,7 +356,7 @@ def test_profile_switch_shows_the_loss_at_the_last_step_and_says_which_runs_lack
 
     at.radio(key="cmp_profile_of").set_value("every").run()
     no_errors(at)
-    (fig,) = _figures(at)
+    (fig,) = figures(at)
     (tr,) = _run_traces(fig, new)
     np.testing.assert_allclose(tr["y"], copy_h, rtol=1e-4)
     assert _run_traces(fig, old) and not at.info
@@ -385,7 +365,7 @@ def test_profile_switch_shows_the_loss_at_the_last_step_and_says_which_runs_lack
     at = open_page("run_detail", run=str(new), view="Profile")
     at.radio(key="det_profile_of").set_value("last").run()
     no_errors(at)
-    (tr,) = _run_traces(_figures(at)[0], new)
+    (tr,) = _run_traces(figures(at)[0], new)
     np.testing.assert_allclose(tr["y"], last, rtol=1e-4)
 
 
@@ -398,14 +378,14 @@ def test_spectra_switch_between_log_and_linear_axes(lab, open_page):
     _, ids = lab
     at = open_page("compare", runs=",".join(map(str, ids["cells"][:2])), view="Spectra & health")
     no_errors(at)
-    spectra = _figures(at)[0]
+    spectra = figures(at)[0]
     assert [spectra["layout"][f"yaxis{i}"].get("type") for i in ("", "2")] == ["log", "log"]
     at.toggle(key="cmp_spec_log").set_value(False).run()
-    spectra = _figures(at)[0]
+    spectra = figures(at)[0]
     assert [spectra["layout"][f"yaxis{i}"].get("type") for i in ("", "2")] == ["linear", "linear"]
     at = open_page("run_detail", run=str(ids["cells"][0]))
     at.toggle(key="det_log").set_value(False).run()
-    assert _figures(at)[0]["layout"]["yaxis"]["type"] == "linear"
+    assert figures(at)[0]["layout"]["yaxis"]["type"] == "linear"
 
 
 def test_sweep_labels_reach_the_charts_escaped_once(lab, open_page):
@@ -416,6 +396,6 @@ def test_sweep_labels_reach_the_charts_escaped_once(lab, open_page):
     rid = seed_run(url, spec("rnn", seed=31, name=name))
     at = open_page("compare", runs=f"{ids['cells'][0]},{rid}")
     no_errors(at)
-    names = [t.get("name", "") for f in _figures(at) for t in f["data"]]
+    names = [t.get("name", "") for f in figures(at) for t in f["data"]]
     assert any(name in n for n in names), names
     assert not any("&quot;" in n or "&#" in n for n in names)

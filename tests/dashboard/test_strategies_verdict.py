@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.dashboard.browser import chromium, error_texts, running_app, wait_idle
-from tests.dashboard.conftest import _reset_caches, no_errors
+from tests.dashboard.conftest import _reset_caches, figures, no_errors
 from tests.rnnlab.test_compare import NORM, store_run
 
 
@@ -71,7 +71,6 @@ def test_the_loss_chart_draws_a_baseline_only_when_every_run_shares_it(lab, open
     from sqlalchemy import create_engine, text
 
     from dashboard import charts
-    from tests.dashboard.test_compare_page import figures
 
     url, _ = lab
     ids = [store_run(url, cell, NORM, s, 0.05) for cell in ("rnn", "lstm") for s in range(2)]

@@ -2,6 +2,7 @@
 
 Run:  .venv/bin/python bench/engine_overhead.py [--cells lstm gru rnn] [--epochs 2] [--steps 50]
       .venv/bin/python bench/engine_overhead.py --peers --threads 1   (needs: pip install -e '.[bench]')
+      python3 bench/engine_overhead.py --device cuda --epochs 5         (on a GPU; bench/gpu_check.sh runs it)
 
 Two measurements, both in this one process:
 - paired: the engine's own step and diagnostics (``Trainer.step``, ``diagnose_epoch`` and the
@@ -11,6 +12,12 @@ Two measurements, both in this one process:
   the one that survives other processes sharing the machine; use --threads 1 for it to be exact);
 - end to end: wall time of ``models.train`` vs the plain loop run back to back (best of --repeats).
 Then the unrolled vanilla cell (custom activations) vs a plain hand-written loop and TorchScript.
+
+--device cuda: the specs, the plain loop's model and batches and the unrolled-cell table all go to the GPU
+(cuDNN's fused kernels for lstm, gru and the tanh rnn). CPU time means nothing there (kernels run
+asynchronously), so every figure is wall time read after ``torch.cuda.synchronize()``: the clock is
+--clock auto (CPU time for --device cpu, synchronized wall time for cuda); --clock wall prints the GPU
+table's layout on the CPU too. The header names the device. --peers is CPU only.
 
 --peers: rnnlab next to other tools that instrument the same plain loop, each a whole run of
 epochs × steps (default 2 × 50, LSTM), as a ratio to the plain loop measured in the same repeat:
@@ -37,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from models import train  # noqa: E402
-from models.build import build_model, make_optimizer  # noqa: E402
+from models.build import build_model, make_optimizer, resolve_device  # noqa: E402
 from models.diagnostics import StepStats  # noqa: E402
 from models.tasks import make_task  # noqa: E402
 from models.train import Trainer  # noqa: E402
@@ -46,10 +53,18 @@ from rnnlab.spec import parse_spec  # noqa: E402
 CLIP = 1.0
 
 
+def _no_sync() -> None:
+    pass
+
+
+# Called before every clock read: torch.cuda.synchronize for --device cuda (main sets it), else nothing.
+_sync = _no_sync
+
+
 def spec_for(cell: str, activation: str | None, args) -> object:
     return parse_spec({
         "cell": cell, "activation": activation, "hidden_size": args.hidden, "batch_size": args.batch,
-        "epochs": args.epochs, "steps_per_epoch": args.steps, "device": "cpu",
+        "epochs": args.epochs, "steps_per_epoch": args.steps, "device": args.device,
         "task": {"name": "adding", "seq_len": args.seq_len}, "optimizer": {"name": "adam", "lr": 1e-3},
         "clip": {"mode": "norm", "max_norm": CLIP},
     })
@@ -60,12 +75,13 @@ class PlainLoop:
 
     def __init__(self, spec):
         self.spec = spec
+        self.device = resolve_device(spec.device)
         self.task = make_task(spec.task, spec.seed)
-        self.net = build_model(spec, self.task)
+        self.net = build_model(spec, self.task).to(self.device)
         self.opt = make_optimizer(spec, self.net)
 
     def step(self, epoch: int, step: int) -> None:
-        b = self.task.batch(epoch, step, self.spec.batch_size)
+        b = self.task.batch(epoch, step, self.spec.batch_size).to(self.device)
         loss = self.task.loss(self.net(b.x), b.y)
         self.opt.zero_grad()
         loss.backward()
@@ -74,15 +90,20 @@ class PlainLoop:
 
 
 def _timed(fn) -> float:
+    _sync()
     t0 = time.perf_counter()
     fn()
+    _sync()
     return time.perf_counter() - t0
 
 
 def _timed2(fn) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this thread): CPU time is far less disturbed by other processes."""
+    """(wall seconds, CPU seconds of this thread): CPU time is far less disturbed by other processes.
+    On a GPU the wall time is read after synchronizing; the CPU time then means nothing."""
+    _sync()
     t0, c0 = time.perf_counter(), time.thread_time()
     fn()
+    _sync()
     return time.perf_counter() - t0, time.thread_time() - c0
 
 
@@ -110,6 +131,8 @@ def paired(spec) -> dict:
     return {
         "plain_step_ms": 1e3 * statistics.median(cpu(t_plain)), "engine_step_ms": 1e3 * statistics.median(cpu(t_eng)),
         "diag_s": statistics.median(cpu(t_diag)),
+        "plain_step_ms_wall": 1e3 * statistics.median(wall(t_plain)),
+        "engine_step_ms_wall": 1e3 * statistics.median(wall(t_eng)), "diag_s_wall": statistics.median(wall(t_diag)),
         "ratio_wall": (sum(wall(t_eng)) + sum(wall(t_diag))) / sum(wall(t_plain)),
         "ratio_cpu": (sum(cpu(t_eng)) + sum(cpu(t_diag))) / sum(cpu(t_plain)),
     }
@@ -124,6 +147,16 @@ def end_to_end(spec, repeats: int) -> tuple[float, float]:
                                        for s in range(spec.steps_per_epoch)]))
         eng_s.append(_timed(lambda: train(spec)))
     return min(plain_s), min(eng_s)
+
+
+def _warm_up(spec) -> None:
+    """A 1-epoch, 2-step train() and three plain steps: cuDNN plans, cuBLAS/cuSOLVER handles and the
+    allocator's pools are made before anything is timed (on the CPU: the same, for the --clock wall table)."""
+    train(spec.model_copy(update={"epochs": 1, "steps_per_epoch": 2}))
+    p = PlainLoop(spec)
+    for s in range(3):
+        p.step(1, s)
+    _sync()
 
 
 def _naive_loop(x, w_ih, w_hh, b_ih, b_hh):
@@ -142,8 +175,8 @@ def unrolled_table(args) -> None:
 
     torch.manual_seed(0)
     T, B, H = args.seq_len, args.batch, args.hidden
-    x = torch.rand(T, B, 2)
-    rnn = UnrolledRNN(2, H, 1, "sigmoid", 0.01)
+    x = torch.rand(T, B, 2).to(args.device)
+    rnn = UnrolledRNN(2, H, 1, "sigmoid", 0.01).to(args.device)
     p = [rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0]
     scripted = torch.jit.script(_naive_loop)
     variants = {
@@ -152,7 +185,8 @@ def unrolled_table(args) -> None:
         "plain loop, torch.jit.script": lambda: scripted(x, *p),
     }
     print(f"\nUnrolled vanilla cell (sigmoid), T={T}, H={H}, B={B}: forward + backward per batch, "
-          f"median of {args.unrolled_reps}, the variants interleaved\n")
+          f"median of {args.unrolled_reps}, the variants interleaved"
+          f"{'; on the GPU, wall time after torch.cuda.synchronize()' if args.device == 'cuda' else ''}\n")
     times: dict[str, list[float]] = {k: [] for k in variants}
     for fn in variants.values():  # warm up (and let TorchScript profile)
         fn()[-1].sum().backward()
@@ -174,7 +208,7 @@ def _plain_run(spec, hook=None) -> None:
     n = 0
     for e in range(1, spec.epochs + 1):
         for s in range(spec.steps_per_epoch):
-            b = p.task.batch(e, s, spec.batch_size)
+            b = p.task.batch(e, s, spec.batch_size).to(p.device)
             loss = p.task.loss(p.net(b.x), b.y)
             p.opt.zero_grad()
             loss.backward()
@@ -327,7 +361,26 @@ def main() -> None:
     ap.add_argument("--peer-cell", default="lstm", choices=["lstm", "gru", "rnn"])
     ap.add_argument("--peer-reps", type=int, default=5)
     ap.add_argument("--budget", type=float, default=0.03, help="probe.budget of the budgeted rnnlab row")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="where the engine and the plain loop train (cuda: cuDNN, timed in synchronized wall time)")
+    ap.add_argument("--clock", choices=["auto", "cpu", "wall"], default="auto",
+                    help="the paired table's clock: auto = cpu (this thread's CPU time) for --device cpu, "
+                         "wall (synchronized) for cuda; CPU time is refused on a GPU")
     args = ap.parse_args()
+    if args.clock == "auto":
+        args.clock = "wall" if args.device == "cuda" else "cpu"
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit(f"engine_overhead: --device cuda, but torch {torch.__version__} sees no CUDA GPU "
+                             f"(torch.cuda.is_available() is False; built for CUDA {torch.version.cuda}); "
+                             f"use --device cpu")
+        if args.clock == "cpu":
+            raise SystemExit("engine_overhead: --clock cpu means nothing on a GPU (kernels run asynchronously); "
+                             "use --clock wall or auto")
+        if args.peers:
+            raise SystemExit("engine_overhead: --peers is CPU only; drop --device cuda")
+        global _sync
+        _sync = torch.cuda.synchronize
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.flush_denormal:  # both loops alike; see docs/benchmarks.md on denormals in vanishing regimes
@@ -336,22 +389,49 @@ def main() -> None:
         peers(args)
         return
     if not args.skip_engine:
-        print(f"CPU only (no GPU on this machine): {platform.machine()}, torch {torch.__version__}, "
-              f"{torch.get_num_threads()} threads; adding T={args.seq_len}, H={args.hidden}, B={args.batch}; "
+        if args.device == "cuda":
+            print(f"GPU: {torch.cuda.get_device_name()} (torch {torch.__version__}, CUDA {torch.version.cuda}, "
+                  f"cuDNN {torch.backends.cudnn.version()}, cuDNN enabled: {torch.backends.cudnn.enabled}); "
+                  f"host {platform.machine()}, {torch.get_num_threads()} threads; ", end="")
+        elif args.clock == "wall":
+            print(f"CPU, GPU table layout (--clock wall): {platform.machine()}, torch {torch.__version__}, "
+                  f"{torch.get_num_threads()} threads; ", end="")
+        else:
+            print(f"CPU only (no GPU on this machine): {platform.machine()}, torch {torch.__version__}, "
+                  f"{torch.get_num_threads()} threads; ", end="")
+        print(f"adding T={args.seq_len}, H={args.hidden}, B={args.batch}; "
               f"{args.epochs} epochs × {args.steps} steps; probe every epoch (the default cadence), "
               f"epoch 0 included; Adam, norm clipping; flush denormals: {args.flush_denormal}\n")
-        print("| cell | plain step (CPU ms, median) | engine step (CPU ms, median) "
-              "| diagnostics + checkpoint per epoch (CPU s, median) "
-              "| paired ratio (CPU time) | paired ratio (wall time) | end to end: plain (s) "
-              "| end to end: train() (s) | end-to-end ratio (wall) |")
-        print("|---|---|---|---|---|---|---|---|---|")
-        PlainLoop(spec_for("lstm", None, args)).step(1, 0)  # warm up allocators and kernels
+        if args.clock == "wall":
+            synced = ", read after torch.cuda.synchronize()" if args.device == "cuda" else ""
+            print(f"clock: wall time (time.perf_counter){synced}; "
+                  f"each cell warmed up first (a 1-epoch train() and plain steps)\n")
+            print("| cell | plain step (wall ms, median) | engine step (wall ms, median) "
+                  "| diagnostics + checkpoint per epoch (wall s, median) "
+                  "| paired ratio (wall time) | end to end: plain (s) "
+                  "| end to end: train() (s) | end-to-end ratio (wall) |")
+            print("|---|---|---|---|---|---|---|---|")
+        else:
+            print("| cell | plain step (CPU ms, median) | engine step (CPU ms, median) "
+                  "| diagnostics + checkpoint per epoch (CPU s, median) "
+                  "| paired ratio (CPU time) | paired ratio (wall time) | end to end: plain (s) "
+                  "| end to end: train() (s) | end-to-end ratio (wall) |")
+            print("|---|---|---|---|---|---|---|---|---|")
+            PlainLoop(spec_for("lstm", None, args)).step(1, 0)  # warm up allocators and kernels
         for c in args.cells:
             cell, _, act = c.partition(":")
             spec = spec_for(cell, act or None, args)
+            label = cell if cell != "rnn" else f"rnn/{act or 'tanh'}"
+            if args.clock == "wall":
+                _warm_up(spec)
+                r = paired(spec)
+                e2e = end_to_end(spec, args.repeats) if args.repeats else (float("nan"), float("nan"))
+                print(f"| {label} | {r['plain_step_ms_wall']:.2f} | {r['engine_step_ms_wall']:.2f} | "
+                      f"{r['diag_s_wall']:.3f} | {r['ratio_wall']:.3f} | {e2e[0]:.2f} | {e2e[1]:.2f} | "
+                      f"{e2e[1] / e2e[0]:.3f} |", flush=True)
+                continue
             r = paired(spec)
             e2e = end_to_end(spec, args.repeats) if args.repeats else (float("nan"), float("nan"))
-            label = cell if cell != "rnn" else f"rnn/{act or 'tanh'}"
             print(f"| {label} | {r['plain_step_ms']:.0f} | {r['engine_step_ms']:.0f} | {r['diag_s']:.2f} | "
                   f"{r['ratio_cpu']:.3f} | {r['ratio_wall']:.3f} | {e2e[0]:.1f} | {e2e[1]:.1f} | "
                   f"{e2e[1] / e2e[0]:.3f} |", flush=True)

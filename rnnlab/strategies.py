@@ -145,6 +145,13 @@ def confounds(specs: list[dict]) -> dict[str, list[str]]:
 # Per group
 # ------------------------------------------------------------------------------------------------
 
+def _baselines(done: pd.DataFrame) -> pd.Series:
+    """Each run's baseline (health.baseline_of): its held-out one when stored, else the analytic one. The
+    one baseline of a run, for its loss ÷ baseline, its solve rate and whether its group beats it."""
+    return pd.Series([baseline_of(h, a) for h, a in zip(done["baseline_heldout_loss"], done["baseline_loss"])],
+                     index=done.index, dtype=float)
+
+
 def _beats(done: pd.DataFrame) -> tuple[float, float, str]:
     """(mean loss ÷ baseline, its upper 95% bound, the basis of that bound) over the finished runs.
     The baseline is the trivial predictor on the run's own held-out set when stored, else the analytic one.
@@ -152,12 +159,11 @@ def _beats(done: pd.DataFrame) -> tuple[float, float, str]:
     when every run has a stored standard error (val_loss_se), the wider of that and 1.96·√(ΣSE²)/n (the
     held-out noise alone, a floor for seeds that agree by chance); one run: its SE, else a NO_SE_MARGIN
     margin."""
-    held = done["baseline_heldout_loss"].astype(float)
-    base = held.where(held.notna(), done["baseline_loss"].astype(float))
-    r = (done["val_loss"].astype(float) / base.astype(float)).to_numpy(dtype=float)
+    base = _baselines(done)
+    r = (done["val_loss"].astype(float) / base).to_numpy(dtype=float)
     if r.size == 0 or not np.isfinite(r).all():
         return math.nan, math.inf, "a run's loss or baseline is not finite"
-    se = (done["val_loss_se"].astype(float) / base.astype(float)).to_numpy(dtype=float)
+    se = (done["val_loss_se"].astype(float) / base).to_numpy(dtype=float)
     m, n = float(r.mean()), r.size
     by_se = m + 1.96 * math.sqrt(float((se ** 2).sum())) / n if np.isfinite(se).all() else math.nan
     by_seeds = m + t95(n) * float(r.std(ddof=1)) / math.sqrt(n) if n >= 2 else math.nan
@@ -181,7 +187,7 @@ def _loss_interval(done: pd.DataFrame, m: float, lo: float, hi: float) -> tuple[
 
 def _group_row(grp: str, g: pd.DataFrame) -> dict[str, Any]:
     done = g[g["status"].isin(FINISHED)]
-    ratio = (done["val_loss"] / done["baseline_loss"]).to_numpy(dtype=float)
+    solves = [solved(loss, b) for loss, b in zip(done["val_loss"].astype(float), _baselines(done))]
     logl = np.log10(np.fmax(done["val_loss"].to_numpy(dtype=float), LOSS_FLOOR))   # NaN stays NaN
     m, lo, hi = stats(logl, "95% CI")
     mean_r, upper, basis = _beats(done) if len(done) else (math.nan, math.inf, "no finished runs")
@@ -193,7 +199,7 @@ def _group_row(grp: str, g: pd.DataFrame) -> dict[str, Any]:
     return {
         "group": grp, "runs": len(g), "finished": len(done), "seeds": g["seed"].nunique(),
         "diverged": int((done["status"] == "diverged").sum()),
-        "solve rate": float(np.sum(ratio <= SOLVED_FRACTION)) / len(done) if len(done) else math.nan,
+        "solve rate": sum(solves) / len(done) if len(done) else math.nan,
         "final loss": 10 ** m if math.isfinite(m) else math.nan,
         "loss 95% CI": f"{10 ** lo:.3g} – {10 ** hi:.3g}" if math.isfinite(lo) and len(done) > 1 else "",
         "loss ÷ baseline": mean_r, "beats baseline": bool(upper < 1),
@@ -288,6 +294,25 @@ def summary(runs: pd.DataFrame, final: pd.DataFrame, groups: dict[int, str],
 # Words
 # ------------------------------------------------------------------------------------------------
 
+def pct(x: float, sig: int = 3) -> str:
+    """``x`` as a percentage with ``sig`` significant digits (0.996 → '99.6%', 2.479 → '248%'; below
+    0.1%, two digits in e-notation: 6e-6 → '0.0006%'), never 0% unless it is 0, and never 100% or more
+    when x < 1: the digits grow until the text falls below 100, up to sig + 3 of them; past that it
+    reads '<100%'. So an upper bound that beats the baseline (< 1) never reads as 100%, a tiny ratio
+    never reads as 0%, and a solve rate of 199/200 reads 99.5%, not 100%."""
+    p = 100 * x
+    if not math.isfinite(p) or p == 0:
+        return f"{p:g}%"
+    if abs(p) < 0.1:
+        return f"{p:.2g}%"
+    first = math.floor(math.log10(abs(p)))
+    for digits in range(sig, sig + 4):
+        text = f"{p:.{max(digits - 1 - first, 0)}f}"
+        if not (p < 100 <= float(text)):
+            return (text.rstrip("0").rstrip(".") if "." in text else text) + "%"
+    return "<100%"
+
+
 def _g(x: float) -> str:
     return f"{x:.2g}" if 1e-2 <= abs(x) < 1e3 or x == 0 else f"{x:.0e}"
 
@@ -310,7 +335,7 @@ def problems(r: dict) -> list[str]:
         why = [w for w in why if w]
         out.append(f"exploding in {f['exploding']}/{fin} runs" + (f" ({', '.join(why)})" if why else ""))
     if f["saturated"]:
-        out.append(f"saturated in {f['saturated']}/{fin} runs (up to {r['saturated']:.0%} of units)")
+        out.append(f"saturated in {f['saturated']}/{fin} runs (up to {pct(r['saturated'], 2)} of units)")
     if f["dead"]:
         out.append(f"dead in {f['dead']}/{fin} runs (dead units or no gradient at any step)")
     return out
@@ -320,7 +345,7 @@ def _learning(r: dict) -> str:
     fin, ratio, upper = r["finished"], r["loss ÷ baseline"], r["_upper"]
     if not math.isfinite(ratio):
         return "no finite final loss"
-    bound = f"loss at {ratio:.0%} of the baseline, 95% upper bound {upper:.0%} ({r['_basis']})"
+    bound = f"loss at {pct(ratio)} of the baseline, 95% upper bound {pct(upper)} ({r['_basis']})"
     if not r["beats baseline"]:
         return f"no better than the trivial baseline ({bound})"
     if r["solve rate"] >= 0.8:
@@ -354,7 +379,7 @@ def _decided_by(best: dict, second: dict) -> str:
     if a[1] != b[1]:
         return f"gradient evidence (‖g_1‖/‖g_T‖ ≈ {_g(best['‖g_1‖/‖g_T‖'])} vs {_g(second['‖g_1‖/‖g_T‖'])})"
     if a[2] != b[2]:
-        return f"solve rate ({best['solve rate']:.0%} vs {second['solve rate']:.0%})"
+        return f"solve rate ({pct(best['solve rate'], 2)} vs {pct(second['solve rate'], 2)})"
     return "the order of the groups (every tie-break is equal)"
 
 
@@ -393,8 +418,8 @@ def overall(table: pd.DataFrame, factor: str) -> str:
         why = ("the groups that beat the trivial baseline exploded, saturated or died"
                if any(r["beats baseline"] for r in rows) else "none beat the trivial baseline, with its uncertainty")
         return f"No group solved the task: {why}.{_tail(t)}"
-    lead = (f"Best {factor} here: **{best['group']}** (loss at {best['loss ÷ baseline']:.0%} of the baseline, "
-            f"solve rate {best['solve rate']:.0%}, final loss {best['final loss']:.3g}")
+    lead = (f"Best {factor} here: **{best['group']}** (loss at {pct(best['loss ÷ baseline'])} of the baseline, "
+            f"solve rate {pct(best['solve rate'], 2)}, final loss {best['final loss']:.3g}")
     h = best["horizon (steps)"]
     lead += f", horizon {_reach(h, best['T'])})." if math.isfinite(h) else ")."
     if len(rows) == 1:
@@ -403,8 +428,8 @@ def overall(table: pd.DataFrame, factor: str) -> str:
     if second["_broken"]:
         hint = " One seed per group: a hint, not a result; add seeds." if best["seeds"] < 2 else ""
         return f"{lead} Every other group is flagged or does not beat the baseline.{hint}{_tail(t)}"
-    lead += (f" Runner-up {second['group']} (loss at {second['loss ÷ baseline']:.0%} of the baseline, "
-             f"solve rate {second['solve rate']:.0%}, final loss {second['final loss']:.3g}"
+    lead += (f" Runner-up {second['group']} (loss at {pct(second['loss ÷ baseline'])} of the baseline, "
+             f"solve rate {pct(second['solve rate'], 2)}, final loss {second['final loss']:.3g}"
              + ("" if second["beats baseline"] else ", does not beat the baseline") + ").")
     if second["beats baseline"] and best["_m"] > second["_m"]:
         lead += (f" {second['group']}'s loss is lower but within noise of {best['group']}'s; {best['group']} ranks "

@@ -8,6 +8,7 @@ field or id and exits with code 2 without writing anything.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -21,6 +22,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from rnnlab.records import EpochRecord
 
 app = typer.Typer(help="rnnlab: a lab bench for vanishing and exploding gradients in RNNs.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -327,6 +330,12 @@ def workers() -> None:
         out.print("no workers have registered (start one with `rnnlab worker`)")
 
 
+SHOW_NOTES = {
+    "baseline_loss": "  (analytic: the trivial predictor's expected loss on the task)",
+    "baseline_heldout_loss": "  (held-out: the trivial predictor on this run's held-out set; the verdicts use it)",
+}
+
+
 @app.command()
 def show(run_id: int = typer.Argument(..., help="run id")) -> None:
     """Show one run: status, spec, attempts and its per-epoch scalars."""
@@ -340,11 +349,11 @@ def show(run_id: int = typer.Argument(..., help="run id")) -> None:
               highlight=False)
     facts = {k: r[k] for k in ("owner", "worker", "attempts", "max_attempts", "queue", "code_version",
                                "created_at", "started_at", "finished_at", "metric_name", "baseline_loss",
-                               "baseline_metric", "diagnosis", "notes")}
+                               "baseline_heldout_loss", "baseline_metric", "diagnosis", "notes")}
     facts["tags"] = ", ".join(r["tags"])
     for k, v in facts.items():
         if v not in (None, ""):
-            out.print(f"  {k:<16} {_fmt(v)}", highlight=False)
+            out.print(f"  {k:<21} {_fmt(v)}{SHOW_NOTES.get(k, '')}", highlight=False)
     out.print("[bold]spec[/]")
     out.print(yaml.safe_dump(r["spec"], sort_keys=False).rstrip(), highlight=False)
     if r["attempt_history"]:
@@ -400,6 +409,11 @@ def requeue(run_id: int = typer.Argument(..., help="run id of a finished run")) 
     out.print(f"run {run_id} queued again")
 
 
+# The CSV export's columns: every scalar field of an epoch record (the JSON export's per-epoch
+# scalars), in the record's order; the nested params and layers are left to the JSON export.
+EPOCH_CSV_COLUMNS = [f.name for f in dataclasses.fields(EpochRecord) if f.name not in ("params", "layers")]
+
+
 @app.command()
 def export(
     run_id: int = typer.Argument(..., help="run id"),
@@ -421,8 +435,7 @@ def export(
     else:
         rows = epoch_scalars(run_id)
         buf = io.StringIO()
-        cols = ["epoch", "steps", "train_loss", "val_loss", "val_metric", "grad_norm_mean", "grad_norm_max",
-                "clip_fraction", "nonfinite_steps", "train_seconds", "diag_seconds", "probed"]
+        cols = EPOCH_CSV_COLUMNS
         w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
         w.writeheader()
         w.writerows(rows)

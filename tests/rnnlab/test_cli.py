@@ -1,5 +1,7 @@
 """The `rnnlab` command line, run as a user runs it (a subprocess with its own RNNLAB_HOME)."""
 
+import csv
+import io
 import json
 import os
 import re
@@ -178,6 +180,54 @@ def test_export_json_keeps_nan(cli, home, tmp_path):
     doc = json.loads((tmp_path / "run.json").read_text())
     assert doc["epochs"][0]["val_loss"] == "NaN" and doc["epochs"][0]["grad_norm_max"] == "Infinity"
     assert doc["run"]["id"] == run_id and doc["spec"]["hidden_size"] == 8
+
+
+def _stored_run(home, heldout=None):
+    """A run with two epochs (val_loss_se stored) through the store, as a worker writes it."""
+    from db.migrate import upgrade
+    from tests.synthetic import epoch_record, run_info
+
+    upgrade(db_url(home))
+    (run_id,) = store.create_runs([parse_spec(TINY)], url=db_url(home))
+    store.claim_run(run_id, "w", url=db_url(home))
+    info = run_info(seq_len=10)
+    info.baseline_heldout_loss = heldout
+    store.record_info(run_id, info, attempt=1, url=db_url(home))
+    for e in range(2):
+        rec = epoch_record(e, seq_len=10)
+        rec.val_loss_se = 0.001 * (e + 1) + 1e-9 / 3
+        store.record_epoch(run_id, rec, attempt=1, url=db_url(home))
+    return run_id
+
+
+def test_export_csv_has_every_epoch_scalar_of_the_json(cli, home, tmp_path):
+    """The CSV's columns are the JSON export's per-epoch scalars (everything but the nested params and
+    layers), val_loss_se included, with the same values."""
+    run_id = _stored_run(home)
+    r = cli("export", run_id, "-o", tmp_path / "run.json", torch=False)
+    assert r.returncode == 0, r.stderr
+    epochs = json.loads((tmp_path / "run.json").read_text())["epochs"]
+    scalars = [k for k, v in epochs[0].items() if not isinstance(v, (list, dict))]
+    assert "val_loss_se" in scalars and "params" not in scalars
+    r = cli("export", run_id, "--format", "csv", torch=False)
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert set(scalars) <= set(rows[0]), set(scalars) - set(rows[0])
+    assert [float(row["val_loss_se"]) for row in rows] == [e["val_loss_se"] for e in epochs]
+    assert [float(row["val_loss"]) for row in rows] == [e["val_loss"] for e in epochs]
+    assert rows[0]["train_loss"] == "" and epochs[0]["train_loss"] is None        # epoch 0: no training yet
+
+
+def test_show_prints_both_baselines_and_says_which_is_which(cli, home):
+    """The held-out baseline (what the verdicts divide by) next to the analytic one, each labelled."""
+    run_id = _stored_run(home, heldout=0.1657446240859728)
+    r = cli("show", run_id, torch=False)
+    assert r.returncode == 0, r.stderr
+    lines = {ln.split()[0]: ln for ln in r.stdout.splitlines() if ln.strip().startswith("baseline")}
+    assert "0.1667" in lines["baseline_loss"] and "analytic" in lines["baseline_loss"]
+    held = lines["baseline_heldout_loss"]
+    assert "0.1657" in held and "held-out" in held and "verdicts" in held
+    assert list(lines).index("baseline_heldout_loss") == list(lines).index("baseline_loss") + 1
 
 
 def _free_port():

@@ -2,6 +2,7 @@
 
 It goes through db.console.run_sql, so it has the same guarantees: a read-only connection
 (RNNLAB_READONLY_DATABASE_URL on Postgres), the statement timeout, and the row, value and byte limits.
+The table shows SQL NULL as NULL and a real NaN (Postgres) as NaN; --csv writes both as an empty field.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def sql(
                                          "RNNLAB_SQL_TIMEOUT_SECONDS)"),
 ) -> None:
     """Run one read-only query on the results database and print the rows."""
-    from db.console import QueryError, run_sql
+    from db.console import QueryError, as_text, query_rows, rows_to_df
     from rnnlab.settings import get_settings
 
     s = get_settings()
@@ -36,14 +37,14 @@ def sql(
               "(RNNLAB_SQL_TIMEOUT_SECONDS)")
     text = sys.stdin.read() if query == "-" else query
     try:
-        df, why = run_sql(text, timeout, limit)
+        cols, rows, why = query_rows(text, timeout, limit)
     except QueryError as e:
         _fail(str(e))
     if csv:
-        sys.stdout.write(df.to_csv(index=False))
-    elif df.columns.empty:
+        sys.stdout.write(rows_to_df(cols, rows).to_csv(index=False))
+    elif not cols:
         typer.echo("the statement returned no rows")
     else:
-        typer.echo(df.to_string(index=False, max_colwidth=200))
+        typer.echo(as_text(cols, rows))
     if why:
-        typer.echo(f"note: {len(df):,} rows shown; the rest were left out at {why}", err=True)
+        typer.echo(f"note: {len(rows):,} rows shown; the rest were left out at {why}", err=True)

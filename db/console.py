@@ -22,10 +22,12 @@ Bounds, on both backends (``Limits``, in db.console_core):
 from __future__ import annotations
 
 import marshal
+import math
 import re
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +38,47 @@ from sqlalchemy.engine import Engine, make_url
 from db.console_core import Limits, QueryError, collect, mb, timeout_message
 from rnnlab.settings import get_settings
 
-__all__ = ["Limits", "QueryError", "db_label", "example_queries", "limits", "run_sql"]
+__all__ = ["Limits", "QueryError", "as_text", "db_label", "example_queries", "limits", "query_rows", "rows_to_df",
+           "run_sql"]
 
 
-def _rows_to_df(cols: list[str], rows: list[tuple]) -> pd.DataFrame:
+def rows_to_df(cols: list[str], rows: list[tuple]) -> pd.DataFrame:
+    """The rows as a DataFrame (pandas' types: SQL NULL becomes NaN in a float column, None elsewhere)."""
     seen: dict[str, int] = {}
     unique = []
     for c in cols:  # "SELECT a.id, b.id" gives two "id" columns: make them id, id_2
         seen[c] = seen.get(c, 0) + 1
         unique.append(c if seen[c] == 1 else f"{c}_{seen[c]}")
     return pd.DataFrame(rows, columns=unique)
+
+
+def _is_nan(v: Any) -> bool:
+    """A real NaN value (Postgres float8 or numeric 'NaN'), as opposed to SQL NULL (None)."""
+    if isinstance(v, float):
+        return math.isnan(v)
+    return isinstance(v, Decimal) and v.is_nan()
+
+
+def as_text(cols: list[str], rows: list[tuple]) -> str:
+    """The rows as a plain-text table (``rnnlab sql``): SQL NULL reads NULL and a real NaN reads NaN in
+    every column (pandas alone prints both as NaN in a float column and NULL as None elsewhere), an
+    integer column with NULLs keeps its integers (not 50.0), and other floats are formatted by pandas
+    as before."""
+    df = rows_to_df(cols, rows)
+    if not len(df):
+        return df.to_string(index=False)
+    shown: dict[str, list[Any]] = {}
+    for i, c in enumerate(df.columns):
+        raw = [r[i] for r in rows]
+        present = [v for v in raw if v is not None]
+        if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+            shown[c] = ["NULL" if v is None else str(v) for v in raw]
+        elif pd.api.types.is_float_dtype(df[c]):
+            text = df[[c]].to_string(index=False, header=False, na_rep="NULL").splitlines()
+            shown[c] = ["NaN" if _is_nan(v) else t.strip() for v, t in zip(raw, text)]
+        else:
+            shown[c] = ["NULL" if v is None else "NaN" if _is_nan(v) else v for v in raw]
+    return pd.DataFrame(shown, columns=df.columns).to_string(index=False, max_colwidth=200)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -65,7 +98,7 @@ def _sqlite_path(url: str) -> str | None:
     return str(Path(u.database).resolve())
 
 
-def _run_sqlite(path: str, sql: str, lim: Limits) -> tuple[pd.DataFrame, str]:
+def _run_sqlite(path: str, sql: str, lim: Limits) -> tuple[list[str], list[tuple], str]:
     """Run the query in ``python -I db/console_core.py`` and kill that process at the deadline."""
     request = marshal.dumps({"path": path, "sql": sql, "limits": lim.as_dict()})
     proc = subprocess.Popen([sys.executable, "-I", str(_CHILD)], stdin=subprocess.PIPE,
@@ -84,7 +117,7 @@ def _run_sqlite(path: str, sql: str, lim: Limits) -> tuple[pd.DataFrame, str]:
     if answer[0] == "error":
         raise QueryError(answer[1])
     _, cols, rows, why = answer
-    return _rows_to_df(cols, rows), why
+    return cols, rows, why
 
 
 # ------------------------------------------------------------------------------------------------
@@ -223,7 +256,7 @@ def _pg_message(e: Exception, lim: Limits) -> str:
     return msg.splitlines()[0]
 
 
-def _run_server(url: str, sql: str, lim: Limits) -> tuple[pd.DataFrame, str]:
+def _run_server(url: str, sql: str, lim: Limits) -> tuple[list[str], list[tuple], str]:
     eng = _readonly_engine(url)
     if eng.dialect.name != "postgresql":
         raise QueryError(f"the SQL console supports SQLite and PostgreSQL, not {eng.dialect.name}")
@@ -239,7 +272,7 @@ def _run_server(url: str, sql: str, lim: Limits) -> tuple[pd.DataFrame, str]:
         raise
     except Exception as e:  # noqa: BLE001 - read-only violation, timeout, syntax: all shown as a message
         raise QueryError(_pg_message(e, lim)) from None
-    return _rows_to_df(cols, rows), why
+    return cols, rows, why
 
 
 # ------------------------------------------------------------------------------------------------
@@ -255,13 +288,21 @@ def limits(timeout_s: float | None = None, row_limit: int | None = None, **caps:
 
 def run_sql(sql: str, timeout_s: float | None = None, row_limit: int | None = None,
             url: str | None = None, **caps: int) -> tuple[pd.DataFrame, str]:
+    """query_rows' answer as a DataFrame (rows_to_df): (the rows, why rows were left out)."""
+    cols, rows, why = query_rows(sql, timeout_s, row_limit, url, **caps)
+    return rows_to_df(cols, rows), why
+
+
+def query_rows(sql: str, timeout_s: float | None = None, row_limit: int | None = None,
+               url: str | None = None, **caps: int) -> tuple[list[str], list[tuple], str]:
     """Run one user statement on a READ-ONLY connection: SQLite is opened with ``mode=ro`` and
     ``PRAGMA query_only``; Postgres uses ``settings.readonly_database_url`` when set and in any case
     ``default_transaction_read_only`` + ``SET TRANSACTION READ ONLY`` + ``statement_timeout``.
     ``caps`` overrides Limits' byte caps (max_bytes, max_value_bytes, max_columns, max_sql_bytes).
 
-    Returns (the rows, why rows were left out: '' when none were, else e.g. "the row limit of
-    10,000" or "the byte limit of 16 MB"). Raises QueryError with the reason."""
+    Returns (the column names, the rows as the driver gave them: SQL NULL is None, why rows were left
+    out: '' when none were, else e.g. "the row limit of 10,000" or "the byte limit of 16 MB"). Raises
+    QueryError with the reason."""
     lim = limits(timeout_s, row_limit, **caps)
     if not sql or not sql.strip():
         raise QueryError("the query is empty")

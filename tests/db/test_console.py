@@ -149,3 +149,53 @@ def test_rnnlab_sql_has_the_consoles_limits(sqlite_db):
     assert p.returncode == 0 and p.stdout.split() == ["id", "1", "2"] and "row limit of 2" in p.stderr
     p = _cli(sqlite_db, "SELECT 1", "--limit", "51")
     assert p.returncode == 1 and "above the console's row limit of 50" in p.stderr
+
+
+def _cli_on(url: str, *args: str) -> subprocess.CompletedProcess:
+    """`rnnlab sql` on ``url`` (on Postgres as its own read-only URL: the test database's role)."""
+    import os
+
+    env = {**os.environ, "RNNLAB_DATABASE_URL": url, "RNNLAB_READONLY_DATABASE_URL": url}
+    if url.startswith("sqlite"):
+        env.pop("RNNLAB_READONLY_DATABASE_URL")
+    return subprocess.run([sys.executable, "-m", "cli.main", "sql", *args], capture_output=True, text=True,
+                          env=env, timeout=120, cwd=REPO)
+
+
+def test_rnnlab_sql_shows_null_as_null_not_nan(db_url):
+    """Epoch 0's train_loss is NULL (no training yet): the table says NULL, not NaN (a blow-up), and
+    so does a NULL text or integer column (not None, nor 50.0 for the integers next to it). --csv is
+    as before: an empty field."""
+    from db import store
+    from rnnlab.spec import parse_spec
+    from tests.synthetic import epoch_record, run_info
+
+    (rid,) = store.create_runs([parse_spec({"hidden_size": 8, "epochs": 1, "steps_per_epoch": 2})], url=db_url)
+    store.claim_run(rid, "w", url=db_url)
+    store.record_info(rid, run_info(), attempt=1, url=db_url)
+    recs = [epoch_record(e) for e in range(2)]
+    for rec in recs:
+        store.record_epoch(rid, rec, attempt=1, url=db_url)
+    query = ("SELECT e.epoch, e.train_loss, r.notes, CASE WHEN e.epoch = 0 THEN NULL ELSE e.steps END AS s "
+             f"FROM epochs e JOIN runs r ON r.id = e.run_id WHERE e.run_id = {rid} ORDER BY e.epoch")
+    p = _cli_on(db_url, query)
+    assert p.returncode == 0, p.stderr
+    lines = [ln.split() for ln in p.stdout.splitlines()]
+    assert lines[0] == ["epoch", "train_loss", "notes", "s"] and len(lines) == 3, p.stdout
+    assert recs[0].train_loss is None and lines[1] == ["0", "NULL", "NULL", "NULL"], p.stdout
+    assert lines[2][0] == "1" and lines[2][2:] == ["NULL", "50"], p.stdout
+    assert float(lines[2][1]) == pytest.approx(recs[1].train_loss, rel=1e-5)
+    p = _cli_on(db_url, query, "--csv")
+    assert p.returncode == 0, p.stderr
+    rows = list(csv.reader(io.StringIO(p.stdout)))
+    assert rows[1][:3] == ["0", "", ""] and float(rows[2][1]) == recs[1].train_loss and rows[2][2] == ""
+
+
+def test_rnnlab_sql_tells_a_postgres_nan_from_null(pg_url):
+    """Postgres can return a real NaN (float8 'NaN'): it reads NaN, and a NULL beside it reads NULL."""
+    p = _cli_on(pg_url, "SELECT x FROM (VALUES (1.5::float8), ('NaN'::float8), (NULL::float8)) AS v(x)")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["x", "1.5", "NaN", "NULL"], p.stdout
+    p = _cli_on(pg_url, "SELECT 'NaN'::numeric AS d, NULL::text AS t")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["d", "t", "NaN", "NULL"], p.stdout

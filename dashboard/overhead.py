@@ -13,6 +13,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+COLUMNS = ("train_seconds", "diag_seconds", "probed")   # what the shares are computed from
+CHART_EPOCHS = 2000   # the chart's bars at most; the summary and the table use every epoch
+
 
 def overhead_table(epochs: pd.DataFrame) -> pd.DataFrame:
     """One run's epochs (columns epoch, train_seconds, diag_seconds, probed) →
@@ -37,12 +40,30 @@ def overhead_summary(table: pd.DataFrame, budget: float | None = None) -> str:
         return "No epochs recorded yet."
     total = table["cumulative"].iloc[-1]
     probed = int(table["probed"].sum())
-    head = ("Diagnostics took " + ("— (nothing trained yet)" if not math.isfinite(total) else f"{100 * total:.1f}%")
+    share, limit = _percentages(total, budget)
+    head = ("Diagnostics took " + ("— (nothing trained yet)" if not math.isfinite(total) else f"{share}%")
             + f" of training time; {probed} of {len(table)} epochs probed")
     if budget is None:
         return head + " (no probe.budget: the probe follows probe.every)."
     verdict = "" if not math.isfinite(total) else (" — within it" if total <= budget else " — over it")
-    return head + f"; probe.budget {100 * budget:g}%{verdict}."
+    return head + f"; probe.budget {limit}%{verdict}."
+
+
+def _percentages(total: float, budget: float | None) -> tuple[str, str]:
+    """The share and the budget in percent, to three significant figures, or more where fewer would
+    print them in another order than their values (0.05004 against 0.05: '5.004' and '5', not '5' and '5')."""
+    if budget is None or not math.isfinite(total):
+        return f"{100 * total:.3g}", "" if budget is None else f"{100 * budget:g}"
+
+    def order(a: float, b: float) -> int:
+        return int(a > b) - int(a < b)
+
+    want = order(total, budget)
+    for digits in range(3, 18):
+        share, limit = f"{100 * total:.{digits}g}", f"{100 * budget:.{max(digits, 6)}g}"
+        if order(float(share), float(limit)) == want:
+            return share, limit
+    return share, limit
 
 
 def overhead_figure(table: pd.DataFrame, budget: float | None = None) -> go.Figure:
@@ -76,12 +97,24 @@ def section(run_id: int, spec: dict | None) -> None:
     from dashboard import reads
     from dashboard.components import chart, table
 
-    ep = reads.epochs([run_id])
+    # every epoch (the charts' series are thinned), and only the columns the shares need
+    ep = reads.epochs([run_id], max_epochs=None, columns=COLUMNS)
     if ep.empty:
         st.caption("No epochs recorded yet.")
         return
     t = overhead_table(ep)
     budget = budget_of(spec)
     st.caption(overhead_summary(t, budget))
-    chart(overhead_figure(t, budget), f"run{run_id}_overhead", key=f"run{run_id}_overhead_chart")
+    shown = t.iloc[_evenly(len(t), CHART_EPOCHS)]
+    if len(shown) < len(t):
+        st.caption(f"The chart draws {len(shown)} of the {len(t)} epochs, evenly spaced (the cumulative share "
+                   "of each is over every epoch before it); the summary and the table hold every epoch.")
+    chart(overhead_figure(shown, budget), f"run{run_id}_overhead", key=f"run{run_id}_overhead_chart")
     table(t, f"run{run_id}_overhead", key=f"run{run_id}_overhead_table")
+
+
+def _evenly(n: int, most: int) -> np.ndarray:
+    """At most ``most`` positions of 0…n−1, evenly spaced, the first and last kept."""
+    if n <= most:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, most).round().astype(int))

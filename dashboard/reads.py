@@ -79,6 +79,25 @@ def notes(ids: list[int]) -> dict[int, str]:
 
 with_clock = q.with_clock   # a DataFrame merge, no query
 
+BASELINE_HELP = ("the trivial predictor's val loss on the run's own held-out set (the task's analytic "
+                 "baseline for runs that did not store one)")
+
+
+def loss_baseline(runs: pd.DataFrame) -> pd.Series:
+    """Per row of ``runs`` (run-list rows): the baseline its loss is divided by, rnnlab.health.baseline_of
+    of the held-out and the analytic baseline (NaN when neither is known), as Explorer, Strategies and
+    diagnose divide; no query."""
+    from rnnlab.health import baseline_of
+
+    return pd.Series([baseline_of(h, a) for h, a in zip(runs["baseline_heldout_loss"], runs["baseline_loss"])],
+                     index=runs.index, dtype=float)
+
+
+def loss_ratio(runs: pd.DataFrame) -> pd.Series:
+    """last_val_loss ÷ loss_baseline (NaN where the baseline is not positive)."""
+    base = loss_baseline(runs)
+    return runs["last_val_loss"].astype(float) / base.where(base > 0)
+
 
 def status_counts() -> dict[str, int]:
     return _simple(db_url(), "status_counts")
@@ -138,8 +157,11 @@ def timing_samples() -> pd.DataFrame:
     return _timing(db_url())
 
 
-def epochs(ids: list[int]) -> pd.DataFrame:
-    return _series(db_url(), "epochs", [int(i) for i in ids])
+def epochs(ids: list[int], max_epochs: int | None = 500, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """db.queries.epochs: at most ``max_epochs`` epochs per run (None: every epoch), ``columns`` only
+    (None: all)."""
+    return _series(db_url(), "epochs", [int(i) for i in ids], max_epochs,
+                   None if columns is None else tuple(columns))
 
 
 def layer_stats(ids: list[int]) -> pd.DataFrame:

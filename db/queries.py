@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Text, and_, cast, func, or_, select
+from sqlalchemy import Text, and_, cast, func, or_, select, tuple_
 from sqlalchemy.engine import Engine
 
 from db.explore_reads import explore_runs
@@ -87,22 +87,48 @@ def _frame(conn, cols: list, where, order: list) -> pd.DataFrame:
 
 
 def _every(conn, table, ids: list[int], max_epochs: int | None):
-    """A WHERE clause keeping at most ~max_epochs evenly spaced epochs per run (plus the last)."""
+    """A WHERE clause keeping, of each run on its own, at most ``max_epochs`` of its epochs: its first
+    and last, and every k-th between (k = ⌈(n − 1)/(max_epochs − 1)⌉ for a run of n stored epochs, so
+    a short run read next to a long one keeps all of its epochs). An epoch is kept or dropped whole
+    (all its layer or parameter rows). Decided in SQL by window functions (SQLite ≥ 3.25, Postgres),
+    so only the kept rows leave the database. ``max_epochs`` None (or 0): every epoch."""
     cond = table.run_id.in_(ids)
     if not max_epochs:
         return cond
-    top = conn.execute(select(func.max(table.epoch)).where(cond)).scalar() or 0
-    k = math.ceil((top + 1) / max_epochs)
-    if k <= 1:
-        return cond
-    last = select(func.max(table.epoch)).where(cond).scalar_subquery()
-    return and_(cond, or_(table.epoch % k == 0, table.epoch == last))
+    m = int(max_epochs)
+    if m < 1:
+        raise ValueError(f"max_epochs: {max_epochs} is below 1")
+    # the run's distinct epochs (several rows per epoch in the layer and parameter tables)
+    ep = select(table.run_id, table.epoch).where(cond)
+    ep = (ep if table is Epoch else ep.distinct()).subquery()
+    part = dict(partition_by=ep.c.run_id)
+    ranked = select(ep.c.run_id, ep.c.epoch,
+                    (func.row_number().over(**part, order_by=ep.c.epoch) - 1).label("i"),
+                    func.count().over(**part).label("n")).subquery()
+    i, n = ranked.c.i, ranked.c.n
+    if m == 1:
+        keep = i == n - 1                                  # one epoch: the last
+    else:
+        k = (n + (m - 3)) // (m - 1)                       # ⌈(n − 1)/(m − 1)⌉, integer division
+        keep = or_(n <= m, i == n - 1, i % k == 0)
+    kept = select(ranked.c.run_id, ranked.c.epoch).where(keep)
+    return and_(cond, tuple_(table.run_id, table.epoch).in_(kept))
 
 
-def epochs(run_ids: list[int], max_epochs: int | None = 500, engine: Engine | None = None) -> pd.DataFrame:
-    """Per-epoch scalars of the runs (NaN restored), at most ~max_epochs epochs per run."""
+def epochs(run_ids: list[int], max_epochs: int | None = 500, columns: tuple[str, ...] | None = None,
+           engine: Engine | None = None) -> pd.DataFrame:
+    """Per-epoch scalars of the runs (NaN restored), at most ``max_epochs`` epochs per run (each run
+    thinned on its own, its first and last epoch kept; None: every epoch). ``columns`` picks the
+    measures read besides run_id and epoch (None: all)."""
     ids = [int(i) for i in run_ids]
-    cols = [c for c in Epoch.__table__.c if c.key not in ("recorded_at",)]
+    t = Epoch.__table__.c
+    if columns is None:
+        cols = [c for c in t if c.key not in ("recorded_at",)]
+    else:
+        unknown = [c for c in columns if c not in t or c in ("run_id", "epoch", "recorded_at", "nan_fields")]
+        if unknown:
+            raise ValueError(f"columns: no epoch measure {', '.join(map(repr, unknown))}")
+        cols = [t.run_id, t.epoch, *(t[c] for c in columns), t.nan_fields]
     with _eng(engine).connect() as conn:
         return _frame(conn, cols, _every(conn, Epoch, ids, max_epochs), [Epoch.run_id, Epoch.epoch])
 

@@ -179,8 +179,8 @@ def run_filters(filters: dict[str, Any] | None) -> list:
 RUN_LIST_COLS = [
     Run.id, Run.name, Run.status, Run.epochs_done, Run.epochs_total, Run.task, Run.cell, Run.activation,
     Run.init, Run.clip, Run.seq_len, Run.hidden_size, Run.num_layers, Run.seed, Run.metric_name,
-    Run.last_val_loss, Run.baseline_loss, Run.last_val_metric, Run.baseline_metric, Run.last_horizon,
-    Run.diagnosis, Run.message, Run.worker, Run.owner, Run.sweep_id, Run.created_at, Run.started_at,
+    Run.last_val_loss, Run.baseline_loss, Run.baseline_heldout_loss, Run.last_val_metric, Run.baseline_metric,
+    Run.last_horizon, Run.diagnosis, Run.message, Run.worker, Run.owner, Run.sweep_id, Run.created_at, Run.started_at,
     Run.finished_at, Run.cancel_requested, Run.attempts,
 ]
 MAX_PAGE_SIZE = 1000

@@ -87,11 +87,20 @@ def _body() -> None:
     qp["loss"] = loss
 
     summary = runs[["id", "name", "status", "cell", "activation", "task", "seq_len", "num_layers", "seed",
-                    "epochs_done", "last_val_loss", "baseline_loss", "last_val_metric", "last_horizon",
-                    "diagnosis"]].copy()
+                    "epochs_done", "last_val_loss"]].copy()
+    summary["baseline"] = reads.loss_baseline(runs)
+    summary["loss ÷ baseline"] = reads.loss_ratio(runs)
+    summary["task baseline"] = runs["baseline_loss"]
+    for c in ("last_val_metric", "last_horizon", "diagnosis"):
+        summary[c] = runs[c]
     summary["name"] = summary["name"].fillna("")
     summary["duration"] = runs["duration_s"].map(fmt_duration)
-    table(summary, "compare_runs", key="cmp_summary")
+    table(summary, "compare_runs", key="cmp_summary", column_config={
+        "baseline": st.column_config.NumberColumn(format="%.4g", help=reads.BASELINE_HELP),
+        "loss ÷ baseline": st.column_config.NumberColumn(
+            format="%.3f", help=f"last_val_loss ÷ {reads.BASELINE_HELP}; < 1 beats the trivial predictor"),
+        "task baseline": st.column_config.NumberColumn(
+            format="%.4g", help="the task's analytic trivial baseline (the dotted line of the loss chart)")})
     notes = chart_views.notes(ids)
     if notes:
         with st.expander(f"Notes ({len(notes)} of {len(ids)} runs)", icon=":material/edit_note:", expanded=True):

@@ -60,9 +60,10 @@ def header() -> None:
         a, b, c, d = st.columns(4)
         a.metric("Status", f"{STATUS_ICON.get(r['status'], '')} {r['status']}")
         b.metric("Epoch", f"{r['epochs_done']}/{r['epochs_total']}")
+        ratio = reads.loss_ratio(runs).iloc[0]
         c.metric("Val loss (baseline)", "—" if pd.isna(row["last_val_loss"]) else f"{row['last_val_loss']:.4g}",
-                 delta=None if pd.isna(row["baseline_loss"]) or pd.isna(row["last_val_loss"]) else
-                 f"{row['last_val_loss'] / row['baseline_loss']:.2f} × baseline", delta_color="off")
+                 delta=None if pd.isna(ratio) else f"{ratio:.2f} × baseline", delta_color="off",
+                 help=f"The last val loss, and its ratio to the baseline: {reads.BASELINE_HELP}.")
         d.metric("Duration", fmt_duration(row["duration_s"]) or "—")
         if r.get("message"):
             st.text(f"Outcome: {r['message']}")

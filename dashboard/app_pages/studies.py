@@ -27,6 +27,21 @@ def _outcome(url: str, name: str, scale: str):
     return service.outcome(studies.get(name), scale, url)
 
 
+def _exact(x: float | None) -> str:
+    """A float as a CSV cell that reads back to the same float: repr (nan, inf, -inf as such)."""
+    return "" if x is None else repr(float(x))
+
+
+def _numbers_csv(numbers, seeds: list[int]) -> bytes:
+    """The study's numbers as CSV of their values: quantity, group, mean, lo and hi (the 95% t
+    interval), min, max, then one column per seed (empty where a seed has no value)."""
+    keys = ("mean", "lo", "hi", "min", "max")
+    rows = [{"quantity": n.label, "group": n.group, **{k: _exact(v) for k, v in n.summary().items() if k in keys},
+             **{f"seed {s}": _exact(n.per_seed.get(s)) for s in seeds}} for n in numbers]
+    cols = ["quantity", "group", *keys, *(f"seed {s}" for s in seeds)]
+    return pd.DataFrame(rows, columns=cols).to_csv(index=False).encode()
+
+
 def _verdict_line(out) -> str:
     return f"{out.verdict} — {out.reason}"
 
@@ -180,9 +195,13 @@ def _result(name: str, scale: str) -> None:
         if out.numbers:
             st.subheader("Numbers (mean over seeds, 95% t interval, range)")
             seeds = out.seeds_complete
-            table(pd.DataFrame([{"quantity": n.label, "group": n.group, "mean [95% CI; range]": n.text(),
-                                 **{f"seed {s}": fmt(n.per_seed.get(s, math.nan), n.fmt) for s in seeds}}
-                                for n in out.numbers]), f"{name}-numbers", "study_numbers")
+            st.dataframe(pd.DataFrame([{"quantity": n.label, "group": n.group, "mean [95% CI; range]": n.text(),
+                                        **{f"seed {s}": fmt(n.per_seed.get(s, math.nan), n.fmt) for s in seeds}}
+                                       for n in out.numbers]), hide_index=True, key="study_numbers")
+            st.download_button("Download CSV", _numbers_csv(out.numbers, seeds), file_name=f"{name}-numbers.csv",
+                               mime="text/csv", key="study_numbers_csv", icon=":material/download:",
+                               help="The values themselves (round-trip exact; nan and inf as such, a seed "
+                                    "without a value empty), not their display.")
             with st.expander("The SQL that re-derives each number"):
                 for q in dict.fromkeys(n.sql for n in out.numbers):
                     st.code(q, language="sql")

@@ -70,8 +70,9 @@ def curves(ids: list[int], runs: pd.DataFrame, key: str, opts: charts.ChartOptio
     a, b = st.columns(2)
     with a:
         log = _log(st, "Log y-axis", f"{key}_log", True)
-        chart(charts.curves(ep, "val_loss", labels, "Validation loss (dotted: the task's trivial baseline)", log=log,
-                            baselines=dict(zip(runs["id"], runs["baseline_loss"])), x=x, smooth=sm),
+        # the baseline each run's loss is divided by elsewhere (held-out when stored, else analytic)
+        chart(charts.curves(ep, "val_loss", labels, "Validation loss (dotted: the trivial predictor's loss)", log=log,
+                            baselines=dict(zip(runs["id"], reads.loss_baseline(runs))), x=x, smooth=sm),
               "val_loss", key=f"{key}_loss")
     with b:
         mlog = _log(st, "Log y-axis", f"{key}_metric_log", False)

@@ -138,6 +138,20 @@ def test_compare_summary_divides_by_the_heldout_baseline(lab, open_page):
     assert df.loc[held, "baseline"] == 0.2 and df.loc[plain, "baseline"] == 0.1
 
 
+def test_compare_loss_chart_draws_the_baseline_the_ratio_divides_by(lab, open_page):
+    """The dotted baseline of each run on Compare's loss chart is the one its loss ÷ baseline uses:
+    held-out when stored (0.2 here), else the task's analytic one (0.1); it drew the analytic one."""
+    from tests.dashboard.conftest import figures
+
+    url, _ = lab
+    held, plain = _plant_baselines(url, 0.2), _plant_baselines(url, None)
+    at = open_page("compare", runs=f"{held},{plain}")
+    no_errors(at)
+    (loss,) = [f for f in figures(at) if f["layout"]["title"]["text"].startswith("Validation loss")]
+    lines = sorted(round(sh["y0"], 12) for sh in loss["layout"].get("shapes", []) if sh.get("type") == "line")
+    assert lines == [0.1, 0.2]
+
+
 # --- the study numbers' CSV holds the values, not their display -------------------------------------------
 
 def test_study_numbers_csv_round_trips(sqlite_url, tmp_path, monkeypatch):

@@ -9,7 +9,6 @@ Errors of the base spec itself are shown under the form's field."""
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
@@ -21,7 +20,17 @@ import yaml
 from client.submit import plan as submit_plan
 from dashboard.components import plain
 from dashboard.forms import bare, field_of
-from rnnlab.spec import JobSpec, Limits, SpecError, SweepSpec, check_sweep_size, expand_sweep, parse_sweep
+from rnnlab.spec import (
+    JobSpec,
+    Limits,
+    SpecError,
+    SweepSpec,
+    check_sweep_size,
+    expand_sweep,
+    parse_sweep,
+    parse_yaml,
+    short_value,
+)
 
 S = "sw."
 VARY_FIELDS: dict[str, tuple[str, str]] = {  # path: (suggested values, help)
@@ -50,10 +59,10 @@ def parse_values(text: str) -> list[Any]:
         return []
     if not t.startswith("["):
         t = f"[{t}]"
-    try:
-        vals = yaml.safe_load(t)
-    except yaml.YAMLError as e:
-        raise ValueError(f"could not read the values {text!r}: {str(e).splitlines()[0]}") from None
+    try:   # the spec files' loader: aliases (a few of them can stand for billions of values) and
+        vals = parse_yaml(t)   # duplicate keys are refused
+    except SpecError as e:
+        raise ValueError(f"could not read the values {text[:60]!r}: {e.errors[0]}") from None
     vals = vals if isinstance(vals, list) else [vals]
     return [_number(v) for v in vals]
 
@@ -86,9 +95,9 @@ def parse_points(text: str) -> list[dict[str, Any]]:
     if len(t) > MAX_POINTS_CHARS:
         raise ValueError(f"{len(t):,} characters; at most {MAX_POINTS_CHARS:,}")
     try:
-        doc = yaml.safe_load(t)
-    except yaml.YAMLError as e:
-        raise ValueError(f"could not read the points: {str(e).splitlines()[0]}") from None
+        doc = parse_yaml(t)
+    except SpecError as e:
+        raise ValueError(f"could not read the points: {e.errors[0]}") from None
     if not isinstance(doc, list) or not all(isinstance(p, dict) and p for p in doc):
         raise ValueError("write one point a line, each a mapping of field paths to values, "
                          "e.g. '- {cell: lstm, init.forget_bias: 3}'")
@@ -262,6 +271,8 @@ def build(base: dict[str, Any], vary: dict[str, list[Any]], seeds: list[int], na
     try:
         p = submit_plan(sweep, url=url, limits=limits)
     except SpecError as e:
+        if all(m.startswith("[base] ") for m in e.errors):   # the base's own errors: no grid point to name
+            return SweepPlan(sweep=sweep, form_errors=list(e.errors))
         vary_errors = locate(sweep, limits)
         point_paths = {k for p in sweep.points for k in p}
         placed = set(vary_errors) | (point_paths if "points" in vary_errors else set())
@@ -291,7 +302,7 @@ def varied_path(error_field: str, paths: list[str]) -> str | None:
 
 
 def _short(v: Any) -> str:
-    return v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))
+    return short_value(v, 100)
 
 
 def locate(sweep: SweepSpec, limits: Limits) -> dict[str, list[str]]:

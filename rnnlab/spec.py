@@ -430,9 +430,9 @@ def _fmt_loc(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "spec"
 
 
-def _format_errors(err: ValidationError) -> list[str]:
+def _format_errors(err: ValidationError | list[Any]) -> list[str]:
     out = []
-    for e in err.errors(include_url=False):
+    for e in err.errors(include_url=False) if isinstance(err, ValidationError) else err:
         loc = _fmt_loc(e["loc"])
         msg = e["msg"]
         if msg.startswith("Value error, "):
@@ -554,7 +554,7 @@ class SweepSpec(_Strict):
     def _nonempty_lists(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
         for k, vals in v.items():
             if not vals:
-                raise ValueError(f"vary.{k}: the list of values is empty")
+                raise ValueError(f"vary.{_cut(k)}: the list of values is empty")
         return v
 
     @field_validator("points")
@@ -565,7 +565,7 @@ class SweepSpec(_Strict):
                 raise ValueError(f"points[{i}]: the point sets no field; give at least one path: value")
             for k in p:
                 if not k or any(not part for part in k.split(".")):
-                    raise ValueError(f"points[{i}]: {k!r} is not a dotted field path (e.g. init.forget_bias)")
+                    raise ValueError(f"points[{i}]: {_cut(repr(k))} is not a dotted field path (e.g. init.forget_bias)")
         return v
 
     @model_validator(mode="after")
@@ -573,7 +573,7 @@ class SweepSpec(_Strict):
         for i, p in enumerate(self.points):
             both = [k for k in p if k in self.vary]
             if both:
-                raise ValueError(f"points[{i}]: {', '.join(both)} is also in vary; a path is set by vary or by "
+                raise ValueError(f"points[{i}]: {_cut(', '.join(both))} is also in vary; a path is set by vary or by "
                                  f"points, not both")
         return self
 
@@ -582,20 +582,40 @@ class SweepSpec(_Strict):
     def _seeds_ok(cls, v: list[int]) -> list[int]:
         if not v:
             raise ValueError("seeds: give at least one seed")
-        if any(s < 0 for s in v):
-            raise ValueError(f"seeds: got {v}; seeds must be ≥ 0")
+        bad = [s for s in v if s < 0]
+        if bad:   # a few of them and the count: the list itself can be huge
+            shown = ", ".join(map(str, bad[:5])) + (", …" if len(bad) > 5 else "")
+            raise ValueError(f"seeds: {len(bad):,} negative seed{'s' if len(bad) > 1 else ''} ({shown}); "
+                             f"seeds must be ≥ 0")
+        big = [s for s in v if s >= 2**31]
+        if big:
+            shown = ", ".join(map(str, big[:5])) + (", …" if len(big) > 5 else "")
+            raise ValueError(f"seeds: {len(big):,} seed{'s' if len(big) > 1 else ''} too large ({shown}); "
+                             f"seeds must be below 2^31 = {2**31}")
         return v
+
+
+class _PathError(ValueError):
+    """A dotted path goes below a field that holds a plain value (``hidden_size.x`` with hidden_size 8)."""
+
+
+def _cut(path: str, limit: int = 100) -> str:
+    """A dotted path as a message shows it: cut to ``limit`` characters (a key can be huge)."""
+    return path if len(path) <= limit else path[:limit - 1] + "…"
 
 
 def _set_path(d: dict[str, Any], path: str, value: Any) -> None:
     keys = path.split(".")
     cur = d
-    for k in keys[:-1]:
+    for depth, k in enumerate(keys[:-1]):
         nxt = cur.get(k)
         if isinstance(nxt, str) and k == "init":  # expand the init shorthand before nesting into it
             nxt = {"recurrent": nxt, "input": nxt}
-        if not isinstance(nxt, dict):
-            nxt = {} if nxt is None else nxt
+        if nxt is None:
+            nxt = {}
+        elif not isinstance(nxt, dict):
+            above = _cut(".".join(keys[:depth + 1]))
+            raise _PathError(f"{above} is a value ({reprlib.repr(nxt)}), not a group of fields")
         nxt = dict(nxt)
         cur[k] = nxt
         cur = nxt
@@ -606,12 +626,28 @@ def _point_name(base: str | None, keys: list[str], values: tuple) -> str | None:
     """A sweep run's name: the sweep's (or base spec's) name and its grid point, e.g.
     'init-sweep · init.recurrent=orthogonal activation=relu', so the runs of a sweep can be told
     apart in lists and legends. Not part of the spec hash; cut to the name field's 200 characters."""
-    def short(v) -> str:
-        return v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))
-
-    point = " ".join(f"{k}={short(v)}" for k, v in zip(keys, values))
+    point = " ".join(f"{k}={short_value(v)}" for k, v in zip(keys, values))
     name = " · ".join(p for p in (base, point) if p) or None
     return name if name is None or len(name) <= 200 else name[:199] + "…"
+
+
+def short_value(v: Any, limit: int = 200) -> str:
+    """A value as compact JSON (a string as it is), cut to ``limit`` characters: a huge value is
+    encoded only as far as the cut (the encoder is lazy)."""
+    if isinstance(v, str):
+        return v if len(v) <= limit else v[:limit - 1] + "…"
+    out, size = [], 0
+    for chunk in json.JSONEncoder(separators=(",", ":"), default=repr).iterencode(v):
+        out.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return "".join(out)[:limit - 1] + "…"
+    return "".join(out)
+
+
+_BRIEF = reprlib.Repr()
+_BRIEF.maxstring = _BRIEF.maxother = 100
+_BRIEF.maxlist = _BRIEF.maxtuple = _BRIEF.maxdict = 10
 
 
 def sweep_size(vary: dict[str, list[Any]], n_seeds: int, n_points: int = 0) -> int:
@@ -620,13 +656,34 @@ def sweep_size(vary: dict[str, list[Any]], n_seeds: int, n_points: int = 0) -> i
     return math.prod(len(v) for v in vary.values()) * n_seeds * max(n_points, 1)
 
 
+_EXACT_RUNS = 10**18   # a run count above this is shown as "more than 10^k runs"
+_AXES_SHOWN = 5
+
+
 def check_sweep_size(vary: dict[str, list[Any]], n_seeds: int, limits: Limits, n_points: int = 0) -> None:
-    """Raise SpecError when the grid is over RNNLAB_MAX_SWEEP_RUNS; call before expanding anything."""
-    n = sweep_size(vary, n_seeds, n_points)
-    if n > limits.max_sweep_runs:
-        axes = " × ".join([*([f"{n_points} points"] if n_points else []), *(f"{len(v)} {k}" for k, v in vary.items())])
-        raise SpecError([f"sweep: {n:,} runs ({axes + ' × ' if axes else ''}{n_seeds} seeds); the operator's "
-                         f"limit is {limits.max_sweep_runs} (RNNLAB_MAX_SWEEP_RUNS raises it)"])
+    """Raise SpecError when the grid is over RNNLAB_MAX_SWEEP_RUNS; call before expanding anything.
+    The count is multiplied only up to 10^18 (beyond, its order of magnitude is a sum of logarithms:
+    no giant integer is built or printed), and the message names at most five axes."""
+    sizes = [*([n_points] if n_points else []), *(len(v) for v in vary.values()), n_seeds]
+    n = 1
+    for m in sizes:
+        n *= m
+        if n > _EXACT_RUNS:
+            break
+    if n <= limits.max_sweep_runs:
+        return
+    if n <= _EXACT_RUNS:
+        count = f"{n:,}"
+    else:   # the exact count has more digits than anyone reads; 10^k is a safe floor of it
+        k = math.floor(sum(math.log10(m) for m in sizes) - 1e-6)
+        count = f"more than 10^{max(k, 18)}"
+    axes = [*([f"{n_points} points"] if n_points else []),
+            *(f"{len(v)} {k if len(k) <= 60 else k[:59] + '…'}" for k, v in vary.items())]
+    if len(axes) > _AXES_SHOWN:
+        axes = [*axes[:_AXES_SHOWN], f"… and {len(axes) - _AXES_SHOWN:,} more"]
+    shown = " × ".join(axes)
+    raise SpecError([f"sweep: {count} runs ({shown + ' × ' if shown else ''}{n_seeds} seeds); the operator's "
+                     f"limit is {limits.max_sweep_runs} (RNNLAB_MAX_SWEEP_RUNS raises it)"])
 
 
 def grid_points(sweep: SweepSpec):
@@ -639,23 +696,53 @@ def grid_points(sweep: SweepSpec):
                 yield [*point, *keys], (*point.values(), *values), seed
 
 
+def _base_errors(sweep: SweepSpec) -> list[str]:
+    """Errors of the base that every grid point would repeat: those of a top-level field that no
+    varied path (nor the run's seed and name) touches; a field's value is validated on its own, so
+    such an error does not depend on the varied values. Each is named '[base] field: …'."""
+    touched = {"seed", "name", *(k.split(".")[0] for k in sweep.vary),
+               *(k.split(".")[0] for p in sweep.points for k in p)}
+    fixed = {k: v for k, v in sweep.base.items() if k not in touched and k != "spec_version"}
+    try:
+        JobSpec.model_validate(fixed)
+    except ValidationError as e:
+        own = [x for x in e.errors(include_url=False) if x["loc"] and x["loc"][0] not in touched]
+        return [f"[base] {m}" for m in _format_errors(own)]
+    return []
+
+
 def expand_sweep(sweep: SweepSpec, limits: Limits | None = None) -> list[JobSpec]:
     """Expand a sweep into validated job specs (errors for every bad grid point are collected). The
-    grid's size is checked first, by arithmetic."""
+    grid's size is checked first, by arithmetic, then the base alone (an error every point would
+    repeat is reported once, as '[base] …'); each grid point is validated once, with the first seed
+    (the seed changes nothing else), and copied for the other seeds."""
     limits = limits or Limits()
     check_sweep_size(sweep.vary, len(sweep.seeds), limits, len(sweep.points))
+    base_errors = _base_errors(sweep)
+    if base_errors:
+        raise SpecError(base_errors)
+    keys = list(sweep.vary)
     specs, errors = [], []
-    for keys, values, seed in grid_points(sweep):
-        d = json.loads(json.dumps(sweep.base))
-        for k, v in zip(keys, values):
-            _set_path(d, k, v)
-        d["seed"] = seed
-        d["name"] = _point_name(d.get("name") or sweep.name, keys, values)
-        try:
-            specs.append(parse_spec(d, limits))
-        except SpecError as e:
-            where = ", ".join(f"{k}={v!r}" for k, v in zip(keys, values))
-            errors += [f"[{where}] {m}" for m in e.errors]
+    for pi, point in enumerate(sweep.points or [{}]):
+        for values in itertools.product(*(sweep.vary[k] for k in keys)):
+            paths, vals = [*point, *keys], (*point.values(), *values)
+            d = dict(sweep.base)   # _set_path copies each mapping it goes into: the base is not changed
+            try:
+                for k, v in zip(paths, vals):
+                    where = f"vary.{_cut(k)}" if k in sweep.vary else f"points[{pi}].{_cut(k)}"
+                    _set_path(d, k, v)
+            except _PathError as e:
+                errors.append(f"{where}: {e}")
+                continue
+            d["seed"] = sweep.seeds[0]
+            d["name"] = _point_name(d.get("name") or sweep.name, paths, vals)
+            try:
+                spec = parse_spec(d, limits)
+            except SpecError as e:
+                at = ", ".join(f"{_cut(k)}={_BRIEF.repr(v)}" for k, v in zip(paths, vals))
+                errors += [f"[{at}] {m}" for m in e.errors]
+                continue
+            specs += [spec, *(spec.model_copy(update={"seed": s}, deep=True) for s in sweep.seeds[1:])]
     if errors:
         raise SpecError(sorted(set(errors), key=errors.index))
     return specs
@@ -688,7 +775,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
         if self.check_event(yaml.AliasEvent):
             mark = self.peek_event().start_mark
-            raise yaml.MarkedYAMLError(None, None, "aliases (*name) are not allowed in a spec", mark)
+            raise yaml.MarkedYAMLError(None, None, "aliases (*name) are not allowed", mark)
         return super().compose_node(parent, index)
 
     def construct_mapping(self, node, deep=False):  # noqa: ANN001
@@ -745,16 +832,27 @@ def _yaml_problem(e: yaml.YAMLError) -> str:
     return f"{what} (line {mark.line + 1}, column {mark.column + 1})" if mark else what
 
 
+def parse_yaml(text: str) -> Any:
+    """YAML or JSON text into a value, with the spec files' loader: duplicate keys and aliases
+    (``*name``) refused. A SpecError holds one clear line (without a source: the caller names it)."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as e:
+        raise SpecError([_yaml_problem(e)]) from None
+    except RecursionError:
+        raise SpecError(["nested too deeply to be a spec"]) from None
+    except ValueError as e:   # e.g. an integer of more than 4300 digits
+        raise SpecError([f"a value cannot be read: {e}"]) from None
+
+
 def parse_document(text: str, source: str = "spec") -> dict[str, Any]:
     """YAML or JSON text into a mapping: duplicate keys and aliases refused, every error one clear line."""
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as e:
-        raise SpecError([f"{source}: not valid YAML/JSON: {_yaml_problem(e)}"]) from None
-    except RecursionError:
-        raise SpecError([f"{source}: nested too deeply to be a spec"]) from None
-    except ValueError as e:   # e.g. an integer of more than 4300 digits
-        raise SpecError([f"{source}: a value cannot be read: {e}"]) from None
+        data = parse_yaml(text)
+    except SpecError as e:
+        msg = e.errors[0]
+        raise SpecError([f"{source}: {msg}" if msg.startswith(("nested", "a value"))
+                         else f"{source}: not valid YAML/JSON: {msg}"]) from None
     if not isinstance(data, dict):
         raise SpecError([f"{source}: expected a mapping of fields at the top level"])
     return data
@@ -765,8 +863,12 @@ def load_document(path: str | Path) -> dict[str, Any]:
     return parse_document(read_text_file(path), str(path))
 
 
+SWEEP_KEYS = ("base", "vary", "points", "seeds")
+
+
 def is_sweep(doc: dict[str, Any]) -> bool:
-    return "vary" in doc or "seeds" in doc or "base" in doc
+    """A document is a sweep when it has any of a sweep's own fields (base, vary, points, seeds)."""
+    return any(k in doc for k in SWEEP_KEYS)
 
 
 def load(path: str | Path, limits: Limits | None = None) -> JobSpec | SweepSpec:
@@ -787,4 +889,9 @@ def parse_sweep(doc: Any) -> SweepSpec:
     try:
         return SweepSpec.model_validate(doc)
     except ValidationError as e:
-        raise SpecError(_format_errors(e)) from None
+        errors = _format_errors(e)
+    # a job field next to vary/points/seeds: say where it goes
+    job = [k for k in doc if k in JobSpec.model_fields and k not in SweepSpec.model_fields]
+    errors = [f"{m.split(':', 1)[0]}: a job field at the top of a sweep; put it under base: (the spec every "
+              f"run starts from)" if m.split(":", 1)[0] in job and "unknown field" in m else m for m in errors]
+    raise SpecError(errors)

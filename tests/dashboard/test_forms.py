@@ -179,3 +179,68 @@ def test_describe_never_divides_one_run_across_workers():
     assert estimate.describe(1200, 4, estimate.wall_seconds([600, 600], 4)) == (
         "about 20 min of compute (≈ 10 min on 4 workers)")
     assert estimate.describe(math.inf, 2) == "unknown"
+
+
+def _alias_bomb(levels: int) -> str:
+    """&a [1 × 10], then each level a list of ten aliases of the one before: 10^(levels+1) values."""
+    defs, prev = ["&a [1,1,1,1,1,1,1,1,1,1]"], "a"
+    for i in range(levels):
+        defs.append(f"&b{i} [" + ",".join([f"*{prev}"] * 10) + "]")
+        prev = f"b{i}"
+    return ", ".join(defs)
+
+
+@pytest.mark.parametrize("parse, text", [
+    (sweeps.parse_values, _alias_bomb(2)),
+    (sweeps.parse_values, "&x rnn, *x"),
+    (sweeps.parse_points, f"- {{x: [{_alias_bomb(2)}]}}"),
+    (sweeps.parse_points, "- &p {cell: lstm}\n- *p"),
+])
+def test_builder_texts_refuse_yaml_aliases(parse, text):
+    # a few levels of aliases stand for 10^(levels+1) values: refused before anything is expanded
+    with pytest.raises(ValueError, match=r"aliases \(\*name\) are not allowed") as e:
+        parse(text)
+    assert len(str(e.value)) < 300
+
+
+@pytest.mark.parametrize("parse, text", [
+    (sweeps.parse_values, "{mode: norm, mode: value}"),
+    (sweeps.parse_points, "- {cell: lstm, cell: gru}"),
+])
+def test_builder_texts_refuse_duplicate_keys(parse, text):
+    with pytest.raises(ValueError, match="duplicate key 'mode'|duplicate key 'cell'"):
+        parse(text)
+
+
+def test_builder_alias_error_names_the_field(monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard import auth
+
+    monkeypatch.setattr(auth, "current_user", lambda: auth.User(name="u", role="member"))
+
+    def page():
+        import streamlit as st
+
+        from dashboard import sweeps
+
+        st.session_state.setdefault("sw.fields", ["cell"])
+        st.session_state.setdefault("sw.vals.cell", "&x rnn, *x")
+        st.session_state.setdefault("sw.points", "- &p {cell: lstm}\n- *p")
+        for e in sweeps.render_builder()[3]:
+            st.write(f"E {e}")
+
+    at = AppTest.from_function(page, default_timeout=60).run()
+    assert not at.exception
+    errors = [m.value for m in at.markdown if m.value.startswith("E ")]
+    assert any(e.startswith("E vary.cell: ") and "aliases" in e for e in errors), errors
+    assert any(e.startswith("E points: ") and "aliases" in e for e in errors), errors
+
+
+def test_build_shows_a_path_below_a_plain_value_as_an_error(sqlite_url):
+    base = parse_spec({}).to_dict()
+    plan = sweeps.build({**base, "hidden_size": 8}, {"hidden_size.x": [1]}, [0], None, url=sqlite_url)
+    assert not plan.specs
+    assert "vary.hidden_size.x: hidden_size is a value (8), not a group of fields" in plan.errors
+    plan = sweeps.build({**base, "cell": "rnn"}, {}, [0], None, url=sqlite_url, points=[{"cell.x": 1}])
+    assert not plan.specs and "points[0].cell.x: cell is a value ('rnn'), not a group of fields" in plan.errors

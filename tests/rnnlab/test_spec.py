@@ -257,3 +257,109 @@ def test_a_checkpoint_made_under_the_old_hash_still_resumes():
     buf = io.BytesIO()
     torch.save(state, buf)
     assert train(spec, resume=buf.getvalue()).outcome == "succeeded"
+
+
+@pytest.mark.parametrize("doc, needle", [
+    ({"base": {"hidden_size": 8}, "vary": {"hidden_size.x": [1]}},
+     "vary.hidden_size.x: hidden_size is a value (8), not a group of fields"),
+    ({"base": {"task": {"name": "adding", "seq_len": 5}}, "vary": {"task.seq_len.x": [1, 2]}},
+     "vary.task.seq_len.x: task.seq_len is a value (5), not a group of fields"),
+    ({"base": {"cell": "rnn"}, "points": [{"cell.x": 1}]},
+     "points[0].cell.x: cell is a value ('rnn'), not a group of fields"),
+    ({"vary": {"cell": ["rnn"], "cell.x": [1]}}, "vary.cell.x: cell is a value ('rnn'), not a group of fields"),
+])
+def test_a_path_below_a_plain_value_is_a_spec_error(doc, needle):
+    with pytest.raises(SpecError) as e:
+        expand_sweep(parse_sweep(doc))
+    assert needle in e.value.errors and len(e.value.errors) == 1
+
+
+def test_a_path_below_a_group_or_an_unset_field_still_works():
+    specs = expand_sweep(parse_sweep({"base": {"init": "orthogonal"}, "vary": {"init.recurrent": ["identity"],
+                                                                             "clip.max_norm": [1.0]},
+                                      "points": [{"clip.mode": "norm"}]}))
+    assert (specs[0].init.recurrent, specs[0].init.input, specs[0].clip.max_norm) == ("identity", "orthogonal", 1.0)
+
+
+def test_sweep_size_error_is_bounded_for_an_astronomical_grid():
+    from rnnlab.spec import check_sweep_size
+
+    vary = {f"field_{i}": [1, 2] for i in range(14_400)}   # 2^14400 runs: more than 4300 digits
+    with pytest.raises(SpecError) as e:
+        check_sweep_size(vary, 3, Limits())
+    (msg,) = e.value.errors
+    k = int(14_400 * math.log10(2) + math.log10(3))   # 4335: the run count has 4336 digits
+    assert f"more than 10^{k} runs" in msg and "RNNLAB_MAX_SWEEP_RUNS" in msg
+    assert "2 field_0 × 2 field_1" in msg and "field_5 " not in msg and "… and 14,395 more" in msg
+    assert len(msg) < 400
+
+
+def test_sweep_size_error_keeps_an_exact_count_when_it_is_readable():
+    from rnnlab.spec import check_sweep_size
+
+    with pytest.raises(SpecError, match=r"sweep: 1,200 runs \(4 points × 2 cell × 3 hidden_size × 50 seeds\)"):
+        check_sweep_size({"cell": [1, 2], "hidden_size": [1, 2, 3]}, 50, Limits(), 4)
+    check_sweep_size({"cell": [1, 2], "hidden_size": [1, 2, 3]}, 50, Limits(max_sweep_runs=300))  # exactly at it
+    with pytest.raises(SpecError, match=r"sweep: 301 runs"):
+        check_sweep_size({"a": [1] * 301}, 1, Limits(max_sweep_runs=300))
+
+
+def test_the_seeds_error_names_a_few_bad_seeds_not_the_list():
+    seeds = list(range(150_000))
+    seeds[70_000], seeds[90_000], seeds[-1] = -5, -7, -1
+    with pytest.raises(SpecError) as e:
+        parse_sweep({"seeds": seeds})
+    (msg,) = e.value.errors
+    assert msg.startswith("seeds: 3 negative seeds (-5, -7, -1)") and "≥ 0" in msg and len(msg) < 200
+    seeds = [-s for s in range(1, 21)]
+    with pytest.raises(SpecError, match=r"seeds: 20 negative seeds \(-1, -2, -3, -4, -5, …\)"):
+        parse_sweep({"seeds": seeds})
+
+
+def test_a_file_with_points_but_no_base_is_a_sweep(tmp_path):
+    from rnnlab.spec import is_sweep
+
+    assert is_sweep({"points": [{"cell": "lstm"}]}) and not is_sweep({"hidden_size": 8})
+    path = tmp_path / "p.yaml"
+    path.write_text("points:\n- {cell: lstm}\n- {cell: gru}\n")
+    sweep = load(path)
+    assert isinstance(sweep, SweepSpec) and [s.cell for s in expand_sweep(sweep)] == ["lstm", "gru"]
+    path.write_text("hidden_size: 8\npoints:\n- {cell: lstm}\n")
+    with pytest.raises(SpecError) as e:
+        load(path)
+    assert any(m.startswith("hidden_size: ") and "base" in m for m in e.value.errors), e.value.errors
+    assert not any(m.startswith("points:") for m in e.value.errors)
+
+
+def test_a_bad_base_is_reported_once_before_anything_is_expanded(monkeypatch):
+    import rnnlab.spec as spec_mod
+
+    calls = []
+    real = spec_mod.parse_spec
+    monkeypatch.setattr(spec_mod, "parse_spec", lambda *a, **k: calls.append(1) or real(*a, **k))
+    sweep = parse_sweep({"base": {"hidden_size": 8, "junk": list(range(1000))}, "vary": {"cell": ["rnn", "gru"]},
+                         "seeds": list(range(50))})
+    with pytest.raises(SpecError) as e:
+        expand_sweep(sweep)
+    assert e.value.errors == ["[base] junk: unknown field (check the spelling; see `rnnlab spec --example`)"]
+    assert len(calls) <= 1
+    # a base that is only incomplete without the varied values is not refused on its own
+    ok = parse_sweep({"base": {"clip": {"mode": "norm"}}, "vary": {"clip.max_norm": [1.0, 2.0]}})
+    assert [s.clip.max_norm for s in expand_sweep(ok)] == [1.0, 2.0]
+    # a bad base value that every grid point replaces is no error
+    over = parse_sweep({"base": {"hidden_size": 0, "clip": {"mode": "bogus"}},
+                        "vary": {"hidden_size": [8]}, "points": [{"clip": "none"}]})
+    assert [s.hidden_size for s in expand_sweep(over)] == [8]
+    bad = parse_sweep({"base": {"hidden_size": 0}, "vary": {"cell": ["rnn", "gru"]}, "seeds": [0, 1, 2]})
+    with pytest.raises(SpecError) as e:
+        expand_sweep(bad)
+    assert len(e.value.errors) == 1 and e.value.errors[0].startswith("[base] hidden_size: got 0")
+
+
+def test_a_huge_path_is_cut_in_the_message():
+    path = "hidden_size" + ".a" * 5000
+    with pytest.raises(SpecError) as e:
+        expand_sweep(parse_sweep({"base": {"hidden_size": 8}, "vary": {path: [1]}}))
+    (msg,) = e.value.errors
+    assert msg.startswith("vary.hidden_size.a.a") and msg.endswith("hidden_size is a value (8), not a group of fields")
+    assert len(msg) < 250

@@ -11,7 +11,8 @@ import typer
 
 # rnnlab.strategies.FACTORS, listed here so that `rnnlab --help` does not import pandas
 FACTOR_NAMES = ("cell", "activation", "init", "clipping", "depth", "T", "everything but the seed")
-MAX_RUNS = 1000
+MAX_RUNS = 1000      # the runs one comparison reads (--runs takes at most this many ids)
+SHOW_MISSING = 10    # the missing --runs ids named in the error; the rest are counted
 
 
 def _fail(message: str) -> None:
@@ -30,11 +31,18 @@ def _source(sweep: int | None, runs: str | None, tag: str | None) -> dict:
     given = [k for k, v in (("--sweep", sweep), ("--runs", runs), ("--tag", tag)) if v is not None]
     if len(given) != 1:
         _fail(f"give exactly one of --sweep, --runs, --tag (got {', '.join(given) if given else 'none'})")
+    from cli.main import check_id  # the id check of every command (`rnnlab show`, `cancel`, …)
+
     if runs is not None:
         if not re.fullmatch(r"\s*\d+(\s*,\s*\d+)*\s*", runs):
-            _fail(f"--runs: got {runs!r}; expected run ids separated by commas, e.g. 3,4,5")
-        return {"ids": list(dict.fromkeys(int(i) for i in runs.split(",")))}
-    return {"sweep_id": sweep} if sweep is not None else {"tags": [tag]}
+            _fail(f"--runs: got {runs[:200]!r}; expected run ids separated by commas, e.g. 3,4,5")
+        parts = [p.strip() for p in runs.split(",")]
+        if len(parts) > MAX_RUNS:
+            _fail(f"--runs: {len(parts):,} run ids; at most {MAX_RUNS:,} (or use --sweep or --tag)")
+        return {"ids": list(dict.fromkeys(check_id(p, "--runs") for p in parts))}
+    if sweep is not None:
+        return {"sweep_id": check_id(sweep, "--sweep", "sweep")}
+    return {"tags": [tag]}
 
 
 def _run_ids(filters: dict) -> list[int]:
@@ -43,9 +51,12 @@ def _run_ids(filters: dict) -> list[int]:
     listed, total = queries.list_runs(filters, 0, MAX_RUNS, "oldest")
     ids = [int(i) for i in listed["id"]]
     if "ids" in filters:
-        missing = [i for i in filters["ids"] if i not in ids]
+        found = set(ids)
+        missing = [i for i in filters["ids"] if i not in found]
         if missing:
-            _fail(f"--runs: no such run(s): {', '.join(map(str, missing))} (see `rnnlab runs`)")
+            more = f" … and {len(missing) - SHOW_MISSING:,} more ({len(missing):,} in all)" \
+                if len(missing) > SHOW_MISSING else ""
+            _fail(f"--runs: no such run(s): {', '.join(map(str, missing[:SHOW_MISSING]))}{more} (see `rnnlab runs`)")
     elif not ids:
         what = f"sweep {filters['sweep_id']}" if "sweep_id" in filters else f"tag {filters['tags'][0]!r}"
         _fail(f"no runs in {what} (see `rnnlab runs`)")

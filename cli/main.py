@@ -12,6 +12,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -117,10 +118,24 @@ def _default_owner() -> str | None:
         return None
 
 
+def check_id(value: int | str, name: str, what: str = "run") -> int:
+    """A run (or sweep) id typed on the command line, as an int: 1 to db.reads.MAX_RUN_ID, else exit 2
+    naming the argument; checked before the id is sent to the database (a larger one does not fit its
+    column). Text longer than 12 digits is refused without being converted."""
+    from db.reads import MAX_RUN_ID
+
+    text = str(value).strip()
+    n = int(text) if re.fullmatch(r"[+-]?\d{1,12}", text) else None
+    if n is None or not 1 <= n <= MAX_RUN_ID:
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        fail(f"{name}: got {shown}; a {what} id is a whole number from 1 to {MAX_RUN_ID:,}")
+    return n
+
+
 def _run_or_fail(run_id: int) -> dict:
     from db.store import get_run
 
-    run = get_run(run_id)
+    run = get_run(check_id(run_id, "RUN_ID"))
     if run is None:
         fail(f"run {run_id} not found (see `rnnlab runs`)")
     return run
@@ -159,6 +174,13 @@ def train(
     doc = _load(spec_file)
     if not isinstance(doc, JobSpec):
         fail(f"{spec_file} is a sweep; queue it with `rnnlab submit {spec_file}`")
+    if not no_db:
+        from client.submit import check_submission
+        from rnnlab.settings import get_settings
+
+        problems = check_submission([doc], tag, get_settings().limits)
+        if problems:
+            fail("\n".join(problems))
     from worker.foreground import train_foreground
 
     passive_openmp()
@@ -378,6 +400,7 @@ def cancel(run_id: int = typer.Argument(..., help="run id")) -> None:
     """Cancel a run: a queued one at once, a running one within about a second (its data is kept)."""
     from db.store import RunNotFound, request_cancel
 
+    check_id(run_id, "RUN_ID")
     _ready_db()
     try:
         changed = request_cancel(run_id)
@@ -396,6 +419,7 @@ def requeue(run_id: int = typer.Argument(..., help="run id of a finished run")) 
     from db.store import RunNotFound, RunStateError, requeue_run
     from rnnlab.queue import get_app, send_run
 
+    check_id(run_id, "RUN_ID")
     _ready_db()
     try:
         run = requeue_run(run_id)

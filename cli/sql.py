@@ -17,6 +17,22 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
+def _read_stdin() -> str:
+    """The statement from stdin, read no further than one byte past the console's max_sql_bytes (more is
+    refused before it is read)."""
+    from db.console import limits
+
+    cap = limits().max_sql_bytes
+    stream = getattr(sys.stdin, "buffer", None)
+    data = stream.read(cap + 1) if stream is not None else sys.stdin.read(cap + 1).encode()
+    if len(data) > cap:
+        _fail(f"the query on stdin is more than {cap:,} bytes; the console takes at most {cap:,}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        _fail(f"the query on stdin is not UTF-8 text (byte {e.start:,}: {data[e.start:e.start + 1]!r})")
+
+
 def sql(
     query: str = typer.Argument(..., help="one SQL statement; '-' reads it from stdin"),
     csv: bool = typer.Option(False, "--csv", help="print CSV (with a header row) instead of a table"),
@@ -35,7 +51,7 @@ def sql(
     if timeout is not None and timeout > s.sql_timeout_seconds:
         _fail(f"--timeout {timeout:g} is above the console's timeout of {s.sql_timeout_seconds:g} s "
               "(RNNLAB_SQL_TIMEOUT_SECONDS)")
-    text = sys.stdin.read() if query == "-" else query
+    text = _read_stdin() if query == "-" else query
     try:
         cols, rows, why = query_rows(text, timeout, limit)
     except QueryError as e:

@@ -63,7 +63,10 @@ def plan(doc: JobSpec | SweepSpec, *, url: str | None = None, limits=None) -> Pl
 
 def check_submission(specs: Sequence[JobSpec], tags: Iterable[str], limits) -> list[str]:
     """Every limit and text rule, once, for whatever built the specs (CLI, dashboard, API): the
-    operator's size limits per spec (rnnlab.spec.check_limits), the number of runs, and the tags."""
+    operator's size limits per spec (rnnlab.spec.check_limits), the number of runs, and the tags (at most
+    db.store.MAX_TAGS per run, each 1 to MAX_TAG_CHARS characters)."""
+    from db.store import MAX_TAG_CHARS, too_many_tags
+
     errors: list[str] = []
     if len(specs) > limits.max_sweep_runs:
         errors.append(f"runs: got {len(specs):,} in one submission; the operator's limit is "
@@ -76,9 +79,12 @@ def check_submission(specs: Sequence[JobSpec], tags: Iterable[str], limits) -> l
         errors += [where + e for e in check_limits(spec, limits)]
         if len(errors) > 20:
             break
+    tags, too_many = too_many_tags(tags)   # counted before any tag is looked at
+    if too_many:
+        errors.append(too_many)
     for tag in tags:
-        if not isinstance(tag, str) or not tag.strip() or len(tag.strip()) > 100:
-            errors.append(f"tag: got {reprlib.repr(tag)}; a tag is 1 to 100 characters")
+        if not isinstance(tag, str) or not tag.strip() or len(tag.strip()) > MAX_TAG_CHARS:
+            errors.append(f"tag: got {reprlib.repr(tag)}; a tag is 1 to {MAX_TAG_CHARS} characters")
             continue
         try:
             check_text("tag", tag)

@@ -10,6 +10,7 @@ import streamlit as st
 from dashboard import reads
 from dashboard.auth import User, can
 from dashboard.components import plain
+from db.store import MAX_TAG_CHARS, MAX_TAGS, MAX_TAGS_TEXT
 
 FLASH = "_flash"
 
@@ -95,7 +96,11 @@ def set_notes(user: User, run_id: int, owner: str | None, notes: str) -> None:
     if not can(user, "edit", owner):
         flash("warning", "Your role cannot edit this run.")
         return
-    store.set_notes(int(run_id), notes)
+    try:
+        store.set_notes(int(run_id), notes)
+    except ValueError as e:   # too long (db.store.MAX_NOTES): the old notes are kept
+        flash("warning", plain(f"Notes not saved: {e}"))
+        return
     flash("success", f"Saved the notes of run {int(run_id)}.")
     reads.clear()
 
@@ -144,7 +149,9 @@ def panel(user: User, rows: pd.DataFrame, key: str = "act") -> None:
             st.rerun()
     if n:
         a, b, c2 = st.columns([3, 1, 1])
-        text = a.text_input("Tags (comma-separated)", key=f"{key}_tags", value=rows["tags"].iloc[0] if n == 1 else "")
+        text = a.text_input("Tags (comma-separated)", key=f"{key}_tags", value=rows["tags"].iloc[0] if n == 1 else "",
+                            max_chars=MAX_TAGS_TEXT,
+                            help=f"At most {MAX_TAGS} tags per run, each 1 to {MAX_TAG_CHARS} characters.")
         if b.button("Add tags", key=f"{key}_tag_add"):
             set_tags(user, rows, text, replace=False)
             st.rerun()

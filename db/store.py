@@ -14,6 +14,7 @@ import os
 import subprocess
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import delete, func, insert, or_, select, update
@@ -97,15 +98,42 @@ def _run_columns(spec: JobSpec) -> dict[str, Any]:
     }
 
 
+# What a user can attach to a run (docs/schema.md): at most MAX_TAGS tags of 1 to MAX_TAG_CHARS characters
+# each, and notes of at most MAX_NOTES characters. MAX_TAGS_TEXT: the longest comma-separated text of
+# MAX_TAGS tags (the dashboard's tag fields take no more).
+MAX_TAGS = 50
+MAX_TAG_CHARS = 100
+MAX_TAGS_TEXT = MAX_TAGS * (MAX_TAG_CHARS + 2)
+MAX_NOTES = 10_000
+
+
+def too_many_tags(tags: Iterable[str]) -> tuple[list[str], str | None]:
+    """(the tags as a list, None), or ([], why there are too many: the count, or 'more than MAX_TAGS' for an
+    iterable without a length, which is never read past MAX_TAGS + 1 items)."""
+    if hasattr(tags, "__len__"):
+        n = len(tags)
+        if n > MAX_TAGS:
+            return [], f"tags: {n:,} tags; at most {MAX_TAGS} per run"
+        return list(tags), None
+    head = list(islice(tags, MAX_TAGS + 1))
+    if len(head) > MAX_TAGS:
+        return [], f"tags: more than {MAX_TAGS} tags; at most {MAX_TAGS} per run"
+    return head, None
+
+
 def _clean_tags(tags: Iterable[str]) -> list[str]:
-    out = []
+    """The tags stripped and deduped (first occurrence kept); ValueError if there are more than MAX_TAGS
+    (counted as given, before anything else) or one is empty or longer than MAX_TAG_CHARS."""
+    tags, problem = too_many_tags(tags)
+    if problem:
+        raise ValueError(problem)
+    out: dict[str, None] = {}
     for t in tags:
         t = str(t).strip()
-        if not t or len(t) > 100:
-            raise ValueError(f"tag: got {t!r}; a tag is 1 to 100 characters")
-        if t not in out:
-            out.append(t)
-    return out
+        if not t or len(t) > MAX_TAG_CHARS:
+            raise ValueError(f"tag: got {t[:120]!r}; a tag is 1 to {MAX_TAG_CHARS} characters")
+        out.setdefault(t)
+    return list(out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -358,7 +386,9 @@ def set_tags(run_id: int, tags: Iterable[str], *, url: str | None = None) -> lis
 
 
 def set_notes(run_id: int, notes: str | None, *, url: str | None = None) -> None:
-    """Replace the run's free-text notes (None or '' clears them)."""
+    """Replace the run's free-text notes (None or '' clears them); ValueError above MAX_NOTES characters."""
+    if notes is not None and len(notes) > MAX_NOTES:
+        raise ValueError(f"notes: {len(notes):,} characters; at most {MAX_NOTES:,}")
     with session(url, write=True) as s:
         check_owned(s, run_id, None)
         s.execute(update(Run).where(Run.id == run_id).values(notes=notes or None))

@@ -42,14 +42,23 @@ def submit(study: Study, scale: str, *, owner: str | None = None, url: str | Non
     return send(study.specs(scale), owner=owner, tags=[study.tag(scale)], sweep=study.sweep(scale), url=url, app=app)
 
 
-def create(study: Study, scale: str, *, owner: str | None = None, url: str | None = None) -> list[int]:
+def create(study: Study, scale: str, *, owner: str | None = None, url: str | None = None,
+           limits=None) -> list[int]:
     """Create the study's runs at ``scale`` without sending them to a queue (to train them here: `rnnlab
-    study run NAME --local`); the same tag, sweep and refusal as ``submit``."""
+    study run NAME --local`); the same tag, sweep and refusals as ``submit``, the operator's limits
+    included (client.submit.check_submission with the settings' limits, or ``limits``): raises SpecError
+    before any row is written."""
+    from client.submit import check_submission
     from db import store
+    from rnnlab.settings import get_settings
+    from rnnlab.spec import SpecError
 
+    specs, tags = study.specs(scale), [study.tag(scale)]
+    errors = check_submission(specs, tags, limits or get_settings().limits)
+    if errors:
+        raise SpecError(errors)
     _refuse_a_second_set(study, scale, url)
-    return store.create_runs(study.specs(scale), owner=owner, tags=[study.tag(scale)], sweep=study.sweep(scale),
-                             url=url)
+    return store.create_runs(specs, owner=owner, tags=tags, sweep=study.sweep(scale), url=url)
 
 
 def write_report(study: Study, scale: str, path: Path, *, url: str | None = None) -> tuple[Path, Path, Outcome]:

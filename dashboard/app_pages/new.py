@@ -9,6 +9,7 @@ from dashboard import estimate, forms, page_context, reads, sweeps
 from dashboard.auth import can, current_user
 from dashboard.components import plain, spec_diff, table
 from dashboard.presets import PRESETS
+from db.store import MAX_TAG_CHARS, MAX_TAGS, MAX_TAGS_TEXT
 from rnnlab.settings import get_settings
 
 user = current_user()
@@ -104,7 +105,9 @@ elif plan and plan.specs:
                                  "spec": s.model_dump_json()}
                                 for k, s in enumerate(specs)]), "sweep_specs", key="sweep_specs")
 
-tags = st.text_input("Tags (comma-separated)", key="submit_tags", help="Added to every run submitted now.")
+tags = st.text_input("Tags (comma-separated)", key="submit_tags", max_chars=MAX_TAGS_TEXT,
+                     help=f"Added to every run submitted now: at most {MAX_TAGS} tags, each 1 to "
+                          f"{MAX_TAG_CHARS} characters.")
 allowed = can(user, "submit")
 if not allowed:
     st.info("Your role cannot submit runs.")

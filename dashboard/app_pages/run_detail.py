@@ -9,6 +9,7 @@ import yaml
 from dashboard import actions, chart_views, overhead, page_context, reads, views
 from dashboard.auth import can, current_user
 from dashboard.components import fmt_duration, guard, plain, run_label, table
+from db.store import MAX_NOTES
 
 PAGE = "run_detail"
 KEYS = ("run", "view", "smooth", "x")
@@ -77,7 +78,8 @@ def header() -> None:
 header()
 actions.panel(user, runs, key="detail_act")
 with st.expander("Notes", icon=":material/edit_note:"):
-    notes = st.text_area("Notes (plain text)", value=r.get("notes") or "", key="detail_notes")
+    notes = st.text_area("Notes (plain text)", value=r.get("notes") or "", key="detail_notes", max_chars=MAX_NOTES,
+                         help=f"At most {MAX_NOTES:,} characters.")
     if st.button("Save notes", disabled=not can(user, "edit", r.get("owner")), key="detail_save_notes"):
         actions.set_notes(user, rid, r.get("owner"), notes)
         st.rerun()

@@ -112,3 +112,9 @@ def test_a_bad_varied_value_is_named_and_shown_under_its_sweep_editor(lab, open_
     # an unreadable list is shown there too
     at.text_input(key="sw.vals.cell").set_value("[rnn").run()
     assert "vary.cell: could not read" in _text(_after(at, "sw.vals.cell"))
+
+
+def test_the_tags_field_is_bounded(lab, open_page):
+    at = open_page("new")
+    no_errors(at)
+    assert at.text_input(key="submit_tags").proto.max_chars == store.MAX_TAGS_TEXT

@@ -101,3 +101,24 @@ def test_the_diagnostics_overhead_tab(lab, open_page):
     at = open_page("run_detail", run=str(rid), view="Diagnostics overhead")
     no_errors(at)
     assert len(figures(at)) == 1 and any(f"run{rid}_overhead" in (d.key or "") for d in at.get("download_button"))
+
+
+def test_notes_and_tags_are_bounded_and_a_refusal_is_shown(lab, open_page):
+    url, ids = lab
+    rid = ids["cells"][2]
+    at = open_page("run_detail", run=str(rid))
+    no_errors(at)
+    assert at.text_area(key="detail_notes").proto.max_chars == store.MAX_NOTES
+    assert at.text_input(key="detail_act_tags").proto.max_chars == store.MAX_TAGS_TEXT
+    at.text_area(key="detail_notes").set_value("x" * (store.MAX_NOTES + 1))   # the field keeps MAX_NOTES
+    at.button(key="detail_save_notes").click().run()
+    no_errors(at)
+    assert store.get_run(rid, url=url)["notes"] == "x" * store.MAX_NOTES
+    before = store.get_run(rid, url=url)
+    # more tags than a run may have fit in the field: the store refuses them, and the page says so
+    at.text_input(key="detail_act_tags").set_value(",".join(f"t{i}" for i in range(store.MAX_TAGS + 10)))
+    at.button(key="detail_act_tag_add").click().run()
+    no_errors(at)
+    assert any(f"at most {store.MAX_TAGS} per run" in w.value for w in at.warning), [w.value for w in at.warning]
+    after = store.get_run(rid, url=url)
+    assert (after["notes"], after["tags"]) == (before["notes"], before["tags"])

@@ -139,6 +139,28 @@ def test_unknown_run_id_exits_2(cli, args):
     assert r.returncode == 2 and "run 999 not found" in r.stderr
 
 
+@pytest.mark.parametrize("command", ["show", "cancel", "export", "requeue"])
+@pytest.mark.parametrize("run_id", ["99999999999999999999", "0", str(2 ** 31)])
+def test_a_run_id_out_of_range_is_refused_naming_the_argument(cli, command, run_id):
+    r = cli(command, "--", run_id, torch=False)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and "OverflowError" not in r.stderr
+    err = " ".join(r.stderr.split())
+    assert f"RUN_ID: got {run_id}; a run id is a whole number from 1 to 2,147,483,647" in err
+
+
+def test_too_many_tags_are_refused_before_anything_is_written(cli, home, tmp_path):
+    from db.store import MAX_TAGS
+
+    tags = [a for i in range(MAX_TAGS + 1) for a in ("--tag", f"t{i}")]
+    for command in ("submit", "train"):
+        r = cli(command, write(tmp_path / "one.yaml", TINY), *tags, torch=command == "train")
+        assert r.returncode == 2, (r.stdout, r.stderr)
+        assert "Traceback" not in r.stderr
+        assert f"tags: {MAX_TAGS + 1} tags; at most {MAX_TAGS} per run" in " ".join(r.stderr.split())
+        assert not (home / "rnnlab.db").exists() or store.list_runs(url=db_url(home))[1] == 0
+
+
 def test_requeue_with_the_broker_down_says_so_and_how_to_resend(cli, home):
     from db.migrate import upgrade
 

@@ -169,3 +169,33 @@ def test_bad_input_names_the_option_and_what_is_allowed(sqlite_url):
     assert r.returncode == 2 and "exactly one of --sweep, --runs, --tag (got --runs, --tag)" in r.stderr
     r = compare(sqlite_url, "--by", "cell", "--runs", "41,42")
     assert r.returncode == 2 and "no such run(s): 41, 42" in r.stderr
+
+
+def test_an_out_of_range_sweep_id_is_refused_naming_the_option(sqlite_url):
+    for bad in ("99999999999999999999", "0", str(2 ** 31)):
+        r = compare(sqlite_url, "--by", "cell", "--sweep", bad)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert f"--sweep: got {bad}; a sweep id is a whole number from 1 to 2,147,483,647" in " ".join(r.stderr.split())
+
+
+def test_more_than_max_runs_ids_are_refused_before_any_query(tmp_path):
+    from cli.compare import MAX_RUNS
+
+    nowhere = f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'x.db'}"   # any query would fail here
+    ids = ",".join(map(str, range(1, 20_001)))
+    r = compare(nowhere, "--by", "cell", "--runs", ids)
+    assert r.returncode == 2, r.stderr
+    assert f"--runs: 20,000 run ids; at most {MAX_RUNS:,}" in " ".join(r.stderr.split())
+    assert len(r.stderr) < 500
+    r = compare(nowhere, "--by", "cell", "--runs", "5,99999999999999999999")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "--runs: got 99999999999999999999; a run id is a whole number from 1 to 2,147,483,647" in \
+        " ".join(r.stderr.split())
+
+
+def test_missing_run_ids_are_listed_up_to_ten_with_the_count(sqlite_url):
+    r = compare(sqlite_url, "--by", "cell", "--runs", ",".join(map(str, range(101, 131))))
+    assert r.returncode == 2, r.stderr
+    err = " ".join(r.stderr.split())
+    assert "--runs: no such run(s): " + ", ".join(map(str, range(101, 111))) + " … and 20 more (30 in all)" in err
+    assert "111" not in err

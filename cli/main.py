@@ -22,6 +22,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rnnlab.records import EpochRecord
@@ -93,7 +94,7 @@ def passive_openmp() -> None:
 
 def fail(message: str, code: int = 2) -> None:
     """Print an error and exit (2: bad input)."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -218,7 +219,7 @@ def submit(
         out.print(f"skipping {len(drop)}; {len(specs)} to submit")
     if dry_run:
         for i, s in enumerate(specs[:50]):
-            out.print(f"  {i + 1:>4}  {s.label()}  [dim]{s.spec_hash()[:12]}[/]", highlight=False)
+            out.print(f"  {i + 1:>4}  {escape(s.label())}  [dim]{s.spec_hash()[:12]}[/]", highlight=False)
         if len(specs) > 50:
             out.print(f"  … and {len(specs) - 50} more")
         out.print("dry run: nothing submitted")
@@ -328,9 +329,9 @@ def runs(
     rows = df.astype(object).where(df.notna(), None).to_dict("records")
     table = Table("id", "status", "label", "epoch", "val loss", "metric", "horizon", "tags", "created")
     for r in rows:
-        table.add_row(str(r["id"]), r["status"], run_label(r), f"{r['epochs_done']}/{r['epochs_total']}",
+        table.add_row(str(r["id"]), r["status"], escape(run_label(r)), f"{r['epochs_done']}/{r['epochs_total']}",
                       _fmt(r["last_val_loss"]), _fmt(r["last_val_metric"]), _fmt(r["last_horizon"]),
-                      r["tags"], r["created_at"].strftime("%Y-%m-%d %H:%M"))
+                      escape(r["tags"] or ""), r["created_at"].strftime("%Y-%m-%d %H:%M"))
     out.print(table)
     if not rows:
         out.print("no runs")
@@ -345,8 +346,9 @@ def workers() -> None:
     table = Table("name", "state", "queues", "device", "run", "heartbeat", "host", "pid")
     rows = list_workers()
     for w in rows:
-        table.add_row(w["name"], w["state"], w["queues"], w["device"] or "", _fmt(w["current_run_id"]),
-                      f"{w['heartbeat_age_s']:.0f} s ago", w["host"], _fmt(w["pid"]))
+        table.add_row(escape(w["name"]), w["state"], escape(w["queues"] or ""), escape(w["device"] or ""),
+                      _fmt(w["current_run_id"]), f"{w['heartbeat_age_s']:.0f} s ago", escape(w["host"] or ""),
+                      _fmt(w["pid"]))
     out.print(table)
     if not rows:
         out.print("no workers have registered (start one with `rnnlab worker`)")
@@ -367,7 +369,7 @@ def show(run_id: int = typer.Argument(..., help="run id")) -> None:
 
     _ready_db()
     r = _run_or_fail(run_id)
-    out.print(f"[bold]run {r['id']}[/] {r['name'] or ''}  [bold]{r['status']}[/]  {r['message'] or ''}",
+    out.print(f"[bold]run {r['id']}[/] {escape(r['name'] or '')}  [bold]{r['status']}[/]  {escape(r['message'] or '')}",
               highlight=False)
     facts = {k: r[k] for k in ("owner", "worker", "attempts", "max_attempts", "queue", "code_version",
                                "created_at", "started_at", "finished_at", "metric_name", "baseline_loss",
@@ -375,14 +377,14 @@ def show(run_id: int = typer.Argument(..., help="run id")) -> None:
     facts["tags"] = ", ".join(r["tags"])
     for k, v in facts.items():
         if v not in (None, ""):
-            out.print(f"  {k:<21} {_fmt(v)}{SHOW_NOTES.get(k, '')}", highlight=False)
+            out.print(f"  {k:<21} {escape(_fmt(v))}{SHOW_NOTES.get(k, '')}", highlight=False)
     out.print("[bold]spec[/]")
-    out.print(yaml.safe_dump(r["spec"], sort_keys=False).rstrip(), highlight=False)
+    out.print(escape(yaml.safe_dump(r["spec"], sort_keys=False).rstrip()), highlight=False)
     if r["attempt_history"]:
         t = Table("attempt", "worker", "started", "ended", "outcome", "resumed from", "message", title="attempts")
         for a in r["attempt_history"]:
-            t.add_row(str(a["attempt"]), a["worker"] or "", _fmt(a["started_at"]), _fmt(a["ended_at"]),
-                      a["outcome"] or "", _fmt(a["resumed_from_epoch"]), a["message"] or "")
+            t.add_row(str(a["attempt"]), escape(a["worker"] or ""), _fmt(a["started_at"]), _fmt(a["ended_at"]),
+                      a["outcome"] or "", _fmt(a["resumed_from_epoch"]), escape(a["message"] or ""))
         out.print(t)
     rows = epoch_scalars(run_id)
     if rows:

@@ -373,3 +373,18 @@ def test_a_bad_spec_file_gets_one_clear_line_not_a_traceback(cli, tmp_path):
     for path, says in [(big, "at most 1,000,000 bytes"), (binary, "binary file"), (dup, "duplicate key")]:
         r = cli("submit", path, "--dry-run", torch=False)
         assert r.returncode == 2 and says in " ".join(r.stderr.split()) and "Traceback" not in r.stderr, r.stderr
+
+
+def test_text_in_square_brackets_is_printed_as_written(cli, home, tmp_path):
+    """rich read "[base]", "[cell='lstm']" or a run named "[red]x" as markup and dropped it: an
+    error read "-  junk: unknown field", a run's message lost its grid point."""
+    bad = write(tmp_path / "sweep.yaml", {"base": {"junk": 1}, "vary": {"cell": ["rnn", "lstm"]}})
+    r = cli("submit", bad, "--dry-run")
+    assert r.returncode == 2 and "[base] junk" in r.stderr, r.stderr
+    cli("runs")   # creates the database
+    (rid,) = store.create_runs([parse_spec({"name": "[red]x[/] [bold]y", "hidden_size": 8})], url=db_url(home))
+    store.claim_run(rid, "w", url=db_url(home))
+    store.finish_run(rid, "failed", "[cell='lstm'] hidden_size: got 0", attempt=1, url=db_url(home))
+    shown = cli("show", rid).stdout
+    assert "[red]x[/] [bold]y" in shown and "[cell='lstm'] hidden_size: got 0" in shown, shown
+    assert "[red]x[/] [bold]y" in cli("runs").stdout

@@ -19,6 +19,7 @@ from db import store
 from db.models import Epoch
 from rnnlab.spec import parse_spec
 from tests.dashboard.conftest import no_errors
+from tests.dashboard.test_studies_live import page_db  # noqa: F401, F811  (a fixture)
 from tests.synthetic import epoch_record, run_info
 
 # --- the diagnostics overhead reads every epoch ------------------------------------------------------
@@ -154,22 +155,15 @@ def test_compare_loss_chart_draws_the_baseline_the_ratio_divides_by(lab, open_pa
 
 # --- the study numbers' CSV holds the values, not their display -------------------------------------------
 
-def test_study_numbers_csv_round_trips(sqlite_url, tmp_path, monkeypatch):
+def test_study_numbers_csv_round_trips(page_db, monkeypatch):  # noqa: F811  (the fixture)
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
     import studies
-    from rnnlab.settings import get_settings
     from studies import service
     from tests.conftest import REPO
     from tests.studies.helpers import plant
 
-    (tmp_path / "home").mkdir()
-    monkeypatch.setenv("RNNLAB_DATABASE_URL", sqlite_url)
-    monkeypatch.setenv("RNNLAB_HOME", str(tmp_path / "home"))
-    get_settings.cache_clear()
-    st.cache_data.clear()
-    st.cache_resource.clear()
     act = studies.get("activations")
     rng = np.random.default_rng(5)
 
@@ -179,8 +173,8 @@ def test_study_numbers_csv_round_trips(sqlite_url, tmp_path, monkeypatch):
         return {"log_ratio0": -float(rng.uniform(0.1, 40)), "horizon0": float(rng.uniform(1, 50)),
                 "val_loss": float(rng.uniform(0, 1)) / 3}
 
-    plant(act, sqlite_url, values)
-    want = service.outcome(act, "cpu", sqlite_url)
+    plant(act, page_db, values)
+    want = service.outcome(act, "cpu", page_db)
     assert want.numbers and any(math.isnan(v) for n in want.numbers for v in n.per_seed.values())
 
     got: dict[str, str] = {}
@@ -213,5 +207,3 @@ def test_study_numbers_csv_round_trips(sqlite_url, tmp_path, monkeypatch):
         for k, v in n.summary().items():
             assert (math.isnan(float(row[k])) and math.isnan(v)) or float(row[k]) == v, (k, row[k], v)
     assert checked >= len(want.numbers)
-    get_settings.cache_clear()
-    st.cache_data.clear()

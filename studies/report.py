@@ -76,8 +76,9 @@ def html(study: Study, out: Outcome, *, url: str, code_version: str, generated: 
             f"<td>{'✔ holds' if c.per_seed.get(s) else '✘ fails'}</td>" for s in seeds) + "</tr>")
     parts.append("</table>")
     parts.append("<h2>Figures</h2>")
+    colours = svg.group_colours(out.figures)
     for f in out.figures:
-        parts.append(f"<figure>{svg.render(f)}</figure>")
+        parts.append(f"<figure>{svg.render(f, colours=colours)}</figure>")
     parts.append("<h2>Numbers</h2><p>Mean over the complete seeds with the 95% Student-t interval of the mean; "
                  "the SQL under each row re-derives its per-seed values from the database.</p>"
                  "<table><tr><th>quantity</th><th>group</th><th>mean [95% CI; range]</th>"

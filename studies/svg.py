@@ -35,8 +35,17 @@ def _label(v: float, log: bool) -> str:
     return f"{v:.4g}".replace("-", "−")
 
 
-def render(fig: Figure, width: int = 560, height: int = 300) -> str:
-    """The figure as a standalone <svg> element."""
+def group_colours(figures: list[Figure]) -> dict[str, str]:
+    """One colour per group (or ungrouped series name) across all of an outcome's figures, in order of
+    first appearance, so a group keeps its colour from figure to figure (a per-figure order gave the
+    same cell blue in one figure and green in the next). The HTML report and the Studies page share it."""
+    names = dict.fromkeys(s.group or s.name for f in figures for s in f.series)
+    return {g: COLORS[i % len(COLORS)] for i, g in enumerate(names)}
+
+
+def render(fig: Figure, width: int = 560, height: int = 300, colours: dict[str, str] | None = None) -> str:
+    """The figure as a standalone <svg> element; ``colours``: group_colours of the outcome's figures
+    (default: this figure's own)."""
     left, right, top, bottom = 64, 150, 28, 40
     pw, ph = width - left - right, height - top - bottom
 
@@ -94,8 +103,9 @@ def render(fig: Figure, width: int = 560, height: int = 300) -> str:
                    f'stroke-dasharray="4 3"/><text x="{left + pw - 2}" y="{y - 3:.1f}" text-anchor="end" '
                    f'fill="#555">{escape(fig.hline[1])}</text>')
     groups = list(dict.fromkeys(s.group or s.name for s in fig.series))
+    colours = {**group_colours([fig]), **(colours or {})}
     for s in fig.series:
-        color = COLORS[groups.index(s.group or s.name) % len(COLORS)]
+        color = colours[s.group or s.name]
         pts = []
         for i, (x, y) in enumerate(zip(s.x, s.y)):
             if y is None or math.isnan(y) or (fig.log_y and y <= 0 and y != -math.inf and y != 0):
@@ -119,7 +129,7 @@ def render(fig: Figure, width: int = 560, height: int = 300) -> str:
                        f'<title>{escape(s.name)}</title></path>')
     for k, g in enumerate(groups[:16]):
         y = top + 8 + 14 * k
-        out.append(f'<rect x="{left + pw + 10}" y="{y - 7}" width="9" height="9" fill="{COLORS[k % len(COLORS)]}"/>'
+        out.append(f'<rect x="{left + pw + 10}" y="{y - 7}" width="9" height="9" fill="{colours[g]}"/>'
                    f'<text x="{left + pw + 24}" y="{y + 1}">{escape(str(g))}</text>')
     out.append("</svg>")
     return "".join(out)

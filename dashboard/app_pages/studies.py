@@ -83,12 +83,11 @@ def _edge(y: float, log: bool) -> str:
     return "floor" if y == -math.inf or (log and y <= 0) else ""
 
 
-def _plotly(fig: Figure) -> go.Figure:
+def _plotly(fig: Figure, colour: dict[str, str]) -> go.Figure:
     """A study figure as the HTML report draws it (studies/svg.py): one colour per group (the
     report's), −∞ and 0-on-a-log-axis as ▼ on the bottom edge and +∞ as ▲ on the top edge, in the
     group's colour; the y range (charts.ValueAxis) leaves room for those edges."""
-    groups = list(dict.fromkeys(s.group or s.name for s in fig.series))
-    colour = {g: svg.COLORS[i % len(svg.COLORS)] for i, g in enumerate(groups)}
+    colour = {**svg.group_colours([fig]), **colour}   # the outcome's colours (svg.group_colours), as the report
     hline = fig.hline if fig.hline is not None and (fig.hline[0] > 0 or not fig.log_y) else None
     ax = charts.ValueAxis([[math.nan if y is None else y for y in s.y] for s in fig.series], fig.log_y,
                           [hline[0]] if hline else [])
@@ -190,8 +189,9 @@ def _result(name: str, scale: str) -> None:
             rows = [{"check": c.text, **{f"seed {s}": "holds" if c.per_seed.get(s) else "FAILS" for s in seeds}}
                     for c in out.checks]
             table(pd.DataFrame(rows), f"{name}-checks", "study_checks")
+        colours = svg.group_colours(out.figures)   # a group keeps its colour from figure to figure
         for i, f in enumerate(out.figures):
-            chart(_plotly(f), f"{name}-{scale}-{i}", key=f"fig-{i}")
+            chart(_plotly(f, colours), f"{name}-{scale}-{i}", key=f"fig-{i}")
         if out.numbers:
             st.subheader("Numbers (mean over seeds, 95% t interval, range)")
             seeds = out.seeds_complete

@@ -243,11 +243,12 @@ def planted_study(sqlite_url, tmp_path, monkeypatch):
     st.cache_data.clear()
 
 
-def _svg_marks(fig) -> dict[tuple[str, str], str]:
-    """(series name, '−∞' | '∞' | '0') → fill colour of the report's edge triangles."""
+def _svg_marks(fig, colours=None) -> dict[tuple[str, str], str]:
+    """(series name, '−∞' | '∞' | '0') → fill colour of the report's edge triangles (``colours``: the
+    outcome's group colours, as the report passes them)."""
     from studies import svg
 
-    root = ET.fromstring(svg.render(fig))
+    root = ET.fromstring(svg.render(fig, colours=colours))
     out = {}
     for p in root.iter("{http://www.w3.org/2000/svg}path"):
         t = p.find("{http://www.w3.org/2000/svg}title")
@@ -260,6 +261,7 @@ def _svg_marks(fig) -> dict[tuple[str, str], str]:
 def test_the_studies_page_marks_infinities_and_log_zeros_at_the_edges_like_the_report(planted_study):
     from streamlit.testing.v1 import AppTest
 
+    from studies import svg
     from tests.conftest import REPO
     from tests.dashboard.conftest import no_errors
 
@@ -275,7 +277,7 @@ def test_the_studies_page_marks_infinities_and_log_zeros_at_the_edges_like_the_r
         lo, hi = axis["range"]
         u = (lambda v: math.log10(v)) if log else (lambda v: v)  # noqa: E731  (plotly's axis units)
         drawable = [u(y) for s in fig.series for y in s.y if math.isfinite(y) and (y > 0 or not log)]
-        report = _svg_marks(fig)
+        report = _svg_marks(fig, svg.group_colours(planted_study))
         for s in fig.series:
             line = next(t for t in spec["data"] if t["name"] == s.name)
             colour = line["marker"]["color"]

@@ -102,3 +102,29 @@ def test_the_live_part_polls_only_while_runs_are_queued_or_running(page_db, frag
     st.cache_data.clear()
     open_result()
     assert fragments["run_every"][-1] == 5
+
+
+def test_the_result_page_gives_a_group_one_colour_in_every_figure(page_db):
+    """The page's figures take the outcome's colours (studies.svg.group_colours), as the report does:
+    temporal-order's two figures list the cells in different orders, and the tanh RNN was blue in the
+    first and green in the second."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.dashboard.conftest import figures
+    from tests.studies.helpers import plant
+
+    order = studies.get("temporal-order")
+    plant(order, page_db, lambda spec: {"val_metric": 0.25 if spec.cell == "rnn" else 1.0, "val_loss": 0.5})
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params["study"], at.query_params["scale"] = order.name, "cpu"
+    at.run()
+    assert not at.exception
+    seen: dict[str, set[str]] = {}
+    figs = figures(at)
+    assert len(figs) == 2
+    for fig in figs:
+        for tr in fig["data"]:
+            group = tr.get("legendgroup")
+            if group:
+                seen.setdefault(group, set()).add(tr["marker"]["color"])
+    assert set(seen) == {"rnn", "lstm", "gru"} and all(len(c) == 1 for c in seen.values()), seen

@@ -111,3 +111,21 @@ def test_the_reports_sweep_is_a_sweep_file_that_trains_the_studys_runs(sqlite_ur
     sweep = parse_sweep(json.loads(block))
     assert [s.spec_hash() for s in expand_sweep(sweep)] == [s.spec_hash() for s in order.specs("cpu")]
     assert {s.init.forget_bias for s in expand_sweep(sweep) if s.cell == "lstm"} == {3.0}
+
+
+def test_a_group_keeps_its_colour_from_figure_to_figure(sqlite_url, tmp_path):
+    """temporal-order's first figure lists rnn, lstm, gru and its second gru, lstm, rnn: each figure
+    coloured its groups in its own order, so the tanh RNN was blue in one and green in the next."""
+    order = studies.get("temporal-order")
+    plant(order, sqlite_url, lambda spec: {"val_metric": 0.25 if spec.cell == "rnn" else 1.0, "val_loss": 0.5})
+    html, _, out = service.write_report(order, "cpu", tmp_path / "r.html", url=sqlite_url)
+    firsts = [list(dict.fromkeys(s.group or s.name for s in f.series)) for f in out.figures]
+    assert len(out.figures) == 2 and firsts[0] != firsts[1]          # the two figures order the groups apart
+    seen: dict[str, set[str]] = {}
+    for block in html.read_text().split("<svg")[1:]:
+        for colour, name in re.findall(r'<rect x="[^"]+" y="[^"]+" width="9" height="9" fill="([^"]+)"/><text[^>]*>'
+                                       r'([^<]+)</text>', block):
+            seen.setdefault(name, set()).add(colour)
+    assert set(seen) == {"rnn", "lstm", "gru"}
+    assert all(len(c) == 1 for c in seen.values()), seen             # one colour per group in every figure
+    assert len({c for cs in seen.values() for c in cs}) == 3          # and three different colours

@@ -101,7 +101,7 @@ ACTIVATIONS = Study(
                            "probe": {"batch_size": 32}, **_TINY_TRAIN},
                      vary={"activation": ACTS}, seeds=(0, 1, 2),
                      differs="P13 states the bound, not this experiment; 64 units, T = 50, a 32-sequence probe batch.",
-                     budget="9 runs, ≈ 10 s"),
+                     budget="≈ 10 s"),
         "paper": Scale(base={**GPU, "cell": "rnn", "hidden_size": 128, "task": {"name": "adding", "seq_len": 100},
                              "init": {"recurrent": "identity", "input": "xavier_uniform"},
                              "probe": {"batch_size": 128}, **_TINY_TRAIN},
@@ -171,7 +171,7 @@ RECURRENT_INIT = Study(
                            "batch_size": 32, "optimizer": {"name": "adam", "lr": 0.001}},
                      vary={"init.recurrent": INITS}, seeds=(0, 1, 2),
                      differs="64 units instead of 128 (ρ of a random init depends little on the size); 50 steps.",
-                     budget="15 runs, ≈ 30 s"),
+                     budget="≈ 30 s"),
         "paper": Scale(base={**GPU, "cell": "rnn", "activation": "tanh", "hidden_size": 128,
                              "task": {"name": "adding", "seq_len": 100},
                              "init": {"input": "xavier_uniform"}, "epochs": 10, "steps_per_epoch": 100,
@@ -244,7 +244,7 @@ ADDING = Study(
                      vary={"cell": CELLS}, seeds=(0, 1, 2),
                      differs="T = 50 (not 100–750), 32 units (not 128), Adam 1e-2 with norm clipping (A16: RMSProp "
                              "1e-3, element-wise clipping), 1,500 steps.",
-                     budget="9 runs, ≈ 2 min"),
+                     budget="≈ 2 min"),
         "paper": Scale(base={**GPU, "task": {"name": "adding", "variant": "a16", "seq_len": 200}, "hidden_size": 128,
                              "batch_size": 20, "epochs": 100, "steps_per_epoch": 100,
                              "optimizer": {"name": "rmsprop", "lr": 0.001},
@@ -351,7 +351,7 @@ EXPLODING = Study(
                      vary={"clip": CLIPS}, seeds=(0, 1, 2),
                      differs="P13 shows clipping on its own tasks (temporal order, PTB) with tanh/sigmoid nets; here a "
                              "ReLU net made to explode by its init, 32 units, T = 20, 1,500 SGD steps.",
-                     budget="6 runs, ≈ 1 min"),
+                     budget="≈ 1 min"),
         "paper": Scale(base={**GPU, "cell": "rnn", "activation": "relu", "hidden_size": 128,
                              "task": {"name": "adding", "seq_len": 100},
                              "init": {"recurrent": "identity", "scale": 1.05, "input": "xavier_uniform"},
@@ -410,7 +410,7 @@ IRNN = Study(
                      seeds=(0, 1, 2),
                      differs="L15 trains with SGD (lr 1e-2 to 1e-3, clipping at 10 or 100) at T = 150 to 750 with "
                              "100 units; here Adam 1e-2, T = 50, 32 units, 1,500 steps.",
-                     budget="12 runs, ≈ 3 min"),
+                     budget="≈ 3 min"),
         "paper": Scale(base={**GPU, "cell": "rnn", "task": {"name": "adding", "variant": "a16", "seq_len": 150},
                              "hidden_size": 100, "batch_size": 16, "epochs": 100, "steps_per_epoch": 100,
                              "init": {"input": "xavier_uniform"},
@@ -479,7 +479,7 @@ COPY = Study(
                      differs="A16 uses 80 units for the tanh-RNN and 40 for the LSTM, RMSProp 1e-3 and thousands of "
                              "steps; here 64 units for both and 1,500 Adam steps (v1 took 500: both cells were "
                              "still at 1.7-4.5× the baseline, on a higher plateau near 3×).",
-                     budget="6 runs, ≈ 6 min"),
+                     budget="≈ 6 min"),
         "paper": Scale(base={**GPU, "task": {"name": "copy", "seq_len": COPY_T, "n_symbols": 8, "n_copy": 10},
                              "hidden_size": 80, "batch_size": 20, "epochs": 100, "steps_per_epoch": 100,
                              "optimizer": {"name": "rmsprop", "lr": 0.001},
@@ -578,7 +578,7 @@ SEQ_LEN = Study(
                      vary={"cell": SEQ_CELLS, "task.seq_len": SEQ_LENS}, seeds=(0, 1, 2),
                      differs="T = 20 to 100 (A16: 100 to 750), 32 units (not 128), Adam 1e-2 with norm clipping "
                              "(A16: RMSProp 1e-3, element-wise clipping), 1,500 steps.",
-                     budget="24 runs, ≈ 3 min"),
+                     budget="≈ 3 min"),
         "paper": Scale(base={**GPU, "task": {"name": "adding", "variant": "a16"}, "hidden_size": 128,
                              "batch_size": 20, "epochs": 100, "steps_per_epoch": 100,
                              "optimizer": {"name": "rmsprop", "lr": 0.001},
@@ -731,7 +731,7 @@ DEPTH = Study(
                            "probe": {"batch_size": 64}, **_TINY_TRAIN},
                      vary={"cell": DEPTH_CELLS, "num_layers": DEPTHS}, seeds=(0, 1, 2),
                      differs="No paper runs this experiment; 32 units, T = 50, the probe at init only.",
-                     budget="24 runs, ≈ 10 s"),
+                     budget="≈ 10 s"),
         "paper": Scale(base={**GPU, "task": {"name": "adding", "variant": "a16", "seq_len": 100}, "hidden_size": 128,
                              "probe": {"batch_size": 128}, **_TINY_TRAIN},
                        vary={"cell": DEPTH_CELLS, "num_layers": DEPTHS}, seeds=(0, 1, 2, 3, 4),
@@ -808,7 +808,7 @@ TEMPORAL_ORDER = Study(
                      differs="H97 trains on T ≈ 100-110 with its own LSTM (no forget gate) and online gradient "
                              "descent; here T = 50, 32 units, Adam 1e-2 with norm clipping, 1,500 steps, and the "
                              "LSTM's forget gate starts nearly open (bias 3).",
-                     budget="9 runs, ≈ 2 min"),
+                     budget="≈ 2 min"),
         "paper": Scale(base={**GPU, "task": {"name": "temporal_order", "seq_len": 100}, "hidden_size": 128,
                              "batch_size": 20, "epochs": 100, "steps_per_epoch": 100,
                              "optimizer": {"name": "rmsprop", "lr": 0.001},

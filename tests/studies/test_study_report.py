@@ -129,3 +129,18 @@ def test_a_group_keeps_its_colour_from_figure_to_figure(sqlite_url, tmp_path):
     assert set(seen) == {"rnn", "lstm", "gru"}
     assert all(len(c) == 1 for c in seen.values()), seen             # one colour per group in every figure
     assert len({c for cs in seen.values() for c in cs}) == 3          # and three different colours
+
+
+def test_a_scales_run_count_is_stated_once_and_computed():
+    """The budgets were hand-written as "9 runs, ≈ 2 min" next to the computed count, so the Studies
+    page and the presets read "(9 runs, 9 runs, ≈ 2 min)". A budget is now a time only."""
+    from dashboard.presets import PRESETS
+    from rnnlab.spec import expand_sweep
+
+    for st in studies.STUDIES.values():
+        for name, sc in st.scales.items():
+            assert "run" not in sc.budget, (st.name, name, sc.budget)
+    for text, sweep in PRESETS.values():
+        if text.startswith("Study "):
+            n = len(expand_sweep(sweep))
+            assert re.findall(r"\b\d+ runs\b", text) == [f"{n} runs"] and f"({n} runs, ≈ " in text, text

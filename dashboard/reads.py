@@ -127,6 +127,20 @@ def workers() -> pd.DataFrame:
     return _workers(db_url())
 
 
+def unserved_queues(queues: set[str]) -> list[str]:
+    """db.liveness.unserved_queues against the (cached) workers list."""
+    from db.liveness import unserved_queues as rule
+
+    w = workers()
+    return rule(queues, w.to_dict("records") if len(w) else [])
+
+
+def serve_hint(queue: str) -> str:
+    from db.liveness import serve_hint as hint
+
+    return hint(queue)
+
+
 def run(run_id: int) -> dict | None:
     """db.reads.get_run, with its attempt history also as a table (``attempts``, for the Attempts tab)."""
     r = _simple(db_url(), "get_run", int(run_id))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import and_, insert, select, text, update
@@ -192,6 +193,18 @@ def list_workers(*, lost_after_s: float | None = None, url: str | None = None,
         w["alive"] = w["state"] == "alive"
         out.append(w)
     return out
+
+
+def unserved_queues(queues: Iterable[str], workers: list[dict]) -> list[str]:
+    """The queues among ``queues`` that no live worker of ``workers`` (list_workers rows; their
+    ``queues`` are logical names, comma-separated) consumes: runs sent there wait until one starts."""
+    served = {q for w in workers if w.get("alive") for q in str(w.get("queues") or "").split(",")}
+    return sorted({str(q) for q in queues} - served)
+
+
+def serve_hint(queue: str) -> str:
+    """How to start a worker that consumes ``queue``."""
+    return f"rnnlab worker --queues {queue}{' --gpu 0' if queue == 'gpu' else ''}"
 
 
 # SQLite's unix VFS takes the write lock of a WAL database as a POSIX (fcntl) lock on this byte of the

@@ -128,3 +128,26 @@ def test_the_result_page_gives_a_group_one_colour_in_every_figure(page_db):
             if group:
                 seen.setdefault(group, set()).add(tr["marker"]["color"])
     assert set(seen) == {"rnn", "lstm", "gru"} and all(len(c) == 1 for c in seen.values()), seen
+
+
+def test_runs_sent_to_a_queue_no_live_worker_serves_say_so(page_db, fragments):
+    """The paper scale goes to the gpu queue: with no live GPU worker the click said "Queued 9 runs"
+    and the runs waited without a word. It now says which queue waits and how to serve it; with a
+    live worker on that queue it says only that they were queued."""
+    from db import liveness
+
+    at = open_result("paper")
+    at = next(b for b in at.button if b.label.startswith("Run this study")).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    said = [e.replace("\\", "") for e in fragments["alerts_in_fragment"]]
+    assert any("on the gpu queue, which no live worker serves" in e and "rnnlab worker --queues gpu --gpu 0" in e
+               for e in said), said
+    liveness.heartbeat("w1@box", host="box", pid=1, queues="cpu", device="cpu", start=True, url=page_db)
+    import streamlit as st
+    st.cache_data.clear()   # the page reads the workers list through a short cache
+    fragments["alerts_in_fragment"].clear()
+    at = open_result("cpu")
+    at = next(b for b in at.button if b.label.startswith("Run this study")).click().run()
+    said = [e.replace("\\", "") for e in fragments["alerts_in_fragment"]]
+    assert any(e.startswith(f"Queued {ADDING.n_runs('cpu')} runs of adding (cpu).") for e in said), said
+    assert not any("no live worker" in e for e in said), said

@@ -144,3 +144,21 @@ def test_a_scales_run_count_is_stated_once_and_computed():
         if text.startswith("Study "):
             n = len(expand_sweep(sweep))
             assert re.findall(r"\b\d+ runs\b", text) == [f"{n} runs"] and f"({n} runs, ≈ " in text, text
+
+
+def test_study_run_says_when_no_live_worker_serves_the_runs_queue(sqlite_url, tmp_path):
+    """`rnnlab study run NAME --scale paper` queues on the gpu queue; with no GPU worker alive the runs
+    waited and nothing said so."""
+    from db import liveness
+
+    env = {"RNNLAB_DATABASE_URL": sqlite_url, "RNNLAB_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([sys.executable, "-m", "cli.study", "run", "depth", "--scale", "paper"], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "queued 40 run(s)" in r.stdout
+    assert "no live worker serves the gpu queue" in r.stderr and "rnnlab worker --queues gpu --gpu 0" in r.stderr
+    # the rule itself: alive workers' logical queues count, stopped or lost ones do not
+    workers = [{"alive": True, "queues": "cpu"}, {"alive": False, "queues": "gpu"}]
+    assert liveness.unserved_queues({"gpu", "cpu"}, workers) == ["gpu"]
+    assert liveness.unserved_queues({"gpu"}, [*workers, {"alive": True, "queues": "cpu,gpu"}]) == []
+    assert liveness.unserved_queues(set(), []) == []

@@ -61,6 +61,15 @@ def plan(doc: JobSpec | SweepSpec, *, url: str | None = None, limits=None) -> Pl
     return Plan(specs=specs, sweep=sweep, duplicates=find_duplicates(specs), existing=existing)
 
 
+def queues_for(specs: Sequence[JobSpec]) -> set[str]:
+    """The queues ``specs`` would be sent to (db.store.queue_for with the configured auto queue)."""
+    from db import store
+    from rnnlab.queue import auto_queue
+
+    auto = auto_queue()
+    return {store.queue_for(s, auto) for s in specs}
+
+
 def check_submission(specs: Sequence[JobSpec], tags: Iterable[str], limits) -> list[str]:
     """Every limit and text rule, once, for whatever built the specs (CLI, dashboard, API): the
     operator's size limits per spec (rnnlab.spec.check_limits), the number of runs, and the tags (at most

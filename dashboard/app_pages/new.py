@@ -71,6 +71,9 @@ elif plan and plan.specs:
     specs = sweeps.to_submit(plan, skip)   # the estimate counts only what is submitted
     scale, n_samples = estimate.calibration(reads.timing_samples())
     alive = int(reads.workers()["alive"].sum())
+    from client.submit import queues_for
+
+    waiting = reads.unserved_queues(queues_for(specs))   # no live worker takes runs from these queues
     times = [estimate.seconds(s, scale) for s in specs]
     total, wall = sum(times), estimate.wall_seconds(times, max(alive, 1))
     a, b, c = st.columns(3)
@@ -81,7 +84,8 @@ elif plan and plan.specs:
     st.caption(f"{estimate.describe(total, max(alive, 1), wall)}; "
                + (f"calibrated on {n_samples} finished run(s)." if n_samples
                   else "default model (no finished runs yet).")
-               + ("" if alive else " No worker is alive right now: runs will wait in the queue."))
+               + ("" if not waiting else f" No live worker serves the {', '.join(waiting)} queue right now: "
+                  f"these runs will wait until one starts (`{reads.serve_hint(waiting[0])}`)."))
     if dups or in_db:
         rows = [{"#": j + 1, "same as": f"#{i + 1} in this sweep", "label": plan.specs[j].label()} for i, j in dups]
         rows += [{"#": i + 1, "same as": "runs " + ", ".join(map(str, ids)), "label": plan.specs[i].label()}

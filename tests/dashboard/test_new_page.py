@@ -118,3 +118,22 @@ def test_the_tags_field_is_bounded(lab, open_page):
     at = open_page("new")
     no_errors(at)
     assert at.text_input(key="submit_tags").proto.max_chars == store.MAX_TAGS_TEXT
+
+
+def test_the_estimate_says_when_no_live_worker_serves_the_runs_queue(lab, open_page):
+    """"No worker is alive" only looked at whether any worker was alive: a CPU worker alive and a run on
+    the gpu queue gave no warning, though the run would wait. Now it names the queue no one serves."""
+    from db import liveness
+
+    url, _ = lab
+    at = open_page("new")
+    at.selectbox(key="f.device").set_value("cuda").run()
+    no_errors(at)
+    said = " ".join(c.value for c in at.caption)
+    assert "No live worker serves the gpu queue" in said and "rnnlab worker --queues gpu --gpu 0" in said, said
+    liveness.heartbeat("g@box", host="box", pid=2, queues="gpu", device="gpu", start=True, url=url)
+    import streamlit as st
+    st.cache_data.clear()
+    at = open_page("new")
+    at.selectbox(key="f.device").set_value("cuda").run()
+    assert "No live worker serves" not in " ".join(c.value for c in at.caption)

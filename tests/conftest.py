@@ -17,6 +17,7 @@ Nothing here skips: if Redis or Postgres is down, the tests that need them fail,
   and broker (heartbeat 0.5 s, lost after 5 s), waits until it has registered in the workers table,
   and stops it (and any left running) at the end of the test. ``.kill()`` SIGKILLs it and its children.
 - ``wait_status``: poll a run until it reaches one of the given statuses (shows worker logs on timeout).
+- ``page_db``: the Studies page's database for AppTest (``sqlite_url``, a home of its own, caches cleared).
 """
 
 from __future__ import annotations
@@ -359,3 +360,22 @@ def broker_factory(request, tmp_path):
         return make_broker(kind, home, redis)
 
     return make
+
+
+@pytest.fixture
+def page_db(sqlite_url, tmp_path, monkeypatch):
+    """The Studies page's database: a test SQLite file, a home of its own (its filesystem broker), and
+    the settings and Streamlit caches cleared before and after."""
+    import streamlit as st
+
+    from rnnlab.settings import get_settings
+
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("RNNLAB_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("RNNLAB_HOME", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield sqlite_url
+    get_settings.cache_clear()
+    st.cache_data.clear()

@@ -19,7 +19,6 @@ from db import store
 from db.models import Epoch
 from rnnlab.spec import parse_spec
 from tests.dashboard.conftest import no_errors
-from tests.dashboard.test_studies_live import page_db  # noqa: F401, F811  (a fixture)
 from tests.synthetic import epoch_record, run_info
 
 # --- the diagnostics overhead reads every epoch ------------------------------------------------------
@@ -155,7 +154,7 @@ def test_compare_loss_chart_draws_the_baseline_the_ratio_divides_by(lab, open_pa
 
 # --- the study numbers' CSV holds the values, not their display -------------------------------------------
 
-def test_study_numbers_csv_round_trips(page_db, monkeypatch):  # noqa: F811  (the fixture)
+def test_study_numbers_csv_round_trips(page_db, monkeypatch):
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 

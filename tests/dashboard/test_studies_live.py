@@ -13,23 +13,6 @@ PAGE = str(REPO / "dashboard" / "app_pages" / "studies.py")
 ADDING = studies.get("adding")
 
 
-@pytest.fixture
-def page_db(sqlite_url, tmp_path, monkeypatch):
-    import streamlit as st
-
-    from rnnlab.settings import get_settings
-
-    (tmp_path / "home").mkdir()
-    monkeypatch.setenv("RNNLAB_DATABASE_URL", sqlite_url)
-    monkeypatch.setenv("RNNLAB_HOME", str(tmp_path / "home"))
-    get_settings.cache_clear()
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield sqlite_url
-    get_settings.cache_clear()
-    st.cache_data.clear()
-
-
 def open_result(scale: str = "cpu"):
     from streamlit.testing.v1 import AppTest
 

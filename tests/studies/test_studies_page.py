@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pytest
-
 import studies
 from tests.conftest import REPO
 from tests.studies.helpers import plant
@@ -14,24 +12,6 @@ from tests.studies.helpers import plant
 PAGE = str(REPO / "dashboard" / "app_pages" / "studies.py")
 ACT = studies.get("activations")
 GOOD = {"sigmoid": (-30.0, 4.0), "tanh": (-1.0, 49.0), "relu": (-0.2, 49.0)}
-
-
-@pytest.fixture
-def page_db(sqlite_url, tmp_path, monkeypatch):
-    import streamlit as st
-
-    from rnnlab.settings import get_settings
-
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("RNNLAB_DATABASE_URL", sqlite_url)
-    monkeypatch.setenv("RNNLAB_HOME", str(home))
-    get_settings.cache_clear()
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield sqlite_url
-    get_settings.cache_clear()
-    st.cache_data.clear()
 
 
 def open_studies(**query):

@@ -109,10 +109,10 @@ def run_study(
     except (StudyError, ValueError) as e:
         _fail(str(e))
     typer.echo(f"queued {len(ids)} run(s): {ids[0]}-{ids[-1]}; follow with `rnnlab study status {st.name}`")
+    from client.submit import queues_for
     from db.liveness import list_workers, serve_hint, unserved_queues
-    from db.reads import runs_by_ids
 
-    waiting = unserved_queues(set(runs_by_ids(ids)["queue"].dropna()), list_workers())
+    waiting = unserved_queues(queues_for(st.specs(scale)), list_workers())
     if waiting:   # e.g. the paper scale goes to the gpu queue, and no GPU worker is alive
         typer.echo(f"warning: no live worker serves the {', '.join(waiting)} queue: the runs wait until one "
                    f"starts (`{serve_hint(waiting[0])}`)", err=True)

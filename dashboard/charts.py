@@ -374,8 +374,8 @@ def shared_baseline(baselines) -> float | None:
     """The one trivial baseline every run shares (finite values equal to 10 significant digits), or
     None when there is none or they differ: a line at their median would be wrong for every group
     whose baseline is not the median (the copy task's 10·ln 8/(T + 20) changes with T)."""
-    vals = {round(float(v), 10) for v in baselines if v is not None and not pd.isna(v) and math.isfinite(v)}
-    return vals.pop() if len(vals) == 1 else None
+    groups = _group_baselines(dict(enumerate(baselines)))
+    return next(iter(groups)) if len(groups) == 1 else None
 
 
 def facets(df: pd.DataFrame, y: str, facet: str, labels: dict[int, str], title: str, *, log: bool = True,

@@ -93,9 +93,10 @@ def loss_baseline(runs: pd.DataFrame) -> pd.Series:
                      index=runs.index, dtype=float)
 
 
-def loss_ratio(runs: pd.DataFrame) -> pd.Series:
-    """last_val_loss ÷ loss_baseline (NaN where the baseline is not positive)."""
-    base = loss_baseline(runs)
+def loss_ratio(runs: pd.DataFrame, base: pd.Series | None = None) -> pd.Series:
+    """last_val_loss ÷ loss_baseline (NaN where the baseline is not positive); ``base``: loss_baseline
+    of ``runs`` when the caller has it already."""
+    base = loss_baseline(runs) if base is None else base
     return runs["last_val_loss"].astype(float) / base.where(base > 0)
 
 

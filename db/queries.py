@@ -86,7 +86,7 @@ def _frame(conn, cols: list, where, order: list) -> pd.DataFrame:
     return _restore_nan(df)
 
 
-def _every(conn, table, ids: list[int], max_epochs: int | None):
+def _every(table, ids: list[int], max_epochs: int | None):
     """A WHERE clause keeping, of each run on its own, at most ``max_epochs`` of its epochs: its first
     and last, and every k-th between (k = ⌈(n − 1)/(max_epochs − 1)⌉ for a run of n stored epochs, so
     a short run read next to a long one keeps all of its epochs). An epoch is kept or dropped whole
@@ -130,7 +130,7 @@ def epochs(run_ids: list[int], max_epochs: int | None = 500, columns: tuple[str,
             raise ValueError(f"columns: no epoch measure {', '.join(map(repr, unknown))}")
         cols = [t.run_id, t.epoch, *(t[c] for c in columns), t.nan_fields]
     with _eng(engine).connect() as conn:
-        return _frame(conn, cols, _every(conn, Epoch, ids, max_epochs), [Epoch.run_id, Epoch.epoch])
+        return _frame(conn, cols, _every(Epoch, ids, max_epochs), [Epoch.run_id, Epoch.epoch])
 
 
 def layer_stats(run_ids: list[int], max_epochs: int | None = 500, engine: Engine | None = None) -> pd.DataFrame:
@@ -138,7 +138,7 @@ def layer_stats(run_ids: list[int], max_epochs: int | None = 500, engine: Engine
     ids = [int(i) for i in run_ids]
     cols = [c for c in LayerStatRow.__table__.c if c.key not in ("gate_spectra", "gate_mean", "gate_saturated")]
     with _eng(engine).connect() as conn:
-        return _frame(conn, cols, _every(conn, LayerStatRow, ids, max_epochs),
+        return _frame(conn, cols, _every(LayerStatRow, ids, max_epochs),
                       [LayerStatRow.run_id, LayerStatRow.epoch, LayerStatRow.layer])
 
 
@@ -152,7 +152,7 @@ def param_stats(run_ids: list[int], columns: tuple[str, ...] = ("grad_norm_mean"
     t = ParamStatRow.__table__.c
     cols = [t.run_id, t.epoch, t.param, *(t[c] for c in columns), t.nan_fields]
     with _eng(engine).connect() as conn:
-        where = _every(conn, ParamStatRow, ids, max_epochs)
+        where = _every(ParamStatRow, ids, max_epochs)
         if params is not None:
             where = and_(where, ParamStatRow.param.in_(list(params)))
         return _frame(conn, cols, where, [ParamStatRow.run_id, ParamStatRow.epoch, ParamStatRow.param])

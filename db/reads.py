@@ -181,7 +181,7 @@ RUN_LIST_COLS = [
     Run.init, Run.clip, Run.seq_len, Run.hidden_size, Run.num_layers, Run.seed, Run.metric_name,
     Run.last_val_loss, Run.baseline_loss, Run.baseline_heldout_loss, Run.last_val_metric, Run.baseline_metric,
     Run.last_horizon, Run.diagnosis, Run.message, Run.worker, Run.owner, Run.sweep_id, Run.created_at, Run.started_at,
-    Run.finished_at, Run.cancel_requested, Run.attempts, Run.queue,
+    Run.finished_at, Run.cancel_requested, Run.attempts,
 ]
 MAX_PAGE_SIZE = 1000
 

@@ -686,14 +686,14 @@ def check_sweep_size(vary: dict[str, list[Any]], n_seeds: int, limits: Limits, n
                      f"limit is {limits.max_sweep_runs} (RNNLAB_MAX_SWEEP_RUNS raises it)"])
 
 
-def grid_points(sweep: SweepSpec):
-    """Yield (paths, values, seed) for every run of the sweep, in grid order: the explicit points
-    (or one empty point), then the product of ``vary``, then the seeds. Check the size first."""
+def grid_cells(sweep: SweepSpec):
+    """Yield (index of the explicit point, paths, values) for every grid point of the sweep without
+    its seeds, in grid order: the explicit points (or one empty point), then the product of ``vary``.
+    Check the size first."""
     keys = list(sweep.vary)
-    for point in sweep.points or [{}]:
+    for pi, point in enumerate(sweep.points or [{}]):
         for values in itertools.product(*(sweep.vary[k] for k in keys)):
-            for seed in sweep.seeds:
-                yield [*point, *keys], (*point.values(), *values), seed
+            yield pi, [*point, *keys], (*point.values(), *values)
 
 
 def _base_errors(sweep: SweepSpec) -> list[str]:
@@ -721,28 +721,25 @@ def expand_sweep(sweep: SweepSpec, limits: Limits | None = None) -> list[JobSpec
     base_errors = _base_errors(sweep)
     if base_errors:
         raise SpecError(base_errors)
-    keys = list(sweep.vary)
     specs, errors = [], []
-    for pi, point in enumerate(sweep.points or [{}]):
-        for values in itertools.product(*(sweep.vary[k] for k in keys)):
-            paths, vals = [*point, *keys], (*point.values(), *values)
-            d = dict(sweep.base)   # _set_path copies each mapping it goes into: the base is not changed
-            try:
-                for k, v in zip(paths, vals):
-                    where = f"vary.{_cut(k)}" if k in sweep.vary else f"points[{pi}].{_cut(k)}"
-                    _set_path(d, k, v)
-            except _PathError as e:
-                errors.append(f"{where}: {e}")
-                continue
-            d["seed"] = sweep.seeds[0]
-            d["name"] = _point_name(d.get("name") or sweep.name, paths, vals)
-            try:
-                spec = parse_spec(d, limits)
-            except SpecError as e:
-                at = ", ".join(f"{_cut(k)}={_BRIEF.repr(v)}" for k, v in zip(paths, vals))
-                errors += [f"[{at}] {m}" for m in e.errors]
-                continue
-            specs += [spec, *(spec.model_copy(update={"seed": s}, deep=True) for s in sweep.seeds[1:])]
+    for pi, paths, vals in grid_cells(sweep):
+        d = dict(sweep.base)   # _set_path copies each mapping it goes into: the base is not changed
+        try:
+            for k, v in zip(paths, vals):
+                where = f"vary.{_cut(k)}" if k in sweep.vary else f"points[{pi}].{_cut(k)}"
+                _set_path(d, k, v)
+        except _PathError as e:
+            errors.append(f"{where}: {e}")
+            continue
+        d["seed"] = sweep.seeds[0]
+        d["name"] = _point_name(d.get("name") or sweep.name, paths, vals)
+        try:
+            spec = parse_spec(d, limits)
+        except SpecError as e:
+            at = ", ".join(f"{_cut(k)}={_BRIEF.repr(v)}" for k, v in zip(paths, vals))
+            errors += [f"[{at}] {m}" for m in e.errors]
+            continue
+        specs += [spec, *(spec.model_copy(update={"seed": s}, deep=True) for s in sweep.seeds[1:])]
     if errors:
         raise SpecError(sorted(set(errors), key=errors.index))
     return specs

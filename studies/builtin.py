@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from rnnlab.health import SOLVED_FRACTION
 from studies import sql
 from studies.core import Check, Figure, Number, Scale, Series, Study, StudyData
 
@@ -188,7 +189,7 @@ RECURRENT_INIT = Study(
 # ---------------------------------------------------------------------------------------------
 
 CELLS = ["rnn", "lstm", "gru"]
-SOLVED = 0.1     # final val loss ≤ 10% of the trivial baseline (as in rnnlab.strategies)
+SOLVED = SOLVED_FRACTION   # final val loss ≤ 10% of the trivial baseline (rnnlab.health, as Strategies)
 AT_BASELINE = 0.5  # final val loss ≥ half the baseline: it learned (almost) nothing
 
 
@@ -264,7 +265,6 @@ ADDING = Study(
 NORM1 = {"mode": "norm", "max_norm": 1.0}
 CLIPS = ["none", NORM1]
 LAST = 4          # the final loss is the median of the last LAST epochs' validation losses
-NEAR_BASELINE = 1.25
 TRAINED = 0.8    # exploding v2: the clipped run ends clearly below the baseline (it learned something)
 EXPLODED_AT_INIT = 10.0
 

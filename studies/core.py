@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rnnlab.spec import JobSpec, SweepSpec, expand_sweep, grid_points, sweep_size
+from rnnlab.spec import JobSpec, SweepSpec, expand_sweep, grid_cells, sweep_size
 
 MIN_SEEDS = 3
 SCALES = ("cpu", "paper")
@@ -251,8 +251,7 @@ class Study:
 
     def grid(self, scale: str) -> list[tuple[list[str], tuple]]:
         """The grid points as (dotted paths, values), in grid order, without the seeds."""
-        sw = self.sweep(scale)
-        return [(keys, values) for keys, values, _ in grid_points(sw.model_copy(update={"seeds": [0]}))]
+        return [(keys, values) for _, keys, values in grid_cells(self.sweep(scale))]
 
     def varied(self, scale: str) -> list[str]:
         """Every path a grid point sets: the explicit points' paths, then vary's."""

@@ -57,7 +57,8 @@ def load(study: Study, scale: str, url: str | None = None) -> StudyData:
     epochs = q.epochs(ids, max_epochs=None, engine=eng)
     layers = q.layer_stats(ids, max_epochs=None, engine=eng)
     final = q.final_summary(ids, engine=eng)[["run_id", "val_loss", "val_metric"]]
-    keys = study.varied(scale)
+    grid = study.grid(scale)
+    keys = list(dict.fromkeys(k for ks, _ in grid for k in ks))   # Study.varied, from the grid at hand
     runs = pd.DataFrame({
         "id": [int(i) for i in full["id"]], "status": list(full["status"]), "seed": [int(s) for s in full["seed"]],
         "cell": list(full["cell"]), "baseline_loss": [float(b) if b is not None and not pd.isna(b) else math.nan
@@ -66,7 +67,6 @@ def load(study: Study, scale: str, url: str | None = None) -> StudyData:
     })
     for k in keys:   # each varied field as the study wrote it (a stored clip 'none' is a full dict)
         runs[k] = pd.Series([_as_given(study, scale, k, _path(s, k)) for s in runs["spec"]], dtype=object)
-    grid = study.grid(scale)
     runs["point"] = [_point_of(grid, s) for s in runs["spec"]] if keys else ""
     runs = runs.merge(final.rename(columns={"run_id": "id"}), on="id", how="left")
     for first in (True, False):

@@ -89,7 +89,7 @@ def _body() -> None:
     summary = runs[["id", "name", "status", "cell", "activation", "task", "seq_len", "num_layers", "seed",
                     "epochs_done", "last_val_loss"]].copy()
     summary["baseline"] = reads.loss_baseline(runs)
-    summary["loss ÷ baseline"] = reads.loss_ratio(runs)
+    summary["loss ÷ baseline"] = reads.loss_ratio(runs, summary["baseline"])
     summary["task baseline"] = runs["baseline_loss"]
     for c in ("last_val_metric", "last_horizon", "diagnosis"):
         summary[c] = runs[c]

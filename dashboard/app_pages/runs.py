@@ -85,14 +85,15 @@ KEY_COLUMNS = ("id", "name", "status", "progress", "loss ÷ baseline", "diagnosi
 
 
 def view(df: pd.DataFrame) -> pd.DataFrame:
+    base = reads.loss_baseline(df)
     out = pd.DataFrame({
         "id": df["id"], "name": df["name"].fillna(""), "status": df["status"], "progress": df["progress"],
-        "loss ÷ baseline": reads.loss_ratio(df),
+        "loss ÷ baseline": reads.loss_ratio(df, base),
         "diagnosis": df["diagnosis"].fillna(df["message"]).fillna(""), "tags": df["tags"],
         "epoch": [f"{d}/{t}" for d, t in zip(df["epochs_done"], df["epochs_total"])],
         "cell": df["cell"] + df["activation"].map(lambda a: "" if a == "—" else f"/{a}"),
         "task": df["task"] + " T=" + df["seq_len"].astype(str), "layers": df["num_layers"], "seed": df["seed"],
-        "val loss": df["last_val_loss"], "baseline": reads.loss_baseline(df),
+        "val loss": df["last_val_loss"], "baseline": base,
         "metric": df["last_val_metric"], "metric baseline": df["baseline_metric"], "metric name": df["metric_name"],
         "horizon": df["last_horizon"], "worker": df["worker"].fillna(""),
         "duration": df["duration_s"].map(fmt_duration), "owner": df["owner"].fillna(""), "created": df["created_at"],

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import studies
+from client.submit import queues_for
 from dashboard import charts, reads
 from dashboard.auth import can, current_user
 from dashboard.components import chart, plain, table
@@ -56,20 +57,13 @@ def _submit(name: str, scale: str) -> None:
         st.session_state["_study_msg"] = ("error", str(e))
         return
     _outcome.clear()
-    waiting = unserved_queues(ids)
+    waiting = reads.unserved_queues(queues_for(studies.get(name).specs(scale)))
     if waiting:   # e.g. the paper scale goes to the gpu queue, and no GPU worker is alive
         st.session_state["_study_msg"] = ("warning", (
             f"Queued {len(ids)} runs of {name} ({scale}), on the {', '.join(waiting)} queue, which no live worker "
             f"serves: they wait until one starts (`{reads.serve_hint(waiting[0])}`)."))
         return
     st.session_state["_study_msg"] = ("success", f"Queued {len(ids)} runs of {name} ({scale}).")
-
-
-def unserved_queues(ids: list[int]) -> list[str]:
-    """The queues the runs ``ids`` were sent to that no live worker consumes (db.liveness's rule)."""
-    if not ids:
-        return []
-    return reads.unserved_queues(set(reads.runs_by_ids(ids)["queue"].dropna()))
 
 
 def _active(out) -> bool:

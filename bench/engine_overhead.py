@@ -20,19 +20,30 @@ asynchronously), so every figure is wall time read after ``torch.cuda.synchroniz
 table's layout on the CPU too. The header names the device. --peers is CPU only.
 
 --peers: rnnlab next to other tools that instrument the same plain loop, each a whole run of
-epochs × steps (default 2 × 50, LSTM), as a ratio to the plain loop measured in the same repeat:
-``models.train`` at the default cadence (epoch 0, held-out evaluation, probe, histograms and a
-packed checkpoint every epoch), ``models.train`` with ``probe.budget``, ``wandb.watch(log='gradients')``
-every step and every 10 steps (offline: WANDB_MODE=offline, nothing leaves the machine; the loss
-is wandb.log'ged every step, which is what commits the histograms), and TensorBoard's
-``add_histogram`` of every gradient every step and every 10 steps. Repeats rotate the order;
-ratios are medians over repeats of this process's CPU time (all its threads; wandb's separate
-service process is not counted) and of wall time.
+epochs × steps (default 2 × 50, LSTM), as a ratio to the plain loop measured in the same repeat.
+Rows (--only picks some; the plain loop is always measured):
+  plain, plain+val     the plain loop; the same plus held-out validation after every epoch (the engine's
+                       ``evaluate`` on the task's held-out set: what a script that validates pays)
+  rnnlab               ``models.train`` at the default cadence (epoch 0, held-out evaluation, probe,
+                       histograms and a packed checkpoint every epoch)
+  rnnlab-db            what a worker does with a queued run (``worker.runner.execute``): the same, plus
+                       the heartbeat thread and every record and checkpoint written to a SQLite file
+  rnnlab-budget        ``models.train`` with ``probe.budget`` (--budget)
+  wandb1, wandb10      ``wandb.watch(log='gradients')`` every step / every 10 steps, offline
+                       (WANDB_MODE=offline, nothing leaves the machine); the loss is wandb.log'ged every
+                       step, which is what commits the histograms
+  wandb1+val           wandb1 plus the held-out validation of plain+val, logged
+  tb1, tb10            TensorBoard's ``add_histogram`` of every gradient every step / every 10 steps
+Every run is timed whole: building the model and task, ``wandb.init`` to ``run.finish()``, opening to
+closing the SummaryWriter. Repeats rotate the order; ratios are medians over repeats of CPU time,
+counted two ways (this process, all its threads; and this process plus its helper processes, which
+is where wandb's ``wandb-core`` service and its system monitor run, read from /proc), and of wall time.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -220,14 +231,32 @@ def _plain_run(spec, hook=None) -> None:
     return p
 
 
-def _wandb_run(spec, freq: int) -> None:
+def _validated(p) -> float:
+    """The held-out loss over the task's held-out set, with the engine's own ``evaluate``: what a
+    training script that validates after every epoch pays."""
+    from models.train import evaluate
+
+    return evaluate(p.net, p.task, p.device)[0]
+
+
+def _plain_validated_run(spec) -> None:
+    """The plain loop, plus held-out validation after every epoch (not at init)."""
+    def hook(loop, n, loss):
+        if (n + 1) % spec.steps_per_epoch == 0:
+            _validated(loop)
+    _plain_run(spec, hook)
+
+
+def _wandb_run(spec, freq: int, validate: bool = False) -> tuple[float, float, float]:
+    """wandb.watch on the plain loop; the clock includes ``run.finish()`` (which commits the offline
+    files) and the CPU time of wandb's own service processes (``wandb-core`` and its children)."""
     import wandb
 
     p = PlainLoop(spec)   # built first so that watch() can hook it; the loop below reuses it
+    t = _Clock()
     run = wandb.init(project="rnnlab-bench", mode="offline", reinit="finish_previous",
                      settings=wandb.Settings(silent=True, console="off"))
     wandb.watch(p.net, log="gradients", log_freq=freq)
-    t = _Clock()
     n = 0
     for e in range(1, spec.epochs + 1):
         for s in range(spec.steps_per_epoch):
@@ -239,14 +268,36 @@ def _wandb_run(spec, freq: int) -> None:
             p.opt.step()
             wandb.log({"loss": loss.item()}, step=n)
             n += 1
-    out = t.stop()
+        if validate:
+            wandb.log({"val_loss": _validated(p)}, step=n - 1)
     run.finish()
+    return t.stop()
+
+
+def _rnnlab_recorded_run(spec, url: str) -> tuple[float, float, float]:
+    """What a worker does with one queued run (``worker.runner.execute``): claim it, train with the
+    heartbeat thread, write every epoch's records and checkpoint to the database, finish it. The run
+    row is created (submitted) before the clock starts."""
+    from db import store
+    from rnnlab.settings import get_settings
+    from worker.runner import execute
+
+    (run_id,) = store.create_runs([spec], owner="bench", tags=[], max_attempts=1, url=url)
+    s = get_settings()
+    t = _Clock()
+    status = execute(run_id, "bench@engine_overhead", heartbeat_s=s.heartbeat_seconds,
+                     lost_after_s=s.lost_after_seconds, url=url)
+    out = t.stop()
+    if status != "succeeded":
+        raise SystemExit(f"engine_overhead: the recorded rnnlab run ended {status!r}")
     return out
 
 
-def _tensorboard_run(spec, freq: int, logdir: str) -> tuple[float, float]:
+def _tensorboard_run(spec, freq: int, logdir: str) -> tuple[float, float, float]:
+    """TensorBoard histograms on the plain loop; the clock includes opening and closing the writer."""
     from torch.utils.tensorboard import SummaryWriter
 
+    t = _Clock()
     w = SummaryWriter(logdir)
 
     def hook(loop, n, loss):
@@ -254,32 +305,71 @@ def _tensorboard_run(spec, freq: int, logdir: str) -> tuple[float, float]:
         if n % freq == 0:
             for name, prm in loop.net.named_parameters():
                 w.add_histogram(f"grad/{name}", prm.grad, n)
-    t = _Clock()
     _plain_run(spec, hook)
-    w.flush()
-    out = t.stop()
     w.close()
-    return out
+    return t.stop()
+
+
+def _descendants_cpu() -> float:
+    """CPU seconds (user + system) of this process's live descendants, from /proc (Linux), plus
+    the children it has already waited for: wandb's service processes run outside this process."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parent, cpu = {}, {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                st = f.read()
+        except OSError:   # gone meanwhile
+            continue
+        fields = st[st.rindex(")") + 2:].split()
+        parent[int(d)] = int(fields[1])
+        cpu[int(d)] = (int(fields[11]) + int(fields[12])) / ticks
+    me, total = os.getpid(), 0.0
+    for pid in parent:
+        p = parent[pid]
+        while p > 1 and p != me:
+            p = parent.get(p, 0)
+        if p == me:
+            total += cpu[pid]
+    t = os.times()
+    return total + t.children_user + t.children_system
 
 
 class _Clock:
-    """(wall seconds, CPU seconds of this process, all threads) since construction."""
+    """Since construction: wall seconds, CPU seconds of this process (all threads), and CPU seconds
+    of this process plus its helper processes (``_descendants_cpu``)."""
 
     def __init__(self):
-        self.w, self.c = time.perf_counter(), time.process_time()
+        self.w, self.c, self.d = time.perf_counter(), time.process_time(), _descendants_cpu()
 
-    def stop(self) -> tuple[float, float]:
-        return time.perf_counter() - self.w, time.process_time() - self.c
+    def stop(self) -> tuple[float, float, float]:
+        c = time.process_time() - self.c
+        return time.perf_counter() - self.w, c, c + _descendants_cpu() - self.d
 
 
-def _timed_run(fn) -> tuple[float, float]:
+def _timed_run(fn) -> tuple[float, float, float]:
     t = _Clock()
     fn()
     return t.stop()
 
 
+ROWS = {  # key: label; the plain loop is always measured (every ratio is to it)
+    "plain": "plain PyTorch loop",
+    "plain+val": "plain loop + held-out validation every epoch",
+    "rnnlab": "rnnlab models.train, default cadence (probe every epoch)",
+    "rnnlab-db": "rnnlab as a worker runs it: models.train + every record and checkpoint written to SQLite",
+    "rnnlab-budget": "rnnlab models.train, probe.budget",
+    "wandb1": "wandb.watch(log='gradients', log_freq=1)",
+    "wandb10": "wandb.watch(log='gradients', log_freq=10)",
+    "wandb1+val": "wandb.watch(log='gradients', log_freq=1) + held-out validation every epoch",
+    "tb1": "TensorBoard add_histogram, every step",
+    "tb10": "TensorBoard add_histogram, every 10 steps",
+}
+
+
 def peers(args) -> None:
-    import os
     import tempfile
 
     os.environ.setdefault("WANDB_MODE", "offline")
@@ -288,7 +378,17 @@ def peers(args) -> None:
     os.environ.setdefault("WANDB_DIR", tmp)
     spec = spec_for(args.peer_cell, None, args)
     budgeted = spec.model_copy(update={"probe": spec.probe.model_copy(update={"budget": args.budget})})
-    shares: dict[str, list[float]] = {"rnnlab": [], "budget": []}
+    shares: dict[str, list[float]] = {"rnnlab": [], "rnnlab-budget": []}
+    keys = ["plain"] + [k for k in (args.only or list(ROWS)) if k != "plain"]
+    unknown = [k for k in keys if k not in ROWS]
+    if unknown:
+        raise SystemExit(f"engine_overhead: --only {' '.join(unknown)}: not a row; the rows are {', '.join(ROWS)}")
+    url = None
+    if "rnnlab-db" in keys:
+        from db.migrate import ensure_schema
+
+        url = f"sqlite:///{tmp}/peers.db"
+        ensure_schema(url)
 
     def rnnlab_run(sp, key):
         def go():
@@ -299,47 +399,58 @@ def peers(args) -> None:
         return go
 
     variants = {
-        "plain PyTorch loop": lambda: _timed_run(lambda: _plain_run(spec)),
-        "rnnlab models.train, default cadence (probe every epoch)": lambda: _timed_run(rnnlab_run(spec, "rnnlab")),
-        f"rnnlab models.train, probe.budget {args.budget}": lambda: _timed_run(rnnlab_run(budgeted, "budget")),
-        "wandb.watch(log='gradients', log_freq=1)": lambda: _wandb_run(spec, 1),
-        "wandb.watch(log='gradients', log_freq=10)": lambda: _wandb_run(spec, 10),
-        "TensorBoard add_histogram, every step": lambda: _tensorboard_run(spec, 1, f"{tmp}/tb1"),
-        "TensorBoard add_histogram, every 10 steps": lambda: _tensorboard_run(spec, 10, f"{tmp}/tb10"),
+        "plain": lambda: _timed_run(lambda: _plain_run(spec)),
+        "plain+val": lambda: _timed_run(lambda: _plain_validated_run(spec)),
+        "rnnlab": lambda: _timed_run(rnnlab_run(spec, "rnnlab")),
+        "rnnlab-db": lambda: _rnnlab_recorded_run(spec, url),
+        "rnnlab-budget": lambda: _timed_run(rnnlab_run(budgeted, "rnnlab-budget")),
+        "wandb1": lambda: _wandb_run(spec, 1),
+        "wandb10": lambda: _wandb_run(spec, 10),
+        "wandb1+val": lambda: _wandb_run(spec, 1, validate=True),
+        "tb1": lambda: _tensorboard_run(spec, 1, f"{tmp}/tb1"),
+        "tb10": lambda: _tensorboard_run(spec, 10, f"{tmp}/tb10"),
     }
     try:
-        import wandb  # noqa: F401
-        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+        if any(k.startswith("wandb") for k in keys):
+            import wandb  # noqa: F401
+        if any(k.startswith("tb") for k in keys):
+            from torch.utils.tensorboard import SummaryWriter  # noqa: F401
     except ImportError as e:
         raise SystemExit(f"--peers needs the bench extra (pip install -e '.[bench]'): {e}") from None
-    names = list(variants)
+    label = dict(ROWS, **{"rnnlab-budget": f"{ROWS['rnnlab-budget']} {args.budget}"})
     print(f"CPU only: {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s); "
           f"{args.peer_cell} adding T={args.seq_len}, H={args.hidden}, B={args.batch}, Adam, norm clipping; "
           f"{args.epochs} epochs × {args.steps} steps; {args.peer_reps} repeats, order rotated; "
           f"flush denormals: {args.flush_denormal}; load average before: {os.getloadavg()[0]:.1f}\n", flush=True)
-    _plain_run(spec.model_copy(update={"epochs": 1, "steps_per_epoch": 2}))   # warm up
-    _wandb_run(spec.model_copy(update={"epochs": 1, "steps_per_epoch": 2}), 1)
-    cpu: dict[str, list[float]] = {k: [] for k in names}
-    wall: dict[str, list[float]] = {k: [] for k in names}
+    warm = spec.model_copy(update={"epochs": 1, "steps_per_epoch": 2})
+    _plain_run(warm)
+    if any(k.startswith("wandb") for k in keys):
+        _wandb_run(warm, 1)
+    wall: dict[str, list[float]] = {k: [] for k in keys}
+    cpu: dict[str, list[float]] = {k: [] for k in keys}
+    bill: dict[str, list[float]] = {k: [] for k in keys}
     for rep in range(args.peer_reps):
-        order = names[rep % len(names):] + names[:rep % len(names)]
-        for name in order:
-            w, c = variants[name]()
-            cpu[name].append(c)
-            wall[name].append(w)
+        for key in keys[rep % len(keys):] + keys[:rep % len(keys)]:
+            w, c, b = variants[key]()
+            wall[key].append(w)
+            cpu[key].append(c)
+            bill[key].append(b)
         print(f"  repeat {rep + 1}/{args.peer_reps} done, load average {os.getloadavg()[0]:.1f}", flush=True)
-    base = names[0]
-    print("\n| instrumentation | ratio to plain loop (CPU time, median) | ratio (wall time, median) "
-          "| CPU s per run (median) |")
-    print("|---|---|---|---|")
-    for name in names:
-        rc = statistics.median(a / b for a, b in zip(cpu[name], cpu[base]))
-        rw = statistics.median(a / b for a, b in zip(wall[name], wall[base]))
-        print(f"| {name} | {rc:.3f} | {rw:.3f} | {statistics.median(cpu[name]):.2f} |", flush=True)
-    print(f"\nrnnlab's own record, diag_seconds / train_seconds summed over the run (wall): default cadence "
-          f"{statistics.median(shares['rnnlab']):.3f}, probe.budget {args.budget} "
-          f"{statistics.median(shares['budget']):.3f} (probed epochs {shares.get('budget_probed')}); "
-          f"load average after: {os.getloadavg()[0]:.1f}")
+
+    def ratio(xs: dict[str, list[float]], key: str) -> float:
+        return statistics.median(a / b for a, b in zip(xs[key], xs["plain"]))
+
+    print("\n| instrumentation | ratio to plain loop: CPU time, this process and its helper processes "
+          "| CPU time, this process only | wall time | CPU s per run, all processes (median) |")
+    print("|---|---|---|---|---|")
+    for key in keys:
+        print(f"| {label[key]} | {ratio(bill, key):.3f} | {ratio(cpu, key):.3f} | {ratio(wall, key):.3f} "
+              f"| {statistics.median(bill[key]):.2f} |", flush=True)
+    done = [f"{k} {statistics.median(shares[k]):.3f}" for k in ("rnnlab", "rnnlab-budget") if shares[k]]
+    if done:
+        print(f"\nrnnlab's own record, diag_seconds / train_seconds summed over the run (wall): {', '.join(done)}"
+              + (f" (budget: probed epochs {shares['rnnlab-budget_probed']})" if shares["rnnlab-budget"] else ""))
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 def main() -> None:
@@ -360,6 +471,8 @@ def main() -> None:
                     help="rnnlab vs wandb.watch and TensorBoard histograms (needs the bench extra)")
     ap.add_argument("--peer-cell", default="lstm", choices=["lstm", "gru", "rnn"])
     ap.add_argument("--peer-reps", type=int, default=5)
+    ap.add_argument("--only", nargs="+", metavar="ROW", choices=list(ROWS),
+                    help=f"--peers: measure only these rows (the plain loop always): {', '.join(ROWS)}")
     ap.add_argument("--budget", type=float, default=0.03, help="probe.budget of the budgeted rnnlab row")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                     help="where the engine and the plain loop train (cuda: cuDNN, timed in synchronized wall time)")

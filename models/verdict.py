@@ -57,9 +57,10 @@ def _nonfinite(record: EpochRecord) -> str | None:
     gmax = record.grad_norm_max
     if record.nonfinite_steps or (gmax is not None and not math.isfinite(gmax)):
         return f"gradients explode: non-finite gradient in {record.nonfinite_steps} step(s) of epoch {record.epoch}"
-    bad = [ly.layer for ly in record.layers if not all(math.isfinite(g) for g in ly.grad_h)]
-    if bad:
-        return f"gradients explode: ‖∂L/∂h_t‖ is non-finite in layer {bad[0]} at epoch {record.epoch}"
+    for ly in record.layers:
+        for profile, name in ((ly.grad_h, "‖∂L/∂h_t‖"), (ly.grad_h_last or [], "‖∂ℓ_T/∂h_t‖")):
+            if not all(math.isfinite(g) for g in profile):
+                return f"gradients explode: {name} is non-finite in layer {ly.layer} at epoch {record.epoch}"
     return None
 
 
@@ -88,14 +89,26 @@ def _layer_explosion(record: EpochRecord, initial: EpochRecord | None) -> str | 
     return None
 
 
+def _decay(layer: LayerStat) -> tuple[list[float], str]:
+    """The layer's decay profile d_t and its name: ``grad_h_last`` (‖∂ℓ_T/∂h_t‖) on every-step tasks,
+    ``grad_h`` (‖∂L/∂h_t‖) otherwise — the profile the stored log_ratio, horizon and steps_in_past
+    come from (models/report.py ``layer_stats``), so the line and the stored numbers agree."""
+    if layer.grad_h_last is not None:
+        return layer.grad_h_last, "‖∂ℓ_T/∂h_t‖"
+    return layer.grad_h, "‖∂L/∂h_t‖"
+
+
 def _zero_steps(layer: LayerStat) -> str:
-    zeros = sum(1 for g in layer.grad_h if g == 0)
-    return f"; ‖∂L/∂h_t‖ = 0 at {zeros} of {len(layer.grad_h)} steps" if zeros else ""
+    d, name = _decay(layer)
+    zeros = sum(1 for g in d if g == 0)
+    return f"; {name} = 0 at {zeros} of {len(d)} steps" if zeros else ""
 
 
 def _no_gradient(layer: LayerStat) -> bool:
-    """Every ‖g_t‖² below STEPS_IN_PAST_EPS (1e-20): steps_in_past = 0, the Strategies verdict's test."""
-    return bool(layer.grad_h) and all(g * g < STEPS_IN_PAST_EPS for g in layer.grad_h)
+    """Every d_t² below STEPS_IN_PAST_EPS (1e-20): the stored steps_in_past = 0, the Strategies
+    verdict's test (d_t: the decay profile, ``_decay``)."""
+    d, _ = _decay(layer)
+    return bool(d) and all(g * g < STEPS_IN_PAST_EPS for g in d)
 
 
 def _zero_gradients(record: EpochRecord, info: RunInfo | None) -> str | None:
@@ -106,11 +119,12 @@ def _zero_gradients(record: EpochRecord, info: RunInfo | None) -> str | None:
     if flat is None:
         return None
     base = baseline_of(info.baseline_heldout_loss, info.baseline_loss) if info is not None else math.nan
-    size = "= 0" if max(flat.grad_h) == 0 else "< 1e-10"
+    d, name = _decay(flat)
+    size = "= 0" if max(d) == 0 else "< 1e-10"
     if no_gradient_is_dead(record.val_loss, base):
-        return f"gradients are zero{_where(record, flat)}: ‖∂L/∂h_t‖ {size} at every step (e.g. an all-zero init)"
+        return f"gradients are zero{_where(record, flat)}: {name} {size} at every step (e.g. an all-zero init)"
     return (f"healthy{_where(record, flat)}: converged (loss {_fmt(record.val_loss)} ≤ {SOLVED_FRACTION:.0%} of the "
-            f"baseline {_fmt(base)}), ‖∂L/∂h_t‖ {size} at every step")
+            f"baseline {_fmt(base)}), {name} {size} at every step")
 
 
 def _dead(record: EpochRecord) -> str | None:

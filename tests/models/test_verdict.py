@@ -200,3 +200,69 @@ def test_diagnose_and_the_strategy_flags_agree_on_dead():
             flags = run_flags({"status": "succeeded", "val_loss": loss, "baseline_loss": BASELINE,
                                "steps_in_past_min": steps_in_past(profile), "saturated_frac": 0.1})
             assert line.startswith("gradients are zero") == ("dead" in flags), (profile[:2], loss, line, flags)
+
+
+# Every-step tasks (copy, charlm, forecast): the stored log_ratio, horizon and steps_in_past come from
+# grad_h_last (‖∂ℓ_T/∂h_t‖, models/report.py layer_stats), not from grad_h, and the diagnosis must use
+# the same profile. The layer is built as layer_stats builds it: every measure from grad_h_last.
+def _every_step_layer(grad_h, grad_h_last):
+    import numpy as np
+
+    from models import diagnostics as D
+
+    d = np.array(grad_h_last, dtype=np.float64)
+    return LayerStat(layer=0, rho=0.5, sigma_max=1.0, gamma_sigma_max=1.0, gate_spectra={},
+                     saturated_frac=0.1, dead_frac=None, gate_mean={}, gate_saturated={},
+                     grad_h=grad_h, grad_c=None, log_ratio=D.log_ratio(d), decay_per_step=D.decay_per_step(d),
+                     horizon=D.horizon(d), steps_in_past=D.steps_in_past(d), grad_h_last=grad_h_last)
+
+
+def _every_step(grad_h, grad_h_last, loss):
+    rec = _record([_every_step_layer(grad_h, grad_h_last)])
+    rec.val_loss = loss
+    return rec
+
+
+LIVELY = [0.3] * 49 + [1.0]          # every step's own loss term keeps ‖∂L/∂h_t‖ up
+
+
+def test_every_step_no_gradient_is_decided_on_the_stored_profile():
+    """grad_h lively, grad_h_last 0 at every step: the stored steps_in_past is 0 (the Strategies verdict
+    calls the run dead), so the line says the gradient is zero, naming the profile it measured."""
+    rec = _every_step(LIVELY, [0.0] * 50, BASELINE)
+    assert rec.layers[0].steps_in_past == 0
+    assert diagnose(rec, _info()) == "gradients are zero: ‖∂ℓ_T/∂h_t‖ = 0 at every step (e.g. an all-zero init)"
+    solved = diagnose(_every_step(LIVELY, TINY, 1e-9 * BASELINE), _info())
+    assert solved.startswith("healthy: converged (loss 2e-10 ≤ 10% of the baseline 0.17), ‖∂ℓ_T/∂h_t‖ < 1e-10"), solved
+
+
+def test_every_step_a_zero_total_profile_is_not_zero_when_the_stored_one_is_not():
+    """The converse: grad_h below 1e-20 in square at every step, grad_h_last not: the stored
+    steps_in_past is 1, so 'gradients are zero' would contradict it; the ratio of grad_h_last decides."""
+    rec = _every_step(TINY, LIVELY, BASELINE)
+    assert rec.layers[0].steps_in_past == 1
+    assert diagnose(rec, _info()) == "healthy: ‖g_1‖/‖g_T‖ = 0.3, horizon 49 steps (the whole sequence)"
+
+
+def test_every_step_zero_counts_and_non_finite_use_the_last_step_profile():
+    sat = _every_step_layer(LIVELY, [0.0] * 48 + [0.0380, 0.0934])
+    sat.saturated_frac = 0.99999
+    assert diagnose(_record([sat]), None) == "saturated: 100% of units saturated; ‖∂ℓ_T/∂h_t‖ = 0 at 48 of 50 steps"
+    nan = _every_step_layer(LIVELY, [math.nan] * 49 + [1.0])
+    assert diagnose(_record([nan]), None) == "gradients explode: ‖∂ℓ_T/∂h_t‖ is non-finite in layer 0 at epoch 3"
+
+
+def test_every_step_diagnose_and_the_strategy_flags_agree_on_dead():
+    """run_flags reads the stored steps_in_past; diagnose must reach the same answer on every pairing of
+    a total profile with a last-step profile, including the ones where the two disagree."""
+    from rnnlab.strategies import run_flags
+
+    profiles = (TINY, [0.0] * 50, [1e-11] * 49 + [2e-10], LIVELY)
+    for grad_h in profiles:
+        for last in profiles:
+            for loss in (1e-9 * BASELINE, BASELINE):
+                rec = _every_step(grad_h, last, loss)
+                line = diagnose(rec, _info())
+                flags = run_flags({"status": "succeeded", "val_loss": loss, "baseline_loss": BASELINE,
+                                   "steps_in_past_min": rec.layers[0].steps_in_past, "saturated_frac": 0.1})
+                assert line.startswith("gradients are zero") == ("dead" in flags), (grad_h[:2], last[:2], loss, line)

@@ -605,17 +605,19 @@ def _depth_group(cell: str, depth: int, layer: int) -> str:
 
 def _depth_gT_sql(tag: str) -> str:
     """‖g_T^(k)‖ = ‖∂L/∂h_T^(k)‖ at init, per run and layer: the last entry of the stored profile (both
-    backends: ->> with an integer is an array index in SQLite ≥ 3.38 and on Postgres' JSONB)."""
+    backends: ->> with an integer is an array index in SQLite ≥ 3.38 and on Postgres' JSONB), read as
+    db.queries reads it (a stored 'NaN' or 'Infinity' stays NaN or ∞: sql.json_float)."""
     tag = tag.replace("'", "''")
-    return ("SELECT r.cell AS grp, r.num_layers, p.layer, r.seed,\n"
-            "       CAST(p.norms ->> (p.seq_len - 1) AS DOUBLE PRECISION) AS last_step_norm\n"
-            "FROM runs r\n"
-            f"JOIN run_tags g ON g.run_id = r.id AND g.tag = '{tag}'\n"
-            "JOIN grad_profiles p ON p.run_id = r.id AND p.epoch = 0 AND p.kind = 'h'\n"
-            "WHERE r.status IN ('succeeded', 'diverged')\n"
-            "ORDER BY grp, r.num_layers, p.layer, r.seed;\n"
-            "-- layer 0 is the first (bottom) layer; a non-finite g_T is stored as the text 'NaN' or 'Infinity',\n"
-            "-- which Postgres casts back and SQLite casts to 0")
+    return ("SELECT grp, num_layers, layer, seed,\n"
+            f"       {sql.json_float('stored')} AS last_step_norm\n"
+            "FROM (SELECT r.cell AS grp, r.num_layers, p.layer, r.seed, p.norms ->> (p.seq_len - 1) AS stored\n"
+            "      FROM runs r\n"
+            f"      JOIN run_tags g ON g.run_id = r.id AND g.tag = '{tag}'\n"
+            "      JOIN grad_profiles p ON p.run_id = r.id AND p.epoch = 0 AND p.kind = 'h'\n"
+            "      WHERE r.status IN ('succeeded', 'diverged')) AS last_step\n"
+            "ORDER BY grp, num_layers, layer, seed;\n"
+            "-- layer 0 is the first (bottom) layer; a non-finite g_T is stored as the text 'NaN' or 'Infinity':\n"
+            "-- the CASE reads it as NaN (NULL on SQLite, which has no NaN) or ∞, as Postgres' CAST does")
 
 
 def _depth(study: Study, d: StudyData):

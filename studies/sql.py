@@ -2,6 +2,11 @@
 
 Each query returns one row per finished run of the study: the group, the seed and the value(s).
 SQLite stores NaN as NULL (the row's ``nan_fields`` names such columns); Postgres keeps NaN.
+
+A JSON column (a gradient profile's ``norms``) holds a non-finite value as the string 'NaN', 'Infinity'
+or '-Infinity'. Postgres' CAST reads those names; SQLite's reads each as 0. ``json_float`` reads them
+on both backends as the Python side does (db.queries decodes them to NaN, ∞, −∞): ±∞ as ±∞, and NaN as
+NaN on Postgres and NULL on SQLite (which has no NaN), never as 0.
 """
 
 from __future__ import annotations
@@ -11,6 +16,16 @@ FINISHED = "('succeeded', 'diverged')"
 
 def _q(tag: str) -> str:
     return "'" + tag.replace("'", "''") + "'"
+
+
+def json_float(v: str) -> str:
+    """An SQL expression for the number held in ``v``, a JSON element read as text (``->>``), that keeps
+    the non-finite names (see the module's doc). ``CAST('Infinity' AS DOUBLE PRECISION) = 0`` is true on
+    SQLite only; there 'Infinity' is read as the overflowing 1e999 (= ∞) and 'NaN' as NULL. ``v`` should
+    be a plain column name: it is repeated."""
+    return (f"CASE WHEN {v} IN ('NaN', 'Infinity', '-Infinity') AND CAST('Infinity' AS DOUBLE PRECISION) = 0\n"
+            f"            THEN CAST(NULLIF(REPLACE({v}, 'Infinity', '1e999'), 'NaN') AS DOUBLE PRECISION)\n"
+            f"            ELSE CAST({v} AS DOUBLE PRECISION) END")
 
 
 def final_epoch(tag: str, group_col: str, cols: str = "e.val_loss, r.baseline_loss") -> str:

@@ -131,6 +131,54 @@ def test_each_g_T_number_is_rederived_by_its_sql(db_url):
                                     rel=1e-12)
 
 
+NONFINITE = {("rnn", 2, 0, 0): math.nan, ("lstm", 3, 1, 1): math.inf, ("lstm", 4, 3, 2): math.nan,
+             ("rnn", 4, 0, 2): math.inf}
+
+
+def same_float(a: float | None, b: float) -> bool:
+    """a == b, a NaN equal to a NaN, and a NULL (None: how SQLite returns a NaN) equal to a NaN."""
+    a = math.nan if a is None else float(a)
+    return (math.isnan(a) and math.isnan(b)) or a == b
+
+
+def test_a_non_finite_g_T_is_the_same_in_its_sql_and_in_the_number(db_url):
+    # a stored 'NaN' or 'Infinity' as a profile's last entry: the SQL must not read it as 0 (SQLite's CAST did)
+    def g_T(c, n, k, s):
+        return NONFINITE.get((c, n, k, s), shrinking(n, k, s))
+
+    plant(DEPTH, db_url, values(g_T))
+    out = decide(db_url)
+    nums = g_T_numbers(out)
+    (sql,) = {n.sql for n in nums}
+    with create_engine(db_url).connect() as c:
+        rows = c.execute(text(sql)).mappings().all()
+    from_sql = {(r["grp"], int(r["num_layers"]), int(r["layer"]), int(r["seed"])): r["last_step_norm"] for r in rows}
+    assert len(from_sql) == 3 * 2 * (1 + 2 + 3 + 4)
+    for num in nums:
+        cell, n, k = group_key(num.group)
+        for s, v in num.per_seed.items():
+            planted = g_T(cell, n, k, s)
+            # the number is the planted value (NaN stays NaN, ∞ stays ∞) …
+            assert same_float(v, planted), (num.group, s, v, planted)
+            # … and so is what its SQL returns, on either backend (a NaN as NULL on SQLite, as NaN on Postgres)
+            assert same_float(from_sql[(cell, n, k, s)], planted), (num.group, s, from_sql[(cell, n, k, s)])
+    assert {type(from_sql[key]) for key in NONFINITE if math.isinf(NONFINITE[key])} == {float}
+
+
+def test_json_float_reads_every_stored_name_as_db_queries_does(db_url):
+    # the text of a JSON profile entry as ->> gives it, against db.codec's encoding of the float it stands for
+    from db.codec import compact
+    from studies import sql as study_sql
+
+    cases = [math.nan, math.inf, -math.inf, 0.0, 1.5e-300, 0.1234567890123456789, 7e307]
+    with create_engine(db_url).connect() as c:
+        for x in cases:
+            stored = str(compact(x)) if not math.isfinite(x) else repr(x)
+            got = c.execute(text(f"SELECT {study_sql.json_float('v')} AS x FROM (SELECT CAST(:v AS TEXT) AS v) AS t"),
+                            {"v": stored}).scalar()
+            assert same_float(got, x), (stored, got)
+
+
 def test_analysis_gets_only_complete_seeds_profiles_and_other_studies_load_none(sqlite_url):
     plant(DEPTH, sqlite_url, values(lambda c, n, k, s: shrinking(n, k, s),
                                     status=lambda c, n, s: "failed" if (c, n, s) == ("rnn", 2, 0) else "succeeded"))

@@ -18,13 +18,12 @@ import pandas as pd
 from rnnlab import health
 from rnnlab.health import SOLVED_FRACTION, baseline_of, no_gradient_is_dead, solved  # noqa: F401  (callers' names)
 from rnnlab.records import encode_float
+from rnnlab.stats import t95
 
 NO_SE_MARGIN = 0.25     # one run and no stored standard error: it must be ≥ 25% below the baseline
 LOSS_FLOOR = 1e-12      # a final loss of 0 counts as this in log-loss means and intervals (the best possible)
 IGNORED_FIELDS = ("seed", "name")   # fields that may vary within a group without confounding it
 FINISHED = ("succeeded", "diverged")
-_T95 = [12.71, 4.30, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23, 2.20, 2.18, 2.16, 2.14, 2.13,
-        2.12, 2.11, 2.10, 2.09, 2.09, 2.08, 2.07, 2.07, 2.06, 2.06, 2.06, 2.05, 2.05, 2.05, 2.04]
 
 
 def _clip(s: dict) -> str:
@@ -61,11 +60,6 @@ def varying_factor(runs: pd.DataFrame) -> str:
         if name != "everything but the seed" and len({str(fn(s)) for s in runs["spec"]}) > 1:
             return name
     return "cell"
-
-
-def t95(n: int) -> float:
-    """Two-sided 95% Student t quantile for a mean of n values (n − 1 degrees of freedom)."""
-    return _T95[n - 2] if 2 <= n <= 31 else 1.96
 
 
 def groups_of(runs: pd.DataFrame, factor: str) -> dict[int, str]:

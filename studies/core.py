@@ -26,26 +26,15 @@ import numpy as np
 import pandas as pd
 
 from rnnlab.spec import JobSpec, SweepSpec, expand_sweep, grid_cells, sweep_size
+from rnnlab.stats import t95
 
 MIN_SEEDS = 3
 SCALES = ("cpu", "paper")
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, PENDING = ("reproduced", "not reproduced", "inconclusive (add seeds)",
                                                      "pending")
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, PENDING)
-_T95 = [12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281, 2.2010, 2.1788, 2.1604,
-        2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860, 2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555,
-        2.0518, 2.0484, 2.0452, 2.0423]
 PROFILE_COLUMNS = ("run_id", "layer", "epoch", "t", "k", "norm")
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
-
-
-def t95(n: int) -> float:
-    """Two-sided 95% Student t quantile for the mean of n values (n − 1 degrees of freedom)."""
-    if 2 <= n <= 31:
-        return _T95[n - 2]
-    # beyond 30 degrees of freedom: the Cornish-Fisher expansion around z = 1.95996 (error < 1e-4 here)
-    z, df = 1.959963984540054, n - 1
-    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
 
 
 @dataclass(frozen=True)

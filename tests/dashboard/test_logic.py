@@ -243,7 +243,7 @@ def test_identity_horizon_beats_kaiming_loss_noise():
     assert ("ranks first on gradient evidence (horizon the whole sequence (49 steps) vs ≈12 of 50 steps)" in text)
     assert "**zeros**: dead in 2/2 runs" in text
     # With the preset's two seeds only, kaiming's (0.074 and 0.090: 44% and 54% of the baseline) are too far
-    # apart for two seeds to show it beats the baseline: 0.49 + 12.71·0.068/√2 ≈ 1.10 > 1. Unranked.
+    # apart for two seeds to show it beats the baseline: 0.49 + 12.706·0.068/√2 ≈ 1.10 > 1. Unranked.
     two = [({**base, "init": "identity"}, s, loss, 49.0, -0.3, {"val_loss_se": 0.004})
            for s, loss in enumerate([0.080, 0.086])]
     two += [({**base, "init": "kaiming"}, s, loss, 12.0, -2.5, {"val_loss_se": 0.004})
@@ -416,7 +416,7 @@ def test_aggregate_bands():
     geo = analysis.aggregate(df, {1: "a", 2: "a"}, "epoch", "v", "95% CI", log=True)
     assert geo["mean"].iloc[1] == pytest.approx(100.0)
     lo, hi = geo["lo"].iloc[1], geo["hi"].iloc[1]
-    half = 12.71 * math.sqrt(2) / math.sqrt(2)   # t(1)·sd/√n in log10 units: values 1 and 3, sd = √2, n = 2
+    half = T975[1] * math.sqrt(2) / math.sqrt(2)   # t(1)·sd/√n in log10 units: values 1 and 3, sd = √2, n = 2
     assert math.log10(hi) - 2 == pytest.approx(half) and 2 - math.log10(lo) == pytest.approx(half)
 
 

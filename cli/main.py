@@ -311,6 +311,26 @@ def _fmt(x) -> str:
     return str(x)
 
 
+def _loss(x) -> str:
+    """A loss as shown: 4 significant digits; a non-finite one (a diverged run's) as NaN, inf or -inf,
+    never a blank, which reads as "no loss yet"; '' only when no epoch has been recorded."""
+    if x is None:
+        return ""
+    x = float(x)
+    return "NaN" if x != x else f"{x:.4g}"
+
+
+def _last_losses(run_ids: list[int]) -> dict[int, float]:
+    """The last recorded epoch's val loss of these runs, by run id (runs with no epoch left out). The
+    runs row keeps a NaN loss as NULL (db/codec.py), so a diverged run's NaN is read from its epochs."""
+    if not run_ids:
+        return {}
+    from db.queries import epochs
+
+    last = epochs(run_ids, max_epochs=1, columns=("val_loss",))
+    return {int(i): float(v) for i, v in zip(last["run_id"], last["val_loss"])}
+
+
 @app.command()
 def runs(
     status: list[str] = typer.Option([], "--status", help="filter by status (repeatable)"),
@@ -327,10 +347,12 @@ def runs(
     _ready_db()
     df, _ = list_runs({"status": status, "all_tags": tag}, 0, limit)
     rows = df.astype(object).where(df.notna(), None).to_dict("records")
+    last = _last_losses([int(r["id"]) for r in rows if r["last_val_loss"] is None])
     table = Table("id", "status", "label", "epoch", "val loss", "metric", "horizon", "tags", "created")
     for r in rows:
+        loss = r["last_val_loss"] if r["last_val_loss"] is not None else last.get(int(r["id"]))
         table.add_row(str(r["id"]), r["status"], escape(run_label(r)), f"{r['epochs_done']}/{r['epochs_total']}",
-                      _fmt(r["last_val_loss"]), _fmt(r["last_val_metric"]), _fmt(r["last_horizon"]),
+                      _loss(loss), _fmt(r["last_val_metric"]), _fmt(r["last_horizon"]),
                       escape(r["tags"] or ""), r["created_at"].strftime("%Y-%m-%d %H:%M"))
     out.print(table)
     if not rows:
@@ -391,7 +413,7 @@ def show(run_id: int = typer.Argument(..., help="run id")) -> None:
         t = Table("epoch", "train loss", "val loss", r["metric_name"] or "metric", "‖g‖ mean", "‖g‖ max",
                   "clip", "s", title="epochs")
         for e in rows:
-            t.add_row(str(e["epoch"]), _fmt(e["train_loss"]), _fmt(e["val_loss"]), _fmt(e["val_metric"]),
+            t.add_row(str(e["epoch"]), _loss(e["train_loss"]), _loss(e["val_loss"]), _fmt(e["val_metric"]),
                       _fmt(e["grad_norm_mean"]), _fmt(e["grad_norm_max"]), _fmt(e["clip_fraction"]),
                       f"{e['train_seconds']:.1f}")
         out.print(t)

@@ -252,6 +252,46 @@ def test_show_prints_both_baselines_and_says_which_is_which(cli, home):
     assert list(lines).index("baseline_heldout_loss") == list(lines).index("baseline_loss") + 1
 
 
+def _diverged_runs(home):
+    """Three runs ended 'diverged' through the store, as a worker ends them: the last epoch's val loss
+    NaN, +inf, and a finite one (the update that diverged was skipped); and a queued run (no loss)."""
+    from db.migrate import upgrade
+    from tests.synthetic import epoch_record, run_info
+
+    upgrade(db_url(home))
+    specs = [parse_spec({**TINY, "seed": s}) for s in range(4)]
+    ids = store.create_runs(specs, url=db_url(home))
+    for run_id, last in zip(ids, (float("nan"), float("inf"), 0.25)):
+        store.claim_run(run_id, "w", url=db_url(home))
+        store.record_info(run_id, run_info(seq_len=10), attempt=1, url=db_url(home))
+        for e in range(2):
+            rec = epoch_record(e, seq_len=10)
+            if e == 1:
+                rec.val_loss, rec.nonfinite_steps = last, 1
+            store.record_epoch(run_id, rec, attempt=1, url=db_url(home))
+        store.finish_run(run_id, "diverged", "non-finite loss at epoch 1", attempt=1, url=db_url(home))
+    return ids
+
+
+def test_a_diverged_runs_non_finite_loss_is_shown_not_blank(cli, home):
+    """'rnnlab runs' printed a NaN final loss as a blank cell (the runs row keeps it as NULL), as if the
+    run had no loss; it reads NaN, inf stays inf, and only a run with no epoch has a blank."""
+    nan_id, inf_id, finite_id, queued_id = _diverged_runs(home)
+    r = cli("runs", torch=False)
+    assert r.returncode == 0, r.stderr
+    rows = {int(c[0]): c for c in (re.split(r"\s*│\s*", ln.strip("│ ")) for ln in r.stdout.splitlines())
+            if c and c[0].isdigit()}
+    header = next(re.split(r"\s*┃\s*", ln.strip("┃ ")) for ln in r.stdout.splitlines() if "val loss" in ln)
+    col = header.index("val loss")
+    assert rows[nan_id][col] == "NaN" and rows[inf_id][col] == "inf" and rows[finite_id][col] == "0.25"
+    assert rows[queued_id][col] == ""
+    for run_id, want in ((nan_id, "NaN"), (inf_id, "inf")):
+        shown = cli("show", run_id, torch=False).stdout.splitlines()
+        epochs = shown[[ln.strip() for ln in shown].index("epochs"):]          # the epochs table, after attempts
+        (epoch1,) = [ln for ln in epochs if re.match(r"\s*│\s*1\s*│", ln)]
+        assert re.split(r"\s*│\s*", epoch1.strip("│ "))[2] == want, epoch1
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -124,12 +124,14 @@ table(shown, f"strategies_{factor}", key="st_summary", column_config={
         format="%.4f", help="slope of log10‖g_t‖ per step back (layer 0, last probe)")})
 
 ep = reads.epochs(ids)
-baselines = runs["baseline_loss"].dropna()
+# the baseline each run's loss ÷ baseline and verdict use (held-out when stored), as Compare draws it
+baselines = reads.loss_baseline(runs).dropna()
 baseline = charts.shared_baseline(baselines)
 if baseline is None and len(baselines):
     st.caption(f"No baseline line on the loss chart: the runs' trivial baselines differ "
-               f"({baselines.min():.4g} to {baselines.max():.4g}; on the copy task it depends on T). "
-               "Compare draws each run's own baseline.")
+               f"({baselines.min():.4g} to {baselines.max():.4g}; each run's is measured on its own held-out "
+               "set when stored, else the task's, which on the copy task depends on T). Compare draws each "
+               "run's own baseline.")
 c, d, e = st.columns([3, 1, 1])
 want_s = _smoothing_of_url()
 smooth = c.slider("Smoothing of the group means (EMA weight)", 0.0, charts.MAX_SMOOTHING, value=want_s, step=0.01,

@@ -93,3 +93,36 @@ def test_the_loss_chart_draws_a_baseline_only_when_every_run_shares_it(lab, open
     assert any("the runs' trivial baselines differ (0.1667 to 0.5" in c.value for c in at.caption)
     assert charts.shared_baseline([0.5, 0.5, float("nan"), None]) == 0.5
     assert charts.shared_baseline([0.5, 1 / 6]) is None and charts.shared_baseline([]) is None
+
+
+def test_the_loss_chart_baseline_is_the_held_out_one_the_verdicts_use(lab, open_page):
+    """The line is the baseline each run's loss ÷ baseline divides by, as Compare draws it: the trivial
+    predictor's loss on the run's own held-out set when stored (0.2 here), not the task's analytic 1/6.
+    Held-out sets drawn from different seeds give different baselines: then no line, and the page says so."""
+    from sqlalchemy import create_engine, text
+
+    url, _ = lab
+    ids = [store_run(url, cell, NORM, s, 0.05) for cell in ("rnn", "lstm") for s in range(2)]
+    with create_engine(url).begin() as c:
+        c.execute(text("UPDATE runs SET baseline_heldout_loss = 0.2 WHERE id IN (:a, :b, :c, :d)"),
+                  dict(zip("abcd", ids)))
+
+    def baseline_lines(at):
+        fig = next(f for f in figures(at) if "Validation loss by cell" in f["layout"]["title"]["text"])
+        lines = [s for s in fig["layout"].get("shapes", []) if s.get("type") == "line"]
+        labels = [a["text"] for a in fig["layout"].get("annotations", []) if a.get("text", "").startswith("baseline")]
+        return lines, labels
+
+    at = open_page("strategies", runs=",".join(map(str, ids)), factor="cell")
+    no_errors(at)
+    lines, labels = baseline_lines(at)
+    assert len(lines) == 1 and lines[0]["y0"] == pytest.approx(0.2, rel=1e-9)
+    assert labels == ["baseline 0.2"]           # Compare's label for a baseline every run shares
+
+    with create_engine(url).begin() as c:
+        c.execute(text("UPDATE runs SET baseline_heldout_loss = 0.21 WHERE id = :a"), {"a": ids[0]})
+    _reset_caches()
+    at = open_page("strategies", runs=",".join(map(str, ids)), factor="cell")
+    no_errors(at)
+    assert baseline_lines(at) == ([], [])
+    assert any("the runs' trivial baselines differ (0.2 to 0.21" in c.value for c in at.caption)

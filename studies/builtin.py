@@ -14,7 +14,7 @@ import pandas as pd
 
 from rnnlab.health import SOLVED_FRACTION
 from studies import sql
-from studies.core import Check, Figure, Number, Scale, Series, Study, StudyData
+from studies.core import Check, Figure, Number, Scale, Series, Study, StudyData, fmt
 
 GPU = {"device": "cuda"}   # the paper scale goes to the gpu queue
 
@@ -49,6 +49,32 @@ def _flat(values) -> bool:
     """Every value finite and all within SEQ_HZ_SPREAD of each other (a NaN fails: max and min would skip it)."""
     v = list(values)
     return all(math.isfinite(x) for x in v) and max(v) - min(v) <= SEQ_HZ_SPREAD
+
+
+def diverged_runs(runs: pd.DataFrame, key: str, group) -> dict[int, str]:
+    """{seed: what shows it} for the runs whose ``key`` equals ``group`` and that diverged: status
+    'diverged' (the engine skips the non-finite step's update, so such a run's last recorded loss can be
+    finite), or a final validation loss that is not finite (±∞, or NaN, as SQLite hands back a NaN)."""
+    rows = runs[runs[key].map(lambda v: v == group)]
+    out = {}
+    for s, status, loss in zip(rows["seed"], rows["status"], rows["val_loss"]):
+        loss = math.nan if loss is None or pd.isna(loss) else float(loss)
+        why = (["status diverged"] if status == "diverged" else []) + \
+            ([f"final val loss {fmt(loss)}"] if not math.isfinite(loss) else [])
+        if why:
+            out[int(s)] = ", ".join(why)
+    return out
+
+
+def stays_check(text: str, holds: dict[int, bool], diverged: dict[str, dict[int, str]]) -> Check:
+    """A check that a group stayed where it started (at the baseline, at chance): it holds on a seed when
+    ``holds`` says so and none of the runs it reads diverged. A diverged run did not stay: it stopped, so
+    it is no evidence for the claim and fails the check. ``diverged``: {group: diverged_runs(...)}; the
+    text names each diverged seed and run."""
+    bad = sorted((s, g, why) for g, per in diverged.items() for s, why in per.items())
+    note = "; ".join(f"seed {s} ({g}: {why})" for s, g, why in bad)
+    return Check(text + " without diverging" + (f" — diverged, so it fails: {note}" if note else ""),
+                 {s: bool(ok) and not any(s in per for per in diverged.values()) for s, ok in holds.items()})
 
 
 def _lt(a: float, b: float) -> bool:
@@ -222,8 +248,8 @@ def _adding(study: Study, d: StudyData):
     checks = [
         Check(f"LSTM and GRU solve it: final val loss ≤ {SOLVED:g} × baseline",
               {s: at("lstm", s) <= SOLVED and at("gru", s) <= SOLVED for s in seeds}),
-        Check(f"the tanh RNN stays at the baseline: final val loss ≥ {AT_BASELINE:g} × baseline",
-              {s: at("rnn", s) >= AT_BASELINE for s in seeds}),
+        stays_check(f"the tanh RNN stays at the baseline: final val loss ≥ {AT_BASELINE:g} × baseline,",
+                    {s: at("rnn", s) >= AT_BASELINE for s in seeds}, {"rnn": diverged_runs(r, "cell", "rnn")}),
     ]
     return checks, list(ratio.values()), _loss_ratio_figures(d, r, "cell", ratio)
 
@@ -383,8 +409,9 @@ def _irnn(study: Study, d: StudyData):
     checks = [
         Check(f"IRNN (ReLU, W_hh = I) solves it: final val loss ≤ {SOLVED:g} × baseline",
               {s: at("relu + identity", s) <= SOLVED for s in seeds}),
-        Check(f"a tanh RNN (PyTorch's default W_hh) stays at the baseline: ≥ {AT_BASELINE:g} × baseline",
-              {s: at("tanh + default", s) >= AT_BASELINE for s in seeds}),
+        stays_check(f"a tanh RNN (PyTorch's default W_hh) stays at the baseline: ≥ {AT_BASELINE:g} × baseline,",
+                    {s: at("tanh + default", s) >= AT_BASELINE for s in seeds},
+                    {"tanh + default": diverged_runs(r, "arm", "tanh + default")}),
     ]
     return checks, list(ratio.values()), _loss_ratio_figures(d, r, "arm", ratio)
 
@@ -447,8 +474,9 @@ def _copy(study: Study, d: StudyData):
         Check(f"the stored baseline is 10·ln 8/(T + 20) = {formula:.5g} (T = {T})",
               {s: all(abs(base[c].per_seed.get(s, math.nan) - formula) <= 1e-9 * formula for c in base)
                for s in seeds}),
-        Check(f"tanh RNN and LSTM both plateau at the baseline: final loss within ±{PLATEAU:.0%} of it",
-              {s: all(abs(ratio[c].per_seed.get(s, math.nan) - 1) <= PLATEAU for c in ratio) for s in seeds}),
+        stays_check(f"tanh RNN and LSTM both plateau at the baseline: final loss within ±{PLATEAU:.0%} of it,",
+                    {s: all(abs(ratio[c].per_seed.get(s, math.nan) - 1) <= PLATEAU for c in ratio) for s in seeds},
+                    {c: diverged_runs(r, "cell", c) for c in ratio}),
     ]
     curves = []
     e = d.epochs.merge(r[["id", "cell", "seed", "baseline_loss"]], left_on="run_id", right_on="id")
@@ -536,8 +564,9 @@ def _seq_len(study: Study, d: StudyData):
                for s in seeds}),
         Check(f"after training the LSTM solves it at every T: final val loss ≤ {SOLVED:g} × baseline",
               {s: all(at(ratio, "lstm", T, s) <= SOLVED for T in Ts) for s in seeds}),
-        Check(f"the tanh RNN fails at the longest T = {hi}: final val loss ≥ {AT_BASELINE:g} × baseline",
-              {s: at(ratio, "rnn", hi, s) >= AT_BASELINE for s in seeds}),
+        stays_check(f"the tanh RNN fails at the longest T = {hi}: final val loss ≥ {AT_BASELINE:g} × baseline,",
+                    {s: at(ratio, "rnn", hi, s) >= AT_BASELINE for s in seeds},
+                    {_seq_group("rnn", hi): diverged_runs(r, "grp", _seq_group("rnn", hi))}),
     ]
 
     def lines(nums, title, ylabel, log_y=False, hline=None):
@@ -770,8 +799,8 @@ def _temporal_order(study: Study, d: StudyData):
               {s: at("gru", s) >= ORDER_SOLVED for s in seeds}),
         Check(f"the LSTM (forget-gate bias {ORDER_FORGET_BIAS:g}) solves it: held-out accuracy ≥ {ORDER_SOLVED:.0%}",
               {s: at("lstm", s) >= ORDER_SOLVED for s in seeds}),
-        Check(f"the tanh RNN stays at chance (25%): held-out accuracy ≤ {ORDER_CHANCE:.0%}",
-              {s: at("rnn", s) <= ORDER_CHANCE for s in seeds}),
+        stays_check(f"the tanh RNN stays at chance (25%): held-out accuracy ≤ {ORDER_CHANCE:.0%},",
+                    {s: at("rnn", s) <= ORDER_CHANCE for s in seeds}, {"rnn": diverged_runs(r, "cell", "rnn")}),
     ]
     curves = []
     e = d.epochs.merge(r[["id", "cell", "seed"]], left_on="run_id", right_on="id")

@@ -423,3 +423,89 @@ def test_temporal_order_plants_the_lstm_with_its_forget_bias(sqlite_url):
     assert bias == {"rnn": {None}, "gru": {None}, "lstm": {3.0}}
     assert sorted(set(data.runs["point"])) == sorted(ORDER.points("cpu"))
     assert decide(ORDER, sqlite_url).verdict == studies.REPRODUCED
+
+
+# ---------------------------------------------------------------------------------------------
+# "stays at the baseline"-style checks: a diverged run is no evidence that a cell stayed anywhere
+# ---------------------------------------------------------------------------------------------
+
+def _stays_cases():
+    """Per study: what to plant for every run where the claim holds, which runs the 'stays' check reads
+    (the target), and the start of that check's text."""
+    def add(spec):
+        return {"val_loss": 0.17 if spec.cell == "rnn" else 0.001}
+
+    def irnn(spec):
+        return {"val_loss": 0.17 if (spec.activation, spec.init.recurrent) == ("tanh", "default") else 0.001}
+
+    def copy(spec):
+        return {"baseline": COPY_BASE, "val_loss": COPY_BASE * (1.02 if spec.cell == "lstm" else 0.97)}
+
+    def order(spec):
+        return {"val_metric": {"rnn": 0.26, "lstm": 0.992, "gru": 0.995}[spec.cell], "val_loss": 1.38}
+
+    return {
+        "adding": (ADD, add, lambda spec: spec.cell == "rnn", "the tanh RNN stays at the baseline"),
+        "irnn": (IRNN, irnn, lambda spec: (spec.activation, spec.init.recurrent) == ("tanh", "default"),
+                 "a tanh RNN (PyTorch's default W_hh) stays at the baseline"),
+        "seq-len": (SEQ, seq_values(seq_good), lambda spec: (spec.cell, spec.task.seq_len) == ("rnn", T_HI),
+                    "the tanh RNN fails at the longest T"),
+        "copy": (COPY, copy, lambda spec: spec.cell == "rnn", "tanh RNN and LSTM both plateau at the baseline"),
+        "temporal-order": (ORDER, order, lambda spec: spec.cell == "rnn", "the tanh RNN stays at chance"),
+    }
+
+
+# how the target's runs end in each case: the seeds it touches, what is planted, what the check's text names
+STAYS_BAD = {
+    "inf": ((0, 1, 2), {"val_loss": math.inf}, "final val loss ∞"),
+    "nan": ((1,), {"val_loss": math.nan}, "final val loss NaN"),
+    # the engine skips the non-finite step's update, so a diverged run's last epoch can hold a finite loss
+    # right at the baseline: only its status says it diverged
+    "diverged": ((2,), {"status": "diverged", "nonfinite": [0, 1]}, "status diverged"),
+}
+
+
+def _plant_stays(url, study_key, bad=None):
+    study, good, target, prefix = _stays_cases()[study_key]
+    seeds, override, _ = STAYS_BAD[bad] if bad else ((), {}, "")
+
+    def values(spec):
+        v = dict(good(spec))
+        if target(spec) and spec.seed in seeds:
+            v.update(override)
+        return v
+    plant(study, url, values)
+    out = decide(study, url)
+    (check,) = [c for c in out.checks if c.text.startswith(prefix)]
+    return out, check
+
+
+@pytest.mark.parametrize("study_key", list(_stays_cases()))
+def test_a_stays_check_holds_on_runs_that_stayed_and_did_not_diverge(sqlite_url, study_key):
+    out, check = _plant_stays(sqlite_url, study_key)
+    assert out.verdict == studies.REPRODUCED, [(c.text, c.per_seed) for c in out.checks]
+    assert check.per_seed == {0: True, 1: True, 2: True}
+    # the rule is in the check's text, and no seed is named as diverged
+    assert check.text.endswith("without diverging"), check.text
+
+
+@pytest.mark.parametrize("bad", list(STAYS_BAD))
+@pytest.mark.parametrize("study_key", list(_stays_cases()))
+def test_a_diverged_run_fails_a_stays_check_and_the_check_says_so(sqlite_url, study_key, bad):
+    seeds, _, why = STAYS_BAD[bad]
+    out, check = _plant_stays(sqlite_url, study_key, bad)
+    # a run that diverged did not stay at the baseline (or at chance): it is no evidence for the claim
+    assert check.per_seed == {s: s not in seeds for s in (0, 1, 2)}, check.text
+    others = [c for c in out.checks if c is not check]
+    assert all(all(c.per_seed.values()) for c in others), [(c.text, c.per_seed) for c in others]
+    if seeds == (0, 1, 2):
+        assert out.verdict == studies.NOT_REPRODUCED
+    else:
+        assert out.verdict == studies.INCONCLUSIVE
+        held = ", ".join(str(s) for s in (0, 1, 2) if s not in seeds)
+        assert f"holds on seeds {held} and fails on {', '.join(map(str, seeds))}" in out.reason
+    assert "diverged" in check.text.split("without diverging", 1)[1], check.text
+    for s in seeds:
+        assert f"seed {s} (" in check.text and why in check.text, check.text
+    for s in set((0, 1, 2)) - set(seeds):
+        assert f"seed {s} (" not in check.text, check.text

@@ -53,6 +53,18 @@ def _fresh() -> tuple[dict, pd.DataFrame]:
     return now, reads.runs_by_ids([rid])
 
 
+def _loss_text(run_id: int, loss) -> str:
+    """The last val loss: 4 significant digits; a diverged run's non-finite one as NaN, inf or -inf (a
+    dash would read as "no loss yet"); '—' before the first epoch. The runs row keeps a NaN loss as
+    NULL (db/codec.py), so for a NULL one the run's last epoch says which it is."""
+    if pd.isna(loss):
+        last = reads.epochs([run_id], max_epochs=1, columns=("val_loss",))
+        if last.empty:
+            return "—"
+        loss = last["val_loss"].iloc[-1]
+    return "NaN" if pd.isna(loss) else f"{float(loss):.4g}"
+
+
 @st.fragment(run_every=chart_views.LIVE_EVERY_S if live else None)
 def header() -> None:
     with guard("Run detail"):  # a fragment reruns alone, outside the app's guard
@@ -62,7 +74,7 @@ def header() -> None:
         a.metric("Status", f"{STATUS_ICON.get(r['status'], '')} {r['status']}")
         b.metric("Epoch", f"{r['epochs_done']}/{r['epochs_total']}")
         ratio = reads.loss_ratio(runs).iloc[0]
-        c.metric("Val loss (baseline)", "—" if pd.isna(row["last_val_loss"]) else f"{row['last_val_loss']:.4g}",
+        c.metric("Val loss (baseline)", _loss_text(rid, row["last_val_loss"]),
                  delta=None if pd.isna(ratio) else f"{ratio:.2f} × baseline", delta_color="off",
                  help=f"The last val loss, and its ratio to the baseline: {reads.BASELINE_HELP}.")
         d.metric("Duration", fmt_duration(row["duration_s"]) or "—")

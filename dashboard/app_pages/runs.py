@@ -84,6 +84,25 @@ live = st.toggle("Live updates every 5 s", value=True, key="live")
 KEY_COLUMNS = ("id", "name", "status", "progress", "loss ÷ baseline", "diagnosis", "tags")
 
 
+def last_loss(df: pd.DataFrame) -> pd.Series:
+    """Per run, the last recorded val loss as text: 4 significant digits, a diverged run's non-finite
+    one as NaN, inf or -inf (a blank would read as "no loss yet"), '' when no epoch is recorded. The
+    runs row keeps a NaN loss as NULL (db/codec.py), so those runs' last epochs are read for it."""
+    loss = df["last_val_loss"].astype(float)
+    gap = [int(i) for i in df.loc[loss.isna(), "id"]]
+    rows = reads.epochs(gap, max_epochs=1, columns=("val_loss",)) if gap else None
+    last = {} if rows is None else dict(zip(rows["run_id"].astype(int), rows["val_loss"].astype(float)))
+
+    def text(run_id: int, x: float) -> str:
+        if math.isnan(x):
+            if run_id not in last:
+                return ""
+            x = float(last[run_id])
+        return "NaN" if math.isnan(x) else f"{x:.4g}"
+
+    return pd.Series([text(int(i), x) for i, x in zip(df["id"], loss)], index=df.index, dtype=object)
+
+
 def view(df: pd.DataFrame) -> pd.DataFrame:
     base = reads.loss_baseline(df)
     out = pd.DataFrame({
@@ -93,7 +112,7 @@ def view(df: pd.DataFrame) -> pd.DataFrame:
         "epoch": [f"{d}/{t}" for d, t in zip(df["epochs_done"], df["epochs_total"])],
         "cell": df["cell"] + df["activation"].map(lambda a: "" if a == "—" else f"/{a}"),
         "task": df["task"] + " T=" + df["seq_len"].astype(str), "layers": df["num_layers"], "seed": df["seed"],
-        "val loss": df["last_val_loss"], "baseline": base,
+        "val loss": last_loss(df), "baseline": base,
         "metric": df["last_val_metric"], "metric baseline": df["baseline_metric"], "metric name": df["metric_name"],
         "horizon": df["last_horizon"], "worker": df["worker"].fillna(""),
         "duration": df["duration_s"].map(fmt_duration), "owner": df["owner"].fillna(""), "created": df["created_at"],
@@ -112,7 +131,8 @@ COLUMNS = {
         help=f"the last val loss ÷ {reads.BASELINE_HELP}; < 1 beats the trivial predictor"),
     "diagnosis": st.column_config.TextColumn("diagnosis", width=260),
     "tags": st.column_config.TextColumn("tags", width=120),
-    "val loss": st.column_config.NumberColumn(format="%.4g"),
+    "val loss": st.column_config.TextColumn(
+        "val loss", help="the last val loss; NaN or inf where the run diverged, empty before its first epoch"),
     "baseline": st.column_config.NumberColumn(format="%.4g", help=reads.BASELINE_HELP),
     "metric": st.column_config.NumberColumn(format="%.4g"),
     "metric baseline": st.column_config.NumberColumn(format="%.4g"),

@@ -122,3 +122,20 @@ def test_notes_and_tags_are_bounded_and_a_refusal_is_shown(lab, open_page):
     assert any(f"at most {store.MAX_TAGS} per run" in w.value for w in at.warning), [w.value for w in at.warning]
     after = store.get_run(rid, url=url)
     assert (after["notes"], after["tags"]) == (before["notes"], before["tags"])
+
+
+def test_a_diverged_runs_loss_reads_nan_or_inf_not_a_dash(page_db):
+    """The header's val loss showed '—' (no loss) for a run whose last loss was NaN; it reads NaN,
+    inf stays inf, and only a run with no epoch has the dash."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.dashboard.conftest import APP
+    from tests.dashboard.test_runs_page import seed_non_finite
+
+    ids = seed_non_finite(page_db)
+    for run, want in (("nan", "NaN"), ("inf", "inf"), ("queued", "—")):
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.run()
+        at = go(at, "run_detail", run=str(ids[run]))
+        no_errors(at)
+        assert {m.label: m.value for m in at.metric}["Val loss (baseline)"] == want, run

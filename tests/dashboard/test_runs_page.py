@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from dashboard import runs_query
 from db import store
 from tests.dashboard.conftest import no_errors
@@ -178,3 +180,40 @@ def test_search_reads_notes_on_both_backends(db_url):
     assert sorted(q.list_runs({"search": "CLIPPING"}, engine=eng)[0]["id"]) == [a, b]
     assert q.list_runs({"search": "rescued"}, engine=eng)[0]["id"].tolist() == [a]
     assert q.list_runs({"search": "rescued"}, engine=eng)[1] == 1
+
+
+# --- a diverged run's loss ------------------------------------------------------------------------
+
+def seed_non_finite(url: str) -> dict[str, int]:
+    """Runs ended through the store as a worker ends them: diverged with a NaN last val loss (which the
+    runs row keeps as NULL), diverged with +inf, a finished run, and a queued run (no epoch yet)."""
+    import math
+
+    from tests.dashboard.seed import info_for, records, seed_run, spec
+
+    ids = {"nan": seed_run(url, spec("rnn", seed=7), status="diverged")}
+    s = spec("rnn", seed=8)
+    (ids["inf"],) = store.create_runs([s], url=url)
+    store.claim_run(ids["inf"], "w", url=url)
+    store.record_info(ids["inf"], info_for(s), attempt=1, url=url)
+    recs = records(s, diverge_at=2)
+    recs[-1].val_loss = math.inf
+    for rec in recs:
+        store.record_epoch(ids["inf"], rec, attempt=1, url=url)
+    store.finish_run(ids["inf"], "diverged", "non-finite loss at epoch 2", attempt=1, url=url)
+    ids["finite"] = seed_run(url, spec("gru", seed=0))
+    ids["queued"] = seed_run(url, spec("lstm", seed=0), status="queued")
+    return ids
+
+
+def test_a_diverged_runs_loss_reads_nan_or_inf_not_blank(page_db, open_page):
+    """The val loss column showed a NaN final loss as an empty cell, like a run with no loss yet; it
+    reads NaN (inf stays inf), a finished run's loss is its last epoch's, and a queued run's is empty."""
+    from tests.dashboard.seed import records, spec
+
+    ids = seed_non_finite(page_db)
+    at = open_page("runs")
+    no_errors(at)
+    loss = at.dataframe[0].value.set_index("id")["val loss"]
+    assert loss[ids["nan"]] == "NaN" and loss[ids["inf"]] == "inf" and loss[ids["queued"]] == ""
+    assert float(loss[ids["finite"]]) == pytest.approx(records(spec("gru", seed=0))[-1].val_loss, rel=1e-3)

@@ -127,8 +127,11 @@ def submit(specs: Sequence[JobSpec], owner: str | None = None, tags: Iterable[st
     from rnnlab.settings import get_settings
 
     settings = get_settings()
-    specs, tags = list(specs), list(tags)
-    errors = check_submission(specs, tags, limits or settings.limits)
+    # the tags are bounded before they are expanded: an iterable without a length is read at most
+    # MAX_TAGS + 1 items (db.store.too_many_tags), and more is refused as check_submission refuses it
+    specs = list(specs)
+    tags, too_many = store.too_many_tags(tags)
+    errors = check_submission(specs, tags, limits or settings.limits) + ([too_many] if too_many else [])
     if owner is not None:
         try:
             check_text("owner", owner)

@@ -37,6 +37,33 @@ def test_check_submission_refuses_too_many_tags_once_naming_the_count():
         f"tags: more than {MAX_TAGS} tags; at most {MAX_TAGS} per run"]
 
 
+def _tags_that_refuse_to_be_read_past_the_bound(n: int):
+    """A generator of ``n`` tags (as many as a user could pipe in: 10**12) that fails the test as soon
+    as more than MAX_TAGS + 1 of them are pulled, so code that expands it first fails, never hangs."""
+    pulled = 0
+    for i in range(n):
+        pulled += 1
+        if pulled > MAX_TAGS + 1:
+            raise AssertionError(f"tags read past MAX_TAGS + 1 = {MAX_TAGS + 1} items")
+        yield f"t{i}"
+
+
+def test_submit_bounds_a_tags_iterable_before_expanding_it(sqlite_url, fs_broker):
+    """submit() did list(tags) before check_submission counted them: a huge tags iterable was expanded
+    before the bound was checked. It is read up to MAX_TAGS + 1 items, refused naming the field and the
+    limit, and nothing is created; exactly MAX_TAGS from a generator are taken whole."""
+    from client.submit import submit
+
+    with pytest.raises(SpecError) as e:
+        submit([parse_spec(SPEC)], tags=_tags_that_refuse_to_be_read_past_the_bound(10 ** 12), url=sqlite_url,
+               app=fs_broker.app(), limits=Limits())
+    assert f"tags: more than {MAX_TAGS} tags; at most {MAX_TAGS} per run" in str(e.value)
+    assert store.list_runs(url=sqlite_url)[1] == 0
+    (rid,) = submit([parse_spec(SPEC)], tags=_tags_that_refuse_to_be_read_past_the_bound(MAX_TAGS), url=sqlite_url,
+                    app=fs_broker.app(), limits=Limits())
+    assert sorted(store.get_run(rid, url=sqlite_url)["tags"]) == sorted(f"t{i}" for i in range(MAX_TAGS))
+
+
 def test_the_store_refuses_too_many_tags_and_writes_nothing(db_url):
     too_many = [f"t{i}" for i in range(MAX_TAGS + 1)]
     with pytest.raises(ValueError, match=f"tags: {MAX_TAGS + 1} tags; at most {MAX_TAGS} per run"):

@@ -338,44 +338,128 @@ def empty(title: str, note: str = "no data yet") -> go.Figure:
 def curves(df: pd.DataFrame, y: str, labels: dict[int, str], title: str, *, log: bool = False,
            baselines: dict[int, float | None] | None = None, x: str = "epoch", ytitle: str | None = None,
            smooth: float = 0.0) -> go.Figure:
-    """One line per run of column ``y`` against ``x``; each run's task baseline as a dotted line.
+    """One line per run of column ``y`` against ``x``; ``baselines`` ({run id: the trivial predictor's
+    value}) as ``baseline_marks``: a dotted line per baseline the runs share, a shaded band from min to
+    max where the runs' own baselines differ slightly (held-out sets drawn from different seeds).
     Undrawable values (NaN, ±inf, and ≤ 0 on a log axis) are markers at the floor or ceiling."""
     d = df if y in df else df.iloc[0:0]
     if d.empty:
         return empty(title)
     col = colors(list(labels))
     kind = _kind(len(d))
-    groups = _group_baselines(baselines or {})
-    ax = ValueAxis([d[y]], log, [v for v in groups if v > 0 or not log])
+    marks = baseline_marks(baselines, log=log, runs=list(labels))
+    ax = ValueAxis([d[y]], log, marks.values)
     traces = [t for rid, g in d.groupby("run_id", sort=False)
               for t in ax.series(kind, g[x], g[y], labels.get(rid, str(rid)), col.get(rid), markers=len(g) < 40,
                                  group=rid, smooth=smooth)]
-    shapes, notes = [], [_special_note([ax])]
-    for value, rids in groups.items():
-        if log and value <= 0:
-            continue
-        text = f"baseline {value:.4g}" + ("" if len(rids) == len(labels) else f" (runs {', '.join(map(str, rids))})")
-        sh, note = _hline(value, 0, text, log=log)
-        shapes.append(sh)
-        notes.append(note)
     return _figure(traces, title, 420, {"xaxis": {"title": {"text": x_title(x)}}, "yaxis": ax.layout(ytitle or y)},
-                   shapes, notes)
+                   marks.shapes, [_special_note([ax])] + marks.notes)
 
 
-def _group_baselines(baselines: dict[int, float | None]) -> dict[float, list[int]]:
-    out: dict[float, list[int]] = {}
-    for rid, v in baselines.items():
-        if v is not None and not pd.isna(v) and math.isfinite(v):
-            out.setdefault(round(float(v), 10), []).append(rid)
-    return out
+# --- baselines: lines and bands ------------------------------------------------------------------
+# Each run stores the trivial predictor's loss on its own held-out set, and held-out sets depend on
+# the seed: ten seeds of one adding-task setup give ten baselines within ~2% of 1/6 (0.1655, 0.1662,
+# 0.1671, …). Ten dotted lines a hair apart, each with a label, say nothing; one band from their min to
+# their max says it all. But a band must not swallow baselines that really differ: the copy task's
+# 10·ln 8/(T + 20) changes by far more than 5% between the T values a sweep uses (T = 50, 100, 200),
+# and so do different tasks. Hence: sort the values; a value joins the current cluster while it is at
+# most BASELINE_CLUSTER_RATIO × the cluster's smallest value (5%: over twice the seed-to-seed spread).
+BASELINE_CLUSTER_RATIO = 1.05
+BASELINE_SAME = 1e-9     # values closer than this (relative) are one baseline: a line, not a band
+BASELINE_LISTED_RUNS = 6  # a mark that does not cover every run names up to this many run ids, else counts them
+BASELINE_BAND_OPACITY = 0.18
 
 
-def shared_baseline(baselines) -> float | None:
-    """The one trivial baseline every run shares (finite values equal to 10 significant digits), or
-    None when there is none or they differ: a line at their median would be wrong for every group
-    whose baseline is not the median (the copy task's 10·ln 8/(T + 20) changes with T)."""
-    groups = _group_baselines(dict(enumerate(baselines)))
-    return next(iter(groups)) if len(groups) == 1 else None
+@dataclass(frozen=True)
+class BaselineCluster:
+    lo: float
+    hi: float
+    runs: tuple  # the run ids whose baseline lies in [lo, hi]
+
+    @property
+    def is_band(self) -> bool:
+        return self.hi > self.lo * (1 + BASELINE_SAME) if self.lo > 0 else self.hi > self.lo
+
+
+@dataclass(frozen=True)
+class BaselineMarks:
+    clusters: list[BaselineCluster]
+    shapes: list[dict]
+    notes: list[dict]
+    values: list[float]  # what the value axis must include (every mark's ends)
+
+
+def baseline_clusters(baselines: dict | None, *, log: bool = False) -> list[BaselineCluster]:
+    """The finite baselines of ``baselines`` ({run id: value}; None and NaN ignored, and on a log axis
+    values ≤ 0, which it cannot draw) in clusters, smallest first: sorted, a value joins the current
+    cluster while it is ≤ BASELINE_CLUSTER_RATIO × the cluster's smallest value."""
+    vals = sorted(((float(v), rid) for rid, v in (baselines or {}).items()
+                   if v is not None and not pd.isna(v) and math.isfinite(float(v)) and (float(v) > 0 or not log)),
+                  key=lambda p: p[0])
+    out: list[list] = []
+    for v, rid in vals:
+        lo = out[-1][0][0] if out else None
+        if out and (v == lo or (lo > 0 and v <= BASELINE_CLUSTER_RATIO * lo)):
+            out[-1].append((v, rid))
+        else:
+            out.append([(v, rid)])
+    return [BaselineCluster(c[0][0], c[-1][0], tuple(_sorted_ids(r for _, r in c))) for c in out]
+
+
+def _sorted_ids(ids) -> list:
+    ids = list(ids)
+    try:
+        return sorted(ids)
+    except TypeError:
+        return ids
+
+
+def _range_text(lo: float, hi: float) -> str:
+    """'0.1655–0.1671': 4 significant digits, more when 4 would print both ends alike."""
+    for p in range(4, 11):
+        a, b = f"{lo:.{p}g}", f"{hi:.{p}g}"
+        if a != b:
+            return f"{a}–{b}"
+    return f"{lo:.10g}–{hi:.10g}"
+
+
+def _which_runs(rids: tuple) -> str:
+    if len(rids) <= BASELINE_LISTED_RUNS:
+        return f"runs {', '.join(map(str, rids))}"
+    return f"{len(rids)} runs"
+
+
+def baseline_marks(baselines: dict | None, *, log: bool = False, runs=None, axis: int = 0) -> BaselineMarks:
+    """The chart's marks of ``baselines`` ({run id: the trivial predictor's value}), one per cluster
+    (``baseline_clusters``): one distinct value is a dotted line labelled 'baseline 0.1667'; several
+    are a grey band from their min to their max with dotted edges, labelled 'baseline 0.1655–0.1671
+    (each run's held-out set)'. A mark that does not cover every run of the chart (``runs``, by default
+    the keys of ``baselines``) names its runs: '(runs 1, 2, 3)', or '(12 runs)' past
+    BASELINE_LISTED_RUNS. Labels sit at the top of their mark (log10 of it on a log axis: Plotly's
+    convention for annotations; shapes take data values)."""
+    clusters = baseline_clusters(baselines, log=log)
+    every = set((baselines or {}) if runs is None else runs)
+    shapes, notes, values = [], [], []
+    xa, ya = _axes(axis)
+    for c in clusters:
+        covers = every <= set(c.runs)
+        if c.is_band:
+            extra = ["each run's held-out set"] + ([] if covers else [_which_runs(c.runs)])
+            text = f"baseline {_range_text(c.lo, c.hi)} ({'; '.join(extra)})"
+            shapes.append({"type": "rect", "xref": f"{xa} domain", "yref": ya, "x0": 0, "x1": 1, "y0": c.lo,
+                           "y1": c.hi, "fillcolor": "gray", "opacity": BASELINE_BAND_OPACITY,
+                           "line": {"width": 0}, "layer": "below"})
+            for y in (c.lo, c.hi):   # dotted edges: the band stays visible however thin it is on the axis
+                shapes.append(_hline(y, axis, log=log)[0])
+            notes.append(_hline(c.hi, axis, text, log=log)[1])
+            values += [c.lo, c.hi]
+        else:
+            text = f"baseline {c.lo:.4g}" + ("" if covers else f" ({_which_runs(c.runs)})")
+            sh, note = _hline(c.lo, axis, text, log=log)
+            shapes.append(sh)
+            notes.append(note)
+            values.append(c.lo)
+    return BaselineMarks(clusters, shapes, notes, values)
 
 
 def facets(df: pd.DataFrame, y: str, facet: str, labels: dict[int, str], title: str, *, log: bool = True,
@@ -554,14 +638,16 @@ def ridgelines(hist: pd.DataFrame, labels: dict[int, str], title: str) -> go.Fig
 
 
 def band(df: pd.DataFrame, x: str, title: str, ytitle: str, *, log: bool = False,
-         baseline: float | None = None, smooth: float = 0.0) -> go.Figure:
-    """Group means with a shaded band: ``df`` has columns group, x, mean, lo, hi, n."""
+         baselines: dict | None = None, smooth: float = 0.0) -> go.Figure:
+    """Group means with a shaded band: ``df`` has columns group, x, mean, lo, hi, n. ``baselines``
+    ({run id: the trivial predictor's value} of the runs behind the groups) are drawn as
+    ``baseline_marks``: a dotted line, or a grey band where the runs' own baselines differ slightly."""
     if df.empty:
         return empty(title)
     col = colors(list(dict.fromkeys(df["group"])))
     kind = _kind(len(df) * 3)
-    keep = baseline is not None and math.isfinite(baseline) and (baseline > 0 or not log)
-    ax = ValueAxis([df["mean"], df["lo"], df["hi"]], log, [baseline] if keep else [])
+    marks = baseline_marks(baselines, log=log)
+    ax = ValueAxis([df["mean"], df["lo"], df["hi"]], log, marks.values)
     traces = []
     for grp, g in df.groupby("group", sort=False):
         c = col[grp]
@@ -570,11 +656,8 @@ def band(df: pd.DataFrame, x: str, title: str, ytitle: str, *, log: bool = False
                             fill="tonexty", fillcolor=_alpha(c, 0.2)))
         name = f"{html.escape(str(grp), quote=False)} (n={int(g['n'].max())})"  # group values may be user text
         traces += ax.series(kind, g[x], g["mean"], name, c, group=grp, line={"width": 2}, smooth=smooth)
-    shapes, notes = [], [_special_note([ax])]
-    if keep:
-        sh, note = _hline(baseline, 0, f"baseline {baseline:.4g}", log=log)
-        shapes, notes = [sh], notes + [note]
-    return _figure(traces, title, 380, {"xaxis": {"title": {"text": x}}, "yaxis": ax.layout(ytitle)}, shapes, notes)
+    return _figure(traces, title, 380, {"xaxis": {"title": {"text": x}}, "yaxis": ax.layout(ytitle)},
+                   marks.shapes, [_special_note([ax])] + marks.notes)
 
 
 def _alpha(color: str, a: float) -> str:

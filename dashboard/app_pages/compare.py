@@ -100,7 +100,8 @@ def _body() -> None:
         "loss ÷ baseline": st.column_config.NumberColumn(
             format="%.3f", help=f"last_val_loss ÷ {reads.BASELINE_HELP}; < 1 beats the trivial predictor"),
         "task baseline": st.column_config.NumberColumn(
-            format="%.4g", help="the task's analytic trivial baseline (the dotted line of the loss chart)")})
+            format="%.4g", help="the task's analytic trivial baseline, for reference; the baseline column (and the "
+                                 "loss chart's baseline mark) uses it only for a run that stored no held-out one")})
     notes = chart_views.notes(ids)
     if notes:
         with st.expander(f"Notes ({len(notes)} of {len(ids)} runs)", icon=":material/edit_note:", expanded=True):

@@ -125,13 +125,7 @@ table(shown, f"strategies_{factor}", key="st_summary", column_config={
 
 ep = reads.epochs(ids)
 # the baseline each run's loss ÷ baseline and verdict use (held-out when stored), as Compare draws it
-baselines = reads.loss_baseline(runs).dropna()
-baseline = charts.shared_baseline(baselines)
-if baseline is None and len(baselines):
-    st.caption(f"No baseline line on the loss chart: the runs' trivial baselines differ "
-               f"({baselines.min():.4g} to {baselines.max():.4g}; each run's is measured on its own held-out "
-               "set when stored, else the task's, which on the copy task depends on T). Compare draws each "
-               "run's own baseline.")
+baselines = dict(zip(ids, reads.loss_baseline(runs)))
 c, d, e = st.columns([3, 1, 1])
 want_s = _smoothing_of_url()
 smooth = c.slider("Smoothing of the group means (EMA weight)", 0.0, charts.MAX_SMOOTHING, value=want_s, step=0.01,
@@ -145,9 +139,15 @@ else:
 page_context.remember(PAGE, KEYS)
 loss_log = d.toggle("Log loss axis", value=True, key="st_loss_log")
 hor_log = e.toggle("Log horizon axis", value=False, key="st_hor_log")
+clusters = charts.baseline_clusters(baselines, log=loss_log)
+if len(clusters) > 1:
+    st.caption(f"The groups' trivial baselines differ ({clusters[0].lo:.4g} to {clusters[-1].hi:.4g}: each run's is "
+               "measured on its own held-out set when stored, else it is the task's, which on the copy task depends "
+               f"on T). The loss chart draws {len(clusters)} baseline marks, each labelled with its runs; a band "
+               "spans seeds whose held-out baselines differ slightly.")
 chart(charts.band(analysis.aggregate(ep, groups, "epoch", "val_loss", band, log=True), "epoch",
                   f"Validation loss by {factor} (geometric mean, {band} band over seeds)", "val loss", log=loss_log,
-                  baseline=baseline, smooth=smooth), f"strategy_loss_{factor}", key="st_loss")
+                  baselines=baselines, smooth=smooth), f"strategy_loss_{factor}", key="st_loss")
 ls = reads.layer_stats(ids)
 ls0 = ls[ls["layer"] == 0] if len(ls) else ls
 chart(charts.band(analysis.aggregate(ls0, groups, "epoch", "horizon", band), "epoch",

@@ -238,7 +238,7 @@ def test_baseline_label_sits_on_its_line(log):
     assert line.y0 == pytest.approx(1 / 6)  # shapes take data values on every axis type
     assert note.y == pytest.approx(math.log10(1 / 6) if log else 1 / 6)  # annotations take log10 on a log axis
     band = charts.band(pd.DataFrame({"group": "g", "epoch": [0, 1], "mean": [0.3, 0.01], "lo": [0.2, 0.005],
-                                     "hi": [0.4, 0.02], "n": 2}), "epoch", "b", "loss", log=log, baseline=1 / 6)
+                                     "hi": [0.4, 0.02], "n": 2}), "epoch", "b", "loss", log=log, baselines={1: 1 / 6})
     (note,) = [a for a in band.layout.annotations if a.text.startswith("baseline")]
     assert note.y == pytest.approx(math.log10(1 / 6) if log else 1 / 6)
 

@@ -64,41 +64,47 @@ def test_the_verdicts_are_on_screen_at_1440_px(sqlite_url, tmp_path):
             pw.stop()
 
 
-def test_the_loss_chart_draws_a_baseline_only_when_every_run_shares_it(lab, open_page):
-    """A line at the median baseline was wrong for every group whose baseline is not the median (the
-    copy task's baseline changes with T): with different baselines no line is drawn, and the page
-    says why; with one shared baseline the line is at that value."""
-    from sqlalchemy import create_engine, text
+def _baseline_marks(at, title: str = "Validation loss by cell") -> tuple[list[dict], list[dict], list[str]]:
+    """(rects, lines, labels) of the baseline marks on the Strategies loss chart."""
+    fig = next(f for f in figures(at) if title in f["layout"]["title"]["text"])
+    shapes = fig["layout"].get("shapes", [])
+    labels = [a["text"] for a in fig["layout"].get("annotations", []) if a.get("text", "").startswith("baseline")]
+    return ([s for s in shapes if s.get("type") == "rect"], [s for s in shapes if s.get("type") == "line"], labels)
 
-    from dashboard import charts
+
+def test_the_loss_chart_marks_each_cluster_of_baselines_with_its_runs(lab, open_page):
+    """A line at the median baseline was wrong for every group whose baseline is not the median (the
+    copy task's baseline changes with T): with baselines that really differ (1/6 and 0.5, 3× apart)
+    each gets its own line labelled with its runs, and the page says why; with one shared baseline
+    there is one line at that value, with no run list."""
+    from sqlalchemy import create_engine, text
 
     url, _ = lab
     ids = [store_run(url, cell, NORM, s, 0.05) for cell in ("rnn", "lstm") for s in range(2)]
 
-    def loss_chart(at):
-        return next(f for f in figures(at) if "Validation loss by cell" in f["layout"]["title"]["text"])
-
     at = open_page("strategies", runs=",".join(map(str, ids)), factor="cell")
     no_errors(at)
-    shared = loss_chart(at)
-    lines = [s for s in shared["layout"].get("shapes", []) if s.get("type") == "line"]
-    assert len(lines) == 1 and lines[0]["y0"] == pytest.approx(1 / 6, rel=1e-9)   # the adding task's 1/6
+    rects, lines, labels = _baseline_marks(at)
+    assert rects == [] and len(lines) == 1 and lines[0]["y0"] == pytest.approx(1 / 6, rel=1e-12)  # the adding task's
+    assert labels == ["baseline 0.1667"]
+    assert not any("baselines differ" in c.value for c in at.caption)
 
     with create_engine(url).begin() as c:
         c.execute(text("UPDATE runs SET baseline_loss = 0.5 WHERE id IN (:a, :b)"), {"a": ids[0], "b": ids[1]})
     _reset_caches()   # the page's reads are cached for a few seconds, as a user would see after them
     at = open_page("strategies", runs=",".join(map(str, ids)), factor="cell")
     no_errors(at)
-    assert not [s for s in loss_chart(at)["layout"].get("shapes", []) if s.get("type") == "line"]
-    assert any("the runs' trivial baselines differ (0.1667 to 0.5" in c.value for c in at.caption)
-    assert charts.shared_baseline([0.5, 0.5, float("nan"), None]) == 0.5
-    assert charts.shared_baseline([0.5, 1 / 6]) is None and charts.shared_baseline([]) is None
+    rects, lines, labels = _baseline_marks(at)
+    assert rects == [] and sorted(s["y0"] for s in lines) == pytest.approx([1 / 6, 0.5], rel=1e-12)
+    assert sorted(labels) == [f"baseline 0.1667 (runs {ids[2]}, {ids[3]})", f"baseline 0.5 (runs {ids[0]}, {ids[1]})"]
+    assert any("The groups' trivial baselines differ (0.1667 to 0.5" in c.value for c in at.caption)
 
 
 def test_the_loss_chart_baseline_is_the_held_out_one_the_verdicts_use(lab, open_page):
-    """The line is the baseline each run's loss ÷ baseline divides by, as Compare draws it: the trivial
+    """The mark is the baseline each run's loss ÷ baseline divides by, as Compare draws it: the trivial
     predictor's loss on the run's own held-out set when stored (0.2 here), not the task's analytic 1/6.
-    Held-out sets drawn from different seeds give different baselines: then no line, and the page says so."""
+    Held-out sets drawn from different seeds give baselines ~1% apart: then one grey band from their
+    min to their max (not a line per seed, and not nothing), and no caption: they are one baseline."""
     from sqlalchemy import create_engine, text
 
     url, _ = lab
@@ -107,22 +113,23 @@ def test_the_loss_chart_baseline_is_the_held_out_one_the_verdicts_use(lab, open_
         c.execute(text("UPDATE runs SET baseline_heldout_loss = 0.2 WHERE id IN (:a, :b, :c, :d)"),
                   dict(zip("abcd", ids)))
 
-    def baseline_lines(at):
-        fig = next(f for f in figures(at) if "Validation loss by cell" in f["layout"]["title"]["text"])
-        lines = [s for s in fig["layout"].get("shapes", []) if s.get("type") == "line"]
-        labels = [a["text"] for a in fig["layout"].get("annotations", []) if a.get("text", "").startswith("baseline")]
-        return lines, labels
-
     at = open_page("strategies", runs=",".join(map(str, ids)), factor="cell")
     no_errors(at)
-    lines, labels = baseline_lines(at)
-    assert len(lines) == 1 and lines[0]["y0"] == pytest.approx(0.2, rel=1e-9)
+    rects, lines, labels = _baseline_marks(at)
+    assert rects == [] and len(lines) == 1 and lines[0]["y0"] == pytest.approx(0.2, rel=1e-12)
     assert labels == ["baseline 0.2"]           # Compare's label for a baseline every run shares
 
+    held = {ids[0]: 0.1991, ids[1]: 0.2012, ids[2]: 0.2003}   # three seeds' held-out sets, ~1% apart
     with create_engine(url).begin() as c:
-        c.execute(text("UPDATE runs SET baseline_heldout_loss = 0.21 WHERE id = :a"), {"a": ids[0]})
+        for rid, v in held.items():
+            c.execute(text("UPDATE runs SET baseline_heldout_loss = :v WHERE id = :a"), {"v": v, "a": rid})
     _reset_caches()
     at = open_page("strategies", runs=",".join(map(str, ids)), factor="cell")
     no_errors(at)
-    assert baseline_lines(at) == ([], [])
-    assert any("the runs' trivial baselines differ (0.2 to 0.21" in c.value for c in at.caption)
+    rects, lines, labels = _baseline_marks(at)
+    (rect,) = rects
+    assert (rect["y0"], rect["y1"]) == (min(held.values()), max(held.values()))   # 0.1991 and 0.2012
+    assert rect["line"]["width"] == 0 and rect["opacity"] <= 0.3
+    assert sorted(s["y0"] for s in lines) == [0.1991, 0.2012]   # the band's dotted edges, no line per seed
+    assert labels == ["baseline 0.1991–0.2012 (each run's held-out set)"]
+    assert not any("baselines differ" in c.value for c in at.caption)

@@ -71,7 +71,7 @@ def curves(ids: list[int], runs: pd.DataFrame, key: str, opts: charts.ChartOptio
     with a:
         log = _log(st, "Log y-axis", f"{key}_log", True)
         # the baseline each run's loss is divided by elsewhere (held-out when stored, else analytic)
-        chart(charts.curves(ep, "val_loss", labels, "Validation loss (dotted: the trivial predictor's loss)", log=log,
+        chart(charts.curves(ep, "val_loss", labels, "Validation loss (grey: the trivial predictor's loss)", log=log,
                             baselines=dict(zip(runs["id"], reads.loss_baseline(runs))), x=x, smooth=sm),
               "val_loss", key=f"{key}_loss")
     with b:

@@ -1,4 +1,4 @@
-"""Compare 2–12 runs: curves against the task baseline, gradient norms, spectra, the per-timestep
+"""Compare 2–12 runs: curves against each run's trivial baseline, gradient norms, spectra, the per-timestep
 profile with the vanilla bound, t × epoch heatmaps, histograms (at one epoch and over training), the
 runs' notes and the spec diff. The selection, epoch, layer, profile switch, chart options and open tab
 live in the URL (?runs=1,2,3&epoch=10&layer=0&loss=last&smooth=0.6&x=step&view=Heatmaps), so a view

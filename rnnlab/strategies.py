@@ -182,7 +182,9 @@ def _loss_interval(done: pd.DataFrame, m: float, lo: float, hi: float) -> tuple[
 def _group_row(grp: str, g: pd.DataFrame) -> dict[str, Any]:
     done = g[g["status"].isin(FINISHED)]
     solves = [solved(loss, b) for loss, b in zip(done["val_loss"].astype(float), _baselines(done))]
-    logl = np.log10(np.fmax(done["val_loss"].to_numpy(dtype=float), LOSS_FLOOR))   # NaN stays NaN
+    loss = done["val_loss"].to_numpy(dtype=float)
+    # 0 counts as the floor; NaN stays NaN (np.fmax alone would floor it: a diverged seed as the best loss)
+    logl = np.log10(np.where(np.isnan(loss), np.nan, np.fmax(loss, LOSS_FLOOR)))
     m, lo, hi = stats(logl, "95% CI")
     mean_r, upper, basis = _beats(done) if len(done) else (math.nan, math.inf, "no finished runs")
     ilo, ihi = _loss_interval(done, m, lo, hi)

@@ -26,6 +26,7 @@ from db.explore_reads import explore_runs
 from db.liveness import list_workers
 from db.models import Epoch, GradProfile, Histogram, LayerStatRow, ParamStatRow, Run
 from db.reads import (
+    MAX_PAGE_SIZE,
     RUN_COLUMNS,
     SORTS,
     filter_options,
@@ -37,15 +38,16 @@ from db.reads import (
     runs_by_ids,
     status_counts,
     timing_samples,
+    valid_ids,
 )
 from rnnlab.health import spike_factor
 from rnnlab.records import decode_float
 
 __all__ = [  # the series read here, then the re-exported reads
-    "engine_for", "epochs", "final_summary", "histograms", "layer_stats", "param_names", "param_stats",
-    "probed_epochs", "profile_matrix", "profiles", "run_health", "epoch_clock", "with_clock", "histogram_history",
-    "RUN_COLUMNS", "SORTS", "explore_runs", "filter_options", "find_existing", "get_run", "list_runs",
-    "list_workers", "run_filters", "run_notes", "runs_by_ids", "status_counts", "timing_samples",
+    "engine_for", "epochs", "final_summary", "histograms", "last_val_losses", "layer_stats", "param_names",
+    "param_stats", "probed_epochs", "profile_matrix", "profiles", "run_health", "epoch_clock", "with_clock",
+    "histogram_history", "RUN_COLUMNS", "SORTS", "explore_runs", "filter_options", "find_existing", "get_run",
+    "list_runs", "list_workers", "run_filters", "run_notes", "runs_by_ids", "status_counts", "timing_samples",
 ]
 
 
@@ -221,7 +223,11 @@ def profiles(run_ids: list[int], epoch: int | None = None, layer: int = 0, kind:
 
 
 def _block_mean(mat: np.ndarray, max_cols: int) -> tuple[np.ndarray, np.ndarray]:
-    """Average adjacent columns into at most max_cols blocks (NaN-aware); returns (matrix, centres)."""
+    """Average adjacent columns of a log10 matrix into at most max_cols blocks; returns (matrix,
+    centres). A block's value is the mean of its finite entries, except that one +inf (a norm of inf)
+    makes it +inf and otherwise one −inf (a norm of 0) makes it −inf, as one zero makes a geometric
+    mean 0 (dashboard.analysis._log_stats): a block's 0 or inf is never averaged away. NaN only when
+    every entry is NaN."""
     n = mat.shape[1]
     if n <= max_cols:
         return mat, np.arange(1, n + 1, dtype=float)
@@ -229,8 +235,11 @@ def _block_mean(mat: np.ndarray, max_cols: int) -> tuple[np.ndarray, np.ndarray]
     ok = np.isfinite(mat)
     sums = np.add.reduceat(np.where(ok, mat, 0.0), edges[:-1], axis=1)
     counts = np.add.reduceat(ok.astype(np.int64), edges[:-1], axis=1)
+    pos = np.add.reduceat((mat == np.inf).astype(np.int64), edges[:-1], axis=1) > 0
+    neg = np.add.reduceat((mat == -np.inf).astype(np.int64), edges[:-1], axis=1) > 0
     with np.errstate(all="ignore"):
         out = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    out = np.where(pos, np.inf, np.where(neg, -np.inf, out))
     centres = (edges[:-1] + edges[1:] - 1) / 2 + 1
     return out, centres
 
@@ -238,7 +247,8 @@ def _block_mean(mat: np.ndarray, max_cols: int) -> tuple[np.ndarray, np.ndarray]
 def profile_matrix(run_id: int, layer: int = 0, kind: str = "h", max_t: int = 200, max_epochs: int = 100,
                    engine: Engine | None = None) -> dict[str, Any]:
     """The t × epoch matrix of log10‖∂L/∂h_t‖ of one run, downsampled on the server: time steps are
-    averaged in log space into at most ``max_t`` blocks, epochs are subsampled to ``max_epochs``.
+    averaged in log space into at most ``max_t`` blocks (a norm of 0 is −inf, of inf +inf, and a block
+    holding one is −inf or +inf, see _block_mean), epochs are subsampled to ``max_epochs``.
     Returns {"epochs": [...], "t": [...], "z": 2-D array (epochs × t), "seq_len": T}."""
     with _eng(engine).connect() as conn:
         es = [e for (e,) in conn.execute(select(GradProfile.epoch).where(
@@ -256,8 +266,7 @@ def profile_matrix(run_id: int, layer: int = 0, kind: str = "h", max_t: int = 20
     for i, a in enumerate(arrays):
         mat[i, :len(a)] = a
     with np.errstate(all="ignore"):
-        logm = np.where(mat > 0, np.log10(np.where(mat > 0, mat, 1.0)), np.nan)
-    logm[~np.isfinite(logm)] = np.nan
+        logm = np.where(mat >= 0, np.log10(np.where(mat >= 0, mat, 1.0)), np.nan)  # 0 → −inf, inf → +inf
     z, centres = _block_mean(logm, max_t)
     return {"epochs": [r.epoch for r in rows], "t": centres.tolist(), "z": z, "seq_len": T}
 
@@ -312,6 +321,36 @@ def final_summary(run_ids: list[int], engine: Engine | None = None) -> pd.DataFr
     a = _restore_nan(pd.DataFrame(ep, columns=["run_id", "val_loss", "val_metric", "nan_fields"]))
     b = _restore_nan(pd.DataFrame(ly, columns=["run_id", "horizon", "decay_per_step", "log_ratio", "nan_fields"]))
     return pd.DataFrame({"run_id": ids}).merge(a, how="left").merge(b, how="left")
+
+
+def last_val_losses(run_ids: list[int], engine: Engine | None = None) -> dict[int, float]:
+    """The last val loss of each run, by run id, as the surfaces show it: the runs row's value, or, for
+    a run whose row has none (the row keeps a NaN loss as NULL, db/codec.py) but that has recorded an
+    epoch, its last epoch's val_loss with NaN restored from ``nan_fields`` (±inf are stored as such).
+    Runs with no loss yet (no epoch) are left out, so NaN always means a non-finite loss. One query
+    for all ids; ids outside 1..MAX_RUN_ID are skipped, more than MAX_PAGE_SIZE is an error."""
+    ids = list(dict.fromkeys(valid_ids(run_ids)))
+    if len(ids) > MAX_PAGE_SIZE:
+        raise ValueError(f"run_ids: {len(ids)} runs; at most {MAX_PAGE_SIZE} at a time")
+    if not ids:
+        return {}
+    last = (select(Epoch.run_id, func.max(Epoch.epoch).label("e"))
+            .where(Epoch.run_id.in_(ids)).group_by(Epoch.run_id).subquery())
+    q = (select(Run.id, Run.last_val_loss, Epoch.val_loss, cast(Epoch.nan_fields, Text).label("nan_fields"))
+         .select_from(Run)
+         .outerjoin(last, last.c.run_id == Run.id)
+         .outerjoin(Epoch, and_(Epoch.run_id == Run.id, Epoch.epoch == last.c.e))
+         .where(Run.id.in_(ids)))
+    out: dict[int, float] = {}
+    with _eng(engine).connect() as conn:
+        for rid, row_loss, ep_loss, nan_fields in conn.execute(q):
+            if row_loss is not None:
+                out[int(rid)] = float(row_loss)
+            elif ep_loss is not None:
+                out[int(rid)] = float(ep_loss)
+            elif isinstance(nan_fields, str) and nan_fields != "null" and "val_loss" in (json.loads(nan_fields) or ()):
+                out[int(rid)] = math.nan
+    return {rid: out[rid] for rid in ids if rid in out}
 
 
 def run_health(run_ids: list[int], engine: Engine | None = None) -> pd.DataFrame:

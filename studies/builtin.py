@@ -68,13 +68,17 @@ def diverged_runs(runs: pd.DataFrame, key: str, group) -> dict[int, str]:
 
 def stays_check(text: str, holds: dict[int, bool], diverged: dict[str, dict[int, str]]) -> Check:
     """A check that a group stayed where it started (at the baseline, at chance): it holds on a seed when
-    ``holds`` says so and none of the runs it reads diverged. A diverged run did not stay: it stopped, so
-    it is no evidence for the claim and fails the check. ``diverged``: {group: diverged_runs(...)}; the
-    text names each diverged seed and run."""
-    bad = sorted((s, g, why) for g, per in diverged.items() for s, why in per.items())
-    note = "; ".join(f"seed {s} ({g}: {why})" for s, g, why in bad)
-    return Check(text + " without diverging" + (f" — diverged, so it fails: {note}" if note else ""),
-                 {s: bool(ok) and not any(s in per for per in diverged.values()) for s, ok in holds.items()})
+    ``holds`` says so. A diverged run stopped: whether it would have stayed is unknown, so it is no evidence
+    either way, and the check has no value (None) on a seed where any of the runs it reads diverged; its
+    ``why`` names each such run and what shows it diverged. ``diverged``: {group: diverged_runs(...)}."""
+    why: dict[int, list[str]] = {}
+    for g, per in diverged.items():
+        for s, shows in per.items():
+            why.setdefault(int(s), []).append(f"the {g} run diverged ({shows})")
+    note = "; ".join(f"seed {s} ({', '.join(w)})" for s, w in sorted(why.items()))
+    return Check(text + "; a diverged run is no evidence either way" + (f" — diverged: {note}" if note else ""),
+                 {s: None if int(s) in why else bool(ok) for s, ok in holds.items()},
+                 {s: " and ".join(w) for s, w in why.items()})
 
 
 def _lt(a: float, b: float) -> bool:
@@ -248,7 +252,7 @@ def _adding(study: Study, d: StudyData):
     checks = [
         Check(f"LSTM and GRU solve it: final val loss ≤ {SOLVED:g} × baseline",
               {s: at("lstm", s) <= SOLVED and at("gru", s) <= SOLVED for s in seeds}),
-        stays_check(f"the tanh RNN stays at the baseline: final val loss ≥ {AT_BASELINE:g} × baseline,",
+        stays_check(f"the tanh RNN stays at the baseline: final val loss ≥ {AT_BASELINE:g} × baseline",
                     {s: at("rnn", s) >= AT_BASELINE for s in seeds}, {"rnn": diverged_runs(r, "cell", "rnn")}),
     ]
     return checks, list(ratio.values()), _loss_ratio_figures(d, r, "cell", ratio)
@@ -409,7 +413,7 @@ def _irnn(study: Study, d: StudyData):
     checks = [
         Check(f"IRNN (ReLU, W_hh = I) solves it: final val loss ≤ {SOLVED:g} × baseline",
               {s: at("relu + identity", s) <= SOLVED for s in seeds}),
-        stays_check(f"a tanh RNN (PyTorch's default W_hh) stays at the baseline: ≥ {AT_BASELINE:g} × baseline,",
+        stays_check(f"a tanh RNN (PyTorch's default W_hh) stays at the baseline: ≥ {AT_BASELINE:g} × baseline",
                     {s: at("tanh + default", s) >= AT_BASELINE for s in seeds},
                     {"tanh + default": diverged_runs(r, "arm", "tanh + default")}),
     ]
@@ -474,7 +478,7 @@ def _copy(study: Study, d: StudyData):
         Check(f"the stored baseline is 10·ln 8/(T + 20) = {formula:.5g} (T = {T})",
               {s: all(abs(base[c].per_seed.get(s, math.nan) - formula) <= 1e-9 * formula for c in base)
                for s in seeds}),
-        stays_check(f"tanh RNN and LSTM both plateau at the baseline: final loss within ±{PLATEAU:.0%} of it,",
+        stays_check(f"tanh RNN and LSTM both plateau at the baseline: final loss within ±{PLATEAU:.0%} of it",
                     {s: all(abs(ratio[c].per_seed.get(s, math.nan) - 1) <= PLATEAU for c in ratio) for s in seeds},
                     {c: diverged_runs(r, "cell", c) for c in ratio}),
     ]
@@ -564,7 +568,7 @@ def _seq_len(study: Study, d: StudyData):
                for s in seeds}),
         Check(f"after training the LSTM solves it at every T: final val loss ≤ {SOLVED:g} × baseline",
               {s: all(at(ratio, "lstm", T, s) <= SOLVED for T in Ts) for s in seeds}),
-        stays_check(f"the tanh RNN fails at the longest T = {hi}: final val loss ≥ {AT_BASELINE:g} × baseline,",
+        stays_check(f"the tanh RNN fails at the longest T = {hi}: final val loss ≥ {AT_BASELINE:g} × baseline",
                     {s: at(ratio, "rnn", hi, s) >= AT_BASELINE for s in seeds},
                     {_seq_group("rnn", hi): diverged_runs(r, "grp", _seq_group("rnn", hi))}),
     ]
@@ -799,7 +803,7 @@ def _temporal_order(study: Study, d: StudyData):
               {s: at("gru", s) >= ORDER_SOLVED for s in seeds}),
         Check(f"the LSTM (forget-gate bias {ORDER_FORGET_BIAS:g}) solves it: held-out accuracy ≥ {ORDER_SOLVED:.0%}",
               {s: at("lstm", s) >= ORDER_SOLVED for s in seeds}),
-        stays_check(f"the tanh RNN stays at chance (25%): held-out accuracy ≤ {ORDER_CHANCE:.0%},",
+        stays_check(f"the tanh RNN stays at chance (25%): held-out accuracy ≤ {ORDER_CHANCE:.0%}",
                     {s: at("rnn", s) <= ORDER_CHANCE for s in seeds}, {"rnn": diverged_runs(r, "cell", "rnn")}),
     ]
     curves = []

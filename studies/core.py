@@ -7,10 +7,17 @@ through ``db.queries``, see ``studies.data``), so the CLI, the dashboard and the
 Verdicts (``decide``), from the per-seed checks of the runs of one scale:
 
 - ``pending``: some runs of the study are still queued or running (or none were submitted);
-- ``inconclusive (add seeds)``: fewer than ``MIN_SEEDS`` seeds have every grid point finished, or the
-  claim holds on some complete seeds and not on others;
-- ``reproduced``: every check holds on every complete seed (at least ``MIN_SEEDS`` of them);
-- ``not reproduced``: on every complete seed at least one check fails.
+- ``inconclusive (add seeds)``: fewer than ``MIN_SEEDS`` seeds give evidence, or the claim holds on
+  some seeds and not on others, or it holds on every seed that gives evidence while other seeds give
+  none;
+- ``reproduced``: every check holds on every seed of the scale (at least ``MIN_SEEDS`` of them);
+- ``not reproduced``: on every seed that gives evidence (at least ``MIN_SEEDS`` of them) a check fails.
+
+A seed gives evidence when every grid point has a finished run (a failed or cancelled run is no
+evidence) and, on it, some check fails or every check has a value: a check whose value on a seed is
+``None`` (e.g. the run it reads diverged, see ``Check``) is no evidence either way, so a seed where
+no check fails and some check has no value counts neither for nor against the claim, like a seed with
+a failed run, and the verdict's reason says why it has none.
 """
 
 from __future__ import annotations
@@ -64,14 +71,16 @@ class Number:
 
     def summary(self) -> dict[str, float]:
         """mean, the 95% t interval of the mean (lo, hi), min and max over the seeds. Infinite values
-        are kept: the mean of values holding -inf is -inf, and its interval is (-inf, max)."""
+        are kept: the mean of values holding -inf is -inf, and its interval is (-inf, max); +inf likewise;
+        values holding both -inf and +inf have no mean (NaN)."""
         v = self.values()
         v = v[~np.isnan(v)]
         if v.size == 0:
             return dict.fromkeys(("mean", "lo", "hi", "min", "max"), math.nan)
         lo_, hi_ = float(v.min()), float(v.max())
         if not np.isfinite(v).all():
-            m = float(v.mean()) if not (np.isinf(v).any() and (v > 0).any() and (v < 0).any()) else math.nan
+            # +∞ together with −∞ has no mean (NaN); −∞ with finite values is −∞, +∞ with them +∞
+            m = math.nan if np.isposinf(v).any() and np.isneginf(v).any() else float(v.mean())
             return {"mean": m, "lo": lo_, "hi": hi_, "min": lo_, "max": hi_}
         m = float(v.mean())
         h = t95(v.size) * float(v.std(ddof=1)) / math.sqrt(v.size) if v.size >= 2 else math.nan
@@ -97,12 +106,30 @@ def fmt(x: float, spec: str = ".3g") -> str:
     return format(x, spec).replace("-", "−")
 
 
+NO_EVIDENCE = "no evidence either way"
+
+
 @dataclass
 class Check:
-    """One statement of the claim, decided on each seed on its own."""
+    """One statement of the claim, decided on each seed on its own: True (it holds), False (it fails)
+    or None (no evidence either way on that seed, e.g. the run it reads diverged): ``why`` says why,
+    for each seed whose value is None. ``decide`` counts such a seed like a seed with a failed run."""
 
     text: str
-    per_seed: dict[int, bool]
+    per_seed: dict[int, bool | None]
+    why: dict[int, str] = field(default_factory=dict)
+
+    def mark(self, seed: int) -> str:
+        """'holds', 'fails' or 'no evidence' (a seed the check has no value for); a seed it was not
+        decided on fails, as ``decide`` counts it."""
+        v = self.per_seed.get(seed, False)
+        return "no evidence" if v is None else ("holds" if v else "fails")
+
+    def reason(self, seed: int) -> str:
+        """Why the check has no value on ``seed`` ('' when it has one)."""
+        if self.per_seed.get(seed, False) is not None:
+            return ""
+        return self.why.get(seed) or f"the check '{self.text}' has no value"
 
 
 @dataclass
@@ -152,7 +179,10 @@ class Outcome:
             "verdict": self.verdict, "reason": self.reason, "counts": self.counts,
             "expected_runs": self.expected_runs, "seeds_complete": self.seeds_complete,
             "code_versions": self.code_versions,
-            "checks": [{"text": c.text, "per_seed": {str(k): v for k, v in c.per_seed.items()}} for c in self.checks],
+            "checks": [{"text": c.text, "per_seed": {str(k): None if v is None else bool(v)
+                                                     for k, v in c.per_seed.items()},
+                        "no_evidence": {str(k): c.reason(k) for k, v in c.per_seed.items() if v is None}}
+                       for c in self.checks],
             "numbers": [{"label": n.label, "group": n.group,
                          "per_seed": {str(k): num(v) for k, v in n.per_seed.items()},
                          **{k: num(v) for k, v in n.summary().items()}, "sql": n.sql} for n in self.numbers],
@@ -290,26 +320,45 @@ def decide(study: Study, data: StudyData, scale: str) -> Outcome:
     if len(open_):
         out.reason = f"{len(open_)} of {len(runs)} runs are still queued or running"
         return out
-    passed = [s for s in complete if all(c.per_seed.get(s, False) for c in checks)]
-    failed_any = [s for s in complete if s not in passed]
+    def state(s: int) -> bool | None:
+        """False: some check fails on the seed; None: none fails and some has no value; True: all hold."""
+        vals = [c.per_seed.get(s, False) for c in checks]
+        if any(v is not None and not v for v in vals):
+            return False
+        return None if any(v is None for v in vals) else True
+
+    passed = [s for s in complete if state(s) is True]
+    failed_any = [s for s in complete if state(s) is False]
+    unknown = [s for s in complete if state(s) is None]
+    evidence = len(passed) + len(failed_any)
     missing = len(sc.seeds) - len(complete)
     lost = f"; {missing} seed(s) lack a finished run at some grid point (failed or cancelled)" if missing else ""
-    if len(complete) < MIN_SEEDS:
+    why = "".join(f"; seed {s}: {' and '.join(dict.fromkeys(c.reason(s) for c in checks if c.reason(s)))}: "
+                  f"{NO_EVIDENCE}" for s in unknown)
+    if evidence < MIN_SEEDS:
         out.verdict = INCONCLUSIVE
-        out.reason = f"only {len(complete)} complete seed(s), at least {MIN_SEEDS} are needed{lost}"
-    elif not failed_any and missing:
-        out.verdict = INCONCLUSIVE   # a failed or cancelled seed is not evidence for the claim
-        out.reason = (f"every check holds on the {len(complete)} complete seeds, but {missing} of the "
-                      f"{len(sc.seeds)} seeds lack a finished run at some grid point (failed or cancelled): "
-                      f"re-run them, or delete those runs and add seeds")
+        have = (f"only {evidence} of the {len(complete)} complete seeds give evidence" if unknown
+                else f"only {len(complete)} complete seed(s)")
+        out.reason = f"{have}, at least {MIN_SEEDS} are needed{lost}{why}"
+    elif not failed_any and (missing or unknown):
+        out.verdict = INCONCLUSIVE   # a failed, cancelled or evidence-less seed is not evidence for the claim
+        lack = []
+        if missing:
+            lack.append(f"{missing} of the {len(sc.seeds)} seeds lack a finished run at some grid point (failed "
+                        f"or cancelled): re-run them, or delete those runs and add seeds")
+        if unknown:
+            lack.append(f"{len(unknown)} of the {len(sc.seeds)} seeds give no evidence either way (add seeds)")
+        where = "complete seeds" if not unknown else "seeds that give evidence"
+        out.reason = f"every check holds on the {len(passed)} {where}, but {'; and '.join(lack)}{why}"
     elif not failed_any:
         out.verdict = REPRODUCED
         out.reason = f"every check holds on all {len(complete)} seeds"
     elif not passed:
         out.verdict = NOT_REPRODUCED
-        out.reason = f"on each of the {len(complete)} seeds at least one check fails{lost}"
+        which = f"{len(complete)} seeds" if not unknown else f"{evidence} seeds that give evidence"
+        out.reason = f"on each of the {which} at least one check fails{lost}{why}"
     else:
         out.verdict = INCONCLUSIVE
         out.reason = (f"the claim holds on seeds {', '.join(map(str, passed))} and fails on "
-                      f"{', '.join(map(str, failed_any))}{lost}")
+                      f"{', '.join(map(str, failed_any))}{lost}{why}")
     return out

@@ -45,6 +45,11 @@ def _spec_text(study: Study, scale: str) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False)
 
 
+# a check's value on a seed: it holds, it fails, or the seed gives no evidence either way (Check.mark)
+MARK = {"holds": "holds", "fails": "FAILS", "no evidence": "no evidence"}
+_HTML_MARK = {"holds": "✔ holds", "fails": "✘ fails", "no evidence": "– no evidence"}
+
+
 def _seed_cells(per_seed: dict[int, float], seeds: list[int], spec: str) -> list[str]:
     return [fmt(per_seed[s], spec) if s in per_seed else "—" for s in seeds]
 
@@ -73,7 +78,7 @@ def html(study: Study, out: Outcome, *, url: str, code_version: str, generated: 
     ]
     for c in out.checks:
         parts.append(f"<tr><td>{e(c.text)}</td>" + "".join(
-            f"<td>{'✔ holds' if c.per_seed.get(s) else '✘ fails'}</td>" for s in seeds) + "</tr>")
+            f"<td title='{e(c.reason(s))}'>{_HTML_MARK[c.mark(s)]}</td>" for s in seeds) + "</tr>")
     parts.append("</table>")
     parts.append("<h2>Figures</h2>")
     colours = svg.group_colours(out.figures)
@@ -122,7 +127,7 @@ def markdown(study: Study, out: Outcome, *, url: str, code_version: str, generat
              "| check | " + " | ".join(f"seed {s}" for s in seeds) + " |",
              "|---|" + "---|" * len(seeds)]
     for c in out.checks:
-        lines.append(f"| {cell(c.text)} | " + " | ".join("holds" if c.per_seed.get(s) else "FAILS" for s in seeds)
+        lines.append(f"| {cell(c.text)} | " + " | ".join(MARK[c.mark(s)] for s in seeds)
                      + " |")
     lines += ["", "## Numbers", "", "Mean over the complete seeds [95% Student-t interval of the mean; range].", "",
               "| quantity | group | mean | " + " | ".join(f"seed {s}" for s in seeds) + " |",

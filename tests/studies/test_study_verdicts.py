@@ -426,12 +426,13 @@ def test_temporal_order_plants_the_lstm_with_its_forget_bias(sqlite_url):
 
 
 # ---------------------------------------------------------------------------------------------
-# "stays at the baseline"-style checks: a diverged run is no evidence that a cell stayed anywhere
+# "stays at the baseline"-style checks: a diverged run is no evidence either way that a cell stayed
+# anywhere: the check has no value on its seed, and decide counts that seed like one with a failed run
 # ---------------------------------------------------------------------------------------------
 
 def _stays_cases():
     """Per study: what to plant for every run where the claim holds, which runs the 'stays' check reads
-    (the target), and the start of that check's text."""
+    (the target), the start of that check's text and the target's group (as the study names it)."""
     def add(spec):
         return {"val_loss": 0.17 if spec.cell == "rnn" else 0.001}
 
@@ -445,13 +446,13 @@ def _stays_cases():
         return {"val_metric": {"rnn": 0.26, "lstm": 0.992, "gru": 0.995}[spec.cell], "val_loss": 1.38}
 
     return {
-        "adding": (ADD, add, lambda spec: spec.cell == "rnn", "the tanh RNN stays at the baseline"),
+        "adding": (ADD, add, lambda spec: spec.cell == "rnn", "the tanh RNN stays at the baseline", "rnn"),
         "irnn": (IRNN, irnn, lambda spec: (spec.activation, spec.init.recurrent) == ("tanh", "default"),
-                 "a tanh RNN (PyTorch's default W_hh) stays at the baseline"),
+                 "a tanh RNN (PyTorch's default W_hh) stays at the baseline", "tanh + default"),
         "seq-len": (SEQ, seq_values(seq_good), lambda spec: (spec.cell, spec.task.seq_len) == ("rnn", T_HI),
-                    "the tanh RNN fails at the longest T"),
-        "copy": (COPY, copy, lambda spec: spec.cell == "rnn", "tanh RNN and LSTM both plateau at the baseline"),
-        "temporal-order": (ORDER, order, lambda spec: spec.cell == "rnn", "the tanh RNN stays at chance"),
+                    "the tanh RNN fails at the longest T", f"rnn T={T_HI}"),
+        "copy": (COPY, copy, lambda spec: spec.cell == "rnn", "tanh RNN and LSTM both plateau at the baseline", "rnn"),
+        "temporal-order": (ORDER, order, lambda spec: spec.cell == "rnn", "the tanh RNN stays at chance", "rnn"),
     }
 
 
@@ -466,7 +467,7 @@ STAYS_BAD = {
 
 
 def _plant_stays(url, study_key, bad=None):
-    study, good, target, prefix = _stays_cases()[study_key]
+    study, good, target, prefix, _ = _stays_cases()[study_key]
     seeds, override, _ = STAYS_BAD[bad] if bad else ((), {}, "")
 
     def values(spec):
@@ -484,28 +485,61 @@ def _plant_stays(url, study_key, bad=None):
 def test_a_stays_check_holds_on_runs_that_stayed_and_did_not_diverge(sqlite_url, study_key):
     out, check = _plant_stays(sqlite_url, study_key)
     assert out.verdict == studies.REPRODUCED, [(c.text, c.per_seed) for c in out.checks]
-    assert check.per_seed == {0: True, 1: True, 2: True}
+    assert check.per_seed == {0: True, 1: True, 2: True} and check.why == {}
     # the rule is in the check's text, and no seed is named as diverged
-    assert check.text.endswith("without diverging"), check.text
+    assert check.text.endswith("a diverged run is no evidence either way"), check.text
 
 
 @pytest.mark.parametrize("bad", list(STAYS_BAD))
 @pytest.mark.parametrize("study_key", list(_stays_cases()))
-def test_a_diverged_run_fails_a_stays_check_and_the_check_says_so(sqlite_url, study_key, bad):
+def test_a_diverged_run_is_no_evidence_for_a_stays_check_and_the_verdict_says_why(sqlite_url, study_key, bad):
     seeds, _, why = STAYS_BAD[bad]
+    group = _stays_cases()[study_key][4]
     out, check = _plant_stays(sqlite_url, study_key, bad)
-    # a run that diverged did not stay at the baseline (or at chance): it is no evidence for the claim
-    assert check.per_seed == {s: s not in seeds for s in (0, 1, 2)}, check.text
+    # a run that diverged stopped: whether it would have stayed at the baseline (or at chance) is unknown,
+    # so the check has no value on its seed (None), and holds on the others
+    assert check.per_seed == {s: None if s in seeds else True for s in (0, 1, 2)}, check.text
     others = [c for c in out.checks if c is not check]
     assert all(all(c.per_seed.values()) for c in others), [(c.text, c.per_seed) for c in others]
-    if seeds == (0, 1, 2):
-        assert out.verdict == studies.NOT_REPRODUCED
-    else:
-        assert out.verdict == studies.INCONCLUSIVE
-        held = ", ".join(str(s) for s in (0, 1, 2) if s not in seeds)
-        assert f"holds on seeds {held} and fails on {', '.join(map(str, seeds))}" in out.reason
-    assert "diverged" in check.text.split("without diverging", 1)[1], check.text
+    assert [check.mark(s) for s in (0, 1, 2)] == ["no evidence" if s in seeds else "holds" for s in (0, 1, 2)]
+    # the rule: a seed where no check fails and one has no value gives no evidence; every other seed
+    # passes; fewer than MIN_SEEDS seeds with evidence (3 seeds, at least one diverged) is inconclusive
+    evidence = 3 - len(seeds)
+    assert evidence < studies.MIN_SEEDS
+    assert out.verdict == studies.INCONCLUSIVE, out.reason
+    assert out.seeds_complete == [0, 1, 2]
+    assert out.reason.startswith(f"only {evidence} of the 3 complete seeds give evidence, at least "
+                                 f"{studies.MIN_SEEDS} are needed"), out.reason
     for s in seeds:
-        assert f"seed {s} (" in check.text and why in check.text, check.text
+        assert f"seed {s}: the {group} run diverged ({why}): no evidence either way" in out.reason, out.reason
+        assert f"seed {s} (the {group} run diverged ({why}))" in check.text, check.text
     for s in set((0, 1, 2)) - set(seeds):
-        assert f"seed {s} (" not in check.text, check.text
+        assert f"seed {s}:" not in out.reason and f"seed {s} (" not in check.text, (out.reason, check.text)
+    # the report and the JSON say it too, not "fails"
+    d = out.to_dict()
+    (c,) = [c for c in d["checks"] if c["text"] == check.text]
+    assert c["per_seed"] == {str(s): None if s in seeds else True for s in (0, 1, 2)}
+    assert set(c["no_evidence"]) == {str(s) for s in seeds}
+
+
+def test_every_seed_diverged_is_inconclusive_and_the_reason_names_each(sqlite_url):
+    """The tanh RNN diverged (final val loss +∞) on every seed while the gated cells solved the adding
+    problem: no seed says whether the tanh RNN stays at the baseline, so the claim is neither reproduced nor
+    refuted."""
+    out, check = _plant_stays(sqlite_url, "adding", "inf")
+    assert out.verdict == studies.INCONCLUSIVE
+    assert check.per_seed == {0: None, 1: None, 2: None}
+    assert out.reason == ("only 0 of the 3 complete seeds give evidence, at least 3 are needed; "
+                          + "; ".join(f"seed {s}: the rnn run diverged (final val loss ∞): no evidence either way"
+                                      for s in (0, 1, 2)))
+
+
+def test_a_seed_where_another_check_fails_counts_against_even_with_a_diverged_run(sqlite_url):
+    """No evidence on one check does not hide a failing one: the LSTM and the GRU learned nothing on every
+    seed and the tanh RNN diverged on seed 1: every seed fails the first check, so the claim is refuted."""
+    plant(ADD, sqlite_url, lambda spec: {"val_loss": math.inf if (spec.cell, spec.seed) == ("rnn", 1) else 0.17})
+    out = decide(ADD, sqlite_url)
+    solve, stays = out.checks
+    assert solve.per_seed == {0: False, 1: False, 2: False}
+    assert stays.per_seed == {0: True, 1: None, 2: True}
+    assert out.verdict == studies.NOT_REPRODUCED, out.reason

@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import make_colorscale, sequential
 
-from dashboard.charts import DIFF_SCALE
+from dashboard.charts import DIFF_SCALE, SYMBOL, ValueAxis, _fmt, _special_kinds
 from dashboard.explore import cell_text
 
 GL_THRESHOLD = 2_000          # points above which the scatter uses WebGL
@@ -28,7 +28,7 @@ LOG_COLOUR = {"loss ÷ baseline"}
 VIRIDIS = make_colorscale(sequential.Viridis)   # the other outcomes' scale, as a list for the same reason
 # What the colours of an outcome with a middle mean (the colour bar says it under the outcome's name)
 COLOUR_MEANING = {"log10 ‖g_1‖/‖g_T‖": "blue < 0: vanishing · red > 0: exploding",
-                  "loss ÷ baseline": "blue < 1: beats the baseline (better) · red > 1: worse (log scale)"}
+                  "loss ÷ baseline": "blue < 1: beats the baseline (better) · red > 1: worse"}
 MARKS = {  # phase-diagram cell mark → (legend text, marker symbol, colour, size)
     "all diverged": ("every run diverged", "x", "#d62728", 16),
     "some diverged": ("some runs diverged", "x-open", "#d62728", 12),
@@ -48,53 +48,221 @@ def _numeric(s: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
 
 
-def _points(kind: str, d: pd.DataFrame, x: str, y: str, name: str, marker: dict, legend: bool) -> dict:
-    return dict(type=kind, mode="markers", x=d[x].to_numpy(), y=d[y].to_numpy(), name=name, marker=marker,
-                customdata=d["id"].to_numpy(), showlegend=legend,
-                hovertemplate=f"run #%{{customdata}}<br>{x} = %{{x}}<br>{y} = %{{y}}<extra>{name}</extra>")
+# A run the scatter cannot place (NaN, ±inf, or ≤ 0 on a log axis) is drawn at the floor or ceiling
+# of that axis with the line charts' symbols (charts.SYMBOL: ▼ floor, ▲ +inf, ✕ NaN) and counted in a
+# note; on the x axis the floor is the left edge and the ceiling the right one.
+POINT = "circle"
+EDGE = {"y": {"floor": "at the bottom", "inf": "at the top", "nan": "at the top"},
+        "x": {"floor": "at the left edge", "inf": "at the right edge", "nan": "at the right edge"}}
+GLYPH = {"floor": "▼", "inf": "▲", "nan": "✕"}
+NO_COLOUR = dict(color="#ffffff", line=dict(color="#111111", width=1.5))  # a run without a colour value
+
+
+def _runs(n: int) -> str:
+    return f"{n} run{'' if n == 1 else 's'}"
+
+
+def _text(v) -> str:
+    if isinstance(v, (float, np.floating)):
+        return _fmt(float(v)) if not np.isfinite(v) else f"{float(v):.6g}"
+    return str(v)
+
+
+def _place(s: pd.Series, log: bool) -> tuple[ValueAxis | None, np.ndarray, np.ndarray]:
+    """One scatter axis: its ValueAxis (None for a text field), where each run sits on it (a value
+    the axis cannot draw at its floor or ceiling) and each run's kind ('' drawable, 'floor', 'inf',
+    'nan': charts._special_kinds)."""
+    if not _numeric(s):
+        return None, s.to_numpy(), np.full(len(s), "", dtype=object)
+    v = s.to_numpy(dtype=float)
+    ax = ValueAxis([v], log)
+    kinds = _special_kinds(v, log)
+    ax.specials |= set(kinds[kinds != ""])
+    pos = np.where(kinds == "floor", ax.value(ax.floor_u), np.where(kinds == "", v, ax.value(ax.ceil_u)))
+    return ax, pos, kinds
+
+
+def _off_axis_note(name: str, which: str, kinds: np.ndarray, log: bool) -> list[str]:
+    out = []
+    for k in ("floor", "inf", "nan"):
+        n = int((kinds == k).sum())
+        if n:
+            what = {"floor": "0, negative or −inf (log axis)" if log else "−inf", "inf": "+inf", "nan": "NaN"}[k]
+            out.append(f"{GLYPH[k]} {name} {what}: {EDGE[which][k]} ({_runs(n)})")
+    return out
+
+
+def colour_scale(name: str, values) -> tuple[np.ndarray, dict, list[str]]:
+    """The colour of a numeric field or outcome, the same on every Explorer chart: where each run sits
+    on the scale (colour_value: log10 of a ratio; ±inf at the ends of a range stretched so that no
+    finite value shares them; NaN stays NaN for the caller to mark), the scale (cmin, cmax,
+    colorscale, colorbar: _scale, as on the phase diagram) and the note's words for ±inf values."""
+    raw = np.asarray(values, dtype=float)
+    c = np.asarray(colour_value(name, raw), dtype=float)
+    sc = _scale(name, c)
+    notes = []
+    low = "0 or −inf" if name in LOG_COLOUR else "−inf"
+    for mask, what, end in ((np.isneginf(c), low, "the bottom colour"), (np.isposinf(c), "+inf", "the top colour")):
+        if mask.any():
+            notes.append(f"colour {name} {what}: {end} of the scale ({_runs(int(mask.sum()))})")
+    c = np.where(np.isneginf(c), sc["zmin"], np.where(np.isposinf(c), sc["zmax"], c))
+    ticks = _log_ticks(sc["zmin"], sc["zmax"]) if name in LOG_COLOUR else {}
+    scale = dict(colorscale=sc["colorscale"], cmin=sc["zmin"], cmax=sc["zmax"],
+                 colorbar=dict(title=dict(text=_colour_title(name), side="right"), **ticks))
+    return c, scale, notes
+
+
+def _note(lines: list[str]) -> dict:
+    """The figure's note, above the plot area (the top margin grows by its lines)."""
+    return {"name": "note", "text": "<br>".join(lines), "xref": "paper", "yref": "paper", "x": 0, "y": 1,
+            "xanchor": "left", "yanchor": "bottom", "yshift": 6, "align": "left", "showarrow": False,
+            "font": {"size": 10, "color": "#555"}}
+
+
+def _with_note(lay: dict, lines: list[str]) -> dict:
+    if lines:
+        lay["annotations"] = [*lay.get("annotations", []), _note(lines)]
+        lay["margin"] = {**lay["margin"], "t": 50 + 15 * len(lines)}
+        lay["title"] = {"text": lay["title"], "y": 1, "yref": "container", "yanchor": "top", "pad": {"t": 12}}
+    return lay
 
 
 def scatter(table: pd.DataFrame, x: str, y: str, color: str | None, log_x: bool = False,
             log_y: bool = False) -> go.Figure:
-    """One marker per run (customdata: the run id); a numeric colour field gets a colour bar, a
-    text one a trace per value."""
+    """One marker per run (customdata: the run id); a numeric colour field gets a colour bar (the
+    scale of colour_scale), a text one a trace per value. No run is left out: one the axes cannot
+    place is drawn at the floor or ceiling with ▼/▲/✕, a run without a colour value as a hollow
+    black marker, and a note above the plot says what each mark means and how many runs it is."""
     kind = "scattergl" if len(table) > GL_THRESHOLD else "scatter"
-    traces = []
+    xa, px, kx = _place(table[x], log_x)
+    ya, py, ky = _place(table[y], log_y)
+    symbol = np.where(ky != "", ky, kx)
+    sym = np.array([SYMBOL.get(k, POINT) for k in symbol], dtype=object)
+    hover = [f"run #{i}<br>{x} = {_text(a)}<br>{y} = {_text(b)}" for i, a, b in
+             zip(table["id"], table[x].to_numpy(), table[y].to_numpy())]
+    if color and color not in (x, y):
+        hover = [f"{h}<br>{color} = {_text(c)}" for h, c in zip(hover, table[color].to_numpy())]
+    pts = pd.DataFrame({"id": table["id"].to_numpy(), "px": px, "py": py, "sym": sym,
+                        "hover": np.asarray(hover, dtype=object)})
+    lines = [*_off_axis_note(y, "y", ky, log_y), *_off_axis_note(x, "x", kx, log_x)]
+    if ((kx != "") & (ky != "")).any():
+        lines.append(f"a run off both axes: at that corner, with the symbol of its {y}")
+
+    def points(d: pd.DataFrame, name: str, marker: dict, legend: bool) -> dict:
+        return dict(type=kind, mode="markers", x=d["px"].to_numpy(), y=d["py"].to_numpy(), name=name,
+                    marker={**marker, "symbol": d["sym"].to_numpy()}, customdata=d["id"].to_numpy(),
+                    showlegend=legend, hovertext=d["hover"].to_numpy(),
+                    hovertemplate=f"%{{hovertext}}<extra>{name}</extra>")
+
+    traces, extra = [], {}
     if color and _numeric(table[color]):
-        marker = dict(size=7, color=table[color].to_numpy(), colorscale="Viridis", showscale=True,
-                      colorbar=dict(title=dict(text=color, side="right")))
-        traces.append(_points(kind, table, x, y, "runs", marker, False))
-    elif color and table[color].nunique() <= MAX_COLOR_GROUPS:
-        for value, d in table.groupby(color, sort=True, dropna=False):
-            traces.append(_points(kind, d, x, y, f"{color} = {value}", dict(size=7), True))
+        c, scale, notes = colour_scale(color, table[color])
+        has = ~np.isnan(c)
+        pts["c"] = c
+        extra["coloraxis"] = {**scale, "colorbar": {**scale["colorbar"]}}
+        traces.append(points(pts[has], "runs", dict(size=7, color=c[has], coloraxis="coloraxis"), False))
+        if (~has).any():
+            n = int((~has).sum())
+            traces.append(points(pts[~has], f"no {color} value ({_runs(n)})", dict(size=8, **NO_COLOUR), True))
+            notes.append(f"hollow black: no {color} value ({_runs(n)})")
+        lines += notes
+    elif color and table[color].nunique(dropna=False) <= MAX_COLOR_GROUPS:
+        pts["g"] = table[color].to_numpy()
+        for value, d in pts.groupby("g", sort=True, dropna=False):
+            traces.append(points(d, f"{color} = {value}", dict(size=7), True))
     else:
-        traces.append(_points(kind, table, x, y, "runs", dict(size=7), False))
-    axis = lambda name, log: dict(title=dict(text=name), type="log" if log else "-", zeroline=False)  # noqa: E731
+        traces.append(points(pts, "runs", dict(size=7), False))
+
+    def axis(name: str, ax: ValueAxis | None) -> dict:
+        return {**(ax.layout(name) if ax else {"title": {"text": name}, "type": "-"}), "zeroline": False}
+
     lay = _layout(f"{y} against {x}" + (f", coloured by {color}" if color else ""), 480,
-                  xaxis=axis(x, log_x), yaxis=axis(y, log_y))
-    return go.Figure(data=traces, layout=lay, _validate=False)
+                  xaxis=axis(x, xa), yaxis=axis(y, ya), **extra)
+    return go.Figure(data=traces, layout=_with_note(lay, lines), _validate=False)
 
 
-def _dimension(s: pd.Series) -> dict:
-    if _numeric(s):
-        return dict(label=s.name, values=s.to_numpy(dtype=float))
-    labels = sorted(s.astype(str).unique())
-    code = {v: k for k, v in enumerate(labels)}
-    return dict(label=s.name, values=s.astype(str).map(code).to_numpy(dtype=float),
-                tickvals=list(range(len(labels))), ticktext=labels)
+def _nice_ticks(lo: float, hi: float) -> list[float]:
+    """About five round tick values in [lo, hi] (1, 2 or 5 × a power of ten apart)."""
+    span = hi - lo if hi > lo else 1.0
+    raw = span / 5
+    mag = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    return [round(k * step, 12) for k in range(math.ceil(lo / step), math.floor(hi / step) + 1)]
+
+
+def _dimension(s: pd.Series) -> tuple[dict, list[str]]:
+    """A parcoords axis and the note's words about it. plotly.js draws a NaN value at 0 (a diverged
+    run's loss ÷ baseline would sit at the best end) and cannot draw ±inf: such values sit on ticks
+    of their own past the finite range, '−inf' below, '+inf' and 'NaN' above."""
+    if not _numeric(s):
+        labels = sorted(s.astype(str).unique())
+        code = {v: k for k, v in enumerate(labels)}
+        return dict(label=s.name, values=s.astype(str).map(code).to_numpy(dtype=float),
+                    tickvals=list(range(len(labels))), ticktext=labels), []
+    v = s.to_numpy(dtype=float)
+    if np.isfinite(v).all():
+        return dict(label=s.name, values=v), []
+    fin = v[np.isfinite(v)]
+    lo, hi = (float(fin.min()), float(fin.max())) if fin.size else (0.0, 1.0)
+    step = (hi - lo) / 8 if hi > lo else max(abs(hi), 1.0) / 8
+    vals = _nice_ticks(lo, hi) if fin.size else []
+    text = [f"{t:g}" for t in vals]
+    notes, out = [], v.copy()
+    top = hi
+    for mask, label, below in ((np.isneginf(v), "−inf", True), (np.isposinf(v), "+inf", False),
+                               (np.isnan(v), "NaN", False)):
+        if not mask.any():
+            continue
+        at = lo - step if below else top + step
+        top = top if below else at
+        out[mask] = at
+        vals.append(at)
+        text.append(label)
+        notes.append(f"{s.name}: {label} ({_runs(int(mask.sum()))}) on its own tick "
+                     f"{'below' if below else 'above'} the values")
+    bottom = min(vals + [lo]) - step / 2
+    return dict(label=s.name, values=out, range=[bottom, top + step / 2], tickvals=vals, ticktext=text), notes
+
+
+# Parallel coordinates colour a line by a number only: a run without a colour value gets a value
+# below the scale, where a black band is added, labelled "no value" on the colour bar.
+NO_VALUE_BAND = 0.08   # the band's share of the colour bar
 
 
 def parallel(table: pd.DataFrame, fields: list[str], color: str | None) -> go.Figure:
     """Parallel coordinates over ``fields`` (text fields on coded axes), lines coloured by a numeric
-    ``color``; drag along an axis to brush."""
-    dims = [_dimension(table[f]) for f in fields if table[f].notna().any()]
+    ``color`` on the same scale as the scatter and the phase diagram; drag along an axis to brush.
+    A field no run has a value of is left out and the note says so."""
+    notes = [f"axis {f} left out: no run has a value" for f in fields if not table[f].notna().any()]
+    dims = []
+    for f in fields:
+        if table[f].notna().any():
+            dim, words = _dimension(table[f])
+            dims.append(dim)
+            notes += words
     line = {}
     if color and _numeric(table[color]):
-        line = dict(color=table[color].to_numpy(dtype=float), colorscale="Viridis", showscale=True,
-                    colorbar=dict(title=dict(text=color, side="right")))
+        c, scale, words = colour_scale(color, table[color])
+        notes += words
+        missing = np.isnan(c)
+        if missing.any():
+            lo, hi = scale["cmin"], scale["cmax"]
+            below = lo - (hi - lo) * NO_VALUE_BAND / (1 - NO_VALUE_BAND)
+            c = np.where(missing, below, c)
+            shrink = [[NO_VALUE_BAND + (1 - NO_VALUE_BAND) * float(p), col] for p, col in scale["colorscale"]]
+            bar = dict(scale["colorbar"])
+            tv, tt = list(bar.get("tickvals", [])), list(bar.get("ticktext", []))
+            if not tv:  # the colour bar's own ticks would be lost once one is given: give the finite ones
+                tv = _nice_ticks(lo, hi)
+                tt = [f"{t:g}" for t in tv]
+            bar.update(tickvals=[(below + lo) / 2, *tv], ticktext=["no value", *tt])
+            scale = {**scale, "cmin": below, "colorbar": bar,
+                     "colorscale": [[0.0, "#111111"], [NO_VALUE_BAND, "#111111"], *shrink]}
+            notes.append(f"black lines: no {color} value ({_runs(int(missing.sum()))})")
+        line = dict(color=c, showscale=True, **scale)
     trace = dict(type="parcoords", dimensions=dims, line=line)
-    return go.Figure(data=[trace], layout=_layout("Parallel coordinates (drag along an axis to brush)", 460),
-                     _validate=False)
+    lay = _layout("Parallel coordinates (drag along an axis to brush)", 460)
+    return go.Figure(data=[trace], layout=_with_note(lay, notes), _validate=False)
 
 
 def _axis(name: str, values: list) -> dict:
@@ -160,7 +328,8 @@ def _scale(outcome: str, means: np.ndarray) -> dict:
 
 def _colour_title(outcome: str) -> str:
     meaning = COLOUR_MEANING.get(outcome)
-    return f"{outcome}<br>{meaning}" if meaning else outcome
+    name = f"{outcome} (log10 scale, ticks in the ratio)" if outcome in LOG_COLOUR else outcome
+    return f"{name}<br>{meaning}" if meaning else name
 
 
 def phase(cells: pd.DataFrame, x: str, y: str, outcome: str) -> go.Figure:

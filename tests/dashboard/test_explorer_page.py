@@ -51,7 +51,7 @@ def test_filter_source_and_axis_choices_come_from_the_url(lab, open_page):
     assert fig["layout"]["xaxis"]["title"]["text"] == "seed" and fig["layout"]["yaxis"]["title"]["text"] == "ρ"
     lstm_done = sorted(ids["cells"][2:4])
     assert sorted(int(i) for i in fig["data"][0]["customdata"]) == lstm_done
-    assert "colorbar" in fig["data"][0]["marker"]
+    assert fig["data"][0]["marker"]["coloraxis"] == "coloraxis" and "colorbar" in fig["layout"]["coloraxis"]
 
 
 def test_parallel_coordinates_over_varied_fields_and_outcomes(lab, open_page):
@@ -149,3 +149,31 @@ def test_a_saved_explorer_view_reopens_the_same_points(lab, open_page, monkeypat
     no_errors(fresh)
     (fig,) = figures(fresh)
     assert sorted(int(i) for i in fig["data"][0]["customdata"]) == sorted(ids["cells"][2:4])
+
+
+def test_a_diverged_run_is_drawn_and_named_on_the_scatter_and_parallel_coordinates(lab, open_page):
+    """Its loss ÷ baseline is NaN (no final loss): Plotly would drop the point (the default y axis) and
+    draw its parallel-coordinates line at 0, the best end; it is drawn at the top with ✕ and counted."""
+    _, ids = lab
+    (diverged,) = ids["diverged"]
+    at = open_page("explorer")
+    no_errors(at)
+    (fig,) = figures(at)
+    assert fig["layout"]["yaxis"]["title"]["text"] == "loss ÷ baseline"
+    at_y = {int(i): (float(y), s) for t in fig["data"]
+            for i, y, s in zip(t["customdata"], t["y"], t["marker"]["symbol"])}
+    others = [y for i, (y, _) in at_y.items() if i != diverged]
+    y, symbol = at_y[diverged]
+    assert np.isfinite(others).all() and np.isfinite(y) and y > max(others) and symbol == "x"
+    note = " ".join(a["text"] for a in fig["layout"]["annotations"])
+    assert "✕ loss ÷ baseline NaN: at the top (1 run)" in note
+    at = open_page("explorer", tab="Parallel coordinates")
+    no_errors(at)
+    (fig,) = figures(at)
+    (trace,) = fig["data"]
+    loss = next(d for d in trace["dimensions"] if d["label"] == "loss ÷ baseline")
+    order = sorted(ids["cells"] + ids["diverged"])   # the table's rows, by run id
+    v = np.asarray(loss["values"], dtype=float)
+    mine = v[order.index(diverged)]
+    assert np.isfinite(v).all() and mine > np.delete(v, order.index(diverged)).max()
+    assert dict(zip(loss["ticktext"], loss["tickvals"]))["NaN"] == pytest.approx(mine)

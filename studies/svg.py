@@ -1,6 +1,9 @@
 """A small, dependency-free SVG renderer for a study's figures (the report must open offline and the
 environment has neither matplotlib nor kaleido). Points per seed on categorical x, or lines on
-numeric x; optional log y; −∞ is drawn as a down-pointing triangle on the bottom edge, +∞ on the top.
+numeric x; optional log y. A value the axis cannot draw is never dropped: −∞ (and 0 or a negative on a log
+axis) is drawn as ▼ on the bottom edge, +∞ as ▲ and NaN as ✕ on the top edge, as the dashboard's charts do
+(dashboard.charts.SYMBOL), and a key line under the plot says what each drawn symbol means. Only a line's
+NaN before its first value (not recorded) is left out, as is a line with no value at all.
 """
 
 from __future__ import annotations
@@ -29,10 +32,38 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return out
 
 
+def _value(y: float) -> str:
+    """An edge marker's value as its hover title says it."""
+    return "−∞" if y == -math.inf else "∞" if y == math.inf else f"{y:.4g}".replace("-", "−")
+
+
 def _label(v: float, log: bool) -> str:
     if log:
         return f"1e{int(v)}" if float(v).is_integer() else f"{10 ** v:.3g}"
     return f"{v:.4g}".replace("-", "−")
+
+
+def point_kinds(y: list, log: bool, lines: bool = False) -> list[str]:
+    """Per point: '' (drawable), 'floor' (−∞, and 0 or below on a log axis: the bottom edge), 'inf' (+∞)
+    or 'nan' (NaN or None) at the top edge, or 'skip': in a line (``lines``), a NaN before the line's
+    first value (not recorded) or a line with no value at all (the quantity does not apply), as
+    dashboard.charts.ValueAxis.series leaves them out. The Studies page (_plotly) uses it too."""
+    out = []
+    for v in y:
+        v = math.nan if v is None else float(v)
+        out.append("nan" if math.isnan(v) else "inf" if v == math.inf
+                   else "floor" if v == -math.inf or (log and v <= 0) else "")
+    if lines:
+        first = next((i for i, k in enumerate(out) if k != "nan"), len(out))
+        out[:first] = ["skip"] * first
+    return out
+
+
+def key_text(kinds: set[str], log: bool) -> str:
+    """The key line for the edge markers drawn ('' when none is)."""
+    floor = "−∞, 0 or below (no log)" if log else "−∞"
+    parts = {"floor": f"▼ {floor}: bottom edge", "inf": "▲ +∞: top edge", "nan": "✕ NaN: top edge"}
+    return " · ".join(parts[k] for k in ("floor", "inf", "nan") if k in kinds)
 
 
 def group_colours(figures: list[Figure]) -> dict[str, str]:
@@ -48,6 +79,9 @@ def render(fig: Figure, width: int = 560, height: int = 300, colours: dict[str, 
     (default: this figure's own)."""
     left, right, top, bottom = 64, 150, 28, 40
     pw, ph = width - left - right, height - top - bottom
+    kinds = [point_kinds(s.y, fig.log_y, s.mode == "lines") for s in fig.series]
+    key = key_text({k for ks in kinds for k in ks}, fig.log_y)
+    full = height + (16 if key else 0)   # the key line goes under the plot and the x label
 
     def ty(v: float) -> float:
         return math.log10(v) if fig.log_y else v
@@ -80,8 +114,8 @@ def render(fig: Figure, width: int = 560, height: int = 300, colours: dict[str, 
         def px(x, i=0, n=1):
             return left + (float(x) - xlo) / (xhi - xlo) * pw
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{full}" '
+           f'viewBox="0 0 {width} {full}" font-family="sans-serif" font-size="11">',
            f'<text x="{left}" y="16" font-size="12" font-weight="bold">{escape(fig.title)}</text>',
            f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>']
     for t in _ticks(lo, hi):
@@ -104,19 +138,25 @@ def render(fig: Figure, width: int = 560, height: int = 300, colours: dict[str, 
                    f'fill="#555">{escape(fig.hline[1])}</text>')
     groups = list(dict.fromkeys(s.group or s.name for s in fig.series))
     colours = {**group_colours([fig]), **(colours or {})}
-    for s in fig.series:
+    for s, ks in zip(fig.series, kinds):
         color = colours[s.group or s.name]
         pts = []
-        for i, (x, y) in enumerate(zip(s.x, s.y)):
-            if y is None or math.isnan(y) or (fig.log_y and y <= 0 and y != -math.inf and y != 0):
+        for i, (x, y, kind) in enumerate(zip(s.x, s.y, ks)):
+            if kind == "skip":
                 continue
             X = px(x, i, len(s.x)) if fig.categorical_x else px(x)
-            if math.isinf(y) or (fig.log_y and y == 0):
-                edge = top + ph - 2 if (y < 0 or y == 0) else top + 2
-                d = 1 if edge > top + 2 else -1
+            if kind == "nan":
+                Y = top + 6
+                out.append(f'<path d="M{X - 4:.1f},{Y - 4:.1f} L{X + 4:.1f},{Y + 4:.1f} M{X - 4:.1f},{Y + 4:.1f} '
+                           f'L{X + 4:.1f},{Y - 4:.1f}" stroke="{color}" stroke-width="2" fill="none">'
+                           f'<title>{escape(s.name)}: NaN</title></path>')
+                continue
+            if kind:
+                edge = top + ph - 2 if kind == "floor" else top + 2
+                d = 1 if kind == "floor" else -1
                 out.append(f'<path d="M{X - 4:.1f},{edge - 6 * d:.1f} L{X + 4:.1f},{edge - 6 * d:.1f} '
                            f'L{X:.1f},{edge:.1f} Z" fill="{color}"><title>{escape(s.name)}: '
-                           f'{"−∞" if y < 0 else ("0" if y == 0 else "∞")}</title></path>')
+                           f'{escape(_value(y))}</title></path>')
                 continue
             Y = py(ty(y))
             pts.append((X, Y))
@@ -127,6 +167,8 @@ def render(fig: Figure, width: int = 560, height: int = 300, colours: dict[str, 
             d = " ".join(f"{'M' if k == 0 else 'L'}{X:.1f},{Y:.1f}" for k, (X, Y) in enumerate(pts))
             out.append(f'<path d="{d}" fill="none" stroke="{color}" stroke-width="1.3" stroke-opacity="0.8">'
                        f'<title>{escape(s.name)}</title></path>')
+    if key:
+        out.append(f'<text class="key" x="{left}" y="{full - 5}" fill="#555" font-size="10">{escape(key)}</text>')
     for k, g in enumerate(groups[:16]):
         y = top + 8 + 14 * k
         out.append(f'<rect x="{left + pw + 10}" y="{y - 7}" width="9" height="9" fill="{colours[g]}"/>'

@@ -14,7 +14,7 @@ from client.submit import queues_for
 from dashboard import charts, reads
 from dashboard.auth import can, current_user
 from dashboard.components import chart, plain, table
-from studies import service, svg
+from studies import report, service, svg
 from studies.core import Figure, fmt
 
 user = current_user()
@@ -77,23 +77,16 @@ def _show_msg() -> None:
         getattr(st, msg[0])(plain(msg[1]))
 
 
-EDGE = {"floor": ("triangle-down", "−∞"), "ceiling": ("triangle-up", "+∞")}
-
-
-def _edge(y: float, log: bool) -> str:
-    """Where a value the axis cannot draw goes: '' (drawable, or NaN: left out, as in the report),
-    'floor' (−∞, and 0 or below on a log axis) or 'ceiling' (+∞)."""
-    if y is None or math.isnan(y):
-        return ""
-    if y == math.inf:
-        return "ceiling"
-    return "floor" if y == -math.inf or (log and y <= 0) else ""
+# the markers of the values an axis cannot draw, as dashboard.charts.SYMBOL and the report (studies.svg)
+EDGE = {"floor": ("triangle-down", "−∞"), "inf": ("triangle-up", "+∞"), "nan": ("x", "NaN")}
 
 
 def _plotly(fig: Figure, colour: dict[str, str]) -> go.Figure:
     """A study figure as the HTML report draws it (studies/svg.py): one colour per group (the
-    report's), −∞ and 0-on-a-log-axis as ▼ on the bottom edge and +∞ as ▲ on the top edge, in the
-    group's colour; the y range (charts.ValueAxis) leaves room for those edges."""
+    report's), −∞ and 0-on-a-log-axis as ▼ on the bottom edge, +∞ as ▲ and NaN as ✕ on the top edge, in
+    the group's colour, with a note saying what each drawn symbol means (svg.key_text, the report's key);
+    a line's NaN before its first value is left out (svg.point_kinds). The y range (charts.ValueAxis)
+    leaves room for the edges."""
     colour = {**svg.group_colours([fig]), **colour}   # the outcome's colours (svg.group_colours), as the report
     hline = fig.hline if fig.hline is not None and (fig.hline[0] > 0 or not fig.log_y) else None
     ax = charts.ValueAxis([[math.nan if y is None else y for y in s.y] for s in fig.series], fig.log_y,
@@ -101,8 +94,8 @@ def _plotly(fig: Figure, colour: dict[str, str]) -> go.Figure:
     traces, edges = [], set()
     for s in fig.series:
         c, grp = colour[s.group or s.name], s.group or s.name
-        where = [_edge(y, fig.log_y) for y in s.y]
-        ys = [None if y is None or math.isnan(y) or w else y for y, w in zip(s.y, where)]
+        where = svg.point_kinds(s.y, fig.log_y, s.mode == "lines")
+        ys = [None if w else y for y, w in zip(s.y, where)]
         traces.append(go.Scatter(x=s.x, y=ys, name=s.name, mode="lines" if s.mode == "lines" else "markers",
                                  legendgroup=grp, marker={"size": 9, "color": c}, line={"color": c}))
         for kind, (symbol, label) in EDGE.items():
@@ -113,15 +106,14 @@ def _plotly(fig: Figure, colour: dict[str, str]) -> go.Figure:
             u = ax.floor_u if kind == "floor" else ax.ceil_u
             traces.append(go.Scatter(
                 x=[x for x, _ in at], y=[ax.value(u)] * len(at), mode="markers", legendgroup=grp, showlegend=False,
-                name=f"{s.name} ({label})", marker={"symbol": symbol, "size": 11, "color": c},
-                customdata=["−∞" if y == -math.inf else "+∞" if y == math.inf else f"{y:g}" for _, y in at],
+                name=f"{s.name} ({label})", marker={"symbol": symbol, "size": 11, "color": c,
+                                                    "line": {"width": 2, "color": c}},
+                customdata=[fmt(math.nan if y is None else y, "g") for _, y in at],
                 hovertemplate=f"{s.name}<br>%{{x}}: %{{customdata}}<extra></extra>"))
     out = go.Figure(traces)
     if hline:
         out.add_hline(y=hline[0], line_dash="dot", annotation_text=hline[1])
-    floor = "−∞ or ≤ 0 (no log)" if fig.log_y else "−∞"
-    note = " · ".join(t for k, t in (("floor", f"▼ {floor}: bottom edge"), ("ceiling", "▲ +∞: top edge"))
-                      if k in edges)
+    note = svg.key_text(edges, fig.log_y)
     if note:
         out.add_annotation(text=note, xref="paper", yref="paper", x=1, y=1, xanchor="right", yanchor="bottom",
                            showarrow=False, font={"size": 10, "color": "#555"})
@@ -193,7 +185,7 @@ def _result(name: str, scale: str) -> None:
         if out.checks:
             seeds = out.seeds_complete
             st.subheader("Checks, seed by seed")
-            rows = [{"check": c.text, **{f"seed {s}": "holds" if c.per_seed.get(s) else "FAILS" for s in seeds}}
+            rows = [{"check": c.text, **{f"seed {s}": report.MARK[c.mark(s)] for s in seeds}}
                     for c in out.checks]
             table(pd.DataFrame(rows), f"{name}-checks", "study_checks")
         colours = svg.group_colours(out.figures)   # a group keeps its colour from figure to figure
@@ -212,8 +204,6 @@ def _result(name: str, scale: str) -> None:
             with st.expander("The SQL that re-derives each number"):
                 for q in dict.fromkeys(n.sql for n in out.numbers):
                     st.code(q, language="sql")
-            from studies import report
-
             html = report.html(study, out, url=reads.db_url(), code_version=_code_version())
             md = report.markdown(study, out, url=reads.db_url(), code_version=_code_version())
             c1, c2 = st.columns(2)

@@ -134,3 +134,56 @@ def test_runs_sent_to_a_queue_no_live_worker_serves_say_so(page_db, fragments):
     said = [e.replace("\\", "") for e in fragments["alerts_in_fragment"]]
     assert any(e.startswith(f"Queued {ADDING.n_runs('cpu')} runs of adding (cpu).") for e in said), said
     assert not any("no live worker" in e for e in said), said
+
+
+def test_the_result_pages_figures_show_a_nan_seed_and_say_what_its_marker_means(page_db):
+    """As the report's SVG (studies.svg): the tanh RNN's accuracy is NaN on seed 1, so its check fails
+    there; the page's figure draws that seed as ✕ on the top edge (not two seeds at chance and nothing
+    else), in the group's colour, and its note says what ✕ means. A figure without such a value has no note."""
+    import math
+
+    from streamlit.testing.v1 import AppTest
+
+    from tests.dashboard.conftest import figures
+    from tests.studies.helpers import plant
+
+    order = studies.get("temporal-order")
+    plant(order, page_db, lambda spec: {"val_loss": 1.3, "val_metric": (
+        math.nan if (spec.cell, spec.seed) == ("rnn", 1) else 0.26 if spec.cell == "rnn" else 1.0)})
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params["study"], at.query_params["scale"] = order.name, "cpu"
+    at.run()
+    assert not at.exception
+    final = figures(at)[0]
+    assert "Final held-out accuracy" in final["layout"]["title"]["text"]
+    rnn = [tr for tr in final["data"] if tr.get("legendgroup") == "rnn"]
+    drawn = [y for tr in rnn if tr["marker"].get("symbol") is None for y in tr["y"] if y is not None
+             and not (isinstance(y, float) and math.isnan(y))]
+    assert sorted(drawn) == [0.26, 0.26]                     # seeds 0 and 2 as points
+    (cross,) = [tr for tr in rnn if tr["marker"].get("symbol") == "x"]
+    assert list(cross["y"]) == [cross["y"][0]] and cross["y"][0] > 1.0   # one ✕, above every value (the top edge)
+    top = final["layout"]["yaxis"]["range"][1]
+    assert cross["y"][0] < top
+    notes = [a["text"] for a in final["layout"].get("annotations", [])]
+    assert "✕ NaN: top edge" in notes, notes
+    # the accuracy curves: seed 1's tanh-RNN curve ends at NaN (its first epoch has a value): one ✕, keyed
+    curves = figures(at)[1]
+    crosses = [(tr["name"], list(tr["x"])) for tr in curves["data"] if tr["marker"].get("symbol") == "x"]
+    assert crosses == [("rnn s1 (NaN)", [1])], crosses
+    assert "✕ NaN: top edge" in [a["text"] for a in curves["layout"].get("annotations", [])]
+
+
+def test_a_study_figure_without_undrawable_values_has_no_key(page_db):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.dashboard.conftest import figures
+    from tests.studies.helpers import plant
+
+    plant(ADDING, page_db, lambda spec: {"val_loss": 0.17 if spec.cell == "rnn" else 0.001})
+    at = open_result()
+    assert not at.exception and isinstance(at, AppTest)
+    figs = figures(at)
+    assert figs
+    for f in figs:
+        assert not [a for a in f["layout"].get("annotations", []) if "edge" in a.get("text", "")], f["layout"]
+        assert not [tr for tr in f["data"] if tr["marker"].get("symbol") in ("x", "triangle-up", "triangle-down")]

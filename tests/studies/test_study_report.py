@@ -57,10 +57,102 @@ def test_database_url_loses_its_secrets(url, shown, hidden):
     assert shown in s and (hidden is None or hidden not in s)
 
 
-def test_svg_draws_minus_infinity_on_the_bottom_edge_and_skips_nan():
-    fig = Figure("t", "", "y", [Series("a", ["a", "a", "a"], [-math.inf, 1.0, math.nan])])
+def _marks(s: str) -> list[tuple[str, str, float]]:
+    """Every drawn value of an SVG: (what: circle, ▼, ▲, ✕ or line, its hover title, its y)."""
+    out = []
+    for m in re.finditer(r'<(circle|path) ([^>]*)><title>([^<]*)</title>', s):
+        tag, attrs, title = m.groups()
+        if tag == "circle":
+            out.append(("circle", title, float(re.search(r'cy="([-\d.]+)"', attrs)[1])))
+            continue
+        d = re.search(r'd="([^"]*)"', attrs)[1]
+        ys = [float(y) for y in re.findall(r",([-\d.]+)", d)]
+        if 'fill="none"' in attrs and "stroke-width=\"2\"" in attrs:
+            out.append(("✕", title, sum(ys) / len(ys)))
+        elif 'fill="none"' in attrs:
+            out.append(("line", title, min(ys)))
+        else:   # a triangle: its tip (the last point) on the edge, pointing towards it
+            out.append(("▼" if ys[2] > ys[0] else "▲", title, ys[2]))
+    return out
+
+
+def _plot_box(s: str) -> tuple[float, float]:
+    m = re.search(r'<rect x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="([\d.]+)" fill="none"', s)
+    return float(m[1]), float(m[1]) + float(m[2])
+
+
+def _key(s: str) -> str | None:
+    m = re.search(r'<text class="key"[^>]*>([^<]*)</text>', s)
+    return m[1] if m else None
+
+
+def test_svg_draws_a_nan_seed_as_a_cross_on_the_top_edge_with_a_key():
+    """Seeds [0.4, NaN, 0.5] under a baseline of 1: the NaN seed is drawn (✕ at the top), so the figure does
+    not show every seed below the baseline, and a key line says what ✕ means."""
+    fig = Figure("t", "", "loss ÷ baseline", [Series("rnn", ["rnn"] * 3, [0.4, math.nan, 0.5])],
+                 hline=(1.0, "baseline"))
     s = svg.render(fig)
-    assert s.count("<circle") == 1 and s.count("<path") == 1 and "−∞" in s
+    marks = _marks(s)
+    assert sorted(k for k, _, _ in marks) == ["circle", "circle", "✕"], marks
+    (cross,) = [m for m in marks if m[0] == "✕"]
+    top, bottom = _plot_box(s)
+    assert cross[1] == "rnn: NaN" and top <= cross[2] < min(y for k, _, y in marks if k == "circle")
+    assert cross[2] - top < 10                                     # on the top edge
+    assert _key(s) == "✕ NaN: top edge"
+
+
+@pytest.mark.parametrize(("log", "y", "drawn", "key"), [
+    (False, [-math.inf, 1.0, math.nan, math.inf, 2.0], ["▼", "circle", "✕", "▲", "circle"],
+     "▼ −∞: bottom edge · ▲ +∞: top edge · ✕ NaN: top edge"),
+    # on a log axis 0 and a negative value cannot be drawn either: both at the floor, none dropped
+    (True, [0.0, -0.5, 1.0, -math.inf], ["▼", "▼", "circle", "▼"], "▼ −∞, 0 or below (no log): bottom edge"),
+    (True, [0.1, 1.0, 10.0], ["circle"] * 3, None),                 # nothing to mark: no key
+])
+def test_svg_draws_every_seed_and_keys_each_edge_marker(log, y, drawn, key):
+    fig = Figure("t", "", "y", [Series("a", ["a"] * len(y), y)], log_y=log)
+    s = svg.render(fig)
+    marks = _marks(s)
+    assert [k for k, _, _ in marks] == drawn, marks
+    top, bottom = _plot_box(s)
+    for k, title, at in marks:
+        if k == "▼":
+            assert bottom - 10 < at <= bottom, (title, at)
+        elif k in ("▲", "✕"):
+            assert top <= at < top + 10, (title, at)
+    assert _key(s) == key
+    if key:   # the key line sits under the plot, inside the drawing
+        assert int(re.search(r'<svg [^>]*height="(\d+)"', s)[1]) > float(
+            re.search(r'<text class="key"[^>]*y="([\d.]+)"', s)[1]) > bottom
+
+
+def test_svg_lines_leave_out_only_a_nan_before_the_first_value():
+    """A curve's NaN before its first value was not recorded (as the dashboard's charts read it): left out;
+    a NaN after it is drawn as ✕."""
+    fig = Figure("t", "epoch", "y", [Series("a", [0, 1, 2, 3], [math.nan, 1.0, math.nan, 2.0], mode="lines"),
+                                     Series("b", [0, 1], [math.nan, math.nan], mode="lines")],
+                 categorical_x=False)
+    s = svg.render(fig)
+    marks = _marks(s)
+    assert sorted(k for k, _, _ in marks) == ["line", "✕"], marks
+    assert _key(s) == "✕ NaN: top edge"
+
+
+ORDER = studies.get("temporal-order")
+
+
+def test_the_reports_figure_shows_the_nan_seed_whose_check_fails(sqlite_url, tmp_path):
+    """The tanh RNN's accuracy is NaN on seed 1 and at chance on the others: its check fails on seed 1,
+    and the report's figure of the final accuracy shows that seed (✕, with the key), not two seeds at chance."""
+    plant(ORDER, sqlite_url, lambda spec: {"val_loss": 1.3, "val_metric": (
+        math.nan if (spec.cell, spec.seed) == ("rnn", 1) else 0.26 if spec.cell == "rnn" else 1.0)})
+    html, _, out = service.write_report(ORDER, "cpu", tmp_path / "r.html", url=sqlite_url)
+    (stays,) = [c for c in out.checks if c.text.startswith("the tanh RNN stays at chance")]
+    assert stays.per_seed == {0: True, 1: False, 2: True}
+    first = html.read_text().split("<svg")[1]
+    assert first.startswith(' xmlns') and "Final held-out accuracy" in first
+    rnn = [m for m in _marks(first) if m[1] == "rnn: NaN" or m[1].startswith("rnn: 0.26")]
+    assert sorted(k for k, _, _ in rnn) == ["circle", "circle", "✕"], rnn
+    assert _key(first) == "✕ NaN: top edge"
 
 
 def run_cli(*args, url):

@@ -70,14 +70,17 @@ def curves(ids: list[int], runs: pd.DataFrame, key: str, opts: charts.ChartOptio
     a, b = st.columns(2)
     with a:
         log = _log(st, "Log y-axis", f"{key}_log", True)
-        # the baseline each run's loss is divided by elsewhere (held-out when stored, else analytic)
+        # the baseline each run's loss is divided by elsewhere (held-out when stored, else analytic);
+        # only held-out baselines of one task configuration may share a band (reads.heldout_keys)
         chart(charts.curves(ep, "val_loss", labels, "Validation loss (grey: the trivial predictor's loss)", log=log,
-                            baselines=dict(zip(runs["id"], reads.loss_baseline(runs))), x=x, smooth=sm),
+                            baselines=dict(zip(runs["id"], reads.loss_baseline(runs))),
+                            kinds=dict(zip(runs["id"], reads.heldout_keys(runs))), x=x, smooth=sm),
               "val_loss", key=f"{key}_loss")
     with b:
         mlog = _log(st, "Log y-axis", f"{key}_metric_log", False)
         chart(charts.curves(ep, "val_metric", labels, f"Validation {metric}", ytitle=metric, log=mlog,
-                            baselines=dict(zip(runs["id"], runs["baseline_metric"])), x=x, smooth=sm),
+                            # the task's metric baseline (chance level; no kinds): a line per distinct value, no band
+                            baselines=dict(zip(runs["id"], runs["baseline_metric"])), kinds=None, x=x, smooth=sm),
               "val_metric", key=f"{key}_metric")
     glog = _log(st, "Log y-axes (gradient norms)", f"{key}_global_log", True)
     chart(charts.two_panel(ep, [("grad_norm_mean", "global ‖∇θ‖ before clipping (mean over steps)", glog),

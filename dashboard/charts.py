@@ -337,17 +337,18 @@ def empty(title: str, note: str = "no data yet") -> go.Figure:
 
 def curves(df: pd.DataFrame, y: str, labels: dict[int, str], title: str, *, log: bool = False,
            baselines: dict[int, float | None] | None = None, x: str = "epoch", ytitle: str | None = None,
-           smooth: float = 0.0) -> go.Figure:
+           smooth: float = 0.0, kinds: dict | None = None) -> go.Figure:
     """One line per run of column ``y`` against ``x``; ``baselines`` ({run id: the trivial predictor's
-    value}) as ``baseline_marks``: a dotted line per baseline the runs share, a shaded band from min to
-    max where the runs' own baselines differ slightly (held-out sets drawn from different seeds).
+    value}) as ``baseline_marks`` with ``kinds``: a dotted line per distinct baseline, a shaded band
+    from min to max where held-out baselines of one task configuration differ slightly (held-out sets
+    drawn from different seeds).
     Undrawable values (NaN, ±inf, and ≤ 0 on a log axis) are markers at the floor or ceiling."""
     d = df if y in df else df.iloc[0:0]
     if d.empty:
         return empty(title)
     col = colors(list(labels))
     kind = _kind(len(d))
-    marks = baseline_marks(baselines, log=log, runs=list(labels))
+    marks = baseline_marks(baselines, log=log, runs=list(labels), kinds=kinds)
     ax = ValueAxis([d[y]], log, marks.values)
     traces = [t for rid, g in d.groupby("run_id", sort=False)
               for t in ax.series(kind, g[x], g[y], labels.get(rid, str(rid)), col.get(rid), markers=len(g) < 40,
@@ -360,10 +361,13 @@ def curves(df: pd.DataFrame, y: str, labels: dict[int, str], title: str, *, log:
 # Each run stores the trivial predictor's loss on its own held-out set, and held-out sets depend on
 # the seed: ten seeds of one adding-task setup give ten baselines within ~2% of 1/6 (0.1655, 0.1662,
 # 0.1671, …). Ten dotted lines a hair apart, each with a label, say nothing; one band from their min to
-# their max says it all. But a band must not swallow baselines that really differ: the copy task's
-# 10·ln 8/(T + 20) changes by far more than 5% between the T values a sweep uses (T = 50, 100, 200),
-# and so do different tasks. Hence: sort the values; a value joins the current cluster while it is at
-# most BASELINE_CLUSTER_RATIO × the cluster's smallest value (5%: over twice the seed-to-seed spread).
+# their max says it all. But a band must only join what is one baseline measured on different draws:
+# the held-out baselines of one task configuration (``kinds``: the same key, e.g. reads.heldout_keys:
+# the task's spec without the seed). Analytic baselines (a run that stored no held-out one) are exact
+# and are one line per distinct value: the copy task's 10·ln 8/(T + 20) is 0.09902 at T = 190 and
+# 0.09452 at T = 200, within 5% but two baselines. Within one configuration: sort the values; a value
+# joins the current cluster while it is at most BASELINE_CLUSTER_RATIO × the cluster's smallest value
+# (5%: over twice the seed-to-seed spread).
 BASELINE_CLUSTER_RATIO = 1.05
 BASELINE_SAME = 1e-9     # values closer than this (relative) are one baseline: a line, not a band
 BASELINE_LISTED_RUNS = 6  # a mark that does not cover every run names up to this many run ids, else counts them
@@ -389,21 +393,44 @@ class BaselineMarks:
     values: list[float]  # what the value axis must include (every mark's ends)
 
 
-def baseline_clusters(baselines: dict | None, *, log: bool = False) -> list[BaselineCluster]:
-    """The finite baselines of ``baselines`` ({run id: value}; None and NaN ignored, and on a log axis
-    values ≤ 0, which it cannot draw) in clusters, smallest first: sorted, a value joins the current
-    cluster while it is ≤ BASELINE_CLUSTER_RATIO × the cluster's smallest value."""
-    vals = sorted(((float(v), rid) for rid, v in (baselines or {}).items()
-                   if v is not None and not pd.isna(v) and math.isfinite(float(v)) and (float(v) > 0 or not log)),
-                  key=lambda p: p[0])
+def _same(v: float, lo: float) -> bool:
+    return v == lo or (lo > 0 and v <= lo * (1 + BASELINE_SAME))
+
+
+def _cluster(vals: list, joins) -> list[list]:
+    """Sorted (value, run id) pairs in runs: a value joins the current run while joins(value, its smallest)."""
     out: list[list] = []
-    for v, rid in vals:
-        lo = out[-1][0][0] if out else None
-        if out and (v == lo or (lo > 0 and v <= BASELINE_CLUSTER_RATIO * lo)):
+    for v, rid in sorted(vals, key=lambda p: p[0]):
+        if out and joins(v, out[-1][0][0]):
             out[-1].append((v, rid))
         else:
             out.append([(v, rid)])
-    return [BaselineCluster(c[0][0], c[-1][0], tuple(_sorted_ids(r for _, r in c))) for c in out]
+    return out
+
+
+def baseline_clusters(baselines: dict | None, *, log: bool = False, kinds: dict | None = None) -> list[BaselineCluster]:
+    """The finite baselines of ``baselines`` ({run id: value}; None and NaN ignored, and on a log axis
+    values ≤ 0, which it cannot draw) in clusters, smallest first. ``kinds`` ({run id: key or None})
+    says which values are held-out baselines and of which task configuration (the key); a run that is
+    missing or None there (and every run when ``kinds`` is None) has an analytic baseline. Held-out
+    baselines of one key cluster: sorted, a value joins the current cluster while it is ≤
+    BASELINE_CLUSTER_RATIO × the cluster's smallest value. Every other value is a cluster of its own
+    distinct value (a line), and lines of the same value are one line, whatever their kind."""
+    kinds = kinds or {}
+    by_key: dict = {}
+    for rid, v in (baselines or {}).items():
+        if v is None or pd.isna(v) or not math.isfinite(float(v)) or (log and float(v) <= 0):
+            continue
+        by_key.setdefault(kinds.get(rid), []).append((float(v), rid))
+    groups = _cluster(by_key.pop(None, []), _same)
+    for vals in by_key.values():
+        groups += _cluster(vals, lambda v, lo: v == lo or (lo > 0 and v <= BASELINE_CLUSTER_RATIO * lo))
+    clusters = [BaselineCluster(g[0][0], g[-1][0], tuple(r for _, r in g)) for g in groups]
+    bands = [c for c in clusters if c.is_band]
+    lines = _cluster([(c.lo, c.runs) for c in clusters if not c.is_band], _same)  # one line per value
+    clusters = bands + [BaselineCluster(g[0][0], g[-1][0], tuple(r for _, rs in g for r in rs)) for g in lines]
+    return sorted((BaselineCluster(c.lo, c.hi, tuple(_sorted_ids(c.runs))) for c in clusters),
+                  key=lambda c: (c.lo, c.hi))
 
 
 def _sorted_ids(ids) -> list:
@@ -429,15 +456,17 @@ def _which_runs(rids: tuple) -> str:
     return f"{len(rids)} runs"
 
 
-def baseline_marks(baselines: dict | None, *, log: bool = False, runs=None, axis: int = 0) -> BaselineMarks:
+def baseline_marks(baselines: dict | None, *, log: bool = False, runs=None, axis: int = 0,
+                   kinds: dict | None = None) -> BaselineMarks:
     """The chart's marks of ``baselines`` ({run id: the trivial predictor's value}), one per cluster
-    (``baseline_clusters``): one distinct value is a dotted line labelled 'baseline 0.1667'; several
-    are a grey band from their min to their max with dotted edges, labelled 'baseline 0.1655–0.1671
-    (each run's held-out set)'. A mark that does not cover every run of the chart (``runs``, by default
-    the keys of ``baselines``) names its runs: '(runs 1, 2, 3)', or '(12 runs)' past
-    BASELINE_LISTED_RUNS. Labels sit at the top of their mark (log10 of it on a log axis: Plotly's
-    convention for annotations; shapes take data values)."""
-    clusters = baseline_clusters(baselines, log=log)
+    (``baseline_clusters`` with ``kinds``: {run id: the held-out set's task configuration, or None for
+    an analytic baseline}): one distinct value is a dotted line labelled 'baseline 0.1667'; held-out
+    baselines of one configuration that differ are a grey band from their min to their max with dotted
+    edges, labelled 'baseline 0.1655–0.1671 (each run's held-out set)'. A mark that does not cover
+    every run of the chart (``runs``, by default the keys of ``baselines``) names its runs: '(runs 1,
+    2, 3)', or '(12 runs)' past BASELINE_LISTED_RUNS. Labels sit at the top of their mark (log10 of it
+    on a log axis: Plotly's convention for annotations; shapes take data values)."""
+    clusters = baseline_clusters(baselines, log=log, kinds=kinds)
     every = set((baselines or {}) if runs is None else runs)
     shapes, notes, values = [], [], []
     xa, ya = _axes(axis)
@@ -539,9 +568,30 @@ def profile(prof: pd.DataFrame, labels: dict[int, str], title: str,
         "xaxis": {"title": {"text": "time step t (loss at t = T; k = T − t steps back)"}}}, notes=[_special_note([ax])])
 
 
+# A norm of 0 (log10 −∞: vanished) and one of +∞ or NaN (exploded, or no value) are what this tool is
+# for telling apart: in the t × epoch heatmaps each has its own colour outside the Viridis scale, named
+# in the chart's note, instead of one grey for both.
+# black lies below Viridis's darkest end (as 0 lies below every norm), red beyond its yellow top.
+VANISHED_COLOR, VANISHED_NAME = "#000000", "black"   # ‖g_t‖ = 0: log10 is −∞
+EXPLODED_COLOR, EXPLODED_NAME = "#d62728", "red"     # ‖g_t‖ = +∞ or NaN: exploded, or no value
+HEATMAP_CLIP_TITLE = "log10‖∂L/∂h_t‖<br>(clipped: 1st–99th pct)"
+GAP_GREY = "#b0b0b0"
+CLIP_NOTE = "colour clipped to the 1st–99th percentile: values beyond take the end colours"
+
+
+def _mark_cells(x, y, mask: np.ndarray, color: str, what: str, axis: int) -> dict:
+    """A heatmap trace that paints the cells of ``mask`` in one colour (the others are gaps)."""
+    xa, ya = _axes(axis)
+    return dict(type="heatmap", x=x, y=y, z=np.where(mask, 1.0, np.nan).astype(np.float32), zmin=0, zmax=1,
+                colorscale=[[0, color], [1, color]], showscale=False, hoverongaps=False, xaxis=xa, yaxis=ya,
+                name=what, hovertemplate=f"t=%{{x:.0f}}<br>epoch=%{{y}}<br>{what}<extra></extra>")
+
+
 def heatmaps(mats: list[tuple[str, dict]], title: str, wrap: int = 3) -> go.Figure:
-    """Small multiples of t × epoch heatmaps of log10‖∂L/∂h_t‖ sharing one colour scale. Cells whose
-    norm is 0 or not finite have no log: they show the grey background, and a note says so."""
+    """Small multiples of t × epoch heatmaps of log10‖∂L/∂h_t‖ sharing one colour scale, from the 1st
+    to the 99th percentile of the finite values (beyond: the end colours, as the note says). Cells
+    whose norm is 0 (log10 −∞: vanished) are VANISHED_COLOR, cells whose norm is +∞ or NaN (exploded,
+    or no value) EXPLODED_COLOR; the note names both colours when there are such cells."""
     mats = [(lbl, m) for lbl, m in mats if len(m.get("epochs", []))]
     if not mats:
         return empty(title, "no per-timestep profiles yet")
@@ -549,26 +599,36 @@ def heatmaps(mats: list[tuple[str, dict]], title: str, wrap: int = 3) -> go.Figu
     zmin, zmax = (float(np.percentile(finite, 1)), float(np.percentile(finite, 99))) if finite.size else (0.0, 1.0)
     cols = min(wrap, len(mats))
     layout = _grid(len(mats), cols, [lbl for lbl, _ in mats], hspace=0.04)
-    traces = []
+    traces, vanished, exploded = [], False, False
     for i, (_, m) in enumerate(mats):
         xa, ya = _axes(i)
-        traces.append(dict(type="heatmap", x=np.asarray(m["t"]), y=np.asarray(m["epochs"]),
-                           z=np.asarray(m["z"], dtype=np.float32),  # half the bytes; finer than the colour scale
-                           coloraxis="coloraxis", xaxis=xa, yaxis=ya,
+        z = np.asarray(m["z"], dtype=float)
+        x, y = np.asarray(m["t"]), np.asarray(m["epochs"])
+        traces.append(dict(type="heatmap", x=x, y=y,
+                           # half the bytes; finer than the colour scale. Non-finite cells are gaps here,
+                           # painted by the traces below
+                           z=np.where(np.isfinite(z), z, np.nan).astype(np.float32),
+                           coloraxis="coloraxis", xaxis=xa, yaxis=ya, hoverongaps=False,
                            hovertemplate="t=%{x:.0f}<br>epoch=%{y}<br>log10‖g‖=%{z:.2f}<extra></extra>"))
+        neg, pos, nan = np.isneginf(z), np.isposinf(z), np.isnan(z)
+        if neg.any():
+            traces.append(_mark_cells(x, y, neg, VANISHED_COLOR, "‖g_t‖ = 0 (vanished)", i))
+        if pos.any():
+            traces.append(_mark_cells(x, y, pos, EXPLODED_COLOR, "‖g_t‖ = +∞ (exploded)", i))
+        if nan.any():
+            traces.append(_mark_cells(x, y, nan, EXPLODED_COLOR, "‖g_t‖ = NaN (no value)", i))
+        vanished, exploded = vanished or neg.any(), exploded or pos.any() or nan.any()
         layout["xaxis" + xa[1:]]["title"] = {"text": "t"}
         if i % cols == 0:
             layout["yaxis" + ya[1:]]["title"] = {"text": "epoch"}
     layout["coloraxis"] = dict(colorscale="Viridis", cmin=zmin, cmax=zmax,
-                               colorbar=dict(title=dict(text="log10‖∂L/∂h_t‖")))
-    notes = []
-    if any((~np.isfinite(np.asarray(m["z"], dtype=float))).any() for _, m in mats):
-        layout["plot_bgcolor"] = GAP_GREY
-        notes.append(_corner_note("grey cells: ‖g_t‖ = 0 or not finite (no log10)"))
+                               colorbar=dict(title=dict(text=HEATMAP_CLIP_TITLE)))
+    parts = ([f"{VANISHED_NAME} cells: ‖g_t‖ = 0 (vanished)"] if vanished else []) + \
+        ([f"{EXPLODED_NAME} cells: ‖g_t‖ = +∞ or NaN (exploded or no value)"] if exploded else [])
+    notes = [_corner_note("<br>".join(p for p in ("; ".join(parts), CLIP_NOTE) if p))]
     return _figure(traces, title, max(320, 260 * math.ceil(len(mats) / cols)), layout, notes=notes)
 
 
-GAP_GREY = "#b0b0b0"
 # Δ < 0 (A smaller) → blue, Δ > 0 (A larger) → red; an explicit scale, because Plotly's named
 # "RdBu" runs red→blue in Python but blue→red in the browser's plotly.js.
 DIFF_SCALE = [[0.0, "rgb(33,102,172)"], [0.25, "rgb(103,169,207)"], [0.5, "rgb(247,247,247)"],
@@ -576,7 +636,9 @@ DIFF_SCALE = [[0.0, "rgb(33,102,172)"], [0.25, "rgb(103,169,207)"], [0.5, "rgb(2
 
 
 def diff_heatmap(a: tuple[str, dict], b: tuple[str, dict], title: str) -> go.Figure:
-    """log10‖g_t‖(A) − log10‖g_t‖(B) on the epochs and time steps the two runs share."""
+    """log10‖g_t‖(A) − log10‖g_t‖(B) on the epochs and time steps the two runs share; the colour range
+    is ±the 99th percentile of |Δ| (beyond: the end colours, as the note says). A cell where either
+    norm is 0 or not finite has no Δ: grey, 'no value' (not Δ = 0, which is the scale's white)."""
     (la, ma), (lb, mb) = a, b
     if not len(ma["epochs"]) or not len(mb["epochs"]):
         return empty(title, "both runs need per-timestep profiles")
@@ -587,19 +649,25 @@ def diff_heatmap(a: tuple[str, dict], b: tuple[str, dict], title: str) -> go.Fig
         return empty(title, "the runs share no probed epoch")
     ia = [ma["epochs"].index(e) for e in common]
     ib = [mb["epochs"].index(e) for e in common]
-    z = np.asarray(ma["z"])[ia] - np.asarray(mb["z"])[ib]
+    za, zb = np.asarray(ma["z"], dtype=float)[ia], np.asarray(mb["z"], dtype=float)[ib]
+    with np.errstate(invalid="ignore"):
+        z = za - zb
+    z = np.where(np.isfinite(za) & np.isfinite(zb), z, np.nan)   # −∞ − x is no Δ to colour either
     finite = z[np.isfinite(z)]
     m = float(np.percentile(np.abs(finite), 99)) if finite.size else 1.0
     m = m if m > 0 else 1.0
     trace = dict(type="heatmap", x=np.asarray(ma["t"]), y=np.asarray(common), z=np.round(z, 2), colorscale=DIFF_SCALE,
-                 zmid=0, zmin=-m, zmax=m, colorbar=dict(title=dict(text="Δ log10")),
+                 zmid=0, zmin=-m, zmax=m, hoverongaps=False,
+                 colorbar=dict(title=dict(text="Δ log10<br>(clipped: 99th pct of |Δ|)")),
                  hovertemplate="t=%{x:.0f}<br>epoch=%{y}<br>Δ=%{z:.2f}<extra></extra>")
     layout: dict = {"xaxis": {"title": {"text": "t"}}, "yaxis": {"title": {"text": "epoch"}}}
-    notes = []
+    clip = "colour clipped to ±the 99th percentile of |Δ|: values beyond take the end colours"
+    parts = [clip]
     if not np.isfinite(z).all():
         layout["plot_bgcolor"] = GAP_GREY
-        notes.append(_corner_note("grey cells: no difference (a norm is 0 or not finite)"))
-    return _figure([trace], f"{title}: {la} minus {lb} (blue: A smaller, red: A larger)", 380, layout, notes=notes)
+        parts.insert(0, "grey cells: no value (a norm is 0 or not finite in A or B)")
+    return _figure([trace], f"{title}: {la} minus {lb} (blue: A smaller, red: A larger)", 380, layout,
+                   notes=[_corner_note("<br>".join(parts))])
 
 
 def _bin_centres() -> np.ndarray:
@@ -638,15 +706,22 @@ def ridgelines(hist: pd.DataFrame, labels: dict[int, str], title: str) -> go.Fig
 
 
 def band(df: pd.DataFrame, x: str, title: str, ytitle: str, *, log: bool = False,
-         baselines: dict | None = None, smooth: float = 0.0) -> go.Figure:
+         baselines: dict | None = None, smooth: float = 0.0, kinds: dict | None = None,
+         group_colors: dict | None = None) -> go.Figure:
     """Group means with a shaded band: ``df`` has columns group, x, mean, lo, hi, n. ``baselines``
     ({run id: the trivial predictor's value} of the runs behind the groups) are drawn as
-    ``baseline_marks``: a dotted line, or a grey band where the runs' own baselines differ slightly."""
+    ``baseline_marks`` with ``kinds``: a dotted line, or a grey band where held-out baselines of one task
+    configuration differ slightly. ``group_colors`` ({group: colour}, ``colors`` of every group on the
+    page) keeps a group's colour the same on every chart, whichever groups a chart lacks; without it
+    the colours follow the groups present here."""
     if df.empty:
         return empty(title)
-    col = colors(list(dict.fromkeys(df["group"])))
+    present = list(dict.fromkeys(df["group"]))
+    fixed = group_colors or {}
+    extra = [g for g in present if g not in fixed]   # a group the page's map lacks: the next free colours
+    col = {**fixed, **{g: PALETTE[(len(fixed) + i) % len(PALETTE)] for i, g in enumerate(extra)}}
     kind = _kind(len(df) * 3)
-    marks = baseline_marks(baselines, log=log)
+    marks = baseline_marks(baselines, log=log, kinds=kinds)
     ax = ValueAxis([df["mean"], df["lo"], df["hi"]], log, marks.values)
     traces = []
     for grp, g in df.groupby("group", sort=False):

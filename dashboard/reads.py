@@ -93,6 +93,32 @@ def loss_baseline(runs: pd.DataFrame) -> pd.Series:
                      index=runs.index, dtype=float)
 
 
+def heldout_keys(runs: pd.DataFrame) -> pd.Series:
+    """Per row of ``runs`` (rows of runs_by_ids, with ``spec``): which held-out set its loss_baseline
+    was measured on, as a key for charts.baseline_marks's ``kinds``: None where loss_baseline is the
+    analytic baseline (no finite held-out one stored), else the task's configuration, the spec's
+    ``task`` as sorted JSON: name, variant, seq_len, n_symbols, n_copy, permuted, perm_seed, series,
+    path. A held-out set is drawn from the task configuration and the run's seed alone
+    (models.tasks.make_task), so runs of one key differ only by their seeds' draws. A row without a
+    task spec gets None too: its value is then drawn as a line of its own, never in a band. No query."""
+    import json
+
+    from rnnlab.health import finite
+
+    def key(heldout, spec) -> str | None:
+        task = spec.get("task") if isinstance(spec, dict) else None
+        if not finite(heldout) or not isinstance(task, dict):
+            return None
+        task = dict(task)
+        if task.get("name") == "digits" and not task.get("permuted"):
+            task["perm_seed"] = 0   # no permutation: perm_seed does not act (JobSpec.canonical)
+        return json.dumps(task, sort_keys=True, default=str)
+
+    specs = runs["spec"] if "spec" in runs else pd.Series([None] * len(runs), index=runs.index)
+    return pd.Series([key(h, s) for h, s in zip(runs["baseline_heldout_loss"], specs)], index=runs.index,
+                     dtype=object)
+
+
 def loss_ratio(runs: pd.DataFrame, base: pd.Series | None = None) -> pd.Series:
     """last_val_loss ÷ loss_baseline (NaN where the baseline is not positive); ``base``: loss_baseline
     of ``runs`` when the caller has it already."""

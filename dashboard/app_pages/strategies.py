@@ -107,6 +107,10 @@ for r in summary.to_dict("records"):   # the verdicts on screen, one block per g
 COLUMNS = ["rank", "group", "beats baseline", "loss ÷ baseline", "solve rate", "final loss", "loss 95% CI",
            "horizon (steps)", "‖g_1‖/‖g_T‖", "non-finite steps", "saturated", "flags", "confounded", "runs",
            "finished", "seeds", "diverged", "decay / step", "T", "verdict"]
+# printf formats of the table's number columns with significant digits: a fixed count of decimals
+# ('%.3f', Streamlit's 'percent' with two) prints a small non-zero value (a solved run's loss ÷ baseline
+# of 6e-5, a saturated fraction of 1e-5) as 0
+NUMBER_FORMATS = {"loss ÷ baseline": "%.3g", "horizon (steps)": "%.4g", "saturated": "%.3g", "decay / step": "%.3g"}
 shown = summary[COLUMNS].assign(rank=[f"#{k}" if not pd.isna(k) else "—" for k in summary["rank"]])
 table(shown, f"strategies_{factor}", key="st_summary", column_config={
     "rank": st.column_config.TextColumn(help="only groups that beat the baseline and are not flagged are ranked"),
@@ -116,16 +120,23 @@ table(shown, f"strategies_{factor}", key="st_summary", column_config={
     "beats baseline": st.column_config.CheckboxColumn(
         help="the upper end of the 95% interval of loss ÷ baseline is below 1"),
     "final loss": st.column_config.NumberColumn(format="%.4g", help="geometric mean over finished runs"),
-    "loss ÷ baseline": st.column_config.NumberColumn(format="%.3f"),
-    "horizon (steps)": st.column_config.NumberColumn(format="%.1f"),
+    # significant digits, not decimals: a solved run's 6e-5 must not read 0.000 (NUMBER_FORMATS)
+    "loss ÷ baseline": st.column_config.NumberColumn(format=NUMBER_FORMATS["loss ÷ baseline"]),
+    "horizon (steps)": st.column_config.NumberColumn(format=NUMBER_FORMATS["horizon (steps)"]),
     "‖g_1‖/‖g_T‖": st.column_config.NumberColumn(format="%.2e", help="geometric mean, layer 0, last probe"),
-    "saturated": st.column_config.NumberColumn(format="percent", help="largest saturated fraction at the last probe"),
+    "saturated": st.column_config.NumberColumn(format=NUMBER_FORMATS["saturated"],
+                                               help="largest saturated fraction (0–1) at the last probe"),
     "decay / step": st.column_config.NumberColumn(
-        format="%.4f", help="slope of log10‖g_t‖ per step back (layer 0, last probe)")})
+        format=NUMBER_FORMATS["decay / step"], help="slope of log10‖g_t‖ per step back (layer 0, last probe)")})
 
 ep = reads.epochs(ids)
-# the baseline each run's loss ÷ baseline and verdict use (held-out when stored), as Compare draws it
+# the baseline each run's loss ÷ baseline and verdict use (held-out when stored), as Compare draws it;
+# only held-out baselines of one task configuration may share a band (reads.heldout_keys)
 baselines = dict(zip(ids, reads.loss_baseline(runs)))
+kinds = dict(zip(ids, reads.heldout_keys(runs)))
+# one colour per group for every chart on the page: a group missing from a chart (a diverged group
+# with no finite profile) must not shift the colours of the others
+group_colors = charts.colors(list(dict.fromkeys(groups[i] for i in ids)))
 c, d, e = st.columns([3, 1, 1])
 want_s = _smoothing_of_url()
 smooth = c.slider("Smoothing of the group means (EMA weight)", 0.0, charts.MAX_SMOOTHING, value=want_s, step=0.01,
@@ -139,23 +150,27 @@ else:
 page_context.remember(PAGE, KEYS)
 loss_log = d.toggle("Log loss axis", value=True, key="st_loss_log")
 hor_log = e.toggle("Log horizon axis", value=False, key="st_hor_log")
-clusters = charts.baseline_clusters(baselines, log=loss_log)
+clusters = charts.baseline_clusters(baselines, log=loss_log, kinds=kinds)
 if len(clusters) > 1:
-    st.caption(f"The groups' trivial baselines differ ({clusters[0].lo:.4g} to {clusters[-1].hi:.4g}: each run's is "
-               "measured on its own held-out set when stored, else it is the task's, which on the copy task depends "
-               f"on T). The loss chart draws {len(clusters)} baseline marks, each labelled with its runs; a band "
-               "spans seeds whose held-out baselines differ slightly.")
+    st.caption(f"The groups' trivial baselines differ ({min(c.lo for c in clusters):.4g} to "
+               f"{max(c.hi for c in clusters):.4g}: each run's is measured on its own held-out set when stored, "
+               "else it is the task's, which on the copy task depends on T). The loss chart draws "
+               f"{len(clusters)} baseline marks, each labelled with its runs; a band spans the seeds of one task "
+               "configuration whose held-out baselines differ slightly.")
 chart(charts.band(analysis.aggregate(ep, groups, "epoch", "val_loss", band, log=True), "epoch",
                   f"Validation loss by {factor} (geometric mean, {band} band over seeds)", "val loss", log=loss_log,
-                  baselines=baselines, smooth=smooth), f"strategy_loss_{factor}", key="st_loss")
+                  baselines=baselines, kinds=kinds, smooth=smooth, group_colors=group_colors),
+      f"strategy_loss_{factor}", key="st_loss")
 ls = reads.layer_stats(ids)
 ls0 = ls[ls["layer"] == 0] if len(ls) else ls
 chart(charts.band(analysis.aggregate(ls0, groups, "epoch", "horizon", band), "epoch",
-                  f"Effective gradient horizon by {factor} (layer 0)", "horizon (steps)", log=hor_log, smooth=smooth),
+                  f"Effective gradient horizon by {factor} (layer 0)", "horizon (steps)", log=hor_log, smooth=smooth,
+                  group_colors=group_colors),
       f"strategy_horizon_{factor}", key="st_hor")
 prof = reads.profiles(ids, None, 0, "h")
 if len(prof):
     prof = prof[prof["norm"].notna()]   # NaN is no evidence; +inf (an overflowed norm) pulls the mean up
     chart(charts.band(analysis.aggregate(prof, groups, "k", "norm", band, log=True), "k",
-                      f"‖∂L/∂h_t‖ at the last probe vs steps back k = T − t, by {factor}", "‖∂L/∂h_t‖", log=True),
+                      f"‖∂L/∂h_t‖ at the last probe vs steps back k = T − t, by {factor}", "‖∂L/∂h_t‖", log=True,
+                      group_colors=group_colors),
           f"strategy_profile_{factor}", key="st_prof")

@@ -1,8 +1,9 @@
 """The baseline marks of the loss charts (dashboard.charts.baseline_marks, drawn by ``curves`` for
-Compare and by ``band`` for Strategies): seeds whose held-out baselines differ by ~2% get one grey
-band from their min to their max, not one dotted line each; baselines that really differ (the copy
-task at different T) get a mark each, labelled with their runs. Checked on the figures' shapes and
-annotations; the expected ends and labels are written from the inputs, not read from the code."""
+Compare and by ``band`` for Strategies): seeds whose held-out baselines of one task configuration
+(``kinds``) differ by ~2% get one grey band from their min to their max, not one dotted line each;
+baselines that really differ (the copy task at different T), analytic ones and held-out ones of
+different configurations get a mark each, labelled with their runs. Checked on the figures' shapes
+and annotations; the expected ends and labels are written from the inputs, not read from the code."""
 
 from __future__ import annotations
 
@@ -15,19 +16,27 @@ from dashboard import charts
 
 NAN, INF = math.nan, math.inf
 SEEDS = {1: 0.1662, 2: 0.1655, 3: 0.1671}   # three adding-task seeds' held-out baselines, within 1%
+ADDING_100 = '{"name": "adding", "seq_len": 100, "variant": "a16"}'   # a held-out set's configuration
+ADDING_200 = '{"name": "adding", "seq_len": 200, "variant": "a16"}'
 
 
-def _curves(baselines: dict, *, log: bool = True, runs=None):
+def held(baselines: dict, key: str = ADDING_100) -> dict:
+    """``kinds`` saying every run's baseline was measured on a held-out set of configuration ``key``."""
+    return {r: key for r in baselines}
+
+
+def _curves(baselines: dict, *, log: bool = True, runs=None, kinds=None):
     runs = list(baselines) if runs is None else runs
     df = pd.DataFrame([{"run_id": r, "epoch": e, "val_loss": v} for r in runs
                        for e, v in enumerate([0.3, 0.05, 0.01])])
-    return charts.curves(df, "val_loss", {r: f"run {r}" for r in runs}, "loss", log=log, baselines=baselines)
+    return charts.curves(df, "val_loss", {r: f"run {r}" for r in runs}, "loss", log=log, baselines=baselines,
+                         kinds=kinds)
 
 
-def _band(baselines: dict, *, log: bool = True):
+def _band(baselines: dict, *, log: bool = True, kinds=None):
     df = pd.DataFrame({"group": "g", "epoch": [0, 1, 2], "mean": [0.3, 0.05, 0.01], "lo": [0.2, 0.03, 0.005],
                        "hi": [0.4, 0.08, 0.02], "n": 3})
-    return charts.band(df, "epoch", "b", "loss", log=log, baselines=baselines)
+    return charts.band(df, "epoch", "b", "loss", log=log, baselines=baselines, kinds=kinds)
 
 
 def _marks(fig) -> tuple[list[dict], list[dict], list[dict]]:
@@ -66,7 +75,7 @@ def test_one_shared_baseline_is_one_dotted_line(build, log):
 @pytest.mark.parametrize("log", [True, False])
 def test_seeds_within_two_percent_are_one_band_from_min_to_max(build, log):
     lo, hi = min(SEEDS.values()), max(SEEDS.values())   # 0.1655 and 0.1671
-    fig = build(SEEDS, log=log)
+    fig = build(SEEDS, log=log, kinds=held(SEEDS))
     rects, lines, notes = _marks(fig)
     (rect,) = rects
     assert (rect["y0"], rect["y1"]) == (lo, hi)
@@ -90,7 +99,7 @@ def test_two_clusters_are_two_marks_each_naming_its_runs(build):
 
     # a band next to a line: seeds at T = 100 (held-out sets ~1% apart) and a run at T = 200
     copy = {1: 10 * math.log(8) / 120, 2: 10 * math.log(8) / 120 * 1.01, 3: 10 * math.log(8) / 220}
-    fig = build(copy)
+    fig = build(copy, kinds={1: "copy T=100", 2: "copy T=100", 3: None})
     rects, lines, notes = _marks(fig)
     (rect,) = rects
     assert (rect["y0"], rect["y1"]) == (copy[1], copy[2])
@@ -101,9 +110,12 @@ def test_two_clusters_are_two_marks_each_naming_its_runs(build):
 
 def test_a_cluster_is_measured_from_its_smallest_value():
     """≤ 5% above the cluster's smallest value joins it; a chain of 4% steps does not grow one band."""
-    assert [(c.lo, c.hi, c.runs) for c in charts.baseline_clusters({1: 0.1, 2: 0.105})] == [(0.1, 0.105, (1, 2))]
-    assert [(c.lo, c.hi) for c in charts.baseline_clusters({1: 0.1, 2: 0.1051})] == [(0.1, 0.1), (0.1051, 0.1051)]
-    assert [(c.lo, c.hi, c.runs) for c in charts.baseline_clusters({3: 0.108, 1: 0.1, 2: 0.104})] == [
+    k = dict.fromkeys(range(1, 4), ADDING_100)
+    assert [(c.lo, c.hi, c.runs) for c in charts.baseline_clusters({1: 0.1, 2: 0.105}, kinds=k)] == [
+        (0.1, 0.105, (1, 2))]
+    assert [(c.lo, c.hi) for c in charts.baseline_clusters({1: 0.1, 2: 0.1051}, kinds=k)] == [
+        (0.1, 0.1), (0.1051, 0.1051)]
+    assert [(c.lo, c.hi, c.runs) for c in charts.baseline_clusters({3: 0.108, 1: 0.1, 2: 0.104}, kinds=k)] == [
         (0.1, 0.104, (1, 2)), (0.108, 0.108, (3,))]
 
 
@@ -138,7 +150,8 @@ def test_a_band_far_from_the_data_is_inside_the_value_axis(log):
     """The losses lie between 0.01 and 0.3, the band at 8.0–8.2; a NaN loss fixes the linear axis's range
     too (its ✕ marker sits at the ceiling), so the range is ours on both axis types."""
     df = pd.DataFrame({"run_id": [1, 1, 1, 2, 2], "epoch": [0, 1, 2, 0, 1], "val_loss": [0.3, 0.05, 0.01, 0.2, NAN]})
-    fig = charts.curves(df, "val_loss", {1: "a", 2: "b"}, "loss", log=log, baselines={1: 8.0, 2: 8.2})
+    fig = charts.curves(df, "val_loss", {1: "a", 2: "b"}, "loss", log=log, baselines={1: 8.0, 2: 8.2},
+                        kinds={1: ADDING_100, 2: ADDING_100})
     (rect,), _, _ = _marks(fig)
     assert (rect["y0"], rect["y1"]) == (8.0, 8.2)
     assert fig.layout.yaxis.range is not None
@@ -146,5 +159,66 @@ def test_a_band_far_from_the_data_is_inside_the_value_axis(log):
 
 
 def test_ends_that_print_alike_get_more_digits():
-    (note,) = _marks(_curves({1: 0.16667, 2: 0.16668}))[2]
+    (note,) = _marks(_curves({1: 0.16667, 2: 0.16668}, kinds={1: ADDING_100, 2: ADDING_100}))[2]
     assert note["text"] == "baseline 0.16667–0.16668 (each run's held-out set)"
+
+
+# --- only held-out baselines of one task configuration share a band -----------------------------------
+
+COPY_190, COPY_200 = 10 * math.log(8) / 210, 10 * math.log(8) / 220   # n_copy·ln(n_symbols)/(T + 2·n_copy)
+
+
+@pytest.mark.parametrize("build", BUILDERS)
+@pytest.mark.parametrize("kinds", [None, {1: None, 2: None}], ids=["no kinds", "analytic"])
+def test_analytic_copy_baselines_at_t190_and_t200_are_two_lines(build, kinds):
+    """0.09902 and 0.09452 lie within 5% of each other, but they are the task's exact baselines at two
+    values of T, not one baseline drawn from two held-out sets: two dotted lines, each naming its run,
+    no band and no 'held-out' in any label."""
+    assert COPY_190 / COPY_200 < charts.BASELINE_CLUSTER_RATIO   # the case: close enough to be banded
+    rects, lines, notes = _marks(build({1: COPY_190, 2: COPY_200}, kinds=kinds))
+    assert rects == []
+    assert sorted(s["y0"] for s in lines) == [COPY_200, COPY_190]
+    assert sorted(n["text"] for n in notes) == ["baseline 0.09452 (runs 2)", "baseline 0.09902 (runs 1)"]
+
+
+@pytest.mark.parametrize("build", BUILDERS)
+def test_three_seeds_held_out_adding_baselines_are_one_band(build):
+    rects, lines, notes = _marks(build(SEEDS, kinds=held(SEEDS)))
+    (rect,) = rects
+    assert (rect["y0"], rect["y1"]) == (0.1655, 0.1671)
+    assert sorted(s["y0"] for s in lines) == [0.1655, 0.1671]
+    assert [n["text"] for n in notes] == ["baseline 0.1655–0.1671 (each run's held-out set)"]
+
+
+@pytest.mark.parametrize("build", BUILDERS)
+def test_held_out_baselines_of_two_seq_lens_within_five_percent_are_two_marks(build):
+    """Seeds 1, 2 at T = 100 and seeds 3, 4 at T = 200: all four within 2%, but two held-out
+    distributions, so two bands, each naming its runs; never one band over both."""
+    baselines = {1: 0.1655, 2: 0.1662, 3: 0.1671, 4: 0.1680}
+    kinds = {1: ADDING_100, 2: ADDING_100, 3: ADDING_200, 4: ADDING_200}
+    rects, lines, notes = _marks(build(baselines, kinds=kinds))
+    assert sorted((r["y0"], r["y1"]) for r in rects) == [(0.1655, 0.1662), (0.1671, 0.1680)]
+    assert sorted(n["text"] for n in notes) == ["baseline 0.1655–0.1662 (each run's held-out set; runs 1, 2)",
+                                                "baseline 0.1671–0.168 (each run's held-out set; runs 3, 4)"]
+    # one run per configuration: a line each
+    rects, lines, notes = _marks(build({1: 0.1655, 3: 0.1671}, kinds={1: ADDING_100, 3: ADDING_200}))
+    assert rects == [] and sorted(s["y0"] for s in lines) == [0.1655, 0.1671]
+    assert sorted(n["text"] for n in notes) == ["baseline 0.1655 (runs 1)", "baseline 0.1671 (runs 3)"]
+
+
+def test_an_analytic_baseline_never_joins_a_held_out_band():
+    """Seeds 1–3 measured 0.1655–0.1671 on their held-out sets; run 4 stored none and falls back to the
+    analytic 1/6 = 0.16667, inside the band's range: a line of its own, and the band keeps its runs."""
+    baselines = {**SEEDS, 4: 1 / 6}
+    rects, lines, notes = _marks(_curves(baselines, kinds={**held(SEEDS), 4: None}))
+    (rect,) = rects
+    assert (rect["y0"], rect["y1"]) == (0.1655, 0.1671)
+    assert sorted(n["text"] for n in notes) == ["baseline 0.1655–0.1671 (each run's held-out set; runs 1, 2, 3)",
+                                                "baseline 0.1667 (runs 4)"]
+
+
+def test_the_same_value_is_one_line_whatever_its_kind():
+    """A held-out baseline that equals an analytic one exactly (or two configurations' single values
+    that do) is one line: the label is true of both."""
+    rects, lines, notes = _marks(_curves({1: 0.2, 2: 0.2, 3: 0.2}, kinds={1: ADDING_100, 2: None, 3: ADDING_200}))
+    assert rects == [] and [s["y0"] for s in lines] == [0.2] and [n["text"] for n in notes] == ["baseline 0.2"]

@@ -320,17 +320,6 @@ def _loss(x) -> str:
     return "NaN" if x != x else f"{x:.4g}"
 
 
-def _last_losses(run_ids: list[int]) -> dict[int, float]:
-    """The last recorded epoch's val loss of these runs, by run id (runs with no epoch left out). The
-    runs row keeps a NaN loss as NULL (db/codec.py), so a diverged run's NaN is read from its epochs."""
-    if not run_ids:
-        return {}
-    from db.queries import epochs
-
-    last = epochs(run_ids, max_epochs=1, columns=("val_loss",))
-    return {int(i): float(v) for i, v in zip(last["run_id"], last["val_loss"])}
-
-
 @app.command()
 def runs(
     status: list[str] = typer.Option([], "--status", help="filter by status (repeatable)"),
@@ -338,6 +327,7 @@ def runs(
     limit: int = typer.Option(30, "--limit", min=1, max=1000, help="how many, newest first"),
 ) -> None:
     """List runs, newest first."""
+    from db.queries import last_val_losses
     from db.reads import list_runs
     from rnnlab.records import RUN_STATUSES, run_label
 
@@ -347,10 +337,10 @@ def runs(
     _ready_db()
     df, _ = list_runs({"status": status, "all_tags": tag}, 0, limit)
     rows = df.astype(object).where(df.notna(), None).to_dict("records")
-    last = _last_losses([int(r["id"]) for r in rows if r["last_val_loss"] is None])
+    last = last_val_losses([int(r["id"]) for r in rows])  # a diverged run's NaN too (the row keeps NULL)
     table = Table("id", "status", "label", "epoch", "val loss", "metric", "horizon", "tags", "created")
     for r in rows:
-        loss = r["last_val_loss"] if r["last_val_loss"] is not None else last.get(int(r["id"]))
+        loss = last.get(int(r["id"]))
         table.add_row(str(r["id"]), r["status"], escape(run_label(r)), f"{r['epochs_done']}/{r['epochs_total']}",
                       _loss(loss), _fmt(r["last_val_metric"]), _fmt(r["last_horizon"]),
                       escape(r["tags"] or ""), r["created_at"].strftime("%Y-%m-%d %H:%M"))

@@ -5,11 +5,15 @@ live in the URL (?runs=1,2,3&epoch=10&layer=0&loss=last&smooth=0.6&x=step&view=H
 can be shared, and come back when you return to the page. While a selected run is running, the page
 below the selection redraws every 5 s."""
 
+import math
+
+import pandas as pd
 import streamlit as st
 
 from dashboard import chart_views, page_context, reads, saved_views, views
 from dashboard.auth import current_user
-from dashboard.components import fmt_duration, guard, table
+from dashboard.components import fmt_duration, guard
+from db import queries as q
 
 MAX_RUNS = 12
 MAX_EPOCH = 10 ** 9 - 1   # bounds of the epoch and layer read from the URL
@@ -57,6 +61,16 @@ def body() -> None:
         _body()
 
 
+def _csv(summary: pd.DataFrame, status: pd.Series, losses: dict[int, float]) -> bytes:
+    """The summary as CSV: the true status, floats at full precision, a NaN last loss written NaN and
+    an infinite one inf (an empty cell only before the first epoch)."""
+    out = summary.copy()
+    out["status"] = status.to_numpy()
+    out["last_val_loss"] = [None if int(i) not in losses else "NaN" if math.isnan(losses[int(i)])
+                            else repr(float(losses[int(i)])) for i in summary["id"]]
+    return out.to_csv(index=False).encode()
+
+
 def _body() -> None:
     runs = reads.runs_by_ids(ids)
     if live and not chart_views.any_running(runs):
@@ -87,21 +101,33 @@ def _body() -> None:
     qp["loss"] = loss
 
     summary = runs[["id", "name", "status", "cell", "activation", "task", "seq_len", "num_layers", "seed",
-                    "epochs_done", "last_val_loss"]].copy()
+                    "epochs_done"]].copy()
+    # the runs row keeps a NaN loss as NULL: the last loss as db.queries reads it (NaN, ±inf restored)
+    losses = q.last_val_losses(ids, engine=reads.engine())
+    summary["last_val_loss"] = [losses.get(int(i), math.nan) for i in runs["id"]]
+    nan_loss = [int(i) in losses and math.isnan(losses[int(i)]) for i in runs["id"]]
+    summary["status"] = [f"{s} · loss NaN" if n else s for s, n in zip(runs["status"], nan_loss)]
     summary["baseline"] = reads.loss_baseline(runs)
-    summary["loss ÷ baseline"] = reads.loss_ratio(runs, summary["baseline"])
+    summary["loss ÷ baseline"] = summary["last_val_loss"] / summary["baseline"].where(summary["baseline"] > 0)
     summary["task baseline"] = runs["baseline_loss"]
     for c in ("last_val_metric", "last_horizon", "diagnosis"):
         summary[c] = runs[c]
     summary["name"] = summary["name"].fillna("")
     summary["duration"] = runs["duration_s"].map(fmt_duration)
-    table(summary, "compare_runs", key="cmp_summary", column_config={
+    st.dataframe(summary, hide_index=True, key="cmp_summary", column_config={
+        "status": st.column_config.TextColumn(
+            help="'· loss NaN': the run's last val loss is NaN (its last_val_loss cell is empty)"),
+        "last_val_loss": st.column_config.NumberColumn(
+            format="%.4g", help="the last val loss; Infinity where the run diverged to inf, empty where it is NaN "
+                                "(the status says 'loss NaN') or before the first epoch"),
         "baseline": st.column_config.NumberColumn(format="%.4g", help=reads.BASELINE_HELP),
         "loss ÷ baseline": st.column_config.NumberColumn(
-            format="%.3f", help=f"last_val_loss ÷ {reads.BASELINE_HELP}; < 1 beats the trivial predictor"),
+            format="%.3g", help=f"last_val_loss ÷ {reads.BASELINE_HELP}; < 1 beats the trivial predictor"),
         "task baseline": st.column_config.NumberColumn(
             format="%.4g", help="the task's analytic trivial baseline, for reference; the baseline column (and the "
                                  "loss chart's baseline mark) uses it only for a run that stored no held-out one")})
+    st.download_button("Download CSV", _csv(summary, runs["status"], losses), file_name="compare_runs.csv",
+                       mime="text/csv", key="cmp_summary_csv", icon=":material/download:")
     notes = chart_views.notes(ids)
     if notes:
         with st.expander(f"Notes ({len(notes)} of {len(ids)} runs)", icon=":material/edit_note:", expanded=True):

@@ -2,6 +2,8 @@
 and the view come back when you return to the page; while the run is running, its status and charts
 redraw every 5 s."""
 
+import math
+
 import pandas as pd
 import streamlit as st
 import yaml
@@ -9,6 +11,7 @@ import yaml
 from dashboard import actions, chart_views, overhead, page_context, reads, views
 from dashboard.auth import can, current_user
 from dashboard.components import fmt_duration, guard, plain, run_label, table
+from db import queries as q
 from db.store import MAX_NOTES
 
 PAGE = "run_detail"
@@ -53,16 +56,13 @@ def _fresh() -> tuple[dict, pd.DataFrame]:
     return now, reads.runs_by_ids([rid])
 
 
-def _loss_text(run_id: int, loss) -> str:
-    """The last val loss: 4 significant digits; a diverged run's non-finite one as NaN, inf or -inf (a
-    dash would read as "no loss yet"); '—' before the first epoch. The runs row keeps a NaN loss as
-    NULL (db/codec.py), so for a NULL one the run's last epoch says which it is."""
-    if pd.isna(loss):
-        last = reads.epochs([run_id], max_epochs=1, columns=("val_loss",))
-        if last.empty:
-            return "—"
-        loss = last["val_loss"].iloc[-1]
-    return "NaN" if pd.isna(loss) else f"{float(loss):.4g}"
+def _loss_text(run_id: int) -> str:
+    """The last val loss (db.queries.last_val_losses): 4 significant digits; a diverged run's
+    non-finite one as NaN, inf or -inf (a dash would read as "no loss yet"); '—' before the first epoch."""
+    loss = q.last_val_losses([run_id], engine=reads.engine()).get(run_id)
+    if loss is None:
+        return "—"
+    return "NaN" if math.isnan(loss) else f"{loss:.4g}"
 
 
 @st.fragment(run_every=chart_views.LIVE_EVERY_S if live else None)
@@ -74,8 +74,8 @@ def header() -> None:
         a.metric("Status", f"{STATUS_ICON.get(r['status'], '')} {r['status']}")
         b.metric("Epoch", f"{r['epochs_done']}/{r['epochs_total']}")
         ratio = reads.loss_ratio(runs).iloc[0]
-        c.metric("Val loss (baseline)", _loss_text(rid, row["last_val_loss"]),
-                 delta=None if pd.isna(ratio) else f"{ratio:.2f} × baseline", delta_color="off",
+        c.metric("Val loss (baseline)", _loss_text(rid),
+                 delta=None if pd.isna(ratio) else f"{ratio:.3g} × baseline", delta_color="off",
                  help=f"The last val loss, and its ratio to the baseline: {reads.BASELINE_HELP}.")
         d.metric("Duration", fmt_duration(row["duration_s"]) or "—")
         if r.get("message"):

@@ -10,6 +10,7 @@ import streamlit as st
 from dashboard import actions, reads, runs_query, saved_views
 from dashboard.auth import current_user
 from dashboard.components import fmt_duration, guard, plain, table
+from db import queries as q
 from db.models import RUN_STATUSES
 
 user = current_user()
@@ -84,35 +85,23 @@ live = st.toggle("Live updates every 5 s", value=True, key="live")
 KEY_COLUMNS = ("id", "name", "status", "progress", "loss ÷ baseline", "diagnosis", "tags")
 
 
-def last_loss(df: pd.DataFrame) -> pd.Series:
-    """Per run, the last recorded val loss as text: 4 significant digits, a diverged run's non-finite
-    one as NaN, inf or -inf (a blank would read as "no loss yet"), '' when no epoch is recorded. The
-    runs row keeps a NaN loss as NULL (db/codec.py), so those runs' last epochs are read for it."""
-    loss = df["last_val_loss"].astype(float)
-    gap = [int(i) for i in df.loc[loss.isna(), "id"]]
-    rows = reads.epochs(gap, max_epochs=1, columns=("val_loss",)) if gap else None
-    last = {} if rows is None else dict(zip(rows["run_id"].astype(int), rows["val_loss"].astype(float)))
-
-    def text(run_id: int, x: float) -> str:
-        if math.isnan(x):
-            if run_id not in last:
-                return ""
-            x = float(last[run_id])
-        return "NaN" if math.isnan(x) else f"{x:.4g}"
-
-    return pd.Series([text(int(i), x) for i, x in zip(df["id"], loss)], index=df.index, dtype=object)
-
-
-def view(df: pd.DataFrame) -> pd.DataFrame:
+def view(df: pd.DataFrame, losses: dict[int, float]) -> pd.DataFrame:
+    """The grid's rows. ``val loss`` is numeric (it sorts as numbers and keeps full precision):
+    ``losses`` is db.queries.last_val_losses of the rows, so a diverged run's loss is NaN or ±inf, and
+    a run with no epoch yet has none. The grid shows inf as 'Infinity' but a NaN as an empty cell, so
+    the status of a run whose last loss is NaN says so ('diverged · loss NaN')."""
     base = reads.loss_baseline(df)
+    loss = pd.Series([losses.get(int(i), math.nan) for i in df["id"]], index=df.index, dtype=float)
+    nan_loss = pd.Series([int(i) in losses and math.isnan(losses[int(i)]) for i in df["id"]], index=df.index)
     out = pd.DataFrame({
-        "id": df["id"], "name": df["name"].fillna(""), "status": df["status"], "progress": df["progress"],
-        "loss ÷ baseline": reads.loss_ratio(df, base),
+        "id": df["id"], "name": df["name"].fillna(""),
+        "status": df["status"].where(~nan_loss, df["status"] + NAN_MARK), "progress": df["progress"],
+        "loss ÷ baseline": loss / base.where(base > 0),
         "diagnosis": df["diagnosis"].fillna(df["message"]).fillna(""), "tags": df["tags"],
         "epoch": [f"{d}/{t}" for d, t in zip(df["epochs_done"], df["epochs_total"])],
         "cell": df["cell"] + df["activation"].map(lambda a: "" if a == "—" else f"/{a}"),
         "task": df["task"] + " T=" + df["seq_len"].astype(str), "layers": df["num_layers"], "seed": df["seed"],
-        "val loss": last_loss(df), "baseline": base,
+        "val loss": loss, "baseline": base,
         "metric": df["last_val_metric"], "metric baseline": df["baseline_metric"], "metric name": df["metric_name"],
         "horizon": df["last_horizon"], "worker": df["worker"].fillna(""),
         "duration": df["duration_s"].map(fmt_duration), "owner": df["owner"].fillna(""), "created": df["created_at"],
@@ -120,19 +109,35 @@ def view(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+NAN_MARK = " · loss NaN"
+
+
+def csv_bytes(df: pd.DataFrame, shown: pd.DataFrame, losses: dict[int, float]) -> bytes:
+    """The CSV of the rows shown: the true status, and every number at full precision (floats as
+    Python writes them); a last loss that is NaN is written NaN and an infinite one inf or -inf, a
+    run with no loss yet has an empty cell."""
+    out = shown.copy()
+    out["status"] = df["status"].to_numpy()
+    out["val loss"] = pd.Series([None if int(i) not in losses else "NaN" if math.isnan(losses[int(i)])
+                                 else repr(float(losses[int(i)])) for i in df["id"]], index=shown.index, dtype=object)
+    return out.to_csv(index=False).encode()
+
+
 COLUMNS = {
     "id": st.column_config.NumberColumn("id", width=55, pinned=True),
     "name": st.column_config.TextColumn("name", width=140),
-    "status": st.column_config.TextColumn("status", width=85),
+    "status": st.column_config.TextColumn(
+        "status", width=135, help="'· loss NaN': the run's last val loss is NaN (the val loss cell is empty)"),
     "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent",
                                                 width=95),
     "loss ÷ baseline": st.column_config.NumberColumn(
-        format="%.3f", width=105,
+        format="%.3g", width=105,
         help=f"the last val loss ÷ {reads.BASELINE_HELP}; < 1 beats the trivial predictor"),
     "diagnosis": st.column_config.TextColumn("diagnosis", width=260),
     "tags": st.column_config.TextColumn("tags", width=120),
-    "val loss": st.column_config.TextColumn(
-        "val loss", help="the last val loss; NaN or inf where the run diverged, empty before its first epoch"),
+    "val loss": st.column_config.NumberColumn(
+        "val loss", format="%.4g", help="the last val loss; Infinity where the run diverged to inf, empty where it "
+                                        "is NaN (the status says 'loss NaN') or before the first epoch"),
     "baseline": st.column_config.NumberColumn(format="%.4g", help=reads.BASELINE_HELP),
     "metric": st.column_config.NumberColumn(format="%.4g"),
     "metric baseline": st.column_config.NumberColumn(format="%.4g"),
@@ -169,8 +174,13 @@ def _table() -> None:
     ids = [int(i) for i in df["id"]]
     remembered = set(ss.get("_runs_selected", []))
     default = {"selection": {"rows": [k for k, i in enumerate(ids) if i in remembered], "columns": []}}
-    event = table(view(df), "runs", key=f"runs_table_{hash(tuple(ids)) & 0xFFFFFFFF:08x}", column_config=COLUMNS,
-                  on_select="rerun", selection_mode="multi-row", selection_default=default)
+    losses = q.last_val_losses(ids, engine=reads.engine())
+    shown = view(df, losses)
+    key = f"runs_table_{hash(tuple(ids)) & 0xFFFFFFFF:08x}"
+    event = st.dataframe(shown, column_config=COLUMNS, hide_index=True, key=key, on_select="rerun",
+                         selection_mode="multi-row", selection_default=default)
+    st.download_button("Download CSV", csv_bytes(df, shown, losses), file_name="runs.csv", mime="text/csv",
+                       key=f"{key}_csv", icon=":material/download:")
     selected = selected_rows(df, list(event.selection.rows) if event else [])
     ss["_runs_selected"] = [int(i) for i in selected["id"]]
     st.number_input("Page", min_value=1, max_value=pages, key="page", width=160)

@@ -289,3 +289,42 @@ def test_a_link_without_a_selection_keeps_its_own_options_and_gets_the_remembere
     no_errors(at)
     assert qp(at, "runs") == sel and qp(at, "x") == "step"
     assert qp(at, "smooth") == "0.7"
+
+
+def test_the_summary_shows_a_diverged_runs_nan_and_inf_loss(page_db, monkeypatch):
+    """The summary's last_val_loss was the runs row's, where a NaN loss is NULL: a diverged run's cell
+    was blank, like a run with no epoch. It is db.queries.last_val_losses: +inf shows as inf, a NaN
+    one is marked in the status ('loss NaN'), the CSV writes NaN and inf and full-precision floats,
+    and 'loss ÷ baseline' keeps a small ratio's digits (%.3f read 6e-5 as 0.000)."""
+    import csv
+    import io
+    import json
+    import math
+
+    from streamlit.testing.v1 import AppTest
+
+    from tests.dashboard.conftest import APP
+    from tests.dashboard.seed import records, spec
+    from tests.dashboard.test_runs_page import _offered_csv, seed_non_finite
+
+    ids = seed_non_finite(page_db)
+    got = _offered_csv(monkeypatch)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    order = [ids[k] for k in ("nan", "inf", "finite", "queued")]
+    at = go(at, "compare", runs=",".join(map(str, order)))
+    assert not at.exception, [e.value for e in at.exception]
+    (grid,) = [d for d in at.dataframe if "last_val_loss" in d.value.columns]     # the summary
+    shown = grid.value.set_index("id")
+    want = records(spec("gru", seed=0))[-1].val_loss
+    loss = shown["last_val_loss"]
+    assert loss.dtype == np.float64
+    assert loss[ids["inf"]] == math.inf and loss[ids["finite"]] == want
+    assert math.isnan(loss[ids["nan"]]) and shown.loc[ids["nan"], "status"] == "diverged · loss NaN"
+    assert math.isnan(loss[ids["queued"]]) and shown.loc[ids["queued"], "status"] == "queued"
+    fmt = json.loads(grid.proto.columns)["loss ÷ baseline"]["type_config"]["format"]
+    assert fmt % 6e-5 != fmt % 0.0
+    rows = {int(r["id"]): r for r in csv.DictReader(io.StringIO(got["compare_runs.csv"]))}
+    assert rows[ids["nan"]]["last_val_loss"] == "NaN" and rows[ids["inf"]]["last_val_loss"] == "inf"
+    assert float(rows[ids["finite"]]["last_val_loss"]) == want and rows[ids["queued"]]["last_val_loss"] == ""
+    assert rows[ids["nan"]]["status"] == "diverged"

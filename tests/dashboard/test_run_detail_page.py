@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from db import store
 from tests.dashboard.conftest import no_errors
@@ -139,3 +140,30 @@ def test_a_diverged_runs_loss_reads_nan_or_inf_not_a_dash(page_db):
         at = go(at, "run_detail", run=str(ids[run]))
         no_errors(at)
         assert {m.label: m.value for m in at.metric}["Val loss (baseline)"] == want, run
+
+
+def test_a_solved_runs_small_loss_ratio_keeps_its_digits(page_db):
+    """The header's ratio was '0.00 × baseline' for a run at 6e-5 of its baseline: it keeps 3
+    significant digits, as a non-zero number (and the loss itself is read by db.queries)."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.dashboard.conftest import APP
+    from tests.dashboard.seed import info_for, records, spec
+
+    s = spec("gru", seed=3)
+    (rid,) = store.create_runs([s], url=page_db)
+    store.claim_run(rid, "w", url=page_db)
+    store.record_info(rid, info_for(s), attempt=1, url=page_db)   # analytic baseline 1/6
+    recs = records(s)
+    recs[-1].val_loss = 1e-5
+    for rec in recs:
+        store.record_epoch(rid, rec, attempt=1, url=page_db)
+    store.finish_run(rid, "succeeded", "done", attempt=1, url=page_db)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at = go(at, "run_detail", run=str(rid))
+    no_errors(at)
+    (m,) = [m for m in at.metric if m.label == "Val loss (baseline)"]
+    assert m.value == "1e-05"
+    ratio = float(m.delta.split(" ×")[0])
+    assert ratio == pytest.approx(6e-5, rel=1e-3)

@@ -206,14 +206,73 @@ def seed_non_finite(url: str) -> dict[str, int]:
     return ids
 
 
-def test_a_diverged_runs_loss_reads_nan_or_inf_not_blank(page_db, open_page):
-    """The val loss column showed a NaN final loss as an empty cell, like a run with no loss yet; it
-    reads NaN (inf stays inf), a finished run's loss is its last epoch's, and a queued run's is empty."""
+def _offered_csv(monkeypatch) -> dict[str, str]:
+    """The CSV files the page offers, by file name (st.download_button's data, captured)."""
+    import streamlit as st
+
+    got: dict[str, str] = {}
+    real = st.download_button
+
+    def capture(label, data, file_name=None, *a, **kw):
+        got[file_name] = data.decode() if isinstance(data, bytes) else data
+        return real(label, data, file_name, *a, **kw)
+
+    monkeypatch.setattr(st, "download_button", capture)
+    return got
+
+
+def test_a_diverged_runs_loss_is_numeric_and_its_nan_is_marked(page_db, open_page):
+    """The val loss column was text ('NaN', '0.1657'): it sorted as strings ('10.2' < '9.8'). It is
+    numeric: a finished run's loss is its last epoch's at full precision, +inf stays inf, a queued
+    run has none; the grid shows NaN as an empty cell, so that run's status says 'loss NaN'."""
+    import math
+
+    import numpy as np
+
     from tests.dashboard.seed import records, spec
 
     ids = seed_non_finite(page_db)
     at = open_page("runs")
     no_errors(at)
-    loss = at.dataframe[0].value.set_index("id")["val loss"]
-    assert loss[ids["nan"]] == "NaN" and loss[ids["inf"]] == "inf" and loss[ids["queued"]] == ""
-    assert float(loss[ids["finite"]]) == pytest.approx(records(spec("gru", seed=0))[-1].val_loss, rel=1e-3)
+    shown = at.dataframe[0].value.set_index("id")
+    loss = shown["val loss"]
+    assert loss.dtype == np.float64
+    assert math.isnan(loss[ids["nan"]]) and loss[ids["inf"]] == math.inf and math.isnan(loss[ids["queued"]])
+    assert loss[ids["finite"]] == records(spec("gru", seed=0))[-1].val_loss
+    assert shown.loc[ids["nan"], "status"] == "diverged · loss NaN"
+    assert shown.loc[ids["inf"], "status"] == "diverged" and shown.loc[ids["queued"], "status"] == "queued"
+    assert json.loads(at.dataframe[0].proto.columns)["val loss"]["type_config"]["type"] == "number"
+
+
+def test_the_runs_csv_holds_full_precision_and_nan_inf(page_db, open_page, monkeypatch):
+    """'Download CSV' wrote the grid's text column: 4 significant digits, the rest of each loss lost.
+    The CSV holds every float as Python writes it, the NaN loss as NaN, the infinite one as inf, the
+    true status, and an empty cell only for the run with no epoch."""
+    import csv
+    import io
+
+    from tests.dashboard.seed import records, spec
+
+    ids = seed_non_finite(page_db)
+    got = _offered_csv(monkeypatch)
+    at = open_page("runs")
+    no_errors(at)
+    rows = {int(r["id"]): r for r in csv.DictReader(io.StringIO(got["runs.csv"]))}
+    want = records(spec("gru", seed=0))[-1].val_loss
+    assert rows[ids["finite"]]["val loss"] == repr(want) and float(rows[ids["finite"]]["val loss"]) == want
+    assert len(repr(want).split(".")[1]) > 4       # more than the 4 digits the grid shows
+    assert rows[ids["nan"]]["val loss"] == "NaN" and rows[ids["inf"]]["val loss"] == "inf"
+    assert rows[ids["queued"]]["val loss"] == ""
+    assert rows[ids["nan"]]["status"] == "diverged"
+    ratio = float(rows[ids["finite"]]["loss ÷ baseline"])
+    assert ratio == pytest.approx(want * 6, rel=1e-12)   # the seeded runs' analytic baseline is 1/6
+
+
+def test_a_small_loss_ratio_keeps_its_digits(page_db, open_page):
+    """'loss ÷ baseline' was formatted %.3f, so a solved run at 6e-5 read 0.000."""
+    at = open_page("runs")
+    fmt = json.loads(at.dataframe[0].proto.columns)["loss ÷ baseline"]["type_config"]["format"]
+    import re
+
+    assert re.fullmatch(r"%\.\dg", fmt), fmt
+    assert (fmt % 6e-5) != (fmt % 0.0)

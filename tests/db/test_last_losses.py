@@ -104,3 +104,27 @@ def test_heatmap_blocks_keep_zeros_and_infinities_on_both_backends(db_url):
     # unthinned (max_t ≥ T): a zero is −inf and an infinity +inf, as in a thinned block
     full = q.profile_matrix(rid, 0, "h", max_t=len(flat), engine=q.engine_for(db_url))["z"][0]
     assert full[0] == -math.inf and full[6] == math.inf and math.isnan(full[12])
+
+
+def test_no_surface_reads_the_last_loss_from_epochs_on_its_own():
+    """Three copies of the NaN workaround (the CLI's runs list, the Runs table, the Run detail header)
+    each read the last epoch's val_loss; the Compare summary had none. All four use
+    db.queries.last_val_losses: no call of an ``epochs`` read with max_epochs=1 for val_loss is left."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    hits = []
+    for folder in ("cli", "dashboard", "db", "studies", "rnnlab"):
+        for p in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(p.read_text(), filename=str(p))):
+                if not isinstance(node, ast.Call):
+                    continue
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                kw = {k.arg: k.value for k in node.keywords}
+                one = isinstance(kw.get("max_epochs"), ast.Constant) and kw["max_epochs"].value == 1
+                if name == "epochs" and one and "val_loss" in ast.unparse(kw.get("columns", ast.Constant(None))):
+                    hits.append(f"{p.relative_to(root)}:{node.lineno}")
+    assert not hits, hits
+    for page in ("runs", "run_detail", "compare"):
+        assert "last_val_losses" in (root / "dashboard" / "app_pages" / f"{page}.py").read_text(), page
+    assert "last_val_losses" in (root / "cli" / "main.py").read_text()

@@ -140,8 +140,10 @@ def status(
     typer.echo(f"claim:   {st.claim}")
     typer.echo(f"verdict: {out.verdict} — {out.reason}")
     for c in out.checks:
-        typer.echo(f"  [{'ok' if all(c.per_seed.values()) else '!!'}] {c.text}: "
-                   + ", ".join(f"seed {s} {'holds' if v else 'fails'}" for s, v in sorted(c.per_seed.items())))
+        marks = {s: c.mark(s) for s in sorted(c.per_seed)}
+        box = "!!" if "fails" in marks.values() else ("??" if "no evidence" in marks.values() else "ok")
+        typer.echo(f"  [{box}] {c.text}: " + ", ".join(
+            f"seed {s} {m}" + (f" ({c.reason(s)})" if m == "no evidence" else "") for s, m in marks.items()))
     for n in out.numbers:
         typer.echo(f"  {n.label}, {n.group}: {n.text()}")
 

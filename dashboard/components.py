@@ -3,6 +3,7 @@ error guard, run labels (rnnlab.records.run_label) and spec diffs."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,6 +54,13 @@ def table(df: pd.DataFrame, filename: str, key: str, column_config: dict | None 
     st.download_button("Download CSV", df.to_csv(index=False).encode(), file_name=f"{filename}.csv",
                        mime="text/csv", key=f"{key}_csv", icon=":material/download:")
     return out
+
+
+def loss_cells(ids, losses: dict[int, float]) -> list[str | None]:
+    """Each run's last loss (``db.queries.last_val_losses``) as a CSV cell: full precision (repr),
+    'NaN', 'inf' or '-inf' for a non-finite loss, None (an empty cell) for a run with no epoch yet."""
+    return [None if int(i) not in losses else "NaN" if math.isnan(losses[int(i)]) else repr(float(losses[int(i)]))
+            for i in ids]
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -12,7 +12,7 @@ import streamlit as st
 
 from dashboard import chart_views, page_context, reads, saved_views, views
 from dashboard.auth import current_user
-from dashboard.components import fmt_duration, guard
+from dashboard.components import fmt_duration, guard, loss_cells
 from db import queries as q
 
 MAX_RUNS = 12
@@ -66,8 +66,7 @@ def _csv(summary: pd.DataFrame, status: pd.Series, losses: dict[int, float]) -> 
     an infinite one inf (an empty cell only before the first epoch)."""
     out = summary.copy()
     out["status"] = status.to_numpy()
-    out["last_val_loss"] = [None if int(i) not in losses else "NaN" if math.isnan(losses[int(i)])
-                            else repr(float(losses[int(i)])) for i in summary["id"]]
+    out["last_val_loss"] = loss_cells(summary["id"], losses)
     return out.to_csv(index=False).encode()
 
 

@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import actions, reads, runs_query, saved_views
 from dashboard.auth import current_user
-from dashboard.components import fmt_duration, guard, plain, table
+from dashboard.components import fmt_duration, guard, loss_cells, plain, table
 from db import queries as q
 from db.models import RUN_STATUSES
 
@@ -118,8 +118,7 @@ def csv_bytes(df: pd.DataFrame, shown: pd.DataFrame, losses: dict[int, float]) -
     run with no loss yet has an empty cell."""
     out = shown.copy()
     out["status"] = df["status"].to_numpy()
-    out["val loss"] = pd.Series([None if int(i) not in losses else "NaN" if math.isnan(losses[int(i)])
-                                 else repr(float(losses[int(i)])) for i in df["id"]], index=shown.index, dtype=object)
+    out["val loss"] = pd.Series(loss_cells(df["id"], losses), index=shown.index, dtype=object)
     return out.to_csv(index=False).encode()
 
 

@@ -88,3 +88,19 @@ def figures(at) -> list[dict]:
     import json
 
     return [decode_plotly(json.loads(c.proto.spec)) for c in at.get("plotly_chart")]
+
+
+def offered_csv(monkeypatch) -> dict[str, str]:
+    """The files the page offers through st.download_button, by file name (captured as the page
+    runs; call before at.run())."""
+    import streamlit as st
+
+    got: dict[str, str] = {}
+    real = st.download_button
+
+    def capture(label, data, file_name=None, *a, **kw):
+        got[file_name] = data.decode() if isinstance(data, bytes) else data
+        return real(label, data, file_name, *a, **kw)
+
+    monkeypatch.setattr(st, "download_button", capture)
+    return got

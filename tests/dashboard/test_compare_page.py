@@ -303,12 +303,12 @@ def test_the_summary_shows_a_diverged_runs_nan_and_inf_loss(page_db, monkeypatch
 
     from streamlit.testing.v1 import AppTest
 
-    from tests.dashboard.conftest import APP
+    from tests.dashboard.conftest import APP, offered_csv
     from tests.dashboard.seed import records, spec
-    from tests.dashboard.test_runs_page import _offered_csv, seed_non_finite
+    from tests.dashboard.test_runs_page import seed_non_finite
 
     ids = seed_non_finite(page_db)
-    got = _offered_csv(monkeypatch)
+    got = offered_csv(monkeypatch)
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     order = [ids[k] for k in ("nan", "inf", "finite", "queued")]

@@ -18,7 +18,7 @@ from db import queries as q
 from db import store
 from db.models import Epoch
 from rnnlab.spec import parse_spec
-from tests.dashboard.conftest import no_errors
+from tests.dashboard.conftest import no_errors, offered_csv
 from tests.synthetic import epoch_record, run_info
 
 # --- the diagnostics overhead reads every epoch ------------------------------------------------------
@@ -155,7 +155,6 @@ def test_compare_loss_chart_draws_the_baseline_the_ratio_divides_by(lab, open_pa
 # --- the study numbers' CSV holds the values, not their display -------------------------------------------
 
 def test_study_numbers_csv_round_trips(page_db, monkeypatch):
-    import streamlit as st
     from streamlit.testing.v1 import AppTest
 
     import studies
@@ -176,14 +175,7 @@ def test_study_numbers_csv_round_trips(page_db, monkeypatch):
     want = service.outcome(act, "cpu", page_db)
     assert want.numbers and any(math.isnan(v) for n in want.numbers for v in n.per_seed.values())
 
-    got: dict[str, str] = {}
-    real = st.download_button
-
-    def capture(label, data, file_name=None, *a, **kw):
-        got[file_name] = data.decode() if isinstance(data, bytes) else data
-        return real(label, data, file_name, *a, **kw)
-
-    monkeypatch.setattr(st, "download_button", capture)
+    got = offered_csv(monkeypatch)
     at = AppTest.from_file(str(REPO / "dashboard" / "app_pages" / "studies.py"), default_timeout=60)
     at.query_params["study"], at.query_params["scale"] = act.name, "cpu"
     at.run()

@@ -9,7 +9,7 @@ import pytest
 
 from dashboard import runs_query
 from db import store
-from tests.dashboard.conftest import no_errors
+from tests.dashboard.conftest import no_errors, offered_csv
 
 
 def _tick(at, *positions: int):
@@ -206,21 +206,6 @@ def seed_non_finite(url: str) -> dict[str, int]:
     return ids
 
 
-def _offered_csv(monkeypatch) -> dict[str, str]:
-    """The CSV files the page offers, by file name (st.download_button's data, captured)."""
-    import streamlit as st
-
-    got: dict[str, str] = {}
-    real = st.download_button
-
-    def capture(label, data, file_name=None, *a, **kw):
-        got[file_name] = data.decode() if isinstance(data, bytes) else data
-        return real(label, data, file_name, *a, **kw)
-
-    monkeypatch.setattr(st, "download_button", capture)
-    return got
-
-
 def test_a_diverged_runs_loss_is_numeric_and_its_nan_is_marked(page_db, open_page):
     """The val loss column was text ('NaN', '0.1657'): it sorted as strings ('10.2' < '9.8'). It is
     numeric: a finished run's loss is its last epoch's at full precision, +inf stays inf, a queued
@@ -254,7 +239,7 @@ def test_the_runs_csv_holds_full_precision_and_nan_inf(page_db, open_page, monke
     from tests.dashboard.seed import records, spec
 
     ids = seed_non_finite(page_db)
-    got = _offered_csv(monkeypatch)
+    got = offered_csv(monkeypatch)
     at = open_page("runs")
     no_errors(at)
     rows = {int(r["id"]): r for r in csv.DictReader(io.StringIO(got["runs.csv"]))}

@@ -411,20 +411,22 @@ def _cluster(vals: list, joins) -> list[list]:
 def baseline_clusters(baselines: dict | None, *, log: bool = False, kinds: dict | None = None) -> list[BaselineCluster]:
     """The finite baselines of ``baselines`` ({run id: value}; None and NaN ignored, and on a log axis
     values ≤ 0, which it cannot draw) in clusters, smallest first. ``kinds`` ({run id: key or None})
-    says which values are held-out baselines and of which task configuration (the key); a run that is
-    missing or None there (and every run when ``kinds`` is None) has an analytic baseline. Held-out
-    baselines of one key cluster: sorted, a value joins the current cluster while it is ≤
-    BASELINE_CLUSTER_RATIO × the cluster's smallest value. Every other value is a cluster of its own
-    distinct value (a line), and lines of the same value are one line, whatever their kind."""
+    says which values are held-out baselines (a key: the task configuration they were measured on);
+    a run that is missing or None there (and every run when ``kinds`` is None) has an analytic
+    baseline. Held-out baselines cluster whatever their configuration (a T sweep of the adding task
+    measures ≈ 1/6 at every T: one band, not three stacked bands with unreadable labels): sorted, a
+    value joins the current cluster while it is ≤ BASELINE_CLUSTER_RATIO × the cluster's smallest
+    value. An analytic value is never part of a band: it is a line of its own distinct value (the
+    copy task's 10·ln 8/(T + 20) at T = 190 and 200 are two lines), and lines of the same value are
+    one line, whatever their kind."""
     kinds = kinds or {}
-    by_key: dict = {}
+    pools: dict[bool, list] = {False: [], True: []}
     for rid, v in (baselines or {}).items():
         if v is None or pd.isna(v) or not math.isfinite(float(v)) or (log and float(v) <= 0):
             continue
-        by_key.setdefault(kinds.get(rid), []).append((float(v), rid))
-    groups = _cluster(by_key.pop(None, []), _same)
-    for vals in by_key.values():
-        groups += _cluster(vals, lambda v, lo: v == lo or (lo > 0 and v <= BASELINE_CLUSTER_RATIO * lo))
+        pools[kinds.get(rid) is not None].append((float(v), rid))
+    groups = _cluster(pools[False], _same)
+    groups += _cluster(pools[True], lambda v, lo: v == lo or (lo > 0 and v <= BASELINE_CLUSTER_RATIO * lo))
     clusters = [BaselineCluster(g[0][0], g[-1][0], tuple(r for _, r in g)) for g in groups]
     bands = [c for c in clusters if c.is_band]
     lines = _cluster([(c.lo, c.runs) for c in clusters if not c.is_band], _same)  # one line per value
@@ -571,8 +573,10 @@ def profile(prof: pd.DataFrame, labels: dict[int, str], title: str,
 # A norm of 0 (log10 −∞: vanished) and one of +∞ or NaN (exploded, or no value) are what this tool is
 # for telling apart: in the t × epoch heatmaps each has its own colour outside the Viridis scale, named
 # in the chart's note, instead of one grey for both.
-# black lies below Viridis's darkest end (as 0 lies below every norm), red beyond its yellow top.
-VANISHED_COLOR, VANISHED_NAME = "#000000", "black"   # ‖g_t‖ = 0: log10 is −∞
+# The smallest norms take Viridis's darkest colour, so a vanished cell must stand out against it:
+# white (contrast 13:1 with #440154; black was 1.4:1, the vanishing boundary unreadable); red
+# (4.5:1 with the yellow top) for +∞ and NaN.
+VANISHED_COLOR, VANISHED_NAME = "#ffffff", "white"   # ‖g_t‖ = 0: log10 is −∞
 EXPLODED_COLOR, EXPLODED_NAME = "#d62728", "red"     # ‖g_t‖ = +∞ or NaN: exploded, or no value
 HEATMAP_CLIP_TITLE = "log10‖∂L/∂h_t‖<br>(clipped: 1st–99th pct)"
 GAP_GREY = "#b0b0b0"

@@ -110,3 +110,31 @@ def test_the_difference_maps_grey_reads_no_value_and_its_range_says_it_is_clippe
     z = np.asarray(tr["z"], dtype=float)[0]
     assert np.isnan(z[1]) and np.isnan(z[2])    # no Δ: gaps, the grey background
     assert fig.layout.plot_bgcolor is not None and _looks("grey", _rgb(fig.layout.plot_bgcolor))
+
+
+def _luminance(rgb) -> float:
+    """WCAG relative luminance of an sRGB colour."""
+    def lin(c):
+        c = c / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (lin(c) for c in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def _contrast(a, b) -> float:
+    la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def test_the_special_colours_stand_out_against_the_scale_end_they_sit_next_to():
+    """A vanished cell sits next to the smallest norms (the scale's dark end), an exploded one next to
+    the largest (its bright end): each needs at least the 3:1 contrast asked of chart graphics."""
+    import plotly.colors
+
+    scale = plotly.colors.get_colorscale("Viridis")
+    low, high = _rgb(scale[0][1]), _rgb(scale[-1][1])
+    fig = charts.heatmaps([("#1", _mat([[-2.0, -INF, 0.5, INF]]))], "h")
+    (_, vanished), = _painted(fig, 0, 2)
+    (_, exploded), = _painted(fig, 0, 4)
+    assert _contrast(vanished, low) >= 3, (vanished, low)
+    assert _contrast(exploded, high) >= 3, (exploded, high)

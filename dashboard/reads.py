@@ -181,6 +181,12 @@ def runs_by_ids(ids: list[int]) -> pd.DataFrame:
     return _simple(db_url(), "runs_by_ids", [int(i) for i in ids])
 
 
+def last_val_losses(ids: list[int]) -> dict[int, float]:
+    """db.queries.last_val_losses (a diverged run's NaN restored from its last epoch), cached like the
+    runs table it sits next to (LIVE_TTL)."""
+    return _simple(db_url(), "last_val_losses", [int(i) for i in ids])
+
+
 def explore_runs(filters: dict[str, Any]) -> tuple[pd.DataFrame, int]:
     return _simple(db_url(), "explore_runs", filters)
 

@@ -13,7 +13,6 @@ import streamlit as st
 from dashboard import chart_views, page_context, reads, saved_views, views
 from dashboard.auth import current_user
 from dashboard.components import fmt_duration, guard, loss_cells
-from db import queries as q
 
 MAX_RUNS = 12
 MAX_EPOCH = 10 ** 9 - 1   # bounds of the epoch and layer read from the URL
@@ -102,7 +101,7 @@ def _body() -> None:
     summary = runs[["id", "name", "status", "cell", "activation", "task", "seq_len", "num_layers", "seed",
                     "epochs_done"]].copy()
     # the runs row keeps a NaN loss as NULL: the last loss as db.queries reads it (NaN, ±inf restored)
-    losses = q.last_val_losses(ids, engine=reads.engine())
+    losses = reads.last_val_losses(ids)
     summary["last_val_loss"] = [losses.get(int(i), math.nan) for i in runs["id"]]
     nan_loss = [int(i) in losses and math.isnan(losses[int(i)]) for i in runs["id"]]
     summary["status"] = [f"{s} · loss NaN" if n else s for s, n in zip(runs["status"], nan_loss)]

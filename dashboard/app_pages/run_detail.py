@@ -11,7 +11,6 @@ import yaml
 from dashboard import actions, chart_views, overhead, page_context, reads, views
 from dashboard.auth import can, current_user
 from dashboard.components import fmt_duration, guard, plain, run_label, table
-from db import queries as q
 from db.store import MAX_NOTES
 
 PAGE = "run_detail"
@@ -57,9 +56,9 @@ def _fresh() -> tuple[dict, pd.DataFrame]:
 
 
 def _loss_text(run_id: int) -> str:
-    """The last val loss (db.queries.last_val_losses): 4 significant digits; a diverged run's
+    """The last val loss (reads.last_val_losses): 4 significant digits; a diverged run's
     non-finite one as NaN, inf or -inf (a dash would read as "no loss yet"); '—' before the first epoch."""
-    loss = q.last_val_losses([run_id], engine=reads.engine()).get(run_id)
+    loss = reads.last_val_losses([run_id]).get(run_id)
     if loss is None:
         return "—"
     return "NaN" if math.isnan(loss) else f"{loss:.4g}"

@@ -10,7 +10,6 @@ import streamlit as st
 from dashboard import actions, reads, runs_query, saved_views
 from dashboard.auth import current_user
 from dashboard.components import fmt_duration, guard, loss_cells, plain, table
-from db import queries as q
 from db.models import RUN_STATUSES
 
 user = current_user()
@@ -87,7 +86,7 @@ KEY_COLUMNS = ("id", "name", "status", "progress", "loss ÷ baseline", "diagnosi
 
 def view(df: pd.DataFrame, losses: dict[int, float]) -> pd.DataFrame:
     """The grid's rows. ``val loss`` is numeric (it sorts as numbers and keeps full precision):
-    ``losses`` is db.queries.last_val_losses of the rows, so a diverged run's loss is NaN or ±inf, and
+    ``losses`` is reads.last_val_losses of the rows (db.queries), so a diverged run's loss is NaN or ±inf, and
     a run with no epoch yet has none. The grid shows inf as 'Infinity' but a NaN as an empty cell, so
     the status of a run whose last loss is NaN says so ('diverged · loss NaN')."""
     base = reads.loss_baseline(df)
@@ -173,7 +172,7 @@ def _table() -> None:
     ids = [int(i) for i in df["id"]]
     remembered = set(ss.get("_runs_selected", []))
     default = {"selection": {"rows": [k for k, i in enumerate(ids) if i in remembered], "columns": []}}
-    losses = q.last_val_losses(ids, engine=reads.engine())
+    losses = reads.last_val_losses(ids)
     shown = view(df, losses)
     key = f"runs_table_{hash(tuple(ids)) & 0xFFFFFFFF:08x}"
     event = st.dataframe(shown, column_config=COLUMNS, hide_index=True, key=key, on_select="rerun",

@@ -82,13 +82,22 @@ def _place(s: pd.Series, log: bool) -> tuple[ValueAxis | None, np.ndarray, np.nd
     return ax, pos, kinds
 
 
-def _off_axis_note(name: str, which: str, kinds: np.ndarray, log: bool) -> list[str]:
+def _off_axis_note(name: str, which: str, kinds: np.ndarray, log: bool, status=None) -> list[str]:
+    """The note's lines for the runs an axis cannot place. With ``status``, a NaN is split by why: a
+    diverged run's NaN, and a run with no value at all (failed before recording a result), which is
+    not a diverged outcome."""
     out = []
     for k in ("floor", "inf", "nan"):
-        n = int((kinds == k).sum())
-        if n:
-            what = {"floor": "0, negative or −inf (log axis)" if log else "−inf", "inf": "+inf", "nan": "NaN"}[k]
-            out.append(f"{GLYPH[k]} {name} {what}: {EDGE[which][k]} ({_runs(n)})")
+        mask = kinds == k
+        what = {"floor": "0, negative or −inf (log axis)" if log else "−inf", "inf": "+inf", "nan": "NaN"}[k]
+        parts = [(mask, what)]
+        if k == "nan" and status is not None:
+            diverged = np.asarray(status == "diverged", dtype=bool)
+            parts = [(mask & diverged, "NaN (diverged)"), (mask & ~diverged, "no value (no result recorded)")]
+        for m, text in parts:
+            n = int(m.sum())
+            if n:
+                out.append(f"{GLYPH[k]} {name} {text}: {EDGE[which][k]} ({_runs(n)})")
     return out
 
 
@@ -144,7 +153,8 @@ def scatter(table: pd.DataFrame, x: str, y: str, color: str | None, log_x: bool 
         hover = [f"{h}<br>{color} = {_text(c)}" for h, c in zip(hover, table[color].to_numpy())]
     pts = pd.DataFrame({"id": table["id"].to_numpy(), "px": px, "py": py, "sym": sym,
                         "hover": np.asarray(hover, dtype=object)})
-    lines = [*_off_axis_note(y, "y", ky, log_y), *_off_axis_note(x, "x", kx, log_x)]
+    status = table["status"].to_numpy() if "status" in table else None
+    lines = [*_off_axis_note(y, "y", ky, log_y, status), *_off_axis_note(x, "x", kx, log_x, status)]
     if ((kx != "") & (ky != "")).any():
         lines.append(f"a run off both axes: at that corner, with the symbol of its {y}")
 

@@ -71,6 +71,17 @@ def test_a_diverged_run_and_off_axis_values_are_drawn_at_the_edges_on_a_log_axis
     assert f"▼ {LOSS} 0, negative or −inf (log axis): at the bottom (1 run)" in note
 
 
+def test_a_failed_run_without_a_result_is_not_counted_as_diverged():
+    """Both have no loss ÷ baseline (NaN), but only the diverged run's NaN is an outcome: the note
+    names them apart, so a run that failed before its first epoch does not read as a divergence."""
+    t = _runs([(1, 1.0, 0.3), (2, 2.0, NAN), (3, 3.0, NAN), (4, 4.0, NAN)], ["horizon", LOSS])
+    t["status"] = ["succeeded", "diverged", "failed", "failed"]
+    note = _note(_sent(explore_charts.scatter(t, "horizon", LOSS, None)))
+    assert f"✕ {LOSS} NaN (diverged): at the top (1 run)" in note
+    assert f"✕ {LOSS} no value (no result recorded): at the top (2 runs)" in note
+    assert f"{LOSS} NaN:" not in note
+
+
 def test_off_axis_x_values_and_counts_on_linear_axes():
     t = _runs([(1, 1.0, 0.3), (2, NAN, 0.5), (3, NAN, 0.7), (4, -INF, 0.2), (5, 4.0, NAN)], ["horizon", LOSS])
     fig = _sent(explore_charts.scatter(t, "horizon", LOSS, None))

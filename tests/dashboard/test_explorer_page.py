@@ -166,7 +166,7 @@ def test_a_diverged_run_is_drawn_and_named_on_the_scatter_and_parallel_coordinat
     y, symbol = at_y[diverged]
     assert np.isfinite(others).all() and np.isfinite(y) and y > max(others) and symbol == "x"
     note = " ".join(a["text"] for a in fig["layout"]["annotations"])
-    assert "✕ loss ÷ baseline NaN: at the top (1 run)" in note
+    assert "✕ loss ÷ baseline NaN (diverged): at the top (1 run)" in note
     at = open_page("explorer", tab="Parallel coordinates")
     no_errors(at)
     (fig,) = figures(at)

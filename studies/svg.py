@@ -140,7 +140,7 @@ def render(fig: Figure, width: int = 560, height: int = 300, colours: dict[str, 
     colours = {**group_colours([fig]), **(colours or {})}
     for s, ks in zip(fig.series, kinds):
         color = colours[s.group or s.name]
-        pts = []
+        segs: list[list[tuple[float, float]]] = [[]]   # a line breaks where a value is off the axis
         for i, (x, y, kind) in enumerate(zip(s.x, s.y, ks)):
             if kind == "skip":
                 continue
@@ -150,6 +150,7 @@ def render(fig: Figure, width: int = 560, height: int = 300, colours: dict[str, 
                 out.append(f'<path d="M{X - 4:.1f},{Y - 4:.1f} L{X + 4:.1f},{Y + 4:.1f} M{X - 4:.1f},{Y + 4:.1f} '
                            f'L{X + 4:.1f},{Y - 4:.1f}" stroke="{color}" stroke-width="2" fill="none">'
                            f'<title>{escape(s.name)}: NaN</title></path>')
+                segs.append([])
                 continue
             if kind:
                 edge = top + ph - 2 if kind == "floor" else top + 2
@@ -157,16 +158,22 @@ def render(fig: Figure, width: int = 560, height: int = 300, colours: dict[str, 
                 out.append(f'<path d="M{X - 4:.1f},{edge - 6 * d:.1f} L{X + 4:.1f},{edge - 6 * d:.1f} '
                            f'L{X:.1f},{edge:.1f} Z" fill="{color}"><title>{escape(s.name)}: '
                            f'{escape(_value(y))}</title></path>')
+                segs.append([])
                 continue
             Y = py(ty(y))
-            pts.append((X, Y))
+            segs[-1].append((X, Y))
             if s.mode == "markers":
                 out.append(f'<circle cx="{X:.1f}" cy="{Y:.1f}" r="3.5" fill="{color}" fill-opacity="0.8">'
                            f'<title>{escape(s.name)}: {y:.4g}</title></circle>')
-        if s.mode == "lines" and len(pts) > 1:
-            d = " ".join(f"{'M' if k == 0 else 'L'}{X:.1f},{Y:.1f}" for k, (X, Y) in enumerate(pts))
-            out.append(f'<path d="{d}" fill="none" stroke="{color}" stroke-width="1.3" stroke-opacity="0.8">'
-                       f'<title>{escape(s.name)}</title></path>')
+        if s.mode == "lines":
+            for pts in segs:
+                if len(pts) == 1:   # a value between two off-axis ones: a dot, not nothing
+                    out.append(f'<circle cx="{pts[0][0]:.1f}" cy="{pts[0][1]:.1f}" r="2" fill="{color}">'
+                               f'<title>{escape(s.name)}</title></circle>')
+                elif pts:
+                    d = " ".join(f"{'M' if k == 0 else 'L'}{X:.1f},{Y:.1f}" for k, (X, Y) in enumerate(pts))
+                    out.append(f'<path d="{d}" fill="none" stroke="{color}" stroke-width="1.3" '
+                               f'stroke-opacity="0.8"><title>{escape(s.name)}</title></path>')
     if key:
         out.append(f'<text class="key" x="{left}" y="{full - 5}" fill="#555" font-size="10">{escape(key)}</text>')
     for k, g in enumerate(groups[:16]):

@@ -133,8 +133,22 @@ def test_svg_lines_leave_out_only_a_nan_before_the_first_value():
                  categorical_x=False)
     s = svg.render(fig)
     marks = _marks(s)
-    assert sorted(k for k, _, _ in marks) == ["line", "✕"], marks
+    # 1.0 and 2.0 sit on either side of the ✕: the line breaks there, each a dot of its own
+    assert sorted(k for k, _, _ in marks) == ["circle", "circle", "✕"], marks
     assert _key(s) == "✕ NaN: top edge"
+
+
+def test_svg_lines_break_at_a_value_off_the_axis_instead_of_joining_across_it():
+    """The Studies page's Plotly lines break at a NaN or ±inf; the report's SVG must not draw a straight
+    line across it (it would show a value that was never measured)."""
+    fig = Figure("t", "epoch", "y", [Series("a", [0, 1, 2, 3, 4], [1.0, 2.0, math.nan, 3.0, 4.0], mode="lines"),
+                                     Series("b", [0, 1, 2, 3], [1.0, 2.0, math.inf, 3.0], mode="lines")],
+                 categorical_x=False)
+    s = svg.render(fig)
+    kinds = sorted(k for k, _, _ in _marks(s))
+    assert kinds == ["circle", "line", "line", "line", "▲", "✕"], kinds
+    for d in re.findall(r'<path d="(M[^"]*)" fill="none" stroke="[^"]*" stroke-width="1.3"', s):
+        assert d.count("M") == 1 and d.count("L") == 1, d    # each segment joins two neighbours only
 
 
 ORDER = studies.get("temporal-order")

@@ -66,10 +66,11 @@ def page_time(page: str, query: dict[str, str], cold: bool) -> float:
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(APP, default_timeout=120)
+    at.run()                        # the default page (Runs) writes its own filters to the URL, so the
+    at.switch_page(f"app_pages/{page}.py")
+    at.query_params.clear()         # target page's query is set after it, as a link would be
     for k, v in query.items():
         at.query_params[k] = v
-    at.run()
-    at.switch_page(f"app_pages/{page}.py")
     if cold:
         st.cache_data.clear()
     t = time.perf_counter()
@@ -78,6 +79,9 @@ def page_time(page: str, query: dict[str, str], cold: bool) -> float:
     errors = [e.value for e in list(at.exception) + list(at.error)]
     if errors:
         raise RuntimeError(f"{page}: {errors}")
+    if not (at.get("plotly_chart") or len(at.dataframe)):   # a page that drew nothing measured nothing
+        raise RuntimeError(f"{page}: no chart or table drawn (query {query}): "
+                           f"{[i.value for i in at.info] + [w.value for w in at.warning]}")
     return elapsed
 
 

@@ -3,6 +3,7 @@ results of db.queries behind st.cache_data with short TTLs (live pages poll them
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
@@ -185,6 +186,19 @@ def last_val_losses(ids: list[int]) -> dict[int, float]:
     """db.queries.last_val_losses (a diverged run's NaN restored from its last epoch), cached like the
     runs table it sits next to (LIVE_TTL)."""
     return _simple(db_url(), "last_val_losses", [int(i) for i in ids])
+
+
+NAN_MARK = " · loss NaN"   # appended to the status of a run whose last loss is NaN (the grid shows NaN empty)
+
+
+def last_loss_columns(runs: pd.DataFrame) -> tuple[dict[int, float], pd.Series, pd.Series]:
+    """For a table of ``runs``: (last_val_losses of its ids; the last loss per row as floats, NaN where
+    no epoch is recorded; the status with NAN_MARK where the last loss itself is NaN)."""
+    ids = [int(i) for i in runs["id"]]
+    losses = last_val_losses(ids)
+    loss = pd.Series([losses.get(i, math.nan) for i in ids], index=runs.index, dtype=float)
+    is_nan = pd.Series([i in losses and math.isnan(losses[i]) for i in ids], index=runs.index, dtype=bool)
+    return losses, loss, runs["status"].where(~is_nan, runs["status"] + NAN_MARK)
 
 
 def explore_runs(filters: dict[str, Any]) -> tuple[pd.DataFrame, int]:

@@ -5,7 +5,6 @@ live in the URL (?runs=1,2,3&epoch=10&layer=0&loss=last&smooth=0.6&x=step&view=H
 can be shared, and come back when you return to the page. While a selected run is running, the page
 below the selection redraws every 5 s."""
 
-import math
 
 import pandas as pd
 import streamlit as st
@@ -101,10 +100,7 @@ def _body() -> None:
     summary = runs[["id", "name", "status", "cell", "activation", "task", "seq_len", "num_layers", "seed",
                     "epochs_done"]].copy()
     # the runs row keeps a NaN loss as NULL: the last loss as db.queries reads it (NaN, ±inf restored)
-    losses = reads.last_val_losses(ids)
-    summary["last_val_loss"] = [losses.get(int(i), math.nan) for i in runs["id"]]
-    nan_loss = [int(i) in losses and math.isnan(losses[int(i)]) for i in runs["id"]]
-    summary["status"] = [f"{s} · loss NaN" if n else s for s, n in zip(runs["status"], nan_loss)]
+    losses, summary["last_val_loss"], summary["status"] = reads.last_loss_columns(runs)
     summary["baseline"] = reads.loss_baseline(runs)
     summary["loss ÷ baseline"] = summary["last_val_loss"] / summary["baseline"].where(summary["baseline"] > 0)
     summary["task baseline"] = runs["baseline_loss"]

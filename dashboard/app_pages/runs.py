@@ -84,17 +84,14 @@ live = st.toggle("Live updates every 5 s", value=True, key="live")
 KEY_COLUMNS = ("id", "name", "status", "progress", "loss ÷ baseline", "diagnosis", "tags")
 
 
-def view(df: pd.DataFrame, losses: dict[int, float]) -> pd.DataFrame:
-    """The grid's rows. ``val loss`` is numeric (it sorts as numbers and keeps full precision):
-    ``losses`` is reads.last_val_losses of the rows (db.queries), so a diverged run's loss is NaN or ±inf, and
+def view(df: pd.DataFrame, loss: pd.Series, status: pd.Series) -> pd.DataFrame:
+    """The grid's rows. ``val loss`` is numeric (it sorts as numbers and keeps full precision): ``loss``
+    and ``status`` are reads.last_loss_columns of the rows, so a diverged run's loss is NaN or ±inf, and
     a run with no epoch yet has none. The grid shows inf as 'Infinity' but a NaN as an empty cell, so
     the status of a run whose last loss is NaN says so ('diverged · loss NaN')."""
     base = reads.loss_baseline(df)
-    loss = pd.Series([losses.get(int(i), math.nan) for i in df["id"]], index=df.index, dtype=float)
-    nan_loss = pd.Series([int(i) in losses and math.isnan(losses[int(i)]) for i in df["id"]], index=df.index)
     out = pd.DataFrame({
-        "id": df["id"], "name": df["name"].fillna(""),
-        "status": df["status"].where(~nan_loss, df["status"] + NAN_MARK), "progress": df["progress"],
+        "id": df["id"], "name": df["name"].fillna(""), "status": status, "progress": df["progress"],
         "loss ÷ baseline": loss / base.where(base > 0),
         "diagnosis": df["diagnosis"].fillna(df["message"]).fillna(""), "tags": df["tags"],
         "epoch": [f"{d}/{t}" for d, t in zip(df["epochs_done"], df["epochs_total"])],
@@ -106,9 +103,6 @@ def view(df: pd.DataFrame, losses: dict[int, float]) -> pd.DataFrame:
         "duration": df["duration_s"].map(fmt_duration), "owner": df["owner"].fillna(""), "created": df["created_at"],
     })
     return out
-
-
-NAN_MARK = " · loss NaN"
 
 
 def csv_bytes(df: pd.DataFrame, shown: pd.DataFrame, losses: dict[int, float]) -> bytes:
@@ -172,8 +166,8 @@ def _table() -> None:
     ids = [int(i) for i in df["id"]]
     remembered = set(ss.get("_runs_selected", []))
     default = {"selection": {"rows": [k for k, i in enumerate(ids) if i in remembered], "columns": []}}
-    losses = reads.last_val_losses(ids)
-    shown = view(df, losses)
+    losses, loss, status = reads.last_loss_columns(df)
+    shown = view(df, loss, status)
     key = f"runs_table_{hash(tuple(ids)) & 0xFFFFFFFF:08x}"
     event = st.dataframe(shown, column_config=COLUMNS, hide_index=True, key=key, on_select="rerun",
                          selection_mode="multi-row", selection_default=default)

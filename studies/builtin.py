@@ -66,19 +66,35 @@ def diverged_runs(runs: pd.DataFrame, key: str, group) -> dict[int, str]:
     return out
 
 
+def _diverged_why(diverged: dict[str, dict[int, str]]) -> tuple[dict[int, list[str]], str]:
+    """{seed: ['the G run diverged (what shows it)', ...]} and the same as one note for a check's text."""
+    why: dict[int, list[str]] = {}
+    for g, per in diverged.items():
+        for s, shows in per.items():
+            why.setdefault(int(s), []).append(f"the {g} run diverged ({shows})")
+    return why, "; ".join(f"seed {s} ({', '.join(w)})" for s, w in sorted(why.items()))
+
+
 def stays_check(text: str, holds: dict[int, bool], diverged: dict[str, dict[int, str]]) -> Check:
     """A check that a group stayed where it started (at the baseline, at chance): it holds on a seed when
     ``holds`` says so. A diverged run stopped: whether it would have stayed is unknown, so it is no evidence
     either way, and the check has no value (None) on a seed where any of the runs it reads diverged; its
     ``why`` names each such run and what shows it diverged. ``diverged``: {group: diverged_runs(...)}."""
-    why: dict[int, list[str]] = {}
-    for g, per in diverged.items():
-        for s, shows in per.items():
-            why.setdefault(int(s), []).append(f"the {g} run diverged ({shows})")
-    note = "; ".join(f"seed {s} ({', '.join(w)})" for s, w in sorted(why.items()))
+    why, note = _diverged_why(diverged)
     return Check(text + "; a diverged run is no evidence either way" + (f" — diverged: {note}" if note else ""),
                  {s: None if int(s) in why else bool(ok) for s, ok in holds.items()},
                  {s: " and ".join(w) for s, w in why.items()})
+
+
+def solves_check(text: str, holds: dict[int, bool], diverged: dict[str, dict[int, str]]) -> Check:
+    """A check that a group solved the task: it holds on a seed when ``holds`` says so and none of the runs
+    it reads diverged. A diverged run did not solve it, whatever its last loss: the engine skips the
+    non-finite step's update, so a run that broke off can end on a finite, even tiny, loss, and only its
+    status says so. The check fails on such a seed and its text names the run. ``diverged``: {group:
+    diverged_runs(...)} for every group the check reads."""
+    why, note = _diverged_why(diverged)
+    return Check(text + "; a diverged run did not solve it" + (f" — diverged: {note}" if note else ""),
+                 {s: bool(ok) and int(s) not in why for s, ok in holds.items()})
 
 
 def _lt(a: float, b: float) -> bool:
@@ -250,8 +266,9 @@ def _adding(study: Study, d: StudyData):
         return ratio[c].per_seed.get(s, math.nan)
 
     checks = [
-        Check(f"LSTM and GRU solve it: final val loss ≤ {SOLVED:g} × baseline",
-              {s: at("lstm", s) <= SOLVED and at("gru", s) <= SOLVED for s in seeds}),
+        solves_check(f"LSTM and GRU solve it: final val loss ≤ {SOLVED:g} × baseline",
+                       {s: at("lstm", s) <= SOLVED and at("gru", s) <= SOLVED for s in seeds},
+                       {c: diverged_runs(r, "cell", c) for c in ("lstm", "gru")}),
         stays_check(f"the tanh RNN stays at the baseline: final val loss ≥ {AT_BASELINE:g} × baseline",
                     {s: at("rnn", s) >= AT_BASELINE for s in seeds}, {"rnn": diverged_runs(r, "cell", "rnn")}),
     ]
@@ -411,8 +428,9 @@ def _irnn(study: Study, d: StudyData):
         return ratio[a].per_seed.get(s, math.nan)
 
     checks = [
-        Check(f"IRNN (ReLU, W_hh = I) solves it: final val loss ≤ {SOLVED:g} × baseline",
-              {s: at("relu + identity", s) <= SOLVED for s in seeds}),
+        solves_check(f"IRNN (ReLU, W_hh = I) solves it: final val loss ≤ {SOLVED:g} × baseline",
+                       {s: at("relu + identity", s) <= SOLVED for s in seeds},
+                       {"relu + identity": diverged_runs(r, "arm", "relu + identity")}),
         stays_check(f"a tanh RNN (PyTorch's default W_hh) stays at the baseline: ≥ {AT_BASELINE:g} × baseline",
                     {s: at("tanh + default", s) >= AT_BASELINE for s in seeds},
                     {"tanh + default": diverged_runs(r, "arm", "tanh + default")}),
@@ -566,8 +584,9 @@ def _seq_len(study: Study, d: StudyData):
         Check("at init log10 ‖g_1‖/‖g_T‖ falls as T grows, for each cell",
               {s: all(_lt(at(lr0, c, b, s), at(lr0, c, a, s)) for c in SEQ_CELLS for a, b in zip(Ts, Ts[1:]))
                for s in seeds}),
-        Check(f"after training the LSTM solves it at every T: final val loss ≤ {SOLVED:g} × baseline",
-              {s: all(at(ratio, "lstm", T, s) <= SOLVED for T in Ts) for s in seeds}),
+        solves_check(f"after training the LSTM solves it at every T: final val loss ≤ {SOLVED:g} × baseline",
+                       {s: all(at(ratio, "lstm", T, s) <= SOLVED for T in Ts) for s in seeds},
+                       {_seq_group("lstm", T): diverged_runs(r, "grp", _seq_group("lstm", T)) for T in Ts}),
         stays_check(f"the tanh RNN fails at the longest T = {hi}: final val loss ≥ {AT_BASELINE:g} × baseline",
                     {s: at(ratio, "rnn", hi, s) >= AT_BASELINE for s in seeds},
                     {_seq_group("rnn", hi): diverged_runs(r, "grp", _seq_group("rnn", hi))}),
@@ -799,10 +818,11 @@ def _temporal_order(study: Study, d: StudyData):
         return acc[c].per_seed.get(s, math.nan)
 
     checks = [
-        Check(f"the GRU solves it: held-out accuracy ≥ {ORDER_SOLVED:.0%} (fewer than 1% wrong)",
-              {s: at("gru", s) >= ORDER_SOLVED for s in seeds}),
-        Check(f"the LSTM (forget-gate bias {ORDER_FORGET_BIAS:g}) solves it: held-out accuracy ≥ {ORDER_SOLVED:.0%}",
-              {s: at("lstm", s) >= ORDER_SOLVED for s in seeds}),
+        solves_check(f"the GRU solves it: held-out accuracy ≥ {ORDER_SOLVED:.0%} (fewer than 1% wrong)",
+                       {s: at("gru", s) >= ORDER_SOLVED for s in seeds}, {"gru": diverged_runs(r, "cell", "gru")}),
+        solves_check(f"the LSTM (forget-gate bias {ORDER_FORGET_BIAS:g}) solves it: held-out accuracy ≥ "
+                       f"{ORDER_SOLVED:.0%}",
+                       {s: at("lstm", s) >= ORDER_SOLVED for s in seeds}, {"lstm": diverged_runs(r, "cell", "lstm")}),
         stays_check(f"the tanh RNN stays at chance (25%): held-out accuracy ≤ {ORDER_CHANCE:.0%}",
                     {s: at("rnn", s) <= ORDER_CHANCE for s in seeds}, {"rnn": diverged_runs(r, "cell", "rnn")}),
     ]

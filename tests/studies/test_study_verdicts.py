@@ -543,3 +543,58 @@ def test_a_seed_where_another_check_fails_counts_against_even_with_a_diverged_ru
     assert solve.per_seed == {0: False, 1: False, 2: False}
     assert stays.per_seed == {0: True, 1: None, 2: True}
     assert out.verdict == studies.NOT_REPRODUCED, out.reason
+
+
+# ---------------------------------------------------------------------------------------------
+# "solves it" checks: a diverged run did not solve the task, even when its last recorded loss is tiny
+# (the engine skips the non-finite step's update, so only the run's status says it broke off)
+# ---------------------------------------------------------------------------------------------
+
+def _solves_cases():
+    """Per study: the good values (every check holds), which runs one 'solves' check reads, the start of
+    that check's text and the diverged group as the check names it."""
+    cases = _stays_cases()
+    return {
+        "adding": (ADD, cases["adding"][1], lambda spec: spec.cell == "lstm", "LSTM and GRU solve it", "lstm"),
+        "irnn": (IRNN, cases["irnn"][1],
+                 lambda spec: (spec.activation, spec.init.recurrent) == ("relu", "identity"),
+                 "IRNN (ReLU, W_hh = I) solves it", "relu + identity"),
+        "seq-len": (SEQ, cases["seq-len"][1], lambda spec: (spec.cell, spec.task.seq_len) == ("lstm", T_MID),
+                    "after training the LSTM solves it at every T", f"lstm T={T_MID}"),
+        "temporal-order": (ORDER, cases["temporal-order"][1], lambda spec: spec.cell == "gru",
+                           "the GRU solves it", "gru"),
+    }
+
+
+SOLVES_BAD = {
+    # the run diverged after it reached a tiny loss: only its status says so; the loss alone passes
+    "diverged-tiny-loss": ((0, 2), {"status": "diverged", "nonfinite": [0, 1]}, "status diverged"),
+    "inf": ((1,), {"val_loss": math.inf}, "final val loss ∞"),
+}
+
+
+@pytest.mark.parametrize("bad", list(SOLVES_BAD))
+@pytest.mark.parametrize("study_key", list(_solves_cases()))
+def test_a_diverged_run_did_not_solve_the_task_whatever_its_last_loss(sqlite_url, study_key, bad):
+    study, good, target, prefix, group = _solves_cases()[study_key]
+    seeds, override, why = SOLVES_BAD[bad]
+
+    def values(spec):
+        v = dict(good(spec))
+        if target(spec) and spec.seed in seeds:
+            v.update(override)
+        return v
+    plant(study, sqlite_url, values)
+    out = decide(study, sqlite_url)
+    (check,) = [c for c in out.checks if c.text.startswith(prefix)]
+    assert check.per_seed == {s: s not in seeds for s in (0, 1, 2)}, check.text
+    assert [check.mark(s) for s in (0, 1, 2)] == ["fails" if s in seeds else "holds" for s in (0, 1, 2)]
+    # the check's text says the rule and names each diverged run
+    assert "a diverged run did not solve it" in check.text
+    for s in seeds:
+        assert f"seed {s} (the {group} run diverged ({why}))" in check.text, check.text
+    # never reproduced on the strength of a run that broke off: some seeds pass, some fail
+    assert out.verdict == studies.INCONCLUSIVE, out.reason
+    assert out.reason.startswith("the claim holds on seeds "), out.reason
+    # (with the target's runs finished the same values reproduce the claim:
+    # test_a_stays_check_holds_on_runs_that_stayed_and_did_not_diverge plants them)

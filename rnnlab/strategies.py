@@ -181,7 +181,10 @@ def _loss_interval(done: pd.DataFrame, m: float, lo: float, hi: float) -> tuple[
 
 def _group_row(grp: str, g: pd.DataFrame) -> dict[str, Any]:
     done = g[g["status"].isin(FINISHED)]
-    solves = [solved(loss, b) for loss, b in zip(done["val_loss"].astype(float), _baselines(done))]
+    # a diverged run did not solve it, whatever its last loss: the engine skips the non-finite step's
+    # update, so a run that broke off can end on a finite, even tiny, loss; only its status says so
+    solves = [solved(loss, b) and status != "diverged"
+              for loss, b, status in zip(done["val_loss"].astype(float), _baselines(done), done["status"])]
     loss = done["val_loss"].to_numpy(dtype=float)
     # 0 counts as the floor; NaN stays NaN (np.fmax alone would floor it: a diverged seed as the best loss)
     logl = np.log10(np.where(np.isnan(loss), np.nan, np.fmax(loss, LOSS_FLOOR)))

@@ -138,13 +138,15 @@ def _runs(rows):
     return pd.DataFrame(rows)
 
 
-def _strategy_case(losses: dict[str, list[float]]):
+def _strategy_case(losses: dict[str, list[float]], diverged: frozenset = frozenset()):
+    """``diverged``: the (cell, seed) runs whose status is 'diverged' (their loss as given)."""
     rows, final, i = [], [], 0
     for cell, values in losses.items():
         for seed, loss in enumerate(values):
             i += 1
             spec = parse_spec({"cell": cell, "seed": seed}).to_dict()
-            rows.append({"id": i, "status": "succeeded", "seed": seed, "baseline_loss": 1 / 6, "seq_len": 100,
+            status = "diverged" if (cell, seed) in diverged else "succeeded"
+            rows.append({"id": i, "status": status, "seed": seed, "baseline_loss": 1 / 6, "seq_len": 100,
                          "spec": spec})
             horizon = 11.0 if cell == "rnn" else 150.0
             final.append({"run_id": i, "val_loss": loss, "val_metric": loss, "horizon": horizon,
@@ -164,6 +166,17 @@ def test_strategy_summary_and_verdicts():
     assert table.loc["lstm", "beats baseline"] and not table.loc["rnn", "beats baseline"]
     text = analysis.overall(table.reset_index(), "cell")
     assert "**lstm**" in text and "do not overlap" in text
+
+
+def test_a_diverged_run_with_a_tiny_last_loss_does_not_count_as_solving():
+    """The engine skips the non-finite step's update, so a diverged run can end on a finite, tiny loss:
+    only its status says it broke off. It did not solve the task."""
+    losses = {"rnn": [0.16, 0.17, 0.165], "lstm": [0.001, 0.002, 0.0015]}
+    table = _strategy_case(losses, diverged=frozenset({("lstm", 0), ("lstm", 2)})).set_index("group")
+    assert table.loc["lstm", "solve rate"] == pytest.approx(1 / 3) and table.loc["lstm", "diverged"] == 2
+    assert "solves the task" not in table.loc["lstm", "verdict"], table.loc["lstm", "verdict"]
+    # the same losses with every run finished solve it on all three
+    assert _strategy_case(losses).set_index("group").loc["lstm", "solve rate"] == 1.0
 
 
 def test_two_seeds_are_not_called_a_clear_result():

@@ -120,11 +120,11 @@ def heldout_keys(runs: pd.DataFrame) -> pd.Series:
                      dtype=object)
 
 
-def loss_ratio(runs: pd.DataFrame, base: pd.Series | None = None) -> pd.Series:
-    """last_val_loss ÷ loss_baseline (NaN where the baseline is not positive); ``base``: loss_baseline
-    of ``runs`` when the caller has it already."""
-    base = loss_baseline(runs) if base is None else base
-    return runs["last_val_loss"].astype(float) / base.where(base > 0)
+def loss_ratio(loss: pd.Series, base: pd.Series) -> pd.Series:
+    """``loss`` ÷ ``base`` row by row, NaN where the baseline is not positive. ``loss``: the last loss
+    as last_loss_columns reads it (the runs row keeps a NaN or ±inf loss as NULL); ``base``:
+    loss_baseline of the same rows."""
+    return loss.astype(float) / base.where(base > 0)
 
 
 def status_counts() -> dict[str, int]:

@@ -102,7 +102,7 @@ def _body() -> None:
     # the runs row keeps a NaN loss as NULL: the last loss as db.queries reads it (NaN, ±inf restored)
     losses, summary["last_val_loss"], summary["status"] = reads.last_loss_columns(runs)
     summary["baseline"] = reads.loss_baseline(runs)
-    summary["loss ÷ baseline"] = summary["last_val_loss"] / summary["baseline"].where(summary["baseline"] > 0)
+    summary["loss ÷ baseline"] = reads.loss_ratio(summary["last_val_loss"], summary["baseline"])
     summary["task baseline"] = runs["baseline_loss"]
     for c in ("last_val_metric", "last_horizon", "diagnosis"):
         summary[c] = runs[c]

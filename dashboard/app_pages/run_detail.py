@@ -72,7 +72,8 @@ def header() -> None:
         a, b, c, d = st.columns(4)
         a.metric("Status", f"{STATUS_ICON.get(r['status'], '')} {r['status']}")
         b.metric("Epoch", f"{r['epochs_done']}/{r['epochs_total']}")
-        ratio = reads.loss_ratio(runs).iloc[0]
+        _, loss, _ = reads.last_loss_columns(runs)   # NaN and ±inf restored (the runs row keeps NULL)
+        ratio = reads.loss_ratio(loss, reads.loss_baseline(runs)).iloc[0]
         c.metric("Val loss (baseline)", _loss_text(rid),
                  delta=None if pd.isna(ratio) else f"{ratio:.3g} × baseline", delta_color="off",
                  help=f"The last val loss, and its ratio to the baseline: {reads.BASELINE_HELP}.")

@@ -92,7 +92,7 @@ def view(df: pd.DataFrame, loss: pd.Series, status: pd.Series) -> pd.DataFrame:
     base = reads.loss_baseline(df)
     out = pd.DataFrame({
         "id": df["id"], "name": df["name"].fillna(""), "status": status, "progress": df["progress"],
-        "loss ÷ baseline": loss / base.where(base > 0),
+        "loss ÷ baseline": reads.loss_ratio(loss, base),
         "diagnosis": df["diagnosis"].fillna(df["message"]).fillna(""), "tags": df["tags"],
         "epoch": [f"{d}/{t}" for d, t in zip(df["epochs_done"], df["epochs_total"])],
         "cell": df["cell"] + df["activation"].map(lambda a: "" if a == "—" else f"/{a}"),

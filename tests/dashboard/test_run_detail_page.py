@@ -134,12 +134,15 @@ def test_a_diverged_runs_loss_reads_nan_or_inf_not_a_dash(page_db):
     from tests.dashboard.test_runs_page import seed_non_finite
 
     ids = seed_non_finite(page_db)
-    for run, want in (("nan", "NaN"), ("inf", "inf"), ("queued", "—")):
+    # the ratio to the baseline is read from the same restored loss: inf for the inf run (the runs row
+    # keeps NULL, which hid it), none for a NaN loss or a run with no epoch
+    for run, want, ratio in (("nan", "NaN", None), ("inf", "inf", "inf × baseline"), ("queued", "—", None)):
         at = AppTest.from_file(APP, default_timeout=60)
         at.run()
         at = go(at, "run_detail", run=str(ids[run]))
         no_errors(at)
-        assert {m.label: m.value for m in at.metric}["Val loss (baseline)"] == want, run
+        (m,) = [m for m in at.metric if m.label == "Val loss (baseline)"]
+        assert (m.value, m.proto.delta or None) == (want, ratio), run
 
 
 def test_a_solved_runs_small_loss_ratio_keeps_its_digits(page_db):

@@ -79,8 +79,10 @@ def curves(ids: list[int], runs: pd.DataFrame, key: str, opts: charts.ChartOptio
     with b:
         mlog = _log(st, "Log y-axis", f"{key}_metric_log", False)
         chart(charts.curves(ep, "val_metric", labels, f"Validation {metric}", ytitle=metric, log=mlog,
-                            # the task's metric baseline (chance level; no kinds): a line per distinct value, no band
-                            baselines=dict(zip(runs["id"], runs["baseline_metric"])), kinds=None, x=x, smooth=sm),
+                            # the task's metric baseline: a line per distinct value where it is analytic (chance
+                            # level), one band where each seed's held-out set measured it (forecast)
+                            baselines=dict(zip(runs["id"], runs["baseline_metric"])),
+                            kinds=dict(zip(runs["id"], reads.metric_kinds(runs))), x=x, smooth=sm),
               "val_metric", key=f"{key}_metric")
     glog = _log(st, "Log y-axes (gradient norms)", f"{key}_global_log", True)
     chart(charts.two_panel(ep, [("grad_norm_mean", "global ‖∇θ‖ before clipping (mean over steps)", glog),

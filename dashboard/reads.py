@@ -120,6 +120,20 @@ def heldout_keys(runs: pd.DataFrame) -> pd.Series:
                      dtype=object)
 
 
+def metric_kinds(runs: pd.DataFrame) -> pd.Series:
+    """Per row of ``runs`` (rows of runs_by_ids, with ``spec``): the ``kinds`` key of its metric baseline
+    for charts.baseline_marks: heldout_keys's key where the task's metric baseline is measured on the
+    run's held-out set (rnnlab.spec.SEEDED_METRIC_BASELINE: forecast's persistence MSE, one value per
+    seed, drawn as one band), None where it is analytic or fixed by the data (a line per value). No query."""
+    from rnnlab.spec import SEEDED_METRIC_BASELINE
+
+    keys = heldout_keys(runs)
+    specs = runs["spec"] if "spec" in runs else pd.Series([None] * len(runs), index=runs.index)
+    names = [(s.get("task") or {}).get("name") if isinstance(s, dict) else None for s in specs]
+    return pd.Series([k if n in SEEDED_METRIC_BASELINE else None for k, n in zip(keys, names)], index=runs.index,
+                     dtype=object)
+
+
 def loss_ratio(loss: pd.Series, base: pd.Series) -> pd.Series:
     """``loss`` ÷ ``base`` row by row, NaN where the baseline is not positive. ``loss``: the last loss
     as last_loss_columns reads it (the runs row keeps a NaN or ±inf loss as NULL); ``base``:

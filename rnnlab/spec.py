@@ -182,6 +182,10 @@ TaskSpec = Annotated[
     Field(discriminator="name"),
 ]
 TASK_NAMES = ("adding", "copy", "temporal_order", "digits", "charlm", "forecast")
+# the tasks whose metric baseline (RunInfo.baseline_metric) is measured on the run's held-out set, which
+# is drawn with the run's seed: forecast's persistence MSE. The others' is analytic or fixed by the data
+# (digits' majority class on a split that does not depend on the seed); tests/models check it.
+SEEDED_METRIC_BASELINE = ("forecast",)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -231,3 +231,28 @@ def test_the_same_value_is_one_line_whatever_its_kind():
     that do) is one line: the label is true of both."""
     rects, lines, notes = _marks(_curves({1: 0.2, 2: 0.2, 3: 0.2}, kinds={1: ADDING_100, 2: None, 3: ADDING_200}))
     assert rects == [] and [s["y0"] for s in lines] == [0.2] and [n["text"] for n in notes] == ["baseline 0.2"]
+
+
+def test_forecast_metric_baselines_of_several_seeds_are_one_band_analytic_ones_one_line():
+    """The metric chart's baselines: forecast's persistence MSE is measured on each seed's held-out set
+    (three values, 3% apart: one band, as the loss chart's), the adding task's chance level is one
+    analytic value (one line), as reads.metric_kinds keys them from the runs' specs."""
+    from dashboard import reads
+    from rnnlab.spec import JobSpec
+
+    def rows(task, baselines):
+        return pd.DataFrame([{"id": r, "spec": JobSpec.model_validate({"task": task, "seed": r}).to_dict(),
+                              "baseline_heldout_loss": b, "baseline_loss": b} for r, b in baselines.items()])
+
+    forecast = {1: 0.0412, 2: 0.0405, 3: 0.0418}
+    kinds = dict(zip(forecast, reads.metric_kinds(rows({"name": "forecast", "seq_len": 50}, forecast))))
+    rects, lines, notes = _marks(_curves(forecast, log=False, kinds=kinds))
+    assert len(rects) == 1 and (rects[0]["y0"], rects[0]["y1"]) == (0.0405, 0.0418)
+    assert len(notes) == 1 and "0.0405–0.0418" in notes[0]["text"], notes
+    # the same values with kinds=None (as the metric chart passed before): three lines, one per seed
+    assert len(_marks(_curves(forecast, log=False, kinds=None))[1]) == 3
+    adding = {1: 0.36, 2: 0.36, 3: 0.36}   # the adding task's solve-rate baseline: analytic
+    kinds = dict(zip(adding, reads.metric_kinds(rows({"name": "adding", "seq_len": 50}, adding))))
+    assert set(kinds.values()) == {None}
+    rects, lines, notes = _marks(_curves(adding, log=False, kinds=kinds))
+    assert rects == [] and len(lines) == 1 and notes[0]["text"] == "baseline 0.36"

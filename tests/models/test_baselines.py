@@ -90,3 +90,20 @@ def test_val_loss_and_its_standard_error_from_per_sequence_losses(name):
     assert len(per_seq) == task.heldout_size
     assert val_loss == pytest.approx(per_seq.mean(), rel=1e-5)
     assert se == pytest.approx(per_seq.std(ddof=1) / math.sqrt(len(per_seq)), rel=1e-4)
+
+
+@pytest.mark.parametrize("task", [{"name": "adding", "seq_len": T}, {"name": "adding", "variant": "p13", "seq_len": T},
+                                  {"name": "copy", "seq_len": T}, {"name": "temporal_order", "seq_len": T},
+                                  {"name": "digits"}, {"name": "digits", "permuted": True}, {"name": "charlm"},
+                                  {"name": "forecast", "seq_len": T},
+                                  {"name": "forecast", "series": "mackey_glass", "seq_len": T}])
+def test_the_metric_baseline_depends_on_the_seed_exactly_for_the_seeded_tasks(task):
+    """rnnlab.spec.SEEDED_METRIC_BASELINE tells the dashboard which tasks' metric baselines are measured
+    on each seed's held-out set (one band on the metric chart) and which are one value (one line): the
+    engine's tasks, built on three seeds, agree with it."""
+    from rnnlab.spec import SEEDED_METRIC_BASELINE, TASK_NAMES
+
+    assert set(SEEDED_METRIC_BASELINE) <= set(TASK_NAMES)
+    values = {_task(task, seed).baseline_metric for seed in (0, 1, 2)}
+    assert (len(values) == 3) == (task["name"] in SEEDED_METRIC_BASELINE), values
+    assert len(values) in (1, 3), values

@@ -335,6 +335,12 @@ def empty(title: str, note: str = "no data yet") -> go.Figure:
                    notes=[{"text": note, "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper"}])
 
 
+# Epoch columns the engine records at every epoch, epoch 0 included (rnnlab.records.EpochRecord: val_loss
+# and val_metric are plain floats, never None): a NaN there is the run's NaN, even from its first epoch,
+# and is marked ✕ at the ceiling, never taken for "not recorded" (ValueAxis.series' recorded_only).
+ALWAYS_RECORDED = frozenset({"val_loss", "val_metric"})
+
+
 def curves(df: pd.DataFrame, y: str, labels: dict[int, str], title: str, *, log: bool = False,
            baselines: dict[int, float | None] | None = None, x: str = "epoch", ytitle: str | None = None,
            smooth: float = 0.0, kinds: dict | None = None) -> go.Figure:
@@ -342,7 +348,8 @@ def curves(df: pd.DataFrame, y: str, labels: dict[int, str], title: str, *, log:
     value}) as ``baseline_marks`` with ``kinds``: a dotted line per distinct baseline, a shaded band
     from min to max where held-out baselines of one task configuration differ slightly (held-out sets
     drawn from different seeds).
-    Undrawable values (NaN, ±inf, and ≤ 0 on a log axis) are markers at the floor or ceiling."""
+    Undrawable values (NaN, ±inf, and ≤ 0 on a log axis) are markers at the floor or ceiling; in a
+    column of ALWAYS_RECORDED that holds for a leading NaN too (a run NaN from its first epoch)."""
     d = df if y in df else df.iloc[0:0]
     if d.empty:
         return empty(title)
@@ -352,7 +359,7 @@ def curves(df: pd.DataFrame, y: str, labels: dict[int, str], title: str, *, log:
     ax = ValueAxis([d[y]], log, marks.values)
     traces = [t for rid, g in d.groupby("run_id", sort=False)
               for t in ax.series(kind, g[x], g[y], labels.get(rid, str(rid)), col.get(rid), markers=len(g) < 40,
-                                 group=rid, smooth=smooth)]
+                                 group=rid, smooth=smooth, recorded_only=y not in ALWAYS_RECORDED)]
     return _figure(traces, title, 420, {"xaxis": {"title": {"text": x_title(x)}}, "yaxis": ax.layout(ytitle or y)},
                    marks.shapes, [_special_note([ax])] + marks.notes)
 

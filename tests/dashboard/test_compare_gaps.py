@@ -1,0 +1,81 @@
+"""What Compare and Run detail leave out of a chart, and say so: a run NaN from its first epoch is on the
+loss chart (✕ at the ceiling), a run with no data at the chosen layer or no probes is named in a note,
+the heatmap's colour bar names the quantity shown, and a shared URL reopens the same view. AppTest
+on a planted SQLite database."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from db import store
+from tests.dashboard.conftest import APP, figures
+from tests.dashboard.seed import info_for, records, seed_run, spec
+
+
+@pytest.fixture
+def db(page_db, tmp_path, monkeypatch):
+    from rnnlab.queue import get_app
+
+    monkeypatch.setenv("RNNLAB_QUEUE_PREFIX", f"dash-gaps-{tmp_path.name}-")
+    get_app.cache_clear()
+    yield page_db
+    get_app.cache_clear()
+
+
+def _open(page: str, at=None, **query: str):
+    from streamlit.testing.v1 import AppTest
+
+    if at is None:
+        at = AppTest.from_file(APP, default_timeout=90)
+        at.run()
+    at.switch_page(f"app_pages/{page}.py")
+    at.query_params.clear()
+    for k, v in query.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def _errors(at) -> list:
+    return [e.value for e in at.exception] + [e.value for e in at.error]
+
+
+def _qp(at, key: str):
+    v = at.query_params.get(key)
+    return v[0] if isinstance(v, list) else v
+
+
+def _title(f: dict) -> str:
+    return f["layout"]["title"]["text"]
+
+
+def _corner(f: dict) -> list[str]:
+    return [a["text"] for a in f["layout"].get("annotations", []) if a.get("name") == "corner"]
+
+
+# --- 1. a run NaN from its first epoch ------------------------------------------------------------
+
+def test_a_run_nan_from_its_first_epoch_is_marked_on_the_loss_chart(db):
+    """A run that diverged at initialisation (one epoch, val_loss NaN, kept in nan_fields) was missing
+    from the loss chart without a marker or note: ValueAxis.series(recorded_only) took its leading NaN
+    for a NULL never recorded. val_loss and val_metric are recorded at every epoch: NaN is ✕ on top."""
+    good = seed_run(db, spec("rnn", seed=0))
+    s = spec("rnn", seed=1, activation="relu")
+    (bad,) = store.create_runs([s], owner="local", url=db)
+    store.claim_run(bad, "w", url=db)
+    store.record_info(bad, info_for(s), attempt=1, url=db)
+    (rec,) = records(s, diverge_at=0)[:1]
+    assert math.isnan(rec.val_loss)
+    rec.val_metric = math.nan
+    store.record_epoch(bad, rec, attempt=1, url=db)
+    store.finish_run(bad, "diverged", "non-finite loss at epoch 0", attempt=1, url=db)
+    at = _open("compare", runs=f"{good},{bad}", view="Loss & norms")
+    assert not _errors(at)
+    figs = {_title(f).split(" (")[0]: f for f in figures(at)}
+    for title in ("Validation loss", "Validation mse"):
+        f = figs[title]
+        marks = [t for t in f["data"] if t.get("name", "").startswith(f"#{bad} ") and t["name"].endswith("not drawable")]
+        assert marks, (title, [t.get("name") for t in f["data"]])
+        assert list(marks[0]["x"]) == [0] and marks[0]["marker"]["symbol"] == ["x"]
+        assert any("✕ NaN" in n for n in _corner(f)), _corner(f)

@@ -327,7 +327,7 @@ def runs(
     limit: int = typer.Option(30, "--limit", min=1, max=1000, help="how many, newest first"),
 ) -> None:
     """List runs, newest first."""
-    from db.queries import last_val_losses
+    from db.queries import last_epoch_values, last_val_losses
     from db.reads import list_runs
     from rnnlab.records import RUN_STATUSES, run_label
 
@@ -337,12 +337,14 @@ def runs(
     _ready_db()
     df, _ = list_runs({"status": status, "all_tags": tag}, 0, limit)
     rows = df.astype(object).where(df.notna(), None).to_dict("records")
-    last = last_val_losses([int(r["id"]) for r in rows])  # a diverged run's NaN too (the row keeps NULL)
+    ids = [int(r["id"]) for r in rows]
+    last = last_val_losses(ids)  # a diverged run's NaN too (the row keeps NULL)
+    metric = last_epoch_values(ids, "val_metric")
     table = Table("id", "status", "label", "epoch", "val loss", "metric", "horizon", "tags", "created")
     for r in rows:
         loss = last.get(int(r["id"]))
         table.add_row(str(r["id"]), r["status"], escape(run_label(r)), f"{r['epochs_done']}/{r['epochs_total']}",
-                      _loss(loss), _fmt(r["last_val_metric"]), _fmt(r["last_horizon"]),
+                      _loss(loss), _loss(metric.get(int(r["id"]))), _fmt(r["last_horizon"]),
                       escape(r["tags"] or ""), r["created_at"].strftime("%Y-%m-%d %H:%M"))
     out.print(table)
     if not rows:

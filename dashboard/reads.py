@@ -202,6 +202,19 @@ def last_val_losses(ids: list[int]) -> dict[int, float]:
     return _simple(db_url(), "last_val_losses", [int(i) for i in ids])
 
 
+def last_metrics(ids: list[int]) -> dict[int, float]:
+    """db.queries.last_epoch_values of val_metric (a diverged run's NaN restored from its last epoch; no
+    entry for a run with no epoch), cached like last_val_losses."""
+    return _simple(db_url(), "last_epoch_values", [int(i) for i in ids], "val_metric")
+
+
+def last_metric_column(runs: pd.DataFrame) -> pd.Series:
+    """For a table of ``runs``: last_metrics per row as floats, NaN where no epoch is recorded (the
+    runs row keeps a NaN metric as NULL, which read as "no metric yet")."""
+    values = last_metrics(list(runs["id"]))
+    return pd.Series([values.get(int(i), math.nan) for i in runs["id"]], index=runs.index, dtype=float)
+
+
 NAN_MARK = " · loss NaN"   # appended to the status of a run whose last loss is NaN (the grid shows NaN empty)
 
 

@@ -323,12 +323,19 @@ def final_summary(run_ids: list[int], engine: Engine | None = None) -> pd.DataFr
     return pd.DataFrame({"run_id": ids}).merge(a, how="left").merge(b, how="left")
 
 
-def last_val_losses(run_ids: list[int], engine: Engine | None = None) -> dict[int, float]:
-    """The last val loss of each run, by run id, as the surfaces show it: the runs row's value, or, for
-    a run whose row has none (the row keeps a NaN loss as NULL, db/codec.py) but that has recorded an
-    epoch, its last epoch's val_loss with NaN restored from ``nan_fields`` (±inf are stored as such).
-    Runs with no loss yet (no epoch) are left out, so NaN always means a non-finite loss. One query
-    for all ids; ids outside 1..MAX_RUN_ID are skipped, more than MAX_PAGE_SIZE is an error."""
+LAST_EPOCH_COLUMNS = {"val_loss": "last_val_loss", "val_metric": "last_val_metric"}   # epochs → runs row
+
+
+def last_epoch_values(run_ids: list[int], column: str = "val_loss",
+                      engine: Engine | None = None) -> dict[int, float]:
+    """The last epoch's ``column`` (val_loss or val_metric) of each run, by run id, as the surfaces show
+    it: the runs row's summary value (last_val_loss, last_val_metric), or, for a run whose row has none
+    (the row keeps a NaN as NULL, db/codec.py) but that has recorded an epoch, its last epoch's value
+    with NaN restored from ``nan_fields`` (±inf are stored as such). Runs with no value yet (no epoch)
+    are left out, so NaN always means a non-finite value. One query for all ids; ids outside
+    1..MAX_RUN_ID are skipped, more than MAX_PAGE_SIZE is an error."""
+    if column not in LAST_EPOCH_COLUMNS:
+        raise ValueError(f"column: {column!r}; one of {', '.join(LAST_EPOCH_COLUMNS)}")
     ids = list(dict.fromkeys(valid_ids(run_ids)))
     if len(ids) > MAX_PAGE_SIZE:
         raise ValueError(f"run_ids: {len(ids)} runs; at most {MAX_PAGE_SIZE} at a time")
@@ -336,21 +343,27 @@ def last_val_losses(run_ids: list[int], engine: Engine | None = None) -> dict[in
         return {}
     last = (select(Epoch.run_id, func.max(Epoch.epoch).label("e"))
             .where(Epoch.run_id.in_(ids)).group_by(Epoch.run_id).subquery())
-    q = (select(Run.id, Run.last_val_loss, Epoch.val_loss, cast(Epoch.nan_fields, Text).label("nan_fields"))
+    q = (select(Run.id, getattr(Run, LAST_EPOCH_COLUMNS[column]), getattr(Epoch, column),
+                cast(Epoch.nan_fields, Text).label("nan_fields"))
          .select_from(Run)
          .outerjoin(last, last.c.run_id == Run.id)
          .outerjoin(Epoch, and_(Epoch.run_id == Run.id, Epoch.epoch == last.c.e))
          .where(Run.id.in_(ids)))
     out: dict[int, float] = {}
     with _eng(engine).connect() as conn:
-        for rid, row_loss, ep_loss, nan_fields in conn.execute(q):
-            if row_loss is not None:
-                out[int(rid)] = float(row_loss)
-            elif ep_loss is not None:
-                out[int(rid)] = float(ep_loss)
-            elif isinstance(nan_fields, str) and nan_fields != "null" and "val_loss" in (json.loads(nan_fields) or ()):
+        for rid, row_value, ep_value, nan_fields in conn.execute(q):
+            if row_value is not None:
+                out[int(rid)] = float(row_value)
+            elif ep_value is not None:
+                out[int(rid)] = float(ep_value)
+            elif isinstance(nan_fields, str) and nan_fields != "null" and column in (json.loads(nan_fields) or ()):
                 out[int(rid)] = math.nan
     return {rid: out[rid] for rid in ids if rid in out}
+
+
+def last_val_losses(run_ids: list[int], engine: Engine | None = None) -> dict[int, float]:
+    """last_epoch_values of val_loss: the last val loss of each run that has one, NaN and ±inf kept."""
+    return last_epoch_values(run_ids, "val_loss", engine)
 
 
 def run_health(run_ids: list[int], engine: Engine | None = None) -> pd.DataFrame:

@@ -98,7 +98,7 @@ def view(df: pd.DataFrame, loss: pd.Series, status: pd.Series) -> pd.DataFrame:
         "cell": df["cell"] + df["activation"].map(lambda a: "" if a == "—" else f"/{a}"),
         "task": df["task"] + " T=" + df["seq_len"].astype(str), "layers": df["num_layers"], "seed": df["seed"],
         "val loss": loss, "baseline": base,
-        "metric": df["last_val_metric"], "metric baseline": df["baseline_metric"], "metric name": df["metric_name"],
+        "metric": reads.last_metric_column(df), "metric baseline": df["baseline_metric"], "metric name": df["metric_name"],
         "horizon": df["last_horizon"], "worker": df["worker"].fillna(""),
         "duration": df["duration_s"].map(fmt_duration), "owner": df["owner"].fillna(""), "created": df["created_at"],
     })
@@ -107,11 +107,14 @@ def view(df: pd.DataFrame, loss: pd.Series, status: pd.Series) -> pd.DataFrame:
 
 def csv_bytes(df: pd.DataFrame, shown: pd.DataFrame, losses: dict[int, float]) -> bytes:
     """The CSV of the rows shown: the true status, and every number at full precision (floats as
-    Python writes them); a last loss that is NaN is written NaN and an infinite one inf or -inf, a
-    run with no loss yet has an empty cell."""
+    Python writes them); a last loss or metric that is NaN is written NaN and an infinite one inf or
+    -inf, a run with no epoch yet has an empty cell."""
     out = shown.copy()
     out["status"] = df["status"].to_numpy()
     out["val loss"] = pd.Series(loss_cells(df["id"], losses), index=shown.index, dtype=object)
+    if "metric" in out:
+        out["metric"] = pd.Series(loss_cells(df["id"], reads.last_metrics(list(df["id"]))), index=shown.index,
+                                  dtype=object)
     return out.to_csv(index=False).encode()
 
 

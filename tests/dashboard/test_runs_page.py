@@ -261,3 +261,44 @@ def test_a_small_loss_ratio_keeps_its_digits(page_db, open_page):
 
     assert re.fullmatch(r"%\.\dg", fmt), fmt
     assert (fmt % 6e-5) != (fmt % 0.0)
+
+
+def test_a_diverged_runs_nan_metric_is_nan_not_blank_in_the_grid_csv_and_cli(page_db, open_page, monkeypatch):
+    """The runs row keeps a NaN metric as NULL, so the grid and runs.csv showed the same empty cell for a
+    diverged run's NaN metric (mse of a NaN prediction) as for a queued run with no epoch; the CLI's
+    `rnnlab runs` printed a blank. The metric is read like the loss: NaN restored from the last epoch."""
+    import csv
+    import io
+    import math
+
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from tests.dashboard.seed import info_for, records, seed_run, spec
+
+    s = spec("rnn", seed=11, activation="relu")
+    (div,) = store.create_runs([s], url=page_db)
+    store.claim_run(div, "w", url=page_db)
+    store.record_info(div, info_for(s), attempt=1, url=page_db)
+    recs = records(s, diverge_at=2)
+    recs[-1].val_metric = math.nan
+    for rec in recs:
+        store.record_epoch(div, rec, attempt=1, url=page_db)
+    store.finish_run(div, "diverged", "non-finite loss at epoch 2", attempt=1, url=page_db)
+    queued = seed_run(page_db, spec("gru", seed=6), status="queued")
+    done = seed_run(page_db, spec("gru", seed=5))
+    got = offered_csv(monkeypatch)
+    at = open_page("runs")
+    no_errors(at)
+    shown = at.dataframe[0].value.set_index("id")
+    assert math.isnan(shown.loc[div, "metric"]) and math.isnan(shown.loc[queued, "metric"])
+    assert shown.loc[done, "metric"] == records(spec("gru", seed=5))[-1].val_metric
+    rows = {int(r["id"]): r for r in csv.DictReader(io.StringIO(got["runs.csv"]))}
+    assert (rows[div]["metric"], rows[queued]["metric"]) == ("NaN", "")
+    assert float(rows[done]["metric"]) == records(spec("gru", seed=5))[-1].val_metric
+    monkeypatch.setenv("RNNLAB_DATABASE_URL", page_db)
+    res = CliRunner().invoke(app, ["runs", "--limit", "50"], env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    line = next(ln for ln in res.output.splitlines() if ln.strip().startswith(f"│ {div} ") or
+                ln.split("│")[1:2] == [f" {div} "] or ln.lstrip("│ ").startswith(f"{div} "))
+    assert "NaN" in line.split("│")[6], line

@@ -10,7 +10,7 @@ import streamlit as st
 
 from dashboard import charts, page_context, reads
 from dashboard.components import chart
-from dashboard.views import labels_of
+from dashboard.views import labels_of, left_out, note_left_out, shown_runs
 
 LIVE_EVERY_S = 5
 
@@ -109,26 +109,31 @@ def layers(ids: list[int], runs: pd.DataFrame, layer: int, key: str, opts: chart
     ls = ls[ls["layer"] == layer] if len(ls) else ls
     ls = reads.with_clock(ls, epoch_clock(ids))
     x, sm = opts.x, opts.smoothing
+
+    def draw(fig, name: str, what: str, chart_key: str) -> None:
+        chart(fig, name, key=chart_key)
+        note_left_out(what, left_out(ids, runs, shown_runs(fig), layer))   # e.g. a 1-layer run at layer 1
+
     log = _log(st, "Log y-axes", f"{key}_spec_log", True,
                "A spectral radius that grows from 3 to 9,000 is readable only on a log axis.")
-    chart(charts.two_panel(ls, [("rho", "ρ(W_hh) spectral radius", log), ("sigma_max", "σ_max(W_hh)", log),
-                                ("gamma_sigma_max", "γ·σ_max (vanilla; < 1 ⇒ vanishing)", log)],
-                           labels, f"Recurrent spectra, layer {layer}", hlines={"gamma_sigma_max": 1.0}, x=x,
-                           smooth=sm),
-          "spectra", key=f"{key}_spec")
+    draw(charts.two_panel(ls, [("rho", "ρ(W_hh) spectral radius", log), ("sigma_max", "σ_max(W_hh)", log),
+                               ("gamma_sigma_max", "γ·σ_max (vanilla; < 1 ⇒ vanishing)", log)],
+                          labels, f"Recurrent spectra, layer {layer}", hlines={"gamma_sigma_max": 1.0}, x=x,
+                          smooth=sm),
+         "spectra", "spectra chart", f"{key}_spec")
     hlog = _log(st, "Log y-axes", f"{key}_health_log", False, "Small fractions (1e-3) show only on a log axis.")
-    chart(charts.two_panel(ls, [("saturated_frac", "saturated fraction (tanh |h|>0.99, sigmoid <0.01 or >0.99)",
-                                 hlog),
-                                ("dead_frac", "dead ReLU fraction", hlog)], labels,
-                           f"Activation health, layer {layer}", x=x, smooth=sm),
-          "health", key=f"{key}_health")
+    draw(charts.two_panel(ls, [("saturated_frac", "saturated fraction (tanh |h|>0.99, sigmoid <0.01 or >0.99)",
+                                hlog),
+                               ("dead_frac", "dead ReLU fraction", hlog)], labels,
+                          f"Activation health, layer {layer}", x=x, smooth=sm),
+         "health", "activation health chart", f"{key}_health")
     flog = _log(st, "Log y-axis for the horizon", f"{key}_flow_log", False,
                 "log10 ‖g_1‖/‖g_T‖ and the decay are logarithms already (and often negative): they stay linear.")
-    chart(charts.two_panel(ls, [("horizon", "effective horizon (steps)", flog),
-                                ("log_ratio", "log10 ‖g_1‖/‖g_T‖", False),
-                                ("decay_per_step", "decay of log10‖g_t‖ per step", False)], labels,
-                           f"Gradient-flow summaries over training, layer {layer}", x=x, smooth=sm),
-          "flow_summaries", key=f"{key}_flow")
+    draw(charts.two_panel(ls, [("horizon", "effective horizon (steps)", flog),
+                               ("log_ratio", "log10 ‖g_1‖/‖g_T‖", False),
+                               ("decay_per_step", "decay of log10‖g_t‖ per step", False)], labels,
+                          f"Gradient-flow summaries over training, layer {layer}", x=x, smooth=sm),
+         "flow_summaries", "gradient-flow chart", f"{key}_flow")
 
 
 def histogram_history_section(ids: list[int], runs: pd.DataFrame, key: str) -> None:

@@ -585,7 +585,15 @@ def profile(prof: pd.DataFrame, labels: dict[int, str], title: str,
 # (4.5:1 with the yellow top) for +∞ and NaN.
 VANISHED_COLOR, VANISHED_NAME = "#ffffff", "white"   # ‖g_t‖ = 0: log10 is −∞
 EXPLODED_COLOR, EXPLODED_NAME = "#d62728", "red"     # ‖g_t‖ = +∞ or NaN: exploded, or no value
-HEATMAP_CLIP_TITLE = "log10‖∂L/∂h_t‖<br>(clipped: 1st–99th pct)"
+HEATMAP_QUANTITY = "‖∂L/∂h_t‖"   # the default quantity; the page passes the one shown (‖∂L/∂c_t‖, ‖∂ℓ_T/∂h_t‖)
+
+
+def heatmap_clip_title(quantity: str = HEATMAP_QUANTITY) -> str:
+    """The colour bar's title: log10 of the quantity the heatmaps show, and the clipping."""
+    return f"log10{quantity}<br>(clipped: 1st–99th pct)"
+
+
+HEATMAP_CLIP_TITLE = heatmap_clip_title()
 GAP_GREY = "#b0b0b0"
 CLIP_NOTE = "colour clipped to the 1st–99th percentile: values beyond take the end colours"
 
@@ -598,8 +606,10 @@ def _mark_cells(x, y, mask: np.ndarray, color: str, what: str, axis: int) -> dic
                 name=what, hovertemplate=f"t=%{{x:.0f}}<br>epoch=%{{y}}<br>{what}<extra></extra>")
 
 
-def heatmaps(mats: list[tuple[str, dict]], title: str, wrap: int = 3) -> go.Figure:
-    """Small multiples of t × epoch heatmaps of log10‖∂L/∂h_t‖ sharing one colour scale, from the 1st
+def heatmaps(mats: list[tuple[str, dict]], title: str, wrap: int = 3, *, quantity: str = HEATMAP_QUANTITY
+             ) -> go.Figure:
+    """Small multiples of t × epoch heatmaps of log10 ``quantity`` (‖∂L/∂h_t‖, ‖∂L/∂c_t‖ or ‖∂ℓ_T/∂h_t‖,
+    named on the colour bar and on hover) sharing one colour scale, from the 1st
     to the 99th percentile of the finite values (beyond: the end colours, as the note says). Cells
     whose norm is 0 (log10 −∞: vanished) are VANISHED_COLOR, cells whose norm is +∞ or NaN (exploded,
     or no value) EXPLODED_COLOR; the note names both colours when there are such cells."""
@@ -620,7 +630,7 @@ def heatmaps(mats: list[tuple[str, dict]], title: str, wrap: int = 3) -> go.Figu
                            # painted by the traces below
                            z=np.where(np.isfinite(z), z, np.nan).astype(np.float32),
                            coloraxis="coloraxis", xaxis=xa, yaxis=ya, hoverongaps=False,
-                           hovertemplate="t=%{x:.0f}<br>epoch=%{y}<br>log10‖g‖=%{z:.2f}<extra></extra>"))
+                           hovertemplate=f"t=%{{x:.0f}}<br>epoch=%{{y}}<br>log10{quantity}=%{{z:.2f}}<extra></extra>"))
         neg, pos, nan = np.isneginf(z), np.isposinf(z), np.isnan(z)
         if neg.any():
             traces.append(_mark_cells(x, y, neg, VANISHED_COLOR, "‖g_t‖ = 0 (vanished)", i))
@@ -633,7 +643,7 @@ def heatmaps(mats: list[tuple[str, dict]], title: str, wrap: int = 3) -> go.Figu
         if i % cols == 0:
             layout["yaxis" + ya[1:]]["title"] = {"text": "epoch"}
     layout["coloraxis"] = dict(colorscale="Viridis", cmin=zmin, cmax=zmax,
-                               colorbar=dict(title=dict(text=HEATMAP_CLIP_TITLE)))
+                               colorbar=dict(title=dict(text=heatmap_clip_title(quantity))))
     parts = ([f"{VANISHED_NAME} cells: ‖g_t‖ = 0 (vanished)"] if vanished else []) + \
         ([f"{EXPLODED_NAME} cells: ‖g_t‖ = +∞ or NaN (exploded or no value)"] if exploded else [])
     notes = [_corner_note("<br>".join(p for p in ("; ".join(parts), CLIP_NOTE) if p))]
@@ -646,13 +656,20 @@ DIFF_SCALE = [[0.0, "rgb(33,102,172)"], [0.25, "rgb(103,169,207)"], [0.5, "rgb(2
               [0.75, "rgb(239,138,98)"], [1.0, "rgb(178,24,43)"]]
 
 
-def diff_heatmap(a: tuple[str, dict], b: tuple[str, dict], title: str) -> go.Figure:
+def diff_heatmap(a: tuple[str, dict], b: tuple[str, dict], title: str, *, why: dict[str, str] | None = None
+                 ) -> go.Figure:
     """log10‖g_t‖(A) − log10‖g_t‖(B) on the epochs and time steps the two runs share; the colour range
     is ±the 99th percentile of |Δ| (beyond: the end colours, as the note says). A cell where either
-    norm is 0 or not finite has no Δ: grey, 'no value' (not Δ = 0, which is the scale's white)."""
+    norm is 0 or not finite has no Δ: grey, 'no value' (not Δ = 0, which is the scale's white).
+    Where A or B has no profile, the chart says which, with ``why`` ({label: reason}) if given."""
     (la, ma), (lb, mb) = a, b
-    if not len(ma["epochs"]) or not len(mb["epochs"]):
-        return empty(title, "both runs need per-timestep profiles")
+    lacking = [lbl for lbl, m in ((la, ma), (lb, mb)) if not len(m["epochs"])]
+    if lacking:
+        why = why or {}
+        names = list(dict.fromkeys(lacking))
+        return empty(title, "no difference map: " + "; ".join(
+            f"{html.escape(lbl, quote=False)} has no per-timestep profile here"
+            + (f" ({html.escape(why[lbl], quote=False)})" if lbl in why else "") for lbl in names))
     if ma["seq_len"] != mb["seq_len"]:
         return empty(title, f"different sequence lengths (T={ma['seq_len']} vs T={mb['seq_len']}): no difference map")
     common = sorted(set(ma["epochs"]) & set(mb["epochs"]))

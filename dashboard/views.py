@@ -59,12 +59,51 @@ def _profiles(ids: list[int], epoch: int | None, layer: int, kinds: dict[int, st
     return out.sort_values("run_id", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
 
 
-def _no_last_step_note(ids: list[int], kinds: dict[int, str], shown: set[int]) -> None:
-    lacking = [i for i in ids if kinds[i] == "h_last" and i not in shown]
-    if lacking:
-        st.info(f"No last-step-loss profile ‖∂ℓ_T/∂h_t‖ is stored for {', '.join(f'#{i}' for i in lacking)} "
-                "(an every-step task recorded before rnnlab stored it, or not probed yet), so the chart leaves "
-                "it out. Pick 'loss at every step' to see its ‖∂L/∂h_t‖.", icon=":material/info:")
+# --- runs a chart leaves out, and why ----------------------------------------------------------------
+
+def _layers_text(n: int) -> str:
+    return f"{n} layer{'' if n == 1 else 's'}"
+
+
+def left_out_reason(row: pd.Series, layer: int, *, stored_kind: str | None = None, epoch: int | None = None) -> str:
+    """Why run ``row`` (a runs_by_ids row) has nothing in a chart of ``layer``: the layer it lacks, no
+    probe (yet, or at or before ``epoch``), or no profile of ``stored_kind`` (c_t of a non-LSTM, the
+    last-step profile of an every-step run recorded before rnnlab stored it)."""
+    rid, n = int(row["id"]), int(row["num_layers"])
+    if layer >= n:
+        return f"no layer {layer}: it has {_layers_text(n)}"
+    probed = reads.probed_epochs([rid])
+    if not probed:
+        return "no probe recorded yet" if row.get("status") in ("queued", "running") else "no probe recorded"
+    if epoch is not None and probed[0] > epoch:
+        return f"no probe at or before epoch {epoch} (its first is epoch {probed[0]})"
+    if stored_kind == "c" and row.get("cell") != "lstm":
+        return f"no c_t: a {row.get('cell')} cell has no cell state"
+    if stored_kind == "h_last":
+        return ("no last-step-loss profile ‖∂ℓ_T/∂h_t‖ stored (an every-step task recorded before rnnlab stored "
+                "it); pick 'loss at every step' to see its ‖∂L/∂h_t‖")
+    return f"no value recorded at layer {layer}"
+
+
+def left_out(ids: list[int], runs: pd.DataFrame, shown: set[int], layer: int, *,
+             kinds: dict[int, str] | None = None, epoch: int | None = None) -> dict[int, str]:
+    """{run id: why it is not in the chart} for each run of ``ids`` not in ``shown``, in order."""
+    rows = {int(r["id"]): r for _, r in runs.iterrows()}
+    return {i: left_out_reason(rows[i], layer, stored_kind=(kinds or {}).get(i), epoch=epoch)
+            for i in ids if i not in shown and i in rows}
+
+
+def note_left_out(what: str, why: dict[int, str]) -> None:
+    """'Not in the {what}: #3 (no layer 1: it has 1 layer); …': one note under a chart naming every run it leaves out and why (a run must never vanish from
+    a chart without a word)."""
+    if why:
+        st.info(f"Not in the {what}: " + "; ".join(f"#{i} ({r})" for i, r in why.items()) + ".",
+                icon=":material/info:")
+
+
+def shown_runs(fig) -> set[int]:
+    """The run ids a line chart draws (its traces' legend groups are the run ids)."""
+    return {int(t.legendgroup) for t in fig.data if t.legendgroup is not None and str(t.legendgroup).isdigit()}
 
 
 def _what(kind: str, loss: str) -> str:
@@ -97,7 +136,8 @@ def profile(ids: list[int], runs: pd.DataFrame, epoch: int | None, layer: int, k
     what = _what(kind, loss)
     chart(charts.profile(prof, labels, f"Per-timestep gradient {what}, layer {layer}", bounds, log=log,
                          ytitle=what.split(" (")[0]), "grad_profile", key=f"{key}_prof")
-    _no_last_step_note(ids, kinds, set(prof["run_id"].astype(int)) if len(prof) else set())
+    shown = set(prof["run_id"].astype(int)) if len(prof) else set()
+    note_left_out("profile chart", left_out(ids, runs, shown, layer, kinds=kinds, epoch=epoch))
     if bounds:
         st.caption("Dashed: the bound ‖g_T‖·(γ·σ_max)^k, k = T − t steps back [P13], with γ·σ_max of this epoch. "
                    "It is drawn where it holds step by step: vanilla cells, the loss at the last step (adding, "
@@ -110,17 +150,19 @@ def heatmaps(ids: list[int], runs: pd.DataFrame, layer: int, kind: str, key: str
     max_t = 200 if len(ids) <= 3 else 120  # small multiples are ~300 px wide: 120 columns is plenty
     mats = [(labels[i], reads.profile_matrix(i, layer, kinds[i], max_t)) for i in ids]
     what = _what(kind, loss)
-    chart(charts.heatmaps(mats, f"log10 {what} over t × epoch, layer {layer} (one colour scale)"), "heatmaps",
-          key=f"{key}_heat")
-    _no_last_step_note(ids, kinds, {i for i, (_, m) in zip(ids, mats) if len(m["epochs"])})
+    quantity = what.split(" (")[0]
+    chart(charts.heatmaps(mats, f"log10 {what} over t × epoch, layer {layer} (one colour scale)",
+                          quantity=quantity), "heatmaps", key=f"{key}_heat")
+    why = left_out(ids, runs, {i for i, (_, m) in zip(ids, mats) if len(m["epochs"])}, layer, kinds=kinds)
+    note_left_out("heatmaps", why)
     if len(ids) >= 2:
         a, b = st.columns(2)
         ra = a.selectbox("Difference: run A", ids, index=0, key=f"{key}_da",
                          format_func=lambda i: html.unescape(labels[i]))
         rb = b.selectbox("minus run B", ids, index=1, key=f"{key}_db", format_func=lambda i: html.unescape(labels[i]))
         mat = dict(zip(ids, (m for _, m in mats)))
-        chart(charts.diff_heatmap((f"#{ra}", mat[ra]), (f"#{rb}", mat[rb]),
-                                  f"Difference of log10 {what.split(' (')[0]}"),
+        chart(charts.diff_heatmap((f"#{ra}", mat[ra]), (f"#{rb}", mat[rb]), f"Difference of log10 {quantity}",
+                                  why={f"#{i}": r for i, r in why.items()}),
               "difference_heatmap", key=f"{key}_diff")
 
 

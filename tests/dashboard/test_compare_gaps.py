@@ -79,3 +79,78 @@ def test_a_run_nan_from_its_first_epoch_is_marked_on_the_loss_chart(db):
         assert marks, (title, [t.get("name") for t in f["data"]])
         assert list(marks[0]["x"]) == [0] and marks[0]["marker"]["symbol"] == ["x"]
         assert any("✕ NaN" in n for n in _corner(f)), _corner(f)
+
+
+# --- 2. runs with no data at the chosen layer, or no probes ----------------------------------------
+
+def _infos(at) -> list[str]:
+    return [i.value for i in at.info]
+
+
+def _diff_message(figs: list[dict]) -> str:
+    (f,) = [f for f in figs if _title(f).startswith("Difference")]
+    return " ".join(a["text"] for a in f["layout"].get("annotations", []))
+
+
+def test_a_run_without_the_chosen_layer_is_named_under_each_chart(db):
+    """A 1-layer run next to a 2-layer one at layer 1 was dropped from the spectra, health, flow,
+    profile and heatmap charts without a word, and the difference map said 'both runs need
+    per-timestep profiles' though the other run has them."""
+    one = seed_run(db, spec("rnn", seed=0, num_layers=1))
+    two = seed_run(db, spec("rnn", seed=1, num_layers=2))
+    at = _open("compare", runs=f"{one},{two}", layer="1", view="Spectra & health")
+    assert not _errors(at)
+    notes = [n for n in _infos(at) if n.startswith("Not in the")]
+    assert len(notes) == 3, _infos(at)   # spectra, activation health, gradient flow: one note each
+    for n in notes:
+        assert f"#{one} (no layer 1: it has 1 layer)" in n and f"#{two}" not in n, n
+    for view in ("Per-timestep profile", "Heatmaps"):
+        at = _open("compare", at=at, runs=f"{one},{two}", layer="1", view=view)
+        assert not _errors(at)
+        notes = [n for n in _infos(at) if n.startswith("Not in the")]
+        assert len(notes) == 1 and f"#{one} (no layer 1: it has 1 layer)" in notes[0], _infos(at)
+    msg = _diff_message(figures(at))
+    assert "both runs" not in msg and f"#{one} has no per-timestep profile here (no layer 1: it has 1 layer)" in msg
+    assert f"#{two}" not in msg
+
+
+def test_a_run_without_probes_is_named_under_each_chart(db):
+    """A run that stored no per-timestep probes (probed=False, no layer statistics or profiles)."""
+    good = seed_run(db, spec("rnn", seed=0))
+    s = spec("gru", seed=1)
+    (bare,) = store.create_runs([s], owner="local", url=db)
+    store.claim_run(bare, "w", url=db)
+    store.record_info(bare, info_for(s), attempt=1, url=db)
+    for r in records(s):
+        r.probed = False
+        r.layers = []
+        store.record_epoch(bare, r, attempt=1, url=db)
+    store.finish_run(bare, "succeeded", "done", attempt=1, url=db)
+    at = None
+    for view, count in (("Spectra & health", 3), ("Per-timestep profile", 1), ("Heatmaps", 1)):
+        at = _open("compare", at=at, runs=f"{good},{bare}", view=view)
+        assert not _errors(at)
+        notes = [n for n in _infos(at) if n.startswith("Not in the")]
+        assert len(notes) == count and all(f"#{bare} (no probe recorded)" in n for n in notes), (view, _infos(at))
+        assert not any(f"#{good}" in n for n in notes)
+    assert f"#{bare} has no per-timestep profile here (no probe recorded)" in _diff_message(figures(at))
+
+
+# --- 3. the heatmap colour bar names the quantity shown ------------------------------------------
+
+def test_the_heatmap_colour_bar_names_the_quantity_shown(db):
+    a = seed_run(db, spec("lstm", seed=0))
+    b = seed_run(db, spec("lstm", seed=1))
+    at = _open("compare", runs=f"{a},{b}", view="Heatmaps")
+    heat = figures(at)[0]
+    assert heat["layout"]["coloraxis"]["colorbar"]["title"]["text"].startswith("log10‖∂L/∂h_t‖<br>")
+    at.selectbox(key="cmp_kind").set_value("c").run()
+    assert not _errors(at)
+    heat = figures(at)[0]
+    assert "c_t" in _title(heat)
+    assert heat["layout"]["coloraxis"]["colorbar"]["title"]["text"].startswith("log10‖∂L/∂c_t‖<br>")
+    assert "log10‖∂L/∂c_t‖=" in heat["data"][0]["hovertemplate"]
+    at.selectbox(key="cmp_kind").set_value("h").run()
+    at.radio(key="cmp_profile_of").set_value("last").run()
+    heat = figures(at)[0]
+    assert heat["layout"]["coloraxis"]["colorbar"]["title"]["text"].startswith("log10‖∂ℓ_T/∂h_t‖<br>")

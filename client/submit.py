@@ -102,6 +102,26 @@ def check_submission(specs: Sequence[JobSpec], tags: Iterable[str], limits) -> l
     return list(dict.fromkeys(errors))
 
 
+# runs.owner and sweeps.owner are String(100): a longer owner is refused before anything is written (SQLite
+# would store it whole, PostgreSQL would refuse the insert)
+MAX_OWNER_CHARS = 100
+
+
+def check_owner(owner: str | None) -> list[str]:
+    """The owner recorded on runs: None (no owner), or 1 to MAX_OWNER_CHARS characters without control,
+    NUL or bidi characters (rnnlab.spec.check_text); the problems, naming ``owner``, or []."""
+    if owner is None:
+        return []
+    if not isinstance(owner, str) or not owner.strip() or len(owner) > MAX_OWNER_CHARS:
+        n = f" (this one has {len(owner):,})" if isinstance(owner, str) and owner.strip() else ""
+        return [f"owner: got {reprlib.repr(owner)}; an owner is 1 to {MAX_OWNER_CHARS} characters{n}"]
+    try:
+        check_text("owner", owner)
+    except ValueError as e:
+        return [str(e)]
+    return []
+
+
 class SubmitError(ValueError):
     """The database could not take the submission; the message says which runs exist and what becomes of
     them. A ValueError, so the callers that report a refused submission (the CLI) report this one too."""
@@ -132,11 +152,7 @@ def submit(specs: Sequence[JobSpec], owner: str | None = None, tags: Iterable[st
     specs = list(specs)
     tags, too_many = store.too_many_tags(tags)
     errors = check_submission(specs, tags, limits or settings.limits) + ([too_many] if too_many else [])
-    if owner is not None:
-        try:
-            check_text("owner", owner)
-        except ValueError as e:
-            errors.append(str(e))
+    errors += check_owner(owner)
     if errors:
         raise SpecError(errors)
     auto_queue = configured_auto_queue()

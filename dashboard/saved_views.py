@@ -11,6 +11,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlencode
 
 import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard import auth
 from dashboard.auth import User, can
@@ -43,8 +44,12 @@ def may_delete(user: User, view: dict) -> bool:
 def _save(user: User, page: str, name: str) -> None:
     try:
         sv.save_view(page, name, current_query(), owner=user.name)
-    except sv.ViewError as e:
+    except sv.ViewError as e:   # a field out of bounds, a taken name, or the owner's MAX_VIEWS_PER_OWNER reached
         st.session_state[f"sv_{page}_msg"] = ("error", str(e))
+        return
+    except SQLAlchemyError as e:   # the database refused the write (down, read-only, disk full)
+        st.session_state[f"sv_{page}_msg"] = ("error", f"The view was not saved: the database refused the write "
+                                                       f"({type(e).__name__}); try again later")
         return
     st.session_state[f"sv_{page}_msg"] = ("success", f"Saved the view {name.strip()!r}.")
 
@@ -72,18 +77,22 @@ def panel(page: str, user: User | None = None, container=None) -> None:
                 if st.form_submit_button("Save this view", icon=":material/bookmark_add:", key=f"sv_{page}_save"):
                     _save(user, page, name)
                     st.rerun()
-        try:
-            views = sv.list_views(page)
+        try:   # at most MAX_LISTED + 1 rows are read (a SQL LIMIT), the name filter runs in the query
+            views = sv.list_views(page, limit=MAX_LISTED + 1)
+            find = ""
+            if len(views) > FIND_FROM or st.session_state.get(f"sv_{page}_find"):
+                find = st.text_input("Find a view", max_chars=sv.MAX_NAME, key=f"sv_{page}_find").strip()
+                if find:
+                    views = sv.list_views(page, find=find, limit=MAX_LISTED + 1)
+            total = sv.count_views(page, find=find or None) if len(views) > MAX_LISTED else len(views)
         except Exception as e:  # noqa: BLE001 - e.g. a database without the saved_views table yet
             st.warning(plain(f"Saved views are unavailable: {type(e).__name__}: {e}"))
             return
         if not views:
-            st.markdown(f"No saved {PAGE_TITLES[page]} views yet.")
-        if len(views) > FIND_FROM:
-            find = st.text_input("Find a view", max_chars=sv.MAX_NAME, key=f"sv_{page}_find").strip().lower()
-            views = [v for v in views if find in v["name"].lower()] if find else views
+            st.markdown(plain(f"No saved {PAGE_TITLES[page]} views match {find!r}.") if find else
+                        f"No saved {PAGE_TITLES[page]} views yet.")
         if len(views) > MAX_LISTED:
-            st.markdown(f"The first {MAX_LISTED} of {len(views)} views; type part of a name to find others.")
+            st.markdown(f"The first {MAX_LISTED} of {total} views; type part of a name to find others.")
             views = views[:MAX_LISTED]
         for v in views:
             a, b = st.columns([5, 1], vertical_alignment="center")

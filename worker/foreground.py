@@ -6,7 +6,8 @@ The recording is a worker's (worker.recorder.Recorder): the same writes, retries
 message; a transient database error that outlives its retries fails the run ("database unavailable: ...").
 If the run is taken over (this process stalled past the lost-after time and another worker claimed it),
 it is left to that worker.
-Exit codes: 0 succeeded, 1 failed, 3 diverged, 130 cancelled.
+Exit codes: 0 succeeded, 1 failed, 2 refused before training (an owner out of bounds), 3 diverged,
+130 cancelled.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import socket
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from db.codec import encode_json
 from rnnlab.spec import JobSpec
 
 EXIT = {"succeeded": 0, "failed": 1, "diverged": 3, "cancelled": 130}
+EXIT_BAD_INPUT = 2   # refused before training (an owner out of bounds), as the CLI's other input errors
 
 
 def _g(x) -> str:
@@ -50,11 +53,17 @@ def train_foreground(spec: JobSpec, *, json_out: Path | None, record: bool, owne
     s = get_settings()
     run_id = attempt = monitor = None
     if record:
+        from client.submit import check_owner
         from db.migrate import ensure_schema
         from worker.heartbeat import RunMonitor
 
+        owner = owner or os.environ.get("USER")
+        problems = check_owner(owner)   # before anything is written (runs.owner is String(100))
+        if problems:
+            console.print(f"[bold red]error:[/] {escape(chr(10).join(problems))}", highlight=False)
+            return EXIT_BAD_INPUT
         ensure_schema(url)
-        (run_id,) = store.create_runs([spec], owner=owner or os.environ.get("USER"), tags=tags,
+        (run_id,) = store.create_runs([spec], owner=owner, tags=tags,
                                       max_attempts=s.max_attempts, url=url)
         attempt = store.claim_run(run_id, f"cli-{os.getpid()}@{socket.gethostname()}", url=url)["attempt"]
         monitor = RunMonitor(run_id, attempt, heartbeat_s=s.heartbeat_seconds, url=url)

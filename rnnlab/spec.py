@@ -141,11 +141,20 @@ class DigitsTask(_Strict):
     seq_len: Literal[64] = 64
 
 
+# The data a task reads from ``task.path`` (charlm's text, forecast's CSV). The readers in models/tasks
+# check the file's size with os.stat before reading it (and read at most one byte more), and charlm
+# checks its number of distinct characters before any one-hot tensor is built; docs/spec.md, "Data files".
+MAX_DATA_FILE_BYTES = 100_000_000   # 100 MB: a text of this size takes about 1 GB while it is read
+MAX_CHARLM_VOCAB = 1024   # distinct characters of a charlm text: the one-hot width of its inputs and outputs
+BUNDLED_CHARLM_VOCAB = 66   # distinct characters of the bundled sonnets (a test reads the text to check it)
+MAX_PATH_CHARS = 4096   # task.path's length in characters (Linux's PATH_MAX)
+
+
 class CharLMTask(_Strict):
     """Character-level language model on a plain-text file (``path``; None = the bundled text)."""
 
     name: Literal["charlm"] = "charlm"
-    path: str | None = None
+    path: str | None = Field(None, max_length=MAX_PATH_CHARS)
     seq_len: int = Field(100, ge=2)
 
     @field_validator("path")
@@ -160,7 +169,7 @@ class ForecastTask(_Strict):
 
     name: Literal["forecast"] = "forecast"
     series: Literal["sine", "mackey_glass", "csv"] = "sine"
-    path: str | None = None
+    path: str | None = Field(None, max_length=MAX_PATH_CHARS)
     seq_len: int = Field(100, ge=2)
 
     @field_validator("path")
@@ -356,6 +365,18 @@ class JobSpec(_Strict):
             return t.seq_len + max(1, int(t.seq_len * 0.1)) - 1
         return t.seq_len
 
+    @property
+    def width(self) -> int:
+        """The widest input or per-step output the engine builds for this task (models/tasks): the
+        one-hot symbols of copy (n_symbols + 2), charlm's vocabulary (the bundled text's, or at most
+        MAX_CHARLM_VOCAB for a user's file), a few inputs for the others."""
+        t = self.task
+        if t.name == "copy":
+            return t.n_symbols + 2
+        if t.name == "charlm":
+            return BUNDLED_CHARLM_VOCAB if t.path is None else MAX_CHARLM_VOCAB
+        return {"adding": 2, "temporal_order": 6, "digits": 1, "forecast": 1}[t.name]
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
@@ -410,11 +431,15 @@ class Limits(BaseModel):
     max_batch_size: int = 4096
     max_epochs: int = 10_000
     max_steps_per_epoch: int = 100_000
-    # hidden_size · seq_len · batch_size · num_layers: a rough memory bound for the unrolled graph
+    # hidden_size · seq_len · batch_size · num_layers: a rough memory bound for the unrolled graph; also
+    # steps · batch_size · width, the one-hot inputs and outputs (JobSpec.width)
     max_work: int = 2_000_000_000
     max_sweep_runs: int = 1_000
     # where task.path may point (a folder); None allows any path (single-user laptop setups)
     data_dir: str | None = None
+
+
+MAX_ERRORS_SHOWN = 20   # the errors a SpecError's message lists (``errors`` keeps them all)
 
 
 class SpecError(ValueError):
@@ -423,7 +448,10 @@ class SpecError(ValueError):
 
     def __init__(self, errors: list[str]):
         self.errors = errors
-        super().__init__("invalid spec:\n" + "\n".join(f"  - {e}" for e in errors))
+        lines = [f"  - {e}" for e in errors[:MAX_ERRORS_SHOWN]]
+        if len(errors) > MAX_ERRORS_SHOWN:   # a file with 60,000 unknown keys reads as 21 lines, not 60,001
+            lines.append(f"  … and {len(errors) - MAX_ERRORS_SHOWN:,} more")
+        super().__init__("invalid spec:\n" + "\n".join(lines))
 
 
 def _fmt_loc(loc: tuple[Any, ...]) -> str:
@@ -494,6 +522,9 @@ def check_limits(spec: JobSpec, limits: Limits) -> list[str]:
     checks += [
         ("hidden_size·steps·batch_size·num_layers", unrolled * spec.batch_size, "max_work"),
         ("hidden_size·steps·probe.batch_size·num_layers", unrolled * spec.probe.batch_size, "max_work"),
+        (f"steps·batch_size·width ({_width_formula(spec)})", spec.steps * spec.batch_size * spec.width, "max_work"),
+        (f"steps·probe.batch_size·width ({_width_formula(spec)})", spec.steps * spec.probe.batch_size * spec.width,
+         "max_work"),
     ]
     errs = [m for what, value, field in checks if (m := over_limit(what, value, limits, field))]
     path = getattr(spec.task, "path", None)
@@ -503,6 +534,18 @@ def check_limits(spec: JobSpec, limits: Limits) -> list[str]:
             errs.append(f"task.path: got {path!r}; it must be an absolute path inside the data folder "
                         f"{root} (RNNLAB_DATA_DIR)")
     return errs
+
+
+def _width_formula(spec: JobSpec) -> str:
+    t = spec.task
+    if t.name == "copy":
+        return f"width = task.n_symbols + 2 = {spec.width}, the one-hot symbols"
+    if t.name == "charlm" and t.path is not None:
+        return (f"width = up to {MAX_CHARLM_VOCAB:,}, the distinct characters a task.path text may have "
+                f"(MAX_CHARLM_VOCAB)")
+    if t.name == "charlm":
+        return f"width = {spec.width}, the distinct characters of the bundled text"
+    return f"width = {spec.width}, the {t.name} task's inputs"
 
 
 def _steps_formula(spec: JobSpec) -> str:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,3 +136,33 @@ def entropy_nats(counts: np.ndarray) -> float:
 
 
 LN2 = math.log(2.0)
+
+
+def read_data_file(path: str) -> bytes:
+    """The bytes of a task's data file (``task.path``): a regular file of at most
+    rnnlab.spec.MAX_DATA_FILE_BYTES, its size checked with os.stat before anything is read and the read
+    bounded (a file that grew after the stat is refused too); an EngineError naming task.path otherwise."""
+    from rnnlab.spec import MAX_DATA_FILE_BYTES as cap
+
+    from ..errors import EngineError
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise EngineError(f"task.path: file not found: {path}") from None
+    except OSError as e:
+        raise EngineError(f"task.path: cannot read {path} ({e.strerror})") from None
+    if not os.path.isfile(path):
+        raise EngineError(f"task.path: {path} is not a regular file")
+    too_big = (f"task.path: {path} is {{}} bytes; a data file may have at most {cap:,} bytes "
+               f"(rnnlab.spec.MAX_DATA_FILE_BYTES)")
+    if st.st_size > cap:
+        raise EngineError(too_big.format(f"{st.st_size:,}"))
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(cap + 1)
+    except OSError as e:
+        raise EngineError(f"task.path: cannot read {path} ({e.strerror})") from None
+    if len(raw) > cap:   # it grew after the stat
+        raise EngineError(too_big.format(f"more than {cap:,}"))
+    return raw

@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rnnlab.spec import MAX_CHARLM_VOCAB
+
 from ..errors import EngineError
-from .base import LN2, Batch, Task, entropy_nats
+from .base import LN2, Batch, Task, entropy_nats, read_data_file
 
 BUNDLED = "sonnets.txt"
 HELDOUT_FRACTION = 0.1   # the last 10% of the text is held out
@@ -19,13 +21,12 @@ HELDOUT_WINDOWS = 64
 
 @lru_cache(maxsize=4)
 def read_text(path: str | None) -> str:
-    """The bundled text (path None) or a user's UTF-8 text file."""
+    """The bundled text (path None) or a user's UTF-8 text file of at most MAX_DATA_FILE_BYTES (checked
+    before it is read, models.tasks.base.read_data_file)."""
     if path is None:
         return resources.files("models.data").joinpath(BUNDLED).read_text(encoding="utf-8")
-    p = Path(path)
-    if not p.is_file():
-        raise EngineError(f"task.path: file not found: {path}")
-    return p.read_text(encoding="utf-8", errors="replace")
+    # universal newlines, as Path.read_text reads them
+    return read_data_file(path).decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
 
 
 class CharLMTask(Task):
@@ -45,7 +46,12 @@ class CharLMTask(Task):
         self.variant = "bundled" if path is None else Path(path).name
         self.seq_len = seq_len
         text = read_text(path)
-        self.vocab = sorted(set(text))
+        vocab = set(text)
+        if len(vocab) > MAX_CHARLM_VOCAB:   # before anything as wide as the vocabulary is built
+            raise EngineError(f"task.path: {path} has {len(vocab):,} distinct characters; a charlm text may have "
+                              f"at most {MAX_CHARLM_VOCAB:,} (rnnlab.spec.MAX_CHARLM_VOCAB), the width of its "
+                              f"one-hot inputs and outputs")
+        self.vocab = sorted(vocab)
         self.input_size = self.output_size = len(self.vocab)
         lookup = {c: i for i, c in enumerate(self.vocab)}
         codes = np.fromiter((lookup[c] for c in text), dtype=np.int64, count=len(text))

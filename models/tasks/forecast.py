@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import EngineError
-from .base import Batch, Task
+from .base import Batch, Task, read_data_file
 
 HELDOUT_FRACTION = 0.2
 MG_TAU, MG_DT, MG_SUBSTEPS, MG_WARMUP = 17.0, 0.1, 10, 1000   # Euler step 0.1, one sample per time unit
@@ -32,12 +32,10 @@ def mackey_glass(n: int) -> np.ndarray:
 
 
 def read_csv_columns(path: str) -> np.ndarray:
-    """The numeric columns of a CSV file (a header row is skipped) as a (rows, columns) array."""
-    p = Path(path)
-    if not p.is_file():
-        raise EngineError(f"task.path: file not found: {path}")
-    with p.open(newline="") as f:
-        rows = [r for r in csv.reader(f) if r]
+    """The numeric columns of a CSV file (a header row is skipped) as a (rows, columns) array; the file
+    has at most MAX_DATA_FILE_BYTES (checked before it is read, models.tasks.base.read_data_file)."""
+    text = read_data_file(path).decode("utf-8-sig")   # strict, as the locale-encoded open() was
+    rows = [r for r in csv.reader(io.StringIO(text, newline="")) if r]
     if rows and not all(_is_number(v) for v in rows[0] if v.strip()):
         rows = rows[1:]
     if not rows:

@@ -33,9 +33,43 @@ LOSS_HELP = ("Loss at every step: ‖∂L/∂h_t‖ of the whole loss. For copy,
              "and digits the loss is taken at the last step only, so the two are the same.")
 
 
+def url_choice(text: str | None, field: str, options: list, default, *, why: str | None = None
+               ) -> tuple[object, str | None]:
+    """A choice read from the URL: ``text`` if it is one of ``options`` (compared as text), else
+    ``default`` and a message naming ``field`` (``why`` says why when given, else what is allowed).
+    Absent: ``default`` and no message."""
+    if text is None:
+        return default, None
+    for o in options:
+        if str(o) == text:
+            return o, None
+    return default, f"{field}: {text[:40]!r} {why or 'is not one of ' + ', '.join(map(str, options))}; using {default}."
+
+
+GRADIENT_OF = {"h": "h_t (hidden)", "c": "c_t (LSTM cell)"}
+
+
+def gradient_switch(container, key: str, cells, default: str | None = None) -> str:
+    """The 'Gradient of' choice (h_t, or c_t when a run is an LSTM), starting at ``default`` (from the
+    URL's ?kind=; checked, with a warning when it is not offered)."""
+    opts = ["h", "c"] if "lstm" in set(cells) else ["h"]
+    kind = "h"
+    if key not in st.session_state:   # the URL counts when the switch is (re)created: not after it
+        why = "needs an LSTM run (no c_t otherwise)" if default == "c" else None
+        kind, bad = url_choice(default, "URL field 'kind'", opts, "h", why=why)
+        if bad:
+            st.warning(bad, icon=":material/link_off:")
+    return container.selectbox("Gradient of", opts, index=opts.index(kind), key=key, format_func=GRADIENT_OF.get)
+
+
 def loss_switch(container, key: str, default: str = "every") -> str:
-    """The 'loss at every step' / 'loss at the last step' switch of the profile charts."""
+    """The 'loss at every step' / 'loss at the last step' switch of the profile charts, starting at
+    ``default`` (from the URL's ?loss=; checked, with a warning when it is neither)."""
     opts = list(LOSS_CHOICES)
+    if key not in st.session_state:   # the URL counts when the switch is (re)created: not after it
+        default, bad = url_choice(default, "URL field 'loss'", opts, "every")
+        if bad:
+            st.warning(bad, icon=":material/link_off:")
     return container.radio("Profile of the", opts, index=opts.index(default) if default in opts else 0,
                            format_func=LOSS_CHOICES.get, key=key, help=LOSS_HELP)
 
@@ -157,9 +191,20 @@ def heatmaps(ids: list[int], runs: pd.DataFrame, layer: int, kind: str, key: str
     note_left_out("heatmaps", why)
     if len(ids) >= 2:
         a, b = st.columns(2)
-        ra = a.selectbox("Difference: run A", ids, index=0, key=f"{key}_da",
-                         format_func=lambda i: html.unescape(labels[i]))
-        rb = b.selectbox("minus run B", ids, index=1, key=f"{key}_db", format_func=lambda i: html.unescape(labels[i]))
+        qp = st.query_params
+        picked = []
+        for col, label, field, fallback in ((a, "Difference: run A", "da", 0), (b, "minus run B", "db", 1)):
+            index = fallback
+            if f"{key}_{field}" not in st.session_state:   # (re)created: from the URL (?da=3&db=1), checked
+                want, bad = url_choice(qp.get(field), f"URL field '{field}'", ids, ids[fallback],
+                                       why="is not one of the selected runs")
+                if bad:
+                    st.warning(bad, icon=":material/link_off:")
+                index = ids.index(want)
+            picked.append(col.selectbox(label, ids, index=index, key=f"{key}_{field}",
+                                        format_func=lambda i: html.unescape(labels[i])))
+            qp[field] = str(picked[-1])
+        ra, rb = picked
         mat = dict(zip(ids, (m for _, m in mats)))
         chart(charts.diff_heatmap((f"#{ra}", mat[ra]), (f"#{rb}", mat[rb]), f"Difference of log10 {quantity}",
                                   why={f"#{i}": r for i, r in why.items()}),

@@ -1,7 +1,8 @@
 """Compare 2–12 runs: curves against each run's trivial baseline, gradient norms, spectra, the per-timestep
 profile with the vanilla bound, t × epoch heatmaps, histograms (at one epoch and over training), the
-runs' notes and the spec diff. The selection, epoch, layer, profile switch, chart options and open tab
-live in the URL (?runs=1,2,3&epoch=10&layer=0&loss=last&smooth=0.6&x=step&view=Heatmaps), so a view
+runs' notes and the spec diff. The selection, epoch, layer, gradient (h or c), profile switch, the
+difference map's runs A and B, chart options and open tab live in the URL
+(?runs=1,2,3&epoch=10&layer=0&kind=c&loss=last&da=3&db=1&smooth=0.6&x=step&view=Heatmaps), so a view
 can be shared, and come back when you return to the page. While a selected run is running, the page
 below the selection redraws every 5 s."""
 
@@ -17,7 +18,7 @@ MAX_RUNS = 12
 MAX_EPOCH = 10 ** 9 - 1   # bounds of the epoch and layer read from the URL
 MAX_LAYER = 999
 PAGE = "compare"
-KEYS = ("runs", "epoch", "layer", "loss", "view", "smooth", "x")
+KEYS = ("runs", "epoch", "layer", "kind", "loss", "da", "db", "view", "smooth", "x")
 user = current_user()
 st.title("Compare runs")
 qp, ss = st.query_params, st.session_state
@@ -92,9 +93,9 @@ def _body() -> None:
     want_layer = want_layer or 0
     layer = b.selectbox("Layer", list(range(max_layers)), index=min(want_layer, max_layers - 1), key="cmp_layer")
     qp["layer"] = str(layer)
-    kind = c.selectbox("Gradient of", ["h", "c"] if (runs["cell"] == "lstm").any() else ["h"], key="cmp_kind",
-                       format_func=lambda k: "h_t (hidden)" if k == "h" else "c_t (LSTM cell)")
-    loss = views.loss_switch(d, "cmp_profile_of", qp.get("loss", "every")) if kind == "h" else "every"
+    kind = views.gradient_switch(c, "cmp_kind", runs["cell"], qp.get("kind"))
+    qp["kind"] = kind
+    loss = views.loss_switch(d, "cmp_profile_of", qp.get("loss")) if kind == "h" else "every"
     qp["loss"] = loss
 
     summary = runs[["id", "name", "status", "cell", "activation", "task", "seq_len", "num_layers", "seed",

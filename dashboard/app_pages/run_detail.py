@@ -1,5 +1,7 @@
-"""One run (?run=ID): outcome, spec, attempt history, tags and notes, and all of its charts. The run id
-and the view come back when you return to the page; while the run is running, its status and charts
+"""One run (?run=ID): outcome, spec, attempt history, tags and notes, and all of its charts. The run id,
+the epoch, layer, gradient (h or c) and profile switch and the open tab are in the URL
+(?run=7&epoch=20&layer=1&kind=c&loss=last&view=Profile, checked when read back), so a link reopens
+the same view, and they come back when you return to the page; while the run is running, its status and charts
 redraw every 5 s."""
 
 import math
@@ -14,7 +16,9 @@ from dashboard.components import fmt_duration, guard, plain, run_label, table
 from db.store import MAX_NOTES
 
 PAGE = "run_detail"
-KEYS = ("run", "view", "smooth", "x")
+KEYS = ("run", "epoch", "layer", "kind", "loss", "view", "smooth", "x")
+MAX_EPOCH = 10 ** 9 - 1   # bounds of the epoch and layer read from the URL
+MAX_LAYER = 999
 STATUS_ICON = {"succeeded": "✅", "running": "⏳", "queued": "🕓", "failed": "❌", "diverged": "💥", "cancelled": "⏹"}
 user = current_user()
 qp = st.query_params
@@ -108,11 +112,27 @@ def charts() -> None:
 def _charts(r: dict, runs: pd.DataFrame) -> None:
     probed = reads.probed_epochs([rid])
     a, b, c, d = st.columns([3, 1, 1, 1.4])
-    epoch = (a.select_slider("Epoch of the profile and histograms", probed, value=probed[-1], key="det_epoch")
-             if probed else None)
-    layer = b.selectbox("Layer", list(range(int(r["num_layers"]))), key="det_layer")
-    kind = c.selectbox("Gradient of", ["h", "c"] if r["cell"] == "lstm" else ["h"], key="det_kind")
-    loss = views.loss_switch(d, "det_profile_of") if kind == "h" else "every"
+    want, bad = page_context.whole_number(qp.get("epoch"), "URL field 'epoch'", 0, MAX_EPOCH)
+    if bad:
+        st.warning(bad, icon=":material/link_off:")
+    if probed:
+        default = max((e for e in probed if want is None or e <= want), default=probed[-1])
+        epoch = a.select_slider("Epoch of the profile and histograms", probed, value=default, key="det_epoch",
+                                help="The latest probed epoch at or before the one in the link.")
+        qp["epoch"] = str(epoch)
+    else:
+        epoch = None
+        qp.pop("epoch", None)
+    want_layer, bad = page_context.whole_number(qp.get("layer"), "URL field 'layer'", 0, MAX_LAYER)
+    if bad:
+        st.warning(bad, icon=":material/link_off:")
+    n_layers = int(r["num_layers"])
+    layer = b.selectbox("Layer", list(range(n_layers)), index=min(want_layer or 0, n_layers - 1), key="det_layer")
+    qp["layer"] = str(layer)
+    kind = views.gradient_switch(c, "det_kind", [r["cell"]], qp.get("kind"))
+    qp["kind"] = kind
+    loss = views.loss_switch(d, "det_profile_of", qp.get("loss")) if kind == "h" else "every"
+    qp["loss"] = loss
     names = ["Curves", "Spectra & health", "Profile", "Heatmap", "Histograms", "Histograms over time",
              "Diagnostics overhead", "Spec", "Attempts"]
     tabs = st.tabs(names, key="view", bind="query-params")  # lazy: only the open tab runs

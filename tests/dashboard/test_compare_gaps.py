@@ -154,3 +154,85 @@ def test_the_heatmap_colour_bar_names_the_quantity_shown(db):
     at.radio(key="cmp_profile_of").set_value("last").run()
     heat = figures(at)[0]
     assert heat["layout"]["coloraxis"]["colorbar"]["title"]["text"].startswith("log10‖∂ℓ_T/∂h_t‖<br>")
+
+
+# --- 4. a shared URL reopens the same view ---------------------------------------------------------
+
+def _url(at) -> dict[str, str]:
+    return {k: _qp(at, k) for k in at.query_params}
+
+
+def _warnings(at) -> str:
+    return " ".join(w.value for w in at.warning)
+
+
+def test_compare_url_keeps_the_gradient_and_the_difference_maps_runs(db):
+    """Compare with c_t and '#b minus #a' wrote neither to the URL: the link reopened as h_t and
+    '#a minus #b', the difference map's colours swapped."""
+    a = seed_run(db, spec("lstm", seed=0, num_layers=2))
+    b = seed_run(db, spec("lstm", seed=1, num_layers=2))
+    at = _open("compare", runs=f"{a},{b}", view="Heatmaps")
+    at.selectbox(key="cmp_kind").set_value("c").run()
+    at.selectbox(key="cmp_da").set_value(b).run()
+    at.selectbox(key="cmp_db").set_value(a).run()
+    assert not _errors(at)
+    url = _url(at)
+    assert url["kind"] == "c" and url["da"] == str(b) and url["db"] == str(a), url
+    want = [_title(f) for f in figures(at)]
+    assert f"#{b} minus #{a}" in want[1] and "c_t" in want[0]
+    again = _open("compare", **url)            # a colleague opens the link in a new session
+    assert not _errors(again) and not again.warning
+    assert [_title(f) for f in figures(again)] == want
+    assert again.selectbox(key="cmp_kind").value == "c"
+
+
+def test_bad_compare_url_fields_fall_back_with_a_message(db):
+    a = seed_run(db, spec("rnn", seed=0))
+    b = seed_run(db, spec("rnn", seed=1))
+    at = _open("compare", runs=f"{a},{b}", view="Heatmaps", kind="c", loss="most", da="abc", db="99")
+    assert not _errors(at)
+    said = _warnings(at)
+    for field in ("'kind'", "'loss'", "'da'", "'db'"):
+        assert f"URL field {field}" in said, said
+    assert "needs an LSTM run" in said
+    assert at.selectbox(key="cmp_kind").value == "h" and at.radio(key="cmp_profile_of").value == "every"
+    assert (at.selectbox(key="cmp_da").value, at.selectbox(key="cmp_db").value) == (a, b)
+    url = _url(at)
+    assert (url["kind"], url["loss"], url["da"], url["db"]) == ("h", "every", str(a), str(b))
+
+
+def test_run_detail_url_keeps_the_epoch_layer_and_loss(db):
+    """Run detail at epoch 2, layer 1 reopened at the last epoch and layer 0: the link held neither."""
+    s = spec("lstm", seed=0, num_layers=2)
+    rid = seed_run(db, s)
+    at = _open("run_detail", run=str(rid), view="Profile")
+    at.select_slider(key="det_epoch").set_value(2).run()
+    at.selectbox(key="det_layer").set_value(1).run()
+    at.radio(key="det_profile_of").set_value("last").run()
+    assert not _errors(at)
+    url = _url(at)
+    assert (url["epoch"], url["layer"], url["kind"], url["loss"]) == ("2", "1", "h", "last"), url
+    want = figures(at)[0]
+    assert "layer 1" in _title(want) and want["data"][0]["name"].endswith("(epoch 2)")
+    again = _open("run_detail", **url)
+    assert not _errors(again) and not again.warning
+    got = figures(again)[0]
+    assert _title(got) == _title(want) and got["data"][0]["name"] == want["data"][0]["name"]
+    assert again.radio(key="det_profile_of").value == "last"
+    at.selectbox(key="det_kind").set_value("c").run()
+    again = _open("run_detail", **_url(at))
+    assert again.selectbox(key="det_kind").value == "c" and "c_t" in _title(figures(again)[0])
+
+
+def test_bad_run_detail_url_fields_fall_back_with_a_message(db):
+    rid = seed_run(db, spec("rnn", seed=0))
+    last = records(spec("rnn", seed=0))[-1].epoch
+    at = _open("run_detail", run=str(rid), view="Profile", epoch="x2", layer="-1", kind="q", loss="most")
+    assert not _errors(at)
+    said = _warnings(at)
+    for field in ("'epoch'", "'layer'", "'kind'", "'loss'"):
+        assert f"URL field {field}" in said, said
+    assert at.select_slider(key="det_epoch").value == last and at.selectbox(key="det_layer").value == 0
+    at = _open("run_detail", run=str(rid), view="Profile", epoch="3", layer="7")   # past its one layer
+    assert not _errors(at) and at.select_slider(key="det_epoch").value == 3
+    assert at.selectbox(key="det_layer").value == 0 and _qp(at, "layer") == "0"

@@ -51,8 +51,8 @@ RUN_COLUMNS = (
 # A diverged, exploded, saturated or dead run never sorts first by horizon (its horizon is meaningless):
 # the diagnosis words are models.diagnose's (docs/metrics.md), plus ‖g_1‖/‖g_T‖ above 1e3.
 _BROKEN = or_(Run.status == "diverged", Run.last_log_ratio > EXPLODE_LOG_RATIO,
-              *(Run.diagnosis.like(w + "%") for w in ("gradients explode", "weights explode", "saturated",
-                                                      "dead units", "gradients are zero")))
+              *(Run.diagnosis.like(w + "%") for w in ("gradients explode", "large gradients", "weights explode",
+                                                      "saturated", "dead units", "gradients are zero")))
 SORTS = {"newest": Run.id.desc(), "oldest": Run.id.asc(), "val_loss": Run.last_val_loss.asc().nulls_last(),
          "horizon": case((_BROKEN, None), else_=Run.last_horizon).desc().nulls_last()}
 

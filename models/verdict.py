@@ -28,9 +28,15 @@ from .diagnostics import STEPS_IN_PAST_EPS
 
 
 def _fmt(x: float | None) -> str:
+    """Up to 3 significant digits, trailing zeros dropped (1e-09, 1.5e+07, 0.315): a value next to a
+    threshold keeps the digits that put it on one side (9.87e-04 vanishes, 1.02e-03 does not; with one
+    significant digit both read 1e-03, and 1.5e7 read 2e+07)."""
     if x is None or not math.isfinite(x):
         return str(x)
-    return f"{x:.2g}" if 1e-2 <= abs(x) < 1e3 or x == 0 else f"{x:.0e}"
+    if 1e-2 <= abs(x) < 1e3 or x == 0:
+        return f"{x:.3g}"
+    mantissa, exp = f"{x:.2e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{exp}"
 
 
 def _horizon(layer: LayerStat) -> str:
@@ -64,9 +70,30 @@ def _nonfinite(record: EpochRecord) -> str | None:
     return None
 
 
-def _norm_explosion(record: EpochRecord) -> str | None:
+def _shrinks_back(record: EpochRecord) -> LayerStat | None:
+    """At initialization (no training step: the epoch's gradient norm is the probe batch's own), the
+    layer whose ‖g_1‖/‖g_T‖ is largest when no layer's exceeds 1 (the gradient shrinks going back in
+    every layer), else None. In a training epoch the largest norm came from some step's weights, which
+    the end-of-epoch probe did not see, so it says nothing about that step."""
+    if record.steps or not record.layers:
+        return None
+    ratios = [ly for ly in record.layers if not math.isnan(ly.log_ratio)]
+    if len(ratios) != len(record.layers) or any(ly.log_ratio > 0 for ly in ratios):
+        return None
+    return max(ratios, key=lambda ly: ly.log_ratio)
+
+
+def _norm_explosion(record: EpochRecord, info: RunInfo | None = None) -> str | None:
     gmax, gmean = record.grad_norm_max, record.grad_norm_mean
     if gmax is not None and gmax >= EXPLODE_NORM:
+        top = _shrinks_back(record)
+        if top is not None:   # a large norm, but no explosion through time: P13's growth is absent
+            base = baseline_of(info.baseline_heldout_loss, info.baseline_loss) if info is not None else math.nan
+            loss = (f"; val loss {_fmt(record.val_loss / base)}× the baseline"
+                    if record.val_loss is not None and math.isfinite(base) and base > 0 else "")
+            return (f"large gradients{_where(record, top)}: gradient norm {_fmt(gmax)} at initialization, but "
+                    f"{_ratio(top)}: the gradient shrinks going back in time, so it does not explode through "
+                    f"time{loss}")
         mean = f" (mean {_fmt(gmean)})" if record.steps else ""
         return f"gradients explode: gradient norm reached {_fmt(gmax)} in epoch {record.epoch}{mean}"
     spike = health.spike_factor(gmean, gmax, record.steps)
@@ -122,7 +149,7 @@ def _zero_gradients(record: EpochRecord, info: RunInfo | None) -> str | None:
     d, name = _decay(flat)
     size = "= 0" if max(d) == 0 else "< 1e-10"
     if no_gradient_is_dead(record.val_loss, base):
-        return f"gradients are zero{_where(record, flat)}: {name} {size} at every step (e.g. an all-zero init)"
+        return f"gradients are zero{_where(record, flat)}: {name} {size} at every step"
     return (f"healthy{_where(record, flat)}: converged (loss {_fmt(record.val_loss)} ≤ {SOLVED_FRACTION:.0%} of the "
             f"baseline {_fmt(base)}), {name} {size} at every step")
 
@@ -144,7 +171,7 @@ def diagnose(record: EpochRecord, info: RunInfo | None, initial: EpochRecord | N
     ``initial``: the run's epoch-0 record (at initialization), when the caller has it; with it a
     spectral radius that grew RHO_GROWTH-fold or more reads as an explosion. ``info``: its baselines
     tell a converged network (no gradient because its loss is ~0) from a dead one."""
-    found = _nonfinite(record) or _norm_explosion(record)
+    found = _nonfinite(record) or _norm_explosion(record, info)
     if found:
         return found
     if not record.layers:
@@ -161,8 +188,8 @@ def _layers_verdict(record: EpochRecord, info: RunInfo | None, initial: EpochRec
     zero = _zero_gradients(record, info)
     if zero and zero.startswith("gradients are zero") and not dead:
         dead = zero
-    if exploded and dead:
-        return f"{exploded}; {dead.split(': ', 1)[1]}"
+    if exploded and dead:   # each keeps its own "(layer k)": the two can be about different layers
+        return f"{exploded}; {dead}"
     if exploded or dead:
         return exploded or dead
     if zero:
@@ -172,4 +199,15 @@ def _layers_verdict(record: EpochRecord, info: RunInfo | None, initial: EpochRec
         return f"gradients vanish{_where(record, worst)}: {_ratio(worst)}, {_horizon(worst)}"
     if math.isnan(worst.log_ratio):   # every layer's ratio is 0/0: nothing says the gradient is healthy
         return f"no gradient verdict{_where(record, worst)}: {_ratio(worst)}, {_horizon(worst)}"
-    return f"healthy{_where(record, worst)}: {_ratio(worst)}, {_horizon(worst)}"
+    return f"healthy{_where(record, worst)}: {_ratio(worst)}, {_horizon(worst)}{_not_learned(record, info)}"
+
+
+def _not_learned(record: EpochRecord, info: RunInfo | None) -> str:
+    """'; but val loss 1.36× the baseline (no better than the trivial predictor)' after a training epoch
+    whose loss is at or above the baseline: "healthy" speaks of the gradient, and a reader should not
+    take it for a net that learned. '' otherwise, and without ``info`` (no baseline)."""
+    base = baseline_of(info.baseline_heldout_loss, info.baseline_loss) if info is not None else math.nan
+    loss = record.val_loss
+    if not record.steps or loss is None or not (math.isfinite(base) and base > 0) or not loss >= base:
+        return ""
+    return f"; but val loss {_fmt(loss / base)}× the baseline (no better than the trivial predictor)"

@@ -65,6 +65,6 @@ def solved(loss: float | None, baseline: float) -> bool:
 def no_gradient_is_dead(loss: float | None, baseline: float) -> bool:
     """Whether a run (or epoch) with no gradient at any step (every ‖g_t‖² < 1e-20, steps_in_past = 0,
     in some layer) is dead: yes unless it solved the task. A network that solved it has converged, and
-    its gradient is ~0 because its loss is; an all-zero init, which never learns, stays near the
-    baseline. The one rule of both verdicts: rnnlab.strategies and models.diagnose."""
+    its gradient is ~0 because its loss is; one whose loss is still above that has no gradient to learn
+    from in that layer. The one rule of both verdicts: rnnlab.strategies and models.diagnose."""
     return not solved(loss, baseline)

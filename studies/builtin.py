@@ -205,7 +205,8 @@ RECURRENT_INIT = Study(
     name="recurrent-init", version=1, title="Initialization of W_hh alone",
     claim="With the input weights fixed (Xavier), the recurrent init sets ρ(W_hh): 0 for zero init, which passes "
           "no gradient back at init but does after training, 1 for orthogonal and identity (gradients shrink "
-          "going back), ≈1.05 for Xavier and ≈1.5 for He, whose gradients grow going back.",
+          "going back), ≈1.5 for He, whose gradients grow going back, and ≈1.05 for Xavier (whose direction "
+          "changes from seed to seed).",
     source="[P13] §2.1 (σ_max > 1/γ is necessary for exploding); the spectra table of docs' science reference "
            "(128×128: Xavier ρ ≈ 1.05, He ≈ 1.48)",
     group_by="init.recurrent",

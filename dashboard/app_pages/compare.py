@@ -61,11 +61,12 @@ def body() -> None:
 
 
 def _csv(summary: pd.DataFrame, status: pd.Series, losses: dict[int, float]) -> bytes:
-    """The summary as CSV: the true status, floats at full precision, a NaN last loss written NaN and
-    an infinite one inf (an empty cell only before the first epoch)."""
+    """The summary as CSV: the true status, floats at full precision, a NaN last loss or metric written
+    NaN and an infinite one inf (an empty cell only before the first epoch)."""
     out = summary.copy()
     out["status"] = status.to_numpy()
     out["last_val_loss"] = loss_cells(summary["id"], losses)
+    out["last_val_metric"] = loss_cells(summary["id"], reads.last_metrics(list(summary["id"])))
     return out.to_csv(index=False).encode()
 
 
@@ -105,7 +106,8 @@ def _body() -> None:
     summary["baseline"] = reads.loss_baseline(runs)
     summary["loss ÷ baseline"] = reads.loss_ratio(summary["last_val_loss"], summary["baseline"])
     summary["task baseline"] = runs["baseline_loss"]
-    for c in ("last_val_metric", "last_horizon", "diagnosis"):
+    summary["last_val_metric"] = reads.last_metric_column(runs)   # a NaN metric restored, as the loss
+    for c in ("last_horizon", "diagnosis"):
         summary[c] = runs[c]
     summary["name"] = summary["name"].fillna("")
     summary["duration"] = runs["duration_s"].map(fmt_duration)

@@ -328,3 +328,40 @@ def test_the_summary_shows_a_diverged_runs_nan_and_inf_loss(page_db, monkeypatch
     assert rows[ids["nan"]]["last_val_loss"] == "NaN" and rows[ids["inf"]]["last_val_loss"] == "inf"
     assert float(rows[ids["finite"]]["last_val_loss"]) == want and rows[ids["queued"]]["last_val_loss"] == ""
     assert rows[ids["nan"]]["status"] == "diverged"
+
+
+def test_the_summary_and_its_csv_keep_a_diverged_runs_nan_metric(page_db, monkeypatch):
+    """compare_runs.csv wrote a diverged run's NaN metric (the runs row keeps NULL) as an empty cell, the
+    same as a queued run's with no epoch; it is NaN, and the grid reads it from the last epoch."""
+    import csv
+    import io
+    import math
+
+    from streamlit.testing.v1 import AppTest
+
+    from tests.dashboard.conftest import APP, offered_csv
+    from tests.dashboard.seed import info_for, records, spec
+
+    s = spec("rnn", seed=12, activation="relu")
+    (div,) = store.create_runs([s], url=page_db)
+    store.claim_run(div, "w", url=page_db)
+    store.record_info(div, info_for(s), attempt=1, url=page_db)
+    recs = records(s, diverge_at=2)
+    recs[-1].val_metric = math.nan
+    for rec in recs:
+        store.record_epoch(div, rec, attempt=1, url=page_db)
+    store.finish_run(div, "diverged", "non-finite loss at epoch 2", attempt=1, url=page_db)
+    queued = seed_run(page_db, spec("gru", seed=6), status="queued")
+    done = seed_run(page_db, spec("gru", seed=5))
+    got = offered_csv(monkeypatch)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at = go(at, "compare", runs=f"{div},{queued},{done}")
+    assert not at.exception, [e.value for e in at.exception]
+    (grid,) = [d for d in at.dataframe if "last_val_loss" in d.value.columns]
+    metric = grid.value.set_index("id")["last_val_metric"]
+    assert math.isnan(metric[div]) and math.isnan(metric[queued])
+    assert metric[done] == records(spec("gru", seed=5))[-1].val_metric
+    rows = {int(r["id"]): r for r in csv.DictReader(io.StringIO(got["compare_runs.csv"]))}
+    assert (rows[div]["last_val_metric"], rows[queued]["last_val_metric"]) == ("NaN", "")
+    assert float(rows[done]["last_val_metric"]) == records(spec("gru", seed=5))[-1].val_metric

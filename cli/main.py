@@ -175,17 +175,18 @@ def train(
     doc = _load(spec_file)
     if not isinstance(doc, JobSpec):
         fail(f"{spec_file} is a sweep; queue it with `rnnlab submit {spec_file}`")
+    owner = owner or _default_owner()
     if not no_db:
-        from client.submit import check_submission
+        from client.submit import check_owner, check_submission
         from rnnlab.settings import get_settings
 
-        problems = check_submission([doc], tag, get_settings().limits)
+        problems = check_owner(owner) + check_submission([doc], tag, get_settings().limits)
         if problems:
             fail("\n".join(problems))
     from worker.foreground import train_foreground
 
     passive_openmp()
-    code = train_foreground(doc, json_out=json_out, record=not no_db, owner=owner or _default_owner(), tags=tag,
+    code = train_foreground(doc, json_out=json_out, record=not no_db, owner=owner, tags=tag,
                             console=out)
     raise typer.Exit(code)
 

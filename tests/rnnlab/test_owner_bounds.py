@@ -104,5 +104,7 @@ def test_the_cli_refuses_a_too_long_owner_without_a_traceback(tmp_path):
         assert r.returncode == 2, (command, r.stdout[-2000:], r.stderr[-2000:])
         assert "Traceback" not in said
         assert "an owner is 1 to 100 characters (this one has 5,000)" in said, said[-2000:]
+        # on stderr, as an error, like every other refused input (not the run's stdout)
+        assert "error:" in r.stderr and "1 to 100 characters" in " ".join(r.stderr.split()), (command, r.stderr)
         db = home / "rnnlab.db"
         assert not db.exists() or _counts(f"sqlite:///{db}") == (0, 0)

@@ -208,11 +208,18 @@ def last_metrics(ids: list[int]) -> dict[int, float]:
     return _simple(db_url(), "last_epoch_values", [int(i) for i in ids], "val_metric")
 
 
-def last_metric_column(runs: pd.DataFrame) -> pd.Series:
-    """For a table of ``runs``: last_metrics per row as floats, NaN where no epoch is recorded (the
-    runs row keeps a NaN metric as NULL, which read as "no metric yet")."""
-    values = last_metrics(list(runs["id"]))
-    return pd.Series([values.get(int(i), math.nan) for i in runs["id"]], index=runs.index, dtype=float)
+METRIC_NAN_MARK = " · metric NaN"   # appended to the status of a run whose last metric is NaN
+
+
+def last_metric_columns(runs: pd.DataFrame, status: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """For a table of ``runs``: (last_metrics per row as floats, NaN where no epoch is recorded; ``status``
+    with METRIC_NAN_MARK where the last metric itself is NaN). The runs row keeps a NaN metric as NULL,
+    which read as "no metric yet", and a grid draws NaN as an empty cell either way, so the status says it."""
+    ids = [int(i) for i in runs["id"]]
+    values = last_metrics(ids)
+    metric = pd.Series([values.get(i, math.nan) for i in ids], index=runs.index, dtype=float)
+    is_nan = pd.Series([i in values and math.isnan(values[i]) for i in ids], index=runs.index, dtype=bool)
+    return metric, status.where(~is_nan, status + METRIC_NAN_MARK)
 
 
 NAN_MARK = " · loss NaN"   # appended to the status of a run whose last loss is NaN (the grid shows NaN empty)

@@ -128,7 +128,8 @@ def left_out(ids: list[int], runs: pd.DataFrame, shown: set[int], layer: int, *,
 
 
 def note_left_out(what: str, why: dict[int, str]) -> None:
-    """'Not in the {what}: #3 (no layer 1: it has 1 layer); …': one note under a chart naming every run it leaves out and why (a run must never vanish from
+    """'Not in the {what}: #3 (no layer 1: it has 1 layer); …': one note under a chart naming every run it
+    leaves out and why (a run must never vanish from
     a chart without a word)."""
     if why:
         st.info(f"Not in the {what}: " + "; ".join(f"#{i} ({r})" for i, r in why.items()) + ".",

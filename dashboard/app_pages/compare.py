@@ -106,14 +106,15 @@ def _body() -> None:
     summary["baseline"] = reads.loss_baseline(runs)
     summary["loss ÷ baseline"] = reads.loss_ratio(summary["last_val_loss"], summary["baseline"])
     summary["task baseline"] = runs["baseline_loss"]
-    summary["last_val_metric"] = reads.last_metric_column(runs)   # a NaN metric restored, as the loss
+    # a NaN metric restored, as the loss, and marked in the status (the grid shows NaN as an empty cell)
+    summary["last_val_metric"], summary["status"] = reads.last_metric_columns(runs, summary["status"])
     for c in ("last_horizon", "diagnosis"):
         summary[c] = runs[c]
     summary["name"] = summary["name"].fillna("")
     summary["duration"] = runs["duration_s"].map(fmt_duration)
     st.dataframe(summary, hide_index=True, key="cmp_summary", column_config={
         "status": st.column_config.TextColumn(
-            help="'· loss NaN': the run's last val loss is NaN (its last_val_loss cell is empty)"),
+            help="'· loss NaN', '· metric NaN': the run's last val loss or metric is NaN (its cell is empty)"),
         "last_val_loss": st.column_config.NumberColumn(
             format="%.4g", help="the last val loss; Infinity where the run diverged to inf, empty where it is NaN "
                                 "(the status says 'loss NaN') or before the first epoch"),

@@ -90,6 +90,7 @@ def view(df: pd.DataFrame, loss: pd.Series, status: pd.Series) -> pd.DataFrame:
     a run with no epoch yet has none. The grid shows inf as 'Infinity' but a NaN as an empty cell, so
     the status of a run whose last loss is NaN says so ('diverged · loss NaN')."""
     base = reads.loss_baseline(df)
+    metric, status = reads.last_metric_columns(df, status)
     out = pd.DataFrame({
         "id": df["id"], "name": df["name"].fillna(""), "status": status, "progress": df["progress"],
         "loss ÷ baseline": reads.loss_ratio(loss, base),
@@ -98,7 +99,7 @@ def view(df: pd.DataFrame, loss: pd.Series, status: pd.Series) -> pd.DataFrame:
         "cell": df["cell"] + df["activation"].map(lambda a: "" if a == "—" else f"/{a}"),
         "task": df["task"] + " T=" + df["seq_len"].astype(str), "layers": df["num_layers"], "seed": df["seed"],
         "val loss": loss, "baseline": base,
-        "metric": reads.last_metric_column(df), "metric baseline": df["baseline_metric"], "metric name": df["metric_name"],
+        "metric": metric, "metric baseline": df["baseline_metric"], "metric name": df["metric_name"],
         "horizon": df["last_horizon"], "worker": df["worker"].fillna(""),
         "duration": df["duration_s"].map(fmt_duration), "owner": df["owner"].fillna(""), "created": df["created_at"],
     })
@@ -122,7 +123,8 @@ COLUMNS = {
     "id": st.column_config.NumberColumn("id", width=55, pinned=True),
     "name": st.column_config.TextColumn("name", width=140),
     "status": st.column_config.TextColumn(
-        "status", width=135, help="'· loss NaN': the run's last val loss is NaN (the val loss cell is empty)"),
+        "status", width=135, help="'· loss NaN', '· metric NaN': the run's last val loss or metric is NaN (its "
+                                  "cell is empty)"),
     "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent",
                                                 width=95),
     "loss ÷ baseline": st.column_config.NumberColumn(

@@ -75,7 +75,8 @@ def test_a_run_nan_from_its_first_epoch_is_marked_on_the_loss_chart(db):
     figs = {_title(f).split(" (")[0]: f for f in figures(at)}
     for title in ("Validation loss", "Validation mse"):
         f = figs[title]
-        marks = [t for t in f["data"] if t.get("name", "").startswith(f"#{bad} ") and t["name"].endswith("not drawable")]
+        marks = [t for t in f["data"]
+                 if t.get("name", "").startswith(f"#{bad} ") and t["name"].endswith("not drawable")]
         assert marks, (title, [t.get("name") for t in f["data"]])
         assert list(marks[0]["x"]) == [0] and marks[0]["marker"]["symbol"] == ["x"]
         assert any("✕ NaN" in n for n in _corner(f)), _corner(f)

@@ -361,6 +361,8 @@ def test_the_summary_and_its_csv_keep_a_diverged_runs_nan_metric(page_db, monkey
     (grid,) = [d for d in at.dataframe if "last_val_loss" in d.value.columns]
     metric = grid.value.set_index("id")["last_val_metric"]
     assert math.isnan(metric[div]) and math.isnan(metric[queued])
+    status = grid.value.set_index("id")["status"]   # the grid shows both NaNs empty: the status tells them apart
+    assert (status[div], status[queued], status[done]) == ("diverged · loss NaN · metric NaN", "queued", "succeeded")
     assert metric[done] == records(spec("gru", seed=5))[-1].val_metric
     rows = {int(r["id"]): r for r in csv.DictReader(io.StringIO(got["compare_runs.csv"]))}
     assert (rows[div]["last_val_metric"], rows[queued]["last_val_metric"]) == ("NaN", "")

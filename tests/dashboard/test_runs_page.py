@@ -291,7 +291,10 @@ def test_a_diverged_runs_nan_metric_is_nan_not_blank_in_the_grid_csv_and_cli(pag
     at = open_page("runs")
     no_errors(at)
     shown = at.dataframe[0].value.set_index("id")
+    # the grid draws NaN as an empty cell either way: the status tells the diverged run's NaN metric apart
     assert math.isnan(shown.loc[div, "metric"]) and math.isnan(shown.loc[queued, "metric"])
+    assert shown.loc[div, "status"] == "diverged · loss NaN · metric NaN" and shown.loc[queued, "status"] == "queued"
+    assert shown.loc[done, "status"] == "succeeded"
     assert shown.loc[done, "metric"] == records(spec("gru", seed=5))[-1].val_metric
     rows = {int(r["id"]): r for r in csv.DictReader(io.StringIO(got["runs.csv"]))}
     assert (rows[div]["metric"], rows[queued]["metric"]) == ("NaN", "")

@@ -4,7 +4,6 @@ rows, on a seeded database on both backends; every table and column is documente
 import re
 
 import pytest
-
 from sqlalchemy import text
 
 from db import examples, store

@@ -235,7 +235,8 @@ def test_every_step_no_gradient_is_decided_on_the_stored_profile():
     assert rec.layers[0].steps_in_past == 0
     assert diagnose(rec, _info()) == "gradients are zero: ‖∂ℓ_T/∂h_t‖ = 0 at every step"
     solved = diagnose(_every_step(LIVELY, TINY, 1e-9 * BASELINE), _info())
-    assert solved.startswith("healthy: converged (loss 1.67e-10 ≤ 10% of the baseline 0.167), ‖∂ℓ_T/∂h_t‖ < 1e-10"), solved
+    assert solved.startswith("healthy: converged (loss 1.67e-10 ≤ 10% of the baseline 0.167), "
+                             "‖∂ℓ_T/∂h_t‖ < 1e-10"), solved
 
 
 def test_every_step_a_zero_total_profile_is_not_zero_when_the_stored_one_is_not():

@@ -48,13 +48,13 @@ def create(study: Study, scale: str, *, owner: str | None = None, url: str | Non
     study run NAME --local`); the same tag, sweep and refusals as ``submit``, the operator's limits
     included (client.submit.check_submission with the settings' limits, or ``limits``): raises SpecError
     before any row is written."""
-    from client.submit import check_submission
+    from client.submit import check_owner, check_submission
     from db import store
     from rnnlab.settings import get_settings
     from rnnlab.spec import SpecError
 
     specs, tags = study.specs(scale), [study.tag(scale)]
-    errors = check_submission(specs, tags, limits or get_settings().limits)
+    errors = check_owner(owner) + check_submission(specs, tags, limits or get_settings().limits)
     if errors:
         raise SpecError(errors)
     _refuse_a_second_set(study, scale, url)

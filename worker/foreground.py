@@ -57,7 +57,7 @@ def train_foreground(spec: JobSpec, *, json_out: Path | None, record: bool, owne
         from db.migrate import ensure_schema
         from worker.heartbeat import RunMonitor
 
-        owner = owner or os.environ.get("USER")
+        owner = owner or os.environ.get("USER") or None   # an empty $USER is no owner, not a refused one
         problems = check_owner(owner)   # before anything is written (runs.owner is String(100))
         if problems:
             console.print(f"[bold red]error:[/] {escape(chr(10).join(problems))}", highlight=False)

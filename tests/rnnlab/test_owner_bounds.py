@@ -108,3 +108,31 @@ def test_the_cli_refuses_a_too_long_owner_without_a_traceback(tmp_path):
         assert "error:" in r.stderr and "1 to 100 characters" in " ".join(r.stderr.split()), (command, r.stderr)
         db = home / "rnnlab.db"
         assert not db.exists() or _counts(f"sqlite:///{db}") == (0, 0)
+
+
+def test_train_with_an_empty_user_records_the_run_with_no_owner(settings_url, monkeypatch):
+    """No --owner and $USER set but empty: the run is recorded without an owner, as before the check;
+    an empty $USER is no owner, not a refused one."""
+    from worker.foreground import train_foreground
+
+    monkeypatch.setenv("USER", "")
+    out = io.StringIO()
+    code = train_foreground(parse_spec(TINY), json_out=None, record=True, owner=None, tags=[],
+                            console=Console(file=out, width=300), url=settings_url)
+    assert code == 0, out.getvalue()
+    assert _counts(settings_url) == (1, 0)
+    (run,) = [store.get_run(i, url=settings_url) for i in (1,)]
+    assert run["owner"] is None and run["status"] == "succeeded"
+
+
+def test_a_local_study_refuses_a_too_long_owner_before_writing(db_url):
+    """`rnnlab study run NAME --local --owner …` creates the study's runs through studies.service.create,
+    which checked the specs but not the owner: nine runs were stored with a 5,000-character owner."""
+    import studies
+    from studies.service import create
+
+    with pytest.raises(SpecError, match=REFUSED):
+        create(studies.get("activations"), "cpu", owner=LONG, url=db_url)
+    assert _counts(db_url) == (0, 0)
+    ids = create(studies.get("activations"), "cpu", owner="ada", url=db_url)
+    assert {store.get_run(i, url=db_url)["owner"] for i in ids} == {"ada"}

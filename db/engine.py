@@ -42,7 +42,17 @@ def _json_dumps(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), allow_nan=False)
 
 
+def _unicode_lower(text):
+    return text.lower() if isinstance(text, str) else text
+
+
+# SQLite's own lower() changes ASCII letters only ('Ärger' stays 'Ärger'); PostgreSQL's lower() (UTF-8)
+# lowers every letter. Queries that match text in any case call SQL_LOWER[dialect] so both agree.
+SQL_LOWER = {"sqlite": "unicode_lower"}
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    dbapi_conn.create_function("unicode_lower", 1, _unicode_lower, deterministic=True)
     dbapi_conn.isolation_level = None  # let the "begin" hook below own the transactions
     cur = dbapi_conn.cursor()
     cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from db.engine import session
+from db.engine import SQL_LOWER, session
 
 PAGES = ("runs", "compare", "strategies", "explorer")
 MAX_NAME = 100      # saved_views.name is String(100)
@@ -103,14 +103,15 @@ def save_view(page: str, name: str, query: str, owner: str | None = None, *, url
                         "or delete that one first") from None
 
 
-def _selection(SavedView, page: str | None, find: str | None):
+def _selection(SavedView, page: str | None, find: str | None, dialect: str):
     if page is not None and page not in PAGES:
         raise ViewError(f"page: {page!r} has no saved views; allowed: {', '.join(PAGES)}")
     where = []
     if page is not None:
         where.append(SavedView.page == page)
     if find:
-        where.append(func.lower(SavedView.name).contains(str(find)[:MAX_NAME].lower(), autoescape=True))
+        lower = getattr(func, SQL_LOWER.get(dialect, "lower"))   # any letter, not only ASCII, on SQLite too
+        where.append(lower(SavedView.name).contains(str(find)[:MAX_NAME].lower(), autoescape=True))
     return where
 
 
@@ -120,11 +121,11 @@ def list_views(page: str | None = None, *, find: str | None = None, limit: int |
     page then name; plain dicts. At most ``limit`` rows (1 to MAX_LISTED, the default), read with a SQL LIMIT:
     count_views says how many there are."""
     SavedView = _model()
-    where = _selection(SavedView, page, find)
     limit = MAX_LISTED if limit is None else max(1, min(int(limit), MAX_LISTED))
-    q = select(SavedView.id, SavedView.page, SavedView.name, SavedView.query, SavedView.owner,
-               SavedView.created_at).where(*where).order_by(SavedView.page, SavedView.name, SavedView.id)
     with session(url) as s:
+        where = _selection(SavedView, page, find, s.bind.dialect.name)
+        q = select(SavedView.id, SavedView.page, SavedView.name, SavedView.query, SavedView.owner,
+                   SavedView.created_at).where(*where).order_by(SavedView.page, SavedView.name, SavedView.id)
         return [dict(r) for r in s.execute(q.limit(limit)).mappings()]
 
 
@@ -133,10 +134,10 @@ def count_views(page: str | None = None, *, find: str | None = None, owner: str 
     """How many saved views there are (of one page, or all; with ``find`` as in list_views; with
     ``owner``, that owner's)."""
     SavedView = _model()
-    where = _selection(SavedView, page, find)
-    if owner is not None:
-        where.append(SavedView.owner == owner)
     with session(url) as s:
+        where = _selection(SavedView, page, find, s.bind.dialect.name)
+        if owner is not None:
+            where.append(SavedView.owner == owner)
         return int(s.execute(select(func.count()).select_from(SavedView).where(*where)).scalar_one())
 
 

@@ -107,3 +107,15 @@ def test_find_filters_by_name_in_the_query_any_case_wildcards_literal(db_url):
     assert [v["name"] for v in sv.list_views("compare", find="0%_", url=db_url)] == ["50%_off"]
     assert sv.count_views("compare", find="OFF", url=db_url) == 2
     assert sv.list_views("runs", find="lstm", url=db_url) == []
+
+
+def test_find_matches_letters_beyond_ascii_in_any_case_on_both_backends(db_url):
+    """SQLite's lower() lowers ASCII only: searching 'ärger' (or even 'Ärger') found no view named
+    'Ärger mit ÉTÉ' there, while PostgreSQL's lower() found it. Both find it now."""
+    for name in ("Ärger mit ÉTÉ", "Öl", "été tanh", "plain"):
+        sv.save_view("compare", name, "", owner="ada", url=db_url)
+    for find, want in (("ärger", ["Ärger mit ÉTÉ"]), ("Ärger", ["Ärger mit ÉTÉ"]),
+                       ("été", ["été tanh", "Ärger mit ÉTÉ"]), ("ÖL", ["Öl"]), ("PLAIN", ["plain"])):
+        got = [v["name"] for v in sv.list_views("compare", find=find, url=db_url)]
+        assert sorted(got) == sorted(want), (find, got)
+        assert sv.count_views("compare", find=find, url=db_url) == len(want)

@@ -430,7 +430,7 @@ def cancel(run_id: int = typer.Argument(..., help="run id")) -> None:
 
 
 @app.command()
-def requeue(run_id: int = typer.Argument(..., help="run id of a finished run")) -> None:
+def requeue(run_id: int = typer.Argument(..., help="run id of a queued, failed, cancelled or diverged run")) -> None:
     """Queue a failed, cancelled or diverged run again (resuming from its last checkpoint), or resend a
     queued run's message."""
     from db.store import RunNotFound, RunStateError, requeue_run

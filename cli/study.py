@@ -74,10 +74,12 @@ def run_study(
     name: str = typer.Argument(..., help="the study (see `rnnlab study list`)"),
     scale: str = typer.Option("cpu", "--scale", help="cpu (minutes on 2 cores) or paper (the paper's sizes)"),
     local: bool = typer.Option(False, "--local", help="train the runs here, one after another, not on workers"),
-    owner: str | None = typer.Option(None, "--owner", help="owner recorded on the runs"),
+    owner: str | None = typer.Option(None, "--owner",
+                                     help="owner recorded on the runs (default: your OS user name)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="list the runs without submitting"),
 ) -> None:
     """Queue every run of a study (or train them here with --local)."""
+    from cli.main import _default_owner as default_owner
     from studies.service import StudyError, submit
 
     st = _study(name)
@@ -98,14 +100,14 @@ def run_study(
         passive_openmp()
 
         try:
-            ids = create(st, scale, owner=owner)
+            ids = create(st, scale, owner=owner or default_owner())
         except (StudyError, ValueError) as e:
             _fail(str(e))
         train_here(ids, specs, on_run=lambda i, o, sec: typer.echo(f"  run {i}: {o} in {sec:.1f} s"))
         status(name, scale, False)
         return
     try:
-        ids = submit(st, scale, owner=owner)
+        ids = submit(st, scale, owner=owner or default_owner())
     except (StudyError, ValueError) as e:
         _fail(str(e))
     typer.echo(f"queued {len(ids)} run(s): {ids[0]}-{ids[-1]}; follow with `rnnlab study status {st.name}`")

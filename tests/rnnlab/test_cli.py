@@ -399,6 +399,11 @@ def test_cli_runs_record_the_os_user_as_owner(cli, home, tmp_path):
     assert r.returncode == 0, r.stderr
     owners = sorted(store.list_runs(url=db_url(home))[0]["owner"])
     assert owners == ["alice", "h4-tester"]
+    # a study's runs too (they were stored with no owner, which only an admin may then change)
+    r = cli("study", "run", "activations", torch=False)
+    assert r.returncode == 0, r.stderr
+    runs = store.list_runs({"all_tags": ["study:activations@v1:cpu"]}, url=db_url(home))[0]
+    assert len(runs) == 9 and set(runs["owner"]) == {"h4-tester"}
 
 
 def test_a_bad_spec_file_gets_one_clear_line_not_a_traceback(cli, tmp_path):

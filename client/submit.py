@@ -21,7 +21,17 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import DBAPIError
 
-from rnnlab.spec import JobSpec, SpecError, SweepSpec, check_limits, check_text, expand_sweep, find_duplicates
+from rnnlab.spec import (  # noqa: F401  (MAX_OWNER_CHARS, check_owner: re-exported for callers of client.submit)
+    MAX_OWNER_CHARS,
+    JobSpec,
+    SpecError,
+    SweepSpec,
+    check_limits,
+    check_owner,
+    check_text,
+    expand_sweep,
+    find_duplicates,
+)
 
 
 @dataclass
@@ -102,24 +112,7 @@ def check_submission(specs: Sequence[JobSpec], tags: Iterable[str], limits) -> l
     return list(dict.fromkeys(errors))
 
 
-# runs.owner and sweeps.owner are String(100): a longer owner is refused before anything is written (SQLite
-# would store it whole, PostgreSQL would refuse the insert)
-MAX_OWNER_CHARS = 100
-
-
-def check_owner(owner: str | None) -> list[str]:
-    """The owner recorded on runs: None (no owner), or 1 to MAX_OWNER_CHARS characters without control,
-    NUL or bidi characters (rnnlab.spec.check_text); the problems, naming ``owner``, or []."""
-    if owner is None:
-        return []
-    if not isinstance(owner, str) or not owner.strip() or len(owner) > MAX_OWNER_CHARS:
-        n = f" (this one has {len(owner):,})" if isinstance(owner, str) and owner.strip() else ""
-        return [f"owner: got {reprlib.repr(owner)}; an owner is 1 to {MAX_OWNER_CHARS} characters{n}"]
-    try:
-        check_text("owner", owner)
-    except ValueError as e:
-        return [str(e)]
-    return []
+# check_owner and MAX_OWNER_CHARS live in rnnlab.spec (the worker checks owners too); imported above
 
 
 class SubmitError(ValueError):

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, reads
+from dashboard import charts, page_context, reads
 from dashboard.components import chart, spec_diff, table
 from rnnlab.records import run_label
 
@@ -60,6 +60,42 @@ def gradient_switch(container, key: str, cells, default: str | None = None) -> s
         if bad:
             st.warning(bad, icon=":material/link_off:")
     return container.selectbox("Gradient of", opts, index=opts.index(kind), key=key, format_func=GRADIENT_OF.get)
+
+
+MAX_URL_EPOCH = 10 ** 9 - 1   # bounds of the epoch and layer read from a page's URL
+MAX_URL_LAYER = 999
+
+
+def profile_controls(qp, key: str, epochs: list[int], n_layers: int, cells,
+                     epoch_help: str) -> tuple[int | None, int, str, str]:
+    """The row above Compare's and Run detail's charts: epoch of the profile and histograms, layer,
+    gradient of (h_t, c_t) and the profile's loss, each starting at the URL's value (``qp``: the page's
+    query params; ?epoch= the latest probed epoch at or before it, ?layer= clamped to the last layer,
+    ?kind=, ?loss=; a bad value is named in a warning and falls back) and written back to the URL, so a
+    link reopens the same view. ``epochs``: the probed epochs; ``key``: the widgets' key prefix.
+    Returns (epoch or None when nothing is probed yet, layer, kind, loss)."""
+    a, b, c, d = st.columns([3, 1, 1, 1.4])
+    want, bad = page_context.whole_number(qp.get("epoch"), "URL field 'epoch'", 0, MAX_URL_EPOCH)
+    if bad:
+        st.warning(bad, icon=":material/link_off:")
+    if epochs:
+        default = max((e for e in epochs if want is None or e <= want), default=epochs[-1])
+        epoch = a.select_slider("Epoch of the profile and histograms", epochs, value=default, key=f"{key}_epoch",
+                                help=epoch_help)
+        qp["epoch"] = str(epoch)
+    else:
+        epoch = None
+        a.caption("No per-timestep probes recorded yet.")
+    want_layer, bad = page_context.whole_number(qp.get("layer"), "URL field 'layer'", 0, MAX_URL_LAYER)
+    if bad:
+        st.warning(bad, icon=":material/link_off:")
+    layer = b.selectbox("Layer", list(range(n_layers)), index=min(want_layer or 0, n_layers - 1), key=f"{key}_layer")
+    qp["layer"] = str(layer)
+    kind = gradient_switch(c, f"{key}_kind", cells, qp.get("kind"))
+    qp["kind"] = kind
+    loss = loss_switch(d, f"{key}_profile_of", qp.get("loss")) if kind == "h" else "every"
+    qp["loss"] = loss
+    return epoch, layer, kind, loss
 
 
 def loss_switch(container, key: str, default: str = "every") -> str:

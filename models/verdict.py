@@ -39,6 +39,12 @@ def _fmt(x: float | None) -> str:
     return f"{mantissa.rstrip('0').rstrip('.')}e{exp}"
 
 
+def _baseline(info: RunInfo | None) -> float:
+    """The baseline a loss is compared with (rnnlab.health.baseline_of: held-out when stored, else the
+    analytic one); NaN without ``info``."""
+    return baseline_of(info.baseline_heldout_loss, info.baseline_loss) if info is not None else math.nan
+
+
 def _horizon(layer: LayerStat) -> str:
     T = len(layer.grad_h)
     if not math.isfinite(layer.horizon):
@@ -88,7 +94,7 @@ def _norm_explosion(record: EpochRecord, info: RunInfo | None = None) -> str | N
     if gmax is not None and gmax >= EXPLODE_NORM:
         top = _shrinks_back(record)
         if top is not None:   # a large norm, but no explosion through time: P13's growth is absent
-            base = baseline_of(info.baseline_heldout_loss, info.baseline_loss) if info is not None else math.nan
+            base = _baseline(info)
             loss = (f"; val loss {_fmt(record.val_loss / base)}× the baseline"
                     if record.val_loss is not None and math.isfinite(base) and base > 0 else "")
             return (f"large gradients{_where(record, top)}: gradient norm {_fmt(gmax)} at initialization, but "
@@ -145,7 +151,7 @@ def _zero_gradients(record: EpochRecord, info: RunInfo | None) -> str | None:
     flat = next((ly for ly in record.layers if _no_gradient(ly)), None)
     if flat is None:
         return None
-    base = baseline_of(info.baseline_heldout_loss, info.baseline_loss) if info is not None else math.nan
+    base = _baseline(info)
     d, name = _decay(flat)
     size = "= 0" if max(d) == 0 else "< 1e-10"
     if no_gradient_is_dead(record.val_loss, base):
@@ -206,7 +212,7 @@ def _not_learned(record: EpochRecord, info: RunInfo | None) -> str:
     """'; but val loss 1.36× the baseline (no better than the trivial predictor)' after a training epoch
     whose loss is at or above the baseline: "healthy" speaks of the gradient, and a reader should not
     take it for a net that learned. '' otherwise, and without ``info`` (no baseline)."""
-    base = baseline_of(info.baseline_heldout_loss, info.baseline_loss) if info is not None else math.nan
+    base = _baseline(info)
     loss = record.val_loss
     if not record.steps or loss is None or not (math.isfinite(base) and base > 0) or not loss >= base:
         return ""

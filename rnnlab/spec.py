@@ -91,6 +91,26 @@ def check_text(field: str, value: str | None) -> str | None:
     return value
 
 
+# runs.owner and sweeps.owner are String(100): a longer owner is refused before anything is written (SQLite
+# would store it whole, PostgreSQL would refuse the insert)
+MAX_OWNER_CHARS = 100
+
+
+def check_owner(owner: str | None) -> list[str]:
+    """The owner recorded on runs: None (no owner), or 1 to MAX_OWNER_CHARS characters without control,
+    NUL or bidi characters (check_text); the problems, naming ``owner``, or []."""
+    if owner is None:
+        return []
+    if not isinstance(owner, str) or not owner.strip() or len(owner) > MAX_OWNER_CHARS:
+        n = f" (this one has {len(owner):,})" if isinstance(owner, str) and owner.strip() else ""
+        return [f"owner: got {reprlib.repr(owner)}; an owner is 1 to {MAX_OWNER_CHARS} characters{n}"]
+    try:
+        check_text("owner", owner)
+    except ValueError as e:
+        return [str(e)]
+    return []
+
+
 # ---------------------------------------------------------------------------------------------
 # Tasks
 # ---------------------------------------------------------------------------------------------
@@ -449,7 +469,7 @@ class SpecError(ValueError):
     def __init__(self, errors: list[str]):
         self.errors = errors
         lines = [f"  - {e}" for e in errors[:MAX_ERRORS_SHOWN]]
-        if len(errors) > MAX_ERRORS_SHOWN:   # a file with 60,000 unknown keys reads as 21 lines, not 60,001
+        if len(errors) > MAX_ERRORS_SHOWN:   # a file with 60,000 unknown keys reads as 22 lines, not 60,001
             lines.append(f"  … and {len(errors) - MAX_ERRORS_SHOWN:,} more")
         super().__init__("invalid spec:\n" + "\n".join(lines))
 

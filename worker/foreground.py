@@ -53,8 +53,8 @@ def train_foreground(spec: JobSpec, *, json_out: Path | None, record: bool, owne
     s = get_settings()
     run_id = attempt = monitor = None
     if record:
-        from client.submit import check_owner
         from db.migrate import ensure_schema
+        from rnnlab.spec import check_owner
         from worker.heartbeat import RunMonitor
 
         owner = owner or os.environ.get("USER") or None   # an empty $USER is no owner, not a refused one

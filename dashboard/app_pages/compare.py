@@ -15,8 +15,6 @@ from dashboard.auth import current_user
 from dashboard.components import fmt_duration, guard, loss_cells
 
 MAX_RUNS = 12
-MAX_EPOCH = 10 ** 9 - 1   # bounds of the epoch and layer read from the URL
-MAX_LAYER = 999
 PAGE = "compare"
 KEYS = ("runs", "epoch", "layer", "kind", "loss", "da", "db", "view", "smooth", "x")
 user = current_user()
@@ -76,28 +74,9 @@ def _body() -> None:
         st.rerun()  # the last running run has finished: redraw the whole page once, and stop polling
     epochs = reads.probed_epochs(ids)
     max_layers = int(runs["num_layers"].max())
-    a, b, c, d = st.columns([3, 1, 1, 1.4])
-    want, bad = page_context.whole_number(qp.get("epoch"), "URL field 'epoch'", 0, MAX_EPOCH)
-    if bad:
-        st.warning(bad, icon=":material/link_off:")
-    if epochs:
-        default = max((e for e in epochs if want is None or e <= want), default=epochs[-1])
-        epoch = a.select_slider("Epoch of the profile and histograms", epochs, value=default, key="cmp_epoch",
-                                help="Each run shows its latest probed epoch at or before this one.")
-        qp["epoch"] = str(epoch)
-    else:
-        epoch = None
-        a.caption("No per-timestep probes recorded yet.")
-    want_layer, bad = page_context.whole_number(qp.get("layer"), "URL field 'layer'", 0, MAX_LAYER)
-    if bad:
-        st.warning(bad, icon=":material/link_off:")
-    want_layer = want_layer or 0
-    layer = b.selectbox("Layer", list(range(max_layers)), index=min(want_layer, max_layers - 1), key="cmp_layer")
-    qp["layer"] = str(layer)
-    kind = views.gradient_switch(c, "cmp_kind", runs["cell"], qp.get("kind"))
-    qp["kind"] = kind
-    loss = views.loss_switch(d, "cmp_profile_of", qp.get("loss")) if kind == "h" else "every"
-    qp["loss"] = loss
+    epoch, layer, kind, loss = views.profile_controls(
+        qp, "cmp", epochs, max_layers, runs["cell"],
+        "Each run shows its latest probed epoch at or before this one.")
 
     summary = runs[["id", "name", "status", "cell", "activation", "task", "seq_len", "num_layers", "seed",
                     "epochs_done"]].copy()

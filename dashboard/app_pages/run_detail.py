@@ -17,8 +17,6 @@ from db.store import MAX_NOTES
 
 PAGE = "run_detail"
 KEYS = ("run", "epoch", "layer", "kind", "loss", "view", "smooth", "x")
-MAX_EPOCH = 10 ** 9 - 1   # bounds of the epoch and layer read from the URL
-MAX_LAYER = 999
 STATUS_ICON = {"succeeded": "✅", "running": "⏳", "queued": "🕓", "failed": "❌", "diverged": "💥", "cancelled": "⏹"}
 user = current_user()
 qp = st.query_params
@@ -111,28 +109,9 @@ def charts() -> None:
 
 def _charts(r: dict, runs: pd.DataFrame) -> None:
     probed = reads.probed_epochs([rid])
-    a, b, c, d = st.columns([3, 1, 1, 1.4])
-    want, bad = page_context.whole_number(qp.get("epoch"), "URL field 'epoch'", 0, MAX_EPOCH)
-    if bad:
-        st.warning(bad, icon=":material/link_off:")
-    if probed:
-        default = max((e for e in probed if want is None or e <= want), default=probed[-1])
-        epoch = a.select_slider("Epoch of the profile and histograms", probed, value=default, key="det_epoch",
-                                help="The latest probed epoch at or before the one in the link.")
-        qp["epoch"] = str(epoch)
-    else:
-        epoch = None
-        qp.pop("epoch", None)
-    want_layer, bad = page_context.whole_number(qp.get("layer"), "URL field 'layer'", 0, MAX_LAYER)
-    if bad:
-        st.warning(bad, icon=":material/link_off:")
-    n_layers = int(r["num_layers"])
-    layer = b.selectbox("Layer", list(range(n_layers)), index=min(want_layer or 0, n_layers - 1), key="det_layer")
-    qp["layer"] = str(layer)
-    kind = views.gradient_switch(c, "det_kind", [r["cell"]], qp.get("kind"))
-    qp["kind"] = kind
-    loss = views.loss_switch(d, "det_profile_of", qp.get("loss")) if kind == "h" else "every"
-    qp["loss"] = loss
+    epoch, layer, kind, loss = views.profile_controls(
+        qp, "det", probed, int(r["num_layers"]), [r["cell"]],
+        "The latest probed epoch at or before the one in the link.")
     names = ["Curves", "Spectra & health", "Profile", "Heatmap", "Histograms", "Histograms over time",
              "Diagnostics overhead", "Spec", "Attempts"]
     tabs = st.tabs(names, key="view", bind="query-params")  # lazy: only the open tab runs

@@ -249,6 +249,35 @@ def _id_ranges(ids: list[int]) -> str:
     return ", ".join(parts)
 
 
+def _no_gpu_here() -> str | None:
+    """Why this machine cannot serve the gpu queue (None when it can): asked of torch in a child process,
+    with the CUDA_VISIBLE_DEVICES the worker will use, so that this process never initializes CUDA
+    (the pool children fork from it)."""
+    probe = "import sys, torch; sys.exit(0 if torch.cuda.is_available() and torch.cuda.device_count() > 0 else 3)"
+    try:
+        r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        return "asking torch for a CUDA device took over 300 s"
+    if r.returncode == 0:
+        return None
+    if "No module named 'torch'" in r.stderr:
+        return "torch is not installed here (pip install 'rnnlab[worker]')"
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return ("no CUDA GPU is visible to torch here" + (f" (CUDA_VISIBLE_DEVICES={visible})" if visible is not None
+                                                         else "") + f"; torch {_torch_cuda_note()}")
+
+
+def _torch_cuda_note() -> str:
+    """torch's version and the CUDA it was built for, from a child process ('?' when unknown)."""
+    try:
+        r = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__, torch.version.cuda)"],
+                           capture_output=True, text=True, timeout=120)
+        version, cuda = (r.stdout.split() + ["?", "?"])[:2]
+    except (subprocess.SubprocessError, OSError):
+        return "?"
+    return f"{version}, built for CUDA {cuda}" if cuda != "None" else f"{version}, a CPU-only build"
+
+
 @app.command()
 def worker(
     queues: str = typer.Option("cpu", "--queues", "-Q", help="comma-separated: cpu, gpu"),
@@ -284,6 +313,12 @@ def worker(
     except SlotError as e:
         fail(str(e))
     apply_env(p)   # CUDA_VISIBLE_DEVICES, torch threads and the memory cap, for the pool children
+    if "gpu" in wanted:
+        problem = _no_gpu_here()
+        if problem:
+            fail(f"--queues: got {queues!r}, but {problem}. A gpu worker without a GPU would fail every run "
+                 f"it takes off the gpu queue; those runs stay queued for a worker that has one (start this "
+                 f"one with --queues cpu)")
     host = socket.gethostname()
     name = name or (f"gpu{gpu}@{host}" if gpu is not None else f"{'-'.join(wanted)}{os.getpid()}@{host}")
     _ready_db()

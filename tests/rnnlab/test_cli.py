@@ -433,3 +433,28 @@ def test_text_in_square_brackets_is_printed_as_written(cli, home, tmp_path):
     shown = cli("show", rid).stdout
     assert "[red]x[/] [bold]y" in shown and "[cell='lstm'] hidden_size: got 0" in shown, shown
     assert "[red]x[/] [bold]y" in cli("runs").stdout
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU: the worker may start")
+def test_a_gpu_worker_without_a_gpu_refuses_to_start_and_takes_no_run(cli, home, tmp_path):
+    """`rnnlab worker --queues gpu` on a machine where torch sees no GPU started, reported 'device gpu
+    (unknown)' and failed every run it took off the gpu queue ('no CUDA GPU is visible'), emptying that
+    queue. It refuses to start, names why, and the gpu runs stay queued for a worker that has one."""
+    spec = write(tmp_path / "gpu.yaml", {**TINY, "device": "cuda"})
+    r = cli("submit", spec)
+    assert r.returncode == 0, r.stderr
+    for queues in ("gpu", "cpu,gpu"):
+        r = cli("worker", "--queues", queues, timeout=300)
+        said = " ".join(r.stderr.split())
+        assert r.returncode == 2 and "Traceback" not in said, (r.stdout[-2000:], r.stderr[-2000:])
+        assert f"--queues: got '{queues}', but no CUDA GPU is visible to torch here" in said, said
+        assert "a CPU-only build" in said and "those runs stay queued" in said, said
+    runs = store.list_runs(url=db_url(home))[0]
+    assert list(runs["status"]) == ["queued"]
+    from sqlalchemy import func, select
+
+    from db.engine import session
+    from db.models import Worker
+
+    with session(db_url(home)) as s:
+        assert s.execute(select(func.count()).select_from(Worker)).scalar_one() == 0   # none registered

@@ -18,8 +18,10 @@
 # (default build/gpu_out):
 #   setup.txt   which python, the wheel install, the import check
 #   env.txt     (a) nvidia-smi, torch/CUDA/cuDNN versions, cores, memory
-#   tests.txt   (b) tests/models/test_probe.py -k cuda: the 13 CUDA-parametrized tests (per-timestep gradient
-#               profiles on CUDA vs float64 references on the CPU) must pass, not skip
+#   tests.txt   (b) pytest -k cuda over tests/models/test_probe.py (the 13 CUDA-parametrized tests: per-timestep
+#               gradient profiles on CUDA vs float64 references on the CPU), test_device_paths.py (resume on
+#               CUDA: Adam's step counter on the CPU; a CUDA checkpoint resumed on the CPU) and
+#               test_contract.py (training on cuda end to end): they must pass, not skip
 #   engine.txt  (c) bench/engine_overhead.py --device cuda, lstm gru rnn, T=200 H=128 B=64, 5 x 50 steps
 #   sweep.txt   (d) bench/sweep_throughput.py --device cuda, --slots 1, 4 and 8 (one invocation each)
 #   summary.md  the status of every part and the tables, also printed at the end
@@ -149,7 +151,7 @@ print(\"python\", platform.python_version(), \"torch\", torch.__version__, \"CUD
 \"cuDNN\", torch.backends.cudnn.version(), \"cuda available:\", c, \"device:\", \
 torch.cuda.get_device_name() if c else None)'"
 # (b) the CUDA tests: test_probe.py's profile tests are parametrized over cpu and cuda; the cuda ones only
-part tests 75 tests.txt $PY -m pytest tests/models/test_probe.py -k cuda -v -rs -p no:cacheprovider
+part tests 90 tests.txt $PY -m pytest tests/models/test_probe.py tests/models/test_device_paths.py tests/models/test_contract.py -k cuda -v -rs -p no:cacheprovider
 # (c) the engine's overhead on the GPU (cuDNN), paired and end to end
 # shellcheck disable=SC2086
 part engine 150 engine.txt $PY bench/engine_overhead.py --cells lstm gru rnn $ENGINE_ARGS
@@ -174,11 +176,11 @@ done
     grep -E "^GPU|NVIDIA|^python|^name|cuda available" "$OUT/env.txt" | grep -v '^\$' | sed 's/^/    /'
     grep -E "^imports:" "$OUT/setup.txt"
     echo
-    echo "## (b) CUDA tests (tests/models/test_probe.py)"
+    echo "## (b) CUDA tests (test_probe.py, test_device_paths.py, test_contract.py; -k cuda)"
     echo
-    echo "CUDA-parametrized tests: $(grep -c 'cuda\] PASSED' "$OUT/tests.txt") passed, \
-$(grep -c 'cuda\] FAILED' "$OUT/tests.txt") failed, $(grep -c 'cuda\] SKIPPED' "$OUT/tests.txt") skipped \
-(13 expected to pass on a GPU)"
+    echo "CUDA tests: $(grep -c 'cuda.* PASSED' "$OUT/tests.txt") passed, \
+$(grep -c 'cuda.* FAILED' "$OUT/tests.txt") failed, $(grep -c 'cuda.* SKIPPED' "$OUT/tests.txt") skipped \
+(16 expected to pass on a GPU: 13 profile tests, 2 resume tests, 1 training test)"
     grep -E "^(FAILED|ERROR)|[0-9]+ (passed|failed|skipped|deselected)" "$OUT/tests.txt" | tail -15
     echo
     echo "## (c) engine overhead"

@@ -23,7 +23,20 @@ def resolve_device(device: str) -> torch.device:
                           "use device: cpu or device: auto, or run it on a GPU worker")
     if device not in ("auto", "cuda"):
         raise EngineError(f"device: got {device!r}; allowed: auto, cpu, cuda")
-    return torch.device("cuda", torch.cuda.current_device()) if has_cuda else torch.device("cpu")
+    if not has_cuda:
+        return torch.device("cpu")
+    full_fp32_rnns()
+    return torch.device("cuda", torch.cuda.current_device())
+
+
+def full_fp32_rnns() -> None:
+    """cuDNN's fused RNNs in full float32 (IEEE), as every other op here: torch's default for them is
+    TF32 on GPUs that have it (``torch.backends.cudnn.rnn.fp32_precision = 'tf32'``), about 1e-4 relative
+    against the probe's written-out cell, which runs plain float32 matmuls. Process-wide; a no-op on a
+    torch without the setting."""
+    rnn = getattr(torch.backends.cudnn, "rnn", None)
+    if rnn is not None and hasattr(rnn, "fp32_precision"):
+        rnn.fp32_precision = "ieee"
 
 
 def build_model(spec: JobSpec, task: Task) -> RecurrentNet:

@@ -23,10 +23,14 @@ def pack(*, spec_hash: str, epoch: int, model: dict, optimizer: dict) -> bytes:
     return buf.getvalue()
 
 
-def unpack(data: bytes, spec_hash: str, device: torch.device) -> dict:
-    """Read a checkpoint made by ``pack`` for the same spec, or raise EngineError."""
+def unpack(data: bytes, spec_hash: str, device: torch.device | None = None) -> dict:
+    """Read a checkpoint made by ``pack`` for the same spec, or raise EngineError. Its tensors are on the
+    CPU (``device`` is not used: load_state_dict moves them; a GPU checkpoint resumes on a CPU worker)."""
     try:
-        state = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
+        # read onto the CPU whatever the device: load_state_dict then copies the weights and the optimizer's
+        # moments to where the parameters are, and keeps Adam's step counter on the CPU as in a fresh run (read
+        # onto a GPU, the counter stayed there, and Adam's step read it back with .item(): host syncs per step)
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt bytes surface as many exception types
         raise EngineError(f"resume: the checkpoint could not be read ({type(e).__name__}: {e})") from None
     if state.get("format") != FORMAT:

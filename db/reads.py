@@ -204,14 +204,33 @@ def _utc(t: datetime | None) -> datetime | None:
     return None if t is None or t != t else aware(t)   # t != t: pandas' NaT
 
 
-def _decorate_runs(df: pd.DataFrame, tags: dict[int, list[str]]) -> pd.DataFrame:
+def _attempt_spans(conn, ids: list[int]) -> dict[int, list[tuple]]:
+    """{run id: [(started_at, ended_at or None), …]} of each run's attempts, 500 ids at a time."""
+    out: dict[int, list[tuple]] = {}
+    for k in range(0, len(ids), 500):
+        q = (select(RunAttempt.run_id, RunAttempt.started_at, RunAttempt.ended_at)
+             .where(RunAttempt.run_id.in_(ids[k:k + 500])).order_by(RunAttempt.run_id, RunAttempt.attempt))
+        for rid, a, b in conn.execute(q):
+            out.setdefault(int(rid), []).append((a, b))
+    return out
+
+
+def _decorate_runs(df: pd.DataFrame, tags: dict[int, list[str]],
+                   spans: dict[int, list[tuple]] | None = None) -> pd.DataFrame:
+    """Adds tags, progress and duration_s: the time the run's attempts spent on a worker, summed (an open
+    attempt up to now), so a run cancelled and re-queued an hour later is not an hour long; the span from
+    started_at to finished_at (or now) for a run whose attempts are not stored."""
     now = datetime.now(UTC)
     df["tags"] = [", ".join(tags.get(i, [])) for i in df["id"]]
     df["progress"] = [
         (min(d, t) / t if t else 0.0) for d, t in zip(df["epochs_done"], df["epochs_total"])
     ]
     durations = []
-    for s, e in zip(df["started_at"], df["finished_at"]):
+    for rid, s, e in zip(df["id"], df["started_at"], df["finished_at"]):
+        attempts = (spans or {}).get(rid)
+        if attempts:
+            durations.append(sum(((_utc(b) or now) - _utc(a)).total_seconds() for a, b in attempts))
+            continue
         s, e = _utc(s), _utc(e)
         durations.append((((e or now) - s).total_seconds()) if s else None)
     df["duration_s"] = durations
@@ -237,8 +256,8 @@ def list_runs(filters: dict[str, Any] | None = None, page: int = 0, page_size: i
             q = q.where(where)
         q = q.offset(max(0, int(page)) * page_size).limit(page_size)
         df = pd.DataFrame(conn.execute(q).mappings().all(), columns=[c.key for c in RUN_LIST_COLS])
-        tags = _tags_of(conn, df["id"].tolist())
-    return _decorate_runs(df, tags), int(total)
+        tags, spans = _tags_of(conn, df["id"].tolist()), _attempt_spans(conn, df["id"].tolist())
+    return _decorate_runs(df, tags, spans), int(total)
 
 
 def runs_by_ids(ids: Iterable[int], *, url: str | None = None, engine: Engine | None = None) -> pd.DataFrame:
@@ -255,8 +274,8 @@ def runs_by_ids(ids: Iterable[int], *, url: str | None = None, engine: Engine | 
             rows += conn.execute(select(*RUN_LIST_COLS, Run.spec, Run.info, Run.spec_hash)
                                  .where(Run.id.in_(ids[k:k + 500]))).mappings().all()
         df = pd.DataFrame(rows, columns=cols)
-        tags = _tags_of(conn, ids)
-    df = _decorate_runs(df, tags)
+        tags, spans = _tags_of(conn, ids), _attempt_spans(conn, ids)
+    df = _decorate_runs(df, tags, spans)
     order = {i: k for k, i in enumerate(ids)}
     return df.sort_values("id", key=lambda s: s.map(order)).reset_index(drop=True)
 

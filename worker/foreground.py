@@ -88,7 +88,8 @@ def train_foreground(spec: JobSpec, *, json_out: Path | None, record: bool, owne
         progress.console.print(_epoch_line(rec), highlight=False)
 
     def on_progress(epoch, step):
-        progress.update(bar, completed=(epoch - 1) * spec.steps_per_epoch + step, epoch=epoch)
+        # the engine reports step s (0-based) once it is done: s + 1 steps of this epoch are complete
+        progress.update(bar, completed=(epoch - 1) * spec.steps_per_epoch + step + 1, epoch=epoch)
 
     recorder = Recorder(run_id, attempt, url=url, monitor=monitor, stop=lambda: interrupted["n"] > 0,
                         on_record=on_record, on_progress=on_progress)

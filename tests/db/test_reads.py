@@ -172,3 +172,30 @@ def test_sorting_by_val_loss_puts_the_best_run_first_and_runs_without_a_loss_las
     got = reads.list_runs({}, sort="val_loss", url=db_url)[0]["id"].tolist()
     assert got[:2] == [ids[2], ids[0]]                      # ascending by loss, best first
     assert set(got[2:]) == {ids[1], ids[3]}                 # no finite loss: after every run that has one
+
+
+def test_a_runs_duration_sums_its_attempts_not_the_gap_between_them(db_url):
+    """Cancelled after 2 s, re-queued, and run again for 1 s 8 s later: the Runs page showed 11 s (first
+    start to last end). The duration is the attempts' time on a worker: 3 s."""
+    from sqlalchemy import update
+
+    from db.engine import session
+    from db.models import Run, RunAttempt
+    from db.reads import list_runs, runs_by_ids
+
+    (rid,) = store.create_runs([parse_spec({"hidden_size": 4, "epochs": 1})], url=db_url)
+    store.claim_run(rid, "w1", url=db_url)
+    store.finish_run(rid, "cancelled", "cancelled", attempt=1, url=db_url)
+    store.requeue_run(rid, url=db_url)
+    store.claim_run(rid, "w2", url=db_url)
+    store.finish_run(rid, "succeeded", "done", attempt=2, url=db_url)
+    t0 = dt.datetime(2026, 11, 1, 12, 0, 0, tzinfo=dt.UTC)
+    at = [(t0, t0 + dt.timedelta(seconds=2)), (t0 + dt.timedelta(seconds=10), t0 + dt.timedelta(seconds=11))]
+    with session(db_url, write=True) as s:
+        for n, (a, b) in enumerate(at, start=1):
+            s.execute(update(RunAttempt).where(RunAttempt.run_id == rid, RunAttempt.attempt == n)
+                      .values(started_at=a, ended_at=b))
+        s.execute(update(Run).where(Run.id == rid).values(started_at=at[0][0], finished_at=at[1][1]))
+    row = list_runs({}, 0, 10, url=db_url)[0].set_index("id").loc[rid]
+    assert row["duration_s"] == pytest.approx(3.0)
+    assert runs_by_ids([rid], url=db_url).iloc[0]["duration_s"] == pytest.approx(3.0)

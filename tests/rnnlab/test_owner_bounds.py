@@ -136,3 +136,4 @@ def test_a_local_study_refuses_a_too_long_owner_before_writing(db_url):
     assert _counts(db_url) == (0, 0)
     ids = create(studies.get("activations"), "cpu", owner="ada", url=db_url)
     assert {store.get_run(i, url=db_url)["owner"] for i in ids} == {"ada"}
+

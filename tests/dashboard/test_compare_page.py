@@ -340,19 +340,10 @@ def test_the_summary_and_its_csv_keep_a_diverged_runs_nan_metric(page_db, monkey
     from streamlit.testing.v1 import AppTest
 
     from tests.dashboard.conftest import APP, offered_csv
-    from tests.dashboard.seed import info_for, records, spec
+    from tests.dashboard.seed import records, spec
+    from tests.dashboard.test_runs_page import seed_nan_metric
 
-    s = spec("rnn", seed=12, activation="relu")
-    (div,) = store.create_runs([s], url=page_db)
-    store.claim_run(div, "w", url=page_db)
-    store.record_info(div, info_for(s), attempt=1, url=page_db)
-    recs = records(s, diverge_at=2)
-    recs[-1].val_metric = math.nan
-    for rec in recs:
-        store.record_epoch(div, rec, attempt=1, url=page_db)
-    store.finish_run(div, "diverged", "non-finite loss at epoch 2", attempt=1, url=page_db)
-    queued = seed_run(page_db, spec("gru", seed=6), status="queued")
-    done = seed_run(page_db, spec("gru", seed=5))
+    div, queued, done = seed_nan_metric(page_db)
     got = offered_csv(monkeypatch)
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()

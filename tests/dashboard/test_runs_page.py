@@ -206,6 +206,25 @@ def seed_non_finite(url: str) -> dict[str, int]:
     return ids
 
 
+def seed_nan_metric(url: str) -> tuple[int, int, int]:
+    """(a run that diverged with a NaN last metric and loss, stored as a worker stores it; a queued run with
+    no epoch; a finished gru run, seed 5)."""
+    import math
+
+    from tests.dashboard.seed import info_for, records, seed_run, spec
+
+    s = spec("rnn", seed=11, activation="relu")
+    (div,) = store.create_runs([s], url=url)
+    store.claim_run(div, "w", url=url)
+    store.record_info(div, info_for(s), attempt=1, url=url)
+    recs = records(s, diverge_at=2)
+    recs[-1].val_metric = math.nan
+    for rec in recs:
+        store.record_epoch(div, rec, attempt=1, url=url)
+    store.finish_run(div, "diverged", "non-finite loss at epoch 2", attempt=1, url=url)
+    return div, seed_run(url, spec("gru", seed=6), status="queued"), seed_run(url, spec("gru", seed=5))
+
+
 def test_a_diverged_runs_loss_is_numeric_and_its_nan_is_marked(page_db, open_page):
     """The val loss column was text ('NaN', '0.1657'): it sorted as strings ('10.2' < '9.8'). It is
     numeric: a finished run's loss is its last epoch's at full precision, +inf stays inf, a queued
@@ -274,19 +293,9 @@ def test_a_diverged_runs_nan_metric_is_nan_not_blank_in_the_grid_csv_and_cli(pag
     from typer.testing import CliRunner
 
     from cli.main import app
-    from tests.dashboard.seed import info_for, records, seed_run, spec
+    from tests.dashboard.seed import records, spec
 
-    s = spec("rnn", seed=11, activation="relu")
-    (div,) = store.create_runs([s], url=page_db)
-    store.claim_run(div, "w", url=page_db)
-    store.record_info(div, info_for(s), attempt=1, url=page_db)
-    recs = records(s, diverge_at=2)
-    recs[-1].val_metric = math.nan
-    for rec in recs:
-        store.record_epoch(div, rec, attempt=1, url=page_db)
-    store.finish_run(div, "diverged", "non-finite loss at epoch 2", attempt=1, url=page_db)
-    queued = seed_run(page_db, spec("gru", seed=6), status="queued")
-    done = seed_run(page_db, spec("gru", seed=5))
+    div, queued, done = seed_nan_metric(page_db)
     got = offered_csv(monkeypatch)
     at = open_page("runs")
     no_errors(at)

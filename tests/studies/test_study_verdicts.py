@@ -466,19 +466,24 @@ STAYS_BAD = {
 }
 
 
-def _plant_stays(url, study_key, bad=None):
-    study, good, target, prefix, _ = _stays_cases()[study_key]
-    seeds, override, _ = STAYS_BAD[bad] if bad else ((), {}, "")
-
+def _plant_bad(url, study, good, target, prefix, seeds=(), override=None):
+    """Plant ``good`` values for every run, ``override`` on the ``target`` runs of ``seeds``; decide, and
+    return (the outcome, the check whose text starts with ``prefix``)."""
     def values(spec):
         v = dict(good(spec))
         if target(spec) and spec.seed in seeds:
-            v.update(override)
+            v.update(override or {})
         return v
     plant(study, url, values)
     out = decide(study, url)
     (check,) = [c for c in out.checks if c.text.startswith(prefix)]
     return out, check
+
+
+def _plant_stays(url, study_key, bad=None):
+    study, good, target, prefix, _ = _stays_cases()[study_key]
+    seeds, override, _ = STAYS_BAD[bad] if bad else ((), {}, "")
+    return _plant_bad(url, study, good, target, prefix, seeds, override)
 
 
 @pytest.mark.parametrize("study_key", list(_stays_cases()))
@@ -578,15 +583,7 @@ SOLVES_BAD = {
 def test_a_diverged_run_did_not_solve_the_task_whatever_its_last_loss(sqlite_url, study_key, bad):
     study, good, target, prefix, group = _solves_cases()[study_key]
     seeds, override, why = SOLVES_BAD[bad]
-
-    def values(spec):
-        v = dict(good(spec))
-        if target(spec) and spec.seed in seeds:
-            v.update(override)
-        return v
-    plant(study, sqlite_url, values)
-    out = decide(study, sqlite_url)
-    (check,) = [c for c in out.checks if c.text.startswith(prefix)]
+    out, check = _plant_bad(sqlite_url, study, good, target, prefix, seeds, override)
     assert check.per_seed == {s: s not in seeds for s in (0, 1, 2)}, check.text
     assert [check.mark(s) for s in (0, 1, 2)] == ["fails" if s in seeds else "holds" for s in (0, 1, 2)]
     # the check's text says the rule and names each diverged run

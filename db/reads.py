@@ -340,20 +340,31 @@ def sweep_summary(sweep_id: int, *, url: str | None = None, engine: Engine | Non
 
 
 def timing_samples(limit: int = 500, *, url: str | None = None, engine: Engine | None = None) -> pd.DataFrame:
-    """Seconds per optimizer step of recent finished runs, with their size, for time estimates."""
+    """Where the time of recent succeeded runs went, for time estimates (dashboard/estimate.py): per run,
+    ``train_seconds`` and ``steps`` summed over the trained epochs (≥ 1), ``diag_seconds`` over every
+    recorded epoch (epoch 0 included), ``diag_epochs`` and ``probed_epochs`` counted, ``run_seconds``
+    from started_at to finished_at (None unless the run took one attempt), its size (cell, hidden_size,
+    seq_len, num_layers, batch_size) and its ``spec`` (a dict). Newest first."""
     import pandas as pd
+    columns = ["id", "cell", "hidden_size", "seq_len", "num_layers", "spec", "attempts", "started_at",
+               "finished_at", "train_seconds", "steps", "diag_seconds", "diag_epochs", "probed_epochs"]
     with engine_of(url, engine).connect() as conn:
-        q = (select(Run.id, Run.cell, Run.hidden_size, Run.seq_len, Run.num_layers, Run.spec,
-                    func.sum(Epoch.train_seconds + Epoch.diag_seconds).label("seconds"),
-                    func.sum(Epoch.steps).label("steps"))
+        q = (select(Run.id, Run.cell, Run.hidden_size, Run.seq_len, Run.num_layers, Run.spec, Run.attempts,
+                    Run.started_at, Run.finished_at,
+                    func.sum(case((Epoch.epoch >= 1, Epoch.train_seconds), else_=0.0)).label("train_seconds"),
+                    func.sum(case((Epoch.epoch >= 1, Epoch.steps), else_=0)).label("steps"),
+                    func.sum(Epoch.diag_seconds).label("diag_seconds"),
+                    func.count(Epoch.epoch).label("diag_epochs"),
+                    func.sum(case((Epoch.probed, 1), else_=0)).label("probed_epochs"))
              .join(Epoch, Epoch.run_id == Run.id)
              .where(Run.status == "succeeded").group_by(Run.id).order_by(Run.id.desc()).limit(limit))
-        df = pd.DataFrame(conn.execute(q).mappings().all(),
-                          columns=["id", "cell", "hidden_size", "seq_len", "num_layers", "spec", "seconds", "steps"])
+        df = pd.DataFrame(conn.execute(q).mappings().all(), columns=columns)
     if df.empty:
-        return df
-    df["batch_size"] = [s.get("batch_size", 64) for s in df["spec"]]
-    return df.drop(columns="spec")
+        return df.drop(columns=["attempts", "started_at", "finished_at"]).assign(batch_size=[], run_seconds=[])
+    df["batch_size"] = [(s or {}).get("batch_size", 64) for s in df["spec"]]
+    df["run_seconds"] = [((aware(f) - aware(s)).total_seconds() if s is not None and f is not None and a == 1
+                          else None) for s, f, a in zip(df["started_at"], df["finished_at"], df["attempts"])]
+    return df.drop(columns=["attempts", "started_at", "finished_at"])
 
 
 # ------------------------------------------------------------------------------------------------

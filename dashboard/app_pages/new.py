@@ -69,21 +69,29 @@ elif plan and plan.specs:
     dups, in_db = plan.duplicates, plan.existing
     skip = ss.get("skip_dups", True) if (dups or in_db) else False
     specs = sweeps.to_submit(plan, skip)   # the estimate counts only what is submitted
-    scale, n_samples = estimate.calibration(reads.timing_samples())
-    alive = int(reads.workers()["alive"].sum())
+    cal = estimate.calibrate(reads.timing_samples())
     from client.submit import queues_for
+    from db.store import queue_for
+    from rnnlab.queue import auto_queue
 
+    auto = auto_queue()
+    run_queues = [queue_for(s, auto) for s in specs]   # the queue each run is sent to
     waiting = reads.unserved_queues(queues_for(specs))   # no live worker takes runs from these queues
-    times = [estimate.seconds(s, scale) for s in specs]
-    total, wall = sum(times), estimate.wall_seconds(times, max(alive, 1))
+    times = [estimate.seconds(s, cal) for s in specs]
+    # each queue's runs on the slots of the live workers that consume that queue
+    total = sum(times)
+    wall, n_slots = estimate.wall_by_queue(times, run_queues, reads.workers())
     a, b, c = st.columns(3)
     a.metric("Runs", len(specs), help=f"{len(plan.specs)} planned; {len(plan.specs) - len(specs)} skipped as "
              "duplicates" if skip else "every planned run is submitted")
     b.metric("Duplicates", f"{len(dups)} in sweep · {len(in_db)} in DB")
-    c.metric("Time estimate", f"≈ {estimate.fmt(total)}", help="compute time summed over the runs submitted")
-    st.caption(f"{estimate.describe(total, max(alive, 1), wall)}; "
-               + (f"calibrated on {n_samples} finished run(s)." if n_samples
-                  else "default model (no finished runs yet).")
+    c.metric("Time estimate", f"≈ {estimate.fmt(total)}",
+             help=f"compute time summed over the runs submitted; measured times fell within "
+                  f"{estimate.fmt_span(total)} (docs/dashboard.md, \"Time estimate\")")
+    st.caption(f"{estimate.describe(total, max(n_slots, 1), wall, ranged=True)}; "
+               + (f"calibrated on {cal.n} finished run(s) of at least {estimate.MIN_STEPS} steps." if cal.n
+                  else "default model (no finished runs of at least "
+                       f"{estimate.MIN_STEPS} steps yet).")
                + ("" if not waiting else f" No live worker serves the {', '.join(waiting)} queue right now: "
                   f"these runs will wait until one starts (`{reads.serve_hint(waiting[0])}`)."))
     if dups or in_db:

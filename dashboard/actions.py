@@ -4,6 +4,8 @@ every action checks dashboard.auth.can first."""
 
 from __future__ import annotations
 
+import zlib
+
 import pandas as pd
 import streamlit as st
 
@@ -112,6 +114,13 @@ def delete(user: User, rows: pd.DataFrame) -> None:
     _report("Deleted", ok, denied, _each(ok, store.delete_run))
 
 
+def tags_key(key: str, ids: list[int]) -> str:
+    """The tags field's widget key for this selection: a new selection gets a new field, filled with its
+    own tags. With one key for every selection, the field kept what was typed (or shown) for the runs
+    selected before, and 'Replace tags' wrote that onto the newly selected runs."""
+    return f"{key}_tags_{zlib.crc32(','.join(map(str, ids)).encode()):08x}"
+
+
 def panel(user: User, rows: pd.DataFrame, key: str = "act") -> None:
     """Buttons acting on the selected runs (``rows`` from list_runs)."""
     ss = st.session_state
@@ -149,7 +158,8 @@ def panel(user: User, rows: pd.DataFrame, key: str = "act") -> None:
             st.rerun()
     if n:
         a, b, c2 = st.columns([3, 1, 1])
-        text = a.text_input("Tags (comma-separated)", key=f"{key}_tags", value=rows["tags"].iloc[0] if n == 1 else "",
+        text = a.text_input("Tags (comma-separated)", key=tags_key(key, ids),
+                            value=rows["tags"].iloc[0] if n == 1 else "",
                             max_chars=MAX_TAGS_TEXT,
                             help=f"At most {MAX_TAGS} tags per run, each 1 to {MAX_TAG_CHARS} characters.")
         if b.button("Add tags", key=f"{key}_tag_add"):

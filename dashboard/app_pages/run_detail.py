@@ -92,8 +92,10 @@ def header() -> None:
 header()
 actions.panel(user, runs, key="detail_act")
 with st.expander("Notes", icon=":material/edit_note:"):
-    notes = st.text_area("Notes (plain text)", value=r.get("notes") or "", key="detail_notes", max_chars=MAX_NOTES,
-                         help=f"At most {MAX_NOTES:,} characters.")
+    # one box per run: with one key for every run, the box kept the text typed for the run shown before, and
+    # 'Save notes' wrote it over the notes of the run now shown
+    notes = st.text_area("Notes (plain text)", value=r.get("notes") or "", key=f"detail_notes_{rid}",
+                         max_chars=MAX_NOTES, help=f"At most {MAX_NOTES:,} characters.")
     if st.button("Save notes", disabled=not can(user, "edit", r.get("owner")), key="detail_save_notes"):
         actions.set_notes(user, rid, r.get("owner"), notes)
         st.rerun()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dashboard.actions import tags_key
 from db import store
 from tests.dashboard.conftest import figures, no_errors
 
@@ -90,10 +91,10 @@ def test_cancel_tags_notes_and_delete_from_the_detail_page(lab, open_page):
     at = open_page("run_detail", run=str(rid))
     at.button(key="detail_act_cancel").click().run()
     assert store.get_run(rid, url=url)["cancel_requested"] is True
-    at.text_input(key="detail_act_tags").set_value("keep, <script>x</script>").run()
+    at.text_input(key=tags_key("detail_act", [rid])).set_value("keep, <script>x</script>").run()
     at.button(key="detail_act_tag_set").click().run()
     assert store.get_run(rid, url=url)["tags"] == ["<script>x</script>", "keep"]
-    at.text_area(key="detail_notes").set_value("**not bold** <img src=x onerror=alert(1)>").run()
+    at.text_area(key=f"detail_notes_{rid}").set_value("**not bold** <img src=x onerror=alert(1)>").run()
     at.button(key="detail_save_notes").click().run()
     assert store.get_run(rid, url=url)["notes"].startswith("**not bold**")
     # user text is shown as plain text, never as Markdown/HTML

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dashboard.actions import tags_key
 from db import store
 from tests.dashboard.conftest import no_errors
 from tests.dashboard.seed import records, spec
@@ -109,15 +110,15 @@ def test_notes_and_tags_are_bounded_and_a_refusal_is_shown(lab, open_page):
     rid = ids["cells"][2]
     at = open_page("run_detail", run=str(rid))
     no_errors(at)
-    assert at.text_area(key="detail_notes").proto.max_chars == store.MAX_NOTES
-    assert at.text_input(key="detail_act_tags").proto.max_chars == store.MAX_TAGS_TEXT
-    at.text_area(key="detail_notes").set_value("x" * (store.MAX_NOTES + 1))   # the field keeps MAX_NOTES
+    assert at.text_area(key=f"detail_notes_{rid}").proto.max_chars == store.MAX_NOTES
+    assert at.text_input(key=tags_key("detail_act", [rid])).proto.max_chars == store.MAX_TAGS_TEXT
+    at.text_area(key=f"detail_notes_{rid}").set_value("x" * (store.MAX_NOTES + 1))   # the field keeps MAX_NOTES
     at.button(key="detail_save_notes").click().run()
     no_errors(at)
     assert store.get_run(rid, url=url)["notes"] == "x" * store.MAX_NOTES
     before = store.get_run(rid, url=url)
     # more tags than a run may have fit in the field: the store refuses them, and the page says so
-    at.text_input(key="detail_act_tags").set_value(",".join(f"t{i}" for i in range(store.MAX_TAGS + 10)))
+    at.text_input(key=tags_key("detail_act", [rid])).set_value(",".join(f"t{i}" for i in range(store.MAX_TAGS + 10)))
     at.button(key="detail_act_tag_add").click().run()
     no_errors(at)
     assert any(f"at most {store.MAX_TAGS} per run" in w.value for w in at.warning), [w.value for w in at.warning]
@@ -170,3 +171,22 @@ def test_a_solved_runs_small_loss_ratio_keeps_its_digits(page_db):
     assert m.value == "1e-05"
     ratio = float(m.delta.split(" ×")[0])
     assert ratio == pytest.approx(6e-5, rel=1e-3)
+
+
+def test_switching_runs_shows_that_runs_notes_and_tags_and_saves_only_there(lab, open_page):
+    """The Notes box and the tags field had one key for every run: after switching the Run id from run 1
+    to run 2 they still showed run 1's text, and 'Save notes' wrote run 1's typed notes over run 2's."""
+    url, ids = lab
+    one, two = ids["cells"][0], ids["cells"][1]
+    store.set_notes(one, "N1", url=url)
+    store.set_notes(two, "N2", url=url)
+    store.set_tags(two, ["t2"], url=url)
+    at = open_page("run_detail", run=str(one))
+    no_errors(at)
+    at.text_area(key=f"detail_notes_{one}").set_value("typed for run 1, not saved").run()
+    at.number_input(key="detail_id").set_value(two).run()
+    no_errors(at)
+    assert at.text_area(key=f"detail_notes_{two}").value == "N2"
+    assert at.text_input(key=tags_key("detail_act", [two])).value == "t2"
+    at.button(key="detail_save_notes").click().run()
+    assert store.get_run(two, url=url)["notes"] == "N2" and store.get_run(one, url=url)["notes"] == "N1"

@@ -21,14 +21,16 @@ from db.models import Run, RunAttempt, Worker
 
 
 def heartbeat(worker: str, *, host: str, pid: int | None, queues: str, device: str | None, start: bool = False,
-              url: str | None = None) -> bool:
+              slots: int | None = None, url: str | None = None) -> bool:
     """Insert or refresh the worker's row, with the database's time. Only ``start=True`` (a worker's
     first beat) marks a stopped worker of that name alive again; any other beat (say, one still in
-    flight when the worker shut down) leaves a stopped worker stopped and returns False."""
+    flight when the worker shut down) leaves a stopped worker stopped and returns False. ``slots``: the
+    runs it trains at a time (None: not reported)."""
     with session(url, write=True) as s:
         t = db_now(s)
         cond = [Worker.name == worker]
-        values = dict(host=host, pid=pid, queues=queues, device=device, heartbeat_at=forward(Worker.heartbeat_at, t))
+        values = dict(host=host, pid=pid, queues=queues, device=device, slots=slots,
+                      heartbeat_at=forward(Worker.heartbeat_at, t))
         if start:
             values.update(started_at=t, stopped_at=None)
         else:
@@ -37,7 +39,7 @@ def heartbeat(worker: str, *, host: str, pid: int | None, queues: str, device: s
             return True
         if s.execute(select(Worker.name).where(Worker.name == worker)).first() is not None:
             return False   # stopped, and this is not a start
-        s.execute(insert(Worker).values(name=worker, host=host, pid=pid, queues=queues, device=device,
+        s.execute(insert(Worker).values(name=worker, host=host, pid=pid, queues=queues, device=device, slots=slots,
                                         started_at=t, heartbeat_at=t))
         return True
 

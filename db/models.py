@@ -245,6 +245,7 @@ class Worker(Base):
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     current_run_id: Mapped[int | None] = mapped_column(Integer)
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    slots: Mapped[int | None] = mapped_column(Integer)    # runs at a time (its pool size); NULL: not reported
 
 
 class LoginThrottle(Base):

@@ -61,6 +61,16 @@ def _logical_queues(consumer_queues: list[str]) -> str:
     return ",".join(sorted(q[len(prefix):] if q.startswith(prefix) else q for q in consumer_queues))
 
 
+def _pool_size(consumer) -> int | None:
+    """The runs this worker trains at a time: its pool's size (Celery's -c, which `rnnlab worker --slots`
+    sets), else RNNLAB_SLOTS; None when neither says."""
+    size = getattr(getattr(consumer, "controller", None), "concurrency", None)
+    if isinstance(size, int) and size > 0:
+        return size
+    env = os.environ.get(slots.ENV_SLOTS, "")
+    return int(env) if env.isdigit() and int(env) > 0 else None
+
+
 @signals.worker_ready.connect
 def _on_ready(sender=None, **_):
     from db.migrate import ensure_schema
@@ -77,6 +87,7 @@ def _on_ready(sender=None, **_):
         # re-send queued runs whose message is gone from the broker
         waiting=waiting_function(app, unacked_stale_after_s=s.lost_after_seconds),
         setup=ensure_schema,             # migrated on the first beat that reaches the database
+        slots=_pool_size(sender),
     )
     try:
         hb.beat()  # migrated, registered (and stale runs reaped) before the first task arrives

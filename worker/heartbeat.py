@@ -84,7 +84,7 @@ class WorkerHeartbeat(threading.Thread):
 
     def __init__(self, name: str, *, host: str, pid: int, queues: str, device: str | None,
                  period_s: float, lost_after_s: float, send_run, url: str | None = None, waiting=None,
-                 setup=None):
+                 setup=None, slots: int | None = None):
         """``waiting``: a function returning the run ids with a message waiting in the broker
         (worker.orphans.waiting_function); given, queued runs with none are re-sent after
         ``lost_after_s``. None (another broker, or tests of the reaper alone): no such check.
@@ -92,6 +92,7 @@ class WorkerHeartbeat(threading.Thread):
         database that is not up yet when the worker starts is retried on every beat."""
         super().__init__(name=f"rnnlab-heartbeat-{name}", daemon=True)
         self.worker, self.host, self.pid, self.queues, self.device = name, host, pid, queues, device
+        self.slots = slots   # runs at a time, reported on the workers row (the time estimate counts them)
         self.period_s, self.lost_after_s, self.send_run, self.url = period_s, lost_after_s, send_run, url
         self._stop_event = threading.Event()
         self._pending: list[dict] = []   # requeued runs whose message is not sent yet
@@ -114,7 +115,7 @@ class WorkerHeartbeat(threading.Thread):
         if self._stop_event.is_set() and self._registered:
             return   # stopping: a late beat must not race worker_stopped (the store refuses one anyway)
         store.heartbeat(self.worker, host=self.host, pid=self.pid, queues=self.queues, device=self.device,
-                        start=not self._registered, url=self.url)
+                        start=not self._registered, slots=self.slots, url=self.url)
         self._registered = True
         reaped = store.reap_lost(self.lost_after_s, url=self.url)
         for run_id in reaped.failed:

@@ -47,7 +47,7 @@ def test_the_rebuild_keeps_every_row_and_child_row(tmp_path):
     runs_before = con.execute("SELECT * FROM runs ORDER BY id").fetchall()
     con.close()
 
-    assert upgrade(url) == "0004"
+    assert upgrade(url, "0004") == "0004"
 
     assert _counts(path) == before
     con = sqlite3.connect(path)

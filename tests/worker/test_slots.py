@@ -179,6 +179,11 @@ def test_two_slots_train_two_runs_at_once_with_one_thread_each(two_cores, sqlite
     assert len({pid for _, pid, _ in lines}) == 2 and w.proc.pid not in {pid for _, pid, _ in lines}
     assert [threads for _, _, threads in lines] == [1, 1]
     assert "2 slot(s) x 1 torch thread(s) on 2 core(s)" in w.log()
+    # the workers row says how many runs it trains at a time (the New page's time estimate counts slots)
+    from db.liveness import list_workers
+
+    (row,) = [r for r in list_workers(url=sqlite_url) if r["name"] == w.name]
+    assert row["slots"] == 2
 
 
 @pytest.mark.slow   # real worker processes: not in the fast tier
@@ -192,6 +197,9 @@ def test_one_slot_gets_all_the_cores(two_cores, sqlite_url, fs_broker, tmp_path,
         w.stop()
     assert run["status"] == "succeeded", run["message"]
     assert [(r, t) for r, _, t in slot_lines(w)] == [(run_id, 2)]
+    from db.liveness import list_workers
+
+    assert [r["slots"] for r in list_workers(url=sqlite_url) if r["name"] == w.name] == [1]
 
 
 @pytest.mark.timeout(300)

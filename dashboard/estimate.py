@@ -210,7 +210,7 @@ def wall_seconds(times: Sequence[float], workers: int) -> float:
 def serving_slots(workers: pd.DataFrame, queues: Iterable[str]) -> int:
     """The run slots of the live workers that consume any of ``queues`` (a worker's ``queues`` are
     logical names, comma-separated, as db.liveness.unserved_queues reads them): its ``slots`` where the
-    table has that column, else 1 per worker."""
+    worker reported them (workers.slots), else 1."""
     want = {str(q) for q in queues}
     if workers is None or workers.empty:
         return 0

@@ -37,6 +37,7 @@ def current_user() -> User:
     settings = Settings()
     mode = auth_mode(settings)
     if mode == "none":
+        _refuse_if_exposed()
         return LOCAL_USER
     if mode == "oidc":
         return _oidc_user(settings)
@@ -77,6 +78,44 @@ def _oidc_configured() -> bool:
         return False
 
 
+# ---- no sign-in only on loopback -------------------------------------------------------------
+
+def _listening_address() -> str | None:
+    """server.address of the Streamlit server that runs this page ('' when it listens on every
+    interface); None when no server listens (Streamlit's AppTest, bare mode)."""
+    from streamlit import runtime
+    from streamlit.runtime import Runtime
+
+    if not runtime.exists() or type(runtime.get_instance()) is not Runtime:
+        return None
+    return str(st.get_option("server.address") or "")
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a server.address value lets only this machine connect ('' means every interface)."""
+    import ipaddress
+
+    if address.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _refuse_if_exposed() -> None:
+    """With no sign-in everyone is an admin: serve pages only on a loopback address."""
+    address = _listening_address()
+    if address is None or is_loopback(address):
+        return
+    st.title("rnnlab")
+    st.error(f"This dashboard has no sign-in (RNNLAB_AUTH resolves to 'none': no users file entries, no "
+             f"OIDC) but listens on {address or 'every interface'}, so everyone who can reach it would be "
+             "an admin. Add users with `rnnlab user add NAME --role admin` (or configure OIDC), or start "
+             "it on 127.0.0.1 (`--server.address 127.0.0.1`, `rnnlab app` without `--host`).")
+    st.stop()
+
+
 # ---- built-in users ---------------------------------------------------------------------------
 
 def _builtin_user(settings: Settings) -> User:
@@ -112,11 +151,9 @@ def _login_form(settings: Settings) -> None:
         submitted = st.form_submit_button("Sign in")
     if not submitted:
         return
-    from db import throttle
-
     client = client_address(settings)
     try:
-        wait = throttle.wait_for(client, name)
+        wait = claim_attempt(client, name)
     except Exception as e:  # noqa: BLE001 - no throttle, no sign-in (fail closed)
         st.error(f"Sign-in is unavailable: the database that counts sign-in attempts cannot be reached ({e}).")
         return
@@ -125,12 +162,79 @@ def _login_form(settings: Settings) -> None:
         return
     record = users.verify_password(name, password, settings.users_path)
     if record is None:
-        throttle.record_failure(client, name)
         st.error("Wrong user name or password.")
         return
-    throttle.record_success(client, name)
+    clear_attempt(client, name)
     st.session_state[SESSION_KEY] = record.name
     st.rerun()
+
+
+def claim_attempt(client: str, name: str, engine=None, now=None):
+    """Count this sign-in as a failure BEFORE its password is checked, in one transaction that holds
+    the client's and the pair's rows (Postgres: SELECT ... FOR UPDATE; SQLite: BEGIN IMMEDIATE), so
+    parallel tries queue and each sees the ones before it. Returns db.throttle's Wait: 0 s when the
+    password may be checked, else the wait in force (and nothing is counted). clear_attempt undoes the
+    count after a good password. Same keys, free tries and backoff as db.throttle."""
+    from datetime import timedelta
+
+    from sqlalchemy import select, update
+
+    from db import throttle
+    from db.engine import get_engine
+    from db.models import LoginThrottle
+
+    eng = engine if engine is not None else get_engine()
+    if eng.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+        eng = eng.execution_options(sqlite_immediate=True)   # db.engine's hook: BEGIN IMMEDIATE
+    now = now or throttle._now()
+    pair, cli = throttle.keys(client, name)
+    free = {pair: throttle.PAIR_FREE, cli: throttle.CLIENT_FREE}
+    t = LoginThrottle.__table__
+    with eng.begin() as conn:
+        for key in sorted(free):                              # one order everywhere: no deadlock
+            conn.execute(insert(t).values(key=key, failures=0, first_failure_at=now, last_failure_at=now,
+                                          locked_until=None).on_conflict_do_nothing(index_elements=[t.c.key]))
+        rows = {r.key: r for r in conn.execute(select(t).where(t.c.key.in_(sorted(free)))
+                                               .order_by(t.c.key).with_for_update())}
+        waits = {k: (throttle._utc(r.locked_until) - now).total_seconds()
+                 for k, r in rows.items() if r.locked_until is not None}
+        if waits.get(cli, 0) > 0 and waits.get(cli, 0) >= waits.get(pair, 0):
+            return throttle.Wait(waits[cli], "too many failed sign-ins from this address")
+        if waits.get(pair, 0) > 0:
+            return throttle.Wait(waits[pair], "too many failed sign-ins for this name from this address")
+        forget = now - timedelta(seconds=throttle.FORGET_S)
+        for key, r in rows.items():
+            fresh = r.failures <= 0 or throttle._utc(r.last_failure_at) < forget
+            n = 1 if fresh else r.failures + 1
+            wait = throttle.backoff_s(n, free[key])
+            values = {"failures": n, "last_failure_at": now,
+                      "locked_until": now + timedelta(seconds=wait) if wait > 0 else None}
+            if fresh:
+                values["first_failure_at"] = now
+            conn.execute(update(t).where(t.c.key == key).values(**values))
+    return throttle.Wait(0.0)
+
+
+def clear_attempt(client: str, name: str, engine=None) -> None:
+    """After a good password: clear the pair's count (db.throttle.record_success) and take back the
+    one this sign-in added to the client's budget (a success never counts as a failure)."""
+    from sqlalchemy import case, delete, update
+
+    from db import throttle
+    from db.engine import get_engine
+    from db.models import LoginThrottle
+
+    eng = engine if engine is not None else get_engine()
+    pair, cli = throttle.keys(client, name)
+    t = LoginThrottle.__table__
+    with eng.begin() as conn:
+        conn.execute(delete(t).where(t.c.key == pair))
+        conn.execute(update(t).where(t.c.key == cli, t.c.failures > 0).values(
+            failures=t.c.failures - 1,
+            locked_until=case((t.c.failures - 1 < throttle.CLIENT_FREE, None), else_=t.c.locked_until)))
 
 
 def client_address(settings: Settings) -> str:

@@ -35,7 +35,7 @@ import pandas as pd
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine, make_url
 
-from db.console_core import Limits, QueryError, collect, mb, timeout_message
+from db.console_core import SECRET_TABLES, Limits, QueryError, collect, mb, secret_message, timeout_message
 from rnnlab.settings import get_settings
 
 __all__ = ["Limits", "QueryError", "as_text", "db_label", "example_queries", "limits", "query_rows", "rows_to_df",
@@ -309,6 +309,7 @@ def query_rows(sql: str, timeout_s: float | None = None, row_limit: int | None =
     if len(sql.encode()) > lim.max_sql_bytes:
         raise QueryError(f"the query is {len(sql.encode()):,} bytes long; the console takes at most "
                          f"{lim.max_sql_bytes:,}")
+    _refuse_secrets(sql)
     s = get_settings()
     target = url or s.readonly_database_url or s.db_url
     path = _sqlite_path(target)
@@ -319,6 +320,25 @@ def query_rows(sql: str, timeout_s: float | None = None, row_limit: int | None =
     if path is not None:
         return _run_sqlite(path, sql, lim)
     return _run_server(target, sql, lim)
+
+
+# PostgreSQL functions that run SQL given as text (or dump whole tables), where a table's name can be
+# built from pieces ('login_' || 'throttle') that no check of the statement's text would see
+_SQL_TEXT_FUNCTIONS = re.compile(r"(query|table|schema|database|cursor)_to_xml|ts_stat|ts_rewrite|dblink"
+                                 r"|u&[\"']", re.I)
+
+
+def _refuse_secrets(sql: str) -> None:
+    """Refuse a statement that names a secret table (SQLite's authorizer and the read-only role's
+    missing privilege refuse it too; this covers a server where the init script never ran)."""
+    flat = sql.lower().replace('"', "")
+    for table in SECRET_TABLES:
+        if table in flat:
+            raise QueryError(secret_message(table))
+    m = _SQL_TEXT_FUNCTIONS.search(sql)
+    if m:
+        raise QueryError(f"the console does not run {m.group(0)!r}: it could read the sign-in table "
+                         f"{SECRET_TABLES[0]!r} under a name built at run time")
 
 
 def example_queries(dialect: str | None = None) -> list[tuple[str, str]]:

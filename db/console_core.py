@@ -23,6 +23,19 @@ class QueryError(Exception):
     """A console query failed (syntax, a write refused by the database, a timeout, a limit)."""
 
 
+# Tables the console never reads: login_throttle holds failed sign-ins ('pair:<address>|<typed name>',
+# sometimes a password typed into the name box). Users and password hashes live in a file, not here.
+SECRET_TABLES = ("login_throttle",)
+
+
+def secret_message(table: str) -> str:
+    return (f"the console does not read the table {table!r}: it holds failed sign-in attempts "
+            "(addresses and typed user names), which only administrators may see on the database server")
+
+
+_denied: list[str] = []      # the secret table the authorizer refused (one query per child process)
+
+
 @dataclass(frozen=True)
 class Limits:
     """What one console query may use."""
@@ -91,6 +104,9 @@ _ALLOWED_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_F
 def sqlite_authorizer(action: int, arg1: str | None, arg2: str | None, _db: str | None, _trigger: str | None) -> int:
     """SQLite asks this for every operation while preparing a statement: reads only. It refuses
     ATTACH (which could create files), writes, transactions and pragmas other than schema lookups."""
+    if action == sqlite3.SQLITE_READ and (arg1 or "").lower() in SECRET_TABLES:
+        _denied.append((arg1 or "").lower())
+        return sqlite3.SQLITE_DENY
     if action in _ALLOWED_ACTIONS:
         return sqlite3.SQLITE_OK
     if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in _READ_PRAGMAS:
@@ -122,6 +138,8 @@ def _sqlite_message(e: Exception, lim: Limits) -> str:
     if "too big" in text:
         return (f"a value would be larger than the console's limit of {mb(lim.max_value_bytes)} per value "
                 f"({text}); select a part of it, e.g. substr(x, 1, 1000) or length(x)")
+    if _denied and ("not authorized" in text or "authorization denied" in text or "access to" in text):
+        return secret_message(_denied[-1])
     if "not authorized" in text or "authorization denied" in text:
         return (f"the console is read-only: it runs only statements that read (SELECT, WITH, VALUES, schema "
                 f"PRAGMAs), and SQLite refused this one ({text})")

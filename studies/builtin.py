@@ -112,7 +112,7 @@ ACTS = ["sigmoid", "tanh", "relu"]
 def _activations(study: Study, d: StudyData):
     r = d.runs
     seeds = seeds_of(r)
-    q_init = sql.layer0(d.tag, "activation", "l.log_ratio, l.horizon, l.rho, l.sigma_max")
+    q_init = sql.layer0(d, "activation", "l.log_ratio, l.horizon, l.rho, l.sigma_max")
     lr = {a: Number("log10 ‖g_1‖/‖g_T‖ at init", a, per_seed(r, "activation", a, "log_ratio0"), q_init, ".3g")
           for a in ACTS}
     hz = {a: Number("horizon at init (steps)", a, per_seed(r, "activation", a, "horizon0"), q_init, ".0f")
@@ -170,8 +170,8 @@ def _inits(study: Study, d: StudyData):
     r = d.runs
     seeds = seeds_of(r)
     key = "init.recurrent"
-    q0 = sql.layer0(d.tag, "init", "l.rho, l.sigma_max, l.log_ratio, l.horizon")
-    qz = sql.layer0(d.tag, "init", "l.rho, l.sigma_max, l.log_ratio, l.horizon", at="last")
+    q0 = sql.layer0(d, "init", "l.rho, l.sigma_max, l.log_ratio, l.horizon")
+    qz = sql.layer0(d, "init", "l.rho, l.sigma_max, l.log_ratio, l.horizon", at="last")
     rho0 = {i: Number("ρ(W_hh) at init", i, per_seed(r, key, i, "rho0"), q0) for i in INITS}
     lr0 = {i: Number("log10 ‖g_1‖/‖g_T‖ at init", i, per_seed(r, key, i, "log_ratio0"), q0) for i in INITS}
     rhoz = {i: Number("ρ(W_hh) after training", i, per_seed(r, key, i, "rho_last"), qz) for i in INITS}
@@ -260,7 +260,7 @@ def _adding(study: Study, d: StudyData):
     r = d.runs.copy()
     r["ratio"] = r["val_loss"] / r["baseline_loss"]
     seeds = seeds_of(r)
-    q = sql.final_epoch(d.tag, "cell", "e.val_loss, r.baseline_loss, e.val_loss / r.baseline_loss AS ratio")
+    q = sql.final_epoch(d, "cell", "e.val_loss, r.baseline_loss, e.val_loss / r.baseline_loss AS ratio")
     ratio = {c: Number("final val loss ÷ baseline", c, per_seed(r, "cell", c, "ratio"), q) for c in CELLS}
 
     def at(c, s):
@@ -345,7 +345,7 @@ def _exploding(study: Study, d: StudyData):
                 "FROM runs r\n"
                 f"JOIN run_tags g ON g.run_id = r.id AND g.tag = '{tag}'\n"
                 "JOIN epochs e ON e.run_id = r.id\n"
-                "WHERE r.status IN ('succeeded', 'diverged')\n"
+                f"WHERE {sql.runs_used(d)}\n"
                 "ORDER BY grp, r.seed, e.epoch;\n"
                 f"-- init: the epoch-0 ratio; final: the median ratio of the last {LAST} epochs; non-finite steps:\n"
                 "-- their sum; clipped: the mean clip_fraction of epochs ≥ 1; largest norm: max grad_norm_max")
@@ -421,7 +421,7 @@ def _irnn(study: Study, d: StudyData):
     r["ratio"] = r["val_loss"] / r["baseline_loss"]
     r["arm"] = [f"{a} + {i}" for a, i in zip(r["activation"], r["init.recurrent"])]
     seeds = seeds_of(r)
-    q = sql.final_epoch(d.tag, "activation", "r.init, e.val_loss / r.baseline_loss AS ratio")
+    q = sql.final_epoch(d, "activation", "r.init, e.val_loss / r.baseline_loss AS ratio")
     arms = [f"{a} + {i}" for a in ("relu", "tanh") for i in ("identity", "default")]
     ratio = {a: Number("final val loss ÷ baseline", a, per_seed(r, "arm", a, "ratio"), q) for a in arms}
 
@@ -488,7 +488,7 @@ def _copy(study: Study, d: StudyData):
     seeds = seeds_of(r)
     T = int(r["spec"].iloc[0]["task"]["seq_len"]) if len(r) else COPY_T
     formula = 10 * math.log(8) / (T + 20)
-    q = sql.final_epoch(d.tag, "cell", "e.val_loss, r.baseline_loss, e.val_loss / r.baseline_loss AS ratio")
+    q = sql.final_epoch(d, "cell", "e.val_loss, r.baseline_loss, e.val_loss / r.baseline_loss AS ratio")
     base = {c: Number("stored baseline (nats per step)", c, per_seed(r, "cell", c, "baseline_loss"), q, ".5g")
             for c in ("rnn", "lstm")}
     ratio = {c: Number("final val loss ÷ memoryless baseline", c, per_seed(r, "cell", c, "ratio"), q, ".4g")
@@ -560,9 +560,9 @@ def _seq_len(study: Study, d: StudyData):
     r["grp"] = [_seq_group(c, int(t)) for c, t in zip(r["cell"], r["task.seq_len"])]
     seeds = seeds_of(r)
     Ts = sorted({int(t) for t in r["task.seq_len"]}) or SEQ_LENS
-    q0 = sql.layer0(d.tag, "cell", "r.seq_len, l.horizon, l.log_ratio")
-    ql = sql.layer0(d.tag, "cell", "r.seq_len, l.horizon, l.log_ratio", at="last")
-    qf = sql.final_epoch(d.tag, "cell", "r.seq_len, e.val_loss, r.baseline_loss, e.val_loss / r.baseline_loss AS ratio")
+    q0 = sql.layer0(d, "cell", "r.seq_len, l.horizon, l.log_ratio")
+    ql = sql.layer0(d, "cell", "r.seq_len, l.horizon, l.log_ratio", at="last")
+    qf = sql.final_epoch(d, "cell", "r.seq_len, e.val_loss, r.baseline_loss, e.val_loss / r.baseline_loss AS ratio")
     groups = [(c, T) for c in SEQ_CELLS for T in Ts]
     hz0 = {g: Number("horizon at init (steps)", _seq_group(*g), per_seed(r, "grp", _seq_group(*g), "horizon0"), q0,
                      ".0f") for g in groups}
@@ -656,18 +656,19 @@ def _depth_group(cell: str, depth: int, layer: int) -> str:
     return f"{cell} {depth} layer{'s' if depth > 1 else ''}, layer {layer + 1}"
 
 
-def _depth_gT_sql(tag: str) -> str:
+def _depth_gT_sql(d: StudyData) -> str:
     """‖g_T^(k)‖ = ‖∂L/∂h_T^(k)‖ at init, per run and layer: the last entry of the stored profile (both
     backends: ->> with an integer is an array index in SQLite ≥ 3.38 and on Postgres' JSONB), read as
-    db.queries reads it (a stored 'NaN' or 'Infinity' stays NaN or ∞: sql.json_float)."""
-    tag = tag.replace("'", "''")
+    db.queries reads it (a stored 'NaN' or 'Infinity' stays NaN or ∞: sql.json_float), for the runs of
+    ``d`` the analysis read (sql.runs_used)."""
+    tag = d.tag.replace("'", "''")
     return ("SELECT grp, num_layers, layer, seed,\n"
             f"       {sql.json_float('stored')} AS last_step_norm\n"
             "FROM (SELECT r.cell AS grp, r.num_layers, p.layer, r.seed, p.norms ->> (p.seq_len - 1) AS stored\n"
             "      FROM runs r\n"
             f"      JOIN run_tags g ON g.run_id = r.id AND g.tag = '{tag}'\n"
             "      JOIN grad_profiles p ON p.run_id = r.id AND p.epoch = 0 AND p.kind = 'h'\n"
-            "      WHERE r.status IN ('succeeded', 'diverged')) AS last_step\n"
+            f"      WHERE {sql.runs_used(d)}) AS last_step\n"
             "ORDER BY grp, num_layers, layer, seed;\n"
             "-- layer 0 is the first (bottom) layer; a non-finite g_T is stored as the text 'NaN' or 'Infinity':\n"
             "-- the CASE reads it as NaN (NULL on SQLite, which has no NaN) or ∞, as Postgres' CAST does")
@@ -692,7 +693,7 @@ def _depth(study: Study, d: StudyData):
          "FROM runs r\n"
          f"JOIN run_tags g ON g.run_id = r.id AND g.tag = '{tag}'\n"
          "JOIN layer_stats l ON l.run_id = r.id AND l.epoch = 0\n"
-         "WHERE r.status IN ('succeeded', 'diverged')\n"
+         f"WHERE {sql.runs_used(d)}\n"
          "ORDER BY grp, r.num_layers, l.layer, r.seed;\n"
          "-- layer 0 is the first (bottom) layer, the one the input feeds")
 
@@ -700,7 +701,7 @@ def _depth(study: Study, d: StudyData):
         m = lay[(lay["cell"] == cell) & (lay["num_layers"] == n) & (lay["layer"] == k) & (lay["seed"] == s)]
         return float(m[col].iloc[0]) if len(m) and not pd.isna(m[col].iloc[0]) else math.nan
 
-    q_gT = _depth_gT_sql(d.tag)
+    q_gT = _depth_gT_sql(d)
     lr, hz, gT = {}, {}, {}
     for c in DEPTH_CELLS:
         for n in depths:
@@ -812,7 +813,7 @@ ORDER_POINTS = ({"cell": "rnn"}, {"cell": "gru"}, {"cell": "lstm", "init.forget_
 def _temporal_order(study: Study, d: StudyData):
     r = d.runs
     seeds = seeds_of(r)
-    q = sql.final_epoch(d.tag, "cell", "e.val_metric AS accuracy, e.val_loss")
+    q = sql.final_epoch(d, "cell", "e.val_metric AS accuracy, e.val_loss")
     acc = {c: Number("final held-out accuracy", c, per_seed(r, "cell", c, "val_metric"), q, ".3f") for c in CELLS}
 
     def at(c, s):

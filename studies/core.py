@@ -18,6 +18,10 @@ evidence) and, on it, some check fails or every check has a value: a check whose
 ``None`` (e.g. the run it reads diverged, see ``Check``) is no evidence either way, so a seed where
 no check fails and some check has no value counts neither for nor against the claim, like a seed with
 a failed run, and the verdict's reason says why it has none.
+
+One run per seed and grid point: when a point has several finished runs on a seed (a re-run tagged with
+the study's tag), the analysis reads the latest (the highest id, ``chosen_runs``) and the outcome's
+``notes`` name the runs it superseded.
 """
 
 from __future__ import annotations
@@ -169,6 +173,7 @@ class Outcome:
     numbers: list[Number] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)   # e.g. the runs a later run of the same point superseded
 
     def to_dict(self) -> dict[str, Any]:
         def num(x: float) -> Any:
@@ -178,7 +183,7 @@ class Outcome:
             "study": self.study, "version": self.version, "scale": self.scale, "tag": self.tag,
             "verdict": self.verdict, "reason": self.reason, "counts": self.counts,
             "expected_runs": self.expected_runs, "seeds_complete": self.seeds_complete,
-            "code_versions": self.code_versions,
+            "code_versions": self.code_versions, "notes": list(self.notes),
             "checks": [{"text": c.text, "per_seed": {str(k): None if v is None else bool(v)
                                                      for k, v in c.per_seed.items()},
                         "no_evidence": {str(k): c.reason(k) for k, v in c.per_seed.items() if v is None}}
@@ -295,6 +300,27 @@ def point_label(keys: list[str], values: tuple) -> str:
 FINISHED = ("succeeded", "diverged")
 
 
+def chosen_runs(runs: pd.DataFrame, seeds: list[int], points: list[str]) -> tuple[list[int], list[str]]:
+    """The runs the analysis reads: of each complete seed in ``seeds`` and each grid point in ``points``,
+    exactly one run, the latest finished one (the highest id among the succeeded and diverged runs: a
+    re-run tagged with the study's tag replaces the run before it). Returns their ids and a note for each
+    (seed, point) with more than one finished run, naming the run used and the ones superseded, e.g.
+    'seed 1, point cell=rnn: run 7 used, run 4 superseded'. The numbers, checks, figures and the SQL
+    (studies.sql.runs_used) all read these runs."""
+    fin = runs[runs["seed"].isin(seeds) & runs["status"].isin(FINISHED) & runs["point"].isin(points)]
+    used, notes = [], []
+    order = {p: i for i, p in enumerate(points)}
+    for (seed, point), g in sorted(fin.groupby(["seed", "point"]), key=lambda kv: (int(kv[0][0]), order[kv[0][1]])):
+        ids = sorted((int(i) for i in g["id"]), reverse=True)
+        used.append(ids[0])
+        if len(ids) > 1:
+            old = ids[1:]
+            where = f"point {point}" if point else "the point"
+            notes.append(f"seed {int(seed)}, {where}: run {ids[0]} used, run{'s' if len(old) > 1 else ''} "
+                         f"{', '.join(map(str, old))} superseded")
+    return sorted(used), notes
+
+
 def decide(study: Study, data: StudyData, scale: str) -> Outcome:
     """Run the study's analysis on the complete seeds and turn its per-seed checks into a verdict."""
     sc = study.scale(scale)
@@ -312,11 +338,11 @@ def decide(study: Study, data: StudyData, scale: str) -> Outcome:
         mine = runs[(runs["seed"] == seed) & runs["status"].isin(FINISHED)]
         if set(points) <= set(mine["point"]):
             complete.append(int(seed))
-    done = runs[runs["seed"].isin(complete) & runs["status"].isin(FINISHED)]
-    sub = data.of_runs(done["id"])
+    used, notes = chosen_runs(runs, complete, points)
+    sub = data.of_runs(used)
     checks, numbers, figures = study.analyse(study, sub) if complete else ([], [], [])
     out = Outcome(**base, verdict=PENDING, reason="", seeds_complete=complete, numbers=numbers, checks=checks,
-                  figures=figures)
+                  figures=figures, notes=notes)
     if len(open_):
         out.reason = f"{len(open_)} of {len(runs)} runs are still queued or running"
         return out

@@ -1,7 +1,8 @@
 """A study's report: one self-contained HTML file (figures as inline SVG, no scripts, no external
 links, so it opens offline) and the same content as Markdown.
 
-Each holds: the claim and its source, the verdict and why, the per-seed checks, every number with its
+Each holds: the claim and its source, the verdict and why, the runs a re-run superseded (Outcome.notes),
+the per-seed checks, every number with its
 seed interval and the SQL that re-derives it, the figures, the specs of both scales, what differs from
 the paper, the code version and the database URL with its secrets removed.
 """
@@ -73,6 +74,8 @@ def html(study: Study, out: Outcome, *, url: str, code_version: str, generated: 
         f"<p>Runs: {out.expected_runs} expected, tag <code>{e(out.tag)}</code>; by status: "
         f"{e(', '.join(f'{k} {v}' for k, v in sorted(out.counts.items())) or 'none')}; complete seeds: "
         f"{e(', '.join(map(str, seeds)) or 'none')}.</p>",
+        *([f"<p><b>Re-runs.</b> One run per seed and grid point is analysed, the latest finished one: "
+           f"{e('; '.join(out.notes))}.</p>"] if out.notes else []),
         "<h2>Checks (each decided on each seed)</h2><table><tr><th>check</th>"
         + "".join(f"<th>seed {s}</th>" for s in seeds) + "</tr>",
     ]
@@ -123,7 +126,10 @@ def markdown(study: Study, out: Outcome, *, url: str, code_version: str, generat
              f"**Verdict: {out.verdict}** — {out.reason}.", "",
              f"Runs: {out.expected_runs} expected, tag `{out.tag}`; by status: "
              f"{', '.join(f'{k} {v}' for k, v in sorted(out.counts.items())) or 'none'}; complete seeds: "
-             f"{', '.join(map(str, seeds)) or 'none'}.", "", "## Checks", "",
+             f"{', '.join(map(str, seeds)) or 'none'}.", "",
+             *([f"**Re-runs.** One run per seed and grid point is analysed, the latest finished one: "
+                f"{'; '.join(out.notes)}.", ""] if out.notes else []),
+             "## Checks", "",
              "| check | " + " | ".join(f"seed {s}" for s in seeds) + " |",
              "|---|" + "---|" * len(seeds)]
     for c in out.checks:

@@ -2,8 +2,9 @@
 environment has neither matplotlib nor kaleido). Points per seed on categorical x, or lines on
 numeric x; optional log y. A value the axis cannot draw is never dropped: −∞ (and 0 or a negative on a log
 axis) is drawn as ▼ on the bottom edge, +∞ as ▲ and NaN as ✕ on the top edge, as the dashboard's charts do
-(dashboard.charts.SYMBOL), and a key line under the plot says what each drawn symbol means. Only a line's
-NaN before its first value (not recorded) is left out, as is a line with no value at all.
+(dashboard.charts.SYMBOL), and a key line under the plot says what each drawn symbol means. Every value of
+a study's series was recorded (a curve's points are the run's stored epochs), so a NaN is drawn wherever
+it is, a line's first value and a line of NaN only included.
 """
 
 from __future__ import annotations
@@ -43,19 +44,17 @@ def _label(v: float, log: bool) -> str:
     return f"{v:.4g}".replace("-", "−")
 
 
-def point_kinds(y: list, log: bool, lines: bool = False) -> list[str]:
+def point_kinds(y: list, log: bool) -> list[str]:
     """Per point: '' (drawable), 'floor' (−∞, and 0 or below on a log axis: the bottom edge), 'inf' (+∞)
-    or 'nan' (NaN or None) at the top edge, or 'skip': in a line (``lines``), a NaN before the line's
-    first value (not recorded) or a line with no value at all (the quantity does not apply), as
-    dashboard.charts.ValueAxis.series leaves them out. The Studies page (_plotly) uses it too."""
+    or 'nan' (NaN or None) at the top edge. Every point is drawn: a study's series hold recorded values
+    only (a curve's points are its run's stored epochs), so a NaN before a line's first finite value, or a
+    line of NaN only (a run that diverged at once), is a recorded NaN, drawn as ✕. The Studies page
+    (_plotly) uses it too."""
     out = []
     for v in y:
         v = math.nan if v is None else float(v)
         out.append("nan" if math.isnan(v) else "inf" if v == math.inf
                    else "floor" if v == -math.inf or (log and v <= 0) else "")
-    if lines:
-        first = next((i for i, k in enumerate(out) if k != "nan"), len(out))
-        out[:first] = ["skip"] * first
     return out
 
 
@@ -79,7 +78,7 @@ def render(fig: Figure, width: int = 560, height: int = 300, colours: dict[str, 
     (default: this figure's own)."""
     left, right, top, bottom = 64, 150, 28, 40
     pw, ph = width - left - right, height - top - bottom
-    kinds = [point_kinds(s.y, fig.log_y, s.mode == "lines") for s in fig.series]
+    kinds = [point_kinds(s.y, fig.log_y) for s in fig.series]
     key = key_text({k for ks in kinds for k in ks}, fig.log_y)
     full = height + (16 if key else 0)   # the key line goes under the plot and the x label
 
@@ -142,8 +141,6 @@ def render(fig: Figure, width: int = 560, height: int = 300, colours: dict[str, 
         color = colours[s.group or s.name]
         segs: list[list[tuple[float, float]]] = [[]]   # a line breaks where a value is off the axis
         for i, (x, y, kind) in enumerate(zip(s.x, s.y, ks)):
-            if kind == "skip":
-                continue
             X = px(x, i, len(s.x)) if fig.categorical_x else px(x)
             if kind == "nan":
                 Y = top + 6

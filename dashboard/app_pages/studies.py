@@ -85,8 +85,10 @@ def _plotly(fig: Figure, colour: dict[str, str]) -> go.Figure:
     """A study figure as the HTML report draws it (studies/svg.py): one colour per group (the
     report's), −∞ and 0-on-a-log-axis as ▼ on the bottom edge, +∞ as ▲ and NaN as ✕ on the top edge, in
     the group's colour, with a note saying what each drawn symbol means (svg.key_text, the report's key);
-    a line's NaN before its first value is left out (svg.point_kinds). The y range (charts.ValueAxis)
-    leaves room for the edges."""
+    every recorded NaN is drawn, a line's first value included (svg.point_kinds). A line is drawn with
+    its points marked (lines+markers): Plotly draws nothing for a line of one point (a 1-layer stack, a run
+    that diverged after epoch 0) or for a value between two off-axis ones, which the report draws as a dot.
+    The y range (charts.ValueAxis) leaves room for the edges."""
     colour = {**svg.group_colours([fig]), **colour}   # the outcome's colours (svg.group_colours), as the report
     hline = fig.hline if fig.hline is not None and (fig.hline[0] > 0 or not fig.log_y) else None
     ax = charts.ValueAxis([[math.nan if y is None else y for y in s.y] for s in fig.series], fig.log_y,
@@ -94,10 +96,12 @@ def _plotly(fig: Figure, colour: dict[str, str]) -> go.Figure:
     traces, edges = [], set()
     for s in fig.series:
         c, grp = colour[s.group or s.name], s.group or s.name
-        where = svg.point_kinds(s.y, fig.log_y, s.mode == "lines")
+        where = svg.point_kinds(s.y, fig.log_y)
         ys = [None if w else y for y, w in zip(s.y, where)]
-        traces.append(go.Scatter(x=s.x, y=ys, name=s.name, mode="lines" if s.mode == "lines" else "markers",
-                                 legendgroup=grp, marker={"size": 9, "color": c}, line={"color": c}))
+        line = s.mode == "lines"
+        traces.append(go.Scatter(x=s.x, y=ys, name=s.name, mode="lines+markers" if line else "markers",
+                                 legendgroup=grp, marker={"size": 5 if line else 9, "color": c},
+                                 line={"color": c}))
         for kind, (symbol, label) in EDGE.items():
             at = [(x, y) for x, y, w in zip(s.x, s.y, where) if w == kind]
             if not at:
@@ -179,6 +183,9 @@ def _result(name: str, scale: str) -> None:
                     text=plain(f"{done} of {out.expected_runs} runs finished; "
                                + (", ".join(f"{k} {v}" for k, v in sorted(out.counts.items())) or "none submitted")
                                + f"; tag {out.tag}"))
+        if out.notes:
+            st.caption(plain("Re-runs: one run per seed and grid point is analysed, the latest finished one: "
+                             + "; ".join(out.notes) + "."))
         if not out.counts:
             st.button(f"Run this study ({study.n_runs(scale)} runs)", on_click=_submit, args=(name, scale),
                       disabled=not can(user, "submit"), type="primary")

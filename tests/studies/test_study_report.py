@@ -125,16 +125,16 @@ def test_svg_draws_every_seed_and_keys_each_edge_marker(log, y, drawn, key):
             re.search(r'<text class="key"[^>]*y="([\d.]+)"', s)[1]) > bottom
 
 
-def test_svg_lines_leave_out_only_a_nan_before_the_first_value():
-    """A curve's NaN before its first value was not recorded (as the dashboard's charts read it): left out;
-    a NaN after it is drawn as ✕."""
+def test_svg_lines_draw_every_recorded_nan_as_a_cross():
+    """Every point of a study curve is a recorded epoch: a NaN before the first value, and a curve of NaN
+    only (a run that diverged at once), are drawn as ✕ like any other NaN (they used to be left out)."""
     fig = Figure("t", "epoch", "y", [Series("a", [0, 1, 2, 3], [math.nan, 1.0, math.nan, 2.0], mode="lines"),
                                      Series("b", [0, 1], [math.nan, math.nan], mode="lines")],
                  categorical_x=False)
     s = svg.render(fig)
     marks = _marks(s)
-    # 1.0 and 2.0 sit on either side of the ✕: the line breaks there, each a dot of its own
-    assert sorted(k for k, _, _ in marks) == ["circle", "circle", "✕"], marks
+    # 1.0 and 2.0 sit on either side of a ✕: the line breaks there, each a dot of its own; 4 NaN ✕ in all
+    assert sorted(k for k, _, _ in marks) == ["circle", "circle", "✕", "✕", "✕", "✕"], marks
     assert _key(s) == "✕ NaN: top edge"
 
 

@@ -141,6 +141,8 @@ def status(
                f"({', '.join(f'{k} {v}' for k, v in sorted(out.counts.items())) or 'none submitted'})")
     typer.echo(f"claim:   {st.claim}")
     typer.echo(f"verdict: {out.verdict} — {out.reason}")
+    for note in out.notes:   # e.g. a re-run of a grid point: which run the analysis read
+        typer.echo(f"note:    {note}")
     for c in out.checks:
         marks = {s: c.mark(s) for s in sorted(c.per_seed)}
         box = "!!" if "fails" in marks.values() else ("??" if "no evidence" in marks.values() else "ok")

@@ -194,3 +194,14 @@ def test_the_report_names_the_superseded_run(sqlite_url, tmp_path):
     html, md, _ = service.write_report(ADD, "cpu", tmp_path / "r.html", url=sqlite_url)
     note = f"seed 1, point cell=rnn: run {rerun} used, run {first} superseded"
     assert note in html.read_text() and note in md.read_text()
+
+
+def test_the_cli_status_names_the_superseded_run(sqlite_url):
+    from tests.studies.test_study_report import run_cli
+
+    ids = plant(ADD, sqlite_url, _adding_values)
+    first = next(i for i, s in zip(ids, ADD.specs("cpu")) if (s.cell, s.seed) == ("rnn", 1))
+    rerun = _rerun(ADD, sqlite_url, "rnn", 1, [BASE, 0.3 * BASE])
+    r = run_cli("status", "adding", url=sqlite_url)
+    assert r.returncode == 0, r.stderr
+    assert f"note:    seed 1, point cell=rnn: run {rerun} used, run {first} superseded" in r.stdout, r.stdout

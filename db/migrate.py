@@ -75,7 +75,28 @@ def upgrade(url: str | None = None, revision: str = "head") -> str | None:
     return current(url)
 
 
+def known(revision: str) -> bool:
+    """Whether this code's migrations know ``revision`` (a database migrated by newer code is at one they
+    do not)."""
+    try:
+        return ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision(revision) is not None
+    except Exception:  # noqa: BLE001 - alembic raises several types for an unknown revision
+        return False
+
+
 def ensure_schema(url: str | None = None) -> None:
-    """Upgrade the database if it is not at the newest revision (cheap when it is)."""
-    if current(url) != head():
-        upgrade(url)
+    """Upgrade the database if it is not at the newest revision (cheap when it is). A database already
+    migrated by newer code (a revision these migrations do not know) is left as it is, with a warning:
+    during a rolling upgrade an older worker keeps working against the newer schema (migrations only
+    add), where alembic's upgrade would fail ("Can't locate revision") on every heartbeat."""
+    at = current(url)
+    if at == head():
+        return
+    if at is not None and not known(at):
+        import logging
+
+        logging.getLogger("rnnlab.db").warning(
+            "the database is at revision %s, newer than this code's %s: not migrating; upgrade rnnlab here",
+            at, head())
+        return
+    upgrade(url)

@@ -12,7 +12,7 @@ import pytest
 
 from db import console, console_core
 from db.console_core import Limits
-from tests.deploy.pg_helpers import admin, fresh_database, run_init_script, PgTarget
+from tests.deploy.pg_helpers import PgTarget, admin, fresh_database, run_init_script
 
 ATTACKS = ["SELECT * FROM login_throttle", 'SELECT count(*) FROM "LOGIN_THROTTLE"',
            "SELECT key FROM public.login_throttle", "WITH t AS (SELECT * FROM login_throttle) SELECT * FROM t"]

@@ -59,3 +59,21 @@ def test_concurrent_upgrades_are_serialized(backend, tmp_path, fresh_pg_database
     for t in threads:
         t.join()
     assert not errors and current(url) == head()
+
+
+def test_a_database_migrated_by_newer_code_is_left_alone_by_an_older_worker(db_url, caplog):
+    """A rolling upgrade: `rnnlab db upgrade` ran with newer code (a revision this code does not know)
+    while an older worker is still running or starts. Its first heartbeat calls ensure_schema, which
+    tried to upgrade and failed on every beat ("Can't locate revision"): the worker never registered.
+    It now leaves the database as it is and says so."""
+    import logging
+
+    from sqlalchemy import text
+
+    upgrade(db_url)
+    with get_engine(db_url).begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with caplog.at_level(logging.WARNING, logger="rnnlab.db"):
+        ensure_schema(db_url)
+    assert current(db_url) == "9999"
+    assert any("newer than this code" in r.getMessage() for r in caplog.records)

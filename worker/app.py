@@ -64,9 +64,12 @@ def _logical_queues(consumer_queues: list[str]) -> str:
 def _pool_size(consumer) -> int | None:
     """The runs this worker trains at a time: its pool's size (Celery's -c, which `rnnlab worker --slots`
     sets), else RNNLAB_SLOTS; None when neither says."""
-    size = getattr(getattr(consumer, "controller", None), "concurrency", None)
-    if isinstance(size, int) and size > 0:
-        return size
+    controller = getattr(consumer, "controller", None)
+    # the pool's own limit first: the solo pool trains one run at a time whatever -c says (its
+    # concurrency defaults to the core count)
+    for size in (getattr(getattr(controller, "pool", None), "limit", None), getattr(controller, "concurrency", None)):
+        if isinstance(size, int) and size > 0:
+            return size
     env = os.environ.get(slots.ENV_SLOTS, "")
     return int(env) if env.isdigit() and int(env) > 0 else None
 

@@ -234,3 +234,27 @@ def test_a_killed_slot_loses_only_its_own_run(two_cores, sqlite_url, broker_fact
     assert [pid for run, pid, _ in lines if run == other_id] == [other_pid]   # the other run was never restarted
     assert victim_pid not in [pid for run, pid, _ in lines if run != victim_id] and \
         [pid for run, pid, _ in lines if run == victim_id][-1] != victim_pid   # resumed in a fresh slot process
+
+
+@pytest.mark.slow   # a real worker process: not in the fast tier
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("pool, args, slots", [("solo", [], 1), ("prefork", ["-c", "2"], 2)])
+def test_a_worker_reports_the_runs_it_trains_at_a_time(sqlite_url, fs_broker, tmp_path, pool, args, slots):
+    """The workers row's slots is the pool's own size: a solo pool trains one run at a time, though its
+    concurrency defaults to the core count (it reported 2 here, 16 on a 16-core machine)."""
+    from db.liveness import list_workers
+    from tests.conftest import WorkerProcess, wait_for_worker, worker_env
+
+    name = f"{pool}-{os.getpid()}@test"
+    log_path = tmp_path / f"{pool}.log"
+    cmd = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-n", name, "-Q", fs_broker.prefix + "cpu",
+           "-P", pool, *args, "-l", "INFO", "--without-mingle", "--without-gossip"]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=worker_env(sqlite_url, fs_broker), stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    w = WorkerProcess(name, proc, log_path)
+    try:
+        wait_for_worker(sqlite_url, name, w)
+        assert [r["slots"] for r in list_workers(url=sqlite_url) if r["name"] == name] == [slots], w.log()[-2000:]
+    finally:
+        w.stop()

@@ -223,20 +223,42 @@ def serving_slots(workers: pd.DataFrame, queues: Iterable[str]) -> int:
     return total
 
 
+def _slots_of(workers: pd.DataFrame) -> list[set[str]]:
+    """One entry per run slot of the live workers: the queues that slot's worker consumes."""
+    out: list[set[str]] = []
+    if workers is None or workers.empty:
+        return out
+    for w in workers.to_dict("records"):
+        if not w.get("alive"):
+            continue
+        slots = w.get("slots")
+        n = int(slots) if slots is not None and not pd.isna(slots) and int(slots) > 0 else 1
+        out += [set(str(w.get("queues") or "").split(","))] * n
+    return out
+
+
 def wall_by_queue(times: Sequence[float], queues: Sequence[str], workers: pd.DataFrame) -> tuple[float, int]:
-    """(wall seconds, slots): each queue's runs on the slots that serve it (at least one: runs that
-    wait for a worker are counted as if one started), and the sweep ends with the last queue."""
-    wall, slots = 0.0, 0
-    for q in dict.fromkeys(queues):
-        mine = [t for t, qq in zip(times, queues) if qq == q]
-        n = serving_slots(workers, [q])
-        slots += n
-        wall = max(wall, wall_seconds(mine, max(n, 1)))
-    return wall, slots
+    """(wall seconds, slots): the runs, in submission order, each on the first free slot of a live worker
+    that consumes its queue; a worker's slots are shared by every queue it serves (a cpu,gpu worker with
+    2 slots is 2 slots, not 2 for each queue). A queue that no live worker serves gets one slot of its
+    own (its runs are counted as if a worker started). ``slots``: the live slots that serve any of these
+    queues (0 when none does)."""
+    pool = _slots_of(workers)
+    loads = [0.0] * len(pool)
+    extra: dict[str, float] = {}      # queues no live worker serves: one imagined slot each
+    for t, q in zip(times, queues):
+        eligible = [i for i, served in enumerate(pool) if str(q) in served]
+        if not eligible:
+            extra[str(q)] = extra.get(str(q), 0.0) + t
+            continue
+        i = min(eligible, key=lambda k: (loads[k], k))
+        loads[i] += t
+    wanted = set(map(str, queues))
+    return max([*loads, *extra.values(), 0.0]), sum(1 for served in pool if served & wanted)
 
 
 def describe(total_s: float, n_workers: int, wall_s: float | None = None, ranged: bool = False) -> str:
-    """'about 12 min of compute (≈ 6 min on 2 workers)'. ``wall_s`` is wall_seconds of the runs; without
+    """'about 12 min of compute (≈ 6 min on 2 run slots)'. ``wall_s`` is wall_seconds of the runs; without
     it the compute is taken to be one run, which more workers cannot shorten. ``ranged``: each figure
     followed by the range the measurements support ('about 12 min of compute, 6–24 min')."""
     if not math.isfinite(total_s):
@@ -244,5 +266,5 @@ def describe(total_s: float, n_workers: int, wall_s: float | None = None, ranged
     text = f"about {fmt(total_s)} of compute" + (f", {fmt_span(total_s)}" if ranged else "")
     if n_workers > 1:
         wall = total_s if wall_s is None else wall_s
-        text += f" (≈ {fmt(wall)}" + (f", {fmt_span(wall)}," if ranged else "") + f" on {n_workers} workers)"
+        text += f" (≈ {fmt(wall)}" + (f", {fmt_span(wall)}," if ranged else "") + f" on {n_workers} run slots)"
     return text

@@ -88,6 +88,13 @@ def test_wall_time_counts_the_slots_of_the_live_workers_serving_the_queue():
     assert estimate.wall_by_queue([10.0] * 4, ["cpu"] * 4, plain) == (40.0, 1)
     # nobody serves the queue: the runs wait, estimated as if one worker started
     assert estimate.wall_by_queue([10.0, 10.0], ["gpu", "gpu"], _workers([("c1", "cpu", True, {})])) == (20.0, 0)
+    # a worker that serves both queues shares its slots between them: 8 runs of 10 s (4 cpu, 4 gpu) on one
+    # cpu,gpu worker with 2 slots take 40 s on 2 slots (it was counted as 2 slots for each queue: 20 s on 4)
+    both = _workers([("both", "cpu,gpu", True, {"slots": 2})])
+    assert estimate.wall_by_queue([10.0] * 8, ["cpu", "gpu"] * 4, both) == (40.0, 2)
+    # and a cpu-only worker beside it takes cpu runs off it
+    more = _workers([("both", "cpu,gpu", True, {"slots": 1}), ("c", "cpu", True, {"slots": 1})])
+    assert estimate.wall_by_queue([10.0] * 4, ["gpu", "cpu", "cpu", "cpu"], more) == (20.0, 2)
 
 
 def test_the_page_counts_only_workers_that_serve_the_runs_queue(lab, open_page):
@@ -106,4 +113,4 @@ def test_the_page_counts_only_workers_that_serve_the_runs_queue(lab, open_page):
     at = open_page("new")
     said = " ".join(c.value for c in at.caption)
     assert "of compute" in said and f"on {len(live)} workers" not in said, said
-    assert (f"on {cpu} workers" in said) if cpu > 1 else ("workers)" not in said), said
+    assert (f"on {cpu} run slots" in said) if cpu > 1 else ("run slots)" not in said), said

@@ -175,9 +175,9 @@ def test_wall_time_schedules_whole_runs_on_the_workers(times, workers, wall):
 
 
 def test_describe_never_divides_one_run_across_workers():
-    assert estimate.describe(600, 2) == "about 10 min of compute (≈ 10 min on 2 workers)"
+    assert estimate.describe(600, 2) == "about 10 min of compute (≈ 10 min on 2 run slots)"
     assert estimate.describe(1200, 4, estimate.wall_seconds([600, 600], 4)) == (
-        "about 20 min of compute (≈ 10 min on 4 workers)")
+        "about 20 min of compute (≈ 10 min on 4 run slots)")
     assert estimate.describe(math.inf, 2) == "unknown"
 
 

@@ -441,7 +441,7 @@ def test_time_estimate_scales_with_size_and_calibrates():
                              "steps": 100, "seconds": 100 * 2 * estimate._model("rnn", 32, 100, 1, 64)}])
     scale, n = estimate.calibration(samples)
     assert n == 1 and scale == pytest.approx(2.0)
-    assert "on 2 workers" in estimate.describe(600, 2)
+    assert "on 2 run slots" in estimate.describe(600, 2)
 
 
 def test_helpers():

@@ -559,15 +559,7 @@ def run_app(
     """Start everything on this machine: migrate, one local worker, and the dashboard."""
     import dashboard
 
-    _ready_db()
-    dash = Path(dashboard.__file__).resolve().parent / "app.py"
-    procs = []
-    for i in range(workers):
-        name = f"local{i + 1}-{os.getpid()}@{socket.gethostname()}"
-        cmd = [sys.executable, "-m", "cli.main", "worker", "--name", name]
-        procs.append(subprocess.Popen(cmd, start_new_session=True))
     local_only = host in ("127.0.0.1", "localhost", "::1")
-    out.print(f"started {workers} local worker(s); dashboard on http://{'localhost' if local_only else host}:{port}")
     if not local_only:
         from rnnlab.settings import Settings
         from rnnlab.users import load_users
@@ -576,8 +568,18 @@ def run_app(
         secrets = [Path(".streamlit/secrets.toml"), Path.home() / ".streamlit" / "secrets.toml"]
         oidc = any(p.is_file() and "[auth" in p.read_text(errors="replace") for p in secrets)
         if auth.auth == "none" or (auth.auth == "auto" and not oidc and not load_users(auth.users_path)):
-            out.print(f"[yellow]warning:[/] the dashboard listens on {host} with no sign-in: anyone who can "
-                      "reach it is an admin. Add users first: rnnlab user add NAME --role admin")
+            # the dashboard refuses its pages then (dashboard.auth): say so here, before anything starts
+            fail(f"--host: got {host!r} with no sign-in: anyone who can reach the dashboard would be an admin, "
+                 "so it refuses to serve its pages. Add users first (rnnlab user add NAME --role admin), or "
+                 "keep --host 127.0.0.1 (this machine only)")
+    _ready_db()
+    dash = Path(dashboard.__file__).resolve().parent / "app.py"
+    procs = []
+    for i in range(workers):
+        name = f"local{i + 1}-{os.getpid()}@{socket.gethostname()}"
+        cmd = [sys.executable, "-m", "cli.main", "worker", "--name", name]
+        procs.append(subprocess.Popen(cmd, start_new_session=True))
+    out.print(f"started {workers} local worker(s); dashboard on http://{'localhost' if local_only else host}:{port}")
 
     def on_term(signum, frame):
         raise KeyboardInterrupt

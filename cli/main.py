@@ -547,6 +547,18 @@ def db_current() -> None:
     out.print(f"current {current()}  head {head()}")
 
 
+def _loopback(host: str) -> bool:
+    """Whether only this machine can reach an address (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 @app.command("app")
 def run_app(
     port: int = typer.Option(8501, "--port", help="dashboard port"),
@@ -559,7 +571,7 @@ def run_app(
     """Start everything on this machine: migrate, one local worker, and the dashboard."""
     import dashboard
 
-    local_only = host in ("127.0.0.1", "localhost", "::1")
+    local_only = _loopback(host)
     if not local_only:
         from rnnlab.settings import Settings
         from rnnlab.users import load_users

@@ -164,7 +164,7 @@ def _login_form(settings: Settings) -> None:
     if record is None:
         st.error("Wrong user name or password.")
         return
-    clear_attempt(client, name)
+    clear_attempt(client, name, undo=wait.undo)
     st.session_state[SESSION_KEY] = record.name
     st.rerun()
 
@@ -206,6 +206,8 @@ def claim_attempt(client: str, name: str, engine=None, now=None):
         if waits.get(pair, 0) > 0:
             return throttle.Wait(waits[pair], "too many failed sign-ins for this name from this address")
         forget = now - timedelta(seconds=throttle.FORGET_S)
+        before = rows[cli]
+        undo = (now, (before.failures, before.first_failure_at, before.last_failure_at, before.locked_until))
         for key, r in rows.items():
             fresh = r.failures <= 0 or throttle._utc(r.last_failure_at) < forget
             n = 1 if fresh else r.failures + 1
@@ -215,12 +217,17 @@ def claim_attempt(client: str, name: str, engine=None, now=None):
             if fresh:
                 values["first_failure_at"] = now
             conn.execute(update(t).where(t.c.key == key).values(**values))
-    return throttle.Wait(0.0)
+            if key == cli:
+                undo = (*undo, n)
+    return throttle.Wait(0.0, undo=undo)
 
 
-def clear_attempt(client: str, name: str, engine=None) -> None:
-    """After a good password: clear the pair's count (db.throttle.record_success) and take back the
-    one this sign-in added to the client's budget (a success never counts as a failure)."""
+def clear_attempt(client: str, name: str, engine=None, undo: tuple | None = None) -> None:
+    """After a good password: clear the pair's count (db.throttle.record_success) and give the client's
+    row back what this sign-in took: ``undo`` (claim_attempt's Wait.undo) puts its failures, times and
+    lock back as they were before the try, when no other try has touched the row since; otherwise (or
+    without ``undo``) one failure is taken back and its lock lifted once it is under the free tries. A
+    good password never adds to, or starts, a wait for the address (a shared NAT or proxy address)."""
     from sqlalchemy import case, delete, update
 
     from db import throttle
@@ -232,6 +239,13 @@ def clear_attempt(client: str, name: str, engine=None) -> None:
     t = LoginThrottle.__table__
     with eng.begin() as conn:
         conn.execute(delete(t).where(t.c.key == pair))
+        if undo is not None and len(undo) == 3:
+            at, (failures, first, last, locked), n = undo
+            restored = conn.execute(update(t).where(t.c.key == cli, t.c.failures == n, t.c.last_failure_at == at)
+                                    .values(failures=failures, first_failure_at=first, last_failure_at=last,
+                                            locked_until=locked)).rowcount
+            if restored:
+                return
         conn.execute(update(t).where(t.c.key == cli, t.c.failures > 0).values(
             failures=t.c.failures - 1,
             locked_until=case((t.c.failures - 1 < throttle.CLIENT_FREE, None), else_=t.c.locked_until)))

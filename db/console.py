@@ -323,22 +323,78 @@ def query_rows(sql: str, timeout_s: float | None = None, row_limit: int | None =
 
 
 # PostgreSQL functions that run SQL given as text (or dump whole tables), where a table's name can be
-# built from pieces ('login_' || 'throttle') that no check of the statement's text would see
-_SQL_TEXT_FUNCTIONS = re.compile(r"(query|table|schema|database|cursor)_to_xml|ts_stat|ts_rewrite|dblink"
-                                 r"|u&[\"']", re.I)
+# built from pieces ('login_' || 'throttle') that no check of the statement's text would see, and the
+# statistics views, which show samples of any column the role may read (pg_stats' histogram_bounds)
+_SQL_TEXT_FUNCTIONS = re.compile(r"\b(?:(?:query|table|schema|database|cursor)_to_xml\w*|ts_stat|ts_rewrite|dblink\w*"
+                                 r"|pg_stats\w*|pg_statistic\w*)\b", re.I)
+_UNICODE_NAME = re.compile(r"\bu&[\"']", re.I)   # U&"..." / U&'...': a name spelled with escapes
+
+
+def _code_only(sql: str) -> str:
+    """The statement without its comments and string literals ('...', E'...', $tag$...$tag$), and with
+    double-quoted identifiers unquoted: what names tables and functions. A literal or a comment that
+    merely mentions a table is not a read of it."""
+    out, i, n = [], 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if sql.startswith("--", i):
+            j = sql.find("\n", i)
+            i = n if j < 0 else j
+        elif sql.startswith("/*", i):
+            j = sql.find("*/", i + 2)
+            i = n if j < 0 else j + 2
+            out.append(" ")
+        elif c == "'":
+            # backslash escapes only in PostgreSQL's E'...' strings: in a plain one a backslash is itself
+            # (standard_conforming_strings, and SQLite), so 'a\' ends there and what follows is code
+            escapes = i > 0 and sql[i - 1] in "eE" and (i < 2 or not (sql[i - 2].isalnum() or sql[i - 2] == "_"))
+            j = i + 1
+            while j < n:
+                if sql[j] == "'" and sql.startswith("''", j):
+                    j += 2
+                    continue
+                if escapes and sql[j] == "\\" and j + 1 < n:
+                    j += 2
+                    continue
+                if sql[j] == "'":
+                    break
+                j += 1
+            i = j + 1
+            out.append(" ''")
+        elif c == "$":
+            m = re.match(r"\$[A-Za-z_]*\$", sql[i:])
+            if m:
+                end = sql.find(m.group(0), i + len(m.group(0)))
+                i = n if end < 0 else end + len(m.group(0))
+                out.append(" ''")
+            else:
+                out.append(c)
+                i += 1
+        elif c == '"':
+            out.append(" ")
+            i += 1
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
 
 
 def _refuse_secrets(sql: str) -> None:
-    """Refuse a statement that names a secret table (SQLite's authorizer and the read-only role's
-    missing privilege refuse it too; this covers a server where the init script never ran)."""
-    flat = sql.lower().replace('"', "")
+    """Refuse a statement that reads a secret table (SQLite's authorizer and the read-only role's missing
+    privilege refuse it too; this covers a server where the init script never ran): a name of it outside
+    comments and string literals, a function that runs SQL given as text, a statistics view, or a
+    name spelled with Unicode escapes."""
+    if _UNICODE_NAME.search(sql):
+        raise QueryError("the console does not run names or strings written with Unicode escapes (U&): they "
+                         f"could name the sign-in table {SECRET_TABLES[0]!r} unseen")
+    code = _code_only(sql).lower()
     for table in SECRET_TABLES:
-        if table in flat:
+        if re.search(rf"\b{re.escape(table)}\b", code):
             raise QueryError(secret_message(table))
-    m = _SQL_TEXT_FUNCTIONS.search(sql)
+    m = _SQL_TEXT_FUNCTIONS.search(code)
     if m:
         raise QueryError(f"the console does not run {m.group(0)!r}: it could read the sign-in table "
-                         f"{SECRET_TABLES[0]!r} under a name built at run time")
+                         f"{SECRET_TABLES[0]!r} under a name built at run time, or samples of its columns")
 
 
 def example_queries(dialect: str | None = None) -> list[tuple[str, str]]:

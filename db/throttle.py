@@ -17,7 +17,7 @@ never lose a failure. Times come from this process's clock (UTC).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import case, delete, or_, select, update
@@ -35,10 +35,13 @@ MAX_KEY = 300            # the column's length
 
 @dataclass(frozen=True)
 class Wait:
-    """How long a client must wait before its next try for a name (0: it may try now), and why."""
+    """How long a client must wait before its next try for a name (0: it may try now), and why.
+    ``undo``: set by dashboard.auth.claim_attempt when it counted this try: what clear_attempt needs to
+    put the client's row back as it was, should the password be right."""
 
     seconds: float
     reason: str = ""
+    undo: tuple | None = field(default=None, compare=False)
 
 
 def _engine(engine: Engine | None) -> Engine:

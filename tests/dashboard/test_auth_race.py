@@ -70,6 +70,43 @@ def test_a_good_password_clears_the_pair_and_does_not_spend_the_budget(db_url):
     assert throttle.wait_for("10.0.0.9", "alice", engine=eng, now=T0).seconds == 0
 
 
+def test_a_good_password_leaves_the_address_as_it_was(db_url):
+    """An address (a NAT, a proxy, 'unknown') with 40 failures whose lock has run out: alice signs in with
+    her right password. Her try was counted before the check (41 failures, a new 15-minute lock) and
+    the success only took one back, so the lock stayed and the next person at that address, bob, had to
+    wait 15 min; each success also refreshed last_failure_at, so the 24 h reset never came. The row is
+    now put back as it was before her try."""
+    eng = get_engine(db_url)
+    t = LoginThrottle.__table__
+    with eng.begin() as conn:                             # the old failures, two hours before
+        conn.execute(t.insert().values(key="client:10.0.0.9", failures=40, first_failure_at=T0 - timedelta(hours=3),
+                                       last_failure_at=T0 - timedelta(hours=2),
+                                       locked_until=T0 - timedelta(hours=2) + timedelta(minutes=15)))
+
+    def row():
+        with eng.connect() as conn:
+            r = conn.execute(select(t).where(t.c.key == "client:10.0.0.9")).one()
+        return r.failures, throttle._utc(r.last_failure_at), throttle._utc(r.locked_until)
+
+    before = row()
+    assert before[0] == 40 and before[2] < T0             # its lock has run out by now
+    wait = auth.claim_attempt("10.0.0.9", "alice", engine=eng, now=T0)
+    assert wait.seconds == 0 and row()[0] == 41
+    auth.clear_attempt("10.0.0.9", "alice", engine=eng, undo=wait.undo)
+    assert row() == before
+    assert auth.claim_attempt("10.0.0.9", "bob", engine=eng, now=T0 + timedelta(seconds=1)).seconds == 0
+
+
+def test_a_good_password_after_another_try_meanwhile_takes_back_only_its_own(db_url):
+    """When another try at the address was counted between alice's claim and her good password, her
+    row can no longer be put back whole: one failure is taken back, and the other try's count stays."""
+    eng = get_engine(db_url)
+    wait = auth.claim_attempt("10.0.0.9", "alice", engine=eng, now=T0)
+    auth.claim_attempt("10.0.0.9", "mallory", engine=eng, now=T0 + timedelta(seconds=1))
+    auth.clear_attempt("10.0.0.9", "alice", engine=eng, undo=wait.undo)
+    assert _counts(db_url) == {"client:10.0.0.9": 1, "pair:10.0.0.9|mallory": 1}
+
+
 @pytest.fixture
 def users_env(tmp_path, monkeypatch, sqlite_url):
     from rnnlab.settings import get_settings

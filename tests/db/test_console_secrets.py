@@ -19,7 +19,16 @@ ATTACKS = ["SELECT * FROM login_throttle", 'SELECT count(*) FROM "LOGIN_THROTTLE
 PG_ONLY = ["SELECT query_to_xml('select * from login_' || 'throttle', true, true, '')",
            "SELECT schema_to_xml('public', true, true, '')",
            "SELECT * FROM ts_stat('select to_tsvector(key) from login_' || 'throttle')",
-           'SELECT * FROM U&"login\\005fthrottle"']
+           'SELECT * FROM U&"login\\005fthrottle"',
+           # the statistics views sample any column the role may read (histogram_bounds of key)
+           "SELECT histogram_bounds FROM pg_stats WHERE tablename LIKE 'login%'",
+           "SELECT * FROM pg_catalog.pg_statistic",
+           # a plain string ends at its quote whatever the backslash before it: the table is code here
+           "SELECT 'a\\' , key FROM login_throttle --'"]
+# the name only in a comment, a string literal or another identifier: no read of the table
+HARMLESS = ["SELECT 1 AS attempts_stat", "SELECT 'login_throttle' AS word",
+            "SELECT count(*) AS n FROM runs -- not login_throttle", "SELECT 1 AS n /* login_throttle */",
+            "SELECT 'it''s login_throttle' AS word", "SELECT 2 AS login_throttle_count"]
 
 
 def _seed_throttle(url):
@@ -98,6 +107,14 @@ def test_postgres_script_run_again_after_migrations_revokes_it():
         with psycopg.connect(t.libpq(t.readonly), autocommit=True) as conn:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute("SELECT count(*) FROM login_throttle")
+
+
+@pytest.mark.parametrize("sql", HARMLESS)
+def test_a_query_that_only_mentions_the_name_runs(db_url, sql):
+    """The check read the statement's whole text: a comment, a string or an alias that merely contained
+    'login_throttle' (or 'ts_stat', as in attempts_stat) was refused."""
+    df, _ = console.run_sql(sql, url=db_url)
+    assert len(df) == 1
 
 
 @pytest.mark.parametrize("sql", ATTACKS + PG_ONLY)

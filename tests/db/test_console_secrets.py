@@ -4,15 +4,12 @@ authorizer, the console's own check, and on PostgreSQL the read-only role's miss
 
 from __future__ import annotations
 
-import contextlib
-import uuid
-
 import psycopg
 import pytest
 
 from db import console, console_core
 from db.console_core import Limits
-from tests.deploy.pg_helpers import PgTarget, admin, fresh_database, run_init_script
+from tests.deploy.pg_helpers import fresh_database, run_init_script
 
 ATTACKS = ["SELECT * FROM login_throttle", 'SELECT count(*) FROM "LOGIN_THROTTLE"',
            "SELECT key FROM public.login_throttle", "WITH t AS (SELECT * FROM login_throttle) SELECT * FROM t"]
@@ -58,21 +55,9 @@ def test_sqlite_authorizer_refuses_it_without_the_text_check(sqlite_db):
     assert rows == [(0,)]
 
 
-@contextlib.contextmanager
 def superuser_database():
-    """Like pg_helpers.fresh_database, with a superuser owner (the postgres image's POSTGRES_USER)."""
-    s = uuid.uuid4().hex[:8]
-    t = PgTarget(f"rnnlab_sec_{s}", f"rnnlab_sec_own_{s}", f"rnnlab_sec_ro_{s}", f"pw-{uuid.uuid4().hex}")
-    with admin() as conn:
-        conn.execute(f'CREATE ROLE "{t.owner}" LOGIN SUPERUSER')
-        conn.execute(f'CREATE DATABASE "{t.db}" OWNER "{t.owner}"')
-    try:
-        yield t
-    finally:
-        with admin() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{t.db}" WITH (FORCE)')
-            for role in (t.readonly, t.owner):
-                conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+    """pg_helpers.fresh_database with a superuser owner (the postgres image's POSTGRES_USER)."""
+    return fresh_database("sec", superuser=True)
 
 
 def _migrate(t):

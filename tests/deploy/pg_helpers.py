@@ -42,13 +42,14 @@ def admin() -> psycopg.Connection:
 
 
 @contextlib.contextmanager
-def fresh_database(tag: str) -> Iterator[PgTarget]:
-    """Create an owner role (CREATEROLE, like the image's POSTGRES_USER) and its database; drop both after."""
+def fresh_database(tag: str, superuser: bool = False) -> Iterator[PgTarget]:
+    """Create an owner role (CREATEROLE, like the image's POSTGRES_USER; ``superuser``: SUPERUSER, as
+    that user is in the postgres image) and its database; drop both after."""
     suffix = uuid.uuid4().hex[:8]
     t = PgTarget(f"rnnlab_{tag}_{suffix}", f"rnnlab_{tag}_own_{suffix}", f"rnnlab_{tag}_ro_{suffix}",
                  f"pw-{uuid.uuid4().hex}")
     with admin() as conn:
-        conn.execute(f'CREATE ROLE "{t.owner}" LOGIN CREATEROLE')
+        conn.execute(f'CREATE ROLE "{t.owner}" LOGIN {"SUPERUSER" if superuser else "CREATEROLE"}')
         conn.execute(f'CREATE DATABASE "{t.db}" OWNER "{t.owner}"')
     try:
         yield t

@@ -73,7 +73,11 @@ def test_a_database_migrated_by_newer_code_is_left_alone_by_an_older_worker(db_u
     upgrade(db_url)
     with get_engine(db_url).begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
-    with caplog.at_level(logging.WARNING, logger="rnnlab.db"):
-        ensure_schema(db_url)
-    assert current(db_url) == "9999"
-    assert any("newer than this code" in r.getMessage() for r in caplog.records)
+    try:
+        with caplog.at_level(logging.WARNING, logger="rnnlab.db"):
+            ensure_schema(db_url)
+        assert current(db_url) == "9999"
+        assert any("newer than this code" in r.getMessage() for r in caplog.records)
+    finally:   # the PostgreSQL test database is shared by the tests that follow: give it its revision back
+        with get_engine(db_url).begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": head()})

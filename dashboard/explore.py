@@ -100,6 +100,22 @@ def varied_fields(table: pd.DataFrame) -> list[str]:
             if c not in NOT_FACTORS and table[c].nunique(dropna=False) > 1]
 
 
+POOLED = "all (pooled)"   # the phase diagram's choice for another swept factor: not held at one value
+
+
+def ordered_values(values: pd.Series) -> list:
+    """The distinct values of a factor in the order the phase diagram lists them (numbers ascending,
+    NaN last; text alphabetical)."""
+    return _ordered(values)
+
+
+def equal_to(values: pd.Series, value) -> pd.Series:
+    """Which of ``values`` equal ``value`` (NaN equal to NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return values.isna()
+    return values.map(lambda v: v == value if not (isinstance(v, float) and math.isnan(v)) else False).astype(bool)
+
+
 def _ordered(values: pd.Series) -> list:
     """Distinct values, numbers ascending (NaN last), text in alphabetical order."""
     uniq = pd.unique(values)
@@ -121,6 +137,8 @@ _EMPTY = {"s": 0.0, "n": 0, "runs": 0, "seeds": 0, "diverged": 0, "died": 0, "ne
 def _mark(diverged: int, died: int, runs: int) -> str:
     if runs and diverged == runs:
         return "all diverged"
+    if died and diverged:   # both: "died" alone hid that a seed diverged
+        return "died + diverged"
     if died:
         return "died"
     return "some diverged" if diverged else ""
@@ -142,7 +160,7 @@ def phase_grid(table: pd.DataFrame, x: str, y: str, outcome: str) -> pd.DataFram
     ``mean`` of the outcome over the cell's runs with a value (−inf if one of them is −inf, +inf if
     one is +inf, NaN with both: see _cell_mean), ``n`` those runs, ``neginf``/``posinf`` those
     whose value is −inf/+inf, ``runs`` all its runs, ``seeds`` its distinct seeds, ``diverged`` and
-    ``died`` counts, ``mark`` ('all diverged', 'died', 'some diverged' or '') and the run ``ids``;
+    ``died`` counts, ``mark`` ('all diverged', 'died + diverged', 'died', 'some diverged' or '') and the run ``ids``;
     ``xi``/``yi`` index the axes."""
     xs, ys = _ordered(table[x]), _ordered(table[y])
     v = table[outcome].to_numpy(dtype=float)

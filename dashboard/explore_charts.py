@@ -33,6 +33,7 @@ MARKS = {  # phase-diagram cell mark → (legend text, marker symbol, colour, si
     "all diverged": ("every run diverged", "x", "#d62728", 16),
     "some diverged": ("some runs diverged", "x-open", "#d62728", 12),
     "died": ("a run died (failed)", "diamond-open", "#111111", 12),
+    "died + diverged": ("a run died (failed), another diverged", "diamond-x-open", "#d62728", 12),
 }
 # Cells with a −inf (+inf) value: their mean is −inf (+inf), coloured as the bottom (top) of the scale
 INF_MARKS = {"neginf": ("−∞ on some seed (bottom colour)", "triangle-down", "#08306b"),
@@ -372,7 +373,7 @@ def phase(cells: pd.DataFrame, x: str, y: str, outcome: str) -> go.Figure:
                    customdata=filled.index.to_numpy(), name="cells", showlegend=False, hovertext=hover,
                    hovertemplate="%{hovertext}<extra></extra>",
                    marker=dict(symbol="square", size=40, color="rgba(0,0,0,0)"))
-    lay = _layout(f"Phase diagram: {outcome} over {x} × {y} (mean over seeds, n = seeds with a value)",
+    lay = _layout(f"Phase diagram: {outcome} over {x} × {y} (mean over the cell's runs, n = runs with a value)",
                   max(360, 70 * len(ys) + 160), xaxis=_axis(x, xs), yaxis=_axis(y, ys),
                   legend=dict(orientation="h", yanchor="top", y=-0.12, x=0, font=dict(size=11)))
     return go.Figure(data=[heat, centres, *_marks(cells)], layout=lay, _validate=False)

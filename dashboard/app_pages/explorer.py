@@ -92,7 +92,27 @@ if phase_tab.open:
         fx = a.selectbox("x factor", factors, key="fx", **QP)
         fy = b.selectbox("y factor", [f for f in factors if f != fx], key="fy", **QP)
         out = c.selectbox("Outcome", explore.OUTCOMES, key="out", **QP)
-        cells = explore.phase_grid(data, fx, fy, out)
+        # every other swept factor is held at one value (its first, by default): a cell that pooled runs
+        # differing in, say, the cell type averaged a tanh RNN that learned nothing with an LSTM that
+        # solved the task, and read as "trains"
+        others = [f for f in varied if f not in (fx, fy)]
+        sub, pooled = data, []
+        holders = []
+        if others:
+            st.caption("The other swept factors, held at one value each so that a cell's runs differ only by seed:")
+            holders = st.columns(min(len(others), 4)) * (len(others) // 4 + 1)
+        for col, f in zip(holders, others):
+            values = explore.ordered_values(sub[f])
+            pick = col.selectbox(f, [explore.POOLED, *values], index=1 if values else 0, key=f"hold_{f}",
+                                 format_func=str)
+            if pick == explore.POOLED:
+                pooled.append(f)
+            else:
+                sub = sub[explore.equal_to(sub[f], pick)]
+        if pooled:
+            st.warning(f"Each cell pools runs that differ in {', '.join(pooled)}: its mean mixes them, so it "
+                       "can read as 'trains' when only some of them do.", icon=":material/warning:")
+        cells = explore.phase_grid(sub, fx, fy, out)
         event = st.plotly_chart(explore_charts.phase(cells, fx, fy, out), key="ex_phase", on_select="rerun",
                                 selection_mode=("points", "box"), width="stretch")
         open_in_compare(explore.selected_ids(event.selection.points, cells), "the selected cells")

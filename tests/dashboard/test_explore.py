@@ -67,11 +67,15 @@ def test_cell_text_shows_mean_and_seed_count():
     assert explore.cell_text(_cell(cells, 1.0, 50)) == ""
 
 
-def test_died_wins_over_some_diverged_but_not_over_all_diverged():
+def test_a_cell_with_a_died_and_a_diverged_run_says_both():
+    """'died' hid the diverged seed beside it: the mark is 'died + diverged' (its own legend entry);
+    a cell whose every run diverged is still 'all diverged'."""
     t = _table([(1, "failed", 0, 1.0, 10, NAN), (2, "diverged", 1, 1.0, 10, NAN), (3, "succeeded", 2, 1.0, 10, 0.4),
                 (4, "diverged", 0, 2.0, 10, NAN), (5, "diverged", 1, 2.0, 10, NAN)])
     cells = explore.phase_grid(t, "init.spectral_radius", "task.seq_len", "loss ÷ baseline")
-    assert cells["mark"].tolist() == ["died", "all diverged"]
+    assert cells["mark"].tolist() == ["died + diverged", "all diverged"]
+    fig = explore_charts.phase(cells, "init.spectral_radius", "task.seq_len", "loss ÷ baseline")
+    assert "a run died (failed), another diverged" in {t.name for t in fig.data if t.showlegend}
     assert cells["mean"].iloc[0] == pytest.approx(0.4) and cells["n"].tolist() == [1, 0]
 
 

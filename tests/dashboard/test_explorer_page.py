@@ -177,3 +177,40 @@ def test_a_diverged_run_is_drawn_and_named_on_the_scatter_and_parallel_coordinat
     mine = v[order.index(diverged)]
     assert np.isfinite(v).all() and mine > np.delete(v, order.index(diverged)).max()
     assert dict(zip(loss["ticktext"], loss["tickvals"]))["NaN"] == pytest.approx(mine)
+
+
+def test_the_phase_diagram_holds_the_other_swept_factors_at_one_value(lab, open_page):
+    """radius × T swept for a tanh RNN that stays at the baseline and an LSTM that solves it: each cell
+    averaged the two (0.5, 'beats the baseline'). The other factor (cell) is held at one value, chosen
+    on the page; pooling them is a choice that says what it mixes."""
+    url, _ = lab
+    runs = {}
+    for radius in (0.5, 2.0):
+        for T in (20, 40):
+            for cell in ("lstm", "rnn"):
+                for seed in (0, 1):
+                    s = spec(cell, seq_len=T, seed=seed, init={"recurrent": "orthogonal", "spectral_radius": radius})
+                    runs.setdefault(cell, []).append((seed_run(url, s, tags=("pool",)), s))
+    at = open_page("explorer", src="Tag", tag="pool", tab="Phase diagram", fx="init.spectral_radius",
+                   fy="task.seq_len", out="loss ÷ baseline")
+    no_errors(at)
+
+    def cells():
+        return next(d.value for d in at.dataframe if "mark" in d.value.columns)
+
+    def want(cell):   # each (radius, T) cell's mean over its two seeds, from the seeded records
+        out = {}
+        for rid, s in runs[cell]:
+            out.setdefault((s.init.spectral_radius, s.task.seq_len), []).append(records(s)[-1].val_loss * 6)
+        return {k: np.mean(v) for k, v in out.items()}
+
+    held = at.selectbox(key="hold_cell")
+    assert held.value == "lstm" and not at.warning        # the first value, alphabetically
+    got = {(r["init.spectral_radius"], r["task.seq_len"]): r["mean"] for _, r in cells().iterrows()}
+    assert got == pytest.approx(want("lstm")) and set(cells()["n"]) == {2}
+    held.select("rnn").run()
+    got = {(r["init.spectral_radius"], r["task.seq_len"]): r["mean"] for _, r in cells().iterrows()}
+    assert got == pytest.approx(want("rnn"))
+    at.selectbox(key="hold_cell").select("all (pooled)").run()
+    no_errors(at)
+    assert set(cells()["n"]) == {4} and any("pools runs that differ in cell" in w.value for w in at.warning)

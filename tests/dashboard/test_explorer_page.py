@@ -200,7 +200,7 @@ def test_the_phase_diagram_holds_the_other_swept_factors_at_one_value(lab, open_
 
     def want(cell):   # each (radius, T) cell's mean over its two seeds, from the seeded records
         out = {}
-        for rid, s in runs[cell]:
+        for _, s in runs[cell]:
             out.setdefault((s.init.spectral_radius, s.task.seq_len), []).append(records(s)[-1].val_loss * 6)
         return {k: np.mean(v) for k, v in out.items()}
 

@@ -250,10 +250,11 @@ def _id_ranges(ids: list[int]) -> str:
 
 
 def _no_gpu_here() -> str | None:
-    """Why this machine cannot serve the gpu queue (None when it can): asked of torch in a child process,
+    """Why this machine cannot serve the gpu queue (None when it can): asked of torch in one child process,
     with the CUDA_VISIBLE_DEVICES the worker will use, so that this process never initializes CUDA
     (the pool children fork from it)."""
-    probe = "import sys, torch; sys.exit(0 if torch.cuda.is_available() and torch.cuda.device_count() > 0 else 3)"
+    probe = ("import sys, torch; ok = torch.cuda.is_available() and torch.cuda.device_count() > 0; "
+             "print(torch.__version__, torch.version.cuda); sys.exit(0 if ok else 3)")
     try:
         r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired:
@@ -262,20 +263,11 @@ def _no_gpu_here() -> str | None:
         return None
     if "No module named 'torch'" in r.stderr:
         return "torch is not installed here (pip install 'rnnlab[worker]')"
+    version, cuda = (r.stdout.split() + ["?", "?"])[:2]
+    build = f"{version}, built for CUDA {cuda}" if cuda not in ("None", "?") else f"{version}, a CPU-only build"
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     return ("no CUDA GPU is visible to torch here" + (f" (CUDA_VISIBLE_DEVICES={visible})" if visible is not None
-                                                         else "") + f"; torch {_torch_cuda_note()}")
-
-
-def _torch_cuda_note() -> str:
-    """torch's version and the CUDA it was built for, from a child process ('?' when unknown)."""
-    try:
-        r = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__, torch.version.cuda)"],
-                           capture_output=True, text=True, timeout=120)
-        version, cuda = (r.stdout.split() + ["?", "?"])[:2]
-    except (subprocess.SubprocessError, OSError):
-        return "?"
-    return f"{version}, built for CUDA {cuda}" if cuda != "None" else f"{version}, a CPU-only build"
+                                                         else "") + f"; torch {build}")
 
 
 @app.command()

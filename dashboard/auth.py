@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from db.throttle import claim_attempt, clear_attempt  # noqa: F401  (auth.claim_attempt: the sign-in's own)
 from rnnlab import users
 from rnnlab.settings import Settings
 from rnnlab.users import ROLES
@@ -167,88 +168,6 @@ def _login_form(settings: Settings) -> None:
     clear_attempt(client, name, undo=wait.undo)
     st.session_state[SESSION_KEY] = record.name
     st.rerun()
-
-
-def claim_attempt(client: str, name: str, engine=None, now=None):
-    """Count this sign-in as a failure BEFORE its password is checked, in one transaction that holds
-    the client's and the pair's rows (Postgres: SELECT ... FOR UPDATE; SQLite: BEGIN IMMEDIATE), so
-    parallel tries queue and each sees the ones before it. Returns db.throttle's Wait: 0 s when the
-    password may be checked, else the wait in force (and nothing is counted). clear_attempt undoes the
-    count after a good password. Same keys, free tries and backoff as db.throttle."""
-    from datetime import timedelta
-
-    from sqlalchemy import select, update
-
-    from db import throttle
-    from db.engine import get_engine
-    from db.models import LoginThrottle
-
-    eng = engine if engine is not None else get_engine()
-    if eng.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-        eng = eng.execution_options(sqlite_immediate=True)   # db.engine's hook: BEGIN IMMEDIATE
-    now = now or throttle._now()
-    pair, cli = throttle.keys(client, name)
-    free = {pair: throttle.PAIR_FREE, cli: throttle.CLIENT_FREE}
-    t = LoginThrottle.__table__
-    with eng.begin() as conn:
-        for key in sorted(free):                              # one order everywhere: no deadlock
-            conn.execute(insert(t).values(key=key, failures=0, first_failure_at=now, last_failure_at=now,
-                                          locked_until=None).on_conflict_do_nothing(index_elements=[t.c.key]))
-        rows = {r.key: r for r in conn.execute(select(t).where(t.c.key.in_(sorted(free)))
-                                               .order_by(t.c.key).with_for_update())}
-        waits = {k: (throttle._utc(r.locked_until) - now).total_seconds()
-                 for k, r in rows.items() if r.locked_until is not None}
-        if waits.get(cli, 0) > 0 and waits.get(cli, 0) >= waits.get(pair, 0):
-            return throttle.Wait(waits[cli], "too many failed sign-ins from this address")
-        if waits.get(pair, 0) > 0:
-            return throttle.Wait(waits[pair], "too many failed sign-ins for this name from this address")
-        forget = now - timedelta(seconds=throttle.FORGET_S)
-        before = rows[cli]
-        undo = (now, (before.failures, before.first_failure_at, before.last_failure_at, before.locked_until))
-        for key, r in rows.items():
-            fresh = r.failures <= 0 or throttle._utc(r.last_failure_at) < forget
-            n = 1 if fresh else r.failures + 1
-            wait = throttle.backoff_s(n, free[key])
-            values = {"failures": n, "last_failure_at": now,
-                      "locked_until": now + timedelta(seconds=wait) if wait > 0 else None}
-            if fresh:
-                values["first_failure_at"] = now
-            conn.execute(update(t).where(t.c.key == key).values(**values))
-            if key == cli:
-                undo = (*undo, n)
-    return throttle.Wait(0.0, undo=undo)
-
-
-def clear_attempt(client: str, name: str, engine=None, undo: tuple | None = None) -> None:
-    """After a good password: clear the pair's count (db.throttle.record_success) and give the client's
-    row back what this sign-in took: ``undo`` (claim_attempt's Wait.undo) puts its failures, times and
-    lock back as they were before the try, when no other try has touched the row since; otherwise (or
-    without ``undo``) one failure is taken back and its lock lifted once it is under the free tries. A
-    good password never adds to, or starts, a wait for the address (a shared NAT or proxy address)."""
-    from sqlalchemy import case, delete, update
-
-    from db import throttle
-    from db.engine import get_engine
-    from db.models import LoginThrottle
-
-    eng = engine if engine is not None else get_engine()
-    pair, cli = throttle.keys(client, name)
-    t = LoginThrottle.__table__
-    with eng.begin() as conn:
-        conn.execute(delete(t).where(t.c.key == pair))
-        if undo is not None and len(undo) == 3:
-            at, (failures, first, last, locked), n = undo
-            restored = conn.execute(update(t).where(t.c.key == cli, t.c.failures == n, t.c.last_failure_at == at)
-                                    .values(failures=failures, first_failure_at=first, last_failure_at=last,
-                                            locked_until=locked)).rowcount
-            if restored:
-                return
-        conn.execute(update(t).where(t.c.key == cli, t.c.failures > 0).values(
-            failures=t.c.failures - 1,
-            locked_until=case((t.c.failures - 1 < throttle.CLIENT_FREE, None), else_=t.c.locked_until)))
 
 
 def client_address(settings: Settings) -> str:

@@ -212,15 +212,7 @@ def serving_slots(workers: pd.DataFrame, queues: Iterable[str]) -> int:
     logical names, comma-separated, as db.liveness.unserved_queues reads them): its ``slots`` where the
     worker reported them (workers.slots), else 1."""
     want = {str(q) for q in queues}
-    if workers is None or workers.empty:
-        return 0
-    total = 0
-    for w in workers.to_dict("records"):
-        if not w.get("alive") or not want & set(str(w.get("queues") or "").split(",")):
-            continue
-        slots = w.get("slots")
-        total += int(slots) if slots is not None and not pd.isna(slots) and int(slots) > 0 else 1
-    return total
+    return sum(1 for served in _slots_of(workers) if served & want)
 
 
 def _slots_of(workers: pd.DataFrame) -> list[set[str]]:
@@ -253,8 +245,7 @@ def wall_by_queue(times: Sequence[float], queues: Sequence[str], workers: pd.Dat
             continue
         i = min(eligible, key=lambda k: (loads[k], k))
         loads[i] += t
-    wanted = set(map(str, queues))
-    return max([*loads, *extra.values(), 0.0]), sum(1 for served in pool if served & wanted)
+    return max([*loads, *extra.values(), 0.0]), serving_slots(workers, queues)
 
 
 def describe(total_s: float, n_workers: int, wall_s: float | None = None, ranged: bool = False) -> str:

@@ -141,3 +141,71 @@ def forget_old(engine: Engine | None = None, now: datetime | None = None) -> int
         res = conn.execute(delete(t).where(t.c.last_failure_at < now - timedelta(seconds=FORGET_S),
                                            or_(t.c.locked_until.is_(None), t.c.locked_until < now)))
     return int(res.rowcount or 0)
+
+
+def claim_attempt(client: str, name: str, engine=None, now=None):
+    """Count this sign-in as a failure BEFORE its password is checked, in one transaction that holds
+    the client's and the pair's rows (Postgres: SELECT ... FOR UPDATE; SQLite: BEGIN IMMEDIATE), so
+    parallel tries queue and each sees the ones before it. Returns a Wait: 0 s when the
+    password may be checked, else the wait in force (and nothing is counted). clear_attempt undoes the
+    count after a good password. Same keys, free tries and backoff as wait_for."""
+    eng = _engine(engine)
+    if eng.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+        eng = eng.execution_options(sqlite_immediate=True)   # db.engine's hook: BEGIN IMMEDIATE
+    now = now or _now()
+    pair, cli = keys(client, name)
+    free = {pair: PAIR_FREE, cli: CLIENT_FREE}
+    t = LoginThrottle.__table__
+    with eng.begin() as conn:
+        for key in sorted(free):                              # one order everywhere: no deadlock
+            conn.execute(insert(t).values(key=key, failures=0, first_failure_at=now, last_failure_at=now,
+                                          locked_until=None).on_conflict_do_nothing(index_elements=[t.c.key]))
+        rows = {r.key: r for r in conn.execute(select(t).where(t.c.key.in_(sorted(free)))
+                                               .order_by(t.c.key).with_for_update())}
+        waits = {k: (_utc(r.locked_until) - now).total_seconds()
+                 for k, r in rows.items() if r.locked_until is not None}
+        if waits.get(cli, 0) > 0 and waits.get(cli, 0) >= waits.get(pair, 0):
+            return Wait(waits[cli], "too many failed sign-ins from this address")
+        if waits.get(pair, 0) > 0:
+            return Wait(waits[pair], "too many failed sign-ins for this name from this address")
+        forget = now - timedelta(seconds=FORGET_S)
+        before = rows[cli]
+        undo = (now, (before.failures, before.first_failure_at, before.last_failure_at, before.locked_until))
+        for key, r in rows.items():
+            fresh = r.failures <= 0 or _utc(r.last_failure_at) < forget
+            n = 1 if fresh else r.failures + 1
+            wait = backoff_s(n, free[key])
+            values = {"failures": n, "last_failure_at": now,
+                      "locked_until": now + timedelta(seconds=wait) if wait > 0 else None}
+            if fresh:
+                values["first_failure_at"] = now
+            conn.execute(update(t).where(t.c.key == key).values(**values))
+            if key == cli:
+                undo = (*undo, n)
+    return Wait(0.0, undo=undo)
+
+
+def clear_attempt(client: str, name: str, engine=None, undo: tuple | None = None) -> None:
+    """After a good password: clear the pair's count (as record_success) and give the client's
+    row back what this sign-in took: ``undo`` (claim_attempt's Wait.undo) puts its failures, times and
+    lock back as they were before the try, when no other try has touched the row since; otherwise (or
+    without ``undo``) one failure is taken back and its lock lifted once it is under the free tries. A
+    good password never adds to, or starts, a wait for the address (a shared NAT or proxy address)."""
+    eng = _engine(engine)
+    pair, cli = keys(client, name)
+    t = LoginThrottle.__table__
+    with eng.begin() as conn:
+        conn.execute(delete(t).where(t.c.key == pair))
+        if undo is not None and len(undo) == 3:
+            at, (failures, first, last, locked), n = undo
+            restored = conn.execute(update(t).where(t.c.key == cli, t.c.failures == n, t.c.last_failure_at == at)
+                                    .values(failures=failures, first_failure_at=first, last_failure_at=last,
+                                            locked_until=locked)).rowcount
+            if restored:
+                return
+        conn.execute(update(t).where(t.c.key == cli, t.c.failures > 0).values(
+            failures=t.c.failures - 1,
+            locked_until=case((t.c.failures - 1 < CLIENT_FREE, None), else_=t.c.locked_until)))

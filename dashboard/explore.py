@@ -16,6 +16,13 @@ DIED = ("failed",)             # the run stopped without a result (engine error,
 FINISHED = ("succeeded", "diverged", "failed")
 META = ("id", "status", "name")
 NOT_FACTORS = ("seed", "name")  # spec fields that never count as a swept factor
+# A run that broke off: diverged (its last probe was taken on the epoch where training stopped, on
+# non-finite gradients or weights) or died (failed wherever it was)
+BROKE_OFF = ("diverged", *DIED)
+# Outcomes of a run's last probe that measure the configuration at the end of training: a run that
+# broke off has no value of them (NaN, like a diverged run's loss), so every chart and every phase
+# cell treats it as it treats a run without a loss: drawn or marked, never averaged with finished runs
+AT_END = ("horizon", "log10 ‖g_1‖/‖g_T‖")
 COMPARE_MAX = 12
 
 
@@ -59,17 +66,20 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
 def outcomes_of(runs: pd.DataFrame) -> pd.DataFrame:
     """The outcome columns (OUTCOMES) of explore_runs rows. Loss ÷ baseline divides by the trivial
     predictor's loss on the run's own held-out set when stored, else the task baseline; 'diverged'
-    is 1 for a diverged run, 0 for any other finished run and NaN while a run is unfinished."""
+    is 1 for a diverged run, 0 for any other finished run and NaN while a run is unfinished. The
+    AT_END outcomes (horizon, ‖g_1‖/‖g_T‖) are NaN for a run that broke off (BROKE_OFF): its last
+    probe is of the epoch where training stopped, not of the trained configuration."""
     num = lambda c: pd.to_numeric(runs[c], errors="coerce").astype(float)  # noqa: E731  (None → NaN)
     held, task = num("baseline_heldout_loss"), num("baseline_loss")
     base = held.where(held > 0, task)
     loss = num("last_val_loss")
     finished = runs["status"].isin(FINISHED)
+    at_end = lambda c: num(c).mask(runs["status"].isin(BROKE_OFF))  # noqa: E731
     return pd.DataFrame({
         "loss ÷ baseline": loss / base.where(base > 0),
         "metric": num("last_val_metric"),
-        "horizon": num("last_horizon"),
-        "log10 ‖g_1‖/‖g_T‖": num("last_log_ratio"),
+        "horizon": at_end("last_horizon"),
+        "log10 ‖g_1‖/‖g_T‖": at_end("last_log_ratio"),
         "ρ": num("rho"),
         "σ_max": num("sigma_max"),
         "saturation": num("saturated_frac"),
@@ -131,7 +141,8 @@ def _codes(values: pd.Series, order: list) -> np.ndarray:
     return np.where(codes < 0, len(order) - 1, codes)
 
 
-_EMPTY = {"s": 0.0, "n": 0, "runs": 0, "seeds": 0, "diverged": 0, "died": 0, "neginf": 0, "posinf": 0, "ids": []}
+_EMPTY = {"s": 0.0, "n": 0, "runs": 0, "seeds": 0, "diverged": 0, "died": 0, "neginf": 0, "posinf": 0,
+          "left_diverged": 0, "left_died": 0, "ids": []}
 
 
 def _mark(diverged: int, died: int, runs: int) -> str:
@@ -160,32 +171,49 @@ def phase_grid(table: pd.DataFrame, x: str, y: str, outcome: str) -> pd.DataFram
     ``mean`` of the outcome over the cell's runs with a value (−inf if one of them is −inf, +inf if
     one is +inf, NaN with both: see _cell_mean), ``n`` those runs, ``neginf``/``posinf`` those
     whose value is −inf/+inf, ``runs`` all its runs, ``seeds`` its distinct seeds, ``diverged`` and
-    ``died`` counts, ``mark`` ('all diverged', 'died + diverged', 'died', 'some diverged' or '') and the run ``ids``;
-    ``xi``/``yi`` index the axes."""
+    ``died`` counts, ``left_diverged``/``left_died`` those of them without a value (left out of the
+    mean: a diverged run's NaN loss, or any AT_END outcome of a run that broke off), ``mark`` ('all
+    diverged', 'died + diverged', 'died', 'some diverged' or '') and the run ``ids``; ``xi``/``yi``
+    index the axes."""
     xs, ys = _ordered(table[x]), _ordered(table[y])
     v = table[outcome].to_numpy(dtype=float)
     ok = np.isfinite(v)
+    is_div, is_died = (table["status"] == "diverged").to_numpy(), table["status"].isin(DIED).to_numpy()
+    none = np.isnan(v)   # no value: left out of the mean (±inf are values: see _cell_mean)
     d = pd.DataFrame({"xi": _codes(table[x], xs), "yi": _codes(table[y], ys), "v": np.where(ok, v, 0.0), "ok": ok,
                       "neg": np.isneginf(v), "pos": np.isposinf(v),
-                      "div": (table["status"] == "diverged").to_numpy(), "died": table["status"].isin(DIED).to_numpy(),
+                      "div": is_div, "died": is_died, "ldiv": is_div & none, "ldied": is_died & none,
                       "seed": table["seed"].to_numpy() if "seed" in table else table["id"].to_numpy(),
                       "id": table["id"].to_numpy(dtype=np.int64)})
     g = d.groupby(["yi", "xi"], sort=False)
     agg = pd.DataFrame({"s": g["v"].sum(), "n": g["ok"].sum(), "neginf": g["neg"].sum(), "posinf": g["pos"].sum(),
                         "runs": g.size(), "seeds": g["seed"].nunique(),
-                        "diverged": g["div"].sum(), "died": g["died"].sum(), "ids": g["id"].agg(list)})
+                        "diverged": g["div"].sum(), "died": g["died"].sum(),
+                        "left_diverged": g["ldiv"].sum(), "left_died": g["ldied"].sum(),
+                        "ids": g["id"].agg(list)})
     rows = []
     for yi, yv in enumerate(ys):
         for xi, xv in enumerate(xs):
             a = agg.loc[(yi, xi)] if (yi, xi) in agg.index else _EMPTY
-            finite, neg, pos, runs, div, died = (int(a[k]) for k in ("n", "neginf", "posinf", "runs", "diverged",
-                                                                    "died"))
+            finite, neg, pos, runs, div, died, left_div, left_died = (int(a[k]) for k in (
+                "n", "neginf", "posinf", "runs", "diverged", "died", "left_diverged", "left_died"))
             rows.append({"xi": xi, "yi": yi, x: xv, y: yv, "mean": _cell_mean(float(a["s"]), finite, neg, pos),
                          "n": finite + neg + pos, "neginf": neg, "posinf": pos, "runs": runs,
-                         "seeds": int(a["seeds"]), "diverged": div, "died": died,
-                         "mark": _mark(div, died, runs), "ids": [int(i) for i in a["ids"]]})
-    cols = ["xi", "yi", x, y, "mean", "n", "neginf", "posinf", "runs", "seeds", "diverged", "died", "mark", "ids"]
+                         "seeds": int(a["seeds"]), "diverged": div, "died": died, "left_diverged": left_div,
+                         "left_died": left_died, "mark": _mark(div, died, runs), "ids": [int(i) for i in a["ids"]]})
+    cols = ["xi", "yi", x, y, "mean", "n", "neginf", "posinf", "runs", "seeds", "diverged", "died", "left_diverged",
+            "left_died", "mark", "ids"]
     return pd.DataFrame(rows, columns=cols)
+
+
+def left_out(row: dict) -> str:
+    """What a phase cell's (or, summed, a grid's) runs without a value are: '2 diverged, 1 died,
+    1 without a value' ('' when every run has one)."""
+    div, died = int(row.get("left_diverged", 0)), int(row.get("left_died", 0))
+    other = int(row["runs"]) - int(row["n"]) - div - died
+    parts = [f"{div} diverged" if div else "", f"{died} died" if died else "",
+             f"{other} without a value" if other > 0 else ""]
+    return ", ".join(p for p in parts if p)
 
 
 def cell_text(row: dict) -> str:

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from plotly.colors import make_colorscale, sequential
 
 from dashboard.charts import DIFF_SCALE, SYMBOL, ValueAxis, _fmt, _special_kinds
-from dashboard.explore import cell_text
+from dashboard.explore import AT_END, BROKE_OFF, DIED, cell_text, left_out
 
 GL_THRESHOLD = 2_000          # points above which the scatter uses WebGL
 MAX_COLOR_GROUPS = 20         # a text colour field with more values is drawn in one colour
@@ -41,7 +41,9 @@ INF_MARKS = {"neginf": ("−∞ on some seed (bottom colour)", "triangle-down", 
 
 
 def _layout(title: str, height: int, **kw) -> dict:
-    return {"title": title, "height": height, "margin": dict(l=10, r=10, t=50, b=10), "hovermode": "closest",
+    # the title as {text}, never a bare string: plotly.js 3 dropped string titles (the figures are
+    # not validated, so plotly.py would not convert it), and the browser's is v4
+    return {"title": {"text": title}, "height": height, "margin": dict(l=10, r=10, t=50, b=10), "hovermode": "closest",
             "legend": dict(font=dict(size=10)), **kw}
 
 
@@ -83,18 +85,42 @@ def _place(s: pd.Series, log: bool) -> tuple[ValueAxis | None, np.ndarray, np.nd
     return ax, pos, kinds
 
 
+# An AT_END outcome (horizon, ‖g_1‖/‖g_T‖) of a run that broke off is left out (NaN): the note says so
+LEFT_OUT = {"diverged": "left out (diverged: its last probe is of the epoch training stopped)",
+            "died": "left out (died: its last probe is of wherever it stopped)"}
+
+
+def _why_none(name: str, mask: np.ndarray, status) -> list[tuple[np.ndarray, str]]:
+    """The runs of ``mask`` (no value of ``name``) split by why, each with its words: a diverged run's
+    NaN; for an AT_END outcome, a diverged or died run left out; a run with no value at all (failed
+    before recording a result), which is not a diverged outcome. Without ``status``: 'NaN'."""
+    if status is None:
+        return [(mask, "NaN")]
+    st = np.asarray(status, dtype=object)
+    diverged, died = st == "diverged", np.isin(st, DIED)
+    if name in AT_END:
+        return [(mask & diverged, LEFT_OUT["diverged"]), (mask & died, LEFT_OUT["died"]),
+                (mask & ~diverged & ~died, "no value (none recorded)")]
+    return [(mask & diverged, "NaN (diverged)"), (mask & ~diverged, "no value (no result recorded)")]
+
+
+def _broke_off(name: str, mask: np.ndarray, status) -> str:
+    """', k of them diverged or died: left out …' for the runs of ``mask`` without a value of an
+    AT_END outcome because they broke off ('' when none)."""
+    if name not in AT_END or status is None:
+        return ""
+    k = int((mask & np.isin(np.asarray(status, dtype=object), BROKE_OFF)).sum())
+    return f", {k} of them diverged or died: left out, their last probe is of the epoch training stopped" if k else ""
+
+
 def _off_axis_note(name: str, which: str, kinds: np.ndarray, log: bool, status=None) -> list[str]:
-    """The note's lines for the runs an axis cannot place. With ``status``, a NaN is split by why: a
-    diverged run's NaN, and a run with no value at all (failed before recording a result), which is
-    not a diverged outcome."""
+    """The note's lines for the runs an axis cannot place. With ``status``, a NaN is split by why
+    (_why_none)."""
     out = []
     for k in ("floor", "inf", "nan"):
         mask = kinds == k
         what = {"floor": "0, negative or −inf (log axis)" if log else "−inf", "inf": "+inf", "nan": "NaN"}[k]
-        parts = [(mask, what)]
-        if k == "nan" and status is not None:
-            diverged = np.asarray(status == "diverged", dtype=bool)
-            parts = [(mask & diverged, "NaN (diverged)"), (mask & ~diverged, "no value (no result recorded)")]
+        parts = _why_none(name, mask, status) if k == "nan" else [(mask, what)]
         for m, text in parts:
             n = int(m.sum())
             if n:
@@ -133,7 +159,7 @@ def _with_note(lay: dict, lines: list[str]) -> dict:
     if lines:
         lay["annotations"] = [*lay.get("annotations", []), _note(lines)]
         lay["margin"] = {**lay["margin"], "t": 50 + 15 * len(lines)}
-        lay["title"] = {"text": lay["title"], "y": 1, "yref": "container", "yanchor": "top", "pad": {"t": 12}}
+        lay["title"] = {**lay["title"], "y": 1, "yref": "container", "yanchor": "top", "pad": {"t": 12}}
     return lay
 
 
@@ -148,13 +174,14 @@ def scatter(table: pd.DataFrame, x: str, y: str, color: str | None, log_x: bool 
     ya, py, ky = _place(table[y], log_y)
     symbol = np.where(ky != "", ky, kx)
     sym = np.array([SYMBOL.get(k, POINT) for k in symbol], dtype=object)
-    hover = [f"run #{i}<br>{x} = {_text(a)}<br>{y} = {_text(b)}" for i, a, b in
-             zip(table["id"], table[x].to_numpy(), table[y].to_numpy())]
+    status = table["status"].to_numpy() if "status" in table else None
+    said = [f" ({s})" if s != "succeeded" else "" for s in status] if status is not None else [""] * len(table)
+    hover = [f"run #{i}{w}<br>{x} = {_text(a)}<br>{y} = {_text(b)}" for i, w, a, b in
+             zip(table["id"], said, table[x].to_numpy(), table[y].to_numpy())]
     if color and color not in (x, y):
         hover = [f"{h}<br>{color} = {_text(c)}" for h, c in zip(hover, table[color].to_numpy())]
     pts = pd.DataFrame({"id": table["id"].to_numpy(), "px": px, "py": py, "sym": sym,
                         "hover": np.asarray(hover, dtype=object)})
-    status = table["status"].to_numpy() if "status" in table else None
     lines = [*_off_axis_note(y, "y", ky, log_y, status), *_off_axis_note(x, "x", kx, log_x, status)]
     if ((kx != "") & (ky != "")).any():
         lines.append(f"a run off both axes: at that corner, with the symbol of its {y}")
@@ -175,7 +202,7 @@ def scatter(table: pd.DataFrame, x: str, y: str, color: str | None, log_x: bool 
         if (~has).any():
             n = int((~has).sum())
             traces.append(points(pts[~has], f"no {color} value ({_runs(n)})", dict(size=8, **NO_COLOUR), True))
-            notes.append(f"hollow black: no {color} value ({_runs(n)})")
+            notes.append(f"hollow black: no {color} value ({_runs(n)}){_broke_off(color, ~has, status)}")
         lines += notes
     elif color and table[color].nunique(dropna=False) <= MAX_COLOR_GROUPS:
         pts["g"] = table[color].to_numpy()
@@ -201,10 +228,12 @@ def _nice_ticks(lo: float, hi: float) -> list[float]:
     return [round(k * step, 12) for k in range(math.ceil(lo / step), math.floor(hi / step) + 1)]
 
 
-def _dimension(s: pd.Series) -> tuple[dict, list[str]]:
+def _dimension(s: pd.Series, status=None) -> tuple[dict, list[str]]:
     """A parcoords axis and the note's words about it. plotly.js draws a NaN value at 0 (a diverged
     run's loss ÷ baseline would sit at the best end) and cannot draw ±inf: such values sit on ticks
-    of their own past the finite range, '−inf' below, '+inf' and 'NaN' above."""
+    of their own past the finite range, '−inf' below, '+inf' and 'NaN' above ('no value' for an
+    AT_END outcome, which a run that broke off has none of). With ``status`` the note says why a
+    run has no value (_why_none)."""
     if not _numeric(s):
         labels = sorted(s.astype(str).unique())
         code = {v: k for k, v in enumerate(labels)}
@@ -221,7 +250,7 @@ def _dimension(s: pd.Series) -> tuple[dict, list[str]]:
     notes, out = [], v.copy()
     top = hi
     for mask, label, below in ((np.isneginf(v), "−inf", True), (np.isposinf(v), "+inf", False),
-                               (np.isnan(v), "NaN", False)):
+                               (np.isnan(v), "no value" if s.name in AT_END else "NaN", False)):
         if not mask.any():
             continue
         at = lo - step if below else top + step
@@ -229,8 +258,9 @@ def _dimension(s: pd.Series) -> tuple[dict, list[str]]:
         out[mask] = at
         vals.append(at)
         text.append(label)
-        notes.append(f"{s.name}: {label} ({_runs(int(mask.sum()))}) on its own tick "
-                     f"{'below' if below else 'above'} the values")
+        parts = _why_none(s.name, mask, status) if label in ("NaN", "no value") else [(mask, label)]
+        notes += [f"{s.name}: {words} ({_runs(int(m.sum()))}) on its own tick {'below' if below else 'above'} "
+                  "the values" for m, words in parts if m.any()]
     bottom = min(vals + [lo]) - step / 2
     return dict(label=s.name, values=out, range=[bottom, top + step / 2], tickvals=vals, ticktext=text), notes
 
@@ -245,10 +275,11 @@ def parallel(table: pd.DataFrame, fields: list[str], color: str | None) -> go.Fi
     ``color`` on the same scale as the scatter and the phase diagram; drag along an axis to brush.
     A field no run has a value of is left out and the note says so."""
     notes = [f"axis {f} left out: no run has a value" for f in fields if not table[f].notna().any()]
+    status = table["status"].to_numpy() if "status" in table else None
     dims = []
     for f in fields:
         if table[f].notna().any():
-            dim, words = _dimension(table[f])
+            dim, words = _dimension(table[f], status)
             dims.append(dim)
             notes += words
     line = {}
@@ -269,7 +300,8 @@ def parallel(table: pd.DataFrame, fields: list[str], color: str | None) -> go.Fi
             bar.update(tickvals=[(below + lo) / 2, *tv], ticktext=["no value", *tt])
             scale = {**scale, "cmin": below, "colorbar": bar,
                      "colorscale": [[0.0, "#111111"], [NO_VALUE_BAND, "#111111"], *shrink]}
-            notes.append(f"black lines: no {color} value ({_runs(int(missing.sum()))})")
+            notes.append(f"black lines: no {color} value ({_runs(int(missing.sum()))})"
+                         f"{_broke_off(color, missing, status)}")
         line = dict(color=c, showscale=True, **scale)
     trace = dict(type="parcoords", dimensions=dims, line=line)
     lay = _layout("Parallel coordinates (drag along an axis to brush)", 460)
@@ -343,6 +375,19 @@ def _colour_title(outcome: str) -> str:
     return f"{name}<br>{meaning}" if meaning else name
 
 
+def _cell_value(r: dict, outcome: str) -> str:
+    """A phase cell's hover line for its value: the mean, over how many of its runs when some have
+    none, and what those are; a cell with no value says why."""
+    gone = left_out(r)
+    if r["n"] == 0:
+        why = "every run diverged" if r.get("left_diverged", 0) == r["runs"] else gone
+        if outcome in AT_END and (r.get("left_diverged", 0) or r.get("left_died", 0)):
+            why += " (a run that broke off is left out: its last probe is of the epoch training stopped)"
+        return f"{outcome}: no value, {why}"
+    mean = _fmt(float(r["mean"])) if not np.isfinite(r["mean"]) else f"{r['mean']:.4g}"
+    return f"{outcome} = {mean}" + (f" over {r['n']} of {r['runs']} runs ({gone} left out)" if gone else "")
+
+
 def phase(cells: pd.DataFrame, x: str, y: str, outcome: str) -> go.Figure:
     """Heatmap of a phase_grid: the cell colour is the mean over seeds, the text the mean and the
     seed count; marks for diverged and died cells. Clicking a cell's centre (or boxing several)
@@ -367,13 +412,16 @@ def phase(cells: pd.DataFrame, x: str, y: str, outcome: str) -> go.Figure:
                 colorbar=dict(title=dict(text=_colour_title(outcome), side="right"), **ticks))
     filled = cells[cells["runs"] > 0]
     # Clickable (and box-selectable) cell centres: heatmaps cannot be selected in Plotly, markers can
-    hover = [f"{x} = {r[x]}<br>{y} = {r[y]}<br>{outcome} = {r['mean']:.4g}<br>{r['runs']} runs, {r['seeds']} seeds"
+    hover = [f"{x} = {r[x]}<br>{y} = {r[y]}<br>{_cell_value(r, outcome)}<br>{r['runs']} runs, {r['seeds']} seeds"
              f"{', ' + r['mark'] if r['mark'] else ''}<br>click to open them" for r in filled.to_dict("records")]
     centres = dict(type="scatter", mode="markers", x=filled["xi"].to_numpy(), y=filled["yi"].to_numpy(),
                    customdata=filled.index.to_numpy(), name="cells", showlegend=False, hovertext=hover,
                    hovertemplate="%{hovertext}<extra></extra>",
                    marker=dict(symbol="square", size=40, color="rgba(0,0,0,0)"))
-    lay = _layout(f"Phase diagram: {outcome} over {x} × {y} (mean over the cell's runs, n = runs with a value)",
+    total = {k: int(filled[k].sum()) for k in ("runs", "n", "left_diverged", "left_died") if k in filled}
+    gone = left_out(total) if total.get("runs") else ""
+    lay = _layout(f"Phase diagram: {outcome} over {x} × {y} (mean over the cell's runs, n = runs with a value"
+                  f"{'; left out: ' + gone if gone else ''})",
                   max(360, 70 * len(ys) + 160), xaxis=_axis(x, xs), yaxis=_axis(y, ys),
                   legend=dict(orientation="h", yanchor="top", y=-0.12, x=0, font=dict(size=11)))
     return go.Figure(data=[heat, centres, *_marks(cells)], layout=lay, _validate=False)

@@ -113,6 +113,11 @@ if phase_tab.open:
             st.warning(f"Each cell pools runs that differ in {', '.join(pooled)}: its mean mixes them, so it "
                        "can read as 'trains' when only some of them do.", icon=":material/warning:")
         cells = explore.phase_grid(sub, fx, fy, out)
+        if out in explore.AT_END:
+            gone = cells[["left_diverged", "left_died"]].to_numpy().sum()
+            st.caption(plain(f"{out} is that of each run's last probe: a diverged or died run's was taken on the "
+                             "epoch where training stopped, so it is left out of the cell's mean "
+                             f"({gone} run{'' if gone == 1 else 's'} here); ✕ and ◇ still mark its cell."))
         event = st.plotly_chart(explore_charts.phase(cells, fx, fy, out), key="ex_phase", on_select="rerun",
                                 selection_mode=("points", "box"), width="stretch")
         open_in_compare(explore.selected_ids(event.selection.points, cells), "the selected cells")

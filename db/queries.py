@@ -369,11 +369,15 @@ def last_val_losses(run_ids: list[int], engine: Engine | None = None) -> dict[in
 def run_health(run_ids: list[int], engine: Engine | None = None) -> pd.DataFrame:
     """Per run, the evidence behind a strategy verdict (rnnlab.strategies): the held-out trivial
     baseline and the last epoch's val_loss_se (NULL for old runs), non-finite steps over all epochs,
-    the largest gradient norm and norm spike of the training epochs (epoch 0 when there are none),
+    the largest gradient norm (each step's, before clipping) and norm spike of the training epochs
+    (1..N; NaN when there are none), the gradient norm at initialization (epoch 0, the probe batch's
+    own: grad_norm_init) and the largest ‖g_1‖/‖g_T‖ of epoch 0's layers (log_ratio_init; NaN when a
+    layer's is NaN or epoch 0 was not probed), which rnnlab.health.norm_explodes weighs apart,
     ρ(W_hh) growth from the first to the last probe, and that probe's saturated and dead fractions,
     ‖g_1‖/‖g_T‖ and steps_in_past (the worst layer of each)."""
     cols = ["run_id", "baseline_heldout_loss", "val_loss_se", "nonfinite_steps", "grad_norm_max", "spike",
-            "rho_initial", "rho_growth", "saturated_frac", "dead_frac", "log_ratio_max", "steps_in_past_min"]
+            "grad_norm_init", "log_ratio_init", "rho_initial", "rho_growth", "saturated_frac", "dead_frac",
+            "log_ratio_max", "steps_in_past_min"]
     ids = [int(i) for i in run_ids]
     if not ids:
         return pd.DataFrame(columns=cols)
@@ -401,24 +405,32 @@ def run_health(run_ids: list[int], engine: Engine | None = None) -> pd.DataFrame
 
 
 def _epoch_health(e: pd.DataFrame) -> dict[str, Any]:
+    """The training epochs' norms apart from epoch 0's (at initialization, no training step): that one
+    is the probe batch's gradient, an explosion only when the gradient does not shrink going back
+    (rnnlab.health.norm_explodes, models.diagnose's rule), so it is never mixed into grad_norm_max."""
     if e.empty:
-        return {"val_loss_se": np.nan, "nonfinite_steps": 0, "grad_norm_max": np.nan, "spike": np.nan}
-    trained = e[e["epoch"] >= 1] if (e["epoch"] >= 1).any() else e
+        return {"val_loss_se": np.nan, "nonfinite_steps": 0, "grad_norm_max": np.nan, "spike": np.nan,
+                "grad_norm_init": np.nan}
+    trained, init = e[e["epoch"] >= 1], e[e["epoch"] == 0]
     spikes = [spike_factor(m, x, n) for m, x, n in zip(trained["grad_norm_mean"], trained["grad_norm_max"],
                                                         trained["steps"])]
     return {"val_loss_se": e["val_loss_se"].iloc[-1], "nonfinite_steps": int(e["nonfinite_steps"].sum()),
             "grad_norm_max": trained["grad_norm_max"].astype(float).max(),
-            "spike": max((x for x in spikes if not math.isnan(x)), default=np.nan)}
+            "spike": max((x for x in spikes if not math.isnan(x)), default=np.nan),
+            "grad_norm_init": float(init["grad_norm_max"].iloc[0]) if len(init) else np.nan}
 
 
 def _layer_health(ls: pd.DataFrame, first: int | None, last: int | None) -> dict[str, Any]:
     if ls.empty:
-        return dict.fromkeys(["rho_initial", "rho_growth", "saturated_frac", "dead_frac", "log_ratio_max",
-                              "steps_in_past_min"], np.nan)
+        return dict.fromkeys(["log_ratio_init", "rho_initial", "rho_growth", "saturated_frac", "dead_frac",
+                              "log_ratio_max", "steps_in_past_min"], np.nan)
     a = ls[ls["epoch"] == first].set_index("layer")
     z = ls[ls["epoch"] == last].set_index("layer")
     growth = (z["rho"].astype(float) / a["rho"].astype(float).where(a["rho"] > 0)).max() if first != last else np.nan
-    return {"rho_initial": a["rho"].astype(float).max(), "rho_growth": growth,
+    # epoch 0's worst layer, a NaN kept (one layer's unknown ratio: nothing says every layer shrinks)
+    init = a["log_ratio"].astype(float) if first == 0 else pd.Series([], dtype=float)
+    return {"log_ratio_init": init.max(skipna=False) if len(init) else np.nan,
+            "rho_initial": a["rho"].astype(float).max(), "rho_growth": growth,
             "saturated_frac": z["saturated_frac"].astype(float).max(), "dead_frac": z["dead_frac"].astype(float).max(),
             "log_ratio_max": z["log_ratio"].astype(float).max(),
             "steps_in_past_min": z["steps_in_past"].astype(float).min()}

@@ -8,6 +8,7 @@ always agree. docs/metrics.md explains each one.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 EXPLODE_NORM = 1e3         # a global pre-clip gradient norm at or above this has exploded
 SPIKE_FACTOR = 100.0       # an epoch's largest step norm ≥ 100× the mean of its other steps: a spike
@@ -45,10 +46,30 @@ def rho_growth(rho_now: float | None, rho_initial: float | None) -> float:
 def is_exploding(norm_max: float | None = None, spike: float | None = None, growth: float | None = None,
                  log_ratio: float | None = None) -> bool:
     """Any of: gradient norm ≥ EXPLODE_NORM, a spike ≥ SPIKE_FACTOR, ρ growth ≥ RHO_GROWTH,
-    ‖g_1‖/‖g_T‖ above 10^EXPLODE_LOG_RATIO. Missing values count as no evidence."""
+    ‖g_1‖/‖g_T‖ above 10^EXPLODE_LOG_RATIO. Missing values count as no evidence. ``norm_max`` must be
+    a norm that counts (norm_explodes): a training epoch's, or one at initialization that it does not
+    excuse."""
     return ((finite(norm_max) and norm_max >= EXPLODE_NORM) or (finite(spike) and spike >= SPIKE_FACTOR)
             or (finite(growth) and growth >= RHO_GROWTH)
             or (log_ratio is not None and not math.isnan(log_ratio) and log_ratio > EXPLODE_LOG_RATIO))
+
+
+def shrinks_back(log_ratios: Iterable[float | None]) -> bool:
+    """Whether the gradient shrinks going back in time in every layer: each layer's log10 ‖g_1‖/‖g_T‖
+    is known (not None, not NaN) and ≤ 0. False without a layer (nothing measured says it shrinks)."""
+    ratios = list(log_ratios)
+    return bool(ratios) and all(r is not None and not math.isnan(r) and r <= 0 for r in ratios)
+
+
+def norm_explodes(norm: float | None, at_init: bool, log_ratios: Iterable[float | None] = ()) -> bool:
+    """Whether an epoch's largest gradient norm is an explosion: ≥ EXPLODE_NORM, except at
+    initialization (epoch 0, no training step: the norm is the probe batch's own gradient, on the
+    weights the profile measures) when the gradient shrinks going back in every layer (shrinks_back of
+    the epoch's per-layer log_ratio): the growth P13 ties to explosion is absent, and the large norm
+    comes with a large loss. In a training epoch the norm is some step's pre-clip norm, on weights the
+    end-of-epoch probe did not see: it always counts. The rule of both verdicts: models.diagnose
+    ('large gradients: … at initialization' vs 'gradients explode') and the Strategies flag."""
+    return finite(norm) and norm >= EXPLODE_NORM and not (at_init and shrinks_back(log_ratios))
 
 
 def baseline_of(heldout: float | None, analytic: float | None) -> float:

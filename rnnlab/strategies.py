@@ -92,15 +92,27 @@ def _num(r: dict, key: str) -> float:
         return math.nan
 
 
+def norm_evidence(r: dict) -> float:
+    """The run's largest gradient norm that counts toward 'exploding' (rnnlab.health.norm_explodes, the
+    rule of models.diagnose): its training epochs' largest pre-clip step norm (grad_norm_max), and its
+    norm at initialization (grad_norm_init) only when that one is an explosion: not when the gradient
+    at initialization shrinks going back in every layer (log_ratio_init ≤ 0). NaN when none is known."""
+    trained, init = _num(r, "grad_norm_max"), _num(r, "grad_norm_init")
+    if not health.norm_explodes(init, at_init=True, log_ratios=[_num(r, "log_ratio_init")]):
+        return trained
+    return init if math.isnan(trained) else max(trained, init)
+
+
 def run_flags(r: dict) -> list[str]:
     """The problems of one finished run, worst first: 'non-finite', 'exploding', 'saturated', 'dead',
     'vanishing'. ``r`` holds its status, final val_loss and log_ratio, its baselines (baseline_loss,
-    baseline_heldout_loss) and db.queries.run_health's columns."""
+    baseline_heldout_loss) and db.queries.run_health's columns (the gradient norms through
+    norm_evidence)."""
     out = []
     loss = _num(r, "val_loss")
     if r.get("status") == "diverged" or _num(r, "nonfinite_steps") > 0 or loss in (math.inf, -math.inf):
         out.append("non-finite")
-    if health.is_exploding(_num(r, "grad_norm_max"), _num(r, "spike"), _num(r, "rho_growth"), _num(r, "log_ratio_max")):
+    if health.is_exploding(norm_evidence(r), _num(r, "spike"), _num(r, "rho_growth"), _num(r, "log_ratio_max")):
         out.append("exploding")
     if _num(r, "saturated_frac") >= health.SATURATED_FRAC:
         out.append("saturated")
@@ -213,19 +225,22 @@ def _group_row(grp: str, g: pd.DataFrame) -> dict[str, Any]:
         "_lo": lo, "_hi": hi, "_m": m, "_upper": upper, "_basis": basis, "_ilo": ilo, "_ihi": ihi,
         "_flags": flags, "_confounds": conf, "_log_ratio": float(lr.mean()) if lr.size else math.nan,
         "_broken": [f for f in health.BROKEN if flags[f]],
-        "_grad_norm_max": float(done["grad_norm_max"].max()) if done["grad_norm_max"].notna().any() else math.nan,
+        # the norms that count (norm_evidence): not a large one at initialization whose gradient shrinks going back
+        "_grad_norm_max": float(done["_norm"].max()) if done["_norm"].notna().any() else math.nan,
         "_rho_growth": float(done["rho_growth"].max()) if done["rho_growth"].notna().any() else math.nan,
     }
 
 
 HEALTH_COLUMNS = ("baseline_heldout_loss", "val_loss_se", "nonfinite_steps", "grad_norm_max", "spike", "rho_growth",
-                  "saturated_frac", "dead_frac", "log_ratio_max", "steps_in_past_min")
+                  "saturated_frac", "dead_frac", "log_ratio_max", "steps_in_past_min", "grad_norm_init",
+                  "log_ratio_init")
 
 
 def per_run(runs: pd.DataFrame, final: pd.DataFrame, groups: dict[int, str],
             health_rows: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per run: status, seed, baselines, spec, final loss and profile summary, health evidence,
-    its group and its flags (run_flags)."""
+    its group, the gradient norm that counts toward 'exploding' (_norm: norm_evidence) and its flags
+    (run_flags)."""
     d = runs[["id", "status", "seed", "baseline_loss", "seq_len", "spec"]].merge(
         final, left_on="id", right_on="run_id", how="left")
     if health_rows is not None and len(health_rows):
@@ -235,7 +250,9 @@ def per_run(runs: pd.DataFrame, final: pd.DataFrame, groups: dict[int, str],
         if c not in d:
             d[c] = math.nan
     d["group"] = d["id"].map(groups)
-    d["_flags"] = [run_flags(r) for r in d.to_dict("records")]
+    recs = d.to_dict("records")
+    d["_norm"] = [norm_evidence(r) for r in recs]
+    d["_flags"] = [run_flags(r) for r in recs]
     return d
 
 

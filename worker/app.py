@@ -14,19 +14,29 @@ queue (worker.runner), so the worker exits within seconds instead of after the r
 consumer is closed, the main process sends those runs' tasks again, and another worker resumes
 them from their checkpoints.
 On shutdown: mark the worker stopped. CUDA is never touched here: a GPU's name comes from nvidia-smi.
+
+When a slot finds this worker's GPU unusable at the start of a gpu run (worker.runner hands the run
+back to the queue), the worker stops taking gpu runs: the slot asks the main process (remote control
+command GPU_LOST_COMMAND, to this worker only; stop_taking), which cancels its consumer of the gpu
+queue, logs an error saying why, reports the queues it still serves and "GPU unusable: ..." as its
+device on its workers row, and then sends the run's task again, so another GPU worker takes it and this
+one cannot. Its other queues and its other slots' runs go on. Should the main process not answer
+(remote control turned off, the broker unreachable), the worker shuts down warm instead.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import subprocess
 
 from celery import signals
+from celery.worker.control import control_command
 
 from db.attempts import now
-from rnnlab.queue import get_app, send_run
+from rnnlab.queue import get_app, queue_name, send_run
 from rnnlab.settings import get_settings
 from worker import broker_guard, heartbeat, slots
 
@@ -36,6 +46,8 @@ app = get_app()
 app.conf.broker_transport_options = {**app.conf.broker_transport_options,
                                      **broker_guard.transport_options(app.conf.rnnlab_queue_prefix)}
 _state: dict = {}
+GPU_LOST_COMMAND = "rnnlab_gpu_lost"
+STOP_REPLY_S = 30.0   # how long a slot waits for its main process to take the gpu queue off
 
 
 def worker_settings():
@@ -99,12 +111,14 @@ def _on_ready(sender=None, **_):
                       "%.1f s", sender.hostname, s.heartbeat_seconds)
     hb.start()     # started whatever the first beat did: its loop retries
     _state["heartbeat"] = hb
+    _state["consumer"] = sender
     log.info("rnnlab worker %s ready: queues %s, device %s, %s slot(s), %s torch thread(s) each", sender.hostname,
              queues, device, os.environ.get(slots.ENV_SLOTS, "?"), os.environ.get(slots.ENV_THREADS, "all"))
 
 
 @signals.worker_init.connect
 def _share_stop_flag(**_):
+    _state["main_pid"] = os.getpid()   # before the pool forks: a slot knows its worker's main process
     heartbeat.share_stop_flag()   # before the pool forks: the children share it
     # before any connection: a worker frozen inside a transaction must not keep its run's row locked
     heartbeat.bound_transactions(worker_settings().lost_after_seconds)
@@ -149,6 +163,72 @@ def _on_shutdown(sender=None, **_):
     hb = _state.pop("heartbeat", None)
     if hb is not None:
         hb.stop()
+
+
+def stop_taking(hostname: str, queue: str, problem: str, run_id: int | None) -> None:
+    """In the slot that found this worker's GPU unusable (worker.runner): have the worker's main process
+    stop consuming ``queue`` and then send the task of ``run_id`` again (handed back and queued; None:
+    nothing to send). Returns once the main process has the request; during a warm shutdown nothing is
+    asked (the shutdown re-sends the runs handed back meanwhile)."""
+    if heartbeat.worker_stopping():
+        return
+    problem = problem[:500]
+    consumer = _state.get("consumer")
+    if os.getpid() == _state.get("main_pid") and consumer is not None:   # the solo pool: this is the main process
+        consumer.call_soon(_drop_queue, consumer, queue, problem, run_id)
+        return
+    try:
+        replies = app.control.broadcast(GPU_LOST_COMMAND, arguments={"queue": queue, "problem": problem,
+                                                                     "run_id": run_id},
+                                        destination=[hostname], reply=True, timeout=STOP_REPLY_S, limit=1)
+    except Exception:  # noqa: BLE001 - the broker is unreachable: shut down instead
+        log.exception("could not ask worker %s to stop consuming the %s queue", hostname, queue)
+        replies = []
+    if replies:
+        return
+    log.error("worker %s: its main process did not answer the request to stop consuming the %s queue (remote "
+              "control off, or the broker unreachable); shutting the worker down instead, as its GPU is "
+              "unusable: %s", hostname, queue, problem)
+    main = _state.get("main_pid")
+    if main is not None:
+        os.kill(main, signal.SIGTERM)   # a warm shutdown: its consumer closes, its other runs are handed back
+    if run_id is not None:   # handed back before the shutdown began, so the shutdown does not re-send it
+        try:
+            send_run(app, run_id, queue)
+        except Exception:  # noqa: BLE001
+            log.exception("run %s: could not send its task again; the workers' lost-message check will", run_id)
+
+
+@control_command(name=GPU_LOST_COMMAND, args=[("queue", str), ("problem", str), ("run_id", int)],
+                 signature="<queue> <problem> [run_id]")
+def rnnlab_gpu_lost(state, queue: str, problem: str = "", run_id: int | None = None, **_):
+    """Remote control command (GPU_LOST_COMMAND), in the worker's main process: a slot found the GPU
+    unusable; stop consuming ``queue``, then send the task of the run it handed back (``run_id``) again.
+    Deferred to the consumer's loop (call_soon), as Celery's own cancel_consumer is."""
+    state.consumer.call_soon(_drop_queue, state.consumer, queue, problem, run_id)
+    return {"ok": f"no longer consuming from the {queue} queue"}
+
+
+def _drop_queue(consumer, queue: str, problem: str, run_id: int | None) -> None:
+    """In the main process's consumer loop: cancel the consumer of ``queue`` (once), report it, then
+    send the handed-back run's task again: this worker can no longer take it."""
+    name = queue_name(queue, app.conf.rnnlab_queue_prefix)
+    hostname = getattr(consumer, "hostname", "?")
+    if name in consumer.app.amqp.queues.consume_from:
+        consumer.cancel_task_queue(name)
+        remaining = _logical_queues(list(consumer.app.amqp.queues.consume_from))
+        log.error("rnnlab worker %s: its GPU is unusable (%s); it no longer takes runs from the %s queue (still "
+                  "serving: %s). Restart it once `nvidia-smi` sees the GPU again", hostname, problem, queue,
+                  remaining or "no queue")
+        hb = _state.get("heartbeat")
+        if hb is not None:   # the workers panel and the submit page see it no longer serves the queue
+            hb.queues, hb.device = remaining, f"GPU unusable: {problem}"[:200]
+    if run_id is not None:
+        try:
+            send_run(app, run_id, queue)
+            log.warning("run %s handed back by %s (no usable GPU); its task is sent again", run_id, hostname)
+        except Exception:  # noqa: BLE001 - the lost-message check (worker.orphans) re-sends it later
+            log.exception("run %s: could not send its task again; the workers' lost-message check will", run_id)
 
 
 import worker.tasks  # noqa: E402,F401 - registers the task on the app

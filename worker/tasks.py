@@ -11,11 +11,15 @@ after all is harmless: the claim is atomic.
 A run the runner handed back because the database stayed unusable mid-run (worker.runner: each
 write retries for DB_RETRY_S first) is sent again as a retry of this task, a few seconds later. (A run
 handed back by a shutdown is sent again by the worker's main process instead: worker.app.)
+
+A gpu run handed back because this worker's GPU is unusable (worker.runner.GPU_LOST) is not retried
+here: the worker's main process stops consuming the gpu queue first and then sends it again
+(worker.app.stop_taking), so another GPU worker takes it.
 """
 
 from __future__ import annotations
 
-from worker.app import app, worker_settings
+from worker.app import app, stop_taking, worker_settings
 from worker.heartbeat import worker_stopping
 from worker.runner import DB_TRANSIENT, execute
 from worker.slots import before_run
@@ -31,8 +35,9 @@ def run(self, run_id: int) -> str | None:
     """Train run ``run_id`` (claim → engine with recording callbacks → finish)."""
     s = worker_settings()
     before_run(int(run_id))   # this slot's CUDA memory cap (once per process); logs its pid and torch threads
-    status = execute(int(run_id), self.request.hostname, heartbeat_s=s.heartbeat_seconds,
-                     lost_after_s=s.lost_after_seconds)
+    hostname = self.request.hostname
+    status = execute(int(run_id), hostname, heartbeat_s=s.heartbeat_seconds, lost_after_s=s.lost_after_seconds,
+                     on_gpu_lost=lambda queue, problem, rid: stop_taking(hostname, queue, problem, rid))
     if status == "requeued" and not worker_stopping():   # handed back on a database outage: send it again
         raise self.retry(countdown=HANDED_BACK_RETRY_S)
     return status

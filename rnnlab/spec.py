@@ -78,12 +78,15 @@ def _bool_in_number(v: Any, tp: Any) -> bool:
 _BIDI = {0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029}
 
 
-def check_text(field: str, value: str | None) -> str | None:
+def check_text(field: str, value: str | None, allow: str = "") -> str | None:
     """Refuse control, NUL and bidi characters in a name, tag or path (they hide or reorder text in
-    tables, terminals and logs); returns the value."""
+    tables, terminals and logs); returns the value. ``allow``: characters let through all the same
+    (notes keep their newlines and tabs)."""
     if value is None:
         return value
     for i, ch in enumerate(value):
+        if ch in allow:
+            continue
         if unicodedata.category(ch) in ("Cc", "Cs") or ord(ch) in _BIDI:
             raise ValueError(f"{field}: got {reprlib.repr(value)}; character {i + 1} is U+{ord(ch):04X} "
                              f"({unicodedata.name(ch, 'a control character')}): control, NUL and bidi "
@@ -382,7 +385,10 @@ class JobSpec(_Strict):
         if t.name == "copy":
             return t.seq_len + 2 * t.n_copy
         if t.name == "adding" and t.variant == "p13":
-            return t.seq_len + max(1, int(t.seq_len * 0.1)) - 1
+            # int(T·0.1) as the engine draws it; T // 10 past floats' exact integers (no OverflowError for
+            # a T of hundreds of digits: check_limits refuses it with a message)
+            tenth = int(t.seq_len * 0.1) if t.seq_len < 2**53 else t.seq_len // 10
+            return t.seq_len + max(1, tenth) - 1
         return t.seq_len
 
     @property
@@ -396,6 +402,33 @@ class JobSpec(_Strict):
         if t.name == "charlm":
             return BUNDLED_CHARLM_VOCAB if t.path is None else MAX_CHARLM_VOCAB
         return {"adding": 2, "temporal_order": 6, "digits": 1, "forecast": 1}[t.name]
+
+    @property
+    def io_sizes(self) -> tuple[int, int]:
+        """(input size, output size) of the network for this task (models/tasks): copy n_symbols + 2 in,
+        n_symbols + 1 out; charlm its vocabulary both ways (for a ``task.path`` text at most
+        MAX_CHARLM_VOCAB, since the file is not read here); adding 2/1, temporal_order 6/4, digits 1/10,
+        forecast 1/1."""
+        t = self.task
+        if t.name == "copy":
+            return t.n_symbols + 2, t.n_symbols + 1
+        if t.name == "charlm":
+            v = BUNDLED_CHARLM_VOCAB if t.path is None else MAX_CHARLM_VOCAB
+            return v, v
+        return {"adding": (2, 1), "temporal_order": (6, 4), "digits": (1, 10), "forecast": (1, 1)}[t.name]
+
+    @property
+    def num_params(self) -> int:
+        """The network's parameters, computed from the spec (nothing is built): per layer k, G gate blocks
+        (rnn 1, gru 3, lstm 4) of W_ih (G·H × in_k, in_0 the task's input size, then H), W_hh (G·H × H)
+        and two biases (G·H each), plus PReLU's one slope per layer; then the linear head (H·out + out).
+        Exact, except for a charlm ``task.path`` text, whose vocabulary is counted at its cap."""
+        h, n, (n_in, n_out) = self.hidden_size, self.num_layers, self.io_sizes
+        g = {"rnn": 1, "gru": 3, "lstm": 4}[self.cell]
+        stack = g * h * (n_in + h + 2) + (n - 1) * g * h * (2 * h + 2)
+        if self.act == "prelu":
+            stack += n
+        return stack + h * n_out + n_out
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -454,6 +487,9 @@ class Limits(BaseModel):
     # hidden_size · seq_len · batch_size · num_layers: a rough memory bound for the unrolled graph; also
     # steps · batch_size · width, the one-hot inputs and outputs (JobSpec.width)
     max_work: int = 2_000_000_000
+    # the network's parameters (JobSpec.num_params): 30M is 120 MB of float32 weights and about 360 MB per
+    # checkpoint with Adam's two moments, one database row each epoch; the presets and studies use < 0.5M
+    max_params: int = 30_000_000
     max_sweep_runs: int = 1_000
     # where task.path may point (a folder); None allows any path (single-user laptop setups)
     data_dir: str | None = None
@@ -504,24 +540,43 @@ def _format_errors(err: ValidationError | list[Any]) -> list[str]:
                        if isinstance(e.get("input"), dict) else f"{loc}: {msg}")
             continue
         val = e.get("input")
-        shown = reprlib.repr(val) if not isinstance(val, dict) else "{…}"   # bounded: a value can be huge
+        # bounded: a value can be huge (an int past 4,300 digits cannot even be repr'd)
+        shown = "{…}" if isinstance(val, dict) else int_text(val) if type(val) is int else reprlib.repr(val)
         if isinstance(val, float) and not math.isfinite(val):
             msg = "must be a finite number"
         out.append(f"{loc}: got {shown}; {msg[0].lower() + msg[1:]}")
     return out
 
 
+format_errors = _format_errors   # public: client.submit formats a re-validated spec's errors with it
+
+
 def _env(field: str) -> str:
     return f"RNNLAB_{field.upper()}"
 
 
+_LONG_INT = 10**15   # from here on a number is shown by its number of digits
+
+
+def int_text(n: int, commas: bool = False) -> str:
+    """An integer as a message shows it: whole below 10^15 (with thousands separators if ``commas``), else
+    'a 4,299-digit number' (no giant string is made: Python refuses str() past 4,300 digits)."""
+    if -_LONG_INT < n < _LONG_INT:
+        return f"{n:,}" if commas else str(n)
+    m = abs(n)
+    k = int((m.bit_length() - 1) * math.log10(2))   # floor(log10 |n|), give or take one
+    digits = k + 1 + (m >= 10 ** (k + 1)) - (m < 10 ** k)
+    return f"a {'negative ' if n < 0 else ''}{digits:,}-digit number"
+
+
 def over_limit(what: str, value: int, limits: Limits, field: str) -> str | None:
-    """The message for a size over the operator's limit ``field`` of Limits, or None."""
+    """The message for a size over the operator's limit ``field`` of Limits, or None; a huge value is
+    named by its number of digits (int_text)."""
     cap = getattr(limits, field)
     if value <= cap:
         return None
-    fmt = "{:,}" if field == "max_work" else "{}"
-    return (f"{what}: got {fmt.format(value)}; the operator's limit is {fmt.format(cap)} "
+    commas = field in ("max_work", "max_params")
+    return (f"{what}: got {int_text(value, commas)}; the operator's limit is {int_text(cap, commas)} "
             f"({_env(field)} raises it)")
 
 
@@ -546,6 +601,7 @@ def check_limits(spec: JobSpec, limits: Limits) -> list[str]:
         (f"steps·probe.batch_size·width ({_width_formula(spec)})", spec.steps * spec.probe.batch_size * spec.width,
          "max_work"),
     ]
+    checks.append((f"parameters ({_params_formula(spec)})", spec.num_params, "max_params"))
     errs = [m for what, value, field in checks if (m := over_limit(what, value, limits, field))]
     path = getattr(spec.task, "path", None)
     if path and limits.data_dir:
@@ -570,8 +626,16 @@ def _width_formula(spec: JobSpec) -> str:
 
 def _steps_formula(spec: JobSpec) -> str:
     if spec.task.name == "copy":
-        return f"T + 2·n_copy = {spec.task.seq_len} + 2·{spec.task.n_copy}"
-    return f"up to 1.1·T for p13, T = {spec.task.seq_len}"
+        return f"T + 2·n_copy = {int_text(spec.task.seq_len)} + 2·{spec.task.n_copy}"
+    return f"up to 1.1·T for p13, T = {int_text(spec.task.seq_len)}"
+
+
+def _params_formula(spec: JobSpec) -> str:
+    g = {"rnn": 1, "gru": 3, "lstm": 4}[spec.cell]
+    n_in, n_out = spec.io_sizes
+    cap = " (a task.path text's vocabulary counted at its cap)" if spec.task.name == "charlm" and spec.task.path else ""
+    return (f"{spec.cell}: {g} gate block{'s' if g > 1 else ''} × hidden_size {int_text(spec.hidden_size)} × "
+            f"{spec.num_layers} layer{'s' if spec.num_layers > 1 else ''}, {n_in} in, {n_out} out{cap}")
 
 
 def parse_spec(data: Any, limits: Limits | None = None) -> JobSpec:
@@ -594,6 +658,26 @@ def parse_spec(data: Any, limits: Limits | None = None) -> JobSpec:
 # ---------------------------------------------------------------------------------------------
 # Sweeps
 # ---------------------------------------------------------------------------------------------
+
+# A job spec has about 40 fields, so a sweep sets at most MAX_SWEEP_PATHS dotted paths (in vary, and in
+# any one explicit point), each at most MAX_SWEEP_PATH_CHARS long (the longest field path,
+# init.spectral_radius, has 20): checked when the sweep is parsed, before any grid point is built, since
+# each grid point sets every path and validates the result.
+MAX_SWEEP_PATHS = 100
+MAX_SWEEP_PATH_CHARS = 200
+
+
+def _paths_problem(where: str, paths: list[str]) -> str | None:
+    """Why the dotted paths of ``vary`` or of one point are too many or too long, or None."""
+    if len(paths) > MAX_SWEEP_PATHS:
+        return (f"{where}: {len(paths):,} paths; a sweep sets at most {MAX_SWEEP_PATHS} dotted field paths "
+                f"(a job spec has about 40 fields)")
+    long = next((k for k in paths if len(k) > MAX_SWEEP_PATH_CHARS), None)
+    if long is not None:
+        return (f"{where}: the path {_cut(long, 40)!r} has {len(long):,} characters; a dotted field path has at "
+                f"most {MAX_SWEEP_PATH_CHARS}")
+    return None
+
 
 class SweepSpec(_Strict):
     """A grid of jobs: ``base`` is a job spec, ``vary`` maps dotted field paths to lists of
@@ -619,6 +703,9 @@ class SweepSpec(_Strict):
     @field_validator("vary")
     @classmethod
     def _nonempty_lists(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        problem = _paths_problem("vary", list(v))
+        if problem:
+            raise ValueError(problem)
         for k, vals in v.items():
             if not vals:
                 raise ValueError(f"vary.{_cut(k)}: the list of values is empty")
@@ -630,6 +717,9 @@ class SweepSpec(_Strict):
         for i, p in enumerate(v):
             if not p:
                 raise ValueError(f"points[{i}]: the point sets no field; give at least one path: value")
+            problem = _paths_problem(f"points[{i}]", list(p))
+            if problem:
+                raise ValueError(problem)
             for k in p:
                 if not k or any(not part for part in k.split(".")):
                     raise ValueError(f"points[{i}]: {_cut(repr(k))} is not a dotted field path (e.g. init.forget_bias)")
@@ -651,12 +741,12 @@ class SweepSpec(_Strict):
             raise ValueError("seeds: give at least one seed")
         bad = [s for s in v if s < 0]
         if bad:   # a few of them and the count: the list itself can be huge
-            shown = ", ".join(map(str, bad[:5])) + (", …" if len(bad) > 5 else "")
+            shown = ", ".join(map(int_text, bad[:5])) + (", …" if len(bad) > 5 else "")
             raise ValueError(f"seeds: {len(bad):,} negative seed{'s' if len(bad) > 1 else ''} ({shown}); "
                              f"seeds must be ≥ 0")
         big = [s for s in v if s >= 2**31]
         if big:
-            shown = ", ".join(map(str, big[:5])) + (", …" if len(big) > 5 else "")
+            shown = ", ".join(map(int_text, big[:5])) + (", …" if len(big) > 5 else "")
             raise ValueError(f"seeds: {len(big):,} seed{'s' if len(big) > 1 else ''} too large ({shown}); "
                              f"seeds must be below 2^31 = {2**31}")
         return v
@@ -704,17 +794,42 @@ def short_value(v: Any, limit: int = 200) -> str:
     if isinstance(v, str):
         return v if len(v) <= limit else v[:limit - 1] + "…"
     out, size = [], 0
-    for chunk in json.JSONEncoder(separators=(",", ":"), default=repr).iterencode(v):
-        out.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            return "".join(out)[:limit - 1] + "…"
+    try:
+        for chunk in json.JSONEncoder(separators=(",", ":"), default=repr).iterencode(v):
+            out.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                return "".join(out)[:limit - 1] + "…"
+    except ValueError:   # an int past 4,300 digits (Python will not write it out)
+        return (int_text(v) if type(v) is int else "".join(out) + "…")[:limit]
     return "".join(out)
 
 
 _BRIEF = reprlib.Repr()
-_BRIEF.maxstring = _BRIEF.maxother = 100
-_BRIEF.maxlist = _BRIEF.maxtuple = _BRIEF.maxdict = 10
+_BRIEF.maxstring = _BRIEF.maxother = 40
+_BRIEF.maxlist = _BRIEF.maxtuple = _BRIEF.maxdict = 5
+_AT_SHOWN = 4   # the paths an error's grid point names
+MAX_SWEEP_ERRORS = 1_000   # expand_sweep stops checking grid points once it has this many distinct errors
+
+
+def _brief(v: Any) -> str:
+    try:
+        return _BRIEF.repr(v)
+    except ValueError:   # an int past 4,300 digits, somewhere in the value
+        return int_text(v) if type(v) is int else "…"
+
+
+def _at(sweep: SweepSpec, pi: int, paths: list[str], vals: tuple) -> str:
+    """A grid point as an error names it, in a bounded length: the explicit point's index, then at most
+    _AT_SHOWN path=value pairs, those that differ between grid points first, and how many more."""
+    varies = [i for i, k in enumerate(paths)
+              if (len(sweep.vary[k]) > 1 if k in sweep.vary else len(sweep.points) > 1)]
+    first = set(varies)
+    order = [*varies, *(i for i in range(len(paths)) if i not in first)]
+    pairs = [f"{_cut(paths[i], 40)}={_brief(vals[i])}" for i in order[:_AT_SHOWN]]
+    if len(paths) > _AT_SHOWN:
+        pairs.append(f"… {len(paths) - _AT_SHOWN:,} more")
+    return ", ".join([*([f"points[{pi}]"] if sweep.points else []), *pairs])
 
 
 def sweep_size(vary: dict[str, list[Any]], n_seeds: int, n_points: int = 0) -> int:
@@ -788,27 +903,33 @@ def expand_sweep(sweep: SweepSpec, limits: Limits | None = None) -> list[JobSpec
     base_errors = _base_errors(sweep)
     if base_errors:
         raise SpecError(base_errors)
-    specs, errors = [], []
-    for pi, paths, vals in grid_cells(sweep):
+    specs: list[JobSpec] = []
+    errors: dict[str, None] = {}   # each message once, in grid order
+    n_cells = sweep_size(sweep.vary, 1, len(sweep.points))
+    for n, (pi, paths, vals) in enumerate(grid_cells(sweep), 1):
+        if len(errors) >= MAX_SWEEP_ERRORS:   # a base with thousands of bad fields under a varied group
+            errors[f"sweep: checking stopped after {len(errors):,} errors, at grid point {n - 1:,} of "
+                   f"{n_cells:,}; fix these first"] = None
+            break
         d = dict(sweep.base)   # _set_path copies each mapping it goes into: the base is not changed
         try:
             for k, v in zip(paths, vals):
                 where = f"vary.{_cut(k)}" if k in sweep.vary else f"points[{pi}].{_cut(k)}"
                 _set_path(d, k, v)
         except _PathError as e:
-            errors.append(f"{where}: {e}")
+            errors[f"{where}: {e}"] = None
             continue
         d["seed"] = sweep.seeds[0]
         d["name"] = _point_name(d.get("name") or sweep.name, paths, vals)
         try:
             spec = parse_spec(d, limits)
         except SpecError as e:
-            at = ", ".join(f"{_cut(k)}={_BRIEF.repr(v)}" for k, v in zip(paths, vals))
-            errors += [f"[{at}] {m}" for m in e.errors]
+            at = _at(sweep, pi, paths, vals)
+            errors.update((f"[{at}] {m}", None) for m in e.errors)
             continue
         specs += [spec, *(spec.model_copy(update={"seed": s}, deep=True) for s in sweep.seeds[1:])]
     if errors:
-        raise SpecError(sorted(set(errors), key=errors.index))
+        raise SpecError(list(errors))
     return specs
 
 

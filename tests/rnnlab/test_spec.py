@@ -356,10 +356,13 @@ def test_a_bad_base_is_reported_once_before_anything_is_expanded(monkeypatch):
     assert len(e.value.errors) == 1 and e.value.errors[0].startswith("[base] hidden_size: got 0")
 
 
-def test_a_huge_path_is_cut_in_the_message():
-    path = "hidden_size" + ".a" * 5000
+def test_a_long_path_is_cut_in_the_message():
+    path = "hidden_size" + ".a" * 90   # 191 characters: under MAX_SWEEP_PATH_CHARS, over the messages' cut
     with pytest.raises(SpecError) as e:
         expand_sweep(parse_sweep({"base": {"hidden_size": 8}, "vary": {path: [1]}}))
     (msg,) = e.value.errors
     assert msg.startswith("vary.hidden_size.a.a") and msg.endswith("hidden_size is a value (8), not a group of fields")
     assert len(msg) < 250
+    # a longer one is refused when the sweep is parsed (tests/rnnlab/test_spec_bounds_sweep.py)
+    with pytest.raises(SpecError, match="has 10,011 characters; a dotted field path has at most 200"):
+        parse_sweep({"base": {"hidden_size": 8}, "vary": {"hidden_size" + ".a" * 5000: [1]}})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import reprlib
 import subprocess
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
@@ -49,7 +50,7 @@ from db.models import (
 )
 from db.reads import epoch_records, epoch_scalars, find_existing, get_run, list_runs, runs_by_ids
 from rnnlab.records import EpochRecord, RunInfo
-from rnnlab.spec import SPEC_VERSION, JobSpec, SweepSpec
+from rnnlab.spec import SPEC_VERSION, JobSpec, SweepSpec, check_text
 
 __all__ = [
     "LostOwnership", "Reaped", "RunNotFound", "RunStateError", "cancel_requested", "claim_run",
@@ -109,7 +110,11 @@ MAX_NOTES = 10_000
 
 def too_many_tags(tags: Iterable[str]) -> tuple[list[str], str | None]:
     """(the tags as a list, None), or ([], why there are too many: the count, or 'more than MAX_TAGS' for an
-    iterable without a length, which is never read past MAX_TAGS + 1 items)."""
+    iterable without a length, which is never read past MAX_TAGS + 1 items). A bare string is refused, not
+    read as one tag per character (nor guessed to be one tag, or a comma-separated list)."""
+    if isinstance(tags, (str, bytes)):
+        return [], (f"tags: got the string {reprlib.repr(tags)}; give a list of tags, e.g. "
+                    f"[{reprlib.repr(tags[:MAX_TAG_CHARS])}]")
     if hasattr(tags, "__len__"):
         n = len(tags)
         if n > MAX_TAGS:
@@ -121,18 +126,31 @@ def too_many_tags(tags: Iterable[str]) -> tuple[list[str], str | None]:
     return head, None
 
 
+def tag_problem(tag: Any) -> str | None:
+    """Why a tag is not allowed, or None: a tag is a string of 1 to MAX_TAG_CHARS characters (spaces around
+    it do not count) without control, NUL or bidi characters (rnnlab.spec.check_text), so that submit,
+    set_tags and the dashboard refuse the same tags."""
+    if not isinstance(tag, str) or not tag.strip() or len(tag.strip()) > MAX_TAG_CHARS:
+        return f"tag: got {reprlib.repr(tag)}; a tag is 1 to {MAX_TAG_CHARS} characters"
+    try:
+        check_text("tag", tag)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
 def _clean_tags(tags: Iterable[str]) -> list[str]:
     """The tags stripped and deduped (first occurrence kept); ValueError if there are more than MAX_TAGS
-    (counted as given, before anything else) or one is empty or longer than MAX_TAG_CHARS."""
+    (counted as given, before anything else), or one is not allowed (tag_problem)."""
     tags, problem = too_many_tags(tags)
     if problem:
         raise ValueError(problem)
     out: dict[str, None] = {}
     for t in tags:
-        t = str(t).strip()
-        if not t or len(t) > MAX_TAG_CHARS:
-            raise ValueError(f"tag: got {t[:120]!r}; a tag is 1 to {MAX_TAG_CHARS} characters")
-        out.setdefault(t)
+        problem = tag_problem(t)
+        if problem:
+            raise ValueError(problem)
+        out.setdefault(t.strip())
     return list(out)
 
 
@@ -386,9 +404,16 @@ def set_tags(run_id: int, tags: Iterable[str], *, url: str | None = None) -> lis
 
 
 def set_notes(run_id: int, notes: str | None, *, url: str | None = None) -> None:
-    """Replace the run's free-text notes (None or '' clears them); ValueError above MAX_NOTES characters."""
+    """Replace the run's free-text notes (None or '' clears them); ValueError above MAX_NOTES characters, or
+    for control, NUL or bidi characters (rnnlab.spec.check_text) other than newlines and tabs (a Windows
+    line end, CR LF, is kept as a newline)."""
+    if notes is not None and not isinstance(notes, str):
+        raise ValueError(f"notes: got {type(notes).__name__}; notes are text")
     if notes is not None and len(notes) > MAX_NOTES:
         raise ValueError(f"notes: {len(notes):,} characters; at most {MAX_NOTES:,}")
+    if notes:
+        notes = notes.replace("\r\n", "\n")
+        check_text("notes", notes, allow="\n\t")
     with session(url, write=True) as s:
         check_owned(s, run_id, None)
         s.execute(update(Run).where(Run.id == run_id).values(notes=notes or None))

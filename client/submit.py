@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
 from rnnlab.spec import (  # noqa: F401  (MAX_OWNER_CHARS, check_owner: re-exported for callers of client.submit)
@@ -28,9 +29,9 @@ from rnnlab.spec import (  # noqa: F401  (MAX_OWNER_CHARS, check_owner: re-expor
     SweepSpec,
     check_limits,
     check_owner,
-    check_text,
     expand_sweep,
     find_duplicates,
+    format_errors,
 )
 
 
@@ -81,35 +82,67 @@ def queues_for(specs: Sequence[JobSpec]) -> set[str]:
 
 
 def check_submission(specs: Sequence[JobSpec], tags: Iterable[str], limits) -> list[str]:
-    """Every limit and text rule, once, for whatever built the specs (CLI, dashboard, API): the
-    operator's size limits per spec (rnnlab.spec.check_limits), the number of runs, and the tags (at most
-    db.store.MAX_TAGS per run, each 1 to MAX_TAG_CHARS characters)."""
-    from db.store import MAX_TAG_CHARS, too_many_tags
+    """Every schema, limit and text rule, once, for whatever built the specs (CLI, dashboard, API): each
+    spec validated again (revalidate: a spec changed with model_copy or made with model_construct skipped
+    the schema), the operator's size limits per spec (rnnlab.spec.check_limits), the number of runs, and
+    the tags (at most db.store.MAX_TAGS per run, each allowed by db.store.tag_problem)."""
+    return _checked(specs, tags, limits)[1]
+
+
+def revalidate(spec: JobSpec) -> tuple[JobSpec | None, list[str]]:
+    """The spec validated again from its fields (a round trip through JobSpec), or None and the schema's
+    messages, each naming the field (hidden_size 0, a NaN optimizer.lr …)."""
+    try:
+        data = spec.model_dump(warnings=False)
+    except Exception as e:  # noqa: BLE001 - a model_construct'ed spec may not even serialize
+        return None, [f"spec: cannot be read ({type(e).__name__}: {reprlib.repr(str(e))}); build specs with "
+                      "rnnlab.spec.parse_spec"]
+    try:
+        return JobSpec.model_validate(data), []
+    except ValidationError as e:
+        return None, format_errors(e)
+
+
+def _checked(specs: Sequence[JobSpec], tags: Iterable[str], limits) -> tuple[list[JobSpec], list[str]]:
+    """(the specs validated again, the problems): check_submission's work; submit stores those specs."""
+    from db.store import tag_problem, too_many_tags
 
     errors: list[str] = []
     if len(specs) > limits.max_sweep_runs:
         errors.append(f"runs: got {len(specs):,} in one submission; the operator's limit is "
                       f"{limits.max_sweep_runs} (RNNLAB_MAX_SWEEP_RUNS raises it)")
+        specs = specs[:0]   # not looked at one by one
+    valid: list[JobSpec] = []
     for i, spec in enumerate(specs):
         if not isinstance(spec, JobSpec):
             errors.append(f"specs[{i}]: got {type(spec).__name__}; expected a JobSpec (rnnlab.spec.parse_spec)")
             continue
         where = f"[run {i + 1}] " if len(specs) > 1 else ""
-        errors += [where + e for e in check_limits(spec, limits)]
+        spec, problems = revalidate(spec)
+        if spec is not None:
+            valid.append(spec)
+            problems = check_limits(spec, limits)
+        errors += [where + e for e in problems]
         if len(errors) > 20:
             break
     tags, too_many = too_many_tags(tags)   # counted before any tag is looked at
     if too_many:
         errors.append(too_many)
-    for tag in tags:
-        if not isinstance(tag, str) or not tag.strip() or len(tag.strip()) > MAX_TAG_CHARS:
-            errors.append(f"tag: got {reprlib.repr(tag)}; a tag is 1 to {MAX_TAG_CHARS} characters")
-            continue
-        try:
-            check_text("tag", tag)
-        except ValueError as e:
-            errors.append(str(e))
-    return list(dict.fromkeys(errors))
+    errors += [p for tag in tags if (p := tag_problem(tag))]
+    return valid, list(dict.fromkeys(errors))
+
+
+def _sweep_problems(sweep: SweepSpec) -> list[str]:
+    """The sweep recorded with the runs, validated again (like each spec): its messages, or []."""
+    if not isinstance(sweep, SweepSpec):
+        return [f"sweep: got {type(sweep).__name__}; expected a SweepSpec (rnnlab.spec.parse_sweep)"]
+    try:
+        SweepSpec.model_validate(sweep.model_dump(warnings=False))
+    except ValidationError as e:
+        return [f"sweep: {m}" for m in format_errors(e)]
+    except Exception as e:  # noqa: BLE001 - a model_construct'ed sweep may not even serialize
+        return [f"sweep: cannot be read ({type(e).__name__})"]
+    return []
 
 
 # check_owner and MAX_OWNER_CHARS live in rnnlab.spec (the worker checks owners too); imported above
@@ -144,8 +177,11 @@ def submit(specs: Sequence[JobSpec], owner: str | None = None, tags: Iterable[st
     # MAX_TAGS + 1 items (db.store.too_many_tags), and more is refused as check_submission refuses it
     specs = list(specs)
     tags, too_many = store.too_many_tags(tags)
-    errors = check_submission(specs, tags, limits or settings.limits) + ([too_many] if too_many else [])
+    specs, errors = _checked(specs, tags, limits or settings.limits)   # the specs validated again
+    errors += [too_many] if too_many else []
     errors += check_owner(owner)
+    if sweep is not None:
+        errors += _sweep_problems(sweep)
     if errors:
         raise SpecError(errors)
     auto_queue = configured_auto_queue()

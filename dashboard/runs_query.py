@@ -33,6 +33,23 @@ _PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+def text_problem(url_name: str, value: str) -> str | None:
+    """Why a text filter's value (URL name 'q', 'field' or 'equals') cannot be used, or None: at most
+    MAX_TEXT characters, no control characters, and for 'field' a dotted spec path (letters, digits and _,
+    joined by dots; it is put into a JSON path, so a quote or a bracket would break the query). The URL
+    and the typed boxes share it."""
+    if not isinstance(value, str):
+        return f"got {type(value).__name__}; expected text"
+    if len(value) > MAX_TEXT:
+        return f"at most {MAX_TEXT} characters (it has {len(value):,})"
+    if _CONTROL.search(value):
+        return "control characters are not allowed"
+    if url_name == "field" and value and not _PATH.fullmatch(value):
+        return (f"{value[:40]!r} is not a dotted spec path such as optimizer.lr (letters, digits and _, "
+                f"joined by dots)")
+    return None
+
+
 def defaults() -> dict[str, Any]:
     """Widget key -> value of a page with no filters."""
     out: dict[str, Any] = {w: [] for w in MULTI.values()}
@@ -94,12 +111,9 @@ def from_params(params: Mapping[str, Sequence[str]], opts: Mapping[str, Any],
         v = _last(params, url_name)
         if v is None:
             continue
-        if len(v) > MAX_TEXT:
-            problems.append(f"URL field '{url_name}': at most {MAX_TEXT} characters (it has {len(v)}); ignored.")
-        elif _CONTROL.search(v):
-            problems.append(f"URL field '{url_name}': control characters are not allowed; ignored.")
-        elif url_name == "field" and v and not _PATH.fullmatch(v):
-            problems.append(f"URL field 'field': {v[:40]!r} is not a dotted spec path such as optimizer.lr; ignored.")
+        problem = text_problem(url_name, v)
+        if problem:
+            problems.append(f"URL field '{url_name}': {problem}; ignored.")
         else:
             out[widget] = v
     sweep = _last(params, "sweep")

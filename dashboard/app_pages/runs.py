@@ -59,6 +59,14 @@ with st.expander("Filters", expanded=True, icon=":material/filter_list:"):
     sort = c.selectbox("Sort", runs_query.SORTS, key="flt_sort")
     d.selectbox("Per page", runs_query.PAGE_SIZES, key="page_size")
 
+# the typed boxes pass the URL's check (runs_query.text_problem): a box that fails it filters nothing
+typed = {"q": ("Search", search), "field": ("Any spec field", spec_path), "equals": ("equals", spec_value)}
+for url_name, (label, text) in typed.items():
+    problem = runs_query.text_problem(url_name, text or "")
+    if problem:
+        st.warning(plain(f"{label}: {problem}; this filter is not applied."), icon=":material/filter_alt_off:")
+        typed[url_name] = (label, "")
+search, spec_path, spec_value = (typed[k][1] for k in ("q", "field", "equals"))
 filters = {"status": status, "tags": tags, "search": search or None, "sweep_id": sweep,
            **{k: v for k, v in spec_cols.items() if v}, "spec": {spec_path: spec_value} if spec_path else {}}
 if ss.get("_filters") != repr(filters) or applied:  # new filters: back to the first page

@@ -23,7 +23,9 @@ def _fail(message: str) -> None:
 def _factor(by: str) -> str:
     name = by.replace("-", " ")
     if name not in FACTOR_NAMES:
-        _fail(f"--by: got {by!r}; allowed: {', '.join(repr(f) for f in FACTOR_NAMES)}")
+        from cli.main import clipped
+
+        _fail(f"--by: got {clipped(by)}; allowed: {', '.join(repr(f) for f in FACTOR_NAMES)}")
     return name
 
 
@@ -31,7 +33,7 @@ def _source(sweep: int | None, runs: str | None, tag: str | None) -> dict:
     given = [k for k, v in (("--sweep", sweep), ("--runs", runs), ("--tag", tag)) if v is not None]
     if len(given) != 1:
         _fail(f"give exactly one of --sweep, --runs, --tag (got {', '.join(given) if given else 'none'})")
-    from cli.main import check_id  # the id check of every command (`rnnlab show`, `cancel`, …)
+    from cli.main import check_id, check_tags  # the id and tag checks of every command (`rnnlab show`, `runs`, …)
 
     if runs is not None:
         if not re.fullmatch(r"\s*\d+(\s*,\s*\d+)*\s*", runs):
@@ -42,7 +44,7 @@ def _source(sweep: int | None, runs: str | None, tag: str | None) -> dict:
         return {"ids": list(dict.fromkeys(check_id(p, "--runs") for p in parts))}
     if sweep is not None:
         return {"sweep_id": check_id(sweep, "--sweep", "sweep")}
-    return {"tags": [tag]}
+    return {"tags": check_tags([tag], "--tag")}   # 1 to db.store.MAX_TAG_CHARS characters, as stored
 
 
 def _run_ids(filters: dict) -> list[int]:

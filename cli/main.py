@@ -1,8 +1,10 @@
 """The `rnnlab` command line: train in the foreground, submit to the queue, run workers, inspect runs.
 
 Torch (and the engine) are imported only by `train` and `worker`, so the other commands work in a
-torch-free install. Bad input (an invalid spec, an unknown run id) prints a message naming the
-field or id and exits with code 2 without writing anything.
+torch-free install. Bad input (an invalid spec, an unknown run id, an option out of bounds, an output
+file whose folder does not exist) prints a message naming the field, id or option and exits with code 2
+without writing anything, in every command (`rnnlab sql` and `rnnlab user` too: they exit 1 only when the
+work itself fails, e.g. the database refuses a query or the users file is malformed).
 """
 
 from __future__ import annotations
@@ -133,6 +135,48 @@ def check_id(value: int | str, name: str, what: str = "run") -> int:
     return n
 
 
+def clipped(text: str, keep: int = 40) -> str:
+    """``text`` for an error message: at most ``keep`` characters, and the length when it was cut."""
+    return repr(text) if len(text) <= keep else f"{text[:keep]!r}… ({len(text):,} characters)"
+
+
+def check_tags(tags: list[str], option: str = "--tag") -> list[str]:
+    """Tags typed on the command line, stripped and deduplicated: at most db.store.MAX_TAGS of them (a run
+    has no more), each 1 to MAX_TAG_CHARS characters (no stored tag is longer), else exit 2 naming the
+    option; an overlong tag is shown cut, never echoed whole."""
+    from db.store import MAX_TAG_CHARS, MAX_TAGS
+
+    if len(tags) > MAX_TAGS:
+        fail(f"{option}: {len(tags):,} tags; at most {MAX_TAGS} (a run has at most {MAX_TAGS} tags)")
+    out: dict[str, None] = {}
+    for t in tags:
+        text = t.strip()
+        if not 1 <= len(text) <= MAX_TAG_CHARS:
+            fail(f"{option}: got {clipped(t)}; a tag is 1 to {MAX_TAG_CHARS} characters")
+        out.setdefault(text)
+    return list(out)
+
+
+def check_output_path(path: Path, option: str) -> None:
+    """An output file named on the command line, checked before any work is done (`train --json`: before
+    training; it once trained, recorded the run as succeeded, then ended in a traceback): its folder must
+    exist and be writable, and the path must not be a folder; else exit 2 naming the option."""
+    shown = clipped(str(path), 200)
+    folder = path.parent
+    try:
+        if path.is_dir():
+            fail(f"{option}: {shown} is a folder; give a file name (e.g. {str(path / 'out')!r})")
+        if not folder.is_dir():
+            what = "is not a folder" if folder.exists() else "does not exist (create it first)"
+            fail(f"{option}: got {shown}, but the folder {clipped(str(folder), 200)} {what}")
+        if path.exists() and not os.access(path, os.W_OK):
+            fail(f"{option}: {shown} cannot be written (permission denied)")
+        if not path.exists() and not os.access(folder, os.W_OK | os.X_OK):
+            fail(f"{option}: cannot create {shown}: the folder {clipped(str(folder), 200)} is not writable")
+    except OSError as e:   # e.g. a name too long for the file system
+        fail(f"{option}: got {shown}: {e.strerror or e}")
+
+
 def _run_or_fail(run_id: int) -> dict:
     from db.store import get_run
 
@@ -172,6 +216,8 @@ def train(
     """Train one job in the foreground with a progress bar, and record it in the database."""
     from rnnlab.spec import JobSpec
 
+    if json_out is not None:
+        check_output_path(json_out, "--json")
     doc = _load(spec_file)
     if not isinstance(doc, JobSpec):
         fail(f"{spec_file} is a sweep; queue it with `rnnlab submit {spec_file}`")
@@ -361,7 +407,9 @@ def runs(
 
     bad = [s for s in status if s not in RUN_STATUSES]
     if bad:
-        fail(f"--status: got {bad[0]!r}; allowed: {', '.join(RUN_STATUSES)}")
+        fail(f"--status: got {clipped(bad[0])}; allowed: {', '.join(RUN_STATUSES)}")
+    status = list(dict.fromkeys(status))
+    tag = check_tags(tag)
     _ready_db()
     df, _ = list_runs({"status": status, "all_tags": tag}, 0, limit)
     rows = df.astype(object).where(df.notna(), None).to_dict("records")
@@ -493,7 +541,9 @@ def export(
     from db.store import epoch_records, epoch_scalars
 
     if fmt not in ("json", "csv"):
-        fail(f"--format: got {fmt!r}; allowed: json, csv")
+        fail(f"--format: got {clipped(fmt)}; allowed: json, csv")
+    if output is not None:
+        check_output_path(output, "-o/--output")
     _ready_db()
     run = _run_or_fail(run_id)
     if fmt == "json":

@@ -3,6 +3,8 @@
 It goes through db.console.run_sql, so it has the same guarantees: a read-only connection
 (RNNLAB_READONLY_DATABASE_URL on Postgres), the statement timeout, and the row, value and byte limits.
 The table shows SQL NULL as NULL and a real NaN (Postgres) as NaN; --csv writes both as an empty field.
+Exit codes: 0 the rows were printed; 2 an option out of bounds (--limit, --timeout), as the CLI's other bad
+input; 1 the console refused or failed the query (read-only, too long, a syntax error, the timeout).
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import sys
 
 import typer
 
+EXIT_QUERY_FAILED = 1
+EXIT_BAD_INPUT = 2
 
-def _fail(message: str) -> None:
+
+def _fail(message: str, code: int = EXIT_QUERY_FAILED) -> None:
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(code)
 
 
 def _read_stdin() -> str:
@@ -47,10 +52,11 @@ def sql(
 
     s = get_settings()
     if limit is not None and limit > s.sql_row_limit:
-        _fail(f"--limit {limit} is above the console's row limit of {s.sql_row_limit:,} (RNNLAB_SQL_ROW_LIMIT)")
+        _fail(f"--limit {limit} is above the console's row limit of {s.sql_row_limit:,} (RNNLAB_SQL_ROW_LIMIT)",
+              EXIT_BAD_INPUT)
     if timeout is not None and timeout > s.sql_timeout_seconds:
         _fail(f"--timeout {timeout:g} is above the console's timeout of {s.sql_timeout_seconds:g} s "
-              "(RNNLAB_SQL_TIMEOUT_SECONDS)")
+              "(RNNLAB_SQL_TIMEOUT_SECONDS)", EXIT_BAD_INPUT)
     text = _read_stdin() if query == "-" else query
     try:
         cols, rows, why = query_rows(text, timeout, limit)

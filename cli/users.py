@@ -1,4 +1,9 @@
-"""`rnnlab user add|list|remove`: manage the dashboard's built-in users (see rnnlab.users)."""
+"""`rnnlab user add|list|remove`: manage the dashboard's built-in users (see rnnlab.users).
+
+Exit codes: 0 done; 2 bad input, as in the CLI's other commands (a name, role or password that is not
+allowed, a user that already exists without --update, no such user to remove), checked before the file is
+changed; 1 the work failed (a malformed or unwritable users file).
+"""
 
 from __future__ import annotations
 
@@ -17,9 +22,30 @@ users_app = typer.Typer(
 _FILE = typer.Option(None, "--file", help="users file (default: RNNLAB_USERS_FILE or $RNNLAB_HOME/users.yaml)")
 
 
-def _fail(message: str) -> None:
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> None:
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(code)
+
+
+def _load(file: Path | None) -> dict:
+    """The users file's users; exit 1 if it is malformed or cannot be read."""
+    try:
+        return users.load_users(file)
+    except (ValueError, OSError) as e:
+        _fail(str(e))
+
+
+def _check_password(password: str) -> None:
+    """rnnlab.users.hash_password's length rule, checked here so that a bad password is bad input (exit 2)
+    and an empty line on stdin is refused, not taken as 'no password' (an OIDC-only user)."""
+    if len(password) < users.MIN_PASSWORD_LEN:
+        _fail(f"password is too short: use at least {users.MIN_PASSWORD_LEN} characters", EXIT_BAD_INPUT)
+    if len(password.encode()) > users.MAX_PASSWORD_BYTES:
+        _fail(f"password is too long: bcrypt uses at most {users.MAX_PASSWORD_BYTES} bytes", EXIT_BAD_INPUT)
 
 
 @users_app.command("add")
@@ -36,15 +62,20 @@ def add(
         users.check_name(name)
         users.check_role(role)
     except ValueError as e:
-        _fail(str(e))
+        _fail(str(e), EXIT_BAD_INPUT)
+    if name in _load(file) and not update:
+        _fail(f"user {name!r} already exists in {file or users.default_path()}; pass --update to change it",
+              EXIT_BAD_INPUT)
     password = None
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     elif not no_password:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if password is not None:
+        _check_password(password)
     try:
         record = users.add_user(name, role, password, path=file, replace=update)
-    except ValueError as e:
+    except (ValueError, OSError) as e:   # the file (malformed, unwritable) or a user added meanwhile
         _fail(str(e))
     login = "password" if record.password_hash else "OIDC only"
     where = file or users.default_path()
@@ -54,10 +85,7 @@ def add(
 @users_app.command("list")
 def list_(file: Path | None = _FILE) -> None:
     """List the users with their roles (never their hashes)."""
-    try:
-        found = users.load_users(file)
-    except ValueError as e:
-        _fail(str(e))
+    found = _load(file)
     if not found:
         typer.echo(f"no users in {file or users.default_path()}")
         return
@@ -73,7 +101,9 @@ def remove(name: str = typer.Argument(..., help="user name"), file: Path | None 
     try:
         users.remove_user(name, path=file)
     except KeyError as e:
-        _fail(e.args[0])
+        _fail(e.args[0], EXIT_BAD_INPUT)
+    except (ValueError, OSError) as e:   # a malformed or unwritable users file
+        _fail(str(e))
     typer.echo(f"removed {name}")
 
 

@@ -59,25 +59,40 @@ def _is_nan(v: Any) -> bool:
     return isinstance(v, Decimal) and v.is_nan()
 
 
+def _number(v: float) -> str:
+    """A float as the table shows it: every significant digit it holds (the shortest text that reads
+    back as the same float, as psql shows a float8), so 1.49e-06 reads 1.49e-06, not 0.000001; a whole
+    number without '.0' (0 reads 0, 50.0 reads 50); inf and -inf as they are."""
+    text = repr(float(v))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _cell(v: Any) -> Any:
+    """One value as the table shows it: SQL NULL reads NULL, a real NaN reads NaN, an integer its digits,
+    a float _number's text; anything else (text, Decimal, a date) as pandas prints it."""
+    if v is None:
+        return "NULL"
+    if _is_nan(v):
+        return "NaN"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return _number(v)
+    return v
+
+
 def as_text(cols: list[str], rows: list[tuple]) -> str:
-    """The rows as a plain-text table (``rnnlab sql``): SQL NULL reads NULL and a real NaN reads NaN in
-    every column (pandas alone prints both as NaN in a float column and NULL as None elsewhere), an
-    integer column with NULLs keeps its integers (not 50.0), and other floats are formatted by pandas
-    as before."""
+    """The rows as a plain-text table (``rnnlab sql``), each value formatted on its own (_cell): SQL
+    NULL reads NULL and a real NaN reads NaN in every column (pandas alone prints both as NaN in a float
+    column and NULL as None elsewhere), integers stay integers (not 50.0, even beside a NULL or a float),
+    and a float keeps all its significant digits (pandas' table rounds to 6 decimals: 1.49e-06 read
+    0.000001, one digit of three; --csv always kept them)."""
     df = rows_to_df(cols, rows)
     if not len(df):
         return df.to_string(index=False)
-    shown: dict[str, list[Any]] = {}
-    for i, c in enumerate(df.columns):
-        raw = [r[i] for r in rows]
-        present = [v for v in raw if v is not None]
-        if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
-            shown[c] = ["NULL" if v is None else str(v) for v in raw]
-        elif pd.api.types.is_float_dtype(df[c]):
-            text = df[[c]].to_string(index=False, header=False, na_rep="NULL").splitlines()
-            shown[c] = ["NaN" if _is_nan(v) else t.strip() for v, t in zip(raw, text)]
-        else:
-            shown[c] = ["NULL" if v is None else "NaN" if _is_nan(v) else v for v in raw]
+    shown = {c: [_cell(r[i]) for r in rows] for i, c in enumerate(df.columns)}
     return pd.DataFrame(shown, columns=df.columns).to_string(index=False, max_colwidth=200)
 
 

@@ -31,7 +31,12 @@ EXIT_BAD_INPUT = 2   # refused before training (an owner out of bounds), as the 
 
 
 def _g(x) -> str:
-    return "—" if x is None else (f"{x:.4g}" if isinstance(x, float) and math.isfinite(x) else str(x))
+    """4 significant digits; None reads —, a NaN reads NaN (as `rnnlab runs` and `show` print it)."""
+    if x is None:
+        return "—"
+    if isinstance(x, float):
+        return f"{x:.4g}" if math.isfinite(x) else ("NaN" if x != x else str(x))
+    return str(x)
 
 
 def _epoch_line(rec) -> str:
@@ -119,7 +124,13 @@ def train_foreground(spec: JobSpec, *, json_out: Path | None, record: bool, owne
         doc = {"run_id": run_id, "spec": spec.to_dict(), "status": status, "message": message,
                "info": vars(recorder.info) if recorder.info is not None else None,
                "epochs": [r.to_dict() for r in records]}
-        json_out.write_text(json.dumps(encode_json(doc), indent=1, allow_nan=False) + "\n")
+        try:   # the CLI checked the path before training (cli.main.check_output_path); it can still fail
+            json_out.write_text(json.dumps(encode_json(doc), indent=1, allow_nan=False) + "\n")
+        except OSError as e:
+            console.print(f"[bold red]error:[/] --json: could not write {escape(str(json_out))}: "
+                          f"{escape(e.strerror or str(e))}" + (f" (the run is recorded as {status})" if record else ""),
+                          highlight=False)
+            return EXIT["failed"]
         console.print(f"wrote {json_out}")
     return EXIT[status]
 
@@ -131,11 +142,33 @@ def _summary(console: Console, status: str, message: str, facts: dict, models) -
     if info is None or not records:
         return
     last = records[-1]
-    console.print(f"val loss {_g(last.val_loss)} vs baseline {_g(info.baseline_loss)}"
-                  + (f" ({last.val_loss / info.baseline_loss:.1%} of it)" if info.baseline_loss else ""),
-                  highlight=False)
+    console.print(_loss_line(last, records, info.baseline_loss), highlight=False)
     console.print(f"{info.metric_name} {_g(last.val_metric)} vs baseline {_g(info.baseline_metric)} "
                   f"({'higher' if info.higher_is_better else 'lower'} is better)", highlight=False)
     probed = [r for r in records if r.probed and r.layers]
     if probed:
         console.print(f"diagnosis: {models.diagnose(probed[-1], info, records[0])}", highlight=False)
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _loss_line(last, records: list, baseline) -> str:
+    """The last val loss against the baseline, the ratio as rnnlab.strategies.pct writes it (never 0% for
+    a loss above 0: 5e-5 of 1/6 reads 0.03%, not 0.0%). A non-finite last loss (a diverged run's) is not
+    compared: the line says so and gives the last finite val loss and its epoch, if there was one."""
+    from rnnlab.strategies import pct
+
+    def of_it(loss) -> str:
+        return f" ({pct(loss / baseline)} of it)" if _finite(loss) and _finite(baseline) and baseline > 0 else ""
+
+    if last.val_loss is None or _finite(last.val_loss):
+        return f"val loss {_g(last.val_loss)} vs baseline {_g(baseline)}" + of_it(last.val_loss)
+    line = f"val loss {_g(last.val_loss)} at epoch {last.epoch}: not a finite number, so not comparable with " \
+           f"the baseline {_g(baseline)}"
+    earlier = [r for r in records if _finite(r.val_loss)]
+    if earlier:
+        e = earlier[-1]
+        line += f"; the last finite val loss was {_g(e.val_loss)} at epoch {e.epoch}" + of_it(e.val_loss)
+    return line

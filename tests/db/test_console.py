@@ -147,8 +147,8 @@ def test_rnnlab_sql_has_the_consoles_limits(sqlite_db):
     assert p.returncode == 1 and "read-only" in p.stderr
     p = _cli(sqlite_db, "-", "--limit", "2", stdin="SELECT id FROM runs ORDER BY id")
     assert p.returncode == 0 and p.stdout.split() == ["id", "1", "2"] and "row limit of 2" in p.stderr
-    p = _cli(sqlite_db, "SELECT 1", "--limit", "51")
-    assert p.returncode == 1 and "above the console's row limit of 50" in p.stderr
+    p = _cli(sqlite_db, "SELECT 1", "--limit", "51")     # bad input: 2, as in every command
+    assert p.returncode == 2 and "above the console's row limit of 50" in p.stderr
 
 
 def _cli_on(url: str, *args: str) -> subprocess.CompletedProcess:

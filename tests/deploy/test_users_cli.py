@@ -62,7 +62,7 @@ def test_list_of_no_file_says_so(users_file):
 def test_add_existing_needs_update(users_file):
     run("add", "alice", "--password-stdin", input="secret-pass\n")
     again = run("add", "alice", "--password-stdin", input="other-pass\n")
-    assert again.exit_code == 1 and "already exists" in again.output
+    assert again.exit_code == 2 and "already exists" in again.output      # bad input, as in every command
     updated = run("add", "alice", "--role", "admin", "--update", "--password-stdin", input="other-pass\n")
     assert updated.exit_code == 0, updated.output
     assert users.verify_password("alice", "other-pass", users_file).role == "admin"
@@ -78,7 +78,7 @@ def test_add_existing_needs_update(users_file):
 ], ids=["role", "name-space", "name-dash", "remove-missing"])
 def test_errors_name_the_value_and_what_is_allowed(users_file, args, message):
     result = run(*args)
-    assert result.exit_code != 0
+    assert result.exit_code == 2
     assert message in result.output
 
 
@@ -87,7 +87,7 @@ def test_errors_name_the_value_and_what_is_allowed(users_file, args, message):
 ])
 def test_password_length_is_checked(users_file, password, message):
     result = run("add", "alice", "--password-stdin", input=password + "\n")
-    assert result.exit_code == 1 and message in result.output
+    assert result.exit_code == 2 and message in result.output
     assert not users_file.exists() or "alice" not in users_file.read_text()
 
 

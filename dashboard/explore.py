@@ -19,10 +19,10 @@ NOT_FACTORS = ("seed", "name")  # spec fields that never count as a swept factor
 # A run that broke off: diverged (its last probe was taken on the epoch where training stopped, on
 # non-finite gradients or weights) or died (failed wherever it was)
 BROKE_OFF = ("diverged", *DIED)
-# Outcomes of a run's last probe that measure the configuration at the end of training: a run that
-# broke off has no value of them (NaN, like a diverged run's loss), so every chart and every phase
-# cell treats it as it treats a run without a loss: drawn or marked, never averaged with finished runs
-AT_END = ("horizon", "log10 ‖g_1‖/‖g_T‖")
+# Outcomes that measure the configuration at the end of training (every one but 'diverged'): a run
+# that broke off has no value of them (NaN), since its last epoch, probe and spectra are of where
+# training stopped; every chart and phase cell draws or marks it, never averages it with finished runs
+AT_END = tuple(o for o in OUTCOMES if o != "diverged")
 COMPARE_MAX = 12
 
 
@@ -66,23 +66,25 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
 def outcomes_of(runs: pd.DataFrame) -> pd.DataFrame:
     """The outcome columns (OUTCOMES) of explore_runs rows. Loss ÷ baseline divides by the trivial
     predictor's loss on the run's own held-out set when stored, else the task baseline; 'diverged'
-    is 1 for a diverged run, 0 for any other finished run and NaN while a run is unfinished. The
-    AT_END outcomes (horizon, ‖g_1‖/‖g_T‖) are NaN for a run that broke off (BROKE_OFF): its last
-    probe is of the epoch where training stopped, not of the trained configuration."""
+    is 1 for a diverged run, 0 for any other finished run and NaN while a run is unfinished. Every
+    other outcome is NaN for a run that broke off (BROKE_OFF: diverged or failed): its last epoch is
+    where training stopped, not the trained configuration, so its loss, metric, probe and spectra
+    would stand in a cell's mean for a result it never reached ('diverged' and the marks say what
+    happened to it)."""
     num = lambda c: pd.to_numeric(runs[c], errors="coerce").astype(float)  # noqa: E731  (None → NaN)
     held, task = num("baseline_heldout_loss"), num("baseline_loss")
     base = held.where(held > 0, task)
     loss = num("last_val_loss")
     finished = runs["status"].isin(FINISHED)
-    at_end = lambda c: num(c).mask(runs["status"].isin(BROKE_OFF))  # noqa: E731
+    at_end = lambda c: c.mask(runs["status"].isin(BROKE_OFF))  # noqa: E731
     return pd.DataFrame({
-        "loss ÷ baseline": loss / base.where(base > 0),
-        "metric": num("last_val_metric"),
-        "horizon": at_end("last_horizon"),
-        "log10 ‖g_1‖/‖g_T‖": at_end("last_log_ratio"),
-        "ρ": num("rho"),
-        "σ_max": num("sigma_max"),
-        "saturation": num("saturated_frac"),
+        "loss ÷ baseline": at_end(loss / base.where(base > 0)),
+        "metric": at_end(num("last_val_metric")),
+        "horizon": at_end(num("last_horizon")),
+        "log10 ‖g_1‖/‖g_T‖": at_end(num("last_log_ratio")),
+        "ρ": at_end(num("rho")),
+        "σ_max": at_end(num("sigma_max")),
+        "saturation": at_end(num("saturated_frac")),
         "diverged": np.where(finished, (runs["status"] == "diverged").astype(float), np.nan),
     }, index=runs.index)
 

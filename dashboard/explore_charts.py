@@ -85,9 +85,9 @@ def _place(s: pd.Series, log: bool) -> tuple[ValueAxis | None, np.ndarray, np.nd
     return ax, pos, kinds
 
 
-# An AT_END outcome (horizon, ‖g_1‖/‖g_T‖) of a run that broke off is left out (NaN): the note says so
-LEFT_OUT = {"diverged": "left out (diverged: its last probe is of the epoch training stopped)",
-            "died": "left out (died: its last probe is of wherever it stopped)"}
+# An AT_END outcome (any but 'diverged') of a run that broke off is left out (NaN): the note says so
+LEFT_OUT = {"diverged": "left out (diverged: its last record is of the epoch training stopped)",
+            "died": "left out (died: its last record is of wherever it stopped)"}
 
 
 def _why_none(name: str, mask: np.ndarray, status) -> list[tuple[np.ndarray, str]]:
@@ -110,7 +110,7 @@ def _broke_off(name: str, mask: np.ndarray, status) -> str:
     if name not in AT_END or status is None:
         return ""
     k = int((mask & np.isin(np.asarray(status, dtype=object), BROKE_OFF)).sum())
-    return f", {k} of them diverged or died: left out, their last probe is of the epoch training stopped" if k else ""
+    return f", {k} of them diverged or died: left out, their last record is of the epoch training stopped" if k else ""
 
 
 def _off_axis_note(name: str, which: str, kinds: np.ndarray, log: bool, status=None) -> list[str]:
@@ -382,7 +382,7 @@ def _cell_value(r: dict, outcome: str) -> str:
     if r["n"] == 0:
         why = "every run diverged" if r.get("left_diverged", 0) == r["runs"] else gone
         if outcome in AT_END and (r.get("left_diverged", 0) or r.get("left_died", 0)):
-            why += " (a run that broke off is left out: its last probe is of the epoch training stopped)"
+            why += " (a run that broke off is left out: its last record is of the epoch training stopped)"
         return f"{outcome}: no value, {why}"
     mean = _fmt(float(r["mean"])) if not np.isfinite(r["mean"]) else f"{r['mean']:.4g}"
     return f"{outcome} = {mean}" + (f" over {r['n']} of {r['runs']} runs ({gone} left out)" if gone else "")

@@ -115,7 +115,7 @@ if phase_tab.open:
         cells = explore.phase_grid(sub, fx, fy, out)
         if out in explore.AT_END:
             gone = cells[["left_diverged", "left_died"]].to_numpy().sum()
-            st.caption(plain(f"{out} is that of each run's last probe: a diverged or died run's was taken on the "
+            st.caption(plain(f"{out} is that of each run's last epoch: a diverged or died run's is of the "
                              "epoch where training stopped, so it is left out of the cell's mean "
                              f"({gone} run{'' if gone == 1 else 's'} here); ✕ and ◇ still mark its cell."))
         event = st.plotly_chart(explore_charts.phase(cells, fx, fy, out), key="ex_phase", on_select="rerun",

@@ -136,12 +136,12 @@ def test_explore_runs_and_outcomes_match_the_seeded_records(db_url):
         row = table[table["id"] == rid].iloc[0]
         recs = records(s, diverge_at=2 if row["status"] == "diverged" else None)
         last, l0 = recs[-1], recs[-1].layers[0]
-        assert row["ρ"] == pytest.approx(l0.rho) and row["σ_max"] == pytest.approx(l0.sigma_max)
-        assert row["saturation"] == pytest.approx(l0.saturated_frac)
-        if row["status"] == "diverged":   # its last probe is of the epoch training stopped: no gradient outcome
-            assert row["diverged"] == 1.0 and math.isnan(row["loss ÷ baseline"])
-            assert math.isnan(row["log10 ‖g_1‖/‖g_T‖"]) and math.isnan(row["horizon"])
+        if row["status"] == "diverged":   # its last epoch is where training stopped: no outcome but 'diverged'
+            assert row["diverged"] == 1.0
+            assert all(math.isnan(row[o]) for o in explore.OUTCOMES if o != "diverged")
         else:
+            assert row["ρ"] == pytest.approx(l0.rho) and row["σ_max"] == pytest.approx(l0.sigma_max)
+            assert row["saturation"] == pytest.approx(l0.saturated_frac)
             assert row["log10 ‖g_1‖/‖g_T‖"] == pytest.approx(l0.log_ratio)
             assert row["horizon"] == pytest.approx(l0.horizon)
             assert row["diverged"] == 0.0 and row["loss ÷ baseline"] == pytest.approx(last.val_loss * 6)

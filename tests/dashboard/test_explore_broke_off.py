@@ -117,8 +117,9 @@ def test_scatter_and_parallel_coordinates_draw_a_diverged_runs_gradient_as_left_
           for i, y, sym in zip(t["customdata"], t["y"], t["marker"]["symbol"])}
     assert all(at[r] == (top, "x") for r in diverged + failed)   # ✕ at the top, not among the values
     note = " ".join(a["text"] for a in fig["layout"]["annotations"])
-    assert "✕ horizon left out (diverged: its last probe is of the epoch training stopped): at the top (3 runs)" in note
-    assert "✕ horizon left out (died: its last probe is of wherever it stopped): at the top (1 run)" in note
+    assert ("✕ horizon left out (diverged: its last record is of the epoch training stopped): "
+            "at the top (3 runs)") in note
+    assert "✕ horizon left out (died: its last record is of wherever it stopped): at the top (1 run)" in note
     assert any(f"run #{diverged[0]} (diverged)" in text for t in fig["data"] for text in t["hovertext"])
 
     par = _sent(explore_charts.parallel(table, [X, "horizon"], "horizon"))

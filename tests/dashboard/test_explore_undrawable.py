@@ -77,8 +77,8 @@ def test_a_failed_run_without_a_result_is_not_counted_as_diverged():
     t = _runs([(1, 1.0, 0.3), (2, 2.0, NAN), (3, 3.0, NAN), (4, 4.0, NAN)], ["horizon", LOSS])
     t["status"] = ["succeeded", "diverged", "failed", "failed"]
     note = _note(_sent(explore_charts.scatter(t, "horizon", LOSS, None)))
-    assert f"✕ {LOSS} NaN (diverged): at the top (1 run)" in note
-    assert f"✕ {LOSS} no value (no result recorded): at the top (2 runs)" in note
+    assert f"✕ {LOSS} left out (diverged: its last record is of the epoch training stopped): at the top (1 run)" in note
+    assert f"✕ {LOSS} left out (died: its last record is of wherever it stopped): at the top (2 runs)" in note
     assert f"{LOSS} NaN:" not in note
 
 
@@ -184,7 +184,7 @@ def test_parallel_coordinates_do_not_put_a_diverged_run_at_zero_and_name_an_axis
     loss = dims[LOSS]
     v = np.asarray(loss["values"], dtype=float)
     assert v[:2].tolist() == [0.3, 0.6] and v[2] > 0.6
-    assert dict(zip(loss["ticktext"], loss["tickvals"]))["NaN"] == pytest.approx(v[2])
+    assert dict(zip(loss["ticktext"], loss["tickvals"]))["no value"] == pytest.approx(v[2])
     assert loss["range"][0] < 0.3 and loss["range"][1] > v[2]
     h = np.asarray(dims["horizon"]["values"], dtype=float)
     ticks = dict(zip(dims["horizon"]["ticktext"], dims["horizon"]["tickvals"]))

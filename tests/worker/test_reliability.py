@@ -6,7 +6,6 @@ import dataclasses
 import time
 
 import pytest
-import torch
 
 from client.submit import submit
 from db import store
@@ -111,10 +110,9 @@ def test_cancel_stops_within_a_long_epoch(db_url, fs_broker, start_worker, wait_
 
 @pytest.mark.timeout(120)
 def test_engine_error_fails_and_divergence_is_recorded(sqlite_url, fs_broker, start_worker, wait_status):
-    # an engine error on every machine: device cuda without a GPU, else a missing data file
-    bad, words = spec(device="cuda", epochs=1, steps_per_epoch=1), ("device", "cuda")
-    if torch.cuda.is_available():
-        bad, words = spec(task={"name": "charlm", "path": "/nonexistent/rnnlab.txt"}), ("task.path", "not found")
+    # an engine error on every machine: a missing data file (a cuda run on a machine without a GPU is
+    # handed back to the gpu queue, not failed: tests/worker/test_gpu_lost.py)
+    bad, words = spec(task={"name": "charlm", "path": "/nonexistent/rnnlab.txt"}), ("task.path", "not found")
     no_gpu, exploding = submit([
         bad,
         spec(activation="relu", init={"recurrent": "identity", "scale": 3.0},

@@ -5,7 +5,7 @@ diagram of two swept factors. Selections open in Compare. Every choice lives in 
 
 import streamlit as st
 
-from dashboard import explore, explore_charts, reads, saved_views
+from dashboard import explore, explore_charts, reads, runs_query, saved_views
 from dashboard.auth import current_user
 from dashboard.components import chart, plain, table
 from db.models import RUN_STATUSES
@@ -34,9 +34,18 @@ def source() -> dict:
     if src == "Filter":
         a, b, c = st.columns([2, 2, 2])
         status = a.multiselect("Status", RUN_STATUSES, key="status", **QP)
-        path = b.text_input("Any spec field (dotted path)", key="path", placeholder="cell", **QP)
+        # typed or from a link (?path=…&value=…), both pass the Runs page's check (runs_query.text_problem):
+        # a path with a quote reached SQLite's json_extract as a raw OperationalError with its SQL, and a
+        # 100,000-character one was kept; a box that fails it filters nothing. No max_chars: a box bound to
+        # the URL would cut a link's longer value without a word and filter by what is left
+        path = b.text_input("Any spec field (dotted path)", key="path", placeholder="cell", **QP).strip()
         value = c.text_input("equals", key="value", placeholder="rnn", **QP)
-        return {"status": status, "spec": {path.strip(): value} if path.strip() else {}}
+        problems = [f"{label}: {p}" for label, name, text in (("Any spec field", "field", path),
+                                                              ("equals", "equals", value))
+                    if (p := runs_query.text_problem(name, text))]
+        for p in problems:
+            st.warning(plain(f"{p}; this filter is not applied."), icon=":material/filter_alt_off:")
+        return {"status": status, "spec": {path: value} if path and not problems else {}}
     return {}
 
 

@@ -142,9 +142,10 @@ def clipped(text: str, keep: int = 40) -> str:
 
 def check_tags(tags: list[str], option: str = "--tag") -> list[str]:
     """Tags typed on the command line, stripped and deduplicated: at most db.store.MAX_TAGS of them (a run
-    has no more), each 1 to MAX_TAG_CHARS characters (no stored tag is longer), else exit 2 naming the
-    option; an overlong tag is shown cut, never echoed whole."""
-    from db.store import MAX_TAG_CHARS, MAX_TAGS
+    has no more), each 1 to MAX_TAG_CHARS characters (no stored tag is longer) that db.store.tag_problem
+    lets through (no control, NUL or bidi characters), else exit 2 naming the option; an overlong tag is
+    shown cut, never echoed whole."""
+    from db.store import MAX_TAG_CHARS, MAX_TAGS, tag_problem
 
     if len(tags) > MAX_TAGS:
         fail(f"{option}: {len(tags):,} tags; at most {MAX_TAGS} (a run has at most {MAX_TAGS} tags)")
@@ -153,8 +154,27 @@ def check_tags(tags: list[str], option: str = "--tag") -> list[str]:
         text = t.strip()
         if not 1 <= len(text) <= MAX_TAG_CHARS:
             fail(f"{option}: got {clipped(t)}; a tag is 1 to {MAX_TAG_CHARS} characters")
+        problem = tag_problem(t)   # the rule every stored tag passed: no control, NUL or bidi characters
+        if problem:
+            fail(f"{option}: {problem.removeprefix('tag: ')}")
         out.setdefault(text)
     return list(out)
+
+
+# workers.name, runs.worker and run_attempts.worker are String(200), and Celery stores a name without an @
+# as celery@NAME (NAME is then taken as its host)
+MAX_WORKER_NAME_CHARS = 200 - len("celery@")
+_WORKER_NAME = re.compile(r"[A-Za-z0-9._@-]+")
+
+
+def check_worker_name(name: str, option: str = "--name") -> str:
+    """A worker name typed on the command line: 1 to MAX_WORKER_NAME_CHARS characters, ASCII letters, digits
+    and . _ - @ (so no control or bidi character, and no % that Celery would expand), else exit 2 naming
+    the option; a longer name was stored whole by SQLite and refused by PostgreSQL at every heartbeat."""
+    if not (1 <= len(name) <= MAX_WORKER_NAME_CHARS and _WORKER_NAME.fullmatch(name)):
+        fail(f"{option}: got {clipped(name)}; a worker name is 1 to {MAX_WORKER_NAME_CHARS} characters: "
+             f"ASCII letters, digits and . _ - @ (e.g. gpu1@main)")
+    return name
 
 
 def check_output_path(path: Path, option: str) -> None:
@@ -331,7 +351,8 @@ def worker(
                                               help="GPU workers: cap of each slot's CUDA memory, as a fraction of "
                                                    "the GPU (default 0.9 / slots)"),
     name: str | None = typer.Option(None, "--name", "-n",
-                                    help="worker name (default <queues><pid>@<host>, or gpu<N>@<host> with --gpu N)"),
+                                    help="worker name, 1 to 193 characters: letters, digits and . _ - @ (default "
+                                         "<queues><pid>@<host>, or gpu<N>@<host> with --gpu N)"),
     loglevel: str = typer.Option("INFO", "--loglevel", "-l"),
 ) -> None:
     """Start a Celery worker that trains queued runs (one per GPU: --queues gpu --gpu N; --slots N runs N at once)."""
@@ -342,6 +363,8 @@ def worker(
     bad = [q for q in wanted if q not in QUEUES]
     if bad or not wanted:
         fail(f"--queues: got {queues!r}; allowed: {', '.join(QUEUES)} (comma-separated)")
+    if name is not None:
+        check_worker_name(name)
     if slots is not None and concurrency is not None and slots != concurrency:
         fail(f"--concurrency: got {concurrency} with --slots {slots}; --concurrency is the old name of --slots, "
              f"give one of them")

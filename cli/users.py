@@ -68,7 +68,9 @@ def add(
               EXIT_BAD_INPUT)
     password = None
     if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
+        # at most one character more than a password may have (no character is under a byte), so that a
+        # long line is refused without being read whole (100 MB on stdin took 232 MB of memory)
+        password = sys.stdin.readline(users.MAX_PASSWORD_BYTES + 1).rstrip("\r\n")
     elif not no_password:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     if password is not None:

@@ -99,6 +99,10 @@ CASES: list[Case] = [
          doc=_task(name="copy", seq_len=9950, n_copy=100)),
     Case("lim-p13-steps", "adding p13 T 9500 (up to 10449 steps)", "p13",
          doc=_task(name="adding", variant="p13", seq_len=9500)),
+    Case("lim-params", "lstm H 2048 × 2 layers (50.4M parameters; limit 30M)", "RNNLAB_MAX_PARAMS",
+         doc=_t(cell="lstm", hidden_size=2048, num_layers=2)),
+    Case("lim-params-grid", "sweep of lstm × 2 layers over H 8, 2048 (one point over the parameter limit)",
+         "RNNLAB_MAX_PARAMS", sweep={"base": _t(cell="lstm", num_layers=2), "vary": {"hidden_size": [8, 2048]}}),
     # combinations
     Case("momentum-adam", "momentum 0.9 with adam", "optimizer.momentum", doc=_t(optimizer={"momentum": 0.9})),
     Case("cell", "cell: lstmx", "cell", doc=_t(cell="lstmx")),
@@ -261,12 +265,19 @@ def via_form(case: Case) -> str | None:
     return "; ".join(errors)
 
 
+def unlimited():
+    """rnnlab.spec.Limits with every size limit (each max_* field, max_params too) lifted: the schema alone.
+    Nothing is built under it here: specs are only parsed and counted (JobSpec.num_params is arithmetic)."""
+    from rnnlab.spec import Limits
+
+    return Limits(**{k: 10**18 for k in Limits.model_fields if k.startswith("max_")})
+
+
 def via_submit(case: Case, url: str, app) -> str | None:
     from client.submit import submit
     from rnnlab.spec import Limits, SpecError, expand_sweep, parse_spec, parse_sweep, sweep_size
 
-    big = Limits(**{k: 10**18 for k in ("max_hidden_size", "max_seq_len", "max_batch_size", "max_epochs",
-                                         "max_steps_per_epoch", "max_work", "max_sweep_runs")})
+    big = unlimited()
     try:
         if case.doc is not None:
             specs = [parse_spec(case.doc, big)]   # the schema alone, as an API caller might build it

@@ -403,17 +403,23 @@ def set_tags(run_id: int, tags: Iterable[str], *, url: str | None = None) -> lis
     return tags
 
 
+# left-to-right, right-to-left and Arabic letter marks: ordinary in Hebrew or Arabic prose mixed with Latin
+NOTE_MARKS = "\u200e\u200f\u061c"
+
+
 def set_notes(run_id: int, notes: str | None, *, url: str | None = None) -> None:
     """Replace the run's free-text notes (None or '' clears them); ValueError above MAX_NOTES characters, or
-    for control, NUL or bidi characters (rnnlab.spec.check_text) other than newlines and tabs (a Windows
-    line end, CR LF, is kept as a newline)."""
+    for control, NUL or bidi characters (rnnlab.spec.check_text) other than newlines, tabs and the
+    direction marks that right-to-left keyboards type (NOTE_MARKS; they reorder nothing beyond
+    themselves, unlike the overrides and isolates, which stay refused). A Windows line end, CR LF, is
+    kept as a newline."""
     if notes is not None and not isinstance(notes, str):
         raise ValueError(f"notes: got {type(notes).__name__}; notes are text")
     if notes is not None and len(notes) > MAX_NOTES:
         raise ValueError(f"notes: {len(notes):,} characters; at most {MAX_NOTES:,}")
     if notes:
         notes = notes.replace("\r\n", "\n")
-        check_text("notes", notes, allow="\n\t")
+        check_text("notes", notes, allow="\n\t" + NOTE_MARKS)
     with session(url, write=True) as s:
         check_owned(s, run_id, None)
         s.execute(update(Run).where(Run.id == run_id).values(notes=notes or None))

@@ -81,7 +81,10 @@ def load_users(path: Path | None = None) -> dict[str, UserRecord]:
     path = path or default_path()
     if not path.exists():
         return {}
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML ({' '.join(str(e).split())[:300]})") from None
     entries = data.get("users") if isinstance(data, dict) else None
     if entries is None:
         return {}

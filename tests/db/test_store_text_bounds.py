@@ -62,3 +62,15 @@ def test_set_notes_refuses_control_and_bidi_characters_but_keeps_lines(sqlite_ur
     assert store.get_run(rid, url=sqlite_url)["notes"] == "first line\n\tsecond\nthird"   # kept
     store.set_notes(rid, "", url=sqlite_url)
     assert store.get_run(rid, url=sqlite_url)["notes"] is None
+
+
+def test_notes_in_right_to_left_prose_keep_their_direction_marks(sqlite_url):
+    """RTL keyboards type U+200F/U+200E/U+061C between Hebrew or Arabic and Latin words; those notes were
+    stored before the text check and must still be (the overrides and isolates stay refused)."""
+    rid = _run(sqlite_url)
+    for text in ("\u05d4\u05e8\u05e6\u05d4 LSTM\u200f \u05e2\u05dd clip 1.0", "ReLU\u200e \u0645\u0639\u061c tanh"):
+        store.set_notes(rid, text, url=sqlite_url)
+        assert store.get_run(rid, url=sqlite_url)["notes"] == text
+    for bad in ("\u2066hidden\u2069", "x\u202ey"):
+        with pytest.raises(ValueError):
+            store.set_notes(rid, bad, url=sqlite_url)

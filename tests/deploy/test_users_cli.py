@@ -130,3 +130,13 @@ def test_cli_mounts_users_app():
 
     result = CliRunner().invoke(app, ["user", "--help"])
     assert result.exit_code == 0 and "add" in result.output and "remove" in result.output
+
+
+@pytest.mark.parametrize("args", [["list"], ["add", "bob", "--role", "viewer", "--no-password"]])
+def test_a_users_file_that_is_not_yaml_is_named_not_a_traceback(tmp_path, args):
+    path = tmp_path / "users.yaml"
+    path.write_text("users: [unclosed\n")
+    res = CliRunner().invoke(users_app, [*args, "--file", str(path)])
+    assert res.exit_code == 1 and not isinstance(res.exception, yaml.YAMLError), res.output
+    assert "not valid YAML" in res.output and str(path) in res.output
+    assert path.read_text() == "users: [unclosed\n"   # nothing written over it

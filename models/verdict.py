@@ -26,17 +26,7 @@ from rnnlab.records import EpochRecord, LayerStat, RunInfo
 
 from .diagnostics import STEPS_IN_PAST_EPS
 
-
-def _fmt(x: float | None) -> str:
-    """Up to 3 significant digits, trailing zeros dropped (1e-09, 1.5e+07, 0.315): a value next to a
-    threshold keeps the digits that put it on one side (9.87e-04 vanishes, 1.02e-03 does not; with one
-    significant digit both read 1e-03, and 1.5e7 read 2e+07)."""
-    if x is None or not math.isfinite(x):
-        return str(x)
-    if 1e-2 <= abs(x) < 1e3 or x == 0:
-        return f"{x:.3g}"
-    mantissa, exp = f"{x:.2e}".split("e")
-    return f"{mantissa.rstrip('0').rstrip('.')}e{exp}"
+_fmt = health.fmt   # up to 3 significant digits (1e-09, 1.5e+07, 9.87e-04), as the Strategies verdicts print
 
 
 def _baseline(info: RunInfo | None) -> float:
@@ -76,23 +66,23 @@ def _nonfinite(record: EpochRecord) -> str | None:
     return None
 
 
-def _shrinks_back(record: EpochRecord) -> LayerStat | None:
-    """At initialization (no training step: the epoch's gradient norm is the probe batch's own), the
-    layer whose ‖g_1‖/‖g_T‖ is largest when no layer's exceeds 1 (the gradient shrinks going back in
-    every layer), else None. In a training epoch the largest norm came from some step's weights, which
-    the end-of-epoch probe did not see, so it says nothing about that step."""
-    if record.steps or not record.layers:
+def _excused_at_init(record: EpochRecord) -> LayerStat | None:
+    """At initialization (no training step: the epoch's gradient norm is the probe batch's own), when
+    rnnlab.health.norm_explodes excuses the epoch's large norm because the gradient shrinks going back
+    in every layer (health.shrinks_back, the rule the Strategies flag applies too): the layer whose
+    ‖g_1‖/‖g_T‖ is largest, for the line. None otherwise: in a training epoch the largest norm came from
+    some step's weights, which the end-of-epoch probe did not see, so it says nothing about that step."""
+    ratios = [ly.log_ratio for ly in record.layers]
+    if not health.shrinks_back(ratios) or health.norm_explodes(record.grad_norm_max, at_init=not record.steps,
+                                                                log_ratios=ratios):
         return None
-    ratios = [ly for ly in record.layers if not math.isnan(ly.log_ratio)]
-    if len(ratios) != len(record.layers) or any(ly.log_ratio > 0 for ly in ratios):
-        return None
-    return max(ratios, key=lambda ly: ly.log_ratio)
+    return max(record.layers, key=lambda ly: ly.log_ratio)
 
 
 def _norm_explosion(record: EpochRecord, info: RunInfo | None = None) -> str | None:
     gmax, gmean = record.grad_norm_max, record.grad_norm_mean
     if gmax is not None and gmax >= EXPLODE_NORM:
-        top = _shrinks_back(record)
+        top = _excused_at_init(record)
         if top is not None:   # a large norm, but no explosion through time: P13's growth is absent
             base = _baseline(info)
             loss = (f"; val loss {_fmt(record.val_loss / base)}× the baseline"

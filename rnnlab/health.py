@@ -27,6 +27,19 @@ def finite(x: float | None) -> bool:
     return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
 
 
+def fmt(x: float | None) -> str:
+    """Up to 3 significant digits, trailing zeros dropped (1e-09, 1.5e+07, 1.26e+03, 0.315): a value next
+    to a threshold keeps the digits that put it on one side (9.87e-04 vanishes, 1.02e-03 does not; with
+    one significant digit both read 1e-03, and a norm of 1265 read 1e+03). The numbers of both verdicts:
+    models.diagnose and the Strategies flags (rnnlab.strategies)."""
+    if x is None or not math.isfinite(x):
+        return str(x)
+    if 1e-2 <= abs(x) < 1e3 or x == 0:
+        return f"{x:.3g}"
+    mantissa, exp = f"{x:.2e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{exp}"
+
+
 def spike_factor(norm_mean: float | None, norm_max: float | None, steps: int | None) -> float:
     """How many times the epoch's largest step norm exceeds the mean of its other steps (NaN when
     the epoch has fewer than two steps or the other steps' mean is not positive)."""

@@ -54,6 +54,21 @@ FACTORS: dict[str, Callable[[dict], Any]] = {
 }
 
 
+# The spec fields (dotted paths, a prefix covers its sub-fields) each factor compares: groups may differ in
+# these and nothing else (besides IGNORED_FIELDS). A cell's activation goes with the cell (an LSTM has
+# none); "everything but the seed" compares every field its label names.
+FACTOR_FIELDS: dict[str, tuple[str, ...]] = {
+    "cell": ("cell", "activation", "leaky_slope"),
+    "activation": ("cell", "activation", "leaky_slope"),
+    "init": ("init",),
+    "clipping": ("clip",),
+    "depth": ("num_layers",),
+    "T": ("task.seq_len",),
+    "everything but the seed": ("cell", "activation", "leaky_slope", "task.name", "task.seq_len", "num_layers",
+                                "hidden_size", "init", "clip", "optimizer.name", "optimizer.lr"),
+}
+
+
 def varying_factor(runs: pd.DataFrame) -> str:
     """The first factor whose value differs between the runs (what a sweep varied), else 'cell'."""
     for name, fn in FACTORS.items():
@@ -147,6 +162,50 @@ def confounds(specs: list[dict]) -> dict[str, list[str]]:
     return out
 
 
+def _owned(field: str, owned: tuple[str, ...]) -> bool:
+    return any(field == f or field.startswith(f + ".") for f in owned)
+
+
+def confounds_between(specs: dict[str, list[dict]], factor: str) -> dict[str, dict[str, list[str]]]:
+    """Spec fields other than the factor's own (FACTOR_FIELDS) and IGNORED_FIELDS that set groups apart:
+    {field: {group: its distinct values}}, over ``specs`` (group → the specs of its runs that count),
+    for each field on which two groups share no value (the LSTMs ran the copy task, the GRUs adding;
+    one group at T = 10, the other at T = 400): such groups differ in more than the factor. A field
+    whose values overlap between the groups but vary inside one (one LSTM seed at another lr) is a
+    within-group confound (confounds), named but not this."""
+    owned = FACTOR_FIELDS[factor]
+    flat = {g: [_flatten(x) for x in xs] for g, xs in specs.items() if xs}
+    if len(flat) < 2:
+        return {}
+    fields = sorted({k for fs in flat.values() for f in fs for k in f
+                     if k.split(".")[0] not in IGNORED_FIELDS and not _owned(k, owned)})
+    out = {}
+    for k in fields:
+        per = {g: sorted({f.get(k, "—") for f in fs}) for g, fs in flat.items()}
+        sets = [set(v) for v in per.values()]
+        if any(not (a & b) for i, a in enumerate(sets) for b in sets[i + 1:]):
+            out[k] = per
+    if "task.name" in out:   # different tasks: their own fields (n_copy on copy, variant on adding) follow
+        out = {k: v for k, v in out.items()
+               if not (k.startswith("task.") and k != "task.name" and any("—" in x for x in v.values()))}
+    return out
+
+
+def between_text(between: dict[str, dict[str, list[str]]], max_groups: int = 4) -> str:
+    """confounds_between in words: 'task.name: "adding" (gru), "copy" (lstm)', values with their groups."""
+    parts = []
+    for k, per in between.items():
+        by_value: dict[str, list[str]] = {}
+        for g, vs in per.items():
+            by_value.setdefault(", ".join(vs), []).append(g)
+        vals = []
+        for v, gs in by_value.items():
+            more = f" and {len(gs) - max_groups} more" if len(gs) > max_groups else ""
+            vals.append(f"{v} ({', '.join(gs[:max_groups])}{more})")
+        parts.append(f"{k}: {'; '.join(vals)}")
+    return " · ".join(parts)
+
+
 # ------------------------------------------------------------------------------------------------
 # Per group
 # ------------------------------------------------------------------------------------------------
@@ -180,35 +239,69 @@ def _beats(done: pd.DataFrame) -> tuple[float, float, str]:
     return m, m + NO_SE_MARGIN, f"one run, no standard error stored: a {NO_SE_MARGIN:.0%} margin"
 
 
-def _loss_interval(done: pd.DataFrame, m: float, lo: float, hi: float) -> tuple[float, float]:
-    """log10 interval of the group's final loss: the seeds' 95% CI, else ±1.96 SE of one run, else the point."""
-    if len(done) >= 2 and math.isfinite(lo):
-        return lo, hi
-    if len(done) == 1:
-        loss, se = float(done["val_loss"].iloc[0]), float(done["val_loss_se"].iloc[0])
-        if math.isfinite(se) and loss > 0:
-            return math.log10(max(loss - 1.96 * se, loss * 1e-6)), math.log10(loss + 1.96 * se)
-    return m, m
+def _log_interval(logv: np.ndarray, loss: np.ndarray, se: np.ndarray, base: np.ndarray
+                  ) -> tuple[float, float, float, float, float]:
+    """(mean, 95% CI low and high, and the interval _order compares: low, high) of per-run log10 values
+    ``logv`` (log10 loss, or log10 loss ÷ baseline with ``base`` the divisors; NaN skipped). The interval
+    compared is the seeds' 95% CI; with one finite run, ±1.96 SE of its loss, else the point."""
+    m, lo, hi = stats(logv, "95% CI")
+    ok = np.isfinite(logv)
+    if ok.sum() >= 2 and math.isfinite(lo):
+        return m, lo, hi, lo, hi
+    if ok.sum() == 1:
+        i = int(np.flatnonzero(ok)[0])
+        x, e, b = float(loss[i]), float(se[i]), float(base[i])
+        if math.isfinite(e) and x > 0:
+            return m, lo, hi, math.log10(max(x - 1.96 * e, x * 1e-6) / b), math.log10((x + 1.96 * e) / b)
+    return m, lo, hi, m, m
+
+
+def _seeds_text(r: dict) -> str:
+    """'3 seeds', or 'one seed: anecdotal', and the runs left out of the group's numbers: those not
+    finished (queued, running, failed, cancelled) and finished ones without a final loss."""
+    out = "one seed: anecdotal" if r["seeds"] < 2 else f"{r['seeds']} seeds"
+    left = r["_left_out"]
+    if left:
+        n = sum(left.values())
+        what = ", ".join(f"{v} {k}" for k, v in left.items())
+        out += f" ({n} of its {r['runs']} runs left out: {what})"
+    return out
 
 
 def _group_row(grp: str, g: pd.DataFrame) -> dict[str, Any]:
     done = g[g["status"].isin(FINISHED)]
     # a diverged run did not solve it, whatever its last loss: the engine skips the non-finite step's
     # update, so a run that broke off can end on a finite, even tiny, loss; only its status says so
+    base = _baselines(done)
     solves = [solved(loss, b) and status != "diverged"
-              for loss, b, status in zip(done["val_loss"].astype(float), _baselines(done), done["status"])]
+              for loss, b, status in zip(done["val_loss"].astype(float), base, done["status"])]
     loss = done["val_loss"].to_numpy(dtype=float)
+    se = done["val_loss_se"].to_numpy(dtype=float)
     # 0 counts as the floor; NaN stays NaN (np.fmax alone would floor it: a diverged seed as the best loss)
-    logl = np.log10(np.where(np.isnan(loss), np.nan, np.fmax(loss, LOSS_FLOOR)))
-    m, lo, hi = stats(logl, "95% CI")
+    floored = np.where(np.isnan(loss), np.nan, np.fmax(loss, LOSS_FLOOR))
+    b = base.to_numpy(dtype=float)
+    with np.errstate(all="ignore"):
+        logl = np.log10(floored)
+        logr = np.log10(floored / np.where(b > 0, b, np.nan))
+    m, lo, hi, ilo, ihi = _log_interval(logl, loss, se, np.ones_like(loss))
+    rm, rlo, rhi, rilo, rihi = _log_interval(logr, loss, se, b)
     mean_r, upper, basis = _beats(done) if len(done) else (math.nan, math.inf, "no finished runs")
-    ilo, ihi = _loss_interval(done, m, lo, hi)
     flags = {f: sum(f in fl for fl in done["_flags"]) for f in (*health.BROKEN, "vanishing")}
     lr = done["log_ratio"].to_numpy(dtype=float)
     lr = lr[~np.isnan(lr)]
     conf = confounds(list(g["spec"]))
+    # the seeds behind the numbers: finished runs with a result (a final loss, or diverged)
+    usable = done[(done["status"] == "diverged") | done["val_loss"].astype(float).notna()]
+    left = {str(k): int(v) for k, v in g[~g["status"].isin(FINISHED)]["status"].value_counts().items()}
+    if len(done) > len(usable):
+        left["finished without a final loss"] = len(done) - len(usable)
+    # the horizon is counted over the probe sequence (RunInfo.seq_len: T + 2·n_copy on copy, up to
+    # 1.1T − 1 on adding p13), not the spec's T: each run's reach is its horizon ÷ (its length − 1)
+    lens = done["probe_len"] if len(done) else g["probe_len"]
+    hz = done[done["horizon"].notna()]
+    hfrac = [min(h / max(n - 1, 1), 1.0) for h, n in zip(hz["horizon"].astype(float), hz["probe_len"])]
     return {
-        "group": grp, "runs": len(g), "finished": len(done), "seeds": g["seed"].nunique(),
+        "group": grp, "runs": len(g), "finished": len(done), "seeds": int(usable["seed"].nunique()),
         "diverged": int((done["status"] == "diverged").sum()),
         "solve rate": sum(solves) / len(done) if len(done) else math.nan,
         "final loss": 10 ** m if math.isfinite(m) else math.nan,
@@ -221,10 +314,14 @@ def _group_row(grp: str, g: pd.DataFrame) -> dict[str, Any]:
         "saturated": float(done["saturated_frac"].max()) if done["saturated_frac"].notna().any() else math.nan,
         "flags": ", ".join(f"{f} {k}/{len(done)}" for f, k in flags.items() if k),
         "confounded": "; ".join(f"{k}: {', '.join(v)}" for k, v in conf.items()),
-        "T": int(g["seq_len"].max()),
-        "_lo": lo, "_hi": hi, "_m": m, "_upper": upper, "_basis": basis, "_ilo": ilo, "_ihi": ihi,
+        "T": int(lens.max()) if len(lens) else 0,
+        "_lo": lo, "_hi": hi, "_m": m, "_ilo": ilo, "_ihi": ihi,
+        # log10 loss ÷ baseline: what the ranking and the sureness compare (groups on different tasks or T
+        # have different baselines; within one task and T it orders as the loss does)
+        "_rm": rm, "_rlo": rlo, "_rhi": rhi, "_rilo": rilo, "_rihi": rihi,
+        "_upper": upper, "_basis": basis, "_hfrac": float(np.mean(hfrac)) if hfrac else math.nan,
         "_flags": flags, "_confounds": conf, "_log_ratio": float(lr.mean()) if lr.size else math.nan,
-        "_broken": [f for f in health.BROKEN if flags[f]],
+        "_broken": [f for f in health.BROKEN if flags[f]], "_left_out": left, "_specs": list(done["spec"]),
         # the norms that count (norm_evidence): not a large one at initialization whose gradient shrinks going back
         "_grad_norm_max": float(done["_norm"].max()) if done["_norm"].notna().any() else math.nan,
         "_rho_growth": float(done["rho_growth"].max()) if done["rho_growth"].notna().any() else math.nan,
@@ -236,13 +333,25 @@ HEALTH_COLUMNS = ("baseline_heldout_loss", "val_loss_se", "nonfinite_steps", "gr
                   "log_ratio_init")
 
 
+def probe_len(info: Any, spec_T: Any) -> int:
+    """The length of the sequence a run's horizon is counted over: its RunInfo.seq_len (the probe batch's
+    T, stored in runs.info: T + 2·n_copy on copy, a length in [T, 1.1T) on adding p13), else (no info
+    stored yet) the spec's task.seq_len."""
+    n = info.get("seq_len") if isinstance(info, dict) else None
+    if isinstance(n, (int, float)) and not isinstance(n, bool) and math.isfinite(n) and n >= 1:
+        return int(n)
+    return int(spec_T)
+
+
 def per_run(runs: pd.DataFrame, final: pd.DataFrame, groups: dict[int, str],
             health_rows: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per run: status, seed, baselines, spec, final loss and profile summary, health evidence,
-    its group, the gradient norm that counts toward 'exploding' (_norm: norm_evidence) and its flags
-    (run_flags)."""
+    """One row per run: status, seed, baselines, spec, the length its horizon is counted over
+    (probe_len), final loss and profile summary, health evidence, its group, the gradient norm that
+    counts toward 'exploding' (_norm: norm_evidence) and its flags (run_flags)."""
     d = runs[["id", "status", "seed", "baseline_loss", "seq_len", "spec"]].merge(
         final, left_on="id", right_on="run_id", how="left")
+    infos = runs["info"] if "info" in runs else [None] * len(runs)
+    d["probe_len"] = [probe_len(i, t) for i, t in zip(infos, runs["seq_len"])]
     if health_rows is not None and len(health_rows):
         d = d.drop(columns=[c for c in HEALTH_COLUMNS if c in d]).merge(
             health_rows, left_on="id", right_on="run_id", how="left", suffixes=("", "_h"))
@@ -257,53 +366,74 @@ def per_run(runs: pd.DataFrame, final: pd.DataFrame, groups: dict[int, str],
 
 
 def _evidence(r: dict) -> tuple[float, float, float]:
-    """The tie-break of groups within noise on loss, smaller first: −horizon ÷ (T − 1) (capped at 1),
-    |log10 ‖g_1‖/‖g_T‖| (closest to 1 either way: shrinking toward vanishing and growing toward an
-    explosion are both worse than flat; unknown is worst), −solve rate."""
-    h = r["horizon (steps)"]
-    hfrac = min(h / max(r["T"] - 1, 1), 1.0) if math.isfinite(h) else -1.0
+    """The tie-break of groups within noise on loss ÷ baseline, smaller first: −horizon ÷ (T − 1), each
+    run's over the length of its own probe sequence (RunInfo.seq_len), capped at 1, averaged over the
+    group (_hfrac); |log10 ‖g_1‖/‖g_T‖| (closest to 1 either way: shrinking toward vanishing and growing
+    toward an explosion are both worse than flat; unknown is worst); −solve rate."""
+    hfrac = r["_hfrac"] if math.isfinite(r["_hfrac"]) else -1.0
     lr = abs(r["_log_ratio"]) if not math.isnan(r["_log_ratio"]) else math.inf
     return -hfrac, lr, -r["solve rate"]
 
 
-def _order(out: pd.DataFrame) -> tuple[list[int], list[int | None]]:
+def _order(out: pd.DataFrame, mixed: bool = False) -> tuple[list[int], list[int | None]]:
     """(position, rank) of each group. Ranked (1, 2, …) are only the groups that beat the baseline and
-    are not broken; those whose loss is within noise of the lowest one come first, ordered by
+    are not broken; those whose loss ÷ baseline is within noise of the lowest one come first, ordered by
     _evidence (horizon ÷ (T − 1), then ‖g_1‖/‖g_T‖ closest to 1, then solve rate), then the others by
-    loss. Unranked, in this order: healthy groups that did not beat it, broken groups, groups without
-    finished runs."""
+    loss ÷ baseline (geometric mean), lowest first. Unranked, in this order, each by loss ÷ baseline:
+    healthy groups that did not beat it, broken groups, groups without finished runs. ``mixed``: the
+    groups differ in more than the factor (confounds_between): none is ranked, and all are ordered by
+    loss ÷ baseline alone (their horizons are not over the same task)."""
     recs = out.to_dict("records")
     tier = [3 if r["finished"] == 0 else 2 if r["_broken"] else 0 if r["beats baseline"] else 1 for r in recs]
     top = [r for r, k in zip(recs, tier) if k == 0]
-    best_hi = min(top, key=lambda r: r["_m"])["_ihi"] if top else math.nan
+    best_hi = min(top, key=lambda r: r["_rm"])["_rihi"] if top else math.nan
     keys = []
     for r, k in zip(recs, tier):
-        m = r["_m"] if math.isfinite(r["_m"]) else math.inf
-        if k == 0:
-            keys.append((0, not r["_ilo"] <= best_hi, *_evidence(r), m))
+        m = r["_rm"] if math.isfinite(r["_rm"]) else math.inf
+        if k == 0 and not mixed and r["_rilo"] <= best_hi:
+            keys.append((0, 0, *_evidence(r), m))
+        elif k == 0:
+            keys.append((0, 1, 0.0, 0.0, 0.0, m))
         else:
-            keys.append((k, False, 0.0, 0.0, 0.0, m))
+            keys.append((k, 0, 0.0, 0.0, 0.0, m))
     order = sorted(range(len(keys)), key=lambda i: keys[i])
     pos = [0] * len(keys)
     for p, i in enumerate(order):
         pos[i] = p
-    return pos, [pos[i] + 1 if tier[i] == 0 else None for i in range(len(keys))]
+    return pos, [pos[i] + 1 if tier[i] == 0 and not mixed else None for i in range(len(keys))]
 
 
 def summary(runs: pd.DataFrame, final: pd.DataFrame, groups: dict[int, str],
-            health_rows: pd.DataFrame | None = None) -> pd.DataFrame:
+            health_rows: pd.DataFrame | None = None, factor: str | None = None) -> pd.DataFrame:
     """One row per group, best first (``rank`` only for groups that may be called best): runs, solve
     rate, final loss (geometric mean, 95% CI), loss ÷ baseline and whether it beats the baseline with its
     uncertainty, horizon, ‖g_1‖/‖g_T‖, non-finite steps, saturation, flags, confounding fields and a
-    verdict. Columns starting with '_' are for overall() and the JSON output."""
+    verdict. Only finished runs with a result count (seeds; the others are named in the verdict as left
+    out). ``factor``: the one ``groups`` was made by (default: the FACTORS entry whose labels they are);
+    groups whose finished runs differ in another spec field (confounds_between) are confounded between
+    groups: none is ranked and each verdict says so. Columns starting with '_' are for overall() and the
+    JSON output."""
     d = per_run(runs, final, groups, health_rows)
     out = pd.DataFrame([_group_row(grp, g) for grp, g in d.groupby("group", sort=False)])
     if out.empty:
         return out
-    pos, rank = _order(out)
+    factor = factor or _factor_of(runs, groups)
+    between = confounds_between(dict(zip(out["group"], out["_specs"])), factor) if factor else {}
+    out["_between"] = [{k: per[g] for k, per in between.items() if g in per} for g in out["group"]]
+    out["confounded"] = [c if not b else "; ".join(x for x in (c, "between groups: " + _fields_text(b)) if x)
+                         for c, b in zip(out["confounded"], out["_between"])]
+    pos, rank = _order(out, mixed=bool(between))
     out.insert(0, "rank", pd.array(rank, dtype="Int64"))
     out["verdict"] = [verdict(r) for r in out.to_dict("records")]
     return out.assign(_pos=pos).sort_values("_pos").drop(columns="_pos").reset_index(drop=True)
+
+
+def _factor_of(runs: pd.DataFrame, groups: dict[int, str]) -> str | None:
+    """The FACTORS entry whose labels ``groups`` are (groups_of(runs, it) == groups), else None."""
+    for name in FACTORS:
+        if groups_of(runs, name) == groups:
+            return name
+    return None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -329,17 +459,19 @@ def pct(x: float, sig: int = 3) -> str:
     return "<100%"
 
 
-def _g(x: float) -> str:
-    return f"{x:.2g}" if 1e-2 <= abs(x) < 1e3 or x == 0 else f"{x:.0e}"
+_g = health.fmt   # 3 significant digits, as models.diagnose prints: a norm of 1265 reads 1.26e+03, not 1e+03
 
 
-def _reach(h: float, T: int) -> str:
-    return f"≈{h:.0f} of {T} steps" if h < T - 1 else f"the whole sequence ({T - 1} steps)"
+def _reach(h: float, T: int, frac: float | None = None) -> str:
+    """The horizon ``h`` over a probe sequence of ``T`` steps in words; ``frac`` (the group's _hfrac: each
+    run's horizon ÷ its own length − 1, capped at 1) says whether every run reached its whole sequence."""
+    whole = frac >= 1 if frac is not None and math.isfinite(frac) else h >= T - 1
+    return f"the whole sequence ({T - 1} steps)" if whole else f"≈{h:.0f} of {T} steps"
 
 
 def problems(r: dict) -> list[str]:
-    """The group's flags in words, worst first, e.g. 'exploding in 3/3 runs (gradient norm up to 4e+06,
-    ρ(W_hh) grew 7e+03×)'."""
+    """The group's flags in words, worst first, e.g. 'exploding in 3/3 runs (gradient norm up to 3.9e+06,
+    ρ(W_hh) grew 6.8e+03×)'."""
     fin, f, out = r["finished"], r["_flags"], []
     if f["non-finite"]:
         out.append(f"non-finite in {f['non-finite']}/{fin} runs "
@@ -373,16 +505,20 @@ def verdict(r: dict) -> str:
     """A plain-words verdict for one group: its problems, learning, gradient reach, confounds, seeds."""
     fin = r["finished"]
     if fin == 0:
-        return "no finished runs yet"
+        left = r.get("_left_out") or {}
+        return "no finished runs yet" + (f" ({', '.join(f'{v} {k}' for k, v in left.items())})" if left else "")
     parts = problems(r) + [_learning(r)]
     h, g = r["horizon (steps)"], r["‖g_1‖/‖g_T‖"]
     ratio = f" (‖g_1‖/‖g_T‖ ≈ {_g(g)})" if math.isfinite(g) else ""
     if math.isfinite(h):
-        parts.append((f"gradients reach ≈{h:.0f} of {r['T']} steps back" if h < r["T"] - 1
-                      else "gradients reach all the way back") + ratio)
+        whole = _reach(h, r["T"], r["_hfrac"]).startswith("the whole")
+        parts.append(("gradients reach all the way back" if whole
+                      else f"gradients reach ≈{h:.0f} of {r['T']} steps back") + ratio)
     if r["_confounds"]:
-        parts.append("confounded: " + r["confounded"])
-    parts.append("one seed: anecdotal" if r["seeds"] < 2 else f"{r['seeds']} seeds")
+        parts.append("confounded: " + _fields_text(r["_confounds"]))
+    if r.get("_between"):
+        parts.append(f"differs from the other groups in more than the factor ({_fields_text(r['_between'])})")
+    parts.append(_seeds_text(r))
     return "; ".join(parts)
 
 
@@ -390,8 +526,8 @@ def _decided_by(best: dict, second: dict) -> str:
     """The tie-break key (_evidence) that put ``best`` before ``second``, in words with both values."""
     a, b = _evidence(best), _evidence(second)
     if a[0] != b[0]:
-        return (f"gradient evidence (horizon {_reach(best['horizon (steps)'], best['T'])} vs "
-                f"{_reach(second['horizon (steps)'], second['T'])})")
+        return (f"gradient evidence (horizon {_reach(best['horizon (steps)'], best['T'], best['_hfrac'])} vs "
+                f"{_reach(second['horizon (steps)'], second['T'], second['_hfrac'])})")
     if a[1] != b[1]:
         return f"gradient evidence (‖g_1‖/‖g_T‖ ≈ {_g(best['‖g_1‖/‖g_T‖'])} vs {_g(second['‖g_1‖/‖g_T‖'])})"
     if a[2] != b[2]:
@@ -400,10 +536,13 @@ def _decided_by(best: dict, second: dict) -> str:
 
 
 def _sureness(best: dict, second: dict) -> str:
+    """How sure the order of ``best`` and ``second`` is, from the seeds with a result (seeds) and the 95%
+    intervals of their mean log10 loss ÷ baseline (_rlo, _rhi), the quantity they are ranked by."""
     if min(best["seeds"], second["seeds"]) < 2:
         return "With a single seed per group this is a hint, not a result: add seeds."
-    if math.isfinite(best["_hi"]) and math.isfinite(second["_lo"]) and best["_hi"] < second["_lo"]:
-        return "Their 95% intervals of the final log-loss do not overlap: the difference is clear with these seeds."
+    if math.isfinite(best["_rhi"]) and math.isfinite(second["_rlo"]) and best["_rhi"] < second["_rlo"]:
+        return ("Their 95% intervals of the final loss ÷ baseline (log scale) do not overlap: the difference is "
+                "clear with these seeds.")
     if best["solve rate"] == 1 and second["solve rate"] == 0:
         return (f"Every run of {best['group']} solves the task and none of {second['group']} does, but with "
                 f"{int(min(best['seeds'], second['seeds']))} seeds the 95% intervals still overlap: consistent, "
@@ -411,46 +550,87 @@ def _sureness(best: dict, second: dict) -> str:
     return "Their 95% intervals overlap: not separable with these seeds; add seeds before concluding."
 
 
-def _tail(t: pd.DataFrame) -> str:
+def _fields_text(fields: dict[str, list[str]], sep: str = "; ") -> str:
+    return sep.join(f"{k}: {', '.join(v)}" for k, v in fields.items())
+
+
+def _tail(t: pd.DataFrame, all_rows: pd.DataFrame | None = None) -> str:
     flagged = [f"**{r['group']}**: {'; '.join(problems(r))}" for r in t.to_dict("records") if r["_broken"]]
-    conf = [f"**{r['group']}** ({r['confounded']})" for r in t.to_dict("records") if r["_confounds"]]
+    conf = [f"**{r['group']}** ({_fields_text(r['_confounds'])})" for r in t.to_dict("records") if r["_confounds"]]
+    rows = (all_rows if all_rows is not None else t).to_dict("records")
+    left = [f"{r['group']} {sum(r['_left_out'].values())} ("
+            + ", ".join(f"{v} {k}" for k, v in r["_left_out"].items()) + ")" for r in rows if r["_left_out"]]
     out = ""
     if flagged:
         out += " Flagged, never ranked first: " + " · ".join(flagged) + "."
     if conf:
         out += " Confounded (other spec fields vary within the group): " + " · ".join(conf) + "."
+    if left:
+        out += (" Left out (only finished runs with a result count, seeds included): " + " · ".join(left) + ".")
     return out
+
+
+def _between_of(t: pd.DataFrame) -> dict[str, dict[str, list[str]]]:
+    """The groups' _between back as confounds_between's {field: {group: values}}."""
+    between: dict[str, dict[str, list[str]]] = {}
+    for r in t.to_dict("records"):
+        for k, v in r["_between"].items():
+            between.setdefault(k, {})[r["group"]] = v
+    return between
+
+
+def _mixed(t: pd.DataFrame, factor: str, all_rows: pd.DataFrame) -> str:
+    """The conclusion when the groups differ in more than ``factor`` (confounds_between): no best group,
+    the fields that set them apart, and the order by loss ÷ baseline, which is all they share."""
+    between = _between_of(t)
+    order = [f"{r['group']} {pct(r['loss ÷ baseline'])}" for r in t.to_dict("records")
+             if math.isfinite(r["loss ÷ baseline"])]
+    return (f"No best {factor}: the groups differ in more than the {factor} ({between_text(between)}), so their "
+            f"results do not compare the {factor} alone, and none is ranked. Compare groups that differ only in "
+            f"the {factor} (one task, one T), or group by another factor."
+            + (f" By loss ÷ baseline (each run's own baseline): {', '.join(order)}." if order else "")
+            + _tail(t, all_rows))
 
 
 def overall(table: pd.DataFrame, factor: str) -> str:
     """The conclusion in markdown: the best group (only one that beats the baseline with its uncertainty
-    and is not broken), how sure we can be, and every flagged or confounded group by name."""
+    and is not broken, among groups that differ in nothing but ``factor``), how sure we can be, and every
+    flagged, confounded or incomplete group by name."""
     t = table[table["finished"] > 0]
     if t.empty:
-        return "No finished runs yet: nothing to conclude."
+        return "No finished runs yet: nothing to conclude." + _tail(t, table)
     rows = t.to_dict("records")
     best = rows[0] if rows[0]["beats baseline"] and not rows[0]["_broken"] else None
+    mixed = any(r.get("_between") for r in rows)
+    if best is not None and mixed:
+        return _mixed(t, factor, table)
     if best is None:
-        why = ("the groups that beat the trivial baseline exploded, saturated or died"
-               if any(r["beats baseline"] for r in rows) else "none beat the trivial baseline, with its uncertainty")
-        return f"No group solved the task: {why}.{_tail(t)}"
+        if all(r["diverged"] == r["finished"] for r in rows):
+            n = sum(r["finished"] for r in rows)
+            why = f"every finished run diverged ({n} of {n}: a non-finite loss or gradient ended each)"
+        elif any(r["beats baseline"] for r in rows):
+            why = "the groups that beat the trivial baseline exploded, saturated or died"
+        else:
+            why = "none beat the trivial baseline, with its uncertainty"
+        also = f" The groups also differ in more than the {factor} ({between_text(_between_of(t))})." if mixed else ""
+        return f"No group solved the task: {why}.{also}{_tail(t, table)}"
     lead = (f"Best {factor} here: **{best['group']}** (loss at {pct(best['loss ÷ baseline'])} of the baseline, "
             f"solve rate {pct(best['solve rate'], 2)}, final loss {best['final loss']:.3g}")
     h = best["horizon (steps)"]
-    lead += f", horizon {_reach(h, best['T'])})." if math.isfinite(h) else ")."
+    lead += f", horizon {_reach(h, best['T'], best['_hfrac'])})." if math.isfinite(h) else ")."
     if len(rows) == 1:
-        return f"{lead} Only one {factor} value has finished runs: add the others to compare.{_tail(t)}"
+        return f"{lead} Only one {factor} value has finished runs: add the others to compare.{_tail(t, table)}"
     second = rows[1]
     if second["_broken"]:
         hint = " One seed per group: a hint, not a result; add seeds." if best["seeds"] < 2 else ""
-        return f"{lead} Every other group is flagged or does not beat the baseline.{hint}{_tail(t)}"
+        return f"{lead} Every other group is flagged or does not beat the baseline.{hint}{_tail(t, table)}"
     lead += (f" Runner-up {second['group']} (loss at {pct(second['loss ÷ baseline'])} of the baseline, "
              f"solve rate {pct(second['solve rate'], 2)}, final loss {second['final loss']:.3g}"
              + ("" if second["beats baseline"] else ", does not beat the baseline") + ").")
-    if second["beats baseline"] and best["_m"] > second["_m"]:
-        lead += (f" {second['group']}'s loss is lower but within noise of {best['group']}'s; {best['group']} ranks "
-                 f"first on {_decided_by(best, second)}.")
-    return f"{lead} {_sureness(best, second)}{_tail(t)}"
+    if second["beats baseline"] and best["_rm"] > second["_rm"]:
+        lead += (f" {second['group']}'s loss ÷ baseline is lower but within noise of {best['group']}'s; "
+                 f"{best['group']} ranks first on {_decided_by(best, second)}.")
+    return f"{lead} {_sureness(best, second)}{_tail(t, table)}"
 
 
 def public(table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -466,7 +646,8 @@ def public(table: pd.DataFrame) -> list[dict[str, Any]]:
             "beats_baseline": bool(r["beats baseline"]), "horizon": _j(r["horizon (steps)"]), "T": int(r["T"]),
             "g1_over_gT": _j(r["‖g_1‖/‖g_T‖"]), "nonfinite_steps": int(r["non-finite steps"]),
             "saturated_frac": _j(r["saturated"]), "flags": {k: int(v) for k, v in r["_flags"].items() if v},
-            "broken": list(r["_broken"]), "confounded": r["_confounds"], "verdict": r["verdict"],
+            "broken": list(r["_broken"]), "confounded": r["_confounds"],
+            "confounded_between_groups": r["_between"], "left_out": r["_left_out"], "verdict": r["verdict"],
         })
     return out
 

@@ -97,7 +97,7 @@ page_context.remember(PAGE, KEYS)
 groups = analysis.groups_of(runs, factor)
 ids = [int(i) for i in runs["id"]]
 final = reads.final_summary(ids)
-summary = analysis.summary(runs, final, groups, reads.run_health(ids))
+summary = analysis.summary(runs, final, groups, reads.run_health(ids), factor=factor)
 
 st.markdown(plain(analysis.overall(summary, factor)).replace(r"\*\*", "**"))
 for r in summary.to_dict("records"):   # the verdicts on screen, one block per group, best first
@@ -113,7 +113,15 @@ COLUMNS = ["rank", "group", "beats baseline", "loss ÷ baseline", "solve rate", 
 NUMBER_FORMATS = {"loss ÷ baseline": "%.3g", "horizon (steps)": "%.4g", "saturated": "%.3g", "decay / step": "%.3g"}
 shown = summary[COLUMNS].assign(rank=[f"#{k}" if not pd.isna(k) else "—" for k in summary["rank"]])
 table(shown, f"strategies_{factor}", key="st_summary", column_config={
-    "rank": st.column_config.TextColumn(help="only groups that beat the baseline and are not flagged are ranked"),
+    "rank": st.column_config.TextColumn(help="only groups that beat the baseline and are not flagged are ranked, "
+                                             "and none when the groups differ in more than the factor"),
+    "seeds": st.column_config.NumberColumn(help="seeds of the finished runs with a result; queued, running, failed "
+                                                "and cancelled runs are left out (the verdict counts them)"),
+    "T": st.column_config.NumberColumn(help="length of the probe sequence the horizon is counted over "
+                                            "(RunInfo.seq_len: the task's T, T + 2·n_copy on copy; the longest "
+                                            "of the group's runs)"),
+    "confounded": st.column_config.TextColumn(help="spec fields that vary within the group, and those that set "
+                                                   "it apart from the other groups besides the factor"),
     "solve rate": st.column_config.ProgressColumn(
         min_value=0.0, max_value=1.0, format="percent",
         help=f"final val loss ≤ {analysis.SOLVED_FRACTION:.0%} of the trivial baseline"),

@@ -1,0 +1,211 @@
+"""What the Strategies page and ``rnnlab compare`` conclude (rnnlab.strategies), on runs written through
+the real store into a real SQLite database and read back by db.queries as both read them, with answers
+known by construction: only finished runs with a result count as seeds; groups that differ in more than
+the compared factor (another task, another T) are not ranked against each other; ranked groups follow
+loss ÷ baseline after the tie on learning; an all-diverged comparison says so; the horizon is measured
+against the probe sequence's length (RunInfo.seq_len), not the spec's T."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from db import queries, store
+from rnnlab import strategies
+from rnnlab.records import RunInfo
+from rnnlab.spec import parse_spec
+from tests.dashboard.seed import records
+from tests.synthetic import param_names
+
+B = 1 / 6   # the adding task's analytic baseline (MSE of predicting 1)
+
+
+def put(url: str, cell: str, seed: int, loss: float | None = None, *, task: dict | None = None, T: int = 50,
+        probe_len: int | None = None, baseline: float = B, status: str = "succeeded", horizon: float | None = None,
+        log_ratio: float | None = None, tags=("c",), **extra) -> int:
+    """A run through the store: ``status`` 'queued' stops after create_runs, 'failed' after epoch 0,
+    'diverged' at epoch 2 (a non-finite step), else all epochs (tests.dashboard.seed.records). Its
+    RunInfo has the analytic baseline ``baseline`` and seq_len ``probe_len`` (default: the spec's T), its
+    last epoch the val loss ``loss`` and, in layer 0, ``horizon`` and ``log_ratio`` when given, with
+    profiles ``probe_len`` long."""
+    s = parse_spec({"cell": cell, "task": task or {"name": "adding", "seq_len": T}, "seed": seed, "epochs": 3,
+                    "hidden_size": 32, "steps_per_epoch": 20, **extra})
+    (run_id,) = store.create_runs([s], tags=tags, url=url)
+    if status == "queued":
+        return run_id
+    store.claim_run(run_id, "test-worker", url=url)
+    L = probe_len or s.task.seq_len
+    info = RunInfo(task=s.task.name, variant=getattr(s.task, "variant", ""), seq_len=L, metric_name="m",
+                   higher_is_better=False, baseline_loss=baseline, baseline_metric=baseline, loss_name="mse",
+                   num_params=1, device="cpu", gamma=1.0 if cell == "rnn" else None,
+                   param_names=param_names(cell, s.num_layers))
+    store.record_info(run_id, info, attempt=1, url=url)
+    recs = records(s, diverge_at=2 if status == "diverged" else None)
+    recs = recs[:1] if status == "failed" else recs
+    for rec in recs:
+        for layer in rec.layers:
+            layer.grad_h = [0.05 * 0.99 ** (L - t) for t in range(1, L + 1)]
+            layer.grad_c = None
+            layer.rho = 0.9                  # no ρ growth
+    last = recs[-1].layers[0]
+    if horizon is not None:
+        last.horizon = horizon
+    if log_ratio is not None:
+        last.log_ratio = log_ratio
+    if loss is not None and status != "diverged":
+        recs[-1].val_loss = loss
+    for rec in recs:
+        store.record_epoch(run_id, rec, attempt=1, url=url)
+    store.finish_run(run_id, status, status, attempt=1, url=url)
+    return run_id
+
+
+def verdicts(url: str, ids: list[int], factor: str = "cell") -> tuple[pd.DataFrame, str]:
+    """The summary (indexed by group) and the conclusion, read as `rnnlab compare` reads them."""
+    eng = queries.engine_for(url)
+    runs = queries.runs_by_ids(ids, engine=eng)
+    table = strategies.summary(runs, queries.final_summary(ids, engine=eng), strategies.groups_of(runs, factor),
+                               queries.run_health(ids, engine=eng))
+    return table.set_index("group", drop=False), strategies.overall(table, factor)
+
+
+def test_seeds_count_only_finished_runs_with_a_result(sqlite_url):
+    """One finished run per group (loss 0.0030 vs 0.0032, no standard error stored); the other two seeds
+    of the LSTMs are queued, of the GRUs failed at epoch 0. One seed each: a hint, not 'clear with these
+    seeds' (the old count took all three seeds), and the verdicts name what was left out."""
+    ids = [put(sqlite_url, "lstm", 0, 0.0030), put(sqlite_url, "gru", 0, 0.0032)]
+    for s in (1, 2):
+        ids += [put(sqlite_url, "lstm", s, status="queued"), put(sqlite_url, "gru", s, status="failed")]
+    table, text = verdicts(sqlite_url, ids)
+    assert table.loc["lstm", "seeds"] == 1 and table.loc["gru", "seeds"] == 1
+    assert (table.loc["lstm", "runs"], table.loc["lstm", "finished"]) == (3, 1)
+    assert "clear" not in text and "With a single seed per group this is a hint, not a result" in text
+    assert table.loc["lstm", "verdict"].endswith("one seed: anecdotal (2 of its 3 runs left out: 2 queued)")
+    assert table.loc["gru", "verdict"].endswith("one seed: anecdotal (2 of its 3 runs left out: 2 failed)")
+    assert "Left out (only finished runs with a result count, seeds included): lstm 2 (2 queued) · gru 2 (2 failed)." \
+        in text
+    pub = {g["group"]: g for g in strategies.public(table.reset_index(drop=True))}
+    assert pub["lstm"]["seeds"] == 1 and pub["lstm"]["left_out"] == {"queued": 2}
+    assert json.loads(json.dumps(pub, allow_nan=False))["gru"]["left_out"] == {"failed": 2}   # as compare --json
+
+
+def test_groups_on_different_tasks_are_not_ranked_against_each_other(sqlite_url):
+    """GRUs on adding at 2.0–2.2% of their baseline (1/6); LSTMs on copy at 5.0–5.2% of theirs (0.05), a
+    smaller raw loss. By cell, the two groups differ in the task too: no best cell, nothing ranked, nothing
+    'clear'; the fields that set them apart are named; the order is by loss ÷ baseline (GRU first), not
+    by the raw loss (which put the LSTMs first and called them best)."""
+    ids = [put(sqlite_url, "gru", s, B * (0.020 + 0.001 * s)) for s in range(3)]
+    ids += [put(sqlite_url, "lstm", s, 0.05 * (0.050 + 0.001 * s), task={"name": "copy", "seq_len": 50},
+                baseline=0.05) for s in range(3)]
+    table, text = verdicts(sqlite_url, ids)
+    assert table["rank"].isna().all()
+    assert list(table["group"]) == ["gru", "lstm"]
+    assert text.startswith('No best cell: the groups differ in more than the cell (task.name: "adding" (gru); '
+                           '"copy" (lstm))'), text
+    assert "Best" not in text and "clear" not in text and "By loss ÷ baseline (each run's own baseline): gru 2.1%, " \
+        "lstm 5.1%." in text
+    assert table.loc["lstm", "_between"] == {"task.name": ['"copy"']}
+    assert 'differs from the other groups in more than the factor (task.name: "copy")' in table.loc["lstm", "verdict"]
+    assert table.loc["gru", "confounded"] == 'between groups: task.name: "adding"'
+
+
+def test_groups_at_different_T_are_confounded_unless_T_is_the_factor(sqlite_url):
+    """GRUs at T = 10 and LSTMs at T = 400 (adding): by cell they differ in T as well, so no best cell.
+    LSTMs at T = 10 and at T = 400 compared by T differ in nothing else: ranked, the lower loss ÷
+    baseline first."""
+    mixed = [put(sqlite_url, "gru", s, B * (0.09 + 0.002 * s), T=10) for s in range(3)]
+    mixed += [put(sqlite_url, "lstm", s, B * (0.04 + 0.002 * s), T=400) for s in range(3)]
+    table, text = verdicts(sqlite_url, mixed)
+    assert table["rank"].isna().all() and text.startswith("No best cell")
+    assert "(task.seq_len: 400 (lstm); 10 (gru))" in text     # in the table's order: by loss ÷ baseline
+    by_T = [put(sqlite_url, "lstm", s, B * (0.09 + 0.002 * s), T=10) for s in range(3)] + mixed[3:]
+    table, text = verdicts(sqlite_url, by_T, "T")
+    assert list(table["rank"]) == [1, 2] and list(table["group"]) == ["400", "10"]
+    assert text.startswith("Best T here: **400**") and table["_between"].map(len).sum() == 0
+
+
+def test_a_field_that_varies_alike_in_every_group_only_confounds_within(sqlite_url):
+    """Both cells ran lr 0.001 and 0.01 (seeds 0, 1 and 2, 3): the groups share their values, so they
+    are still ranked; each group names the varying lr as a within-group confound."""
+    ids = [put(sqlite_url, c, s, B * r * (1 + 0.01 * s), optimizer={"name": "adam", "lr": 0.001 if s < 2 else 0.01})
+           for c, r in (("lstm", 0.02), ("gru", 0.2)) for s in range(4)]
+    table, text = verdicts(sqlite_url, ids)
+    assert list(table["rank"]) == [1, 2] and text.startswith("Best cell here: **lstm**")
+    assert table.loc["lstm", "_confounds"] == {"optimizer.lr": ["0.001", "0.01"]}
+    assert table.loc["lstm", "_between"] == {} and "between" not in table.loc["lstm", "confounded"]
+
+
+def test_the_runner_up_is_the_next_by_loss_over_baseline(sqlite_url):
+    """LSTM at 2% of the baseline (best); GRU at 60% with the whole-sequence horizon; RNN at 10% with a
+    short one. Outside the best's noise, groups follow by loss ÷ baseline: RNN is #2 and the runner-up,
+    GRU #3 (the old order put gradient evidence first: GRU #2 with six times RNN's loss)."""
+    ids = []
+    for s in range(3):
+        ids.append(put(sqlite_url, "lstm", s, B * (0.020 + 0.0005 * s), horizon=49.0, log_ratio=-0.1))
+        ids.append(put(sqlite_url, "gru", s, B * (0.600 + 0.005 * s), horizon=49.0, log_ratio=-0.1))
+        ids.append(put(sqlite_url, "rnn", s, B * (0.100 + 0.001 * s), horizon=12.0, log_ratio=-2.3))
+    table, text = verdicts(sqlite_url, ids)
+    assert list(table["group"]) == ["lstm", "rnn", "gru"] and list(table["rank"]) == [1, 2, 3]
+    assert "Runner-up rnn (loss at 10.1% of the baseline" in text
+
+
+def test_a_broken_group_is_never_first_and_unranked_groups_follow_by_loss_over_baseline(sqlite_url):
+    """A GRU that diverged in one seed has the lowest finite loss but is flagged; the LSTM (60%) ranks
+    first; of the unranked, the healthy RNN that does not beat the baseline comes before the broken
+    GRU."""
+    ids = [put(sqlite_url, "gru", 0, status="diverged")] + [put(sqlite_url, "gru", s, B * 0.001) for s in (1, 2)]
+    ids += [put(sqlite_url, "lstm", s, B * (0.6 + 0.01 * s)) for s in range(3)]
+    ids += [put(sqlite_url, "rnn", s, B * (0.99 + 0.02 * s)) for s in range(3)]
+    table, text = verdicts(sqlite_url, ids)
+    assert list(table["group"]) == ["lstm", "rnn", "gru"]
+    assert table.loc["lstm", "rank"] == 1 and table[["rank"]].iloc[1:].isna().all().all()
+    assert text.startswith("Best cell here: **lstm**") and "**gru**: non-finite in 1/3 runs" in text
+
+
+def test_when_every_run_diverged_the_conclusion_says_so(sqlite_url):
+    ids = [put(sqlite_url, c, s, status="diverged") for c in ("rnn", "lstm") for s in range(2)]
+    table, text = verdicts(sqlite_url, ids)
+    assert table["rank"].isna().all()
+    assert text.startswith("No group solved the task: every finished run diverged (4 of 4: a non-finite loss or "
+                           "gradient ended each)."), text
+    assert "none beat the trivial baseline" not in text
+
+
+@pytest.mark.parametrize("n_copy", [8])
+def test_the_horizon_is_measured_against_the_probe_length(sqlite_url, n_copy):
+    """Copy at T = 4 with n_copy = 8: the probe sequence, over which the horizon is counted, is
+    T + 2·n_copy = 20 steps (RunInfo.seq_len). LSTMs reach 9 steps back, GRUs 13: neither reaches the
+    whole sequence (the old text said 'the whole sequence (3 steps)' for both, counting against T = 4,
+    and tied them). Losses within noise, GRU's a little higher: GRU ranks first on the horizon, 13/19 vs
+    9/19 of the way back."""
+    task = {"name": "copy", "seq_len": 4, "n_copy": n_copy, "n_symbols": 4}
+    L = 4 + 2 * n_copy
+    ids = [put(sqlite_url, "lstm", s, 0.5 * r, task=task, probe_len=L, baseline=0.5, horizon=9.0, log_ratio=-1.0)
+           for s, r in enumerate([0.010, 0.013])]
+    ids += [put(sqlite_url, "gru", s, 0.5 * r, task=task, probe_len=L, baseline=0.5, horizon=13.0, log_ratio=-1.0)
+            for s, r in enumerate([0.0105, 0.0135])]
+    table, text = verdicts(sqlite_url, ids)
+    assert list(table["T"]) == [L, L] and list(table["group"]) == ["gru", "lstm"]
+    assert table.loc["gru", "_hfrac"] == pytest.approx(13 / 19) and table.loc["lstm", "_hfrac"] == pytest.approx(9 / 19)
+    assert "gradients reach ≈9 of 20 steps back" in table.loc["lstm", "verdict"]
+    assert text.startswith("Best cell here: **gru**") and "horizon ≈13 of 20 steps)." in text
+    assert "gru ranks first on gradient evidence (horizon ≈13 of 20 steps vs ≈9 of 20 steps)" in text
+    assert "whole sequence" not in text
+    pub = {g["group"]: g for g in strategies.public(table.reset_index(drop=True))}
+    assert pub["gru"]["T"] == L
+
+
+def test_each_run_reaches_its_own_whole_probe_sequence(sqlite_url):
+    """Adding p13 draws one length per probe batch: seeds with probe sequences of 55 and 52 steps whose
+    horizons are 54 and 51 both reach their whole sequence, so the group does, although the mean
+    horizon (52.5) is below the longest length − 1."""
+    ids = [put(sqlite_url, "lstm", s, B * 0.01 * (1 + s / 10), probe_len=n, horizon=n - 1.0, log_ratio=-0.2,
+               task={"name": "adding", "seq_len": 50, "variant": "p13"}) for s, n in enumerate([55, 52])]
+    table, text = verdicts(sqlite_url, ids)
+    assert table.loc["lstm", "T"] == 55 and table.loc["lstm", "_hfrac"] == 1.0
+    assert "horizon the whole sequence (54 steps)" in text and "gradients reach all the way back" in \
+        table.loc["lstm", "verdict"]
+    assert math.isclose(table.loc["lstm", "horizon (steps)"], 52.5)

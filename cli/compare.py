@@ -105,7 +105,7 @@ def compare(
     ids = _run_ids(filters)
     rows = queries.runs_by_ids(ids)
     groups = strategies.groups_of(rows, factor)
-    table = strategies.summary(rows, queries.final_summary(ids), groups, queries.run_health(ids))
+    table = strategies.summary(rows, queries.final_summary(ids), groups, queries.run_health(ids), factor=factor)
     text = strategies.overall(table, factor)
     if not as_json:
         _print(table, text, factor)

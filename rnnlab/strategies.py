@@ -18,11 +18,13 @@ import pandas as pd
 from rnnlab import health
 from rnnlab.health import SOLVED_FRACTION, baseline_of, no_gradient_is_dead, solved  # noqa: F401  (callers' names)
 from rnnlab.records import encode_float
+from rnnlab.spec import JobSpec
 from rnnlab.stats import t95
 
 NO_SE_MARGIN = 0.25     # one run and no stored standard error: it must be ≥ 25% below the baseline
 LOSS_FLOOR = 1e-12      # a final loss of 0 counts as this in log-loss means and intervals (the best possible)
-IGNORED_FIELDS = ("seed", "name")   # fields that may vary within a group without confounding it
+# fields that do not change what is learned: they may vary within and between groups without confounding them
+IGNORED_FIELDS = ("seed", "name", "device", "probe")
 FINISHED = ("succeeded", "diverged")
 
 
@@ -66,6 +68,14 @@ FACTOR_FIELDS: dict[str, tuple[str, ...]] = {
     "T": ("task.seq_len",),
     "everything but the seed": ("cell", "activation", "leaky_slope", "task.name", "task.seq_len", "num_layers",
                                 "hidden_size", "init", "clip", "optimizer.name", "optimizer.lr"),
+}
+
+# Fields that act only when another field has one of these values; elsewhere the spec fixes them (it
+# refuses init.forget_bias for a GRU, optimizer.momentum for Adam), so a group whose runs cannot set
+# them does not differ in them: the LSTMs' forget bias 3 against the GRUs' none is the cell, not more.
+APPLIES_ONLY: dict[str, tuple[str, tuple[str, ...]]] = {
+    "init.forget_bias": ("cell", ('"lstm"',)),
+    "optimizer.momentum": ("optimizer.name", ('"sgd"', '"rmsprop"')),
 }
 
 
@@ -149,14 +159,36 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 
+def canonical(spec: Any) -> dict:
+    """The spec's canonical form (rnnlab.spec.JobSpec.canonical: what is trained, equivalent specs equal:
+    activation null and 'tanh', init.bias null and the one it resolves to), the stored dict itself when it
+    no longer validates. What confounds and confounds_between compare."""
+    if not isinstance(spec, dict):
+        return {}
+    try:
+        return JobSpec.model_validate({k: v for k, v in spec.items() if k != "spec_version"}).canonical()
+    except Exception:   # an old or hand-edited spec: compared as stored
+        return spec
+
+
+def _flat_canonical(spec: Any) -> dict[str, str | None]:
+    """The canonical spec flattened, without IGNORED_FIELDS; None for a field APPLIES_ONLY says this spec
+    cannot set (it is compared only between runs that can)."""
+    f: dict[str, str | None] = dict(_flatten(canonical(spec)))
+    for k, (on, values) in APPLIES_ONLY.items():
+        if k in f and f.get(on) not in values:
+            f[k] = None
+    return {k: v for k, v in f.items() if k.split(".")[0] not in IGNORED_FIELDS}
+
+
 def confounds(specs: list[dict]) -> dict[str, list[str]]:
-    """Spec fields (dotted paths) whose values differ between ``specs``, ignoring IGNORED_FIELDS:
-    {field: its distinct values}. A field missing from some specs shows as '—'."""
-    flat = [_flatten(s) for s in specs]
+    """Spec fields (dotted paths, of the canonical form) whose values differ between ``specs``, ignoring
+    IGNORED_FIELDS: {field: its distinct values}. A field missing from some specs shows as '—'."""
+    flat = [_flat_canonical(s) for s in specs]
     fields = sorted({k for f in flat for k in f if k.split(".")[0] not in IGNORED_FIELDS})
     out = {}
     for k in fields:
-        values = sorted({f.get(k, "—") for f in flat})
+        values = sorted({f.get(k, "—") for f in flat} - {None})
         if len(values) > 1:
             out[k] = values
     return out
@@ -172,16 +204,19 @@ def confounds_between(specs: dict[str, list[dict]], factor: str) -> dict[str, di
     for each field on which two groups share no value (the LSTMs ran the copy task, the GRUs adding;
     one group at T = 10, the other at T = 400): such groups differ in more than the factor. A field
     whose values overlap between the groups but vary inside one (one LSTM seed at another lr) is a
-    within-group confound (confounds), named but not this."""
+    within-group confound (confounds), named but not this. Specs are compared as confounds compares
+    them (canonical form, without IGNORED_FIELDS); a field APPLIES_ONLY says a group's runs cannot set
+    (the GRUs' init.forget_bias) is compared between the other groups only."""
     owned = FACTOR_FIELDS[factor]
-    flat = {g: [_flatten(x) for x in xs] for g, xs in specs.items() if xs}
+    flat = {g: [_flat_canonical(x) for x in xs] for g, xs in specs.items() if xs}
     if len(flat) < 2:
         return {}
     fields = sorted({k for fs in flat.values() for f in fs for k in f
                      if k.split(".")[0] not in IGNORED_FIELDS and not _owned(k, owned)})
     out = {}
     for k in fields:
-        per = {g: sorted({f.get(k, "—") for f in fs}) for g, fs in flat.items()}
+        per = {g: sorted({f.get(k, "—") for f in fs} - {None}) for g, fs in flat.items()}
+        per = {g: v for g, v in per.items() if v}   # groups that cannot set the field (APPLIES_ONLY) leave it
         sets = [set(v) for v in per.values()]
         if any(not (a & b) for i, a in enumerate(sets) for b in sets[i + 1:]):
             out[k] = per

@@ -305,13 +305,16 @@ def _seeds_text(r: dict) -> str:
 
 def _group_row(grp: str, g: pd.DataFrame) -> dict[str, Any]:
     done = g[g["status"].isin(FINISHED)]
+    # the seeds behind the numbers: finished runs with a result (a final loss, or diverged); a finished
+    # run without a final loss is left out of the loss, loss ÷ baseline and solve rate (it made them NaN)
+    usable = done[(done["status"] == "diverged") | done["val_loss"].astype(float).notna()]
     # a diverged run did not solve it, whatever its last loss: the engine skips the non-finite step's
     # update, so a run that broke off can end on a finite, even tiny, loss; only its status says so
-    base = _baselines(done)
+    base = _baselines(usable)
     solves = [solved(loss, b) and status != "diverged"
-              for loss, b, status in zip(done["val_loss"].astype(float), base, done["status"])]
-    loss = done["val_loss"].to_numpy(dtype=float)
-    se = done["val_loss_se"].to_numpy(dtype=float)
+              for loss, b, status in zip(usable["val_loss"].astype(float), base, usable["status"])]
+    loss = usable["val_loss"].to_numpy(dtype=float)
+    se = usable["val_loss_se"].to_numpy(dtype=float)
     # 0 counts as the floor; NaN stays NaN (np.fmax alone would floor it: a diverged seed as the best loss)
     floored = np.where(np.isnan(loss), np.nan, np.fmax(loss, LOSS_FLOOR))
     b = base.to_numpy(dtype=float)
@@ -320,13 +323,12 @@ def _group_row(grp: str, g: pd.DataFrame) -> dict[str, Any]:
         logr = np.log10(floored / np.where(b > 0, b, np.nan))
     m, lo, hi, ilo, ihi = _log_interval(logl, loss, se, np.ones_like(loss))
     rm, rlo, rhi, rilo, rihi = _log_interval(logr, loss, se, b)
-    mean_r, upper, basis = _beats(done) if len(done) else (math.nan, math.inf, "no finished runs")
+    mean_r, upper, basis = _beats(usable) if len(usable) else (
+        math.nan, math.inf, "no finished runs" if done.empty else "no final loss")
     flags = {f: sum(f in fl for fl in done["_flags"]) for f in (*health.BROKEN, "vanishing")}
     lr = done["log_ratio"].to_numpy(dtype=float)
     lr = lr[~np.isnan(lr)]
     conf = confounds(list(g["spec"]))
-    # the seeds behind the numbers: finished runs with a result (a final loss, or diverged)
-    usable = done[(done["status"] == "diverged") | done["val_loss"].astype(float).notna()]
     left = {str(k): int(v) for k, v in g[~g["status"].isin(FINISHED)]["status"].value_counts().items()}
     if len(done) > len(usable):
         left["finished without a final loss"] = len(done) - len(usable)
@@ -338,7 +340,7 @@ def _group_row(grp: str, g: pd.DataFrame) -> dict[str, Any]:
     return {
         "group": grp, "runs": len(g), "finished": len(done), "seeds": int(usable["seed"].nunique()),
         "diverged": int((done["status"] == "diverged").sum()),
-        "solve rate": sum(solves) / len(done) if len(done) else math.nan,
+        "solve rate": sum(solves) / len(usable) if len(usable) else math.nan,
         "final loss": 10 ** m if math.isfinite(m) else math.nan,
         "loss 95% CI": f"{10 ** lo:.3g} – {10 ** hi:.3g}" if math.isfinite(lo) and len(done) > 1 else "",
         "loss ÷ baseline": mean_r, "beats baseline": bool(upper < 1),
@@ -354,7 +356,8 @@ def _group_row(grp: str, g: pd.DataFrame) -> dict[str, Any]:
         # log10 loss ÷ baseline: what the ranking and the sureness compare (groups on different tasks or T
         # have different baselines; within one task and T it orders as the loss does)
         "_rm": rm, "_rlo": rlo, "_rhi": rhi, "_rilo": rilo, "_rihi": rihi,
-        "_upper": upper, "_basis": basis, "_hfrac": float(np.mean(hfrac)) if hfrac else math.nan,
+        "_upper": upper, "_basis": basis, "_counted": len(usable),
+        "_hfrac": float(np.mean(hfrac)) if hfrac else math.nan,
         "_flags": flags, "_confounds": conf, "_log_ratio": float(lr.mean()) if lr.size else math.nan,
         "_broken": [f for f in health.BROKEN if flags[f]], "_left_out": left, "_specs": list(done["spec"]),
         # the norms that count (norm_evidence): not a large one at initialization whose gradient shrinks going back
@@ -532,7 +535,8 @@ def _learning(r: dict) -> str:
     if not r["beats baseline"]:
         return f"no better than the trivial baseline ({bound})"
     if r["solve rate"] >= 0.8:
-        return f"solves the task ({round(r['solve rate'] * fin)}/{fin} runs); {bound}"
+        n = r.get("_counted", fin)
+        return f"solves the task ({round(r['solve rate'] * n)}/{n} runs); {bound}"
     return f"beats the baseline, partly learns ({bound})"
 
 

@@ -25,12 +25,13 @@ B = 1 / 6   # the adding task's analytic baseline (MSE of predicting 1)
 
 def put(url: str, cell: str, seed: int, loss: float | None = None, *, task: dict | None = None, T: int = 50,
         probe_len: int | None = None, baseline: float = B, status: str = "succeeded", horizon: float | None = None,
-        log_ratio: float | None = None, tags=("c",), **extra) -> int:
+        log_ratio: float | None = None, tags=("c",), info: bool = True, epochs: bool = True, **extra) -> int:
     """A run through the store: ``status`` 'queued' stops after create_runs, 'failed' after epoch 0,
     'diverged' at epoch 2 (a non-finite step), else all epochs (tests.dashboard.seed.records). Its
     RunInfo has the analytic baseline ``baseline`` and seq_len ``probe_len`` (default: the spec's T), its
     last epoch the val loss ``loss`` and, in layer 0, ``horizon`` and ``log_ratio`` when given, with
-    profiles ``probe_len`` long."""
+    profiles ``probe_len`` long. ``info=False``: no RunInfo stored (an old run: no baseline, no probe
+    length); ``epochs=False``: no epoch stored (a finished run without a final loss)."""
     s = parse_spec({"cell": cell, "task": task or {"name": "adding", "seq_len": T}, "seed": seed, "epochs": 3,
                     "hidden_size": 32, "steps_per_epoch": 20, **extra})
     (run_id,) = store.create_runs([s], tags=tags, url=url)
@@ -38,11 +39,12 @@ def put(url: str, cell: str, seed: int, loss: float | None = None, *, task: dict
         return run_id
     store.claim_run(run_id, "test-worker", url=url)
     L = probe_len or s.task.seq_len
-    info = RunInfo(task=s.task.name, variant=getattr(s.task, "variant", ""), seq_len=L, metric_name="m",
-                   higher_is_better=False, baseline_loss=baseline, baseline_metric=baseline, loss_name="mse",
-                   num_params=1, device="cpu", gamma=1.0 if cell == "rnn" else None,
-                   param_names=param_names(cell, s.num_layers))
-    store.record_info(run_id, info, attempt=1, url=url)
+    run_info = RunInfo(task=s.task.name, variant=getattr(s.task, "variant", ""), seq_len=L, metric_name="m",
+                       higher_is_better=False, baseline_loss=baseline, baseline_metric=baseline,
+                       loss_name="mse", num_params=1, device="cpu", gamma=1.0 if cell == "rnn" else None,
+                       param_names=param_names(cell, s.num_layers))
+    if info:
+        store.record_info(run_id, run_info, attempt=1, url=url)
     recs = records(s, diverge_at=2 if status == "diverged" else None)
     recs = recs[:1] if status == "failed" else recs
     for rec in recs:
@@ -57,7 +59,7 @@ def put(url: str, cell: str, seed: int, loss: float | None = None, *, task: dict
         last.log_ratio = log_ratio
     if loss is not None and status != "diverged":
         recs[-1].val_loss = loss
-    for rec in recs:
+    for rec in recs if epochs else []:
         store.record_epoch(run_id, rec, attempt=1, url=url)
     store.finish_run(run_id, status, status, attempt=1, url=url)
     return run_id
@@ -209,3 +211,19 @@ def test_each_run_reaches_its_own_whole_probe_sequence(sqlite_url):
     assert "horizon the whole sequence (54 steps)" in text and "gradients reach all the way back" in \
         table.loc["lstm", "verdict"]
     assert math.isclose(table.loc["lstm", "horizon (steps)"], 52.5)
+
+
+def test_a_finished_run_without_a_final_loss_is_left_out_of_the_numbers(sqlite_url):
+    """Three GRUs at 50–51% of the baseline and a fourth that finished without storing a final loss: it
+    is left out, so the GRUs' loss ÷ baseline is their three seeds' (it was NaN: 'no finite final loss',
+    unranked, while the verdict said the run was left out)."""
+    ids = [put(sqlite_url, "lstm", s, B * 0.01 * (1 + 0.01 * s)) for s in range(3)]
+    ids += [put(sqlite_url, "gru", s, B * 0.5 * (1 + 0.01 * s)) for s in range(3)]
+    ids += [put(sqlite_url, "gru", 3, epochs=False)]
+    table, text = verdicts(sqlite_url, ids)
+    gru = table.loc["gru"]
+    assert gru["loss ÷ baseline"] == pytest.approx(0.505) and gru["beats baseline"] and gru["rank"] == 2
+    assert gru["solve rate"] == 0 and gru["seeds"] == 3
+    assert gru["verdict"].startswith("beats the baseline, partly learns (loss at 50.5% of the baseline")
+    assert "Runner-up gru (loss at 50.5% of the baseline" in text and "nan" not in text
+    assert "gru 1 (1 finished without a final loss)" in text

@@ -323,6 +323,7 @@ def _group_row(grp: str, g: pd.DataFrame) -> dict[str, Any]:
         logr = np.log10(floored / np.where(b > 0, b, np.nan))
     m, lo, hi, ilo, ihi = _log_interval(logl, loss, se, np.ones_like(loss))
     rm, rlo, rhi, rilo, rihi = _log_interval(logr, loss, se, b)
+    no_base = int(sum(not (math.isfinite(x) and x > 0) for x in base))
     mean_r, upper, basis = _beats(usable) if len(usable) else (
         math.nan, math.inf, "no finished runs" if done.empty else "no final loss")
     flags = {f: sum(f in fl for fl in done["_flags"]) for f in (*health.BROKEN, "vanishing")}
@@ -340,7 +341,8 @@ def _group_row(grp: str, g: pd.DataFrame) -> dict[str, Any]:
     return {
         "group": grp, "runs": len(g), "finished": len(done), "seeds": int(usable["seed"].nunique()),
         "diverged": int((done["status"] == "diverged").sum()),
-        "solve rate": sum(solves) / len(usable) if len(usable) else math.nan,
+        # a run whose baseline is unknown (no runs.info, or 0) may or may not have solved it: no rate then
+        "solve rate": sum(solves) / len(usable) if len(usable) and not no_base else math.nan,
         "final loss": 10 ** m if math.isfinite(m) else math.nan,
         "loss 95% CI": f"{10 ** lo:.3g} – {10 ** hi:.3g}" if math.isfinite(lo) and len(done) > 1 else "",
         "loss ÷ baseline": mean_r, "beats baseline": bool(upper < 1),
@@ -356,7 +358,7 @@ def _group_row(grp: str, g: pd.DataFrame) -> dict[str, Any]:
         # log10 loss ÷ baseline: what the ranking and the sureness compare (groups on different tasks or T
         # have different baselines; within one task and T it orders as the loss does)
         "_rm": rm, "_rlo": rlo, "_rhi": rhi, "_rilo": rilo, "_rihi": rihi,
-        "_upper": upper, "_basis": basis, "_counted": len(usable),
+        "_upper": upper, "_basis": basis, "_counted": len(usable), "_no_baseline": no_base,
         "_hfrac": float(np.mean(hfrac)) if hfrac else math.nan,
         "_flags": flags, "_confounds": conf, "_log_ratio": float(lr.mean()) if lr.size else math.nan,
         "_broken": [f for f in health.BROKEN if flags[f]], "_left_out": left, "_specs": list(done["spec"]),
@@ -483,8 +485,10 @@ def pct(x: float, sig: int = 3) -> str:
     0.1%, two digits in e-notation: 6e-6 → '0.0006%'), never 0% unless it is 0, and never 100% or more
     when x < 1: the digits grow until the text falls below 100, up to sig + 3 of them; past that it
     reads '<100%'. So an upper bound that beats the baseline (< 1) never reads as 100%, a tiny ratio
-    never reads as 0%, and a solve rate of 199/200 reads 99.5%, not 100%."""
+    never reads as 0%, and a solve rate of 199/200 reads 99.5%, not 100%. NaN reads 'unknown'."""
     p = 100 * x
+    if math.isnan(p):
+        return "unknown"
     if not math.isfinite(p) or p == 0:
         return f"{p:g}%"
     if abs(p) < 0.1:
@@ -527,10 +531,20 @@ def problems(r: dict) -> list[str]:
     return out
 
 
+def _unknown_baseline(r: dict) -> str:
+    """Why a group with a finite final loss has no loss ÷ baseline: some of its runs have no baseline
+    (no runs.info stored, an old run, or a baseline of 0); '' when that is not why."""
+    n = r.get("_no_baseline", 0)
+    if not n or not math.isfinite(r["final loss"]):
+        return ""
+    return (f"baseline unknown for {n} of its {r.get('_counted', r['finished'])} counted runs (no stored trivial "
+            f"baseline, or one of 0): final loss {r['final loss']:.3g}, not compared with the baseline")
+
+
 def _learning(r: dict) -> str:
     fin, ratio, upper = r["finished"], r["loss ÷ baseline"], r["_upper"]
     if not math.isfinite(ratio):
-        return "no finite final loss"
+        return _unknown_baseline(r) or "no finite final loss"
     bound = f"loss at {pct(ratio)} of the baseline, 95% upper bound {pct(upper)} ({r['_basis']})"
     if not r["beats baseline"]:
         return f"no better than the trivial baseline ({bound})"
@@ -577,6 +591,9 @@ def _decided_by(best: dict, second: dict) -> str:
 def _sureness(best: dict, second: dict) -> str:
     """How sure the order of ``best`` and ``second`` is, from the seeds with a result (seeds) and the 95%
     intervals of their mean log10 loss ÷ baseline (_rlo, _rhi), the quantity they are ranked by."""
+    if _unknown_baseline(second):
+        return (f"{second['group']}'s baseline is unknown, so its loss is not compared with {best['group']}'s "
+                f"loss ÷ baseline: nothing is concluded about it.")
     if min(best["seeds"], second["seeds"]) < 2:
         return "With a single seed per group this is a hint, not a result: add seeds."
     if math.isfinite(best["_rhi"]) and math.isfinite(second["_rlo"]) and best["_rhi"] < second["_rlo"]:
@@ -647,12 +664,16 @@ def overall(table: pd.DataFrame, factor: str) -> str:
         if all(r["diverged"] == r["finished"] for r in rows):
             n = sum(r["finished"] for r in rows)
             why = f"every finished run diverged ({n} of {n}: a non-finite loss or gradient ended each)"
+        elif all(_unknown_baseline(r) for r in rows):
+            why = ("no trivial baseline is known to compare the losses with (the runs have none stored, or one "
+                   "of 0)")
         elif any(r["beats baseline"] for r in rows):
             why = "the groups that beat the trivial baseline exploded, saturated or died"
         else:
             why = "none beat the trivial baseline, with its uncertainty"
         also = f" The groups also differ in more than the {factor} ({between_text(_between_of(t))})." if mixed else ""
-        return f"No group solved the task: {why}.{also}{_tail(t, table)}"
+        head = "No group can be ranked" if why.startswith("no trivial baseline") else "No group solved the task"
+        return f"{head}: {why}.{also}{_tail(t, table)}"
     lead = (f"Best {factor} here: **{best['group']}** (loss at {pct(best['loss ÷ baseline'])} of the baseline, "
             f"solve rate {pct(best['solve rate'], 2)}, final loss {best['final loss']:.3g}")
     h = best["horizon (steps)"]
@@ -663,9 +684,12 @@ def overall(table: pd.DataFrame, factor: str) -> str:
     if second["_broken"]:
         hint = " One seed per group: a hint, not a result; add seeds." if best["seeds"] < 2 else ""
         return f"{lead} Every other group is flagged or does not beat the baseline.{hint}{_tail(t, table)}"
-    lead += (f" Runner-up {second['group']} (loss at {pct(second['loss ÷ baseline'])} of the baseline, "
-             f"solve rate {pct(second['solve rate'], 2)}, final loss {second['final loss']:.3g}"
-             + ("" if second["beats baseline"] else ", does not beat the baseline") + ").")
+    if _unknown_baseline(second):
+        lead += f" Runner-up {second['group']} (final loss {second['final loss']:.3g}, its baseline unknown)."
+    else:
+        lead += (f" Runner-up {second['group']} (loss at {pct(second['loss ÷ baseline'])} of the baseline, "
+                 f"solve rate {pct(second['solve rate'], 2)}, final loss {second['final loss']:.3g}"
+                 + ("" if second["beats baseline"] else ", does not beat the baseline") + ").")
     if second["beats baseline"] and best["_rm"] > second["_rm"]:
         lead += (f" {second['group']}'s loss ÷ baseline is lower but within noise of {best['group']}'s; "
                  f"{best['group']} ranks first on {_decided_by(best, second)}.")

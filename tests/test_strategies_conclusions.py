@@ -227,3 +227,22 @@ def test_a_finished_run_without_a_final_loss_is_left_out_of_the_numbers(sqlite_u
     assert gru["verdict"].startswith("beats the baseline, partly learns (loss at 50.5% of the baseline")
     assert "Runner-up gru (loss at 50.5% of the baseline" in text and "nan" not in text
     assert "gru 1 (1 finished without a final loss)" in text
+
+
+@pytest.mark.parametrize("how", ["zero", "no info"])
+def test_a_group_without_a_baseline_says_its_baseline_is_unknown(sqlite_url, how):
+    """LSTMs at 50.5% of the adding baseline; GRUs with a finite loss (0.001) but a stored baseline of 0, or
+    no runs.info at all (an old run). The GRUs' loss ÷ baseline is unknown: their verdict says so (it read
+    'no finite final loss'), the conclusion prints no 'nan%' and does not claim that no GRU solved it."""
+    ids = [put(sqlite_url, "lstm", s, B * 0.5 * (1 + 0.01 * s)) for s in range(3)]
+    kw = {"baseline": 0.0} if how == "zero" else {"info": False}
+    ids += [put(sqlite_url, "gru", s, 0.001, **kw) for s in range(3)]
+    table, text = verdicts(sqlite_url, ids)
+    gru = table.loc["gru"]
+    assert gru["verdict"].startswith("baseline unknown for 3 of its 3 counted runs (no stored trivial baseline, or "
+                                     "one of 0): final loss 0.001, not compared with the baseline"), gru["verdict"]
+    assert "no finite final loss" not in gru["verdict"] and math.isnan(gru["solve rate"])
+    assert "nan" not in text.lower() and "none of gru" not in text
+    assert "Runner-up gru (final loss 0.001, its baseline unknown). gru's baseline is unknown" in text, text
+    only = verdicts(sqlite_url, ids[3:])[1]
+    assert only.startswith("No group can be ranked: no trivial baseline is known"), only

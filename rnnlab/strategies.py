@@ -373,13 +373,19 @@ HEALTH_COLUMNS = ("baseline_heldout_loss", "val_loss_se", "nonfinite_steps", "gr
                   "log_ratio_init")
 
 
-def probe_len(info: Any, spec_T: Any) -> int:
+def probe_len(info: Any, spec_T: Any, spec: Any = None) -> int:
     """The length of the sequence a run's horizon is counted over: its RunInfo.seq_len (the probe batch's
     T, stored in runs.info: T + 2·n_copy on copy, a length in [T, 1.1T) on adding p13), else (no info
-    stored yet) the spec's task.seq_len."""
+    stored: an old run) the longest sequence its ``spec`` unrolls (JobSpec.steps: T + 2·n_copy on copy,
+    up to 1.1T − 1 on adding p13), else the spec's task.seq_len ``spec_T``."""
     n = info.get("seq_len") if isinstance(info, dict) else None
     if isinstance(n, (int, float)) and not isinstance(n, bool) and math.isfinite(n) and n >= 1:
         return int(n)
+    if isinstance(spec, dict):
+        try:
+            return JobSpec.model_validate({k: v for k, v in spec.items() if k != "spec_version"}).steps
+        except Exception:   # an old or hand-edited spec: its T
+            pass
     return int(spec_T)
 
 
@@ -391,7 +397,7 @@ def per_run(runs: pd.DataFrame, final: pd.DataFrame, groups: dict[int, str],
     d = runs[["id", "status", "seed", "baseline_loss", "seq_len", "spec"]].merge(
         final, left_on="id", right_on="run_id", how="left")
     infos = runs["info"] if "info" in runs else [None] * len(runs)
-    d["probe_len"] = [probe_len(i, t) for i, t in zip(infos, runs["seq_len"])]
+    d["probe_len"] = [probe_len(i, t, s) for i, t, s in zip(infos, runs["seq_len"], runs["spec"])]
     if health_rows is not None and len(health_rows):
         d = d.drop(columns=[c for c in HEALTH_COLUMNS if c in d]).merge(
             health_rows, left_on="id", right_on="run_id", how="left", suffixes=("", "_h"))

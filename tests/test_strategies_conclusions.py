@@ -246,3 +246,17 @@ def test_a_group_without_a_baseline_says_its_baseline_is_unknown(sqlite_url, how
     assert "Runner-up gru (final loss 0.001, its baseline unknown). gru's baseline is unknown" in text, text
     only = verdicts(sqlite_url, ids[3:])[1]
     assert only.startswith("No group can be ranked: no trivial baseline is known"), only
+
+
+@pytest.mark.parametrize("task, L", [({"name": "copy", "seq_len": 4, "n_copy": 8, "n_symbols": 4}, 20),
+                                     ({"name": "adding", "seq_len": 50, "variant": "p13"}, 54)],
+                         ids=["copy", "adding p13"])
+def test_without_runs_info_the_probe_length_comes_from_the_spec(sqlite_url, task, L):
+    """Old runs without runs.info (no RunInfo.seq_len): the horizon is still counted over the sequence
+    the spec unrolls (JobSpec.steps: T + 2·n_copy = 20 on copy; T + ⌊0.1·T⌋ − 1 = 54 on adding p13),
+    not over the spec's T (a horizon of 9 read 'all the way back' on copy at T = 4)."""
+    ids = [put(sqlite_url, "lstm", s, 0.001, task=task, probe_len=L, horizon=9.0, log_ratio=-1.0, info=False)
+           for s in range(2)]
+    table, _ = verdicts(sqlite_url, ids)
+    assert table.loc["lstm", "T"] == L
+    assert f"gradients reach ≈9 of {L} steps back" in table.loc["lstm", "verdict"]

@@ -428,7 +428,8 @@ def _order(out: pd.DataFrame, mixed: bool = False) -> tuple[list[int], list[int 
     loss ÷ baseline (geometric mean), lowest first. Unranked, in this order, each by loss ÷ baseline:
     healthy groups that did not beat it, broken groups, groups without finished runs. ``mixed``: the
     groups differ in more than the factor (confounds_between): none is ranked, and all are ordered by
-    loss ÷ baseline alone (their horizons are not over the same task)."""
+    loss ÷ baseline alone, whether they beat their baselines or not (their horizons and baselines are not
+    of the same task), an unknown one last."""
     recs = out.to_dict("records")
     tier = [3 if r["finished"] == 0 else 2 if r["_broken"] else 0 if r["beats baseline"] else 1 for r in recs]
     top = [r for r, k in zip(recs, tier) if k == 0]
@@ -436,7 +437,9 @@ def _order(out: pd.DataFrame, mixed: bool = False) -> tuple[list[int], list[int 
     keys = []
     for r, k in zip(recs, tier):
         m = r["_rm"] if math.isfinite(r["_rm"]) else math.inf
-        if k == 0 and not mixed and r["_rilo"] <= best_hi:
+        if mixed:   # loss ÷ baseline alone, whether a group beats its baseline or not (unknown last)
+            keys.append((0, 0, 0.0, 0.0, 0.0, m))
+        elif k == 0 and r["_rilo"] <= best_hi:
             keys.append((0, 0, *_evidence(r), m))
         elif k == 0:
             keys.append((0, 1, 0.0, 0.0, 0.0, m))
@@ -662,10 +665,10 @@ def overall(table: pd.DataFrame, factor: str) -> str:
     if t.empty:
         return "No finished runs yet: nothing to conclude." + _tail(t, table)
     rows = t.to_dict("records")
-    best = rows[0] if rows[0]["beats baseline"] and not rows[0]["_broken"] else None
     mixed = any(r.get("_between") for r in rows)
-    if best is not None and mixed:
+    if mixed and any(r["beats baseline"] and not r["_broken"] for r in rows):   # ordered by loss ÷ baseline alone
         return _mixed(t, factor, table)
+    best = rows[0] if rows[0]["beats baseline"] and not rows[0]["_broken"] else None
     if best is None:
         if all(r["diverged"] == r["finished"] for r in rows):
             n = sum(r["finished"] for r in rows)

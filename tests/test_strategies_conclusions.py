@@ -260,3 +260,15 @@ def test_without_runs_info_the_probe_length_comes_from_the_spec(sqlite_url, task
     table, _ = verdicts(sqlite_url, ids)
     assert table.loc["lstm", "T"] == L
     assert f"gradients reach ≈9 of {L} steps back" in table.loc["lstm", "verdict"]
+
+
+def test_groups_that_differ_in_more_than_the_factor_are_listed_by_loss_over_baseline_alone(sqlite_url):
+    """LSTMs on adding at 90.1% of the baseline (beating it, three seeds that agree); one GRU on copy at 80%
+    (one run, no standard error: not beating it). Not comparable, so listed by loss ÷ baseline alone, as
+    the conclusion says: GRU first (it read 'lstm 90.1%, gru 80%')."""
+    ids = [put(sqlite_url, "lstm", s, B * 0.9 * (1 + 0.001 * s)) for s in range(3)]
+    ids += [put(sqlite_url, "gru", 0, 0.8, task={"name": "copy", "seq_len": 20}, baseline=1.0)]
+    table, text = verdicts(sqlite_url, ids)
+    assert list(table["group"]) == ["gru", "lstm"] and table["rank"].isna().all()
+    assert text.startswith("No best cell") and "By loss ÷ baseline (each run's own baseline): gru 80%, lstm 90.1%." \
+        in text, text

@@ -58,7 +58,7 @@ FACTORS: dict[str, Callable[[dict], Any]] = {
 
 # The spec fields (dotted paths, a prefix covers its sub-fields) each factor compares: groups may differ in
 # these and nothing else (besides IGNORED_FIELDS). A cell's activation goes with the cell (an LSTM has
-# none); "everything but the seed" compares every field its label names.
+# none); "everything but the seed" compares every field its label names but the task.
 FACTOR_FIELDS: dict[str, tuple[str, ...]] = {
     "cell": ("cell", "activation", "leaky_slope"),
     "activation": ("cell", "activation", "leaky_slope"),
@@ -66,7 +66,8 @@ FACTOR_FIELDS: dict[str, tuple[str, ...]] = {
     "clipping": ("clip",),
     "depth": ("num_layers",),
     "T": ("task.seq_len",),
-    "everything but the seed": ("cell", "activation", "leaky_slope", "task.name", "task.seq_len", "num_layers",
+    # not task.name: groups on different tasks are not compared (and the task's own fields follow it)
+    "everything but the seed": ("cell", "activation", "leaky_slope", "task.seq_len", "num_layers",
                                 "hidden_size", "init", "clip", "optimizer.name", "optimizer.lr"),
 }
 
@@ -329,7 +330,7 @@ def _group_row(grp: str, g: pd.DataFrame) -> dict[str, Any]:
     flags = {f: sum(f in fl for fl in done["_flags"]) for f in (*health.BROKEN, "vanishing")}
     lr = done["log_ratio"].to_numpy(dtype=float)
     lr = lr[~np.isnan(lr)]
-    conf = confounds(list(g["spec"]))
+    conf = confounds(list(usable["spec"]))   # the runs that count (a queued one at another lr does not)
     left = {str(k): int(v) for k, v in g[~g["status"].isin(FINISHED)]["status"].value_counts().items()}
     if len(done) > len(usable):
         left["finished without a final loss"] = len(done) - len(usable)
@@ -361,7 +362,7 @@ def _group_row(grp: str, g: pd.DataFrame) -> dict[str, Any]:
         "_upper": upper, "_basis": basis, "_counted": len(usable), "_no_baseline": no_base,
         "_hfrac": float(np.mean(hfrac)) if hfrac else math.nan,
         "_flags": flags, "_confounds": conf, "_log_ratio": float(lr.mean()) if lr.size else math.nan,
-        "_broken": [f for f in health.BROKEN if flags[f]], "_left_out": left, "_specs": list(done["spec"]),
+        "_broken": [f for f in health.BROKEN if flags[f]], "_left_out": left, "_specs": list(usable["spec"]),
         # the norms that count (norm_evidence): not a large one at initialization whose gradient shrinks going back
         "_grad_norm_max": float(done["_norm"].max()) if done["_norm"].notna().any() else math.nan,
         "_rho_growth": float(done["rho_growth"].max()) if done["rho_growth"].notna().any() else math.nan,

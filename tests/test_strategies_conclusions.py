@@ -272,3 +272,24 @@ def test_groups_that_differ_in_more_than_the_factor_are_listed_by_loss_over_base
     assert list(table["group"]) == ["gru", "lstm"] and table["rank"].isna().all()
     assert text.startswith("No best cell") and "By loss ÷ baseline (each run's own baseline): gru 80%, lstm 90.1%." \
         in text, text
+
+
+def test_only_the_runs_that_count_are_compared_for_confounds(sqlite_url):
+    """Three LSTM seeds at lr 0.001 and a fourth queued at lr 0.01: the queued run is left out of the
+    numbers, so it does not make the counted LSTMs 'confounded' in lr either."""
+    ids = [put(sqlite_url, "lstm", s, B * 0.01 * (1 + 0.01 * s)) for s in range(3)]
+    ids += [put(sqlite_url, "lstm", 3, status="queued", optimizer={"name": "adam", "lr": 0.01})]
+    ids += [put(sqlite_url, "gru", s, B * 0.5 * (1 + 0.01 * s)) for s in range(3)]
+    table, text = verdicts(sqlite_url, ids)
+    assert table.loc["lstm", "_confounds"] == {} and table.loc["lstm", "confounded"] == ""
+    assert "confounded" not in table.loc["lstm", "verdict"] and "Confounded" not in text
+    assert text.startswith("Best cell here: **lstm**")
+
+
+def test_everything_but_the_seed_across_tasks_names_the_task():
+    """Groups of 'everything but the seed' on copy and on adding differ in the task: that is named
+    (task.name), not the fields only one task has (task.n_copy, task.variant)."""
+    a = [parse_spec({"cell": "lstm", "task": {"name": "copy", "seq_len": 50}, "seed": s}).to_dict() for s in range(2)]
+    b = [parse_spec({"cell": "lstm", "task": {"name": "adding", "seq_len": 50}, "seed": s}).to_dict() for s in range(2)]
+    between = strategies.confounds_between({"copy": a, "adding": b}, "everything but the seed")
+    assert between == {"task.name": {"copy": ['"copy"'], "adding": ['"adding"']}}

@@ -679,18 +679,28 @@ def overall(table: pd.DataFrame, factor: str) -> str:
                    "of 0)")
         elif any(r["beats baseline"] for r in rows):
             why = "the groups that beat the trivial baseline exploded, saturated or died"
+        elif unknown := [r["group"] for r in rows if _unknown_baseline(r)]:
+            why = (f"none with a known baseline beats it, with its uncertainty, and {', '.join(map(str, unknown))} "
+                   f"{'has' if len(unknown) == 1 else 'have'} no trivial baseline to compare with (no stored one, "
+                   "or one of 0), so nothing is concluded about "
+                   f"{'it' if len(unknown) == 1 else 'them'}")
         else:
             why = "none beat the trivial baseline, with its uncertainty"
         also = f" The groups also differ in more than the {factor} ({between_text(_between_of(t))})." if mixed else ""
-        head = "No group can be ranked" if why.startswith("no trivial baseline") else "No group solved the task"
+        head = ("No group can be ranked" if why.startswith(("no trivial baseline", "none with a known"))
+                else "No group solved the task")
         return f"{head}: {why}.{also}{_tail(t, table)}"
     lead = (f"Best {factor} here: **{best['group']}** (loss at {pct(best['loss ÷ baseline'])} of the baseline, "
             f"solve rate {pct(best['solve rate'], 2)}, final loss {best['final loss']:.3g}")
     h = best["horizon (steps)"]
     lead += f", horizon {_reach(h, best['T'], best['_hfrac'])})." if math.isfinite(h) else ")."
-    if len(rows) == 1:
-        return f"{lead} Only one {factor} value has finished runs: add the others to compare.{_tail(t, table)}"
-    second = rows[1]
+    others = [r for r in rows[1:] if r["seeds"] > 0]   # a group with no run that has a result is not compared
+    if not others:
+        if len(rows) == 1:
+            return f"{lead} Only one {factor} value has finished runs: add the others to compare.{_tail(t, table)}"
+        return (f"{lead} No other {factor} value has a finished run with a result to compare with."
+                f"{_tail(t, table)}")
+    second = others[0]
     if second["_broken"]:
         hint = " One seed per group: a hint, not a result; add seeds." if best["seeds"] < 2 else ""
         return f"{lead} Every other group is flagged or does not beat the baseline.{hint}{_tail(t, table)}"

@@ -293,3 +293,28 @@ def test_everything_but_the_seed_across_tasks_names_the_task():
     b = [parse_spec({"cell": "lstm", "task": {"name": "adding", "seq_len": 50}, "seed": s}).to_dict() for s in range(2)]
     between = strategies.confounds_between({"copy": a, "adding": b}, "everything but the seed")
     assert between == {"task.name": {"copy": ['"copy"'], "adding": ['"adding"']}}
+
+
+def test_an_unknown_baseline_is_not_read_as_not_beating_it(sqlite_url):
+    """LSTMs at 1.3× their known baseline; GRUs with a tiny loss and no stored baseline (old runs). The
+    conclusion said 'none beat the trivial baseline', a claim about the GRUs that nothing supports."""
+    ids = [put(sqlite_url, "lstm", s, B * 1.3 * (1 + .01 * s)) for s in range(3)]
+    ids += [put(sqlite_url, "gru", s, B * 0.01 * (1 + .01 * s), info=False) for s in range(3)]
+    table, text = verdicts(sqlite_url, ids)
+    assert table["rank"].isna().all()
+    assert text.startswith("No group can be ranked: none with a known baseline beats it"), text
+    assert "gru has no trivial baseline to compare with" in text and "nothing is concluded about it" in text
+    assert "none beat the trivial baseline" not in text
+
+
+def test_a_group_without_a_result_is_not_the_runner_up(sqlite_url):
+    """Every finished LSTM has no final loss (left out); three GRUs at 20% of the baseline. The LSTMs were
+    named runner-up ('loss at unknown …, final loss nan') and the text asked for seeds though the GRUs have 3."""
+    ids = [put(sqlite_url, "lstm", s, epochs=False) for s in range(2)]
+    ids += [put(sqlite_url, "gru", s, B * 0.2 * (1 + .01 * s)) for s in range(3)]
+    table, text = verdicts(sqlite_url, ids)
+    assert table.loc["gru", "rank"] == 1 and table.loc["gru", "seeds"] == 3 and table.loc["lstm", "seeds"] == 0
+    assert text.startswith("Best cell here: **gru**"), text
+    assert "No other cell value has a finished run with a result to compare with." in text
+    assert "Runner-up" not in text and "nan" not in text and "single seed" not in text
+    assert "lstm 2 (2 finished without a final loss)" in text

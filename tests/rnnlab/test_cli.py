@@ -3,7 +3,6 @@
 import csv
 import io
 import json
-import os
 import re
 import signal
 import socket
@@ -27,17 +26,8 @@ NO_TORCH = "import sys; sys.modules['torch'] = None; sys.modules['models'] = Non
 
 
 @pytest.fixture
-def home(tmp_path):
-    h = tmp_path / "home"
-    h.mkdir()
-    return h
-
-
-@pytest.fixture
-def cli(home):
+def cli(env):
     """cli(*args, torch=True) -> CompletedProcess; torch=False makes importing torch fail."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RNNLAB_")}
-    env.update({"RNNLAB_HOME": str(home), "OMP_NUM_THREADS": "1", "COLUMNS": "200"})
 
     def run(*args, torch=True, timeout=120):
         cmd = [sys.executable, "-m", "cli.main"] if torch else [sys.executable, "-c", NO_TORCH]

@@ -31,20 +31,6 @@ TINY = {"hidden_size": 4, "task": {"name": "adding", "seq_len": 5}, "epochs": 1,
 
 
 @pytest.fixture
-def home(tmp_path):
-    h = tmp_path / "home"
-    h.mkdir()
-    return h
-
-
-@pytest.fixture
-def env(home):
-    e = {k: v for k, v in os.environ.items() if not k.startswith("RNNLAB_")}
-    e.update({"RNNLAB_HOME": str(home), "OMP_NUM_THREADS": "1", "COLUMNS": "200"})
-    return e
-
-
-@pytest.fixture
 def cli(env):
     def run(*args, stdin=None):
         # the timeout only guards against a worker that starts when it should have been refused

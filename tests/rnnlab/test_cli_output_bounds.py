@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,13 +31,6 @@ TINY = {"hidden_size": 4, "task": {"name": "adding", "seq_len": 5}, "epochs": 1,
 
 
 @pytest.fixture
-def home(tmp_path):
-    h = tmp_path / "home"
-    h.mkdir()
-    return h
-
-
-@pytest.fixture
 def url(home):
     from db.migrate import upgrade
 
@@ -48,9 +40,7 @@ def url(home):
 
 
 @pytest.fixture
-def cli(home):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RNNLAB_")}
-    env.update({"RNNLAB_HOME": str(home), "OMP_NUM_THREADS": "1", "COLUMNS": "200"})
+def cli(env):
 
     def run(*args, stdin=None):
         return subprocess.run([sys.executable, "-m", "cli.main", *map(str, args)], cwd=REPO, env=env,

@@ -21,21 +21,6 @@ from rnnlab.spec import parse_spec
 REPO = Path(__file__).resolve().parents[2]
 TINY = {"hidden_size": 8, "task": {"name": "adding", "seq_len": 10}, "epochs": 2, "steps_per_epoch": 3,
         "batch_size": 8, "probe": {"batch_size": 4}, "device": "cpu"}
-NO_TORCH = "import sys; sys.modules['torch'] = None; sys.modules['models'] = None; " \
-           "from cli.main import main; sys.argv[0] = 'rnnlab'; main()"
-
-
-@pytest.fixture
-def cli(env):
-    """cli(*args, torch=True) -> CompletedProcess; torch=False makes importing torch fail."""
-
-    def run(*args, torch=True, timeout=120):
-        cmd = [sys.executable, "-m", "cli.main"] if torch else [sys.executable, "-c", NO_TORCH]
-        return subprocess.run([*cmd, *map(str, args)], cwd=REPO, env=env, capture_output=True, text=True,
-                              timeout=timeout)
-
-    run.env = env
-    return run
 
 
 def db_url(home):

@@ -30,16 +30,6 @@ TINY = {"hidden_size": 4, "task": {"name": "adding", "seq_len": 5}, "epochs": 1,
         "batch_size": 4, "probe": {"batch_size": 2}, "device": "cpu"}
 
 
-@pytest.fixture
-def cli(env):
-    def run(*args, stdin=None):
-        # the timeout only guards against a worker that starts when it should have been refused
-        return subprocess.run([sys.executable, "-m", "cli.main", *map(str, args)], cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=120, input=stdin)
-
-    return run
-
-
 def _said(r) -> str:
     return " ".join((r.stderr + r.stdout).split())
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import io
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -37,16 +35,6 @@ def url(home):
     u = f"sqlite:///{home / 'rnnlab.db'}"
     upgrade(u)
     return u
-
-
-@pytest.fixture
-def cli(env):
-
-    def run(*args, stdin=None):
-        return subprocess.run([sys.executable, "-m", "cli.main", *map(str, args)], cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=120, input=stdin)
-
-    return run
 
 
 def _said(r) -> str:

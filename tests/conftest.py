@@ -328,6 +328,19 @@ def start_worker(tmp_path):
         wp.stop()
 
 
+def wait_until(cond, timeout: float, what: str, *workers: WorkerProcess):
+    """Poll ``cond()`` every 0.2 s until it returns something truthy, and return that; on timeout raise
+    TimeoutError with ``what`` and the workers' logs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(0.2)
+    logs = "\n".join(f"--- {w.name}\n{w.log()[-3000:]}" for w in workers)
+    raise TimeoutError(f"{what}:\n{logs}")
+
+
 def wait_for_status(db_url: str, run_id: int, statuses, timeout: float = 120, workers=()) -> dict:
     """Poll a run until its status is one of ``statuses``; the workers' logs are shown on timeout."""
     from db.store import get_run

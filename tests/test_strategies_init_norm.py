@@ -10,11 +10,11 @@ import math
 from itertools import product
 
 import numpy as np
-import pandas as pd
 
 from db import queries, store
 from rnnlab import strategies
 from tests.dashboard.seed import info_for, records, spec
+from tests.test_strategies_conclusions import verdicts
 
 T = 50
 
@@ -73,14 +73,6 @@ def _flags(url: str, ids: list[int]) -> dict[int, list[str]]:
     return dict(zip(d["id"].astype(int), d["_flags"]))
 
 
-def _table(url: str, ids: list[int], factor: str) -> tuple[pd.DataFrame, str]:
-    eng = queries.engine_for(url)
-    runs = queries.runs_by_ids(ids, engine=eng)
-    table = strategies.summary(runs, queries.final_summary(ids, engine=eng), strategies.groups_of(runs, factor),
-                               queries.run_health(ids, engine=eng))
-    return table.set_index("group", drop=False), strategies.overall(table, factor)
-
-
 def test_a_large_norm_only_at_initialization_whose_gradient_shrinks_back_is_not_exploding(sqlite_url):
     """The Activations preset's ReLU runs (W_hh = I) at initialization: norm 1.11e3 and 1.2e3 while
     ‖g_1‖/‖g_T‖ = 0.69 and 0.58. With training steps below 1e3 the group is not flagged and ranks
@@ -91,7 +83,7 @@ def test_a_large_norm_only_at_initialization_whose_gradient_shrinks_back_is_not_
             for s, (n, r, loss) in enumerate([(1.11e3, 0.69, 0.002), (1.2e3, 0.58, 0.0025)])]
     tanh = [_run(sqlite_url, init_norm=2.0, init_ratios=[0.3], train_norm=2.0, seed=s, loss=loss)[0]
             for s, loss in enumerate([0.03, 0.035])]
-    table, text = _table(sqlite_url, relu + tanh, "activation")
+    table, text = verdicts(sqlite_url, relu + tanh, "activation")
     assert table.loc["relu", "_broken"] == [] and table.loc["relu", "rank"] == 1, table[["flags", "rank"]]
     assert text.startswith("Best activation here: **relu**") and "exploding" not in text
     first, recs = _run(sqlite_url, init_norm=1.2e3, init_ratios=[0.58], train_norm=20.0, activation="relu", seed=7,
@@ -123,7 +115,7 @@ def test_a_large_norm_in_a_training_epoch_or_a_growing_one_at_initialization_is_
         "gradients explode: gradient norm reached 1.5e+03 in epoch 0")
     flags = _flags(sqlite_url, [relu, grown, sig])
     assert all("exploding" in f for f in flags.values()), flags
-    table, text = _table(sqlite_url, [relu, grown, sig], "activation")
+    table, text = verdicts(sqlite_url, [relu, grown, sig], "activation")
     assert table["rank"].isna().all() and text.startswith("No group solved the task")
     assert "**tanh**: exploding in 1/1 runs (gradient norm up to 1.5e+03)" in text
     assert "**relu**: exploding in 1/1 runs (gradient norm up to 1.26e+03)" in text

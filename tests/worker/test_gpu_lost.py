@@ -6,7 +6,6 @@ worker whose GPU has disappeared: that is a real condition, not a mock. Everythi
 SQLite database, worker.runner.execute, and real Celery worker processes on both brokers.
 """
 
-import time
 
 import pytest
 import torch
@@ -17,6 +16,7 @@ from db import store
 from db.engine import session
 from db.models import Run
 from rnnlab.spec import parse_spec
+from tests.conftest import wait_until
 from worker import runner
 
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: its GPU is not gone")
@@ -70,17 +70,6 @@ def test_a_device_auto_run_on_the_gpu_queue_never_trains_on_the_cpu(sqlite_url):
     assert told[0][1].startswith("torch.cuda.is_available() is False")
 
 
-def _wait_for(what: str, fn, workers, timeout: float = 90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.2)
-    logs = "\n".join(f"--- {w.name}\n{w.log()[-3000:]}" for w in workers)
-    raise TimeoutError(f"{what}:\n{logs}")
-
-
 def _ended_attempts(url: str, run_id: int, n: int):
     run = store.get_run(url=url, run_id=run_id)
     return run if len([a for a in run["attempt_history"] if a["ended_at"] is not None]) >= n else None
@@ -105,13 +94,13 @@ def test_a_worker_whose_gpu_is_gone_stops_taking_gpu_runs(sqlite_url, broker, st
     worker takes it."""
     (gpu_run,) = submit([parse_spec({**TINY, "device": "cuda"})], url=sqlite_url, app=broker.app())
     first = start_worker(sqlite_url, broker, queues="cpu,gpu")
-    run = _wait_for("the gpu run's first attempt did not end", lambda: _ended_attempts(sqlite_url, gpu_run, 1),
-                    [first])
+    run = wait_until(lambda: _ended_attempts(sqlite_url, gpu_run, 1), 90, "the gpu run's first attempt did not end",
+                     first)
     assert [a["outcome"] for a in run["attempt_history"]] == ["interrupted"], run["message"]
     assert f"worker {first.name} {NO_GPU}" in run["message"]
 
-    row = _wait_for("the worker's row still lists the gpu queue",
-                    lambda: (w := _worker_row(sqlite_url, first.name))["queues"] == "cpu" and w, [first])
+    row = wait_until(lambda: (w := _worker_row(sqlite_url, first.name))["queues"] == "cpu" and w, 90,
+                     "the worker's row still lists the gpu queue", first)
     assert row["alive"] and row["device"].startswith("GPU unusable: torch.cuda.is_available() is False")
     assert _consumed(broker, first.name) == {f"{broker.prefix}cpu"}
     log = first.log()
@@ -124,11 +113,11 @@ def test_a_worker_whose_gpu_is_gone_stops_taking_gpu_runs(sqlite_url, broker, st
     assert run["status"] == "queued" and run["attempts"] == 1   # the first worker did not take it again
 
     second = start_worker(sqlite_url, broker, queues="gpu")     # another gpu worker gets the re-sent task
-    run = _wait_for("the second gpu worker did not take the run", lambda: _ended_attempts(sqlite_url, gpu_run, 2),
-                    [first, second])
+    run = wait_until(lambda: _ended_attempts(sqlite_url, gpu_run, 2), 90, "the second gpu worker did not take the run",
+                     first, second)
     assert [(a["worker"], a["outcome"]) for a in run["attempt_history"]] == [
         (first.name, "interrupted"), (second.name, "interrupted")]   # its GPU is gone too, here
     assert run["status"] == "queued" and run["max_attempts"] == 5   # neither hand-back used up an attempt
-    row = _wait_for("the second worker's row still lists the gpu queue",
-                    lambda: (w := _worker_row(sqlite_url, second.name))["queues"] == "" and w, [second])
+    row = wait_until(lambda: (w := _worker_row(sqlite_url, second.name))["queues"] == "" and w, 90,
+                     "the second worker's row still lists the gpu queue", second)
     assert row["alive"] and _consumed(broker, second.name) == set()

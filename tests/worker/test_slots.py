@@ -10,7 +10,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
@@ -18,7 +17,7 @@ import pytest
 from client.submit import submit
 from db import store
 from rnnlab.spec import parse_spec
-from tests.conftest import REPO, WorkerProcess, wait_for_worker, worker_env
+from tests.conftest import REPO, WorkerProcess, wait_for_worker, wait_until, worker_env
 from worker.slots import MAX_SLOTS, SlotError, _cgroup_cpus, available_cores, plan
 
 FINAL = {"succeeded", "failed", "diverged", "cancelled"}
@@ -139,16 +138,6 @@ def start_cli_worker(tmp_path, db_url, broker, *args: str) -> WorkerProcess:
 def slot_lines(w: WorkerProcess) -> list[tuple[int, int, int]]:
     """(run id, pid, torch threads) for each run a slot started, from the worker's log."""
     return [tuple(map(int, m.groups())) for m in SLOT_LINE.finditer(w.log())]
-
-
-def wait_until(cond, timeout: float, what: str, w: WorkerProcess):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise TimeoutError(f"{what}:\n{w.log()[-4000:]}")
 
 
 @pytest.fixture
